@@ -1,0 +1,429 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+)
+
+// XDPMode is how the program is attached to a device.
+type XDPMode string
+
+// Attach modes. ModeAuto tries native (driver) XDP and falls back to
+// generic only where the driver has none, saying so.
+const (
+	ModeAuto    XDPMode = "auto"
+	ModeNative  XDPMode = "native"
+	ModeGeneric XDPMode = "generic"
+)
+
+// Options configure Open.
+type Options struct {
+	// PinDir holds the pinned maps and links, e.g. /sys/fs/bpf/xtrunk/relay.
+	PinDir string
+	// PortMin and PortMax bound the relay's port range: UDP to a relay
+	// address inside it without a session is dropped.
+	PortMin, PortMax uint16
+	// Mode picks native or generic XDP (default ModeAuto).
+	Mode XDPMode
+}
+
+// Attachment describes the program on one device.
+type Attachment struct {
+	Device  string
+	Ifindex int
+	Mode    XDPMode // the mode actually in use
+	Adopted bool    // the link was already pinned and has been updated in place
+}
+
+// Dataplane is the loaded fast path: program, maps and links.
+type Dataplane struct {
+	objs    relayObjects
+	pinDir  string
+	links   map[int]link.Link
+	attach  []Attachment
+	adopted bool
+}
+
+// Open loads the program and its maps, pinning them under o.PinDir. Maps
+// already pinned there are adopted with their contents, so sessions set by
+// a previous relay process keep forwarding.
+func Open(o Options) (*Dataplane, error) {
+	if o.PinDir == "" {
+		return nil, fmt.Errorf("%w: empty pin path", ErrNotBPFFS)
+	}
+	if err := ensureBPFFS(o.PinDir); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.PinDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create pin dir: %w", err)
+	}
+	spec, err := loadRelay()
+	if err != nil {
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	adopted := false
+	for name, m := range spec.Maps {
+		if !strings.HasPrefix(name, "xtr_") || strings.HasPrefix(name, ".") {
+			continue
+		}
+		m.Pinning = ebpf.PinByName
+		if _, err := os.Stat(filepath.Join(o.PinDir, name)); err == nil {
+			adopted = true
+		}
+	}
+	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted}
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}})
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			return nil, fmt.Errorf("load program: %+v", ve)
+		}
+		if errors.Is(err, ebpf.ErrMapIncompatible) {
+			return nil, fmt.Errorf("%w: %w", ErrLayout, err)
+		}
+		return nil, fmt.Errorf("load program: %w", err)
+	}
+	if o.PortMin != 0 || o.PortMax != 0 {
+		cfg := relayXtrConfig{PortMin: o.PortMin, PortMax: o.PortMax}
+		if err := d.objs.XtrConfigV1.Put(uint32(0), cfg); err != nil {
+			d.Close()
+			return nil, fmt.Errorf("set config: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// Adopted reports whether Open found pinned maps from an earlier process.
+func (d *Dataplane) Adopted() bool { return d.adopted }
+
+// Program is the XDP program (for tests through BPF_PROG_TEST_RUN).
+func (d *Dataplane) Program() *ebpf.Program { return d.objs.XtrRelay }
+
+func linkPin(dir, dev string) string { return filepath.Join(dir, "link_"+dev) }
+
+// Attach puts the program on device dev. A link pinned there by an earlier
+// process is updated in place (no gap in forwarding); otherwise a new link
+// is created and pinned. The device becomes a redirect target.
+func (d *Dataplane) Attach(dev string, mode XDPMode) (Attachment, error) {
+	ifc, err := net.InterfaceByName(dev)
+	if err != nil {
+		return Attachment{}, fmt.Errorf("%w: %w", ErrNoXDP, err)
+	}
+	a := Attachment{Device: dev, Ifindex: ifc.Index}
+	pin := linkPin(d.pinDir, dev)
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		if err := l.Update(d.objs.XtrRelay); err != nil {
+			l.Close()
+			return a, fmt.Errorf("%w: update pinned link on %s: %w", ErrNoXDP, dev, err)
+		}
+		info, _ := l.Info()
+		a.Mode = ModeNative
+		if info != nil {
+			if x := info.XDP(); x != nil && x.Ifindex != uint32(ifc.Index) {
+				l.Close()
+				return a, fmt.Errorf("%w: pinned link %s is on ifindex %d, not %s", ErrNoXDP, pin, x.Ifindex, dev)
+			}
+		}
+		if m, ok := readMode(pin); ok {
+			a.Mode = m
+		}
+		a.Adopted = true
+		d.links[ifc.Index] = l
+	} else {
+		var l link.Link
+		tryModes := []XDPMode{mode}
+		if mode == ModeAuto || mode == "" {
+			tryModes = []XDPMode{ModeNative, ModeGeneric}
+		}
+		var errs []error
+		for _, m := range tryModes {
+			flags := link.XDPDriverMode
+			if m == ModeGeneric {
+				flags = link.XDPGenericMode
+			}
+			l, err = link.AttachXDP(link.XDPOptions{Program: d.objs.XtrRelay, Interface: ifc.Index, Flags: flags})
+			if err == nil {
+				a.Mode = m
+				break
+			}
+			errs = append(errs, fmt.Errorf("%s: %w", m, err))
+		}
+		if l == nil {
+			return a, fmt.Errorf("%w on %s: %w", ErrNoXDP, dev, errors.Join(errs...))
+		}
+		if err := l.Pin(pin); err != nil {
+			l.Close()
+			return a, fmt.Errorf("pin link: %w", err)
+		}
+		writeMode(pin, a.Mode)
+		d.links[ifc.Index] = l
+	}
+	if err := enableForwarding(dev); err != nil {
+		return a, err
+	}
+	if err := d.objs.XtrTxPortsV1.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
+		return a, fmt.Errorf("add %s to tx ports: %w", dev, err)
+	}
+	d.attach = append(d.attach, a)
+	return a, nil
+}
+
+// The kernel's link info does not say which XDP mode a link uses, so the
+// mode is remembered as a second pin of the same link, "link_DEV.MODE"
+// (bpffs holds no regular files).
+func readMode(pin string) (XDPMode, bool) {
+	for _, m := range []XDPMode{ModeNative, ModeGeneric} {
+		if _, err := os.Stat(pin + "." + string(m)); err == nil {
+			return m, true
+		}
+	}
+	return "", false
+}
+
+func writeMode(pin string, m XDPMode) {
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		_ = l.Pin(pin + "." + string(m))
+		l.Close()
+	}
+}
+
+// Attachments lists the devices the program is on.
+func (d *Dataplane) Attachments() []Attachment { return append([]Attachment(nil), d.attach...) }
+
+// AddLocalAddr marks addr as the relay's own: traffic to it inside the port
+// range is the relay's business.
+func (d *Dataplane) AddLocalAddr(addr netip.Addr) error {
+	k := relayXtrSessKey{Addr: addr16(addr)}
+	return d.objs.XtrLocalAddrsV1.Put(k, uint8(1))
+}
+
+// SetSession installs or replaces the entry for key.
+func (d *Dataplane) SetSession(k Key, s Session) error {
+	return d.objs.XtrSessionsV1.Put(toKey(k), s.raw())
+}
+
+// Session reads the entry for key.
+func (d *Dataplane) Session(k Key) (Session, error) {
+	var r relayXtrSess
+	if err := d.objs.XtrSessionsV1.Lookup(toKey(k), &r); err != nil {
+		return Session{}, err
+	}
+	return sessionFromRaw(r), nil
+}
+
+// DeleteSession removes the entry and the counters for key.
+func (d *Dataplane) DeleteSession(k Key) error {
+	rk := toKey(k)
+	err := d.objs.XtrSessionsV1.Delete(rk)
+	_ = d.objs.XtrLegStatsV1.Delete(rk)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Sessions lists every installed entry.
+func (d *Dataplane) Sessions() (map[Key]Session, error) {
+	out := map[Key]Session{}
+	var k relayXtrSessKey
+	var v relayXtrSess
+	it := d.objs.XtrSessionsV1.Iterate()
+	for it.Next(&k, &v) {
+		out[fromKey(k)] = sessionFromRaw(v)
+	}
+	return out, it.Err()
+}
+
+// LegStats sums the per-CPU counters of key. A key without counters yet
+// reads as zero.
+func (d *Dataplane) LegStats(k Key) (LegStats, error) {
+	var per []relayXtrLegStats
+	if err := d.objs.XtrLegStatsV1.Lookup(toKey(k), &per); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return LegStats{}, nil
+		}
+		return LegStats{}, err
+	}
+	var s LegStats
+	for _, c := range per {
+		s.Packets += c.Packets
+		s.Bytes += c.Bytes
+		s.Drops += c.Drops
+		s.LastNs = max(s.LastNs, c.LastNs)
+	}
+	return s, nil
+}
+
+// Reasons reads the per-reason exit counters, summed over CPUs.
+func (d *Dataplane) Reasons() (Reasons, error) {
+	var r Reasons
+	var per []uint64
+	for i := range r {
+		if err := d.objs.XtrReasonsV1.Lookup(uint32(i), &per); err != nil {
+			return r, err
+		}
+		for _, v := range per {
+			r[i] += v
+		}
+	}
+	return r, nil
+}
+
+// SaveCall stores an opaque call record (for re-adoption after restart).
+func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
+	var v relayXtrCallBlob
+	if len(blob) > len(v.Data) {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrBlobTooLarge, len(blob), len(v.Data))
+	}
+	v.Len = uint32(len(blob))
+	copy(v.Data[:], blob)
+	return d.objs.XtrCallsV1.Put(id, &v)
+}
+
+// DeleteCall removes a call record.
+func (d *Dataplane) DeleteCall(id uint64) error {
+	err := d.objs.XtrCallsV1.Delete(id)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Calls returns every stored call record.
+func (d *Dataplane) Calls() (map[uint64][]byte, error) {
+	out := map[uint64][]byte{}
+	var k uint64
+	var v relayXtrCallBlob
+	it := d.objs.XtrCallsV1.Iterate()
+	for it.Next(&k, &v) {
+		n := min(int(v.Len), len(v.Data))
+		out[k] = append([]byte(nil), v.Data[:n]...)
+	}
+	return out, it.Err()
+}
+
+// Close releases this process's handles. Pins stay: the program keeps
+// forwarding with the maps as they are until a new relay adopts them.
+func (d *Dataplane) Close() error {
+	for _, l := range d.links {
+		l.Close()
+	}
+	d.links = map[int]link.Link{}
+	return d.objs.Close()
+}
+
+// Remove detaches the program from every device and deletes all pins: a
+// clean shutdown that ends fast-path forwarding.
+func (d *Dataplane) Remove() error {
+	var errs []error
+	for _, l := range d.links {
+		if err := l.Unpin(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	entries, _ := os.ReadDir(d.pinDir)
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(d.pinDir, e.Name())); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, d.Close())
+	_ = os.Remove(d.pinDir)
+	return errors.Join(errs...)
+}
+
+// RemovePins deletes the pins under dir without loading anything: links
+// are detached once their last pin and handle are gone.
+func RemovePins(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !os.IsNotExist(err) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ensureBPFFS makes sure dir will live on a bpffs: if its nearest existing
+// ancestor is not one, a bpffs is mounted on dir's parent.
+func ensureBPFFS(dir string) error {
+	dir = filepath.Clean(dir)
+	parent := filepath.Dir(dir)
+	probe := parent
+	for {
+		if _, err := os.Stat(probe); err == nil {
+			break
+		}
+		next := filepath.Dir(probe)
+		if next == probe {
+			break
+		}
+		probe = next
+	}
+	if isBPFFS(probe) {
+		return nil
+	}
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotBPFFS, err)
+	}
+	if err := unix.Mount("bpf", parent, "bpf", 0, "mode=0700"); err != nil {
+		return fmt.Errorf("%w: mount bpffs on %s: %w", ErrNotBPFFS, parent, err)
+	}
+	return nil
+}
+
+func isBPFFS(path string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false
+	}
+	return uint32(st.Type) == unix.BPF_FS_MAGIC
+}
+
+// NumCPU is the number of possible CPUs per-CPU maps are sized for.
+func NumCPU() int {
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		return runtime.NumCPU()
+	}
+	return n
+}
+
+// enableForwarding turns on IP forwarding for dev: bpf_fib_lookup answers
+// "forwarding disabled" for packets arriving on a device without it, and
+// the fast path is, to the kernel, forwarding. The caller's network
+// namespace is the one changed.
+func enableForwarding(dev string) error {
+	for _, p := range []string{
+		"/proc/sys/net/ipv4/conf/" + dev + "/forwarding",
+		"/proc/sys/net/ipv6/conf/" + dev + "/forwarding",
+	} {
+		if b, err := os.ReadFile(p); err == nil && strings.TrimSpace(string(b)) == "1" {
+			continue
+		}
+		if err := os.WriteFile(p, []byte("1"), 0o644); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("enable forwarding on %s (bpf_fib_lookup needs it): %w", dev, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,16 @@
+package bpf
+
+import "errors"
+
+var (
+	// ErrNotBPFFS is returned when the pin directory is not on a bpffs and
+	// one cannot be mounted there.
+	ErrNotBPFFS = errors.New("pin path is not on a bpffs")
+	// ErrNoXDP is returned when the program cannot be attached to a device
+	// in any XDP mode.
+	ErrNoXDP = errors.New("cannot attach XDP")
+	// ErrLayout is returned when pins of another map layout are found.
+	ErrLayout = errors.New("pinned maps have an incompatible layout")
+	// ErrBlobTooLarge is returned when a call record does not fit a map value.
+	ErrBlobTooLarge = errors.New("call record too large")
+)

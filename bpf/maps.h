@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* The relay's maps. Names carry the layout version: a relay that finds
+ * pins of another version does not adopt them. Bump _v1 when a struct in
+ * types.h changes shape. */
+#ifndef XTR_MAPS_H
+#define XTR_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include "types.h"
+
+#define XTR_MAX_SESSIONS 262144
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XTR_MAX_SESSIONS);
+	__type(key, struct xtr_sess_key);
+	__type(value, struct xtr_sess);
+} xtr_sessions_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, XTR_MAX_SESSIONS);
+	__type(key, struct xtr_sess_key);
+	__type(value, struct xtr_leg_stats);
+} xtr_leg_stats_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XTR_REASON_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} xtr_reasons_v1 SEC(".maps");
+
+/* The relay's own addresses (IPv4-mapped or IPv6): traffic to any other
+ * address is none of our business and passes untouched. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct xtr_sess_key); /* port 0 */
+	__type(value, __u8);
+} xtr_local_addrs_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct xtr_config);
+} xtr_config_v1 SEC(".maps");
+
+/* Egress devices we may redirect to, keyed by ifindex. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u32);
+} xtr_tx_ports_v1 SEC(".maps");
+
+/* Userspace-only: one opaque record per call so a restarted relay can
+ * re-adopt its calls from the pins alone. */
+struct xtr_call_blob {
+	__u32 len;
+	__u8 data[4092];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct xtr_call_blob);
+} xtr_calls_v1 SEC(".maps");
+
+#endif

@@ -1,0 +1,275 @@
+//go:build ignore
+
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* xtrunk relay fast path: plain RTP/RTCP between the two legs of a call is
+ * rewritten and redirected here, without ever reaching the relay process.
+ * Everything else (SRTP, learning, unknown peers' neighbours) is passed up
+ * to the relay's sockets; foreign sources after latching are dropped. */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "types.h"
+#include "maps.h"
+#include "csum.h"
+#include "parse.h"
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+#ifndef AF_INET6
+#define AF_INET6 10
+#endif
+
+#define RELAY_TTL 64
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+/* Referenced only so the enums land in BTF for bpf2go -type. */
+const enum xtr_reason *xtr_unused_reason __attribute__((unused));
+const enum xtr_action *xtr_unused_action __attribute__((unused));
+const enum xtr_sess_flags *xtr_unused_flags __attribute__((unused));
+
+static __always_inline int count(enum xtr_reason r, int action)
+{
+	__u32 k = r;
+	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v1, &k);
+	if (v)
+		*v += 1;
+	return action;
+}
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
+{
+	const __u32 *x = (const __u32 *)a, *y = (const __u32 *)b;
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+static __always_inline int is_rtcp(struct pkt *p)
+{
+	if (p->payload_len < 8 || p->payload + 2 > (__u8 *)p->data_end)
+		return 0;
+	__u8 pt = p->payload[1];
+	return (p->payload[0] >> 6) == 2 && pt >= 200 && pt <= 207;
+}
+
+static __always_inline struct xtr_leg_stats *leg_stats(struct xtr_sess_key *k)
+{
+	struct xtr_leg_stats *st = bpf_map_lookup_elem(&xtr_leg_stats_v1, k);
+	if (st)
+		return st;
+	struct xtr_leg_stats zero = {};
+	bpf_map_update_elem(&xtr_leg_stats_v1, k, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&xtr_leg_stats_v1, k);
+}
+
+/* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
+ * addresses inside its port range is dropped, anything else passes. */
+static __always_inline int not_ours(struct xtr_sess_key *dst)
+{
+	__u32 zero = 0;
+	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v1, &zero);
+	if (!cfg || dst->port < cfg->port_min || dst->port > cfg->port_max)
+		return 1;
+	struct xtr_sess_key a = {};
+	__builtin_memcpy(a.addr, dst->addr, 16);
+	return bpf_map_lookup_elem(&xtr_local_addrs_v1, &a) == NULL;
+}
+
+/* The rewrite helpers derive their header pointers from the frame again
+ * rather than trusting struct pkt: the verifier must see the bounds checks
+ * on the very pointers that are written through. */
+static __always_inline int rewrite4(void *data, void *data_end, const __u8 *src, __u16 sport, const __u8 *dst, __u16 dport)
+{
+	struct iphdr *ip = data + sizeof(struct ethhdr);
+	if ((void *)(ip + 1) > data_end)
+		return -1;
+	__u32 ihl = ip->ihl * 4;
+	if (ihl < 20 || ihl > 60)
+		return -1;
+	struct udphdr *udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	__u32 acc = 0;
+	__be32 nsrc, ndst;
+
+	__builtin_memcpy(&nsrc, src + 12, 4);
+	__builtin_memcpy(&ndst, dst + 12, 4);
+
+	/* the UDP checksum covers the addresses (pseudo header) and ports */
+	csum_diff_words(&acc, (__u16 *)&ip->saddr, (__u16 *)&nsrc, 2);
+	csum_diff_words(&acc, (__u16 *)&ip->daddr, (__u16 *)&ndst, 2);
+	__u16 old_ttl = *(__u16 *)&ip->ttl;
+
+	__u32 iacc = acc;
+	ip->saddr = nsrc;
+	ip->daddr = ndst;
+	ip->ttl = RELAY_TTL;
+	__u16 new_ttl = *(__u16 *)&ip->ttl;
+	iacc += (__u16)~old_ttl;
+	iacc += new_ttl;
+	csum_apply(&ip->check, iacc);
+
+	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
+	acc += (__u16)~udp->source;
+	acc += nsp;
+	acc += (__u16)~udp->dest;
+	acc += ndp;
+	udp->source = nsp;
+	udp->dest = ndp;
+	if (udp->check) { /* zero means "no checksum" on IPv4 */
+		csum_apply(&udp->check, acc);
+		if (!udp->check)
+			udp->check = 0xffff;
+	}
+	return 0;
+}
+
+static __always_inline int rewrite6(void *data, void *data_end, const __u8 *src, __u16 sport, const __u8 *dst, __u16 dport)
+{
+	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+	struct udphdr *udp = (void *)(ip6 + 1);
+	if ((void *)(udp + 1) > data_end)
+		return -1;
+	__u32 acc = 0;
+
+	csum_diff_words(&acc, (__u16 *)&ip6->saddr, (const __u16 *)src, 8);
+	csum_diff_words(&acc, (__u16 *)&ip6->daddr, (const __u16 *)dst, 8);
+	__builtin_memcpy(&ip6->saddr, src, 16);
+	__builtin_memcpy(&ip6->daddr, dst, 16);
+	ip6->hop_limit = RELAY_TTL;
+
+	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
+	acc += (__u16)~udp->source;
+	acc += nsp;
+	acc += (__u16)~udp->dest;
+	acc += ndp;
+	udp->source = nsp;
+	udp->dest = ndp;
+	csum_apply(&udp->check, acc);
+	if (!udp->check)
+		udp->check = 0xffff;
+	return 0;
+}
+
+SEC("xdp")
+int xtr_relay(struct xdp_md *ctx)
+{
+	struct pkt p = {
+		.data = (void *)(long)ctx->data,
+		.data_end = (void *)(long)ctx->data_end,
+	};
+	enum xtr_reason reason = XTR_PASS_NOT_IP;
+	int malformed = 0;
+
+	if (parse_udp(&p, &reason, &malformed) < 0) {
+		if (reason == XTR_DROP_MALFORMED) {
+			struct xtr_sess_key k = {};
+			__builtin_memcpy(k.addr, p.dst.addr, 16);
+			/* a truncated header: we cannot see the port; drop only
+			 * what is addressed to a relay address */
+			if (bpf_map_lookup_elem(&xtr_local_addrs_v1, &k))
+				return count(XTR_DROP_MALFORMED, XDP_DROP);
+			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
+		}
+		return count(reason, XDP_PASS);
+	}
+
+	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v1, &p.dst);
+	if (!s) {
+		if (not_ours(&p.dst))
+			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
+		return count(malformed ? XTR_DROP_MALFORMED : XTR_DROP_NO_SESSION, XDP_DROP);
+	}
+	if (malformed)
+		return count(XTR_DROP_MALFORMED, XDP_DROP);
+
+	struct xtr_leg_stats *st = leg_stats(&p.dst);
+	if (st)
+		st->last_ns = bpf_ktime_get_ns();
+
+	if (s->flags & XTR_F_CHECK_SRC) {
+		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
+			if (st)
+				st->drops++;
+			return count(XTR_DROP_FOREIGN_SOURCE, XDP_DROP);
+		}
+	}
+	if (s->action == XTR_ACT_DROP) {
+		if (st)
+			st->drops++;
+		return count(XTR_DROP_SESSION, XDP_DROP);
+	}
+	if (s->action != XTR_ACT_FORWARD)
+		return count(XTR_PASS_USERSPACE, XDP_PASS);
+
+	const __u8 *osrc = s->out_src_addr, *odst = s->out_dst_addr;
+	__u16 osport = s->out_src_port, odport = s->out_dst_port;
+	if ((s->flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
+		osport = s->rtcp_src_port;
+		odst = s->rtcp_dst_addr;
+		odport = s->rtcp_dst_port;
+	}
+
+	int v4 = p.ip4 != NULL;
+	if (v4 != is_v4_mapped(odst) || v4 != is_v4_mapped(osrc))
+		return count(XTR_PASS_CROSS_FAMILY, XDP_PASS);
+
+	struct bpf_fib_lookup fib = {};
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.sport = bpf_htons(osport);
+	fib.dport = bpf_htons(odport);
+	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	if (v4) {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		if ((void *)(ip + 1) > data_end)
+			return count(XTR_DROP_MALFORMED, XDP_DROP);
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.tot_len = bpf_ntohs(ip->tot_len);
+		__builtin_memcpy(&fib.ipv4_src, osrc + 12, 4);
+		__builtin_memcpy(&fib.ipv4_dst, odst + 12, 4);
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		if ((void *)(ip6 + 1) > data_end)
+			return count(XTR_DROP_MALFORMED, XDP_DROP);
+		fib.family = AF_INET6;
+		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		__builtin_memcpy(fib.ipv6_src, osrc, 16);
+		__builtin_memcpy(fib.ipv6_dst, odst, 16);
+	}
+
+	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return count(XTR_PASS_NO_NEIGH, XDP_PASS);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return count(XTR_PASS_FIB_FAIL, XDP_PASS);
+
+	__u32 oif = fib.ifindex;
+	if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v1, &oif))
+		return count(XTR_PASS_NO_TXPORT, XDP_PASS);
+
+	/* from here on the packet is ours: rewrite and send */
+	int rw = v4 ? rewrite4(data, data_end, osrc, osport, odst, odport) :
+		      rewrite6(data, data_end, osrc, osport, odst, odport);
+	if (rw < 0)
+		return count(XTR_DROP_MALFORMED, XDP_DROP);
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return count(XTR_DROP_MALFORMED, XDP_DROP);
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+
+	if (st) {
+		st->packets++;
+		st->bytes += p.payload_len;
+	}
+	if (oif == ctx->ingress_ifindex)
+		return count(XTR_FORWARD_TX, XDP_TX);
+	long act = bpf_redirect_map(&xtr_tx_ports_v1, oif, 0);
+	if (act != XDP_REDIRECT)
+		return count(XTR_DROP_REDIRECT_FAIL, XDP_DROP);
+	return count(XTR_FORWARD_REDIRECT, XDP_REDIRECT);
+}

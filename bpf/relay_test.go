@@ -1,0 +1,379 @@
+package bpf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+)
+
+// xdpMd mirrors struct xdp_md for BPF_PROG_TEST_RUN contexts.
+type xdpMd struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+const (
+	xdpAborted  = 0
+	xdpDrop     = 1
+	xdpPass     = 2
+	xdpTX       = 3
+	xdpRedirect = 4
+)
+
+func TestReasonLabelsMatchC(t *testing.T) {
+	spec, err := loadRelay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName("xtr_reason", &e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.Values) != int(ReasonMax)+1 {
+		t.Fatalf("C enum has %d values, Go has %d reasons (+ _MAX)", len(e.Values), ReasonMax)
+	}
+	for _, v := range e.Values {
+		name := strings.ToLower(strings.TrimPrefix(v.Name, "XTR_"))
+		if name == "reason_max" {
+			if v.Value != uint64(ReasonMax) {
+				t.Errorf("XTR_REASON_MAX = %d, Go ReasonMax = %d", v.Value, ReasonMax)
+			}
+			continue
+		}
+		if v.Value >= uint64(ReasonMax) {
+			t.Errorf("%s = %d is beyond Go's ReasonMax", v.Name, v.Value)
+			continue
+		}
+		if got := Reason(v.Value).String(); got != name {
+			t.Errorf("reason %d: C says %q, Go label %q", v.Value, name, got)
+		}
+	}
+}
+
+type lab struct {
+	tri            *testbed.Triangle
+	dp             *Dataplane
+	inIf, outIf    *testbed.End // relay's caller-side and callee-side devices
+	callerEnd      *testbed.End
+	calleeEnd      *testbed.End
+	relayA, relayB netip.Addr // relay's caller- and callee-side addresses
+}
+
+// mountBPFFS gives a test its own bpffs and removes it afterwards.
+func mountBPFFS(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "bpffs")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	return root
+}
+
+func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
+	if l.A.NS == ns {
+		return l.A, l.B
+	}
+	return l.B, l.A
+}
+
+func newLab(t *testing.T, opts ...testbed.Option) *lab {
+	t.Helper()
+	tri := testbed.NewTriangle(t, opts...)
+	root := mountBPFFS(t)
+	dp, err := Open(Options{PinDir: filepath.Join(root, "relay"), PortMin: 30000, PortMax: 39999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{tri: tri, dp: dp, relayA: tri.RelayCallerIP, relayB: tri.RelayCalleeIP}
+	t.Cleanup(func() { _ = dp.Remove() })
+	l.inIf, l.callerEnd = relayEnd(tri.CallerLink, tri.Relay)
+	l.outIf, l.calleeEnd = relayEnd(tri.CalleeLink, tri.Relay)
+	err = tri.Relay.Do(func() error {
+		for _, dev := range []string{l.inIf.Name, l.outIf.Name} {
+			if _, err := dp.Attach(dev, ModeNative); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []netip.Addr{tri.RelayCallerIP, tri.RelayCalleeIP, tri.RelayCallerIP6, tri.RelayCalleeIP6} {
+		if err := dp.AddLocalAddr(a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+func (l *lab) run(t *testing.T, ifindex int, in []byte) (uint32, []byte) {
+	t.Helper()
+	var ret uint32
+	out := make([]byte, len(in)+512)
+	err := l.tri.Relay.Do(func() error {
+		var err error
+		ret, err = l.dp.Program().Run(&ebpf.RunOptions{
+			Data:    in,
+			DataOut: out,
+			Context: xdpMd{DataEnd: uint32(len(in)), IngressIfindex: uint32(ifindex)},
+		})
+		if err == nil {
+			out = out[:len(in)]
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("prog run: %v", err)
+	}
+	return ret, out
+}
+
+func ap(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
+
+func TestXDPPaths(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	l := newLab(t, testbed.WithStaticNeighbors())
+	tri := l.tri
+
+	caller := ap(tri.CallerIP, 20000)
+	callee := ap(tri.CalleeIP, 40000)
+	caller6 := ap(tri.CallerIP6, 20000)
+	callee6 := ap(tri.CalleeIP6, 40000)
+	unresolved := ap(netip.MustParseAddr("198.18.2.77"), 40000)
+	hairpin := ap(netip.MustParseAddr("198.18.1.2"), 22000) // on the ingress side
+
+	// Sessions: caller-side relay ports 30000 (RTP), 30001 (RTCP), and
+	// callee-side 30002/30003, plus special cases.
+	sessions := map[netip.AddrPort]Session{
+		ap(l.relayA, 30000): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30002), OutDst: callee},
+		ap(l.relayA, 30001): {Action: ActionForward, Expect: ap(tri.CallerIP, 20001), OutSrc: ap(l.relayB, 30003), OutDst: ap(tri.CalleeIP, 40001)},
+		ap(l.relayA, 30010): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30012), OutDst: callee,
+			RTCPDemux: true, RTCPSrcPort: 30013, RTCPDst: ap(tri.CalleeIP, 40001)},
+		ap(l.relayA, 30020): {Action: ActionPass},
+		ap(l.relayA, 30030): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30032), OutDst: unresolved},
+		ap(l.relayA, 30040): {Action: ActionDrop},
+		ap(l.relayA, 30050): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayA, 30052), OutDst: hairpin},
+		ap(l.relayA, 30060): {Action: ActionForward, OutSrc: ap(l.relayB6(), 30062), OutDst: callee6},
+		ap(tri.RelayCallerIP6, 30000): {Action: ActionForward, Expect: caller6, OutSrc: ap(tri.RelayCalleeIP6, 30002), OutDst: callee6},
+	}
+	for k, s := range sessions {
+		if err := l.dp.SetSession(k, s); err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.dp.Session(k)
+		if err != nil || got != s {
+			t.Fatalf("session %v round trip: %+v, %v (want %+v)", k, got, err, s)
+		}
+	}
+
+	inMAC, outMAC := l.inIf.MAC, l.outIf.MAC
+	fromCaller := func(src, dst netip.AddrPort, payload []byte) []byte {
+		return frame{srcMAC: l.callerEnd.MAC, dstMAC: inMAC, src: src, dst: dst, payload: payload}.bytes()
+	}
+
+	type want struct {
+		ret      uint32
+		reason   Reason
+		out      func(in []byte) []byte // expected output frame; nil = unchanged input
+		legKey   netip.AddrPort         // leg whose counters must move
+		legPkts  uint64
+		legDrops uint64
+	}
+	fwd := func(dst netip.AddrPort, src netip.AddrPort, smac, dmac net.HardwareAddr, payload []byte) func([]byte) []byte {
+		return func(in []byte) []byte {
+			return frame{srcMAC: smac, dstMAC: dmac, src: src, dst: dst, ttl: 64, payload: payload}.bytes()
+		}
+	}
+	rtpPkt := rtp(0, 1)
+	v4udpNoCsum := frame{srcMAC: l.callerEnd.MAC, dstMAC: inMAC, src: caller, dst: ap(l.relayA, 30000), payload: rtpPkt, noUDPCsum: true}.bytes()
+
+	tcp := fromCaller(caller, ap(l.relayA, 30000), rtpPkt)
+	tcp[14+9] = 6
+	frag := fromCaller(caller, ap(l.relayA, 30000), rtpPkt)
+	binary.BigEndian.PutUint16(frag[14+6:], 0x2000) // MF
+	longTot := fromCaller(caller, ap(l.relayA, 30000), rtpPkt)
+	binary.BigEndian.PutUint16(longTot[14+2:], 1400)
+	arp := append(make([]byte, 12), 0x08, 0x06)
+	arp = append(arp, make([]byte, 28)...)
+
+	cases := []struct {
+		name string
+		in   []byte
+		want want
+	}{
+		{"ipv4 rtp forward redirect", fromCaller(caller, ap(l.relayA, 30000), rtpPkt),
+			want{xdpRedirect, ReasonForwardRedirect, fwd(callee, ap(l.relayB, 30002), outMAC, l.calleeEnd.MAC, rtpPkt), ap(l.relayA, 30000), 1, 0}},
+		{"ipv4 without udp checksum stays without", v4udpNoCsum,
+			want{xdpRedirect, ReasonForwardRedirect, func([]byte) []byte {
+				return frame{srcMAC: outMAC, dstMAC: l.calleeEnd.MAC, src: ap(l.relayB, 30002), dst: callee, ttl: 64, payload: rtpPkt, noUDPCsum: true}.bytes()
+			}, ap(l.relayA, 30000), 1, 0}},
+		{"ipv4 rtcp on port+1", fromCaller(ap(tri.CallerIP, 20001), ap(l.relayA, 30001), rtcpSR()),
+			want{xdpRedirect, ReasonForwardRedirect, fwd(ap(tri.CalleeIP, 40001), ap(l.relayB, 30003), outMAC, l.calleeEnd.MAC, rtcpSR()), ap(l.relayA, 30001), 1, 0}},
+		{"rtcp-mux: rtp stays on the rtp port", fromCaller(caller, ap(l.relayA, 30010), rtpPkt),
+			want{xdpRedirect, ReasonForwardRedirect, fwd(callee, ap(l.relayB, 30012), outMAC, l.calleeEnd.MAC, rtpPkt), ap(l.relayA, 30010), 1, 0}},
+		{"rtcp-mux: rtcp demuxed to port+1", fromCaller(caller, ap(l.relayA, 30010), rtcpSR()),
+			want{xdpRedirect, ReasonForwardRedirect, fwd(ap(tri.CalleeIP, 40001), ap(l.relayB, 30013), outMAC, l.calleeEnd.MAC, rtcpSR()), ap(l.relayA, 30010), 1, 0}},
+		{"hairpin goes out the ingress device", fromCaller(caller, ap(l.relayA, 30050), rtpPkt),
+			want{xdpTX, ReasonForwardTX, fwd(hairpin, ap(l.relayA, 30052), inMAC, mustNeighMAC(t, l), rtpPkt), ap(l.relayA, 30050), 1, 0}},
+		{"ipv6 rtp forward", frame{srcMAC: l.callerEnd.MAC, dstMAC: inMAC, src: caller6, dst: ap(tri.RelayCallerIP6, 30000), payload: rtpPkt}.bytes(),
+			want{xdpRedirect, ReasonForwardRedirect, fwd(callee6, ap(tri.RelayCalleeIP6, 30002), outMAC, l.calleeEnd.MAC, rtpPkt), ap(tri.RelayCallerIP6, 30000), 1, 0}},
+		{"session wants userspace", fromCaller(caller, ap(l.relayA, 30020), rtpPkt),
+			want{xdpPass, ReasonPassUserspace, nil, ap(l.relayA, 30020), 0, 0}},
+		{"no neighbour yet passes untouched", fromCaller(caller, ap(l.relayA, 30030), rtpPkt),
+			want{xdpPass, ReasonPassNoNeigh, nil, ap(l.relayA, 30030), 0, 0}},
+		{"session drop", fromCaller(caller, ap(l.relayA, 30040), rtpPkt),
+			want{xdpDrop, ReasonDropSession, nil, ap(l.relayA, 30040), 0, 1}},
+		{"foreign source after latch", fromCaller(ap(tri.CallerIP, 20999), ap(l.relayA, 30000), rtpPkt),
+			want{xdpDrop, ReasonDropForeignSource, nil, ap(l.relayA, 30000), 0, 1}},
+		{"foreign address after latch", fromCaller(ap(netip.MustParseAddr("198.18.1.66"), 20000), ap(l.relayA, 30000), rtpPkt),
+			want{xdpDrop, ReasonDropForeignSource, nil, ap(l.relayA, 30000), 0, 1}},
+		{"v4 to v6 leg goes to userspace", fromCaller(caller, ap(l.relayA, 30060), rtpPkt),
+			want{xdpPass, ReasonPassCrossFamily, nil, netip.AddrPort{}, 0, 0}},
+		{"unknown port in range dropped", fromCaller(caller, ap(l.relayA, 31234), rtpPkt),
+			want{xdpDrop, ReasonDropNoSession, nil, netip.AddrPort{}, 0, 0}},
+		{"port outside range passes (e.g. SIP)", fromCaller(caller, ap(l.relayA, 5060), []byte("OPTIONS sip:x SIP/2.0\r\n")),
+			want{xdpPass, ReasonPassNotRelay, nil, netip.AddrPort{}, 0, 0}},
+		{"address not the relay's passes", fromCaller(caller, ap(netip.MustParseAddr("198.18.1.99"), 30000), rtpPkt),
+			want{xdpPass, ReasonPassNotRelay, nil, netip.AddrPort{}, 0, 0}},
+		{"tcp passes", tcp, want{xdpPass, ReasonPassNotUDP, nil, netip.AddrPort{}, 0, 0}},
+		{"fragment passes", frag, want{xdpPass, ReasonPassFragment, nil, netip.AddrPort{}, 0, 0}},
+		{"arp passes", arp, want{xdpPass, ReasonPassNotIP, nil, netip.AddrPort{}, 0, 0}},
+		{"ip total length beyond frame dropped", longTot, want{xdpDrop, ReasonDropMalformed, nil, netip.AddrPort{}, 0, 0}},
+		{"udp header truncated dropped", fromCaller(caller, ap(l.relayA, 30000), nil)[:14+20+4], want{xdpDrop, ReasonDropMalformed, nil, netip.AddrPort{}, 0, 0}},
+		{"ip header truncated passes", fromCaller(caller, ap(l.relayA, 30000), nil)[:14+10], want{xdpPass, ReasonPassNotIP, nil, netip.AddrPort{}, 0, 0}},
+		{"runt frame passes", []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}, want{xdpPass, ReasonPassNotIP, nil, netip.AddrPort{}, 0, 0}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before, err := l.dp.Reasons()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var legBefore LegStats
+			if c.want.legKey.IsValid() {
+				legBefore, _ = l.dp.LegStats(c.want.legKey)
+			}
+			in := append([]byte(nil), c.in...)
+			ret, out := l.run(t, l.inIf.Index, in)
+			if ret != c.want.ret {
+				t.Errorf("action %d, want %d", ret, c.want.ret)
+			}
+			after, _ := l.dp.Reasons()
+			delta := after.Sub(before)
+			for r := Reason(0); r < ReasonMax; r++ {
+				want := uint64(0)
+				if r == c.want.reason {
+					want = 1
+				}
+				if delta[r] != want {
+					t.Errorf("reason %s moved by %d, want %d", r, delta[r], want)
+				}
+			}
+			exp := c.in
+			if c.want.out != nil {
+				exp = c.want.out(c.in)
+			}
+			if !bytes.Equal(out, exp) {
+				t.Errorf("output frame differs\n got %x\nwant %x", out, exp)
+			}
+			if c.want.out != nil {
+				if ipOK, udpOK := checksumsValid(out); !ipOK || !udpOK {
+					t.Errorf("checksums: ip %v udp %v", ipOK, udpOK)
+				}
+			}
+			if c.want.legKey.IsValid() {
+				leg, err := l.dp.LegStats(c.want.legKey)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if leg.Packets-legBefore.Packets != c.want.legPkts || leg.Drops-legBefore.Drops != c.want.legDrops {
+					t.Errorf("leg counters moved packets %d drops %d, want %d %d",
+						leg.Packets-legBefore.Packets, leg.Drops-legBefore.Drops, c.want.legPkts, c.want.legDrops)
+				}
+				if c.want.legPkts > 0 && leg.Bytes-legBefore.Bytes != uint64(len(rtpPayloadOf(c.in))) {
+					t.Errorf("leg bytes moved %d, want %d", leg.Bytes-legBefore.Bytes, len(rtpPayloadOf(c.in)))
+				}
+				if leg.LastNs == 0 {
+					t.Errorf("leg last-seen not stamped")
+				}
+			}
+		})
+	}
+}
+
+func rtpPayloadOf(f []byte) []byte {
+	if binary.BigEndian.Uint16(f[12:]) == 0x86dd {
+		return f[14+40+8:]
+	}
+	return f[14+20+8:]
+}
+
+// relayB6 is the relay's callee-side IPv6 address (for the cross-family case).
+func (l *lab) relayB6() netip.Addr { return l.tri.RelayCalleeIP6 }
+
+// mustNeighMAC is the MAC the relay has for the hairpin peer 198.18.1.2 (the caller).
+func mustNeighMAC(t *testing.T, l *lab) net.HardwareAddr {
+	return l.callerEnd.MAC
+}
+
+// TestXDPGarbage feeds random and mutated frames: every one must end with a
+// counted reason and nothing may be forwarded that was not a valid session
+// packet.
+func TestXDPGarbage(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	l := newLab(t, testbed.WithStaticNeighbors())
+	tri := l.tri
+	caller := ap(tri.CallerIP, 20000)
+	if err := l.dp.SetSession(ap(l.relayA, 30000), Session{Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30002), OutDst: ap(tri.CalleeIP, 40000)}); err != nil {
+		t.Fatal(err)
+	}
+	valid := frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: caller, dst: ap(l.relayA, 30000), payload: rtp(0, 7)}.bytes()
+	r := rand.New(rand.NewPCG(1, 2))
+	before, _ := l.dp.Reasons()
+	const n = 300
+	for i := 0; i < n; i++ {
+		var in []byte
+		switch i % 3 {
+		case 0: // random bytes
+			in = make([]byte, 14+r.IntN(200))
+			for j := range in {
+				in[j] = byte(r.UintN(256))
+			}
+		case 1: // a valid frame with random bytes flipped in its headers
+			in = append([]byte(nil), valid...)
+			for k := 0; k < 3; k++ {
+				in[12+r.IntN(42-12)] ^= byte(1 + r.UintN(255))
+			}
+		case 2: // a valid frame cut short
+			in = append([]byte(nil), valid[:14+r.IntN(len(valid)-14)]...)
+		}
+		ret, _ := l.run(t, l.inIf.Index, in)
+		if ret == xdpAborted {
+			t.Fatalf("frame %d aborted: %x", i, in)
+		}
+	}
+	after, _ := l.dp.Reasons()
+	var total uint64
+	for _, v := range after.Sub(before) {
+		total += v
+	}
+	if total != n {
+		t.Errorf("%d frames counted %d reasons, want one each", n, total)
+	}
+}

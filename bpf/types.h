@@ -1,0 +1,78 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Types shared between the XDP program and Go (through bpf2go -type). */
+#ifndef XTR_TYPES_H
+#define XTR_TYPES_H
+
+#include <linux/types.h>
+
+/* Every way a packet leaves the program. Go mirrors these names in
+ * reasons.go; a test fails when the two drift apart. Append only. */
+enum xtr_reason {
+	XTR_FORWARD_REDIRECT = 0,  /* rewritten and redirected to another device */
+	XTR_FORWARD_TX,            /* rewritten and sent back out the ingress device */
+	XTR_PASS_NOT_IP,           /* not IPv4/IPv6 (ARP, LLDP, VLAN...) */
+	XTR_PASS_NOT_UDP,          /* IP but not UDP (ICMP, TCP: SIP over TCP, SSH...) */
+	XTR_PASS_FRAGMENT,         /* IPv4 fragment or IPv6 extension header */
+	XTR_PASS_NOT_RELAY,        /* UDP not addressed to a relay address/port */
+	XTR_PASS_USERSPACE,        /* session wants userspace: SRTP, learning, recording */
+	XTR_PASS_NO_NEIGH,         /* FIB found a route but no neighbour entry yet */
+	XTR_PASS_FIB_FAIL,         /* FIB lookup failed otherwise (no route, blackhole...) */
+	XTR_PASS_NO_TXPORT,        /* egress device is not in the redirect map */
+	XTR_PASS_CROSS_FAMILY,     /* IPv4 leg to IPv6 leg: userspace translates */
+	XTR_DROP_NO_SESSION,       /* relay address and port range, but no session */
+	XTR_DROP_FOREIGN_SOURCE,   /* source is not the latched/expected one (RTP Bleed/Inject) */
+	XTR_DROP_SESSION,          /* the session says drop (e.g. held or deleted leg) */
+	XTR_DROP_MALFORMED,        /* truncated or inconsistent headers addressed to the relay */
+	XTR_DROP_REDIRECT_FAIL,    /* bpf_redirect_map refused after rewrite */
+	XTR_REASON_MAX,
+};
+
+enum xtr_action {
+	XTR_ACT_PASS = 0,
+	XTR_ACT_FORWARD = 1,
+	XTR_ACT_DROP = 2,
+};
+
+enum xtr_sess_flags {
+	XTR_F_CHECK_SRC = 1 << 0,  /* drop unless source == expect_addr:expect_port */
+	XTR_F_RTCP_DEMUX = 1 << 1, /* RTCP (PT 200-207) arriving here goes to rtcp_* */
+};
+
+/* Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d).
+ * Ports are in host byte order. */
+struct xtr_sess_key {
+	__u8 addr[16];
+	__u16 port;
+	__u16 pad;
+};
+
+/* What to do with a packet arriving at a relay address:port. */
+struct xtr_sess {
+	__u8 action;   /* enum xtr_action */
+	__u8 flags;    /* enum xtr_sess_flags */
+	__u16 expect_port;
+	__u16 out_src_port; /* the relay's own port on the other leg */
+	__u16 out_dst_port; /* the peer on the other leg */
+	__u16 rtcp_src_port;
+	__u16 rtcp_dst_port;
+	__u8 expect_addr[16];
+	__u8 out_src_addr[16];
+	__u8 out_dst_addr[16];
+	__u8 rtcp_dst_addr[16];
+};
+
+/* Per leg (per relay address:port), per CPU: what the fast path did. */
+struct xtr_leg_stats {
+	__u64 packets;  /* forwarded by XDP */
+	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
+	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet seen (any action) */
+	__u64 drops;    /* dropped: foreign source or session drop */
+};
+
+struct xtr_config {
+	__u16 port_min;
+	__u16 port_max;
+	__u32 pad;
+};
+
+#endif

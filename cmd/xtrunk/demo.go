@@ -1,0 +1,5 @@
+package main
+
+import "errors"
+
+func runDemo(args []string) error { return errors.New("not yet") }

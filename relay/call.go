@@ -1,0 +1,243 @@
+package relay
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/xtrunk/xtrunk/bpf"
+)
+
+// call is one call-id: two sides (offerer and answerer), each with one
+// endpoint per media stream. Every field below mu is guarded by it.
+type call struct {
+	id      string
+	num     uint64 // key of the call's record in the pinned calls map
+	created time.Time
+
+	mu         sync.Mutex
+	lastSignal time.Time
+	sides      [2]*side
+	streams    []*stream
+	timedOut   bool
+	deleted    bool
+	record     bool
+}
+
+// side is one party of the call, named by its SIP tag.
+type side struct {
+	Tag          string     `json:"tag"`
+	Iface        string     `json:"iface"` // logical interface facing this party
+	Asymmetric   bool       `json:"asym,omitempty"`
+	Strict       bool       `json:"strict,omitempty"`
+	ReceivedFrom netip.Addr `json:"rf,omitzero"` // where its signalling came from
+	Created      time.Time  `json:"created"`
+}
+
+// stream is one m= line: the two endpoints the relay has for it.
+type stream struct {
+	Index int    `json:"i"`
+	Type  string `json:"type"`
+	Proto string `json:"proto"`
+	ep    [2]*endpoint
+}
+
+// endpoint is the relay's end of one stream facing one party: two local
+// sockets (RTP, RTCP) and what is known of the party's media address.
+type endpoint struct {
+	st   *stream
+	side int
+	c    *call
+
+	iface *Interface
+	local netip.AddrPort // RTP; RTCP is local port + 1
+	rtp   *sock
+	rtcp  *sock
+
+	// From the party's SDP.
+	sdp      netip.AddrPort
+	sdpRTCP  netip.AddrPort
+	mux      bool // the party sends/receives RTCP on the RTP port
+	disabled bool // port 0
+	isRTP    bool // RTP profile (learning can check the header)
+	pts      [2]uint64
+
+	// Latching.
+	latched     netip.AddrPort
+	latchedRTCP netip.AddrPort
+	ssrc        uint32
+	learnUntil  int64 // monotonic ns
+}
+
+// sock is one bound relay port and what the packet loop needs for it.
+type sock struct {
+	udp    *udpSock
+	ep     *endpoint
+	isRTCP bool
+	route  atomic.Pointer[route]
+
+	// Counted by the userspace path only; the XDP path has its own.
+	packets, bytes, errors, drops atomic.Uint64
+	lastNs                        atomic.Int64 // monotonic ns
+}
+
+// route is what to do with packets arriving at a sock. It is immutable;
+// changes swap in a new one.
+type route struct {
+	drop   bool
+	expect netip.AddrPort // latched source; invalid = still learning
+	out    *udpSock
+	dst    netip.AddrPort
+	// rtcp-mux on this side, separate RTCP on the other
+	demux   bool
+	rtcpOut *udpSock
+	rtcpDst netip.AddrPort
+}
+
+func (e *endpoint) sideOf() *side { return e.c.sides[e.side] }
+
+func (e *endpoint) other() *endpoint { return e.st.ep[1-e.side] }
+
+// dest is where the relay sends media for this endpoint's party.
+func (e *endpoint) dest() netip.AddrPort {
+	if s := e.sideOf(); s != nil && !s.Asymmetric && e.latched.IsValid() {
+		return e.latched
+	}
+	return e.sdp
+}
+
+func (e *endpoint) destRTCP() netip.AddrPort {
+	if e.mux {
+		return e.dest()
+	}
+	if s := e.sideOf(); s != nil && !s.Asymmetric {
+		if e.latchedRTCP.IsValid() {
+			return e.latchedRTCP
+		}
+		if e.latched.IsValid() && !e.sdpRTCP.IsValid() {
+			return netip.AddrPortFrom(e.latched.Addr(), e.latched.Port()+1)
+		}
+	}
+	return e.sdpRTCP
+}
+
+// routes computes the routes of e's two sockets toward o.
+func (e *endpoint) routes() (rtp, rtcp *route) {
+	o := e.other()
+	if o == nil || e.disabled || o.disabled {
+		return &route{drop: true}, &route{drop: true}
+	}
+	rtp = &route{expect: e.latched, out: o.rtp.udp, dst: o.dest()}
+	if e.mux && !o.mux {
+		rtp.demux, rtp.rtcpOut, rtp.rtcpDst = true, o.rtcp.udp, o.destRTCP()
+	}
+	rtcp = &route{expect: e.latchedRTCP, out: o.rtcp.udp, dst: o.destRTCP()}
+	if o.mux {
+		rtcp.out, rtcp.dst = o.rtp.udp, o.dest()
+	}
+	return rtp, rtcp
+}
+
+// fastPathEntry is the XDP view of a route: forward only when latched
+// and the destination is known; everything else goes to the socket.
+func fastPathEntry(r *route, local netip.AddrPort, srtp bool) bpf.Session {
+	switch {
+	case r.drop:
+		return bpf.Session{Action: bpf.ActionDrop}
+	case srtp || !r.expect.IsValid() || !r.dst.IsValid():
+		return bpf.Session{Action: bpf.ActionPass}
+	}
+	s := bpf.Session{
+		Action: bpf.ActionForward,
+		Expect: r.expect,
+		OutSrc: r.out.local,
+		OutDst: r.dst,
+	}
+	if r.demux {
+		s.RTCPDemux = true
+		s.RTCPSrcPort = r.rtcpOut.local.Port()
+		s.RTCPDst = r.rtcpDst
+	}
+	return s
+}
+
+// learnable decides whether a packet from src arriving at s may latch the
+// endpoint (RTP Bleed defence): it must look like this call's media and
+// come from the SDP address, or — inside the learning window — from the
+// SDP's or the signalling's IP address.
+func (s *sock) learnable(src netip.AddrPort, p []byte, now int64) bool {
+	e := s.ep
+	if s.isRTCP || (e.mux && looksRTCP(p)) {
+		if !looksRTCP(p) {
+			return false
+		}
+	} else if e.isRTP && !looksRTP(p, &e.pts) {
+		return false
+	}
+	want := e.sdp
+	if s.isRTCP {
+		want = e.sdpRTCP
+	}
+	if want.IsValid() && src == want {
+		return true
+	}
+	if now > e.learnUntil {
+		return false
+	}
+	sd := e.sideOf()
+	if sd == nil || sd.Strict {
+		return false
+	}
+	a := src.Addr()
+	switch {
+	case e.sdp.IsValid() && a == e.sdp.Addr():
+		return true
+	case sd.ReceivedFrom.IsValid() && a == sd.ReceivedFrom:
+		return true
+	case s.isRTCP && e.latched.IsValid() && a == e.latched.Addr():
+		return true
+	}
+	return false
+}
+
+func looksRTP(p []byte, pts *[2]uint64) bool {
+	if len(p) < 12 || p[0]>>6 != 2 {
+		return false
+	}
+	pt := p[1] & 0x7f
+	if pt >= 64 && pt < 96 { // RTCP range under rtcp-mux (RFC 5761)
+		return false
+	}
+	return pts[pt>>6]&(1<<(pt&63)) != 0
+}
+
+func looksRTCP(p []byte) bool {
+	return len(p) >= 8 && p[0]>>6 == 2 && p[1] >= 200 && p[1] <= 207
+}
+
+func ssrcOf(p []byte) uint32 {
+	if len(p) < 12 {
+		return 0
+	}
+	return uint32(p[8])<<24 | uint32(p[9])<<16 | uint32(p[10])<<8 | uint32(p[11])
+}
+
+func setPTs(pts *[2]uint64, list []uint8) {
+	*pts = [2]uint64{}
+	for _, pt := range list {
+		if pt < 128 {
+			pts[pt>>6] |= 1 << (pt & 63)
+		}
+	}
+}
+
+func listPTs(pts [2]uint64) []uint8 {
+	var out []uint8
+	for pt := 0; pt < 128; pt++ {
+		if pts[pt>>6]&(1<<(pt&63)) != 0 {
+			out = append(out, uint8(pt))
+		}
+	}
+	return out
+}

@@ -1,0 +1,154 @@
+package relay
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Dataplane modes.
+const (
+	DataplaneXDP       = "xdp"
+	DataplaneUserspace = "userspace"
+)
+
+// Config is the relay's configuration (flags and xtrunk.yaml "relay:").
+type Config struct {
+	Interfaces   []Interface   `yaml:"interfaces"`
+	ListenNG     string        `yaml:"listen-ng"`
+	PortMin      int           `yaml:"port-min"`
+	PortMax      int           `yaml:"port-max"`
+	Timeout      time.Duration `yaml:"timeout"`         // media timeout
+	FinalTimeout time.Duration `yaml:"final-timeout"`   // calls older than this are deleted
+	LearnWindow  time.Duration `yaml:"learning-window"` // latching window after offer/answer
+	PinPath      string        `yaml:"pin-path"`
+	Metrics      string        `yaml:"metrics"`
+	Dataplane    string        `yaml:"dataplane"`
+	XDPMode      string        `yaml:"xdp-mode"` // auto | native | generic
+	DeleteDelay  time.Duration `yaml:"delete-delay"`
+	RemoveOnExit bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
+}
+
+// DefaultConfig is the relay's configuration without flags.
+func DefaultConfig() Config {
+	return Config{
+		ListenNG:     "127.0.0.1:2223",
+		PortMin:      30000,
+		PortMax:      39999,
+		Timeout:      60 * time.Second,
+		FinalTimeout: 3 * time.Hour,
+		LearnWindow:  3 * time.Second,
+		PinPath:      "/sys/fs/bpf/xtrunk/relay",
+		Metrics:      "127.0.0.1:9101",
+		Dataplane:    DataplaneXDP,
+		XDPMode:      "auto",
+	}
+}
+
+// Validate checks the configuration and resolves interface devices.
+func (c *Config) Validate() error {
+	if len(c.Interfaces) == 0 {
+		return fmt.Errorf("%w: at least one --interface NAME/IP is required", ErrConfig)
+	}
+	if c.PortMin < 1024 || c.PortMax > 65535 || c.PortMin >= c.PortMax {
+		return fmt.Errorf("%w: port range %d-%d (need 1024 <= min < max <= 65535)", ErrConfig, c.PortMin, c.PortMax)
+	}
+	if c.PortMax-c.PortMin < 3 {
+		return fmt.Errorf("%w: port range %d-%d holds no RTP/RTCP pair", ErrConfig, c.PortMin, c.PortMax)
+	}
+	switch c.Dataplane {
+	case DataplaneXDP, DataplaneUserspace:
+	default:
+		return fmt.Errorf("%w: --dataplane %q (want xdp or userspace)", ErrConfig, c.Dataplane)
+	}
+	switch c.XDPMode {
+	case "auto", "native", "generic":
+	default:
+		return fmt.Errorf("%w: --xdp-mode %q (want auto, native or generic)", ErrConfig, c.XDPMode)
+	}
+	if c.Timeout <= 0 || c.LearnWindow <= 0 {
+		return fmt.Errorf("%w: timeouts must be positive", ErrConfig)
+	}
+	if c.PinPath == "" && c.Dataplane == DataplaneXDP {
+		return fmt.Errorf("%w: --pin-path is required with the xdp dataplane", ErrConfig)
+	}
+	return nil
+}
+
+// Interface is a logical interface: a name NG commands select with
+// "direction", a local address, and the address advertised in SDP.
+type Interface struct {
+	Name       string
+	Addr       netip.Addr
+	Advertised netip.Addr
+	Device     string // resolved: the device carrying Addr
+}
+
+// ParseInterface parses rtpengine's NAME/IP[!ADVERTISED_IP] syntax. A bare
+// IP gets the name "default".
+func ParseInterface(s string) (Interface, error) {
+	var ifc Interface
+	name, rest, ok := strings.Cut(s, "/")
+	if !ok {
+		name, rest = "default", s
+	}
+	if name == "" {
+		return ifc, fmt.Errorf("%w: interface %q: empty name", ErrConfig, s)
+	}
+	addr, adv, hasAdv := strings.Cut(rest, "!")
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return ifc, fmt.Errorf("%w: interface %q: %w", ErrConfig, s, err)
+	}
+	ifc.Name, ifc.Addr, ifc.Advertised = name, a.Unmap(), a.Unmap()
+	if hasAdv {
+		b, err := netip.ParseAddr(adv)
+		if err != nil {
+			return ifc, fmt.Errorf("%w: interface %q advertised address: %w", ErrConfig, s, err)
+		}
+		ifc.Advertised = b.Unmap()
+	}
+	return ifc, nil
+}
+
+func (i Interface) String() string {
+	if i.Advertised != i.Addr {
+		return i.Name + "/" + i.Addr.String() + "!" + i.Advertised.String()
+	}
+	return i.Name + "/" + i.Addr.String()
+}
+
+// UnmarshalText lets YAML carry interfaces in the flag syntax.
+func (i *Interface) UnmarshalText(b []byte) error {
+	v, err := ParseInterface(string(b))
+	if err != nil {
+		return err
+	}
+	*i = v
+	return nil
+}
+
+// deviceFor finds the network device that carries addr in the current
+// network namespace.
+func deviceFor(addr netip.Addr) (string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, ifc := range ifs {
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && ip.Unmap() == addr {
+					return ifc.Name, nil
+				}
+			}
+		}
+	}
+	return "", fmt.Errorf("%w: no device carries %s", ErrConfig, addr)
+}

@@ -1,0 +1,20 @@
+package relay
+
+import "errors"
+
+var (
+	// ErrConfig is returned for an unusable configuration.
+	ErrConfig = errors.New("relay config")
+	// ErrNoPorts is returned when the port range is exhausted.
+	ErrNoPorts = errors.New("ran out of ports")
+	// ErrUnknownCall is returned for commands naming no known call.
+	ErrUnknownCall = errors.New("Unknown call-id")
+	// ErrUnknownTag is returned when a tag does not belong to the call.
+	ErrUnknownTag = errors.New("Unknown tag")
+	// ErrBadSDP is returned when the SDP cannot be parsed or used.
+	ErrBadSDP = errors.New("Failed to parse SDP")
+	// ErrMissingKey is returned when a required NG key is absent.
+	ErrMissingKey = errors.New("missing key")
+	// ErrBadInterface is returned when "direction" names no interface.
+	ErrBadInterface = errors.New("unknown interface")
+)

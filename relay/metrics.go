@@ -1,0 +1,144 @@
+package relay
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xtrunk/xtrunk/bpf"
+)
+
+// Userspace drop reasons (xtrunk_relay_userspace_drops_total{reason}).
+const (
+	dropSession       = "session_drop"   // leg disabled or call gone
+	dropForeignSource = "foreign_source" // not the latched source (RTP Bleed/Inject)
+	dropNotLearnable  = "not_learnable"  // unlatched, and not this call's media from an expected address
+	dropNoDestination = "no_destination" // the other party's address is not known yet
+)
+
+// metrics is the relay's private Prometheus registry.
+type metrics struct {
+	reg *prometheus.Registry
+
+	// xtrunk_relay_calls: calls (NG call-ids) held.
+	callsG prometheus.Gauge
+	// xtrunk_relay_ng_commands_total{command,result}: NG commands handled.
+	commands *prometheus.CounterVec
+	// xtrunk_relay_ng_command_seconds{command}: NG handling latency.
+	cmdLatency *prometheus.HistogramVec
+	// xtrunk_relay_userspace_packets_total / _bytes_total: forwarded by
+	// the userspace path (learning, SRTP, no-neighbour, userspace mode).
+	userPkts, userBytes prometheus.Counter
+	// xtrunk_relay_userspace_drops_total{reason}: dropped in userspace.
+	drops *prometheus.CounterVec
+	// xtrunk_relay_latched_total: endpoints latched to a source.
+	latchedC prometheus.Counter
+	// xtrunk_relay_media_timeouts_total: calls marked timed out.
+	timeouts prometheus.Counter
+	// xtrunk_relay_fastpath_errors_total: failed BPF map updates.
+	fpErrors prometheus.Counter
+	// xtrunk_relay_dataplane_info{device,mode}: 1 per device and the mode
+	// in use (native, generic, userspace) — a generic fallback shows here.
+	mode *prometheus.GaugeVec
+}
+
+func newMetrics(r *Relay) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.callsG = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_relay_calls", Help: "Calls (NG call-ids) held by the relay."})
+	m.commands = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_ng_commands_total", Help: "NG commands handled, by command and result."}, []string{"command", "result"})
+	m.cmdLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_relay_ng_command_seconds", Help: "NG command handling time.",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1}}, []string{"command"})
+	m.userPkts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_userspace_packets_total", Help: "Packets forwarded by the userspace path."})
+	m.userBytes = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_userspace_bytes_total", Help: "UDP payload bytes forwarded by the userspace path."})
+	m.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_userspace_drops_total", Help: "Packets dropped by the userspace path, by reason."}, []string{"reason"})
+	m.latchedC = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_latched_total", Help: "Endpoints latched to a media source."})
+	m.timeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_media_timeouts_total", Help: "Calls marked timed out for lack of media."})
+	m.fpErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_fastpath_errors_total", Help: "Failed fast-path (BPF map) updates."})
+	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_relay_dataplane_info", Help: "Dataplane in use per device: native or generic XDP, or userspace."}, []string{"device", "mode"})
+	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination} {
+		m.drops.WithLabelValues(reason)
+	}
+	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.fpErrors, m.mode,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&xdpCollector{r: r},
+		&portsCollector{r: r})
+	return m
+}
+
+// Handler serves the registry.
+func (m *metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// Registry is the relay's registry (tests gather from it).
+func (m *metrics) Registry() *prometheus.Registry { return m.reg }
+
+func (m *metrics) calls(n int)              { m.callsG.Set(float64(n)) }
+func (m *metrics) drop(reason string)       { m.drops.WithLabelValues(reason).Inc() }
+func (m *metrics) latched()                 { m.latchedC.Inc() }
+func (m *metrics) timedOut()                { m.timeouts.Inc() }
+func (m *metrics) fastPathError()           { m.fpErrors.Inc() }
+func (m *metrics) setMode(dev, mode string) { m.mode.WithLabelValues(dev, mode).Set(1) }
+func (m *metrics) userspace(pkts, bytes uint64) {
+	if pkts > 0 {
+		m.userPkts.Add(float64(pkts))
+		m.userBytes.Add(float64(bytes))
+	}
+}
+func (m *metrics) command(cmd, result string, d time.Duration) {
+	if cmd == "" || len(cmd) > 32 {
+		cmd = "invalid"
+	}
+	switch cmd {
+	case "ping", "offer", "answer", "delete", "query", "list":
+	default:
+		cmd = "other"
+	}
+	m.commands.WithLabelValues(cmd, result).Inc()
+	m.cmdLatency.WithLabelValues(cmd).Observe(d.Seconds())
+}
+
+// xdpCollector reads the XDP exit counters at scrape time:
+// xtrunk_relay_xdp_packets_total{reason,verdict}.
+type xdpCollector struct{ r *Relay }
+
+var xdpDesc = prometheus.NewDesc("xtrunk_relay_xdp_packets_total",
+	"Packets seen by the XDP program, by exit reason and verdict (forward, pass, drop).", []string{"reason", "verdict"}, nil)
+
+func (c *xdpCollector) Describe(ch chan<- *prometheus.Desc) { ch <- xdpDesc }
+
+func (c *xdpCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.r.fp == nil {
+		return
+	}
+	rs, err := c.r.fp.Reasons()
+	if err != nil {
+		return
+	}
+	for i, v := range rs {
+		reason := bpf.Reason(i)
+		ch <- prometheus.MustNewConstMetric(xdpDesc, prometheus.CounterValue, float64(v), reason.String(), reason.Verdict())
+	}
+}
+
+// portsCollector: xtrunk_relay_ports_in_use and xtrunk_relay_ports_total
+// (RTP/RTCP pairs), for capacity dashboards.
+type portsCollector struct{ r *Relay }
+
+var (
+	portsUsedDesc  = prometheus.NewDesc("xtrunk_relay_port_pairs_in_use", "RTP/RTCP port pairs allocated.", nil, nil)
+	portsTotalDesc = prometheus.NewDesc("xtrunk_relay_port_pairs", "RTP/RTCP port pairs in the range, per address.", nil, nil)
+)
+
+func (c *portsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- portsUsedDesc
+	ch <- portsTotalDesc
+}
+
+func (c *portsCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(portsUsedDesc, prometheus.GaugeValue, float64(c.r.ports.inUse()))
+	ch <- prometheus.MustNewConstMetric(portsTotalDesc, prometheus.GaugeValue, float64(c.r.ports.pairs()))
+}

@@ -1,0 +1,469 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/sdp"
+)
+
+// ServeNG implements ng.Handler: rtpengine's ping, offer, answer, delete,
+// query and list.
+func (r *Relay) ServeNG(ctx context.Context, from netip.AddrPort, req ng.Dict) (reply ng.Dict) {
+	cmd := strings.ToLower(req.Str("command"))
+	start := time.Now()
+	defer func() {
+		res := reply.Str("result")
+		r.m.command(cmd, res, time.Since(start))
+		if res == "error" {
+			r.log.Info().Str("command", cmd).Str("call_id", req.Str("call-id")).Str("reason", reply.Str("error-reason")).Msg("ng command refused")
+		}
+	}()
+	switch cmd {
+	case "ping":
+		return ng.Dict{"result": "pong"}
+	case "offer":
+		return r.offerAnswer(from, req, false)
+	case "answer":
+		return r.offerAnswer(from, req, true)
+	case "delete":
+		return r.delete(req)
+	case "query":
+		return r.query(req)
+	case "list":
+		return r.list(req)
+	case "":
+		return ng.ErrorReply("No command given")
+	}
+	return ng.ErrorReply("Unrecognized command")
+}
+
+// opts are the NG keys and flags offer/answer understand.
+type opts struct {
+	asymmetric, symmetric bool
+	strict                bool
+	sipSource             bool // SIP-source-address: use received-from, not the SDP address
+	replaceOrigin         bool
+	replaceSessConn       bool
+	iceRemove             bool
+	muxDemux, muxOffer    bool
+	muxAccept             bool
+	muxReject             bool
+	direction             []string
+	receivedFrom          netip.Addr
+	record                bool
+	transport             string
+}
+
+// normFlag makes "Trust Address", "trust-address" and "trust_address" one.
+func normFlag(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.NewReplacer(" ", "-", "_", "-").Replace(s)
+}
+
+func parseOpts(req ng.Dict) opts {
+	var o opts
+	for _, f := range req.Strings("flags") {
+		switch normFlag(f) {
+		case "asymmetric":
+			o.asymmetric = true
+		case "symmetric":
+			o.symmetric = true
+		case "strict-source":
+			o.strict = true
+		case "sip-source-address":
+			o.sipSource = true
+		case "trust-address", "port-latching", "media-handover":
+			// trust-address is the default; port latching (keep the
+			// latched port across re-offers) is what latching does here
+		case "record-call":
+			o.record = true
+		}
+	}
+	for _, f := range req.Strings("replace") {
+		switch normFlag(f) {
+		case "origin":
+			o.replaceOrigin = true
+		case "session-connection", "session-conn":
+			o.replaceSessConn = true
+		}
+	}
+	if v := normFlag(req.Str("ICE")); v == "remove" {
+		o.iceRemove = true
+	}
+	if v := normFlag(req.Str("ice")); v == "remove" {
+		o.iceRemove = true
+	}
+	for _, f := range req.Strings("rtcp-mux") {
+		switch normFlag(f) {
+		case "demux":
+			o.muxDemux = true
+		case "offer":
+			o.muxOffer = true
+		case "accept":
+			o.muxAccept = true
+		case "reject":
+			o.muxReject = true
+		}
+	}
+	o.direction = req.Strings("direction")
+	if rf := req.Strings("received-from"); len(rf) == 2 {
+		if a, err := netip.ParseAddr(rf[1]); err == nil {
+			o.receivedFrom = a.Unmap()
+		}
+	}
+	if v := normFlag(req.Str("record-call")); v == "yes" || v == "on" {
+		o.record = true
+	}
+	if v := normFlag(req.Str("record call")); v == "yes" || v == "on" {
+		o.record = true
+	}
+	o.transport = req.Str("transport-protocol")
+	return o
+}
+
+func errReply(err error) ng.Dict { return ng.ErrorReply(err.Error()) }
+
+// offerAnswer handles both commands: the SDP belongs to the from-tag party
+// on an offer and to the to-tag party on an answer; the reply's SDP, for
+// the other party, names the relay's ports facing that other party.
+func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.Dict {
+	callID, fromTag, toTag, body := req.Str("call-id"), req.Str("from-tag"), req.Str("to-tag"), req.Str("sdp")
+	switch {
+	case callID == "":
+		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	case fromTag == "":
+		return errReply(fmt.Errorf("%w: from-tag", ErrMissingKey))
+	case isAnswer && toTag == "":
+		return errReply(fmt.Errorf("%w: to-tag", ErrMissingKey))
+	case body == "":
+		return errReply(fmt.Errorf("%w: sdp", ErrMissingKey))
+	}
+	sess, err := sdp.Parse([]byte(body))
+	if err != nil {
+		return errReply(fmt.Errorf("%w: %w", ErrBadSDP, err))
+	}
+	o := parseOpts(req)
+	if !o.receivedFrom.IsValid() && from.IsValid() && o.sipSource {
+		o.receivedFrom = from.Addr().Unmap()
+	}
+
+	c, created, err := r.getCall(callID, !isAnswer)
+	if err != nil {
+		return errReply(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return errReply(ErrUnknownCall)
+	}
+	out, err := r.applySDP(c, sess, fromTag, toTag, isAnswer, o)
+	if err != nil {
+		if created {
+			r.release(c)
+			r.forget(c)
+		}
+		return errReply(err)
+	}
+	c.lastSignal = time.Now()
+	c.timedOut = false
+	if o.record {
+		c.record = true
+	}
+	r.persist(c)
+	return ng.Dict{"result": "ok", "sdp": string(out)}
+}
+
+func (r *Relay) getCall(id string, create bool) (*call, bool, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.calls[id]; ok {
+		return c, false, nil
+	}
+	if !create {
+		return nil, false, ErrUnknownCall
+	}
+	c := &call{id: id, num: r.nextNum, created: time.Now()}
+	r.nextNum++
+	r.calls[id] = c
+	r.m.calls(len(r.calls))
+	return c, true, nil
+}
+
+func (r *Relay) forget(c *call) {
+	r.mu.Lock()
+	if r.calls[c.id] == c {
+		delete(r.calls, c.id)
+	}
+	r.m.calls(len(r.calls))
+	r.mu.Unlock()
+}
+
+func (c *call) sideByTag(tag string) int {
+	for i, s := range c.sides {
+		if s != nil && s.Tag == tag {
+			return i
+		}
+	}
+	return -1
+}
+
+// applySDP updates the call from the SDP of one party and returns the SDP
+// for the other. Caller holds c.mu.
+func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAnswer bool, o opts) ([]byte, error) {
+	ownerTag, otherTag := fromTag, toTag
+	if isAnswer {
+		ownerTag, otherTag = toTag, fromTag
+	}
+	owner := c.sideByTag(ownerTag)
+	if owner < 0 {
+		other := -1
+		if otherTag != "" {
+			other = c.sideByTag(otherTag)
+		}
+		switch {
+		case other >= 0:
+			owner = 1 - other
+		case isAnswer:
+			return nil, fmt.Errorf("%w: %q", ErrUnknownTag, fromTag)
+		case c.sides[0] == nil:
+			owner = 0
+		case c.sides[1] == nil || c.sides[1].Tag == "":
+			owner = 1
+		default:
+			return nil, fmt.Errorf("%w: %q is not a party of this call", ErrUnknownTag, ownerTag)
+		}
+	}
+	peer := 1 - owner
+
+	// the SDP's family picks the interface address when a name has both
+	var fam netip.Addr
+	if sess.Conn.IsValid() {
+		fam = sess.Conn
+	} else if len(sess.Media) > 0 {
+		fam = sess.Media[0].Conn
+	}
+	for i, idx := range []int{owner, peer} {
+		if c.sides[idx] == nil {
+			c.sides[idx] = &side{Created: time.Now()}
+		}
+		if c.sides[idx].Iface == "" || len(o.direction) > i {
+			name := ""
+			if len(o.direction) > i {
+				name = o.direction[i]
+			}
+			ifc, err := r.iface(name, fam)
+			if err != nil {
+				return nil, err
+			}
+			c.sides[idx].Iface = ifc.Name
+		}
+	}
+	os := c.sides[owner]
+	os.Tag = ownerTag
+	if otherTag != "" && c.sides[peer].Tag == "" {
+		c.sides[peer].Tag = otherTag
+	}
+	if o.asymmetric {
+		os.Asymmetric = true
+	} else if o.symmetric {
+		os.Asymmetric = false
+	}
+	if o.strict {
+		os.Strict = true
+	}
+	if o.receivedFrom.IsValid() {
+		os.ReceivedFrom = o.receivedFrom
+	}
+
+	window := monoNow() + int64(r.cfg.LearnWindow)
+	for i, m := range sess.Media {
+		if i >= len(c.streams) {
+			c.streams = append(c.streams, &stream{Index: i + 1, Type: m.Type, Proto: m.Proto})
+		}
+		st := c.streams[i]
+		st.Type, st.Proto = m.Type, m.Proto
+		for _, idx := range []int{owner, peer} {
+			if st.ep[idx] != nil {
+				continue
+			}
+			ifc, err := r.iface(c.sides[idx].Iface, m.Conn)
+			if err != nil {
+				return nil, err
+			}
+			e, err := r.newEndpoint(c, st, idx, ifc)
+			if err != nil {
+				return nil, err
+			}
+			st.ep[idx] = e
+		}
+		e, pe := st.ep[owner], st.ep[peer]
+		r.updateEndpoint(e, m, o)
+		e.learnUntil, pe.learnUntil = window, window
+
+		// rewrite for the peer: where it must send is pe's local port
+		m.SetPort(int(pe.local.Port()))
+		if m.Port == 0 || e.disabled {
+			m.SetPort(0)
+		}
+		adv := pe.iface.Advertised
+		m.Conn = adv
+		muxOut := false
+		switch {
+		case isAnswer:
+			// the answerer's choice goes back to the offerer
+			muxOut = m.RTCPMux && !o.muxReject
+		default:
+			muxOut = (m.RTCPMux && !o.muxDemux && !o.muxReject) || o.muxOffer
+		}
+		if muxOut && !m.RTCPMux {
+			m.AddAttr("rtcp-mux", "")
+		} else if !muxOut && m.RTCPMux {
+			m.RemoveAttrs("rtcp-mux")
+		}
+		if isAnswer {
+			// the offerer offered mux to us: we accept it when asked to, or
+			// when the answerer took it; else it sends RTCP to port+1
+			pe.mux = pe.mux && (muxOut || o.muxAccept || o.muxDemux)
+		}
+		if m.Port != 0 {
+			m.SetRTCP(int(pe.local.Port())+1, adv)
+		}
+		// the relay anchors media, so candidates would point past it: ICE
+		// attributes go whether or not ICE=remove was asked for
+		sdp.RemoveICE(m)
+		if o.transport != "" {
+			m.SetProto(o.transport)
+		}
+		r.installStream(c, st)
+	}
+	sess.RemoveICE()
+	if sess.Conn.IsValid() || o.replaceSessConn {
+		sess.SetConnection(c.ifaceAdv(r, peer, fam))
+	}
+	for i, m := range sess.Media {
+		if i < len(c.streams) {
+			m.Conn = c.streams[i].ep[peer].iface.Advertised
+		}
+	}
+	if o.replaceOrigin {
+		sess.SetOriginAddr(c.ifaceAdv(r, peer, fam))
+	}
+	return sess.AppendMarshal(nil), nil
+}
+
+func (c *call) ifaceAdv(r *Relay, idx int, fam netip.Addr) netip.Addr {
+	ifc, err := r.iface(c.sides[idx].Iface, fam)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ifc.Advertised
+}
+
+// updateEndpoint takes what the party's SDP says about its media.
+func (r *Relay) updateEndpoint(e *endpoint, m *sdp.Media, o opts) {
+	addr := m.Conn
+	if sd := e.sideOf(); o.sipSource && sd.ReceivedFrom.IsValid() {
+		addr = sd.ReceivedFrom
+	}
+	newSDP := netip.AddrPortFrom(addr.Unmap(), uint16(m.Port))
+	if m.Port == 0 || !addr.IsValid() || addr.IsUnspecified() {
+		newSDP = netip.AddrPort{}
+	}
+	if e.sdp.IsValid() && newSDP != e.sdp {
+		// the party moved: what was learned no longer holds
+		e.latched, e.latchedRTCP, e.ssrc = netip.AddrPort{}, netip.AddrPort{}, 0
+	}
+	e.sdp = newSDP
+	e.disabled = m.Port == 0
+	e.mux = m.RTCPMux
+	e.isRTP = m.IsRTP()
+	if newSDP.IsValid() {
+		ra := m.RTCPAddr
+		if o.sipSource {
+			ra = addr
+		}
+		if !ra.IsValid() {
+			ra = addr
+		}
+		e.sdpRTCP = netip.AddrPortFrom(ra.Unmap(), uint16(m.RTCPPort))
+	} else {
+		e.sdpRTCP = netip.AddrPort{}
+	}
+	setPTs(&e.pts, m.PayloadTypes())
+	// a rejected SDP family mismatch is not fatal: the relay translates
+}
+
+// delete ends a call and replies with its final statistics.
+func (r *Relay) delete(req ng.Dict) ng.Dict {
+	id := req.Str("call-id")
+	if id == "" {
+		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	}
+	r.mu.Lock()
+	c, ok := r.calls[id]
+	if ok {
+		delete(r.calls, id)
+	}
+	r.m.calls(len(r.calls))
+	r.mu.Unlock()
+	if !ok {
+		return errReply(ErrUnknownCall)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply := r.stats(c)
+	r.release(c)
+	reply["result"] = "ok"
+	return reply
+}
+
+func (r *Relay) query(req ng.Dict) ng.Dict {
+	id := req.Str("call-id")
+	if id == "" {
+		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	}
+	r.mu.Lock()
+	c, ok := r.calls[id]
+	r.mu.Unlock()
+	if !ok {
+		return errReply(ErrUnknownCall)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply := r.stats(c)
+	reply["result"] = "ok"
+	return reply
+}
+
+func (r *Relay) list(req ng.Dict) ng.Dict {
+	limit := int64(32)
+	if v, ok := req.Int("limit"); ok && v > 0 {
+		limit = v
+	}
+	r.mu.Lock()
+	ids := make([]any, 0, min(int64(len(r.calls)), limit))
+	var timedOut []any
+	for id, c := range r.calls {
+		if int64(len(ids)) >= limit {
+			break
+		}
+		ids = append(ids, id)
+		c.mu.Lock()
+		if c.timedOut {
+			timedOut = append(timedOut, id)
+		}
+		c.mu.Unlock()
+	}
+	r.mu.Unlock()
+	reply := ng.Dict{"result": "ok", "calls": ids}
+	if len(timedOut) > 0 {
+		// xtrunk extension: which of the listed calls have no media
+		reply["timed out"] = timedOut
+	}
+	return reply
+}

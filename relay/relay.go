@@ -1,0 +1,474 @@
+// Package relay implements xtrunk's media relay: port allocation, call
+// sessions, SDP rewriting, RTP latching with RTP Bleed protection, the
+// userspace packet path (recvmmsg/sendmmsg), and the rtpengine-compatible NG
+// command handlers. Plain RTP/RTCP of latched streams is forwarded by the XDP
+// program in package bpf; this package decides what goes there.
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/xtrunk/xtrunk/bpf"
+)
+
+// fastPath is what the relay needs of the XDP dataplane; nil in userspace
+// mode.
+type fastPath interface {
+	SetSession(bpf.Key, bpf.Session) error
+	DeleteSession(bpf.Key) error
+	LegStats(bpf.Key) (bpf.LegStats, error)
+	SaveCall(uint64, []byte) error
+	DeleteCall(uint64) error
+	Calls() (map[uint64][]byte, error)
+	Reasons() (bpf.Reasons, error)
+}
+
+// Relay is one running media relay.
+type Relay struct {
+	cfg    Config
+	log    zerolog.Logger
+	ifaces []*Interface
+	fp     fastPath
+	dp     *bpf.Dataplane
+	ports  *portAlloc
+	m      *metrics
+
+	mu      sync.Mutex
+	calls   map[string]*call
+	nextNum uint64
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Option configures a Relay.
+type Option func(*Relay)
+
+// WithLogger sets the relay's logger.
+func WithLogger(l zerolog.Logger) Option { return func(r *Relay) { r.log = l } }
+
+// New validates cfg, resolves interfaces and loads the dataplane: in xdp
+// mode the program is attached to every interface's device (re-adopting
+// pinned sessions); if that fails New says why and returns an error — it
+// never falls back to userspace by itself.
+func New(cfg Config, opts ...Option) (*Relay, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Relay{cfg: cfg, log: zerolog.Nop(), calls: map[string]*call{}, nextNum: 1}
+	for _, o := range opts {
+		o(r)
+	}
+	for i := range cfg.Interfaces {
+		ifc := cfg.Interfaces[i]
+		dev, err := deviceFor(ifc.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("interface %s: %w", ifc, err)
+		}
+		ifc.Device = dev
+		r.ifaces = append(r.ifaces, &ifc)
+	}
+	r.ports = newPortAlloc(cfg.PortMin, cfg.PortMax)
+	r.m = newMetrics(r)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+
+	if cfg.Dataplane == DataplaneXDP {
+		dp, err := bpf.Open(bpf.Options{PinDir: cfg.PinPath, PortMin: uint16(cfg.PortMin), PortMax: uint16(cfg.PortMax)})
+		if err != nil {
+			return nil, fmt.Errorf("xdp dataplane: %w", err)
+		}
+		r.dp, r.fp = dp, dp
+		seen := map[string]bool{}
+		for _, ifc := range r.ifaces {
+			if err := dp.AddLocalAddr(ifc.Addr); err != nil {
+				dp.Close()
+				return nil, fmt.Errorf("xdp dataplane: %w", err)
+			}
+			if seen[ifc.Device] {
+				continue
+			}
+			seen[ifc.Device] = true
+			a, err := dp.Attach(ifc.Device, bpf.XDPMode(cfg.XDPMode))
+			if err != nil {
+				dp.Close()
+				return nil, fmt.Errorf("xdp dataplane: %w", err)
+			}
+			ev := r.log.Info()
+			if a.Mode == bpf.ModeGeneric {
+				ev = r.log.Warn().Str("why", "the driver has no native XDP; generic XDP is much slower")
+			}
+			ev.Str("device", a.Device).Str("xdp_mode", string(a.Mode)).Bool("adopted", a.Adopted).Msg("xdp attached")
+			r.m.setMode(a.Device, string(a.Mode))
+		}
+		if err := r.adopt(); err != nil {
+			r.log.Error().Err(err).Msg("re-adopting pinned calls")
+		}
+	} else {
+		r.log.Info().Msg("userspace dataplane: no BPF, every packet through sockets")
+		r.m.setMode("", DataplaneUserspace)
+	}
+	r.wg.Add(1)
+	go r.janitor()
+	return r, nil
+}
+
+// Close stops the relay. In xdp mode the pins stay (media keeps flowing
+// for a successor) unless RemoveOnExit is set.
+func (r *Relay) Close() error {
+	r.cancel()
+	r.mu.Lock()
+	calls := make([]*call, 0, len(r.calls))
+	for _, c := range r.calls {
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	for _, c := range calls {
+		c.mu.Lock()
+		r.closeSockets(c)
+		c.mu.Unlock()
+	}
+	r.wg.Wait()
+	if r.dp != nil {
+		if r.cfg.RemoveOnExit {
+			return r.dp.Remove()
+		}
+		return r.dp.Close()
+	}
+	return nil
+}
+
+// Metrics exposes the relay's Prometheus registry.
+func (r *Relay) Metrics() *metrics { return r.m }
+
+// Reasons reads the XDP exit counters (zero in userspace mode).
+func (r *Relay) Reasons() (bpf.Reasons, error) {
+	if r.fp == nil {
+		return bpf.Reasons{}, nil
+	}
+	return r.fp.Reasons()
+}
+
+func (r *Relay) iface(name string, family netip.Addr) (*Interface, error) {
+	var byName []*Interface
+	for _, ifc := range r.ifaces {
+		if name == "" || ifc.Name == name {
+			byName = append(byName, ifc)
+		}
+	}
+	if len(byName) == 0 {
+		return nil, fmt.Errorf("%w: %q", ErrBadInterface, name)
+	}
+	if family.IsValid() {
+		for _, ifc := range byName {
+			if ifc.Addr.Is4() == family.Is4() {
+				return ifc, nil
+			}
+		}
+	}
+	return byName[0], nil
+}
+
+// monotonic clock in ns, comparable with bpf_ktime_get_ns().
+var (
+	monoBase   = time.Now()
+	monoBaseNs = func() int64 { var ts unix.Timespec; _ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); return ts.Nano() }()
+)
+
+func monoNow() int64 { return monoBaseNs + int64(time.Since(monoBase)) }
+
+// monoToTime converts a monotonic ns stamp to wall time.
+func monoToTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(monoNow() - ns))
+}
+
+// serve runs the packet loop of one socket until it is closed.
+func (r *Relay) serve(s *sock) {
+	defer r.wg.Done()
+	for {
+		b := batchPool.Get().(*batch)
+		err := s.udp.readBatch(b)
+		if err != nil {
+			batchPool.Put(b)
+			if isClosed(err) {
+				return
+			}
+			continue
+		}
+		r.handle(s, b)
+		batchPool.Put(b)
+	}
+}
+
+// handle forwards one batch received on s. It allocates nothing.
+func (r *Relay) handle(s *sock, b *batch) {
+	now := monoNow()
+	s.lastNs.Store(now)
+	rt := s.route.Load()
+	var cur *udpSock
+	var pkts, bytes, drops uint64
+	for i := 0; i < b.n; i++ {
+		p, src := b.packet(i)
+		if rt == nil || rt.drop {
+			drops++
+			r.m.drop(dropSession)
+			continue
+		}
+		if rt.expect.IsValid() {
+			if src != rt.expect {
+				drops++
+				r.m.drop(dropForeignSource)
+				continue
+			}
+		} else {
+			if !s.learnable(src, p, now) {
+				drops++
+				r.m.drop(dropNotLearnable)
+				continue
+			}
+			rt = r.latch(s, src, p)
+			if rt == nil || rt.drop || rt.expect != src {
+				drops++
+				r.m.drop(dropNotLearnable)
+				continue
+			}
+		}
+		out, dst := rt.out, rt.dst
+		if rt.demux && looksRTCP(p) {
+			out, dst = rt.rtcpOut, rt.rtcpDst
+		}
+		if !dst.IsValid() {
+			drops++
+			r.m.drop(dropNoDestination)
+			continue
+		}
+		if cur != nil && out != cur {
+			s.errors.Add(uint64(cur.flush(b)))
+		}
+		cur = out
+		b.queue(p, dst)
+		pkts++
+		bytes += uint64(len(p))
+	}
+	if cur != nil {
+		s.errors.Add(uint64(cur.flush(b)))
+	}
+	s.packets.Add(pkts)
+	s.bytes.Add(bytes)
+	s.drops.Add(drops)
+	r.m.userspace(pkts, bytes)
+}
+
+// latch locks endpoint s.ep (or its RTCP) to src and reinstalls the
+// stream's routes; it returns s's new route.
+func (r *Relay) latch(s *sock, src netip.AddrPort, p []byte) *route {
+	e := s.ep
+	c := e.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deleted {
+		return nil
+	}
+	if s.isRTCP {
+		if !e.latchedRTCP.IsValid() {
+			e.latchedRTCP = src
+		}
+	} else if !e.latched.IsValid() {
+		e.latched = src
+		if !looksRTCP(p) {
+			e.ssrc = ssrcOf(p)
+		}
+	}
+	r.log.Info().Str("call_id", c.id).Str("tag", e.sideOf().Tag).Bool("rtcp", s.isRTCP).
+		Stringer("local", s.udp.local).Stringer("source", src).Msg("latched")
+	r.m.latched()
+	r.installStream(c, e.st)
+	r.persist(c)
+	return s.route.Load()
+}
+
+// installStream recomputes and installs the routes of both endpoints of st,
+// in the sockets and in the fast path. Caller holds c.mu.
+func (r *Relay) installStream(c *call, st *stream) {
+	for _, e := range st.ep {
+		if e == nil {
+			continue
+		}
+		if e.other() == nil {
+			e.rtp.route.Store(&route{drop: true})
+			e.rtcp.route.Store(&route{drop: true})
+			r.setFast(e.rtp, &route{drop: true})
+			r.setFast(e.rtcp, &route{drop: true})
+			continue
+		}
+		rtp, rtcp := e.routes()
+		e.rtp.route.Store(rtp)
+		e.rtcp.route.Store(rtcp)
+		r.setFast(e.rtp, rtp)
+		r.setFast(e.rtcp, rtcp)
+	}
+}
+
+func (r *Relay) setFast(s *sock, rt *route) {
+	if r.fp == nil {
+		return
+	}
+	if err := r.fp.SetSession(s.udp.local, fastPathEntry(rt, s.udp.local, false)); err != nil {
+		r.log.Error().Err(err).Stringer("local", s.udp.local).Msg("fast path update failed; packets go through userspace")
+		r.m.fastPathError()
+	}
+}
+
+func (r *Relay) closeSockets(c *call) {
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			for _, s := range []*sock{e.rtp, e.rtcp} {
+				if s == nil {
+					continue
+				}
+				s.udp.Close()
+			}
+		}
+	}
+}
+
+// release frees everything a call holds: fast-path entries, sockets,
+// ports and its persisted record. Caller holds c.mu.
+func (r *Relay) release(c *call) {
+	c.deleted = true
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			for _, s := range []*sock{e.rtp, e.rtcp} {
+				if r.fp != nil {
+					if err := r.fp.DeleteSession(s.udp.local); err != nil {
+						r.log.Warn().Err(err).Stringer("local", s.udp.local).Msg("fast path delete")
+					}
+				}
+				s.udp.Close()
+			}
+			r.ports.release(e.local)
+		}
+	}
+	if r.fp != nil {
+		if err := r.fp.DeleteCall(c.num); err != nil {
+			r.log.Warn().Err(err).Str("call_id", c.id).Msg("delete call record")
+		}
+	}
+}
+
+// newEndpoint allocates ports on ifc and starts their packet loops.
+func (r *Relay) newEndpoint(c *call, st *stream, sideIdx int, ifc *Interface) (*endpoint, error) {
+	rtpU, rtcpU, err := r.ports.alloc(ifc.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return r.startEndpoint(c, st, sideIdx, ifc, rtpU, rtcpU), nil
+}
+
+func (r *Relay) startEndpoint(c *call, st *stream, sideIdx int, ifc *Interface, rtpU, rtcpU *udpSock) *endpoint {
+	e := &endpoint{st: st, side: sideIdx, c: c, iface: ifc, local: rtpU.local, isRTP: true}
+	e.rtp = &sock{udp: rtpU, ep: e}
+	e.rtcp = &sock{udp: rtcpU, ep: e, isRTCP: true}
+	drop := &route{drop: true}
+	e.rtp.route.Store(drop)
+	e.rtcp.route.Store(drop)
+	r.wg.Add(2)
+	go r.serve(e.rtp)
+	go r.serve(e.rtcp)
+	return e
+}
+
+// janitor marks calls without media for cfg.Timeout as timed out and
+// removes calls older than cfg.FinalTimeout.
+func (r *Relay) janitor() {
+	defer r.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.sweep(time.Now())
+	}
+}
+
+func (r *Relay) sweep(now time.Time) {
+	r.mu.Lock()
+	calls := make([]*call, 0, len(r.calls))
+	for _, c := range r.calls {
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	for _, c := range calls {
+		c.mu.Lock()
+		if c.deleted {
+			c.mu.Unlock()
+			continue
+		}
+		last := c.lastSignal
+		if la := r.lastActivity(c); la.After(last) {
+			last = la
+		}
+		if !c.timedOut && now.Sub(last) > r.cfg.Timeout {
+			c.timedOut = true
+			r.m.timedOut()
+			r.log.Info().Str("call_id", c.id).Dur("idle", now.Sub(last)).Msg("media timeout")
+		}
+		final := now.Sub(c.created) > r.cfg.FinalTimeout
+		if final {
+			r.release(c)
+		}
+		c.mu.Unlock()
+		if final {
+			r.mu.Lock()
+			if r.calls[c.id] == c {
+				delete(r.calls, c.id)
+			}
+			r.mu.Unlock()
+			r.log.Info().Str("call_id", c.id).Msg("final timeout: call deleted")
+		}
+	}
+}
+
+// lastActivity is the last packet seen on any of the call's sockets, by
+// either path. Caller holds c.mu.
+func (r *Relay) lastActivity(c *call) time.Time {
+	var last int64
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			for _, s := range []*sock{e.rtp, e.rtcp} {
+				last = max(last, s.lastNs.Load())
+				if r.fp != nil {
+					if ls, err := r.fp.LegStats(s.udp.local); err == nil {
+						last = max(last, int64(ls.LastNs))
+					}
+				}
+			}
+		}
+	}
+	return monoToTime(last)
+}
+
+var errDeleted = errors.New("call deleted")
