@@ -165,11 +165,11 @@ func TestXDPPaths(t *testing.T) {
 		ap(l.relayA, 30001): {Action: ActionForward, Expect: ap(tri.CallerIP, 20001), OutSrc: ap(l.relayB, 30003), OutDst: ap(tri.CalleeIP, 40001)},
 		ap(l.relayA, 30010): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30012), OutDst: callee,
 			RTCPDemux: true, RTCPSrcPort: 30013, RTCPDst: ap(tri.CalleeIP, 40001)},
-		ap(l.relayA, 30020): {Action: ActionPass},
-		ap(l.relayA, 30030): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30032), OutDst: unresolved},
-		ap(l.relayA, 30040): {Action: ActionDrop},
-		ap(l.relayA, 30050): {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayA, 30052), OutDst: hairpin},
-		ap(l.relayA, 30060): {Action: ActionForward, OutSrc: ap(l.relayB6(), 30062), OutDst: callee6},
+		ap(l.relayA, 30020):           {Action: ActionPass},
+		ap(l.relayA, 30030):           {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30032), OutDst: unresolved},
+		ap(l.relayA, 30040):           {Action: ActionDrop},
+		ap(l.relayA, 30050):           {Action: ActionForward, Expect: caller, OutSrc: ap(l.relayA, 30052), OutDst: hairpin},
+		ap(l.relayA, 30060):           {Action: ActionForward, OutSrc: ap(l.relayB6(), 30062), OutDst: callee6},
 		ap(tri.RelayCallerIP6, 30000): {Action: ActionForward, Expect: caller6, OutSrc: ap(tri.RelayCalleeIP6, 30002), OutDst: callee6},
 	}
 	for k, s := range sessions {

@@ -15,6 +15,8 @@ import (
 type portAlloc struct {
 	min, max int // even min, max inclusive
 
+	bind func(addr netip.Addr, port int) (*udpSock, *udpSock, error)
+
 	mu   sync.Mutex
 	next int
 	used map[netip.AddrPort]bool // RTP ports we hold
@@ -24,7 +26,7 @@ func newPortAlloc(min, max int) *portAlloc {
 	if min%2 == 1 {
 		min++
 	}
-	p := &portAlloc{min: min, max: max, used: map[netip.AddrPort]bool{}}
+	p := &portAlloc{min: min, max: max, used: map[netip.AddrPort]bool{}, bind: bindPair}
 	pairs := (max - min + 1) / 2
 	p.next = min + 2*rand.IntN(pairs)
 	return p
@@ -47,7 +49,7 @@ func (p *portAlloc) alloc(addr netip.Addr) (rtp, rtcp *udpSock, err error) {
 		if p.used[k] {
 			continue
 		}
-		rtp, rtcp, err = bindPair(addr, port)
+		rtp, rtcp, err = p.bind(addr, port)
 		if err != nil {
 			if errors.Is(err, syscall.EADDRINUSE) {
 				continue
@@ -68,7 +70,7 @@ func (p *portAlloc) claim(addr netip.Addr, port int) (rtp, rtcp *udpSock, err er
 	if p.used[k] {
 		return nil, nil, fmt.Errorf("port %v already held", k)
 	}
-	rtp, rtcp, err = bindPair(addr, port)
+	rtp, rtcp, err = p.bind(addr, port)
 	if err != nil {
 		return nil, nil, err
 	}

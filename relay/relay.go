@@ -45,6 +45,8 @@ type Relay struct {
 	calls   map[string]*call
 	nextNum uint64
 
+	binder *binder
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -78,6 +80,12 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 		r.ifaces = append(r.ifaces, &ifc)
 	}
 	r.ports = newPortAlloc(cfg.PortMin, cfg.PortMax)
+	b, err := newBinder()
+	if err != nil {
+		return nil, err
+	}
+	r.binder = b
+	r.ports.bind = b.bind
 	r.m = newMetrics(r)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 
@@ -137,6 +145,7 @@ func (r *Relay) Close() error {
 		c.mu.Unlock()
 	}
 	r.wg.Wait()
+	r.binder.close()
 	if r.dp != nil {
 		if r.cfg.RemoveOnExit {
 			return r.dp.Remove()

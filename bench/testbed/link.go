@@ -50,7 +50,7 @@ type Link struct {
 type End struct {
 	NS    *NS
 	Name  string // interface name inside NS
-	Index int    // ifindex inside NS
+	Index int    // ifindex inside NS; the lab numbers its veth ends from 1000
 	MAC   net.HardwareAddr
 	Addrs []netip.Prefix
 }

@@ -26,6 +26,7 @@ type NS struct {
 	mu      sync.Mutex
 	fd      int  // open /run/netns/NetnsName; 0 while being created, -1 after Close
 	created bool // `ip netns add` succeeded: the name is ours to delete
+	removed bool
 	ifnames map[string]bool
 }
 
@@ -167,9 +168,20 @@ func (n *NS) Interface(name string) (*net.Interface, error) {
 	return ifi, err
 }
 
-func (n *NS) exists() bool {
-	_, err := os.Stat(netnsPath(n.NetnsName))
-	return err == nil
+// remove deletes the namespace's name, once, and only if the lab created it:
+// never a namespace of the same name that someone else made.
+func (n *NS) remove() error {
+	n.mu.Lock()
+	if !n.created || n.removed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.removed = true
+	n.mu.Unlock()
+	if _, err := os.Stat(netnsPath(n.NetnsName)); err != nil {
+		return nil // deleted behind our back
+	}
+	return runIP("netns", "delete", n.NetnsName)
 }
 
 func (n *NS) hasLink(name string) bool {

@@ -23,6 +23,8 @@ const outputLimit = 1 << 20
 // own process group, which Stop, Kill and Lab.Close signal as a whole, and it
 // gets SIGKILL if the test binary dies.
 type Process struct {
+	// Cmd is the started command. Do not call its Wait: the lab reaps the
+	// process; use Process.Wait.
 	Cmd *exec.Cmd
 
 	out  *tailBuffer // nil when the caller supplied Stdout and Stderr

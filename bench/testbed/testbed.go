@@ -141,7 +141,8 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 
 // AddNS creates a namespace with logical name name (real name Prefix+name) and
 // brings its loopback up. IPv6 duplicate address detection is turned off in the
-// namespace, so IPv6 addresses can be bound as soon as they are added.
+// namespace, so IPv6 addresses can be bound as soon as they are added, and so
+// are router solicitations, which would otherwise show up in captures.
 func (l *Lab) AddNS(name string) (*NS, error) {
 	if !nameRE.MatchString(name) || !nameRE.MatchString(l.Prefix+name) || len(l.Prefix+name) > 200 {
 		return nil, fmt.Errorf("%w: namespace %q", ErrBadName, l.Prefix+name)
@@ -165,16 +166,23 @@ func (l *Lab) AddNS(name string) (*NS, error) {
 	if err := runIP("netns", "add", n.NetnsName); err != nil {
 		return nil, err
 	}
+	fd, err := unix.Open(netnsPath(n.NetnsName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	n.mu.Lock()
 	n.created = true
+	if n.fd < 0 { // the lab was closed meanwhile
+		n.mu.Unlock()
+		if err == nil {
+			unix.Close(fd)
+		}
+		return nil, errors.Join(ErrClosed, n.remove())
+	}
+	if err == nil {
+		n.fd = fd
+	}
 	n.mu.Unlock()
-	fd, err := unix.Open(netnsPath(n.NetnsName), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("testbed: open netns %s: %w", n.NetnsName, err)
 	}
-	n.mu.Lock()
-	n.fd = fd
-	n.mu.Unlock()
 	if err := runIP("-n", n.NetnsName, "link", "set", "lo", "up"); err != nil {
 		return nil, err
 	}
@@ -243,7 +251,7 @@ func (l *Lab) Close() error {
 	// Deleting the veths explicitly makes them go away now, even if something
 	// (a socket, a stray process) keeps a namespace alive after it is unnamed.
 	for _, k := range links {
-		if k.A.NS.exists() && k.A.NS.hasLink(k.A.Name) {
+		if k.A.NS.hasLink(k.A.Name) {
 			if err := runIP("-n", k.A.NS.NetnsName, "link", "del", k.A.Name); err != nil {
 				errs = append(errs, err)
 			}
@@ -256,13 +264,8 @@ func (l *Lab) Close() error {
 			unix.Close(n.fd)
 		}
 		n.fd = -1
-		created := n.created
 		n.mu.Unlock()
-		// Never delete a namespace of the same name that we did not create.
-		if !created || !n.exists() {
-			continue
-		}
-		if err := runIP("netns", "delete", n.NetnsName); err != nil {
+		if err := n.remove(); err != nil {
 			errs = append(errs, err)
 		}
 	}

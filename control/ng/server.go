@@ -263,7 +263,7 @@ func (s *Server) answer(ctx context.Context, j job, buf []byte) (out []byte, cmd
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error().Stringer("from", j.key.from).Str("cookie", cookie).Str("command", cmd).
-				Interface("panic", r).Bytes("stack", debug.Stack()).Msg("ng: panic answering request")
+				Str("panic", fmt.Sprint(r)).Bytes("stack", debug.Stack()).Msg("ng: panic answering request")
 			out, _ = AppendMessage(buf[:0], cookie, ErrorReply("internal error"))
 		}
 	}()

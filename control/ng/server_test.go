@@ -156,6 +156,7 @@ func TestServerRetransmitGetsCachedReply(t *testing.T) {
 
 func TestServerRetransmitWhileHandling(t *testing.T) {
 	var calls atomic.Int64
+	var logs syncBuffer
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	srv := startServer(t, HandlerFunc(func(ctx context.Context, from netip.AddrPort, req Dict) Dict {
@@ -163,14 +164,20 @@ func TestServerRetransmitWhileHandling(t *testing.T) {
 		close(entered)
 		<-release
 		return Dict{"n": calls.Load()}
-	}))
+	}), WithLogger(zerolog.New(&logs)))
 	p := newPeer(t, srv)
 	const req = "slow d7:command5:offere"
 	p.send(req)
 	<-entered
 	p.send(req)
 	p.send(req)
-	time.Sleep(50 * time.Millisecond) // let the server read the retransmits
+	// Release the handler only once the server has seen both retransmits.
+	for deadline := time.Now().Add(2 * time.Second); strings.Count(logs.String(), "in progress, dropped") < 2; {
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not drop the retransmits; log:\n%s", logs.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	close(release)
 	reply := p.recv(2 * time.Second)
 	if string(reply) != "slow d1:ni1e6:result2:oke" {

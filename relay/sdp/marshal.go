@@ -28,7 +28,7 @@ func (s *Session) AppendMarshal(dst []byte) []byte {
 		switch i + 1 {
 		case s.oLine:
 			text, term := splitTerm(l)
-			if o, ok := parseOrigin(text[2:]); ok && o == s.Origin {
+			if o, ok := parseOrigin(trimWS(text[2:])); ok && o == s.Origin {
 				w.raw(l)
 			} else {
 				w.origin(&s.Origin, term)

@@ -101,6 +101,9 @@ const attrSlack = 2
 // not 0. It does not require t= or any particular line order.
 func Parse(b []byte) (*Session, error) {
 	src := string(b) // the one copy; every string below is a slice of it
+	if i := strings.IndexByte(src, 0); i >= 0 {
+		return nil, fmt.Errorf("%w at line %d: NUL byte", ErrBadLine, strings.Count(src[:i], "\n")+1)
+	}
 
 	// Size the shared backing arrays in one cheap pass, so the parse proper
 	// does not grow slices line by line.
@@ -137,9 +140,14 @@ func Parse(b []byte) (*Session, error) {
 		haveName   bool
 		lineNo     int
 		sectionEnd = func() error {
+			// The section's attributes keep attrSlack spare slots of the
+			// shared array as capacity; the next section starts after them.
+			end := min(len(attrs)+attrSlack, cap(attrs))
+			secAttrList := attrs[secAttrs:len(attrs):end]
+			secLineList := lines[secLines:len(lines):len(lines)]
+			attrs = attrs[:end]
 			if cur == nil {
-				s.lines = lines[secLines:len(lines):len(lines)]
-				s.Attrs = attrs[secAttrs:len(attrs):len(attrs)]
+				s.lines, s.Attrs = secLineList, secAttrList
 				if s.oLine == 0 {
 					return fmt.Errorf("%w (before line %d)", ErrNoOrigin, lineNo)
 				}
@@ -148,16 +156,12 @@ func Parse(b []byte) (*Session, error) {
 				}
 				s.dir = direction(s.Attrs)
 			} else {
-				cur.lines = lines[secLines:len(lines):len(lines)]
-				cur.Attrs = attrs[secAttrs:len(attrs):len(attrs)]
+				cur.lines, cur.Attrs = secLineList, secAttrList
 				if cur.Port != 0 && !cur.Conn.IsValid() {
 					return fmt.Errorf("%w at line %d", ErrNoConnection, curLine)
 				}
 				cur.origConn = cur.Conn
 				cur.derive(s.dir)
-			}
-			if cap(attrs)-len(attrs) >= attrSlack {
-				attrs = attrs[:len(attrs)+attrSlack]
 			}
 			secLines, secAttrs = len(lines), len(attrs)
 			return nil
@@ -177,8 +181,8 @@ func Parse(b []byte) (*Session, error) {
 				s.eol = term
 			}
 		}
-		if strings.IndexByte(text, '\r') >= 0 || strings.IndexByte(text, 0) >= 0 {
-			return nil, fmt.Errorf("%w at line %d: CR or NUL inside the line", ErrBadLine, lineNo)
+		if strings.IndexByte(text, '\r') >= 0 {
+			return nil, fmt.Errorf("%w at line %d: CR inside the line", ErrBadLine, lineNo)
 		}
 		if isBlank(text) {
 			lines = append(lines, line{raw: raw, at: len(attrs) - secAttrs})

@@ -1,0 +1,246 @@
+package relay
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// labRelay is an in-process relay living in a Triangle's relay namespace,
+// with its NG server on the relay's caller-side address.
+type labRelay struct {
+	tri    *testbed.Triangle
+	r      *Relay
+	ngAddr string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func mountBPFFS(t *testing.T) string {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "bpffs")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+		t.Fatalf("mount bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
+	return root
+}
+
+func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
+	cfg := DefaultConfig()
+	cfg.Dataplane = dataplane
+	cfg.Interfaces = []Interface{
+		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
+		{Name: "customer", Addr: tri.RelayCallerIP6, Advertised: tri.RelayCallerIP6},
+		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
+		{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
+	}
+	if dataplane == DataplaneXDP {
+		cfg.PinPath = filepath.Join(mountBPFFS(t), "relay")
+		cfg.RemoveOnExit = true
+	}
+	return cfg
+}
+
+func startLabRelay(t *testing.T, tri *testbed.Triangle, cfg Config) *labRelay {
+	t.Helper()
+	lr := &labRelay{tri: tri, done: make(chan struct{})}
+	var pc net.PacketConn
+	err := tri.Relay.Do(func() error {
+		var err error
+		lr.r, err = New(cfg, WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)))
+		if err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp", netip.AddrPortFrom(tri.RelayCallerIP, 2223).String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr.ngAddr = pc.LocalAddr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	lr.cancel = cancel
+	go func() {
+		defer close(lr.done)
+		_ = ng.NewServer(lr.r).Serve(ctx, pc)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-lr.done
+		pc.Close()
+		lr.r.Close()
+	})
+	return lr
+}
+
+// ngClient dials the relay's NG port from the caller namespace.
+func (lr *labRelay) ngClient(t *testing.T) *ng.Client {
+	t.Helper()
+	var c *ng.Client
+	err := lr.tri.Caller.Do(func() error {
+		var err error
+		c, err = ng.Dial(lr.ngAddr, ng.WithTimeout(3*time.Second))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func do(t *testing.T, c *ng.Client, req ng.Dict) ng.Dict {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, err := c.Do(ctx, req)
+	if err != nil {
+		t.Fatalf("ng %s: %v (reply %v)", req.Str("command"), err, reply)
+	}
+	return reply
+}
+
+func g711SDP(addr netip.Addr, port int) string {
+	ipv := "IP4"
+	if addr.Is6() {
+		ipv = "IP6"
+	}
+	return fmt.Sprintf("v=0\r\no=- 1234 1 IN %[1]s %[2]s\r\ns=-\r\nc=IN %[1]s %[2]s\r\nt=0 0\r\n"+
+		"m=audio %[3]d RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=ptime:20\r\na=sendrecv\r\n", ipv, addr, port)
+}
+
+// mediaOf returns the relay address and port an SDP tells its receiver to use.
+func mediaOf(t *testing.T, sdpText string) netip.AddrPort {
+	t.Helper()
+	var addr netip.Addr
+	port := 0
+	for _, line := range splitLines(sdpText) {
+		switch {
+		case len(line) > 9 && line[:9] == "c=IN IP4 ", len(line) > 9 && line[:9] == "c=IN IP6 ":
+			a, err := netip.ParseAddr(line[9:])
+			if err == nil && !addr.IsValid() {
+				addr = a
+			}
+		case len(line) > 8 && line[:8] == "m=audio ":
+			fmt.Sscanf(line[8:], "%d", &port)
+		}
+	}
+	if !addr.IsValid() || port == 0 {
+		t.Fatalf("no media address in SDP:\n%s", sdpText)
+	}
+	return netip.AddrPortFrom(addr, uint16(port))
+}
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			l := s[start:i]
+			if len(l) > 0 && l[len(l)-1] == '\r' {
+				l = l[:len(l)-1]
+			}
+			out = append(out, l)
+			start = i + 1
+		}
+	}
+	return out
+}
+
+// rtpPacket is an RTP packet whose payload encodes (ssrc, seq) so the sink
+// can check it arrived intact.
+func rtpPacket(b []byte, pt uint8, ssrc uint32, seq uint16) []byte {
+	b = b[:12+160]
+	b[0], b[1] = 0x80, pt
+	binary.BigEndian.PutUint16(b[2:], seq)
+	binary.BigEndian.PutUint32(b[4:], uint32(seq)*160)
+	binary.BigEndian.PutUint32(b[8:], ssrc)
+	for i := 12; i < len(b); i++ {
+		b[i] = byte(uint32(seq)*7 + uint32(i) + ssrc)
+	}
+	return b
+}
+
+func payloadIntact(p []byte) bool {
+	if len(p) != 172 || p[0] != 0x80 {
+		return false
+	}
+	seq := binary.BigEndian.Uint16(p[2:])
+	ssrc := binary.BigEndian.Uint32(p[8:])
+	for i := 12; i < len(p); i++ {
+		if p[i] != byte(uint32(seq)*7+uint32(i)+ssrc) {
+			return false
+		}
+	}
+	return true
+}
+
+// send paces n packets at pps from conn to dst.
+func send(conn *net.UDPConn, dst netip.AddrPort, ssrc uint32, n, pps int) error {
+	buf := make([]byte, 172)
+	tick := time.NewTicker(time.Second / time.Duration(pps))
+	defer tick.Stop()
+	for i := 0; i < n; i++ {
+		<-tick.C
+		if _, err := conn.WriteToUDPAddrPort(rtpPacket(buf, 0, ssrc, uint16(i)), dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sink counts intact packets of one SSRC, and everything else.
+type sink struct {
+	mu      sync.Mutex
+	got     map[uint16]bool
+	bad     int
+	sources map[netip.AddrPort]int
+	done    chan struct{}
+}
+
+func newSink(conn *net.UDPConn, ssrc uint32) *sink {
+	s := &sink{got: map[uint16]bool{}, sources: map[netip.AddrPort]int{}, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, 2048)
+		for {
+			n, from, err := conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			p := buf[:n]
+			s.mu.Lock()
+			s.sources[from]++
+			if payloadIntact(p) && binary.BigEndian.Uint32(p[8:]) == ssrc {
+				s.got[binary.BigEndian.Uint16(p[2:])] = true
+			} else {
+				s.bad++
+			}
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+func (s *sink) count() (good, bad int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.got), s.bad
+}
