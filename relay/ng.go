@@ -110,7 +110,9 @@ func parseOpts(req ng.Dict) opts {
 			o.muxReject = true
 		}
 	}
-	o.direction = req.Strings("direction")
+	for _, d := range req.Strings("direction") {
+		o.direction = append(o.direction, strings.Clone(d))
+	}
 	if rf := req.Strings("received-from"); len(rf) == 2 {
 		if a, err := netip.ParseAddr(rf[1]); err == nil {
 			o.receivedFrom = a.Unmap()
@@ -132,7 +134,9 @@ func errReply(err error) ng.Dict { return ng.ErrorReply(err.Error()) }
 // on an offer and to the to-tag party on an answer; the reply's SDP, for
 // the other party, names the relay's ports facing that other party.
 func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.Dict {
-	callID, fromTag, toTag, body := req.Str("call-id"), req.Str("from-tag"), req.Str("to-tag"), req.Str("sdp")
+	// decoded strings share the datagram's memory; keep copies of what lives on
+	callID, fromTag, toTag := strings.Clone(req.Str("call-id")), strings.Clone(req.Str("from-tag")), strings.Clone(req.Str("to-tag"))
+	body := req.Str("sdp")
 	switch {
 	case callID == "":
 		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
