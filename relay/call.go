@@ -31,7 +31,8 @@ type side struct {
 	Iface        string     `json:"iface"` // logical interface facing this party
 	Asymmetric   bool       `json:"asym,omitempty"`
 	Strict       bool       `json:"strict,omitempty"`
-	ReceivedFrom netip.Addr `json:"rf,omitzero"` // where its signalling came from
+	ReceivedFrom netip.Addr `json:"rf,omitzero"`    // where its signalling came from
+	AcceptMux    bool       `json:"amux,omitempty"` // its rtcp-mux offer is to be accepted
 	Created      time.Time  `json:"created"`
 }
 
@@ -93,6 +94,22 @@ type route struct {
 	demux   bool
 	rtcpOut *udpSock
 	rtcpDst netip.AddrPort
+	// what an unlatched socket may latch to (nil once latched)
+	learn *learnParams
+}
+
+// learnParams are an endpoint's latching rules at the time the route was
+// made; the packet loop reads only these, never the endpoint.
+type learnParams struct {
+	want         netip.AddrPort // the SDP address for this socket (RTP or RTCP)
+	sdpIP        netip.Addr
+	receivedFrom netip.Addr
+	latchedIP    netip.Addr // RTP's latched IP, for the RTCP socket
+	until        int64      // monotonic ns
+	strict       bool
+	isRTP        bool
+	mux          bool
+	pts          [2]uint64
 }
 
 func (e *endpoint) sideOf() *side { return e.c.sides[e.side] }
@@ -136,7 +153,32 @@ func (e *endpoint) routes() (rtp, rtcp *route) {
 	if o.mux {
 		rtcp.out, rtcp.dst = o.rtp.udp, o.dest()
 	}
+	if !e.latched.IsValid() {
+		rtp.learn = e.learnParams(false)
+	}
+	if !e.latchedRTCP.IsValid() {
+		rtcp.learn = e.learnParams(true)
+	}
 	return rtp, rtcp
+}
+
+func (e *endpoint) learnParams(rtcp bool) *learnParams {
+	lp := &learnParams{want: e.sdp, until: e.learnUntil, isRTP: e.isRTP, mux: e.mux, pts: e.pts}
+	if rtcp {
+		lp.want = e.sdpRTCP
+	}
+	if e.sdp.IsValid() {
+		lp.sdpIP = e.sdp.Addr()
+	}
+	if e.latched.IsValid() {
+		lp.latchedIP = e.latched.Addr()
+	}
+	if sd := e.sideOf(); sd != nil {
+		lp.strict, lp.receivedFrom = sd.Strict, sd.ReceivedFrom
+	} else {
+		lp.strict = true
+	}
+	return lp
 }
 
 // fastPathEntry is the XDP view of a route: forward only when latched
@@ -162,40 +204,34 @@ func fastPathEntry(r *route, local netip.AddrPort, srtp bool) bpf.Session {
 	return s
 }
 
-// learnable decides whether a packet from src arriving at s may latch the
-// endpoint (RTP Bleed defence): it must look like this call's media and
-// come from the SDP address, or — inside the learning window — from the
-// SDP's or the signalling's IP address.
-func (s *sock) learnable(src netip.AddrPort, p []byte, now int64) bool {
-	e := s.ep
-	if s.isRTCP || (e.mux && looksRTCP(p)) {
+// learnable decides whether a packet from src arriving at socket s (with
+// latching rules lp) may latch it — the RTP Bleed defence: it must look
+// like this call's media and come from the SDP address or, inside the
+// learning window, from the SDP's or the signalling's IP address.
+func (s *sock) learnable(lp *learnParams, src netip.AddrPort, p []byte, now int64) bool {
+	if lp == nil {
+		return false
+	}
+	if s.isRTCP || (lp.mux && looksRTCP(p)) {
 		if !looksRTCP(p) {
 			return false
 		}
-	} else if e.isRTP && !looksRTP(p, &e.pts) {
+	} else if lp.isRTP && !looksRTP(p, &lp.pts) {
 		return false
 	}
-	want := e.sdp
-	if s.isRTCP {
-		want = e.sdpRTCP
-	}
-	if want.IsValid() && src == want {
+	if lp.want.IsValid() && src == lp.want {
 		return true
 	}
-	if now > e.learnUntil {
-		return false
-	}
-	sd := e.sideOf()
-	if sd == nil || sd.Strict {
+	if now > lp.until || lp.strict {
 		return false
 	}
 	a := src.Addr()
 	switch {
-	case e.sdp.IsValid() && a == e.sdp.Addr():
+	case lp.sdpIP.IsValid() && a == lp.sdpIP:
 		return true
-	case sd.ReceivedFrom.IsValid() && a == sd.ReceivedFrom:
+	case lp.receivedFrom.IsValid() && a == lp.receivedFrom:
 		return true
-	case s.isRTCP && e.latched.IsValid() && a == e.latched.Addr():
+	case s.isRTCP && lp.latchedIP.IsValid() && a == lp.latchedIP:
 		return true
 	}
 	return false

@@ -316,23 +316,20 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 		}
 		adv := pe.iface.Advertised
 		m.Conn = adv
-		muxOut := false
-		switch {
-		case isAnswer:
-			// the answerer's choice goes back to the offerer
-			muxOut = m.RTCPMux && !o.muxReject
-		default:
+		var muxOut bool
+		if isAnswer {
+			// the answerer's choice goes back to the offerer, and so does
+			// an acceptance the offer asked for (rtcp-mux accept/demux)
+			muxOut = (m.RTCPMux && !o.muxReject) || (pe.mux && c.sides[peer].AcceptMux)
+			pe.mux = pe.mux && muxOut
+		} else {
 			muxOut = (m.RTCPMux && !o.muxDemux && !o.muxReject) || o.muxOffer
+			os.AcceptMux = m.RTCPMux && (o.muxDemux || o.muxAccept)
 		}
 		if muxOut && !m.RTCPMux {
 			m.AddAttr("rtcp-mux", "")
 		} else if !muxOut && m.RTCPMux {
 			m.RemoveAttrs("rtcp-mux")
-		}
-		if isAnswer {
-			// the offerer offered mux to us: we accept it when asked to, or
-			// when the answerer took it; else it sends RTCP to port+1
-			pe.mux = pe.mux && (muxOut || o.muxAccept || o.muxDemux)
 		}
 		if m.Port != 0 {
 			m.SetRTCP(int(pe.local.Port())+1, adv)

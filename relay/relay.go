@@ -241,7 +241,7 @@ func (r *Relay) handle(s *sock, b *batch) {
 				continue
 			}
 		} else {
-			if !s.learnable(src, p, now) {
+			if !s.learnable(rt.learn, src, p, now) {
 				drops++
 				r.m.drop(dropNotLearnable)
 				continue
