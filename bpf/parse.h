@@ -113,7 +113,7 @@ static __always_inline int parse_udp(struct pkt *p, enum xtr_reason *reason, int
 		if (ip6->nexthdr != IPPROTO_UDP) {
 			/* extension headers are rare on media; let the kernel have them */
 			*reason = ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_ICMPV6 ?
-					  XTR_PASS_NOT_UDP : XTR_PASS_FRAGMENT;
+					  XTR_PASS_NOT_UDP : XTR_PASS_IPV6_EXT;
 			return -1;
 		}
 		struct udphdr *udp = (void *)(ip6 + 1);

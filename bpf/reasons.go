@@ -22,6 +22,7 @@ const (
 	ReasonDropSession
 	ReasonDropMalformed
 	ReasonDropRedirectFail
+	ReasonPassIPv6Ext
 	ReasonMax
 )
 
@@ -44,6 +45,7 @@ var reasonLabels = [ReasonMax]string{
 	ReasonDropSession:       "drop_session",
 	ReasonDropMalformed:     "drop_malformed",
 	ReasonDropRedirectFail:  "drop_redirect_fail",
+	ReasonPassIPv6Ext:       "pass_ipv6_ext",
 }
 
 func (r Reason) String() string {
@@ -58,7 +60,7 @@ func (r Reason) Verdict() string {
 	switch {
 	case r <= ReasonForwardTX:
 		return "forward"
-	case r <= ReasonPassCrossFamily:
+	case r <= ReasonPassCrossFamily, r == ReasonPassIPv6Ext:
 		return "pass"
 	case r < ReasonMax:
 		return "drop"

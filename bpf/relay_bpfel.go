@@ -61,7 +61,8 @@ const (
 	relayXtrReasonXTR_DROP_SESSION        relayXtrReason = 13
 	relayXtrReasonXTR_DROP_MALFORMED      relayXtrReason = 14
 	relayXtrReasonXTR_DROP_REDIRECT_FAIL  relayXtrReason = 15
-	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 16
+	relayXtrReasonXTR_PASS_IPV6EXT        relayXtrReason = 16
+	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 17
 )
 
 type relayXtrSess struct {

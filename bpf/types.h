@@ -12,7 +12,7 @@ enum xtr_reason {
 	XTR_FORWARD_TX,            /* rewritten and sent back out the ingress device */
 	XTR_PASS_NOT_IP,           /* not IPv4/IPv6 (ARP, LLDP, VLAN...) */
 	XTR_PASS_NOT_UDP,          /* IP but not UDP (ICMP, TCP: SIP over TCP, SSH...) */
-	XTR_PASS_FRAGMENT,         /* IPv4 fragment or IPv6 extension header */
+	XTR_PASS_FRAGMENT,         /* IPv4 fragment */
 	XTR_PASS_NOT_RELAY,        /* UDP not addressed to a relay address/port */
 	XTR_PASS_USERSPACE,        /* session wants userspace: SRTP, learning, recording */
 	XTR_PASS_NO_NEIGH,         /* FIB found a route but no neighbour entry yet */
@@ -24,6 +24,7 @@ enum xtr_reason {
 	XTR_DROP_SESSION,          /* the session says drop (e.g. held or deleted leg) */
 	XTR_DROP_MALFORMED,        /* truncated or inconsistent headers addressed to the relay */
 	XTR_DROP_REDIRECT_FAIL,    /* bpf_redirect_map refused after rewrite */
+	XTR_PASS_IPV6_EXT,         /* IPv6 with extension headers (fragments, hop-by-hop...) */
 	XTR_REASON_MAX,
 };
 

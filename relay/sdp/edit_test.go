@@ -165,6 +165,17 @@ func TestConnFieldsWrittenBack(t *testing.T) {
 		"a=rtpmap:96 H264/90000",
 	))
 
+	// A media that relied on the session's c= keeps its address when only
+	// the session's changes.
+	s = mustParse(t, readSDP(t, "session_conn.sdp"))
+	s.Conn = relayAddr
+	got := marshal(s)
+	if !strings.Contains(got, "\r\nc=IN IP4 203.0.113.1\r\nt=0 0\r\n") ||
+		!strings.Contains(got, "m=audio 30000 RTP/AVP 8 101\r\nc=IN IP4 192.0.2.77\r\n") ||
+		!strings.Contains(got, "m=video 0 RTP/AVP 96\r\nc=IN IP4 192.0.2.77\r\n") {
+		t.Errorf("session-only conn change:\n%s", got)
+	}
+
 	// Clearing an address drops its c= line.
 	s = mustParse(t, readSDP(t, "media_conn.sdp"))
 	s.Media[1].Conn = netip.Addr{}

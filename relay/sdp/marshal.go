@@ -51,8 +51,10 @@ func (s *Session) AppendMarshal(dst []byte) []byte {
 
 func (w *writer) media(m *Media, sessConn netip.Addr) {
 	w.mline(m)
+	// Without a c= of its own the media takes the session's, so it needs one
+	// when its Conn differs: what is parsed back matches the fields.
 	addC := -1
-	if m.cLine == 0 && m.Conn.IsValid() && m.Conn != m.origConn && m.Conn != sessConn {
+	if m.cLine == 0 && m.Conn.IsValid() && m.Conn != sessConn {
 		addC = connSlot(m.lines, "bk")
 		if addC == 0 {
 			w.conn(m.Conn, "")
