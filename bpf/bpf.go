@@ -8,7 +8,6 @@
 package bpf
 
 import (
-	"encoding/binary"
 	"net/netip"
 )
 
@@ -130,6 +129,3 @@ func sessionFromRaw(r relayXtrSess) Session {
 	}
 	return s
 }
-
-// be16 is a helper for tests building frames.
-func be16(b []byte, v uint16) { binary.BigEndian.PutUint16(b, v) }

@@ -267,13 +267,3 @@ func setPTs(pts *[2]uint64, list []uint8) {
 		}
 	}
 }
-
-func listPTs(pts [2]uint64) []uint8 {
-	var out []uint8
-	for pt := 0; pt < 128; pt++ {
-		if pts[pt>>6]&(1<<(pt&63)) != 0 {
-			out = append(out, uint8(pt))
-		}
-	}
-	return out
-}

@@ -7,11 +7,15 @@ var (
 	ErrConfig = errors.New("relay config")
 	// ErrNoPorts is returned when the port range is exhausted.
 	ErrNoPorts = errors.New("ran out of ports")
-	// ErrUnknownCall is returned for commands naming no known call.
+	// ErrUnknownCall is returned for commands naming no known call. The
+	// capitalised wording is rtpengine's, which clients match on.
+	//lint:ignore ST1005 rtpengine's wording
 	ErrUnknownCall = errors.New("Unknown call-id")
 	// ErrUnknownTag is returned when a tag does not belong to the call.
+	//lint:ignore ST1005 rtpengine's wording
 	ErrUnknownTag = errors.New("Unknown tag")
 	// ErrBadSDP is returned when the SDP cannot be parsed or used.
+	//lint:ignore ST1005 rtpengine's wording
 	ErrBadSDP = errors.New("Failed to parse SDP")
 	// ErrMissingKey is returned when a required NG key is absent.
 	ErrMissingKey = errors.New("missing key")

@@ -7,7 +7,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -479,5 +478,3 @@ func (r *Relay) lastActivity(c *call) time.Time {
 	}
 	return monoToTime(last)
 }
-
-var errDeleted = errors.New("call deleted")
