@@ -64,6 +64,16 @@ type endpoint struct {
 	isRTP    bool // RTP profile (learning can check the header)
 	pts      [2]uint64
 
+	// SDES-SRTP, when the party's leg is encrypted: its key decrypts what
+	// it sends, the relay's key encrypts what it receives.
+	proto   string // the party's own transport protocol
+	srtp    bool
+	keyIn   keying   // the party's
+	keyOut  keying   // the relay's, toward the party
+	offered []keying // the relay's keys offered to the party, one per suite
+	dec     *cryptoCtx
+	enc     *cryptoCtx
+
 	// Latching.
 	latched     netip.AddrPort
 	latchedRTCP netip.AddrPort
@@ -96,6 +106,9 @@ type route struct {
 	rtcpDst netip.AddrPort
 	// what an unlatched socket may latch to (nil once latched)
 	learn *learnParams
+	// SRTP: decrypt what arrives (this party is SRTP), encrypt what is
+	// sent (the other party is)
+	decrypt, encrypt *cryptoCtx
 }
 
 // learnParams are an endpoint's latching rules at the time the route was
@@ -153,6 +166,12 @@ func (e *endpoint) routes() (rtp, rtcp *route) {
 	if o.mux {
 		rtcp.out, rtcp.dst = o.rtp.udp, o.dest()
 	}
+	if e.srtp {
+		rtp.decrypt, rtcp.decrypt = e.dec, e.dec
+	}
+	if o.srtp {
+		rtp.encrypt, rtcp.encrypt = o.enc, o.enc
+	}
 	if !e.latched.IsValid() {
 		rtp.learn = e.learnParams(false)
 	}
@@ -183,11 +202,11 @@ func (e *endpoint) learnParams(rtcp bool) *learnParams {
 
 // fastPathEntry is the XDP view of a route: forward only when latched
 // and the destination is known; everything else goes to the socket.
-func fastPathEntry(r *route, local netip.AddrPort, srtp bool) bpf.Session {
+func fastPathEntry(r *route) bpf.Session {
 	switch {
 	case r.drop:
 		return bpf.Session{Action: bpf.ActionDrop}
-	case srtp || !r.expect.IsValid() || !r.dst.IsValid():
+	case r.decrypt != nil || r.encrypt != nil || !r.expect.IsValid() || !r.dst.IsValid():
 		return bpf.Session{Action: bpf.ActionPass}
 	}
 	s := bpf.Session{

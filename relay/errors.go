@@ -22,3 +22,12 @@ var (
 	// ErrBadInterface is returned when "direction" names no interface.
 	ErrBadInterface = errors.New("unknown interface")
 )
+
+var (
+	// ErrMKI is returned for SDES offers that only use MKI, which the relay
+	// does not support (signalling answers 488).
+	ErrMKI = errors.New("SRTP MKI is not supported")
+	// ErrNoCrypto is returned when an RTP/SAVP party offers no crypto suite
+	// the relay accepts.
+	ErrNoCrypto = errors.New("no acceptable SRTP crypto suite")
+)

@@ -17,6 +17,8 @@ const (
 	dropForeignSource = "foreign_source" // not the latched source (RTP Bleed/Inject)
 	dropNotLearnable  = "not_learnable"  // unlatched, and not this call's media from an expected address
 	dropNoDestination = "no_destination" // the other party's address is not known yet
+	dropSRTPAuth      = "srtp_auth"      // SRTP/SRTCP authentication or replay check failed
+	dropSRTPEncrypt   = "srtp_encrypt"   // encryption toward an SRTP party failed (key lifetime)
 )
 
 // metrics is the relay's private Prometheus registry.
@@ -58,7 +60,7 @@ func newMetrics(r *Relay) *metrics {
 	m.timeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_media_timeouts_total", Help: "Calls marked timed out for lack of media."})
 	m.fpErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_fastpath_errors_total", Help: "Failed fast-path (BPF map) updates."})
 	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_relay_dataplane_info", Help: "Dataplane in use per device: native or generic XDP, or userspace."}, []string{"device", "mode"})
-	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination} {
+	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination, dropSRTPAuth, dropSRTPEncrypt} {
 		m.drops.WithLabelValues(reason)
 	}
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.fpErrors, m.mode,

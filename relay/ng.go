@@ -57,6 +57,7 @@ type opts struct {
 	receivedFrom          netip.Addr
 	record                bool
 	transport             string
+	sdes                  sdesOpts
 }
 
 // normFlag makes "Trust Address", "trust-address" and "trust_address" one.
@@ -125,6 +126,7 @@ func parseOpts(req ng.Dict) opts {
 		o.record = true
 	}
 	o.transport = req.Str("transport-protocol")
+	o.sdes = parseSDES(req.Strings("SDES"))
 	return o
 }
 
@@ -307,6 +309,9 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 		}
 		e, pe := st.ep[owner], st.ep[peer]
 		r.updateEndpoint(e, m, o)
+		if err := r.negotiateSRTP(e, pe, m, o, isAnswer); err != nil {
+			return nil, err
+		}
 		e.learnUntil, pe.learnUntil = window, window
 
 		// rewrite for the peer: where it must send is pe's local port
@@ -337,9 +342,6 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 		// the relay anchors media, so candidates would point past it: ICE
 		// attributes go whether or not ICE=remove was asked for
 		sdp.RemoveICE(m)
-		if o.transport != "" {
-			m.SetProto(o.transport)
-		}
 		r.installStream(c, st)
 	}
 	sess.RemoveICE()

@@ -40,6 +40,11 @@ type endpointRecord struct {
 	Latched     netip.AddrPort `json:"la,omitzero"`
 	LatchedRTCP netip.AddrPort `json:"lr,omitzero"`
 	SSRC        uint32         `json:"ssrc,omitempty"`
+	Proto       string         `json:"proto,omitempty"`
+	SRTP        bool           `json:"srtp,omitempty"`
+	KeyIn       *keying        `json:"kin,omitempty"`
+	KeyOut      *keying        `json:"kout,omitempty"`
+	Offered     []keying       `json:"koff,omitempty"`
 }
 
 // persist stores c's record. Caller holds c.mu.
@@ -58,6 +63,11 @@ func (r *Relay) persist(c *call) {
 				Iface: e.iface.Name, Local: e.local, SDP: e.sdp, SDPRTCP: e.sdpRTCP,
 				Mux: e.mux, Disabled: e.disabled, NotRTP: !e.isRTP, PTs: e.pts,
 				Latched: e.latched, LatchedRTCP: e.latchedRTCP, SSRC: e.ssrc,
+				Proto: e.proto, SRTP: e.srtp, Offered: e.offered,
+			}
+			if e.srtp {
+				kin, kout := e.keyIn, e.keyOut
+				sr.Ep[i].KeyIn, sr.Ep[i].KeyOut = &kin, &kout
 			}
 		}
 		rec.Streams = append(rec.Streams, sr)
@@ -123,6 +133,14 @@ func (r *Relay) adoptCall(num uint64, rec callRecord) error {
 			e := r.startEndpoint(c, st, i, ifc, rtpU, rtcpU)
 			e.sdp, e.sdpRTCP, e.mux, e.disabled, e.isRTP, e.pts = er.SDP, er.SDPRTCP, er.Mux, er.Disabled, !er.NotRTP, er.PTs
 			e.latched, e.latchedRTCP, e.ssrc = er.Latched, er.LatchedRTCP, er.SSRC
+			e.proto, e.offered = er.Proto, er.Offered
+			if er.SRTP && er.KeyIn != nil && er.KeyOut != nil {
+				// the rollover counters are not persisted: a call past its
+				// first 65536 packets fails authentication after a restart
+				if err := e.setKeys(*er.KeyIn, *er.KeyOut); err != nil {
+					r.log.Error().Err(err).Str("call_id", c.id).Msg("srtp keys not re-adopted")
+				}
+			}
 			st.ep[i] = e
 		}
 	}

@@ -222,10 +222,10 @@ func (r *Relay) serve(s *sock) {
 // handle forwards one batch received on s. It allocates nothing.
 func (r *Relay) handle(s *sock, b *batch) {
 	now := monoNow()
-	s.lastNs.Store(now)
 	rt := s.route.Load()
 	var cur *udpSock
 	var pkts, bytes, drops uint64
+	party := false // a packet of the call's own party arrived
 	for i := 0; i < b.n; i++ {
 		p, src := b.packet(i)
 		if rt == nil || rt.drop {
@@ -233,18 +233,29 @@ func (r *Relay) handle(s *sock, b *batch) {
 			r.m.drop(dropSession)
 			continue
 		}
-		if rt.expect.IsValid() {
-			if src != rt.expect {
+		isRTCP := s.isRTCP || looksRTCP(p)
+		learning := !rt.expect.IsValid()
+		if !learning && src != rt.expect {
+			drops++
+			r.m.drop(dropForeignSource)
+			continue
+		}
+		if learning && !s.learnable(rt.learn, src, p, now) {
+			drops++
+			r.m.drop(dropNotLearnable)
+			continue
+		}
+		if rt.decrypt != nil {
+			// SRTP: nothing is latched or forwarded before it authenticates
+			q, err := rt.decrypt.decrypt(p, isRTCP)
+			if err != nil {
 				drops++
-				r.m.drop(dropForeignSource)
+				r.m.drop(dropSRTPAuth)
 				continue
 			}
-		} else {
-			if !s.learnable(rt.learn, src, p, now) {
-				drops++
-				r.m.drop(dropNotLearnable)
-				continue
-			}
+			p = q
+		}
+		if learning {
 			rt = r.latch(s, src, p)
 			if rt == nil || rt.drop || rt.expect != src {
 				drops++
@@ -252,6 +263,9 @@ func (r *Relay) handle(s *sock, b *batch) {
 				continue
 			}
 		}
+		// only the party's packets are media: a scanner spraying the port
+		// must not keep a dead call from timing out
+		party = true
 		out, dst := rt.out, rt.dst
 		if rt.demux && looksRTCP(p) {
 			out, dst = rt.rtcpOut, rt.rtcpDst
@@ -260,6 +274,15 @@ func (r *Relay) handle(s *sock, b *batch) {
 			drops++
 			r.m.drop(dropNoDestination)
 			continue
+		}
+		if rt.encrypt != nil {
+			q, err := rt.encrypt.encrypt(p, isRTCP)
+			if err != nil {
+				drops++
+				r.m.drop(dropSRTPEncrypt)
+				continue
+			}
+			p = q
 		}
 		if cur != nil && out != cur {
 			s.errors.Add(uint64(cur.flush(b)))
@@ -271,6 +294,9 @@ func (r *Relay) handle(s *sock, b *batch) {
 	}
 	if cur != nil {
 		s.errors.Add(uint64(cur.flush(b)))
+	}
+	if party {
+		s.lastNs.Store(now)
 	}
 	s.packets.Add(pkts)
 	s.bytes.Add(bytes)
@@ -332,7 +358,7 @@ func (r *Relay) setFast(s *sock, rt *route) {
 	if r.fp == nil {
 		return
 	}
-	if err := r.fp.SetSession(s.udp.local, fastPathEntry(rt, s.udp.local, false)); err != nil {
+	if err := r.fp.SetSession(s.udp.local, fastPathEntry(rt)); err != nil {
 		r.log.Error().Err(err).Stringer("local", s.udp.local).Msg("fast path update failed; packets go through userspace")
 		r.m.fastPathError()
 	}
