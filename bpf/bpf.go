@@ -50,6 +50,20 @@ type Session struct {
 	RTCPDemux   bool
 	RTCPSrcPort uint16
 	RTCPDst     netip.AddrPort
+	// ClockRate is the RTP clock (Hz) for loss/jitter tracking; 0 = none.
+	ClockRate uint32
+}
+
+// Quality is a leg's RFC 3550 reception statistics from the fast path.
+type Quality struct {
+	SSRC      uint32
+	ClockRate uint32
+	Received  uint64
+	Expected  uint64 // extended highest sequence number - first + 1
+	Lost      int64  // expected - received (negative with duplicates)
+	Jitter    uint64 // RFC 3550 interarrival jitter in RTP clock units
+	BaseSeq   uint32
+	MaxSeqExt uint32 // extended highest sequence number
 }
 
 // LegStats are the fast path's counters for one relay address:port, summed
@@ -101,6 +115,7 @@ func (s Session) raw() relayXtrSess {
 		RtcpSrcPort: s.RTCPSrcPort,
 		RtcpDstPort: s.RTCPDst.Port(),
 		RtcpDstAddr: addr16(s.RTCPDst.Addr()),
+		ClockRate:   s.ClockRate,
 	}
 	if s.Expect.IsValid() {
 		r.Flags |= uint8(relayXtrSessFlagsXTR_F_CHECK_SRC)
@@ -115,9 +130,10 @@ func (s Session) raw() relayXtrSess {
 
 func sessionFromRaw(r relayXtrSess) Session {
 	s := Session{
-		Action: Action(r.Action),
-		OutSrc: addrPort(r.OutSrcAddr, r.OutSrcPort),
-		OutDst: addrPort(r.OutDstAddr, r.OutDstPort),
+		ClockRate: r.ClockRate,
+		Action:    Action(r.Action),
+		OutSrc:    addrPort(r.OutSrcAddr, r.OutSrcPort),
+		OutDst:    addrPort(r.OutDstAddr, r.OutDstPort),
 	}
 	if r.Flags&uint8(relayXtrSessFlagsXTR_F_CHECK_SRC) != 0 {
 		s.Expect = addrPort(r.ExpectAddr, r.ExpectPort)

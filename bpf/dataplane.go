@@ -226,6 +226,7 @@ func (d *Dataplane) DeleteSession(k Key) error {
 	rk := toKey(k)
 	err := d.objs.XtrSessionsV1.Delete(rk)
 	_ = d.objs.XtrLegStatsV1.Delete(rk)
+	_ = d.objs.XtrQualityV1.Delete(rk)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
@@ -262,6 +263,26 @@ func (d *Dataplane) LegStats(k Key) (LegStats, error) {
 		s.LastNs = max(s.LastNs, c.LastNs)
 	}
 	return s, nil
+}
+
+// Quality reads the fast path's RFC 3550 statistics of key; ok is false
+// when XDP has seen no RTP there.
+func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
+	var v relayXtrQuality
+	if err := d.objs.XtrQualityV1.Lookup(toKey(k), &v); err != nil {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return q, false, nil
+		}
+		return q, false, err
+	}
+	if v.Received == 0 {
+		return q, false, nil
+	}
+	ext := v.Cycles + v.MaxSeq
+	q = Quality{SSRC: v.Ssrc, ClockRate: v.ClockRate, Received: v.Received, BaseSeq: v.BaseSeq, MaxSeqExt: ext,
+		Expected: uint64(ext-v.BaseSeq) + 1, Jitter: v.Jitter >> 4}
+	q.Lost = int64(q.Expected) - int64(q.Received)
+	return q, true, nil
 }
 
 // Reasons reads the per-reason exit counters, summed over CPUs.

@@ -26,6 +26,13 @@ struct {
 } xtr_leg_stats_v1 SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, XTR_MAX_SESSIONS);
+	__type(key, struct xtr_sess_key);
+	__type(value, struct xtr_quality);
+} xtr_quality_v1 SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XTR_REASON_MAX);
 	__type(key, __u32);

@@ -64,6 +64,71 @@ static __always_inline struct xtr_leg_stats *leg_stats(struct xtr_sess_key *k)
 	return bpf_map_lookup_elem(&xtr_leg_stats_v1, k);
 }
 
+#define RTP_MAX_DROPOUT 3000
+#define RTP_MAX_MISORDER 100
+
+/* quality updates the leg's RFC 3550 statistics with one RTP packet
+ * (Appendix A.1 sequence tracking without probation, A.8 jitter). */
+static __always_inline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate)
+{
+	if (!rate || p->payload_len < 12 || p->payload + 12 > (__u8 *)p->data_end)
+		return;
+	__u8 *h = p->payload;
+	if ((h[0] >> 6) != 2)
+		return;
+	__u8 pt = h[1] & 0x7f;
+	if (pt >= 64 && pt < 96) /* RTCP under rtcp-mux */
+		return;
+	__u16 seq = ((__u16)h[2] << 8) | h[3];
+	__u32 ts = ((__u32)h[4] << 24) | ((__u32)h[5] << 16) | ((__u32)h[6] << 8) | h[7];
+	__u32 ssrc = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
+	/* arrival in RTP clock units */
+	__s64 arrival = (__s64)(bpf_ktime_get_ns() / 1000 * rate / 1000000);
+
+	struct xtr_quality *q = bpf_map_lookup_elem(&xtr_quality_v1, k);
+	if (!q) {
+		struct xtr_quality zero = {};
+		bpf_map_update_elem(&xtr_quality_v1, k, &zero, BPF_NOEXIST);
+		q = bpf_map_lookup_elem(&xtr_quality_v1, k);
+		if (!q)
+			return;
+	}
+	bpf_spin_lock(&q->lock);
+	if (q->received == 0 || q->ssrc != ssrc || q->clock_rate != rate) {
+		/* a new stream (or a new source after a re-offer) starts afresh */
+		q->ssrc = ssrc;
+		q->clock_rate = rate;
+		q->base_seq = seq;
+		q->max_seq = seq;
+		q->cycles = 0;
+		q->received = 1;
+		q->transit = arrival - ts;
+		q->jitter = 0;
+		bpf_spin_unlock(&q->lock);
+		return;
+	}
+	__u16 delta = seq - (__u16)q->max_seq;
+	if (delta < RTP_MAX_DROPOUT) {
+		if (seq < (__u16)q->max_seq)
+			q->cycles += 1 << 16;
+		q->max_seq = seq;
+	} else if (delta <= (__u16)(65535 - RTP_MAX_MISORDER)) {
+		/* a very large jump: the sender restarted; resync */
+		q->base_seq = seq;
+		q->max_seq = seq;
+		q->cycles = 0;
+		q->received = 0;
+	} /* else: duplicate or reordered, max stays */
+	q->received++;
+	__s64 transit = arrival - ts;
+	__s64 d = transit - q->transit;
+	q->transit = transit;
+	if (d < 0)
+		d = -d;
+	q->jitter += d - ((q->jitter + 8) >> 4);
+	bpf_spin_unlock(&q->lock);
+}
+
 /* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
  * addresses inside its port range is dropped, anything else passes. */
 static __always_inline int not_ours(struct xtr_sess_key *dst)
@@ -204,6 +269,7 @@ int xtr_relay(struct xdp_md *ctx)
 	if (s->action != XTR_ACT_FORWARD)
 		return count(XTR_PASS_USERSPACE, XDP_PASS);
 
+	__u32 rate = s->clock_rate;
 	const __u8 *osrc = s->out_src_addr, *odst = s->out_dst_addr;
 	__u16 osport = s->out_src_port, odport = s->out_dst_port;
 	if ((s->flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
@@ -266,6 +332,7 @@ int xtr_relay(struct xdp_md *ctx)
 		st->packets++;
 		st->bytes += p.payload_len;
 	}
+	quality(&p, &p.dst, rate);
 	if (oif == ctx->ingress_ifindex)
 		return count(XTR_FORWARD_TX, XDP_TX);
 	long act = bpf_redirect_map(&xtr_tx_ports_v1, oif, 0);

@@ -42,6 +42,22 @@ type relayXtrLegStats struct {
 	Drops   uint64
 }
 
+type relayXtrQuality struct {
+	_    structs.HostLayout
+	Lock struct {
+		_   structs.HostLayout
+		Val uint32
+	}
+	Ssrc      uint32
+	BaseSeq   uint32
+	MaxSeq    uint32
+	Cycles    uint32
+	ClockRate uint32
+	Received  uint64
+	Transit   int64
+	Jitter    uint64
+}
+
 type relayXtrReason uint32
 
 const (
@@ -78,6 +94,7 @@ type relayXtrSess struct {
 	OutSrcAddr  [16]uint8
 	OutDstAddr  [16]uint8
 	RtcpDstAddr [16]uint8
+	ClockRate   uint32
 }
 
 type relayXtrSessFlags uint32
@@ -102,6 +119,7 @@ const (
 	relayMapXtrConfigV1     = "xtr_config_v1"
 	relayMapXtrLegStatsV1   = "xtr_leg_stats_v1"
 	relayMapXtrLocalAddrsV1 = "xtr_local_addrs_v1"
+	relayMapXtrQualityV1    = "xtr_quality_v1"
 	relayMapXtrReasonsV1    = "xtr_reasons_v1"
 	relayMapXtrSessionsV1   = "xtr_sessions_v1"
 	relayMapXtrTxPortsV1    = "xtr_tx_ports_v1"
@@ -164,6 +182,7 @@ type relayMapSpecs struct {
 	XtrConfigV1     *ebpf.MapSpec `ebpf:"xtr_config_v1"`
 	XtrLegStatsV1   *ebpf.MapSpec `ebpf:"xtr_leg_stats_v1"`
 	XtrLocalAddrsV1 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v1"`
+	XtrQualityV1    *ebpf.MapSpec `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.MapSpec `ebpf:"xtr_reasons_v1"`
 	XtrSessionsV1   *ebpf.MapSpec `ebpf:"xtr_sessions_v1"`
 	XtrTxPortsV1    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v1"`
@@ -202,6 +221,7 @@ type relayMaps struct {
 	XtrConfigV1     *ebpf.Map `ebpf:"xtr_config_v1"`
 	XtrLegStatsV1   *ebpf.Map `ebpf:"xtr_leg_stats_v1"`
 	XtrLocalAddrsV1 *ebpf.Map `ebpf:"xtr_local_addrs_v1"`
+	XtrQualityV1    *ebpf.Map `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.Map `ebpf:"xtr_reasons_v1"`
 	XtrSessionsV1   *ebpf.Map `ebpf:"xtr_sessions_v1"`
 	XtrTxPortsV1    *ebpf.Map `ebpf:"xtr_tx_ports_v1"`
@@ -213,6 +233,7 @@ func (m *relayMaps) Close() error {
 		m.XtrConfigV1,
 		m.XtrLegStatsV1,
 		m.XtrLocalAddrsV1,
+		m.XtrQualityV1,
 		m.XtrReasonsV1,
 		m.XtrSessionsV1,
 		m.XtrTxPortsV1,

@@ -60,6 +60,7 @@ struct xtr_sess {
 	__u8 out_src_addr[16];
 	__u8 out_dst_addr[16];
 	__u8 rtcp_dst_addr[16];
+	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
 };
 
 /* Per leg (per relay address:port), per CPU: what the fast path did. */
@@ -68,6 +69,20 @@ struct xtr_leg_stats {
 	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
 	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet seen (any action) */
 	__u64 drops;    /* dropped: foreign source or session drop */
+};
+
+/* Per leg (relay address:port): RFC 3550 reception statistics of the RTP
+ * arriving there, kept by the fast path. One writer at a time (the lock). */
+struct xtr_quality {
+	struct bpf_spin_lock lock;
+	__u32 ssrc;
+	__u32 base_seq;     /* first sequence number seen */
+	__u32 max_seq;      /* highest sequence number seen (16 bits) */
+	__u32 cycles;       /* sequence number wraps, shifted left 16 */
+	__u32 clock_rate;
+	__u64 received;
+	__s64 transit;      /* previous arrival - timestamp, RTP clock units */
+	__u64 jitter;       /* RFC 3550 interarrival jitter, scaled by 16 */
 };
 
 struct xtr_config {

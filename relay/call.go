@@ -63,6 +63,7 @@ type endpoint struct {
 	disabled bool // port 0
 	isRTP    bool // RTP profile (learning can check the header)
 	pts      [2]uint64
+	rate     uint32 // RTP clock of its first payload type (loss/jitter); 0 = unknown
 
 	// SDES-SRTP, when the party's leg is encrypted: its key decrypts what
 	// it sends, the relay's key encrypts what it receives.
@@ -91,6 +92,7 @@ type sock struct {
 	// Counted by the userspace path only; the XDP path has its own.
 	packets, bytes, errors, drops atomic.Uint64
 	lastNs                        atomic.Int64 // monotonic ns
+	quality                       rtpQuality   // of the RTP it accepted
 }
 
 // route is what to do with packets arriving at a sock. It is immutable;
@@ -109,6 +111,7 @@ type route struct {
 	// SRTP: decrypt what arrives (this party is SRTP), encrypt what is
 	// sent (the other party is)
 	decrypt, encrypt *cryptoCtx
+	rate             uint32 // RTP clock for quality statistics
 }
 
 // learnParams are an endpoint's latching rules at the time the route was
@@ -158,7 +161,7 @@ func (e *endpoint) routes() (rtp, rtcp *route) {
 	if o == nil || e.disabled || o.disabled {
 		return &route{drop: true}, &route{drop: true}
 	}
-	rtp = &route{expect: e.latched, out: o.rtp.udp, dst: o.dest()}
+	rtp = &route{expect: e.latched, out: o.rtp.udp, dst: o.dest(), rate: e.rate}
 	if e.mux && !o.mux {
 		rtp.demux, rtp.rtcpOut, rtp.rtcpDst = true, o.rtcp.udp, o.destRTCP()
 	}
@@ -214,6 +217,8 @@ func fastPathEntry(r *route) bpf.Session {
 		Expect: r.expect,
 		OutSrc: r.out.local,
 		OutDst: r.dst,
+		// the RTCP socket's route has rate 0: no quality tracking there
+		ClockRate: r.rate,
 	}
 	if r.demux {
 		s.RTCPDemux = true

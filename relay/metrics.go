@@ -45,6 +45,11 @@ type metrics struct {
 	// xtrunk_relay_dataplane_info{device,mode}: 1 per device and the mode
 	// in use (native, generic, userspace) — a generic fallback shows here.
 	mode *prometheus.GaugeVec
+	// xtrunk_relay_leg_jitter_seconds, xtrunk_relay_leg_loss_ratio: per
+	// RTP leg at the end of each call (RFC 3550 interarrival jitter, lost
+	// over expected); xtrunk_relay_rtp_lost_packets_total sums the loss.
+	legJitter, legLoss prometheus.Histogram
+	lostTotal          prometheus.Counter
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -60,9 +65,15 @@ func newMetrics(r *Relay) *metrics {
 	m.timeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_media_timeouts_total", Help: "Calls marked timed out for lack of media."})
 	m.fpErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_fastpath_errors_total", Help: "Failed fast-path (BPF map) updates."})
 	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_relay_dataplane_info", Help: "Dataplane in use per device: native or generic XDP, or userspace."}, []string{"device", "mode"})
+	m.legJitter = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_jitter_seconds", Help: "RFC 3550 interarrival jitter per RTP leg at call end.",
+		Buckets: []float64{.001, .002, .005, .01, .02, .03, .05, .1, .2}})
+	m.legLoss = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_loss_ratio", Help: "Lost over expected RTP packets per leg at call end.",
+		Buckets: []float64{0, .001, .005, .01, .02, .05, .1, .2, .5}})
+	m.lostTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_rtp_lost_packets_total", Help: "RTP packets lost on arrival at the relay (RFC 3550), summed at call end."})
 	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination, dropSRTPAuth, dropSRTPEncrypt} {
 		m.drops.WithLabelValues(reason)
 	}
+	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal)
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&xdpCollector{r: r},
@@ -78,9 +89,19 @@ func (m *metrics) Handler() http.Handler {
 // Registry is the relay's registry (tests gather from it).
 func (m *metrics) Registry() *prometheus.Registry { return m.reg }
 
-func (m *metrics) calls(n int)              { m.callsG.Set(float64(n)) }
-func (m *metrics) drop(reason string)       { m.drops.WithLabelValues(reason).Inc() }
-func (m *metrics) latched()                 { m.latchedC.Inc() }
+func (m *metrics) calls(n int)        { m.callsG.Set(float64(n)) }
+func (m *metrics) drop(reason string) { m.drops.WithLabelValues(reason).Inc() }
+func (m *metrics) latched()           { m.latchedC.Inc() }
+func (m *metrics) legQuality(lost int64, expected uint64, jitterSec float64) {
+	if expected == 0 {
+		return
+	}
+	m.legJitter.Observe(jitterSec)
+	m.legLoss.Observe(float64(max(lost, 0)) / float64(expected))
+	if lost > 0 {
+		m.lostTotal.Add(float64(lost))
+	}
+}
 func (m *metrics) timedOut()                { m.timeouts.Inc() }
 func (m *metrics) fastPathError()           { m.fpErrors.Inc() }
 func (m *metrics) setMode(dev, mode string) { m.mode.WithLabelValues(dev, mode).Set(1) }

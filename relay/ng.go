@@ -398,6 +398,7 @@ func (r *Relay) updateEndpoint(e *endpoint, m *sdp.Media, o opts) {
 		e.sdpRTCP = netip.AddrPort{}
 	}
 	setPTs(&e.pts, m.PayloadTypes())
+	e.rate = clockRate(m)
 	// a rejected SDP family mismatch is not fatal: the relay translates
 }
 
@@ -420,6 +421,16 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reply := r.stats(c)
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			if q, ok := r.quality(e.rtp); ok {
+				r.m.legQuality(q.Lost, q.Expected, float64(jitterMicros(q))/1e6)
+			}
+		}
+	}
 	r.release(c)
 	reply["result"] = "ok"
 	return reply

@@ -41,6 +41,7 @@ type endpointRecord struct {
 	LatchedRTCP netip.AddrPort `json:"lr,omitzero"`
 	SSRC        uint32         `json:"ssrc,omitempty"`
 	Proto       string         `json:"proto,omitempty"`
+	Rate        uint32         `json:"rate,omitempty"`
 	SRTP        bool           `json:"srtp,omitempty"`
 	KeyIn       *keying        `json:"kin,omitempty"`
 	KeyOut      *keying        `json:"kout,omitempty"`
@@ -63,7 +64,7 @@ func (r *Relay) persist(c *call) {
 				Iface: e.iface.Name, Local: e.local, SDP: e.sdp, SDPRTCP: e.sdpRTCP,
 				Mux: e.mux, Disabled: e.disabled, NotRTP: !e.isRTP, PTs: e.pts,
 				Latched: e.latched, LatchedRTCP: e.latchedRTCP, SSRC: e.ssrc,
-				Proto: e.proto, SRTP: e.srtp, Offered: e.offered,
+				Proto: e.proto, SRTP: e.srtp, Offered: e.offered, Rate: e.rate,
 			}
 			if e.srtp {
 				kin, kout := e.keyIn, e.keyOut
@@ -133,7 +134,7 @@ func (r *Relay) adoptCall(num uint64, rec callRecord) error {
 			e := r.startEndpoint(c, st, i, ifc, rtpU, rtcpU)
 			e.sdp, e.sdpRTCP, e.mux, e.disabled, e.isRTP, e.pts = er.SDP, er.SDPRTCP, er.Mux, er.Disabled, !er.NotRTP, er.PTs
 			e.latched, e.latchedRTCP, e.ssrc = er.Latched, er.LatchedRTCP, er.SSRC
-			e.proto, e.offered = er.Proto, er.Offered
+			e.proto, e.offered, e.rate = er.Proto, er.Offered, er.Rate
 			if er.SRTP && er.KeyIn != nil && er.KeyOut != nil {
 				// the rollover counters are not persisted: a call past its
 				// first 65536 packets fails authentication after a restart

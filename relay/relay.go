@@ -24,6 +24,7 @@ type fastPath interface {
 	SetSession(bpf.Key, bpf.Session) error
 	DeleteSession(bpf.Key) error
 	LegStats(bpf.Key) (bpf.LegStats, error)
+	Quality(bpf.Key) (bpf.Quality, bool, error)
 	SaveCall(uint64, []byte) error
 	DeleteCall(uint64) error
 	Calls() (map[uint64][]byte, error)
@@ -266,6 +267,9 @@ func (r *Relay) handle(s *sock, b *batch) {
 		// only the party's packets are media: a scanner spraying the port
 		// must not keep a dead call from timing out
 		party = true
+		if !isRTCP {
+			s.quality.update(p, now, rt.rate)
+		}
 		out, dst := rt.out, rt.dst
 		if rt.demux && looksRTCP(p) {
 			out, dst = rt.rtcpOut, rt.rtcpDst

@@ -1,0 +1,112 @@
+package relay
+
+import (
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/xtrunk/xtrunk/bench/rtpgen"
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// The generator drops 5 % of the packets and delays each by 0–40 ms; the
+// relay's loss must be within one point and its jitter within 20 % of what
+// RFC 3550 gives for the packets as actually sent.
+func TestLossAndJitter(t *testing.T) {
+	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+		t.Run(mode, func(t *testing.T) { testQuality(t, mode) })
+	}
+}
+
+type sent struct {
+	seq uint16
+	at  time.Time
+}
+
+func testQuality(t *testing.T, mode string) {
+	tri := testbed.NewTriangle(t)
+	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
+	c := lr.ngClient(t)
+	do(t, c, ng.Dict{"command": "offer", "call-id": "q", "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000), "direction": []any{"customer", "carrier"}})
+	ans := do(t, c, ng.Dict{"command": "answer", "call-id": "q", "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.CalleeIP, 40000)})
+	to := mediaOf(t, ans.Str("sdp"))
+	conn, err := tri.Caller.ListenUDP(netip.AddrPortFrom(tri.CallerIP, 20000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	const n = 300 // 6 s of 20 ms packets
+	rng := rand.New(rand.NewPCG(42, uint64(len(mode))))
+	type plan struct {
+		seq uint16
+		at  time.Duration
+	}
+	var plans []plan
+	dropped := 0
+	for i := 0; i < n; i++ {
+		// keep the first packet so the relay latches on it
+		if i > 0 && i < n-1 && rng.Float64() < 0.05 {
+			dropped++
+			continue
+		}
+		delay := time.Duration(rng.Int64N(int64(40 * time.Millisecond)))
+		if i == 0 {
+			delay = 0 // the stream starts with its first packet (RFC 3550's base)
+		}
+		plans = append(plans, plan{uint16(i), time.Duration(i)*20*time.Millisecond + delay})
+	}
+	sort.Slice(plans, func(i, j int) bool { return plans[i].at < plans[j].at })
+	buf := make([]byte, 172)
+	start := time.Now()
+	var log []sent
+	for _, p := range plans {
+		time.Sleep(time.Until(start.Add(p.at)))
+		at := time.Now()
+		if _, err := conn.WriteToUDPAddrPort(rtpgen.Packet(buf, 0x7777, p.seq), to); err != nil {
+			t.Fatal(err)
+		}
+		log = append(log, sent{p.seq, at})
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	// RFC 3550 A.8 on the packets in the order and at the times they left
+	var jitter float64
+	var prev float64
+	for i, s := range log {
+		arrival := s.at.Sub(start).Seconds() * 8000
+		transit := arrival - float64(uint32(s.seq)*160)
+		if i > 0 {
+			d := math.Abs(transit - prev)
+			jitter += (d - jitter) / 16
+		}
+		prev = transit
+	}
+	trueJitterMs := jitter / 8
+	trueLossPct := 100 * float64(dropped) / n
+
+	q := do(t, c, ng.Dict{"command": "query", "call-id": "q"})
+	st := streamStats(t, q, "caller")
+	expected, lost := statInt(st, "expected"), statInt(st, "lost")
+	jitterUs := statInt(st, "jitter us")
+	if expected != n {
+		t.Errorf("expected %d packets, relay says %d", n, expected)
+	}
+	lossPct := 100 * float64(lost) / float64(expected)
+	gotJitterMs := float64(jitterUs) / 1000
+	t.Logf("%s: loss %.2f%% (truth %.2f%%), jitter %.2f ms (truth %.2f ms); fast path %d, userspace %d",
+		mode, lossPct, trueLossPct, gotJitterMs, trueJitterMs, statInt(st, "fast path"), statInt(st, "userspace"))
+	if math.Abs(lossPct-trueLossPct) > 1 {
+		t.Errorf("loss %.2f%%, truth %.2f%%: more than one point off", lossPct, trueLossPct)
+	}
+	if math.Abs(gotJitterMs-trueJitterMs) > 0.2*trueJitterMs {
+		t.Errorf("jitter %.2f ms, truth %.2f ms: more than 20%% off", gotJitterMs, trueJitterMs)
+	}
+	if mode == DataplaneXDP && statInt(st, "fast path") < int64(len(log))-5 {
+		t.Errorf("only %d packets on the fast path: XDP statistics not exercised", statInt(st, "fast path"))
+	}
+}
