@@ -3,6 +3,7 @@ package relay
 import (
 	"net/netip"
 
+	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -33,21 +34,37 @@ func (r *Relay) sockStats(s *sock) sockStats {
 	return st
 }
 
+func familyOf(a netip.Addr) string {
+	if a.Is6() {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// quality merges a socket's fast-path and userspace reception statistics.
+func (r *Relay) quality(s *sock) (bpf.Quality, bool) {
+	uq, uok := s.quality.snapshot()
+	var fq bpf.Quality
+	var fok bool
+	if r.fp != nil {
+		fq, fok, _ = r.fp.Quality(s.udp.local)
+	}
+	return mergeQuality(fq, fok, uq, uok)
+}
+
 func endpointDict(a netip.AddrPort) ng.Dict {
 	if !a.IsValid() {
 		return ng.Dict{}
 	}
-	fam := "IPv4"
-	if a.Addr().Is6() {
-		fam = "IPv6"
-	}
-	return ng.Dict{"family": fam, "address": a.Addr().String(), "port": int64(a.Port())}
+	return ng.Dict{"family": familyOf(a.Addr()), "address": a.Addr().String(), "port": int64(a.Port())}
 }
 
 // stats renders a call in rtpengine's query/delete shape: totals, and per
 // tag, per media, one RTP and one RTCP stream with the packets received
 // from that party. xtrunk adds "fast path" / "userspace" packet counts and
-// "drops" per stream and "timed out" per call. Caller holds c.mu.
+// "drops" per stream and "status" / "timed out" per call; it has no
+// per-SSRC quality ("SSRC" at the top) nor a "codec" per media, which
+// rtpengine derives from RTCP and its codec handling. Caller holds c.mu.
 func (r *Relay) stats(c *call) ng.Dict {
 	var totRTP, totRTCP sockStats
 	tags := ng.Dict{}
@@ -84,6 +101,7 @@ func (r *Relay) stats(c *call) ng.Dict {
 				d := ng.Dict{
 					"local port":          int64(s.udp.local.Port()),
 					"local address":       s.udp.local.Addr().String(),
+					"family":              familyOf(s.udp.local.Addr()),
 					"endpoint":            endpointDict(ep),
 					"advertised endpoint": endpointDict(adv),
 					"flags":               flags,
@@ -96,8 +114,25 @@ func (r *Relay) stats(c *call) ng.Dict {
 						"userspace": int64(ss.user),
 					},
 				}
+				// like rtpengine, a stream that has seen nothing reports
+				// when it was made, so the key is always there
 				if ss.lastNs != 0 {
 					d["last packet"] = monoToTime(ss.lastNs).Unix()
+				} else {
+					d["last packet"] = sd.Created.Unix()
+				}
+				if !s.isRTCP && e.ssrc != 0 {
+					d["SSRC"] = int64(e.ssrc)
+				}
+				if !s.isRTCP {
+					if q, ok := r.quality(s); ok {
+						stats := d["stats"].(ng.Dict)
+						stats["expected"] = int64(q.Expected)
+						stats["lost"] = q.Lost
+						stats["jitter"] = jitterMicros(q) / 1000
+						stats["jitter us"] = jitterMicros(q)
+						d["SSRC"] = int64(q.SSRC)
+					}
 				}
 				streams = append(streams, d)
 			}
@@ -118,9 +153,12 @@ func (r *Relay) stats(c *call) ng.Dict {
 			"created": sd.Created.Unix(),
 			"medias":  medias,
 		}
-		if o := c.sides[1-i]; o != nil {
-			t["in dialogue with"] = o.Tag
+		// rtpengine 10 replaced "in dialogue with" by these two lists
+		subs := []any{}
+		if o := c.sides[1-i]; o != nil && o.Tag != "" {
+			subs = append(subs, ng.Dict{"tag": o.Tag, "type": "offer/answer"})
 		}
+		t["subscriptions"], t["subscribers"] = subs, subs
 		key := sd.Tag
 		if key == "" {
 			key = "(pending)"
