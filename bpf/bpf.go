@@ -52,6 +52,8 @@ type Session struct {
 	RTCPDst     netip.AddrPort
 	// ClockRate is the RTP clock (Hz) for loss/jitter tracking; 0 = none.
 	ClockRate uint32
+	// Record copies every forwarded packet to the recorder (RecordReader).
+	Record bool
 }
 
 // Quality is a leg's RFC 3550 reception statistics from the fast path.
@@ -72,6 +74,7 @@ type LegStats struct {
 	Packets uint64 // forwarded by XDP
 	Bytes   uint64 // UDP payload bytes forwarded by XDP
 	Drops   uint64 // dropped: foreign source or a drop session
+	RecLost uint64 // recording copies the perf buffer could not take
 	LastNs  uint64 // CLOCK_MONOTONIC (bpf_ktime_get_ns) of the last packet; 0 = none
 }
 
@@ -125,6 +128,9 @@ func (s Session) raw() relayXtrSess {
 	if s.RTCPDemux {
 		r.Flags |= uint8(relayXtrSessFlagsXTR_F_RTCP_DEMUX)
 	}
+	if s.Record {
+		r.Flags |= uint8(relayXtrSessFlagsXTR_F_RECORD)
+	}
 	return r
 }
 
@@ -138,6 +144,7 @@ func sessionFromRaw(r relayXtrSess) Session {
 	if r.Flags&uint8(relayXtrSessFlagsXTR_F_CHECK_SRC) != 0 {
 		s.Expect = addrPort(r.ExpectAddr, r.ExpectPort)
 	}
+	s.Record = r.Flags&uint8(relayXtrSessFlagsXTR_F_RECORD) != 0
 	if r.Flags&uint8(relayXtrSessFlagsXTR_F_RTCP_DEMUX) != 0 {
 		s.RTCPDemux = true
 		s.RTCPSrcPort = r.RtcpSrcPort

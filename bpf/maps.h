@@ -63,6 +63,13 @@ struct {
 	__type(value, __u32);
 } xtr_tx_ports_v1 SEC(".maps");
 
+/* Recording copies: one perf ring per CPU, read by the relay. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} xtr_record_v1 SEC(".maps");
+
 /* Userspace-only: one opaque record per call so a restarted relay can
  * re-adopt its calls from the pins alone. */
 struct xtr_call_blob {

@@ -30,6 +30,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const enum xtr_reason *xtr_unused_reason __attribute__((unused));
 const enum xtr_action *xtr_unused_action __attribute__((unused));
 const enum xtr_sess_flags *xtr_unused_flags __attribute__((unused));
+const struct xtr_rec_meta *xtr_unused_rec_meta __attribute__((unused));
 
 static __always_inline int count(enum xtr_reason r, int action)
 {
@@ -69,7 +70,7 @@ static __always_inline struct xtr_leg_stats *leg_stats(struct xtr_sess_key *k)
 
 /* quality updates the leg's RFC 3550 statistics with one RTP packet
  * (Appendix A.1 sequence tracking without probation, A.8 jitter). */
-static __always_inline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate)
+static __noinline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate)
 {
 	if (!rate || p->payload_len < 12 || p->payload + 12 > (__u8 *)p->data_end)
 		return;
@@ -145,6 +146,12 @@ static __always_inline int not_ours(struct xtr_sess_key *dst)
 /* The rewrite helpers derive their header pointers from the frame again
  * rather than trusting struct pkt: the verifier must see the bounds checks
  * on the very pointers that are written through. */
+static __always_inline __u32 fold_diff(__s64 d)
+{
+	__u32 c = (__u32)d;
+	return (c & 0xffff) + (c >> 16);
+}
+
 static __always_inline int rewrite4(void *data, void *data_end, const __u8 *src, __u16 sport, const __u8 *dst, __u16 dport)
 {
 	struct iphdr *ip = data + sizeof(struct ethhdr);
@@ -156,26 +163,27 @@ static __always_inline int rewrite4(void *data, void *data_end, const __u8 *src,
 	struct udphdr *udp = (void *)ip + ihl;
 	if ((void *)(udp + 1) > data_end)
 		return -1;
-	__u32 acc = 0;
-	__be32 nsrc, ndst;
 
-	__builtin_memcpy(&nsrc, src + 12, 4);
-	__builtin_memcpy(&ndst, dst + 12, 4);
-
-	/* the UDP checksum covers the addresses (pseudo header) and ports */
-	csum_diff_words(&acc, (__u16 *)&ip->saddr, (__u16 *)&nsrc, 2);
-	csum_diff_words(&acc, (__u16 *)&ip->daddr, (__u16 *)&ndst, 2);
+	__be32 addrs[2];
+	__builtin_memcpy(&addrs[0], src + 12, 4);
+	__builtin_memcpy(&addrs[1], dst + 12, 4);
+	/* saddr and daddr are adjacent in the header */
+	__s64 d = bpf_csum_diff((__be32 *)&ip->saddr, 8, addrs, 8, 0);
+	if (d < 0)
+		return -1;
+	__u32 acc = fold_diff(d);
 	__u16 old_ttl = *(__u16 *)&ip->ttl;
 
 	__u32 iacc = acc;
-	ip->saddr = nsrc;
-	ip->daddr = ndst;
+	ip->saddr = addrs[0];
+	ip->daddr = addrs[1];
 	ip->ttl = RELAY_TTL;
 	__u16 new_ttl = *(__u16 *)&ip->ttl;
 	iacc += (__u16)~old_ttl;
 	iacc += new_ttl;
 	csum_apply(&ip->check, iacc);
 
+	/* the UDP checksum covers the addresses (pseudo header) and ports */
 	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
 	acc += (__u16)~udp->source;
 	acc += nsp;
@@ -197,12 +205,16 @@ static __always_inline int rewrite6(void *data, void *data_end, const __u8 *src,
 	struct udphdr *udp = (void *)(ip6 + 1);
 	if ((void *)(udp + 1) > data_end)
 		return -1;
-	__u32 acc = 0;
 
-	csum_diff_words(&acc, (__u16 *)&ip6->saddr, (const __u16 *)src, 8);
-	csum_diff_words(&acc, (__u16 *)&ip6->daddr, (const __u16 *)dst, 8);
-	__builtin_memcpy(&ip6->saddr, src, 16);
-	__builtin_memcpy(&ip6->daddr, dst, 16);
+	__be32 addrs[8];
+	__builtin_memcpy(&addrs[0], src, 16);
+	__builtin_memcpy(&addrs[4], dst, 16);
+	__s64 d = bpf_csum_diff((__be32 *)&ip6->saddr, 32, addrs, 32, 0);
+	if (d < 0)
+		return -1;
+	__u32 acc = fold_diff(d);
+	__builtin_memcpy(&ip6->saddr, &addrs[0], 16);
+	__builtin_memcpy(&ip6->daddr, &addrs[4], 16);
 	ip6->hop_limit = RELAY_TTL;
 
 	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
@@ -215,6 +227,24 @@ static __always_inline int rewrite6(void *data, void *data_end, const __u8 *src,
 	csum_apply(&udp->check, acc);
 	if (!udp->check)
 		udp->check = 0xffff;
+	return 0;
+}
+
+/* record copies the frame to the recorder; the packet stays on the fast
+ * path whatever happens here. */
+static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, struct xtr_leg_stats *st)
+{
+	struct xtr_rec_meta meta = { .ts_ns = bpf_ktime_get_ns() };
+	__builtin_memcpy(&meta.key, k, sizeof(meta.key));
+	__u64 len = ctx->data_end - ctx->data;
+	if (len > 2048)
+		len = 2048;
+	meta.len = len;
+	if (bpf_perf_event_output(ctx, &xtr_record_v1, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
+		if (st)
+			st->rec_lost++;
+		return -1;
+	}
 	return 0;
 }
 
@@ -270,6 +300,7 @@ int xtr_relay(struct xdp_md *ctx)
 		return count(XTR_PASS_USERSPACE, XDP_PASS);
 
 	__u32 rate = s->clock_rate;
+	int record = s->flags & XTR_F_RECORD;
 	const __u8 *osrc = s->out_src_addr, *odst = s->out_dst_addr;
 	__u16 osport = s->out_src_port, odport = s->out_dst_port;
 	if ((s->flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
@@ -333,6 +364,8 @@ int xtr_relay(struct xdp_md *ctx)
 		st->bytes += p.payload_len;
 	}
 	quality(&p, &p.dst, rate);
+	if (record)
+		record_copy(ctx, &p.dst, st);
 	if (oif == ctx->ingress_ifindex)
 		return count(XTR_FORWARD_TX, XDP_TX);
 	long act = bpf_redirect_map(&xtr_tx_ports_v1, oif, 0);

@@ -40,6 +40,7 @@ type relayXtrLegStats struct {
 	Bytes   uint64
 	LastNs  uint64
 	Drops   uint64
+	RecLost uint64
 }
 
 type relayXtrQuality struct {
@@ -81,6 +82,15 @@ const (
 	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 17
 )
 
+type relayXtrRecMeta struct {
+	_    structs.HostLayout
+	Key  relayXtrSessKey
+	_    [4]byte
+	TsNs uint64
+	Len  uint32
+	Pad  uint32
+}
+
 type relayXtrSess struct {
 	_           structs.HostLayout
 	Action      uint8
@@ -102,6 +112,7 @@ type relayXtrSessFlags uint32
 const (
 	relayXtrSessFlagsXTR_F_CHECK_SRC  relayXtrSessFlags = 1
 	relayXtrSessFlagsXTR_F_RTCP_DEMUX relayXtrSessFlags = 2
+	relayXtrSessFlagsXTR_F_RECORD     relayXtrSessFlags = 4
 )
 
 type relayXtrSessKey struct {
@@ -115,18 +126,20 @@ type relayXtrSessKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	relayMapXtrCallsV1      = "xtr_calls_v1"
-	relayMapXtrConfigV1     = "xtr_config_v1"
-	relayMapXtrLegStatsV1   = "xtr_leg_stats_v1"
-	relayMapXtrLocalAddrsV1 = "xtr_local_addrs_v1"
-	relayMapXtrQualityV1    = "xtr_quality_v1"
-	relayMapXtrReasonsV1    = "xtr_reasons_v1"
-	relayMapXtrSessionsV1   = "xtr_sessions_v1"
-	relayMapXtrTxPortsV1    = "xtr_tx_ports_v1"
-	relayProgXtrRelay       = "xtr_relay"
-	relayVarXtrUnusedAction = "xtr_unused_action"
-	relayVarXtrUnusedFlags  = "xtr_unused_flags"
-	relayVarXtrUnusedReason = "xtr_unused_reason"
+	relayMapXtrCallsV1       = "xtr_calls_v1"
+	relayMapXtrConfigV1      = "xtr_config_v1"
+	relayMapXtrLegStatsV1    = "xtr_leg_stats_v1"
+	relayMapXtrLocalAddrsV1  = "xtr_local_addrs_v1"
+	relayMapXtrQualityV1     = "xtr_quality_v1"
+	relayMapXtrReasonsV1     = "xtr_reasons_v1"
+	relayMapXtrRecordV1      = "xtr_record_v1"
+	relayMapXtrSessionsV1    = "xtr_sessions_v1"
+	relayMapXtrTxPortsV1     = "xtr_tx_ports_v1"
+	relayProgXtrRelay        = "xtr_relay"
+	relayVarXtrUnusedAction  = "xtr_unused_action"
+	relayVarXtrUnusedFlags   = "xtr_unused_flags"
+	relayVarXtrUnusedReason  = "xtr_unused_reason"
+	relayVarXtrUnusedRecMeta = "xtr_unused_rec_meta"
 )
 
 // loadRelay returns the embedded CollectionSpec for relay.
@@ -184,6 +197,7 @@ type relayMapSpecs struct {
 	XtrLocalAddrsV1 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v1"`
 	XtrQualityV1    *ebpf.MapSpec `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.MapSpec `ebpf:"xtr_reasons_v1"`
+	XtrRecordV1     *ebpf.MapSpec `ebpf:"xtr_record_v1"`
 	XtrSessionsV1   *ebpf.MapSpec `ebpf:"xtr_sessions_v1"`
 	XtrTxPortsV1    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v1"`
 }
@@ -192,9 +206,10 @@ type relayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayVariableSpecs struct {
-	XtrUnusedAction *ebpf.VariableSpec `ebpf:"xtr_unused_action"`
-	XtrUnusedFlags  *ebpf.VariableSpec `ebpf:"xtr_unused_flags"`
-	XtrUnusedReason *ebpf.VariableSpec `ebpf:"xtr_unused_reason"`
+	XtrUnusedAction  *ebpf.VariableSpec `ebpf:"xtr_unused_action"`
+	XtrUnusedFlags   *ebpf.VariableSpec `ebpf:"xtr_unused_flags"`
+	XtrUnusedReason  *ebpf.VariableSpec `ebpf:"xtr_unused_reason"`
+	XtrUnusedRecMeta *ebpf.VariableSpec `ebpf:"xtr_unused_rec_meta"`
 }
 
 // relayObjects contains all objects after they have been loaded into the kernel.
@@ -223,6 +238,7 @@ type relayMaps struct {
 	XtrLocalAddrsV1 *ebpf.Map `ebpf:"xtr_local_addrs_v1"`
 	XtrQualityV1    *ebpf.Map `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.Map `ebpf:"xtr_reasons_v1"`
+	XtrRecordV1     *ebpf.Map `ebpf:"xtr_record_v1"`
 	XtrSessionsV1   *ebpf.Map `ebpf:"xtr_sessions_v1"`
 	XtrTxPortsV1    *ebpf.Map `ebpf:"xtr_tx_ports_v1"`
 }
@@ -235,6 +251,7 @@ func (m *relayMaps) Close() error {
 		m.XtrLocalAddrsV1,
 		m.XtrQualityV1,
 		m.XtrReasonsV1,
+		m.XtrRecordV1,
 		m.XtrSessionsV1,
 		m.XtrTxPortsV1,
 	)
@@ -244,9 +261,10 @@ func (m *relayMaps) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayVariables struct {
-	XtrUnusedAction *ebpf.Variable `ebpf:"xtr_unused_action"`
-	XtrUnusedFlags  *ebpf.Variable `ebpf:"xtr_unused_flags"`
-	XtrUnusedReason *ebpf.Variable `ebpf:"xtr_unused_reason"`
+	XtrUnusedAction  *ebpf.Variable `ebpf:"xtr_unused_action"`
+	XtrUnusedFlags   *ebpf.Variable `ebpf:"xtr_unused_flags"`
+	XtrUnusedReason  *ebpf.Variable `ebpf:"xtr_unused_reason"`
+	XtrUnusedRecMeta *ebpf.Variable `ebpf:"xtr_unused_rec_meta"`
 }
 
 // relayPrograms contains all programs after they have been loaded into the kernel.

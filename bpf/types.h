@@ -37,6 +37,7 @@ enum xtr_action {
 enum xtr_sess_flags {
 	XTR_F_CHECK_SRC = 1 << 0,  /* drop unless source == expect_addr:expect_port */
 	XTR_F_RTCP_DEMUX = 1 << 1, /* RTCP (PT 200-207) arriving here goes to rtcp_* */
+	XTR_F_RECORD = 1 << 2,     /* copy forwarded packets to the recorder (perf buffer) */
 };
 
 /* Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d).
@@ -69,6 +70,15 @@ struct xtr_leg_stats {
 	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
 	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet seen (any action) */
 	__u64 drops;    /* dropped: foreign source or session drop */
+	__u64 rec_lost; /* recording copies the perf buffer refused */
+};
+
+/* Header of a recording copy; the frame follows it in the perf record. */
+struct xtr_rec_meta {
+	struct xtr_sess_key key; /* the relay address:port the packet arrived at */
+	__u64 ts_ns;             /* bpf_ktime_get_ns() on arrival */
+	__u32 len;               /* frame bytes that follow */
+	__u32 pad;
 };
 
 /* Per leg (relay address:port): RFC 3550 reception statistics of the RTP
