@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bpf"
+	"github.com/xtrunk/xtrunk/relay/record"
 )
 
 // call is one call-id: two sides (offerer and answerer), each with one
@@ -23,6 +24,9 @@ type call struct {
 	timedOut   bool
 	deleted    bool
 	record     bool
+
+	rec         *record.Recording // while recording
+	recLostBase uint64            // fast-path copies lost before it started
 }
 
 // side is one party of the call, named by its SIP tag.
@@ -112,6 +116,9 @@ type route struct {
 	// sent (the other party is)
 	decrypt, encrypt *cryptoCtx
 	rate             uint32 // RTP clock for quality statistics
+	// recording: the RTP accepted here feeds channel recCh of rec
+	rec   *record.Recording
+	recCh int
 }
 
 // learnParams are an endpoint's latching rules at the time the route was
@@ -161,7 +168,7 @@ func (e *endpoint) routes() (rtp, rtcp *route) {
 	if o == nil || e.disabled || o.disabled {
 		return &route{drop: true}, &route{drop: true}
 	}
-	rtp = &route{expect: e.latched, out: o.rtp.udp, dst: o.dest(), rate: e.rate}
+	rtp = &route{expect: e.latched, out: o.rtp.udp, dst: o.dest(), rate: e.rate, rec: e.c.rec, recCh: e.side}
 	if e.mux && !o.mux {
 		rtp.demux, rtp.rtcpOut, rtp.rtcpDst = true, o.rtcp.udp, o.destRTCP()
 	}
@@ -219,6 +226,7 @@ func fastPathEntry(r *route) bpf.Session {
 		OutDst: r.dst,
 		// the RTCP socket's route has rate 0: no quality tracking there
 		ClockRate: r.rate,
+		Record:    r.rec != nil,
 	}
 	if r.demux {
 		s.RTCPDemux = true

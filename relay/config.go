@@ -29,6 +29,7 @@ type Config struct {
 	XDPMode      string        `yaml:"xdp-mode"` // auto | native | generic
 	DeleteDelay  time.Duration `yaml:"delete-delay"`
 	RemoveOnExit bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
+	RecordingDir string        `yaml:"recording-dir"`  // where recordings are written
 }
 
 // DefaultConfig is the relay's configuration without flags.
@@ -44,6 +45,7 @@ func DefaultConfig() Config {
 		Metrics:      "127.0.0.1:9101",
 		Dataplane:    DataplaneXDP,
 		XDPMode:      "auto",
+		RecordingDir: "/var/lib/xtrunk/recordings",
 	}
 }
 

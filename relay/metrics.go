@@ -50,6 +50,10 @@ type metrics struct {
 	// over expected); xtrunk_relay_rtp_lost_packets_total sums the loss.
 	legJitter, legLoss prometheus.Histogram
 	lostTotal          prometheus.Counter
+	// xtrunk_relay_recordings_active, xtrunk_relay_recording_copies_lost_total
+	// (fast-path copies the perf buffer dropped before the recorder read them)
+	recActive prometheus.Gauge
+	recLost   prometheus.Counter
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -73,7 +77,9 @@ func newMetrics(r *Relay) *metrics {
 	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination, dropSRTPAuth, dropSRTPEncrypt} {
 		m.drops.WithLabelValues(reason)
 	}
-	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal)
+	m.recActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_relay_recordings_active", Help: "Calls being recorded."})
+	m.recLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_recording_copies_lost_total", Help: "Fast-path recording copies dropped before the recorder read them."})
+	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost)
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&xdpCollector{r: r},
@@ -102,6 +108,8 @@ func (m *metrics) legQuality(lost int64, expected uint64, jitterSec float64) {
 		m.lostTotal.Add(float64(lost))
 	}
 }
+func (m *metrics) recordings(d int)         { m.recActive.Add(float64(d)) }
+func (m *metrics) recCopiesLost(n uint64)   { m.recLost.Add(float64(n)) }
 func (m *metrics) timedOut()                { m.timeouts.Inc() }
 func (m *metrics) fastPathError()           { m.fpErrors.Inc() }
 func (m *metrics) setMode(dev, mode string) { m.mode.WithLabelValues(dev, mode).Set(1) }
@@ -116,7 +124,7 @@ func (m *metrics) command(cmd, result string, d time.Duration) {
 		cmd = "invalid"
 	}
 	switch cmd {
-	case "ping", "offer", "answer", "delete", "query", "list":
+	case "ping", "offer", "answer", "delete", "query", "list", "start recording", "stop recording":
 	default:
 		cmd = "other"
 	}

@@ -36,6 +36,10 @@ func (r *Relay) ServeNG(ctx context.Context, from netip.AddrPort, req ng.Dict) (
 		return r.query(req)
 	case "list":
 		return r.list(req)
+	case "start recording":
+		return r.startStopRecording(req, true)
+	case "stop recording":
+		return r.startStopRecording(req, false)
 	case "":
 		return ng.ErrorReply("No command given")
 	}
@@ -179,6 +183,10 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	c.timedOut = false
 	if o.record {
 		c.record = true
+		channels, trim := recOptsOf(req)
+		if err := r.startRecording(c, channels, trim); err != nil {
+			return errReply(err)
+		}
 	}
 	r.persist(c)
 	return ng.Dict{"result": "ok", "sdp": string(out)}
@@ -421,6 +429,13 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	reply := r.stats(c)
+	if c.rec != nil {
+		if res, err := r.stopRecording(c); err == nil {
+			reply["recording"] = recordingDict(res)
+		} else {
+			reply["recording"] = ng.Dict{"error": err.Error()}
+		}
+	}
 	for _, st := range c.streams {
 		for _, e := range st.ep {
 			if e == nil {

@@ -45,7 +45,9 @@ type Relay struct {
 	calls   map[string]*call
 	nextNum uint64
 
-	binder *binder
+	binder    *binder
+	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
+	recReader *bpf.RecordReader
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -117,6 +119,14 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			ev.Str("device", a.Device).Str("xdp_mode", string(a.Mode)).Bool("adopted", a.Adopted).Msg("xdp attached")
 			r.m.setMode(a.Device, string(a.Mode))
 		}
+		rd, err := dp.NewRecordReader(1 << 20)
+		if err != nil {
+			dp.Close()
+			return nil, fmt.Errorf("xdp dataplane: %w", err)
+		}
+		r.recReader = rd
+		r.wg.Add(1)
+		go r.readRecordCopies(rd)
 		if err := r.adopt(); err != nil {
 			r.log.Error().Err(err).Msg("re-adopting pinned calls")
 		}
@@ -141,8 +151,15 @@ func (r *Relay) Close() error {
 	r.mu.Unlock()
 	for _, c := range calls {
 		c.mu.Lock()
+		if c.rec != nil {
+			// a recording in progress is written, not lost
+			_, _ = r.stopRecording(c)
+		}
 		r.closeSockets(c)
 		c.mu.Unlock()
+	}
+	if r.recReader != nil {
+		r.recReader.Close()
 	}
 	r.wg.Wait()
 	r.binder.close()
@@ -269,6 +286,9 @@ func (r *Relay) handle(s *sock, b *batch) {
 		party = true
 		if !isRTCP {
 			s.quality.update(p, now, rt.rate)
+			if rt.rec != nil {
+				rt.rec.Packet(rt.recCh, p, now)
+			}
 		}
 		out, dst := rt.out, rt.dst
 		if rt.demux && looksRTCP(p) {
@@ -351,6 +371,7 @@ func (r *Relay) installStream(c *call, st *stream) {
 			continue
 		}
 		rtp, rtcp := e.routes()
+		r.setTap(e, rtp.rec)
 		e.rtp.route.Store(rtp)
 		e.rtcp.route.Store(rtcp)
 		r.setFast(e.rtp, rtp)
@@ -387,12 +408,16 @@ func (r *Relay) closeSockets(c *call) {
 // release frees everything a call holds: fast-path entries, sockets,
 // ports and its persisted record. Caller holds c.mu.
 func (r *Relay) release(c *call) {
+	if c.rec != nil {
+		_, _ = r.stopRecording(c)
+	}
 	c.deleted = true
 	for _, st := range c.streams {
 		for _, e := range st.ep {
 			if e == nil {
 				continue
 			}
+			r.taps.Delete(e.rtp.udp.local)
 			for _, s := range []*sock{e.rtp, e.rtcp} {
 				if r.fp != nil {
 					if err := r.fp.DeleteSession(s.udp.local); err != nil {

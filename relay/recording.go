@@ -1,0 +1,201 @@
+package relay
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/xtrunk/xtrunk/bpf"
+	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/record"
+)
+
+// recTap says which recording channel a relay port feeds.
+type recTap struct {
+	rec *record.Recording
+	ch  int
+}
+
+// recOpts are the NG keys for a recording: "recording-channels" (mono,
+// dual, both) and the "trim silence" flag or "recording-trim: trim-silence".
+func recOptsOf(req ng.Dict) (channels string, trim bool) {
+	channels = strings.ToLower(req.Str("recording-channels"))
+	trim = normFlag(req.Str("recording-trim")) == "trim-silence"
+	for _, f := range req.Strings("flags") {
+		if normFlag(f) == "trim-silence" {
+			trim = true
+		}
+	}
+	return channels, trim
+}
+
+// startRecording begins recording c (no-op when it already records).
+// Caller holds c.mu.
+func (r *Relay) startRecording(c *call, channels string, trim bool) error {
+	if c.rec != nil {
+		return nil
+	}
+	var tags [2]string
+	for i, s := range c.sides {
+		if s != nil {
+			tags[i] = s.Tag
+		}
+	}
+	rec, err := record.New(record.Options{Dir: r.cfg.RecordingDir, CallID: c.id, Tags: tags, Channels: channels, Trim: trim}, monoNow())
+	if err != nil {
+		return err
+	}
+	c.rec = rec
+	c.recLostBase = r.recLost(c)
+	r.m.recordings(1)
+	for _, st := range c.streams {
+		r.installStream(c, st)
+	}
+	r.log.Info().Str("call_id", c.id).Str("channels", channels).Bool("trim", trim).Msg("recording started")
+	return nil
+}
+
+// stopRecording ends c's recording and writes its files. Caller holds c.mu.
+func (r *Relay) stopRecording(c *call) (record.Result, error) {
+	rec := c.rec
+	if rec == nil {
+		return record.Result{}, errNotRecording
+	}
+	lost := r.recLost(c) - c.recLostBase
+	c.rec = nil
+	for _, st := range c.streams {
+		r.installStream(c, st)
+	}
+	r.m.recordings(-1)
+	res, err := rec.Close(lost)
+	if err != nil {
+		r.log.Error().Err(err).Str("call_id", c.id).Msg("writing recording")
+		return res, err
+	}
+	r.log.Info().Str("call_id", c.id).Strs("files", res.Files).Float64("duration", res.DurationSec).Uint64("copies_lost", lost).Msg("recording written")
+	return res, nil
+}
+
+// recLost sums the fast path's undelivered copies over c's RTP ports.
+func (r *Relay) recLost(c *call) uint64 {
+	if r.fp == nil {
+		return 0
+	}
+	var n uint64
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			if ls, err := r.fp.LegStats(e.rtp.udp.local); err == nil {
+				n += ls.RecLost
+			}
+		}
+	}
+	return n
+}
+
+func recordingDict(res record.Result) ng.Dict {
+	files := make([]any, len(res.Files))
+	for i, f := range res.Files {
+		files[i] = f
+	}
+	return ng.Dict{
+		"files":        files,
+		"metadata":     res.Sidecar,
+		"duration ms":  int64(res.DurationSec * 1000),
+		"packets lost": int64(res.PacketsLost),
+		"copies lost":  int64(res.CopiesLost),
+		"channels":     res.Channels,
+	}
+}
+
+// startStopRecording handles "start recording" and "stop recording".
+func (r *Relay) startStopRecording(req ng.Dict, start bool) ng.Dict {
+	id := req.Str("call-id")
+	if id == "" {
+		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	}
+	r.mu.Lock()
+	c, ok := r.calls[id]
+	r.mu.Unlock()
+	if !ok {
+		return errReply(ErrUnknownCall)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if start {
+		channels, trim := recOptsOf(req)
+		if err := r.startRecording(c, channels, trim); err != nil {
+			return errReply(err)
+		}
+		return ng.Dict{"result": "ok"}
+	}
+	res, err := r.stopRecording(c)
+	if err != nil {
+		return errReply(err)
+	}
+	return ng.Dict{"result": "ok", "recording": recordingDict(res)}
+}
+
+// readRecordCopies feeds the fast path's copies to the recordings.
+func (r *Relay) readRecordCopies(rd *bpf.RecordReader) {
+	defer r.wg.Done()
+	var cp bpf.RecordCopy
+	var lastLost uint64
+	for {
+		if err := rd.Read(&cp); err != nil {
+			return
+		}
+		if l := rd.Lost(); l != lastLost {
+			r.m.recCopiesLost(l - lastLost)
+			lastLost = l
+		}
+		v, ok := r.taps.Load(cp.Key)
+		if !ok {
+			continue
+		}
+		if p := udpPayload(cp.Frame); p != nil {
+			t := v.(recTap)
+			t.rec.Packet(t.ch, p, int64(cp.NsMono))
+		}
+	}
+}
+
+// udpPayload finds the UDP payload of an Ethernet/IPv4|IPv6/UDP frame.
+func udpPayload(f []byte) []byte {
+	if len(f) < 14 {
+		return nil
+	}
+	switch binary.BigEndian.Uint16(f[12:]) {
+	case 0x0800:
+		if len(f) < 14+20 {
+			return nil
+		}
+		ihl := int(f[14]&0x0f) * 4
+		if ihl < 20 || len(f) < 14+ihl+8 {
+			return nil
+		}
+		return f[14+ihl+8:]
+	case 0x86dd:
+		if len(f) < 14+40+8 {
+			return nil
+		}
+		return f[14+40+8:]
+	}
+	return nil
+}
+
+// setTaps points the recorder at e's RTP port, or away from it.
+func (r *Relay) setTap(e *endpoint, rec *record.Recording) {
+	k := netip.AddrPort(e.rtp.udp.local)
+	if rec == nil {
+		r.taps.Delete(k)
+		return
+	}
+	r.taps.Store(k, recTap{rec: rec, ch: e.side})
+}
+
+var errNotRecording = errors.New("call is not being recorded")
