@@ -280,9 +280,10 @@ int xtr_relay(struct xdp_md *ctx)
 	if (malformed)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
 
+	/* last_ns is stamped only for packets forwarded: dropped ones must
+	 * not keep a dead call alive (a port scanner would), and passed-up ones
+	 * are stamped by userspace if it accepts them */
 	struct xtr_leg_stats *st = leg_stats(&p.dst);
-	if (st)
-		st->last_ns = bpf_ktime_get_ns();
 
 	if (s->flags & XTR_F_CHECK_SRC) {
 		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
@@ -362,6 +363,7 @@ int xtr_relay(struct xdp_md *ctx)
 	if (st) {
 		st->packets++;
 		st->bytes += p.payload_len;
+		st->last_ns = bpf_ktime_get_ns();
 	}
 	quality(&p, &p.dst, rate);
 	if (record)

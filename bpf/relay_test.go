@@ -309,8 +309,11 @@ func TestXDPPaths(t *testing.T) {
 				if c.want.legPkts > 0 && leg.Bytes-legBefore.Bytes != uint64(len(rtpPayloadOf(c.in))) {
 					t.Errorf("leg bytes moved %d, want %d", leg.Bytes-legBefore.Bytes, len(rtpPayloadOf(c.in)))
 				}
-				if leg.LastNs == 0 {
-					t.Errorf("leg last-seen not stamped")
+				switch {
+				case c.want.legPkts > 0 && leg.LastNs == 0:
+					t.Errorf("forwarded, but the leg's last-seen is not stamped")
+				case c.want.legPkts == 0 && leg.LastNs != legBefore.LastNs:
+					t.Errorf("not forwarded, yet the leg's last-seen moved: a dropped packet would keep a dead call alive")
 				}
 			}
 		})
