@@ -1,0 +1,199 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bpf"
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// buildXtrunk builds the xtrunk binary into a temporary directory.
+func buildXtrunk(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go") // go test puts its own go first in PATH
+	if err != nil {
+		t.Fatalf("no go command to build xtrunk with: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "xtrunk")
+	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// A call through `xtrunk relay` survives kill -9 of the relay and a restart
+// with the same pin path: the XDP program keeps forwarding while no relay
+// process exists, so no packet is lost, and the new process re-adopts the
+// call from its pinned record — it answers query and delete for it and
+// holds its ports until the delete.
+func TestRestartKeepsMedia(t *testing.T) {
+	tri := testbed.NewTriangle(t)
+	bin := buildXtrunk(t)
+
+	// A bpffs of the test's own in the host mount namespace: `ip netns
+	// exec` gives each process a fresh /sys, so /sys/fs/bpf would not be
+	// shared between the two relay processes, but this mount is.
+	pin := filepath.Join(mountBPFFS(t), "relay")
+	t.Cleanup(func() {
+		// runs before the unmount: detach XDP, whatever state the test left
+		if err := bpf.RemovePins(pin); err != nil {
+			t.Errorf("removing pins: %v", err)
+		}
+		if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pin directory %s still there after cleanup (%v)", pin, err)
+		}
+	})
+
+	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
+	// Two port pairs: the call takes both, so a second offer succeeds only
+	// once the call's ports are released.
+	args := []string{"relay",
+		"--interface", "customer/" + tri.RelayCallerIP.String(),
+		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
+		"--listen-ng", ngAddr,
+		"--pin-path", pin,
+		"--port-min", "30000", "--port-max", "30003",
+		"--metrics", "",
+	}
+	start := func(name string) *testbed.Process {
+		t.Helper()
+		p, err := tri.Relay.Start(context.Background(), bin, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = p.Kill()
+			if t.Failed() {
+				t.Logf("%s relay output:\n%s", name, p.Output())
+			}
+		})
+		if err := waitPing(tri.Caller, ngAddr, p.Done(), 10*time.Second); err != nil {
+			t.Fatalf("%s relay: %v\n%s", name, err, p.Output())
+		}
+		return p
+	}
+	first := start("first")
+
+	var c *ng.Client
+	if err := tri.Caller.Do(func() error {
+		var err error
+		c, err = ng.Dial(ngAddr, ng.WithTimeout(3*time.Second))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+
+	callerConn, err := tri.Caller.ListenUDP(netip.AddrPortFrom(tri.CallerIP, 20000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callerConn.Close()
+	calleeConn, err := tri.Callee.ListenUDP(netip.AddrPortFrom(tri.CalleeIP, 40000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calleeConn.Close()
+
+	offer := do(t, c, ng.Dict{"command": "offer", "call-id": "restart-1", "from-tag": "caller",
+		"sdp": g711SDP(tri.CallerIP, 20000), "direction": []any{"customer", "carrier"}, "replace": []any{"origin"}})
+	toCallee := mediaOf(t, offer.Str("sdp"))
+	answer := do(t, c, ng.Dict{"command": "answer", "call-id": "restart-1", "from-tag": "caller", "to-tag": "callee",
+		"sdp": g711SDP(tri.CalleeIP, 40000)})
+	toCaller := mediaOf(t, answer.Str("sdp"))
+
+	const n, pps = 400, 50 // 8 s each way
+	atCallee := newSink(calleeConn, 0x1111)
+	atCaller := newSink(callerConn, 0x2222)
+	errs := make(chan error, 2)
+	go func() { errs <- send(callerConn, toCaller, 0x1111, n, pps) }()
+	go func() { errs <- send(calleeConn, toCallee, 0x2222, n, pps) }()
+
+	time.Sleep(2 * time.Second)
+	beforeKill, _ := atCallee.count()
+	if err := first.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	time.Sleep(time.Second)
+	duringGap, _ := atCallee.count()
+	gap := time.Since(killed)
+	second := start("second")
+	t.Logf("relay killed after %d packets to the callee; %d more arrived in the %v without a relay process; the new one answered %v after the kill",
+		beforeKill, duringGap-beforeKill, gap.Round(10*time.Millisecond), time.Since(killed).Round(10*time.Millisecond))
+	if duringGap <= beforeKill {
+		t.Errorf("no media reached the callee while the relay was down (%d before, %d after)", beforeKill, duringGap)
+	}
+
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
+		good, bad := s.count()
+		if good != n || bad != 0 {
+			t.Errorf("%s received %d/%d intact packets, %d bad, across kill -9 and restart", name, good, n, bad)
+		}
+	}
+
+	out := second.Output()
+	if !strings.Contains(out, "re-adopted calls from pinned maps") || !strings.Contains(out, `"calls":1`) {
+		t.Errorf("restarted relay did not log re-adopting the call:\n%s", out)
+	}
+	if !strings.Contains(out, `"adopted":true`) {
+		t.Errorf("restarted relay did not update the pinned XDP links in place:\n%s", out)
+	}
+
+	q := do(t, c, ng.Dict{"command": "query", "call-id": "restart-1"})
+	for _, tag := range []string{"caller", "callee"} {
+		st := streamStats(t, q, tag)
+		// the packet that latched each direction went through the first
+		// process's userspace, whose counters died with it
+		p, fast := statInt(st, "packets"), statInt(st, "fast path")
+		t.Logf("query after restart: %s sent %d packets, %d counted by the fast path", tag, p, fast)
+		if p < n-2 || fast < n-2 {
+			t.Errorf("%s: query after restart counts %d packets (%d fast path), want about %d", tag, p, fast, n)
+		}
+	}
+
+	// the adopted call still holds both port pairs of the range
+	r, err := c.Do(t.Context(), ng.Dict{"command": "offer", "call-id": "restart-2", "from-tag": "other",
+		"sdp": g711SDP(tri.CallerIP, 22000)})
+	var re *ng.ReplyError
+	switch {
+	case err == nil:
+		t.Errorf("offer for a second call got ports the adopted call holds: %v", r)
+	case !errors.As(err, &re) || !strings.Contains(re.Reason, ErrNoPorts.Error()):
+		t.Errorf("offer for a second call: %v, want %q", err, ErrNoPorts)
+	}
+
+	del := do(t, c, ng.Dict{"command": "delete", "call-id": "restart-1"})
+	if statInt(del.Dict("totals").Dict("RTP"), "packets") < 2*(n-2) {
+		t.Errorf("delete reply totals: %v", del.Dict("totals"))
+	}
+	if l := do(t, c, ng.Dict{"command": "list"}); len(l.List("calls")) != 0 {
+		t.Errorf("list after delete: %v", l)
+	}
+	// the ports are free again: a new call gets them
+	do(t, c, ng.Dict{"command": "offer", "call-id": "restart-2", "from-tag": "other", "sdp": g711SDP(tri.CallerIP, 22000)})
+	do(t, c, ng.Dict{"command": "delete", "call-id": "restart-2"})
+	if l := do(t, c, ng.Dict{"command": "list"}); len(l.List("calls")) != 0 {
+		t.Errorf("list after deleting both calls: %v", l)
+	}
+
+	if err := second.Stop(); err != nil {
+		t.Errorf("SIGTERM: %v\n%s", err, second.Output())
+	}
+}
