@@ -1,0 +1,128 @@
+package limit
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+type fakeClock struct{ t time.Time }
+
+func (f *fakeClock) now() time.Time      { return f.t }
+func (f *fakeClock) add(d time.Duration) { f.t = f.t.Add(d) }
+func newClock() *fakeClock               { return &fakeClock{t: time.Unix(1_800_000_000, 0)} }
+
+func TestCPS(t *testing.T) {
+	c := newClock()
+	l := NewCPS(c.now)
+	if !l.Allow("TK1", 1) || l.Allow("TK1", 1) {
+		t.Fatal("CPS 1: the second call in the same second must be refused")
+	}
+	if !l.Allow("TK2", 1) {
+		t.Fatal("trunks share a limit")
+	}
+	c.add(999 * time.Millisecond)
+	if l.Allow("TK1", 1) {
+		t.Fatal("allowed before the second was over")
+	}
+	c.add(time.Millisecond)
+	if !l.Allow("TK1", 1) {
+		t.Fatal("refused after a second")
+	}
+	for i := 0; i < 5; i++ {
+		if !l.Allow("TK3", 5) {
+			t.Fatalf("CPS 5 refused call %d", i+1)
+		}
+	}
+	if l.Allow("TK3", 5) || !l.Allow("TK3", 0) {
+		t.Fatal("CPS 5: the sixth must be refused; limit 0 means none")
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	c := NewConcurrent()
+	for i := 0; i < 4; i++ {
+		if !c.Acquire("trial", 4) {
+			t.Fatalf("call %d refused", i+1)
+		}
+	}
+	if c.Acquire("trial", 4) {
+		t.Fatal("fifth concurrent call on a trial trunk allowed")
+	}
+	c.Release("trial")
+	if !c.Acquire("trial", 4) || c.InUse("trial") != 4 {
+		t.Fatal("slot not given back")
+	}
+}
+
+func TestGuardFloodAndBan(t *testing.T) {
+	c := newClock()
+	g := NewGuard(DefaultGuard(), c.now)
+	src := netip.MustParseAddr("198.18.1.2")
+	for i := 0; i < 16; i++ {
+		if v, _ := g.Check(src, "INVITE", "PBX"); v != Accept {
+			t.Fatalf("request %d refused", i+1)
+		}
+		c.add(100 * time.Millisecond)
+	}
+	if v, r := g.Check(src, "INVITE", "PBX"); v != Ignore || r != ReasonFlood {
+		t.Fatalf("17th request in 2 s: %v %q", v, r)
+	}
+	c.add(4 * time.Minute)
+	if v, r := g.Check(src, "INVITE", "PBX"); v != Ignore || r != ReasonBanned {
+		t.Fatalf("still banned after 4 min: %v %q", v, r)
+	}
+	if v, _ := g.Check(netip.MustParseAddr("198.18.1.3"), "INVITE", "PBX"); v != Accept {
+		t.Fatal("another source is banned too")
+	}
+	c.add(61 * time.Second)
+	if v, _ := g.Check(src, "INVITE", "PBX"); v != Accept {
+		t.Fatal("ban outlived 5 minutes")
+	}
+}
+
+func TestGuardAuthFailures(t *testing.T) {
+	c := newClock()
+	g := NewGuard(DefaultGuard(), c.now)
+	src := netip.MustParseAddr("198.18.1.9")
+	for i := 0; i < 9; i++ {
+		if g.AuthFailed(src) {
+			t.Fatalf("banned after %d failures", i+1)
+		}
+		c.add(5 * time.Second)
+	}
+	if !g.AuthFailed(src) {
+		t.Fatal("10 failures in a minute did not ban")
+	}
+	if v, _ := g.Check(src, "REGISTER", ""); v != Ignore {
+		t.Fatal("banned source heard")
+	}
+	if len(g.Banned()) != 1 {
+		t.Fatalf("banned list %v", g.Banned())
+	}
+}
+
+func TestGuardScannersAndOptions(t *testing.T) {
+	c := newClock()
+	g := NewGuard(DefaultGuard(), c.now)
+	for _, ua := range []string{"friendly-scanner", "sipvicious 0.3", "VaxSIPUserAgent/3.1", "pplsip", "SIPCLI/v1.8"} {
+		if v, r := g.Check(netip.MustParseAddr("198.18.9.9"), "OPTIONS", ua); v != Ignore || r != ReasonScanner {
+			t.Errorf("%q: %v %q", ua, v, r)
+		}
+	}
+	src := netip.MustParseAddr("198.18.1.2")
+	if v, _ := g.Check(src, "OPTIONS", "PBX"); v != Accept {
+		t.Fatal("first OPTIONS refused")
+	}
+	c.add(5 * time.Second)
+	if v, r := g.Check(src, "OPTIONS", "PBX"); v != Throttled || r != ReasonOptions {
+		t.Fatalf("OPTIONS after 5 s: %v %q", v, r)
+	}
+	if v, _ := g.Check(src, "INVITE", "PBX"); v != Accept {
+		t.Fatal("OPTIONS throttling hit an INVITE")
+	}
+	c.add(10 * time.Second)
+	if v, _ := g.Check(src, "OPTIONS", "PBX"); v != Accept {
+		t.Fatal("OPTIONS after 15 s refused")
+	}
+}
