@@ -1,0 +1,179 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+)
+
+// buildXtrunk builds the xtrunk binary the xdp and userspace modes run.
+func buildXtrunk(t *testing.T) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(t.TempDir(), "xtrunk")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/xtrunk")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSmoke runs a tiny benchmark in all four modes and checks the
+// machinery, not the speed: every mode delivers, nothing is delivered that
+// was not sent, the per-call counts add up, results.json and the PNG come
+// out readable, and nothing is left behind.
+func TestSmoke(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	if _, err := exec.LookPath("rtpengine"); err != nil {
+		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
+			t.Fatalf("rtpengine not installed (make deps): %v", err)
+		}
+		t.Skipf("rtpengine not installed: %v", err)
+	}
+	bin := buildXtrunk(t)
+
+	const calls = 20
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var phases []string
+	res, err := Run(ctx, Config{
+		Calls:     []int{calls},
+		Duration:  2 * time.Second,
+		Warmup:    500 * time.Millisecond,
+		XtrunkBin: bin,
+		Progress: func(p Progress) {
+			if len(phases) == 0 || phases[len(phases)-1] != p.Mode+"/"+p.Phase {
+				phases = append(phases, p.Mode+"/"+p.Phase)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Modes) != len(AllModes) {
+		t.Fatalf("%d modes in the results, want %d", len(res.Modes), len(AllModes))
+	}
+	for _, m := range res.Modes {
+		if m.Error != "" {
+			t.Errorf("%s: %s", m.Mode, m.Error)
+			continue
+		}
+		if len(m.Steps) != 1 {
+			t.Errorf("%s: %d steps, want 1", m.Mode, len(m.Steps))
+			continue
+		}
+		s := m.Steps[0]
+		t.Logf("%s: sent %d delivered %d, p50 %.0f µs p99 %.0f µs, relay CPU %.1f %%, status %s",
+			m.Mode, s.Sent, s.Delivered, s.LatencyP50us, s.LatencyP99us, s.RelayCPUPct, s.Status)
+		if s.Calls != calls || s.OfferedPPS != 2*calls*PacketsPerSecond {
+			t.Errorf("%s: %d calls offered %.0f pps", m.Mode, s.Calls, s.OfferedPPS)
+		}
+		if s.Sent == 0 || s.Delivered == 0 {
+			t.Errorf("%s: sent %d, delivered %d: want both > 0", m.Mode, s.Sent, s.Delivered)
+		}
+		if s.Delivered > s.Sent {
+			t.Errorf("%s: delivered %d > sent %d", m.Mode, s.Delivered, s.Sent)
+		}
+		if s.PerCallSum != s.Delivered {
+			t.Errorf("%s: per-call counts sum to %d, delivered %d", m.Mode, s.PerCallSum, s.Delivered)
+		}
+		if s.SilentCalls != 0 || s.Bad != 0 {
+			t.Errorf("%s: %d call directions silent, %d bad frames", m.Mode, s.SilentCalls, s.Bad)
+		}
+		if s.LatencyP50us <= 0 || s.LatencyP99us < s.LatencyP50us {
+			t.Errorf("%s: latency p50 %.0f µs p99 %.0f µs", m.Mode, s.LatencyP50us, s.LatencyP99us)
+		}
+		switch m.Mode {
+		case ModeXDP:
+			if s.XDPReasons["forward_redirect"] == 0 {
+				t.Errorf("xdp: nothing forwarded by the XDP program: %v", s.XDPReasons)
+			}
+			fallthrough
+		case ModeUserspace, ModeRTPEngine:
+			if len(phases) == 0 {
+				t.Errorf("no progress reported")
+			}
+		}
+	}
+
+	dir := t.TempDir()
+	jsonPath, pngPath := filepath.Join(dir, "results.json"), filepath.Join(dir, "media.png")
+	if err := res.WriteJSON(jsonPath); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadJSON(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Modes) != len(res.Modes) || back.Modes[0].Steps[0].Delivered != res.Modes[0].Steps[0].Delivered {
+		t.Errorf("results.json does not round-trip")
+	}
+	if err := res.WritePNG(pngPath); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(pngPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("media.png: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() < 800 || b.Dy() < 600 {
+		t.Errorf("media.png is %v", b)
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range AllModes {
+		if !strings.Contains(table.String(), m) {
+			t.Errorf("table lacks %s:\n%s", m, table.String())
+		}
+	}
+
+	if m := activeMounts(); len(m) > 0 {
+		t.Errorf("bpffs mounts left behind: %v", m)
+	}
+
+}
+
+// TestCancel: a run cancelled in the middle of a step stops promptly and
+// leaves no bpffs mount behind.
+func TestCancel(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	bin := buildXtrunk(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Config{
+		Modes: []string{ModeXDP}, Calls: []int{10}, Duration: time.Minute, XtrunkBin: bin,
+		Progress: func(p Progress) {
+			if p.Phase == "measuring" {
+				cancel()
+			}
+		},
+	})
+	if err == nil {
+		t.Fatalf("cancelled run returned no error: %+v", res)
+	}
+	if d := time.Since(start); d > 30*time.Second {
+		t.Errorf("cancelled run took %v", d)
+	}
+	if m := activeMounts(); len(m) > 0 {
+		t.Errorf("bpffs mounts left behind: %v", m)
+	}
+
+}

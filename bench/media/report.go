@@ -1,0 +1,145 @@
+package media
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteTable prints the results as a table per mode, then the summary.
+func (r *Results) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
+	for _, m := range r.Modes {
+		for _, s := range m.Steps {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
+				m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
+				latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
+				s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
+		}
+		if m.Error != "" {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\n%d pps per call and direction, %d-byte RTP; %s per step; %d CPUs, kernel %s\n",
+		r.PacketsPerCall, RTPBytes, r.Duration, r.Host.CPUs, r.Host.Kernel)
+	for _, m := range r.Modes {
+		line := fmt.Sprintf("%-10s most calls at < %g %% loss: %s", m.Mode, CleanLoss, callsStr(m.MaxCleanCalls))
+		if m.MaxCleanCalls > 0 {
+			line += fmt.Sprintf(" (%s pps)", kpps(m.MaxCleanPPS))
+		}
+		line += fmt.Sprintf("; peak delivered at < %g %% loss: %s pps", CleanLoss, kpps(m.PeakPPS))
+		if m.BackgroundCPUPct >= 10 {
+			line += fmt.Sprintf("; WARNING: the machine was %.0f %% busy before the mode started", m.BackgroundCPUPct)
+		}
+		if m.Stopped != "" {
+			line += "; stopped: " + m.Stopped
+		}
+		fmt.Fprintln(w, line)
+		if m.Error != "" {
+			fmt.Fprintf(w, "%-10s error: %s\n", m.Mode, firstLine(m.Error))
+		}
+	}
+	s := r.Summary
+	var parts []string
+	if s.XDPOverCeiling > 0 {
+		parts = append(parts, fmt.Sprintf("xdp/ceiling peak pps %.2f (target ≥ 0.80)", s.XDPOverCeiling))
+	}
+	if s.XDPOverRTPEngine > 0 {
+		parts = append(parts, fmt.Sprintf("xdp/rtpengine pps at < %g %% loss %.1f× (target ≥ 8×)", CleanLoss, s.XDPOverRTPEngine))
+	}
+	if s.XDPOverUserspace > 0 {
+		parts = append(parts, fmt.Sprintf("xdp/userspace %.1f×", s.XDPOverUserspace))
+	}
+	if s.At10k != nil {
+		t := fmt.Sprintf("xdp at 10k calls: loss %s %%, p99 %s µs", lossStr(s.At10k.LossPct), latStr(s.At10k.LatencyP99us, s.At10k.Delivered))
+		if s.AddedP99us != nil {
+			t += fmt.Sprintf(" (%+.0f µs over ceiling)", *s.AddedP99us)
+		}
+		if s.Held10k {
+			t += ": held (< 0.01 %)"
+		} else {
+			t += ": not held"
+		}
+		parts = append(parts, t)
+	}
+	if len(parts) > 0 {
+		fmt.Fprintln(w)
+		for _, p := range parts {
+			fmt.Fprintln(w, p)
+		}
+	}
+	return nil
+}
+
+// WriteReasons prints the XDP exit reasons per step of the xdp mode.
+func (r *Results) WriteReasons(w io.Writer) {
+	m := r.mode(ModeXDP)
+	if m == nil {
+		return
+	}
+	for _, s := range m.Steps {
+		if len(s.XDPReasons) == 0 {
+			continue
+		}
+		keys := make([]string, 0, len(s.XDPReasons))
+		for k := range s.XDPReasons {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var kv []string
+		for _, k := range keys {
+			kv = append(kv, fmt.Sprintf("%s=%d", k, s.XDPReasons[k]))
+		}
+		fmt.Fprintf(w, "xdp %6d calls: %s\n", s.Calls, strings.Join(kv, " "))
+	}
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}
+
+func kpps(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func lossStr(v float64) string {
+	switch {
+	case v == 0:
+		return "0"
+	case v < 0.001:
+		return "<0.001"
+	case v < 1:
+		return fmt.Sprintf("%.3f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
+}
+
+func latStr(us float64, n uint64) string {
+	if n == 0 {
+		return "-"
+	}
+	if us >= 10000 {
+		return fmt.Sprintf("%.0fk", us/1000)
+	}
+	return fmt.Sprintf("%.0f", us)
+}
+
+func callsStr(n int) string {
+	if n == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d", n)
+}

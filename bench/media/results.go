@@ -1,0 +1,210 @@
+package media
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// Results is a whole run: what results.json holds.
+type Results struct {
+	Started  time.Time `json:"started"`
+	Host     Host      `json:"host"`
+	Duration string    `json:"step_duration"`
+	Warmup   string    `json:"warmup"`
+	Calls    []int     `json:"calls"`
+	// PacketsPerCall is each call's packet rate per direction.
+	PacketsPerCall int `json:"packets_per_call"`
+	// FDLimit is RLIMIT_NOFILE (hard) the relays ran with, and
+	// MaxRelayCalls the calls that leaves one relay process.
+	FDLimit       uint64       `json:"fd_limit"`
+	MaxRelayCalls int          `json:"max_relay_calls"`
+	Modes         []ModeResult `json:"modes"`
+	Summary       Summary      `json:"summary"`
+	ElapsedS      float64      `json:"elapsed_s"`
+	Generator     string       `json:"generator"`
+}
+
+// Host describes the machine.
+type Host struct {
+	Kernel    string `json:"kernel"`
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"cpu_model"`
+	RTPEngine string `json:"rtpengine_version,omitempty"`
+}
+
+// ModeResult is one mode's steps.
+type ModeResult struct {
+	Mode  string `json:"mode"`
+	Steps []Step `json:"steps"`
+	// MaxCleanCalls is the most calls carried with < 0.1 % loss at the
+	// full offered rate (status "ok"); 0 if none.
+	MaxCleanCalls int `json:"max_clean_calls"`
+	// MaxCleanPPS is the delivered rate of that step.
+	MaxCleanPPS float64 `json:"max_clean_pps"`
+	// PeakPPS is the highest delivered rate of any step with < 0.1 % loss,
+	// including steps the generators could not fully offer: with those,
+	// the whole machine was saturated, and this is what it moved.
+	PeakPPS float64 `json:"peak_pps"`
+	// BackgroundCPUPct is the machine's busy time (percent of one CPU)
+	// measured for a second before the mode started: other load on the
+	// machine skews every figure.
+	BackgroundCPUPct float64 `json:"background_cpu_pct"`
+	// Stopped says why the steps ended early, if they did.
+	Stopped string `json:"stopped,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// Step statuses.
+const (
+	StatusOK    = "ok"    // < 0.1 % loss at the offered rate
+	StatusLoss  = "loss"  // >= 0.1 % loss
+	StatusShort = "short" // generators sent < 99 % of the offered rate: the machine is saturated
+)
+
+// Step is one mode at one number of calls.
+type Step struct {
+	Calls        int     `json:"calls"`
+	Status       string  `json:"status"`
+	DurationS    float64 `json:"duration_s"`
+	OfferedPPS   float64 `json:"offered_pps"`
+	SentPPS      float64 `json:"sent_pps"`
+	DeliveredPPS float64 `json:"delivered_pps"`
+	Sent         uint64  `json:"sent"`
+	Delivered    uint64  `json:"delivered"`
+	Lost         int64   `json:"lost"`
+	LossPct      float64 `json:"loss_pct"`
+	// One-way latency, generator to sink (both in XDP, same clock), in µs:
+	// the upper edge of the histogram bucket (1 µs wide below 1 ms).
+	LatencyP50us  float64 `json:"latency_p50_us"`
+	LatencyP99us  float64 `json:"latency_p99_us"`
+	LatencyP999us float64 `json:"latency_p999_us"`
+	// CPU in percent of one CPU (the machine has Host.CPUs): the relay's
+	// process (utime+stime; none for ceiling), softirq time on all CPUs
+	// (where XDP, the veths and the kernel's UDP receive run), and all
+	// non-idle time.
+	RelayCPUPct   float64 `json:"relay_cpu_pct"`
+	SoftirqCPUPct float64 `json:"softirq_cpu_pct"`
+	BusyCPUPct    float64 `json:"busy_cpu_pct"`
+	// Consistency of the counts: per-call sink counts summed (must equal
+	// Delivered), call directions that received nothing during the step,
+	// and frames at the sinks' call ports that were not RTP.
+	PerCallSum  uint64 `json:"per_call_sum"`
+	SilentCalls int    `json:"silent_call_directions"`
+	Bad         uint64 `json:"bad"`
+	// SetupS is how long NG offer/answer took for the calls new in this
+	// step.
+	SetupS float64 `json:"setup_s"`
+	// XDPReasons are the XDP program's exits during the step, by reason
+	// (xdp mode: xtrunk_relay_xdp_packets_total).
+	XDPReasons map[string]uint64 `json:"xdp_reasons,omitempty"`
+}
+
+// Summary holds the figures the issue asks for.
+type Summary struct {
+	// XDPOverCeiling is PeakPPS(xdp) / PeakPPS(ceiling).
+	XDPOverCeiling float64 `json:"xdp_over_ceiling_pps,omitempty"`
+	// XDPOverRTPEngine is MaxCleanPPS(xdp) / MaxCleanPPS(rtpengine); with
+	// XDPOverRTPEnginePeak the same for PeakPPS.
+	XDPOverRTPEngine     float64 `json:"xdp_over_rtpengine_pps,omitempty"`
+	XDPOverRTPEnginePeak float64 `json:"xdp_over_rtpengine_peak_pps,omitempty"`
+	XDPOverUserspace     float64 `json:"xdp_over_userspace_pps,omitempty"`
+	// At10k is the xdp step with 10,000 calls, if it ran.
+	At10k *Step `json:"xdp_at_10k,omitempty"`
+	// Held10k: 10,000 calls with < 0.01 % loss at the full offered rate.
+	Held10k bool `json:"xdp_10k_under_0.01pct_loss"`
+	// AddedP99us is the xdp p99 latency at 10k calls minus the ceiling's
+	// at the same step: what the relay adds over a bare redirect.
+	AddedP99us *float64 `json:"xdp_added_p99_us_at_10k,omitempty"`
+}
+
+// WriteJSON writes r to path.
+func (r *Results) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	return nil
+}
+
+// ReadJSON reads results.json.
+func ReadJSON(path string) (*Results, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("media: %w", err)
+	}
+	var r Results
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("media: %s: %w", path, err)
+	}
+	return &r, nil
+}
+
+func (r *Results) mode(m string) *ModeResult {
+	for i := range r.Modes {
+		if r.Modes[i].Mode == m {
+			return &r.Modes[i]
+		}
+	}
+	return nil
+}
+
+func (m *ModeResult) step(calls int) *Step {
+	if m == nil {
+		return nil
+	}
+	for i := range m.Steps {
+		if m.Steps[i].Calls == calls {
+			return &m.Steps[i]
+		}
+	}
+	return nil
+}
+
+// finish computes the per-mode and summary figures.
+func (r *Results) finish() {
+	for i := range r.Modes {
+		m := &r.Modes[i]
+		m.MaxCleanCalls, m.MaxCleanPPS, m.PeakPPS = 0, 0, 0
+		for _, s := range m.Steps {
+			if s.Status == StatusOK && s.Calls > m.MaxCleanCalls {
+				m.MaxCleanCalls, m.MaxCleanPPS = s.Calls, s.DeliveredPPS
+			}
+			if s.LossPct < CleanLoss && s.DeliveredPPS > m.PeakPPS {
+				m.PeakPPS = s.DeliveredPPS
+			}
+		}
+	}
+	ratio := func(a, b float64) float64 {
+		if a == 0 || b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	x, c, re, us := r.mode(ModeXDP), r.mode(ModeCeiling), r.mode(ModeRTPEngine), r.mode(ModeUserspace)
+	var s Summary
+	if x != nil && c != nil {
+		s.XDPOverCeiling = ratio(x.PeakPPS, c.PeakPPS)
+	}
+	if x != nil && re != nil {
+		s.XDPOverRTPEngine = ratio(x.MaxCleanPPS, re.MaxCleanPPS)
+		s.XDPOverRTPEnginePeak = ratio(x.PeakPPS, re.PeakPPS)
+	}
+	if x != nil && us != nil {
+		s.XDPOverUserspace = ratio(x.MaxCleanPPS, us.MaxCleanPPS)
+	}
+	if st := x.step(10000); st != nil {
+		cp := *st
+		s.At10k = &cp
+		s.Held10k = st.LossPct < 0.01 && st.SentPPS >= MinSentRatio*st.OfferedPPS
+		if cs := c.step(10000); cs != nil && cs.Delivered > 0 && st.Delivered > 0 {
+			d := st.LatencyP99us - cs.LatencyP99us
+			s.AddedP99us = &d
+		}
+	}
+	r.Summary = s
+}

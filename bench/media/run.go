@@ -1,0 +1,414 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+)
+
+// drainTime is how long a step waits after the generators stop before
+// reading the sinks, for packets still queued in a userspace relay.
+const drainTime = 500 * time.Millisecond
+
+// teardownTimeout bounds deleting a mode's calls over NG.
+const teardownTimeout = 2 * time.Minute
+
+// Run runs the benchmark. It needs root. Every mode gets a lab of its own,
+// torn down (namespaces, processes, XDP programs, bpffs) before the next
+// starts, also when ctx is cancelled or a mode fails; a failed mode is
+// recorded in its ModeResult and the run goes on. Run returns ctx's error
+// if it was cancelled, with the results so far.
+func Run(ctx context.Context, cfg Config) (*Results, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	if err := testbed.Privileged(); err != nil {
+		return nil, err
+	}
+	for _, m := range cfg.Modes {
+		if (m == ModeXDP || m == ModeUserspace) && cfg.XtrunkBin == "" {
+			return nil, fmt.Errorf("%w: mode %s needs the xtrunk binary (Config.XtrunkBin)", ErrConfig, m)
+		}
+	}
+	// Every relay socket is a file descriptor: 4 per call on xtrunk and on
+	// rtpengine. The relays inherit the raised limit, if it can be raised
+	// (it takes CAP_SYS_RESOURCE beyond the hard limit).
+	fdLimit := raiseNoFile(uint64(socketsPerCall*cfg.Calls[len(cfg.Calls)-1] + fdReserve))
+	relayCalls := min(maxCalls, int((fdLimit-min(fdLimit, fdReserve))/socketsPerCall))
+	if cfg.WorkDir == "" {
+		dir, err := os.MkdirTemp("", "xtrunk-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("media: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.WorkDir = dir
+	}
+	res := &Results{
+		Started:  time.Now().UTC().Truncate(time.Second),
+		Host:     hostInfo(cfg),
+		Duration: cfg.Duration.String(),
+		Warmup:   cfg.Warmup.String(),
+		Calls:    cfg.Calls,
+
+		PacketsPerCall: cfg.PacketsPerCall,
+		FDLimit:        fdLimit,
+		MaxRelayCalls:  relayCalls,
+		Generator:      fmt.Sprintf("XDP live frames (BPF_PROG_TEST_RUN), paced in %v chunks", cfg.Chunk),
+	}
+	t0 := time.Now()
+	for i, m := range cfg.Modes {
+		if ctx.Err() != nil {
+			break
+		}
+		res.Modes = append(res.Modes, runMode(ctx, &cfg, i, m, relayCalls, fdLimit))
+	}
+	res.ElapsedS = time.Since(t0).Seconds()
+	res.finish()
+	return res, ctx.Err()
+}
+
+// runner runs one mode.
+type runner struct {
+	cfg       *Config
+	mode      string
+	modeIndex int
+	l         *lab
+	d         dut
+}
+
+func (r *runner) progress(p Progress) {
+	if r.cfg.Progress == nil {
+		return
+	}
+	p.Mode, p.ModeIndex, p.Modes, p.Steps = r.mode, r.modeIndex+1, len(r.cfg.Modes), len(r.cfg.Calls)
+	r.cfg.Progress(p)
+}
+
+func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls int, fdLimit uint64) (mr ModeResult) {
+	mr.Mode = mode
+	r := &runner{cfg: cfg, mode: mode, modeIndex: idx}
+	r.progress(Progress{Phase: "building lab", StepIndex: 1, Calls: cfg.Calls[0]})
+	fail := func(err error) {
+		if err != nil && mr.Error == "" {
+			mr.Error = err.Error()
+		}
+	}
+	l, err := newLab()
+	if err != nil {
+		fail(err)
+		return mr
+	}
+	r.l = l
+	defer func() { fail(l.close()) }()
+	if c0, err := readCPU(nil); err == nil {
+		if sleepCtx(ctx, time.Second) != nil {
+			return mr
+		}
+		if c1, err := readCPU(nil); err == nil {
+			mr.BackgroundCPUPct = c1.since(c0).Busy
+		}
+	}
+	r.progress(Progress{Phase: "starting " + mode, StepIndex: 1, Calls: cfg.Calls[0]})
+	switch mode {
+	case ModeXDP, ModeUserspace:
+		r.d, err = startXtrunk(l, cfg.XtrunkBin, mode, cfg.WorkDir)
+	case ModeRTPEngine:
+		r.d, err = startRTPEngine(l, cfg.RTPEngineBin, cfg.WorkDir)
+	case ModeCeiling:
+		r.d, err = startCeiling(l)
+	}
+	if err != nil {
+		fail(err)
+		return mr
+	}
+	defer func() {
+		if ctx.Err() == nil {
+			r.progress(Progress{Phase: "deleting calls", StepIndex: len(mr.Steps), Calls: 0})
+			tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+			fail(r.d.teardown(tctx))
+			cancel()
+		}
+		fail(r.d.stop())
+	}()
+
+	var aCalls, bCalls []genCall
+	for si, n := range cfg.Calls {
+		if ctx.Err() != nil {
+			return mr
+		}
+		if mode != ModeCeiling && n > relayCalls {
+			mr.Stopped = fmt.Sprintf("%d calls need %d sockets in one relay process; RLIMIT_NOFILE is %d here (raising it takes CAP_SYS_RESOURCE), which holds %d calls",
+				n, socketsPerCall*n, fdLimit, relayCalls)
+			return mr
+		}
+		st, err := r.step(ctx, si, n, &aCalls, &bCalls)
+		if err != nil {
+			if ctx.Err() == nil {
+				fail(err)
+			}
+			return mr
+		}
+		mr.Steps = append(mr.Steps, st)
+		r.progress(Progress{Phase: "done", StepIndex: si + 1, Calls: n, Frac: 1, Done: true, Step: &st})
+		if cfg.NoStop || si == len(cfg.Calls)-1 {
+			continue
+		}
+		switch {
+		case st.LossPct > StopLoss:
+			mr.Stopped = fmt.Sprintf("loss %.2f %% > %g %% at %d calls", st.LossPct, StopLoss, n)
+		case st.SentPPS < StopSentRatio*st.OfferedPPS:
+			mr.Stopped = fmt.Sprintf("saturated at %d calls: the generators sent %.0f of %.0f pps offered", n, st.SentPPS, st.OfferedPPS)
+		}
+		if mr.Stopped != "" {
+			return mr
+		}
+	}
+	return mr
+}
+
+// step sets up the calls new in this step, warms them up and measures.
+func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall) (Step, error) {
+	l, cfg := r.l, r.cfg
+	from := len(*aCalls)
+	t0 := time.Now()
+	r.progress(Progress{Phase: "NG offer/answer", StepIndex: si + 1, Calls: n})
+	a, b, err := r.d.setup(ctx, from, n, func(k int) {
+		r.progress(Progress{Phase: "NG offer/answer", StepIndex: si + 1, Calls: n, Frac: float64(k) / float64(n-from)})
+	})
+	if err != nil {
+		return Step{}, err
+	}
+	setup := time.Since(t0)
+	*aCalls, *bCalls = append(*aCalls, a...), append(*bCalls, b...)
+	if err := errors.Join(l.genA.setCalls(*aCalls, from), l.genB.setCalls(*bCalls, from),
+		l.sinkA.setCalls(n), l.sinkB.setCalls(n)); err != nil {
+		return Step{}, err
+	}
+
+	// Warm-up: a few packets of every call each way, so the relays latch
+	// (xtrunk installs the fast path on the first packet it sees), then a
+	// pause for them to settle and for the queues to empty.
+	r.progress(Progress{Phase: "warm-up", StepIndex: si + 1, Calls: n})
+	if err := both(func() error { return l.genA.sendRound(cfg.WarmupPackets) },
+		func() error { return l.genB.sendRound(cfg.WarmupPackets) }); err != nil {
+		return Step{}, err
+	}
+	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+		return Step{}, err
+	}
+
+	st, err := r.measure(ctx, si, n)
+	st.SetupS = setup.Seconds()
+	return st, err
+}
+
+func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
+	l, cfg := r.l, r.cfg
+	st := Step{Calls: n}
+	sa0, err := l.sinkA.snap(n)
+	if err != nil {
+		return st, err
+	}
+	sb0, err := l.sinkB.snap(n)
+	if err != nil {
+		return st, err
+	}
+	rs0, err := r.d.reasons()
+	if err != nil {
+		return st, err
+	}
+	pids := r.d.pids()
+	c0, err := readCPU(pids)
+	if err != nil {
+		return st, err
+	}
+
+	rate := float64(n * cfg.PacketsPerCall) // per direction
+	stopTick := make(chan struct{})
+	var tickWG sync.WaitGroup
+	tickWG.Add(1)
+	go func() {
+		defer tickWG.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		start := time.Now()
+		for {
+			select {
+			case <-stopTick:
+				return
+			case <-t.C:
+				r.progress(Progress{Phase: "measuring", StepIndex: si + 1, Calls: n,
+					Frac: min(1, time.Since(start).Seconds()/cfg.Duration.Seconds())})
+			}
+		}
+	}()
+	var ga, gb genResult
+	p := pacing{Chunk: cfg.Chunk}
+	err = both(func() error { var err error; ga, err = l.genA.run(ctx, rate, cfg.Duration, p); return err },
+		func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
+	close(stopTick)
+	tickWG.Wait()
+	if err != nil {
+		return st, err
+	}
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	c1, err := readCPU(pids)
+	if err != nil {
+		return st, err
+	}
+	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
+	if err := sleepCtx(ctx, drainTime); err != nil {
+		return st, err
+	}
+	sa1, err := l.sinkA.snap(n)
+	if err != nil {
+		return st, err
+	}
+	sb1, err := l.sinkB.snap(n)
+	if err != nil {
+		return st, err
+	}
+	rs1, err := r.d.reasons()
+	if err != nil {
+		return st, err
+	}
+
+	da, db := sa1.sub(sa0), sb1.sub(sb0)
+	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
+	st.DurationS = elapsed
+	st.Sent = ga.Sent + gb.Sent
+	st.Delivered = da.RTP + db.RTP
+	st.Lost = int64(st.Sent) - int64(st.Delivered)
+	st.OfferedPPS = 2 * rate
+	if elapsed > 0 {
+		st.SentPPS = float64(st.Sent) / elapsed
+		st.DeliveredPPS = float64(st.Delivered) / elapsed
+	}
+	if st.Sent > 0 {
+		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
+	}
+	hist := make([]uint64, histBuckets)
+	for i := range hist {
+		hist[i] = da.Hist[i] + db.Hist[i]
+	}
+	us := func(q float64) float64 {
+		d, ok := percentile(hist, q)
+		if !ok {
+			return 0
+		}
+		return float64(d) / float64(time.Microsecond)
+	}
+	st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
+	use := c1.since(c0)
+	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = use.Procs, use.Softirq, use.Busy
+	for _, d := range []sinkSnap{da, db} {
+		for _, v := range d.PerCall {
+			st.PerCallSum += v
+			if v == 0 {
+				st.SilentCalls++
+			}
+		}
+		st.Bad += d.Bad
+	}
+	if rs1 != nil {
+		st.XDPReasons = map[string]uint64{}
+		for k, v := range rs1 {
+			if dv := v - rs0[k]; v >= rs0[k] && dv > 0 {
+				st.XDPReasons[k] = dv
+			}
+		}
+	}
+	switch {
+	case st.LossPct >= CleanLoss:
+		st.Status = StatusLoss
+	case st.SentPPS < MinSentRatio*st.OfferedPPS:
+		st.Status = StatusShort
+	default:
+		st.Status = StatusOK
+	}
+	return st, nil
+}
+
+// both runs f and g concurrently and returns their errors.
+func both(f, g func() error) error {
+	var wg sync.WaitGroup
+	var ef, eg error
+	wg.Add(2)
+	go func() { defer wg.Done(); ef = f() }()
+	go func() { defer wg.Done(); eg = g() }()
+	wg.Wait()
+	return errors.Join(ef, eg)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// raiseNoFile raises RLIMIT_NOFILE toward n, for this process and the
+// relays it starts, and returns the soft limit in force. Beyond the hard
+// limit it takes CAP_SYS_RESOURCE; without it the soft limit goes up to
+// the hard one. syscall.Setrlimit (not x/sys/unix) so the runtime does not
+// restore the old limit for children.
+func raiseNoFile(n uint64) uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	if lim.Cur >= n {
+		return lim.Cur
+	}
+	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
+	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+		want = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
+			return lim.Cur
+		}
+	}
+	return want.Cur
+}
+
+func hostInfo(cfg Config) Host {
+	h := Host{CPUs: runtime.NumCPU()}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		h.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.Model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	for _, m := range cfg.Modes {
+		if m == ModeRTPEngine {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, _ := exec.CommandContext(ctx, cfg.RTPEngineBin, "--version").CombinedOutput()
+			cancel()
+			v := strings.TrimSpace(string(out))
+			h.RTPEngine = strings.TrimSpace(strings.TrimPrefix(v, "Version:"))
+		}
+	}
+	return h
+}
