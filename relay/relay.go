@@ -223,10 +223,8 @@ func monoToTime(ns int64) time.Time {
 func (r *Relay) serve(s *sock) {
 	defer r.wg.Done()
 	for {
-		b := batchPool.Get().(*batch)
-		err := s.udp.readBatch(b)
+		b, err := s.udp.next()
 		if err != nil {
-			batchPool.Put(b)
 			if isClosed(err) {
 				return
 			}

@@ -116,6 +116,10 @@ type udpSock struct {
 	conn  *net.UDPConn
 	rc    syscall.RawConn
 	local netip.AddrPort
+
+	// reader state, used by the socket's one reading goroutine only
+	rb     *batch
+	readFn func(fd uintptr) bool
 }
 
 func listenUDP(local netip.AddrPort) (*udpSock, error) {
@@ -128,7 +132,40 @@ func listenUDP(local netip.AddrPort) (*udpSock, error) {
 		c.Close()
 		return nil, err
 	}
-	return &udpSock{conn: c, rc: rc, local: local}, nil
+	s := &udpSock{conn: c, rc: rc, local: local}
+	s.readFn = s.doRead
+	return s, nil
+}
+
+// doRead takes a batch from the pool only once the socket is readable, so
+// a relay with tens of thousands of idle sockets holds no buffers for them.
+func (s *udpSock) doRead(fd uintptr) bool {
+	b := batchPool.Get().(*batch)
+	b.reset()
+	if !b.doRead(fd) {
+		batchPool.Put(b)
+		return false
+	}
+	s.rb = b
+	return true
+}
+
+// next blocks until datagrams arrive and returns them in a pooled batch
+// the caller puts back.
+func (s *udpSock) next() (*batch, error) {
+	s.rb = nil
+	if err := s.rc.Read(s.readFn); err != nil {
+		if s.rb != nil {
+			batchPool.Put(s.rb)
+		}
+		return nil, err
+	}
+	b := s.rb
+	if b.err != nil {
+		batchPool.Put(b)
+		return nil, b.err
+	}
+	return b, nil
 }
 
 func (b *batch) doRead(fd uintptr) bool {
@@ -163,15 +200,6 @@ func (b *batch) doWrite(fd uintptr) bool {
 		}
 	}
 	return true
-}
-
-// readBatch blocks until at least one datagram is in b.
-func (s *udpSock) readBatch(b *batch) error {
-	b.reset()
-	if err := s.rc.Read(b.readFn); err != nil {
-		return err
-	}
-	return b.err
 }
 
 // flush sends every queued datagram of b out of this socket and returns how
