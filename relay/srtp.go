@@ -172,7 +172,10 @@ func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 	var out []byte
 	var err error
 	if isRTCP {
-		out, err = c.rtcp.DecryptRTCP(p[:0], p, &c.rhdr)
+		// dst is p itself, not p[:0] as for RTP: pion's SRTCP code copies
+		// src into dst "if they differ", and growing an empty alias of p
+		// zeroes p before the copy, so every SRTCP packet failed auth.
+		out, err = c.rtcp.DecryptRTCP(p, p, &c.rhdr)
 	} else {
 		out, err = c.rtp.DecryptRTP(p[:0], p, &c.hdr)
 	}
@@ -193,7 +196,7 @@ func (c *cryptoCtx) encrypt(p []byte, isRTCP bool) ([]byte, error) {
 	}
 	c.used++
 	if isRTCP {
-		return c.rtcp.EncryptRTCP(p[:0], p, &c.rhdr)
+		return c.rtcp.EncryptRTCP(p, p, &c.rhdr) // p, not p[:0]: see decrypt
 	}
 	return c.rtp.EncryptRTP(p[:0], p, &c.hdr)
 }
