@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -49,7 +50,13 @@ type Attachment struct {
 
 // Dataplane is the loaded fast path: program, maps and links.
 type Dataplane struct {
-	objs    relayObjects
+	objs relayObjects
+
+	slotMu   sync.Mutex
+	slots    map[Key]uint32 // counters slot of each session key
+	free     []uint32
+	nextSlot uint32
+
 	pinDir  string
 	links   map[int]link.Link
 	attach  []Attachment
@@ -83,7 +90,7 @@ func Open(o Options) (*Dataplane, error) {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted}
+	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}}
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -94,6 +101,10 @@ func Open(o Options) (*Dataplane, error) {
 			return nil, fmt.Errorf("%w: %w", ErrLayout, err)
 		}
 		return nil, fmt.Errorf("load program: %w", err)
+	}
+	if err := d.adoptSlots(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("read pinned sessions: %w", err)
 	}
 	if o.PortMin != 0 || o.PortMax != 0 {
 		cfg := relayXtrConfig{PortMin: o.PortMin, PortMax: o.PortMax}
@@ -209,9 +220,65 @@ func (d *Dataplane) AddLocalAddr(addr netip.Addr) error {
 	return d.objs.XtrLocalAddrsV1.Put(k, uint8(1))
 }
 
-// SetSession installs or replaces the entry for key.
+// SetSession installs or replaces the entry for key. A new key gets a
+// zeroed counters slot; a replaced one keeps its slot and counters.
 func (d *Dataplane) SetSession(k Key, s Session) error {
-	return d.objs.XtrSessionsV1.Put(toKey(k), s.raw())
+	slot, err := d.slotFor(k)
+	if err != nil {
+		return err
+	}
+	r := s.raw()
+	r.Slot = slot
+	return d.objs.XtrSessionsV1.Put(toKey(k), r)
+}
+
+// slotFor returns key's counters slot, allocating (and zeroing) one for a
+// new key.
+func (d *Dataplane) slotFor(k Key) (uint32, error) {
+	d.slotMu.Lock()
+	defer d.slotMu.Unlock()
+	if s, ok := d.slots[k]; ok {
+		return s, nil
+	}
+	var slot uint32
+	switch {
+	case len(d.free) > 0:
+		slot = d.free[len(d.free)-1]
+		d.free = d.free[:len(d.free)-1]
+	case d.nextSlot < d.objs.XtrLegsV1.MaxEntries():
+		slot = d.nextSlot
+		d.nextSlot++
+	default:
+		return 0, ErrFull
+	}
+	if err := d.objs.XtrLegsV1.Put(slot, make([]relayXtrLeg, NumCPU())); err != nil {
+		d.free = append(d.free, slot)
+		return 0, fmt.Errorf("zero counters slot: %w", err)
+	}
+	d.slots[k] = slot
+	return slot, nil
+}
+
+// adoptSlots rebuilds the slot table from sessions pinned by an earlier
+// process.
+func (d *Dataplane) adoptSlots() error {
+	d.slotMu.Lock()
+	defer d.slotMu.Unlock()
+	var k relayXtrSessKey
+	var v relayXtrSess
+	used := map[uint32]bool{}
+	it := d.objs.XtrSessionsV1.Iterate()
+	for it.Next(&k, &v) {
+		d.slots[fromKey(k)] = v.Slot
+		used[v.Slot] = true
+		d.nextSlot = max(d.nextSlot, v.Slot+1)
+	}
+	for s := uint32(0); s < d.nextSlot; s++ {
+		if !used[s] {
+			d.free = append(d.free, s)
+		}
+	}
+	return it.Err()
 }
 
 // Session reads the entry for key.
@@ -223,12 +290,15 @@ func (d *Dataplane) Session(k Key) (Session, error) {
 	return sessionFromRaw(r), nil
 }
 
-// DeleteSession removes the entry and the counters for key.
+// DeleteSession removes the entry for key and frees its counters slot.
 func (d *Dataplane) DeleteSession(k Key) error {
-	rk := toKey(k)
-	err := d.objs.XtrSessionsV1.Delete(rk)
-	_ = d.objs.XtrLegStatsV1.Delete(rk)
-	_ = d.objs.XtrQualityV1.Delete(rk)
+	err := d.objs.XtrSessionsV1.Delete(toKey(k))
+	d.slotMu.Lock()
+	if s, ok := d.slots[k]; ok {
+		delete(d.slots, k)
+		d.free = append(d.free, s)
+	}
+	d.slotMu.Unlock()
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
@@ -247,16 +317,25 @@ func (d *Dataplane) Sessions() (map[Key]Session, error) {
 	return out, it.Err()
 }
 
+// leg reads key's per-CPU counters; nil when key has no slot.
+func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
+	d.slotMu.Lock()
+	slot, ok := d.slots[k]
+	d.slotMu.Unlock()
+	if !ok {
+		return nil, nil
+	}
+	var per []relayXtrLeg
+	if err := d.objs.XtrLegsV1.Lookup(slot, &per); err != nil {
+		return nil, err
+	}
+	return per, nil
+}
+
 // LegStats sums the per-CPU counters of key. A key without counters yet
 // reads as zero.
 func (d *Dataplane) LegStats(k Key) (LegStats, error) {
-	var per []relayXtrLegStats
-	if err := d.objs.XtrLegStatsV1.Lookup(toKey(k), &per); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return LegStats{}, nil
-		}
-		return LegStats{}, err
-	}
+	per, err := d.leg(k)
 	var s LegStats
 	for _, c := range per {
 		s.Packets += c.Packets
@@ -265,25 +344,39 @@ func (d *Dataplane) LegStats(k Key) (LegStats, error) {
 		s.RecLost += c.RecLost
 		s.LastNs = max(s.LastNs, c.LastNs)
 	}
-	return s, nil
+	return s, err
 }
 
-// Quality reads the fast path's RFC 3550 statistics of key; ok is false
-// when XDP has seen no RTP there.
+// Quality reads the fast path's RFC 3550 statistics of key, merged over
+// CPUs (a flow normally stays on one); ok is false when XDP has seen no RTP
+// there.
 func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
-	var v relayXtrQuality
-	if err := d.objs.XtrQualityV1.Lookup(toKey(k), &v); err != nil {
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return q, false, nil
-		}
+	per, err := d.leg(k)
+	if err != nil {
 		return q, false, err
 	}
-	if v.Received == 0 {
+	main := -1
+	for i, c := range per {
+		if c.Received > 0 && (main < 0 || c.Received > per[main].Received) {
+			main = i
+		}
+	}
+	if main < 0 {
 		return q, false, nil
 	}
-	ext := v.Cycles + v.MaxSeq
-	q = Quality{SSRC: v.Ssrc, ClockRate: v.ClockRate, Received: v.Received, BaseSeq: v.BaseSeq, MaxSeqExt: ext,
-		Expected: uint64(ext-v.BaseSeq) + 1, Jitter: v.Jitter >> 4}
+	m := per[main]
+	base, ext := m.BaseSeq, m.Cycles+m.MaxSeq
+	received := uint64(0)
+	for _, c := range per {
+		if c.Received == 0 || c.Ssrc != m.Ssrc {
+			continue
+		}
+		received += c.Received
+		base = min(base, c.BaseSeq)
+		ext = max(ext, c.Cycles+c.MaxSeq)
+	}
+	q = Quality{SSRC: m.Ssrc, ClockRate: m.ClockRate, Received: received, BaseSeq: base, MaxSeqExt: ext,
+		Expected: uint64(ext-base) + 1, Jitter: m.Jitter >> 4}
 	q.Lost = int64(q.Expected) - int64(q.Received)
 	return q, true, nil
 }

@@ -11,6 +11,8 @@ var (
 	ErrNoXDP = errors.New("cannot attach XDP")
 	// ErrLayout is returned when pins of another map layout are found.
 	ErrLayout = errors.New("pinned maps have an incompatible layout")
+	// ErrFull is returned when every session slot is taken.
+	ErrFull = errors.New("fast path session table full")
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
 )

@@ -18,19 +18,14 @@ struct {
 	__type(value, struct xtr_sess);
 } xtr_sessions_v1 SEC(".maps");
 
+/* Per-leg counters and quality, per CPU, indexed by xtr_sess.slot: an
+ * array lookup, not a second hash lookup, on every packet. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XTR_MAX_SESSIONS);
-	__type(key, struct xtr_sess_key);
-	__type(value, struct xtr_leg_stats);
-} xtr_leg_stats_v1 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, XTR_MAX_SESSIONS);
-	__type(key, struct xtr_sess_key);
-	__type(value, struct xtr_quality);
-} xtr_quality_v1 SEC(".maps");
+	__type(key, __u32);
+	__type(value, struct xtr_leg);
+} xtr_legs_v1 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -31,6 +31,7 @@ const enum xtr_reason *xtr_unused_reason __attribute__((unused));
 const enum xtr_action *xtr_unused_action __attribute__((unused));
 const enum xtr_sess_flags *xtr_unused_flags __attribute__((unused));
 const struct xtr_rec_meta *xtr_unused_rec_meta __attribute__((unused));
+const struct xtr_leg *xtr_unused_leg __attribute__((unused));
 
 static __always_inline int count(enum xtr_reason r, int action)
 {
@@ -55,22 +56,12 @@ static __always_inline int is_rtcp(struct pkt *p)
 	return (p->payload[0] >> 6) == 2 && pt >= 200 && pt <= 207;
 }
 
-static __always_inline struct xtr_leg_stats *leg_stats(struct xtr_sess_key *k)
-{
-	struct xtr_leg_stats *st = bpf_map_lookup_elem(&xtr_leg_stats_v1, k);
-	if (st)
-		return st;
-	struct xtr_leg_stats zero = {};
-	bpf_map_update_elem(&xtr_leg_stats_v1, k, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&xtr_leg_stats_v1, k);
-}
-
 #define RTP_MAX_DROPOUT 3000
 #define RTP_MAX_MISORDER 100
 
-/* quality updates the leg's RFC 3550 statistics with one RTP packet
- * (Appendix A.1 sequence tracking without probation, A.8 jitter). */
-static __noinline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate)
+/* quality updates this CPU's RFC 3550 statistics of the leg with one RTP
+ * packet (Appendix A.1 sequence tracking without probation, A.8 jitter). */
+static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate, __u64 now)
 {
 	if (!rate || p->payload_len < 12 || p->payload + 12 > (__u8 *)p->data_end)
 		return;
@@ -84,17 +75,8 @@ static __noinline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate
 	__u32 ts = ((__u32)h[4] << 24) | ((__u32)h[5] << 16) | ((__u32)h[6] << 8) | h[7];
 	__u32 ssrc = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
 	/* arrival in RTP clock units */
-	__s64 arrival = (__s64)(bpf_ktime_get_ns() / 1000 * rate / 1000000);
+	__s64 arrival = (__s64)(now / 1000 * rate / 1000000);
 
-	struct xtr_quality *q = bpf_map_lookup_elem(&xtr_quality_v1, k);
-	if (!q) {
-		struct xtr_quality zero = {};
-		bpf_map_update_elem(&xtr_quality_v1, k, &zero, BPF_NOEXIST);
-		q = bpf_map_lookup_elem(&xtr_quality_v1, k);
-		if (!q)
-			return;
-	}
-	bpf_spin_lock(&q->lock);
 	if (q->received == 0 || q->ssrc != ssrc || q->clock_rate != rate) {
 		/* a new stream (or a new source after a re-offer) starts afresh */
 		q->ssrc = ssrc;
@@ -105,7 +87,6 @@ static __noinline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate
 		q->received = 1;
 		q->transit = arrival - ts;
 		q->jitter = 0;
-		bpf_spin_unlock(&q->lock);
 		return;
 	}
 	__u16 delta = seq - (__u16)q->max_seq;
@@ -127,7 +108,6 @@ static __noinline void quality(struct pkt *p, struct xtr_sess_key *k, __u32 rate
 	if (d < 0)
 		d = -d;
 	q->jitter += d - ((q->jitter + 8) >> 4);
-	bpf_spin_unlock(&q->lock);
 }
 
 /* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
@@ -232,7 +212,7 @@ static __always_inline int rewrite6(void *data, void *data_end, const __u8 *src,
 
 /* record copies the frame to the recorder; the packet stays on the fast
  * path whatever happens here. */
-static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, struct xtr_leg_stats *st)
+static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, struct xtr_leg *st)
 {
 	struct xtr_rec_meta meta = { .ts_ns = bpf_ktime_get_ns() };
 	__builtin_memcpy(&meta.key, k, sizeof(meta.key));
@@ -283,7 +263,8 @@ int xtr_relay(struct xdp_md *ctx)
 	/* last_ns is stamped only for packets forwarded: dropped ones must
 	 * not keep a dead call alive (a port scanner would), and passed-up ones
 	 * are stamped by userspace if it accepts them */
-	struct xtr_leg_stats *st = leg_stats(&p.dst);
+	__u32 slot = s->slot;
+	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v1, &slot);
 
 	if (s->flags & XTR_F_CHECK_SRC) {
 		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
@@ -361,11 +342,12 @@ int xtr_relay(struct xdp_md *ctx)
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
 
 	if (st) {
+		__u64 now = bpf_ktime_get_ns();
 		st->packets++;
 		st->bytes += p.payload_len;
-		st->last_ns = bpf_ktime_get_ns();
+		st->last_ns = now;
+		quality(&p, st, rate, now);
 	}
-	quality(&p, &p.dst, rate);
 	if (record)
 		record_copy(ctx, &p.dst, st);
 	if (oif == ctx->ingress_ifindex)

@@ -34,26 +34,19 @@ type relayXtrConfig struct {
 	Pad     uint32
 }
 
-type relayXtrLegStats struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
-	LastNs  uint64
-	Drops   uint64
-	RecLost uint64
-}
-
-type relayXtrQuality struct {
-	_    structs.HostLayout
-	Lock struct {
-		_   structs.HostLayout
-		Val uint32
-	}
+type relayXtrLeg struct {
+	_         structs.HostLayout
+	Packets   uint64
+	Bytes     uint64
+	LastNs    uint64
+	Drops     uint64
+	RecLost   uint64
 	Ssrc      uint32
 	BaseSeq   uint32
 	MaxSeq    uint32
 	Cycles    uint32
 	ClockRate uint32
+	Pad       uint32
 	Received  uint64
 	Transit   int64
 	Jitter    uint64
@@ -105,6 +98,7 @@ type relayXtrSess struct {
 	OutDstAddr  [16]uint8
 	RtcpDstAddr [16]uint8
 	ClockRate   uint32
+	Slot        uint32
 }
 
 type relayXtrSessFlags uint32
@@ -128,9 +122,8 @@ type relayXtrSessKey struct {
 const (
 	relayMapXtrCallsV1       = "xtr_calls_v1"
 	relayMapXtrConfigV1      = "xtr_config_v1"
-	relayMapXtrLegStatsV1    = "xtr_leg_stats_v1"
+	relayMapXtrLegsV1        = "xtr_legs_v1"
 	relayMapXtrLocalAddrsV1  = "xtr_local_addrs_v1"
-	relayMapXtrQualityV1     = "xtr_quality_v1"
 	relayMapXtrReasonsV1     = "xtr_reasons_v1"
 	relayMapXtrRecordV1      = "xtr_record_v1"
 	relayMapXtrSessionsV1    = "xtr_sessions_v1"
@@ -138,6 +131,7 @@ const (
 	relayProgXtrRelay        = "xtr_relay"
 	relayVarXtrUnusedAction  = "xtr_unused_action"
 	relayVarXtrUnusedFlags   = "xtr_unused_flags"
+	relayVarXtrUnusedLeg     = "xtr_unused_leg"
 	relayVarXtrUnusedReason  = "xtr_unused_reason"
 	relayVarXtrUnusedRecMeta = "xtr_unused_rec_meta"
 )
@@ -193,9 +187,8 @@ type relayProgramSpecs struct {
 type relayMapSpecs struct {
 	XtrCallsV1      *ebpf.MapSpec `ebpf:"xtr_calls_v1"`
 	XtrConfigV1     *ebpf.MapSpec `ebpf:"xtr_config_v1"`
-	XtrLegStatsV1   *ebpf.MapSpec `ebpf:"xtr_leg_stats_v1"`
+	XtrLegsV1       *ebpf.MapSpec `ebpf:"xtr_legs_v1"`
 	XtrLocalAddrsV1 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v1"`
-	XtrQualityV1    *ebpf.MapSpec `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.MapSpec `ebpf:"xtr_reasons_v1"`
 	XtrRecordV1     *ebpf.MapSpec `ebpf:"xtr_record_v1"`
 	XtrSessionsV1   *ebpf.MapSpec `ebpf:"xtr_sessions_v1"`
@@ -208,6 +201,7 @@ type relayMapSpecs struct {
 type relayVariableSpecs struct {
 	XtrUnusedAction  *ebpf.VariableSpec `ebpf:"xtr_unused_action"`
 	XtrUnusedFlags   *ebpf.VariableSpec `ebpf:"xtr_unused_flags"`
+	XtrUnusedLeg     *ebpf.VariableSpec `ebpf:"xtr_unused_leg"`
 	XtrUnusedReason  *ebpf.VariableSpec `ebpf:"xtr_unused_reason"`
 	XtrUnusedRecMeta *ebpf.VariableSpec `ebpf:"xtr_unused_rec_meta"`
 }
@@ -234,9 +228,8 @@ func (o *relayObjects) Close() error {
 type relayMaps struct {
 	XtrCallsV1      *ebpf.Map `ebpf:"xtr_calls_v1"`
 	XtrConfigV1     *ebpf.Map `ebpf:"xtr_config_v1"`
-	XtrLegStatsV1   *ebpf.Map `ebpf:"xtr_leg_stats_v1"`
+	XtrLegsV1       *ebpf.Map `ebpf:"xtr_legs_v1"`
 	XtrLocalAddrsV1 *ebpf.Map `ebpf:"xtr_local_addrs_v1"`
-	XtrQualityV1    *ebpf.Map `ebpf:"xtr_quality_v1"`
 	XtrReasonsV1    *ebpf.Map `ebpf:"xtr_reasons_v1"`
 	XtrRecordV1     *ebpf.Map `ebpf:"xtr_record_v1"`
 	XtrSessionsV1   *ebpf.Map `ebpf:"xtr_sessions_v1"`
@@ -247,9 +240,8 @@ func (m *relayMaps) Close() error {
 	return _RelayClose(
 		m.XtrCallsV1,
 		m.XtrConfigV1,
-		m.XtrLegStatsV1,
+		m.XtrLegsV1,
 		m.XtrLocalAddrsV1,
-		m.XtrQualityV1,
 		m.XtrReasonsV1,
 		m.XtrRecordV1,
 		m.XtrSessionsV1,
@@ -263,6 +255,7 @@ func (m *relayMaps) Close() error {
 type relayVariables struct {
 	XtrUnusedAction  *ebpf.Variable `ebpf:"xtr_unused_action"`
 	XtrUnusedFlags   *ebpf.Variable `ebpf:"xtr_unused_flags"`
+	XtrUnusedLeg     *ebpf.Variable `ebpf:"xtr_unused_leg"`
 	XtrUnusedReason  *ebpf.Variable `ebpf:"xtr_unused_reason"`
 	XtrUnusedRecMeta *ebpf.Variable `ebpf:"xtr_unused_rec_meta"`
 }

@@ -62,15 +62,27 @@ struct xtr_sess {
 	__u8 out_dst_addr[16];
 	__u8 rtcp_dst_addr[16];
 	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
+	__u32 slot;       /* this leg's index in xtr_legs (userspace allocates) */
 };
 
-/* Per leg (per relay address:port), per CPU: what the fast path did. */
-struct xtr_leg_stats {
+/* Per leg (relay address:port), per CPU: what the fast path did, and the
+ * RFC 3550 reception statistics of the RTP it forwarded. Per CPU, so no
+ * lock: a flow stays on one CPU; userspace merges the CPUs' views. */
+struct xtr_leg {
 	__u64 packets;  /* forwarded by XDP */
 	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
-	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet seen (any action) */
+	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet forwarded */
 	__u64 drops;    /* dropped: foreign source or session drop */
 	__u64 rec_lost; /* recording copies the perf buffer refused */
+	__u32 ssrc;
+	__u32 base_seq;   /* first sequence number seen */
+	__u32 max_seq;    /* highest sequence number seen (16 bits) */
+	__u32 cycles;     /* sequence number wraps, shifted left 16 */
+	__u32 clock_rate;
+	__u32 pad;
+	__u64 received;
+	__s64 transit;    /* previous arrival - timestamp, RTP clock units */
+	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 */
 };
 
 /* Header of a recording copy; the frame follows it in the perf record. */
@@ -79,20 +91,6 @@ struct xtr_rec_meta {
 	__u64 ts_ns;             /* bpf_ktime_get_ns() on arrival */
 	__u32 len;               /* frame bytes that follow */
 	__u32 pad;
-};
-
-/* Per leg (relay address:port): RFC 3550 reception statistics of the RTP
- * arriving there, kept by the fast path. One writer at a time (the lock). */
-struct xtr_quality {
-	struct bpf_spin_lock lock;
-	__u32 ssrc;
-	__u32 base_seq;     /* first sequence number seen */
-	__u32 max_seq;      /* highest sequence number seen (16 bits) */
-	__u32 cycles;       /* sequence number wraps, shifted left 16 */
-	__u32 clock_rate;
-	__u64 received;
-	__s64 transit;      /* previous arrival - timestamp, RTP clock units */
-	__u64 jitter;       /* RFC 3550 interarrival jitter, scaled by 16 */
 };
 
 struct xtr_config {
