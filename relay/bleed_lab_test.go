@@ -299,17 +299,15 @@ func testBleed(t *testing.T, mode string) {
 		spray.mu.Unlock()
 	}
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		good, bad := s.count()
+		good, bad := s.Counts()
 		if good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets and %d others (injected)", name, good, n, bad)
 		}
-		s.mu.Lock()
-		for src := range s.sources {
+		for src := range s.Sources() {
 			if src != netip.AddrPortFrom(tri.RelayCallerIP, toCaller.Port()) && src != netip.AddrPortFrom(tri.RelayCalleeIP, toCallee.Port()) {
 				t.Errorf("%s got media from %v, not from its relay port", name, src)
 			}
 		}
-		s.mu.Unlock()
 	}
 	if a, b := callerRTCP(), calleeRTCP(); a != 0 || b != 0 {
 		t.Errorf("RTCP injected into the call: caller got %d, callee got %d", a, b)
@@ -417,7 +415,7 @@ func testNAT(t *testing.T, mode, flag string) {
 	}
 	time.Sleep(200 * time.Millisecond)
 
-	if good, bad := atCallee.count(); good != n || bad != 0 {
+	if good, bad := atCallee.Counts(); good != n || bad != 0 {
 		t.Errorf("callee received %d/%d of the NATed caller's packets, %d bad", good, n, bad)
 	}
 	want, other := atNAT, atSDP
@@ -426,10 +424,10 @@ func testNAT(t *testing.T, mode, flag string) {
 		want, other = atSDP, atNAT
 		wantName, otherName = otherName, wantName
 	}
-	if good, bad := want.count(); good != n || bad != 0 {
+	if good, bad := want.Counts(); good != n || bad != 0 {
 		t.Errorf("%s: %s received %d/%d of the callee's packets, %d bad", flag, wantName, good, n, bad)
 	}
-	if good, bad := other.count(); good != 0 || bad != 0 {
+	if good, bad := other.Counts(); good != 0 || bad != 0 {
 		t.Errorf("%s: %s received %d packets, want none", flag, otherName, good+bad)
 	}
 	q := do(t, c, ng.Dict{"command": "query", "call-id": "nat"})

@@ -82,11 +82,11 @@ func testCall(t *testing.T, mode string) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		good, bad := s.count()
+		good, bad := s.Counts()
 		if good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets, %d bad", name, good, n, bad)
 		}
-		for src := range s.sources {
+		for src := range s.Sources() {
 			if src != netip.AddrPortFrom(tri.RelayCallerIP, toCaller.Port()) && src != netip.AddrPortFrom(tri.RelayCalleeIP, toCallee.Port()) {
 				t.Errorf("%s got media from %v, not from the relay port it was given", name, src)
 			}

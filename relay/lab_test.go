@@ -2,19 +2,18 @@ package relay
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -164,83 +163,22 @@ func splitLines(s string) []string {
 	return out
 }
 
-// rtpPacket is an RTP packet whose payload encodes (ssrc, seq) so the sink
-// can check it arrived intact.
-func rtpPacket(b []byte, pt uint8, ssrc uint32, seq uint16) []byte {
-	b = b[:12+160]
-	b[0], b[1] = 0x80, pt
-	binary.BigEndian.PutUint16(b[2:], seq)
-	binary.BigEndian.PutUint32(b[4:], uint32(seq)*160)
-	binary.BigEndian.PutUint32(b[8:], ssrc)
-	for i := 12; i < len(b); i++ {
-		b[i] = byte(uint32(seq)*7 + uint32(i) + ssrc)
-	}
-	return b
-}
+// The media helpers below are thin names over bench/rtpgen (the same
+// generator and checker the demo and the benchmarks use).
 
-func payloadIntact(p []byte) bool {
-	if len(p) != 172 || p[0] != 0x80 {
-		return false
-	}
-	seq := binary.BigEndian.Uint16(p[2:])
-	ssrc := binary.BigEndian.Uint32(p[8:])
-	for i := 12; i < len(p); i++ {
-		if p[i] != byte(uint32(seq)*7+uint32(i)+ssrc) {
-			return false
-		}
-	}
-	return true
+type sink = rtpgen.Sink
+
+func newSink(conn *net.UDPConn, ssrc uint32) *sink { return rtpgen.NewSink(conn, ssrc) }
+
+// rtpPacket is rtpgen's packet with payload type pt.
+func rtpPacket(b []byte, pt uint8, ssrc uint32, seq uint16) []byte {
+	p := rtpgen.Packet(b, ssrc, seq)
+	p[1] = pt
+	return p
 }
 
 // send paces n packets at pps from conn to dst.
 func send(conn *net.UDPConn, dst netip.AddrPort, ssrc uint32, n, pps int) error {
-	buf := make([]byte, 172)
-	tick := time.NewTicker(time.Second / time.Duration(pps))
-	defer tick.Stop()
-	for i := 0; i < n; i++ {
-		<-tick.C
-		if _, err := conn.WriteToUDPAddrPort(rtpPacket(buf, 0, ssrc, uint16(i)), dst); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// sink counts intact packets of one SSRC, and everything else.
-type sink struct {
-	mu      sync.Mutex
-	got     map[uint16]bool
-	bad     int
-	sources map[netip.AddrPort]int
-	done    chan struct{}
-}
-
-func newSink(conn *net.UDPConn, ssrc uint32) *sink {
-	s := &sink{got: map[uint16]bool{}, sources: map[netip.AddrPort]int{}, done: make(chan struct{})}
-	go func() {
-		defer close(s.done)
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := conn.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			p := buf[:n]
-			s.mu.Lock()
-			s.sources[from]++
-			if payloadIntact(p) && binary.BigEndian.Uint32(p[8:]) == ssrc {
-				s.got[binary.BigEndian.Uint16(p[2:])] = true
-			} else {
-				s.bad++
-			}
-			s.mu.Unlock()
-		}
-	}()
-	return s
-}
-
-func (s *sink) count() (good, bad int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.got), s.bad
+	_, err := rtpgen.Send(context.Background(), conn, dst, ssrc, n, pps)
+	return err
 }

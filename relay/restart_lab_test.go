@@ -120,13 +120,13 @@ func TestRestartKeepsMedia(t *testing.T) {
 	go func() { errs <- send(calleeConn, toCallee, 0x2222, n, pps) }()
 
 	time.Sleep(2 * time.Second)
-	beforeKill, _ := atCallee.count()
+	beforeKill, _ := atCallee.Counts()
 	if err := first.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
 	time.Sleep(time.Second)
-	duringGap, _ := atCallee.count()
+	duringGap, _ := atCallee.Counts()
 	gap := time.Since(killed)
 	second := start("second")
 	t.Logf("relay killed after %d packets to the callee; %d more arrived in the %v without a relay process; the new one answered %v after the kill",
@@ -142,7 +142,7 @@ func TestRestartKeepsMedia(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		good, bad := s.count()
+		good, bad := s.Counts()
 		if good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets, %d bad, across kill -9 and restart", name, good, n, bad)
 		}

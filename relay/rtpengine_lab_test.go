@@ -228,17 +228,15 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 		{"callee", atCallee, netip.AddrPortFrom(tri.RelayCalleeIP, toCallee.Port())},
 		{"caller", atCaller, netip.AddrPortFrom(tri.RelayCallerIP, toCaller.Port())},
 	} {
-		good, bad := c.s.count()
+		good, bad := c.s.Counts()
 		if good != n || bad != 0 {
 			t.Errorf("%s: %s received %d/%d intact packets, %d bad", s.name, c.who, good, n, bad)
 		}
-		c.s.mu.Lock()
-		for src := range c.s.sources {
+		for src := range c.s.Sources() {
 			if src != c.from {
 				t.Errorf("%s: %s got media from %v, want %v (the port its SDP named)", s.name, c.who, src, c.from)
 			}
 		}
-		c.s.mu.Unlock()
 	}
 
 	out.query = do(t, s.c, ng.Dict{"command": "query", "call-id": "compat-1"})
