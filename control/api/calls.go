@@ -1,0 +1,210 @@
+package api
+
+import (
+	"errors"
+	"io/fs"
+	"net/http"
+	"os"
+	"strconv"
+
+	"github.com/xtrunk/xtrunk/control/store"
+)
+
+// 2010-04-01: Calls (CDRs, read-only) and Recordings (+ WAV media).
+
+type callJSON struct {
+	Sid             string            `json:"sid"`
+	DateCreated     string            `json:"date_created"`
+	DateUpdated     string            `json:"date_updated"`
+	ParentCallSid   *string           `json:"parent_call_sid"`
+	AccountSid      string            `json:"account_sid"`
+	To              string            `json:"to"`
+	ToFormatted     string            `json:"to_formatted"`
+	From            string            `json:"from"`
+	FromFormatted   string            `json:"from_formatted"`
+	PhoneNumberSid  *string           `json:"phone_number_sid"`
+	Status          string            `json:"status"`
+	StartTime       *string           `json:"start_time"`
+	EndTime         *string           `json:"end_time"`
+	Duration        string            `json:"duration"`
+	Price           *string           `json:"price"`
+	PriceUnit       string            `json:"price_unit"`
+	Direction       string            `json:"direction"`
+	AnsweredBy      *string           `json:"answered_by"`
+	APIVersion      string            `json:"api_version"`
+	ForwardedFrom   *string           `json:"forwarded_from"`
+	GroupSid        *string           `json:"group_sid"`
+	CallerName      *string           `json:"caller_name"`
+	QueueTime       string            `json:"queue_time"`
+	TrunkSid        *string           `json:"trunk_sid"`
+	URI             string            `json:"uri"`
+	SubresourceURIs map[string]string `json:"subresource_uris"`
+
+	// xtrunk's CDR fields (Twilio's clients ignore them).
+	AnswerTime      *string            `json:"answer_time"`
+	SIPResponseCode int                `json:"sip_response_code"`
+	HangupCause     *string            `json:"hangup_cause"`
+	Edge            *string            `json:"edge"`
+	MediaQuality    []store.LegQuality `json:"media_quality"`
+}
+
+func call(c store.Call) callJSON {
+	u := acctURI(c.AccountSid) + "/Calls/" + c.Sid
+	q := c.Quality
+	if q == nil {
+		q = []store.LegQuality{}
+	}
+	return callJSON{
+		Sid: c.Sid, DateCreated: rfc2822(c.Created), DateUpdated: rfc2822(c.Updated), ParentCallSid: nz(c.ParentCallSid),
+		AccountSid: c.AccountSid, To: c.To, ToFormatted: c.To, From: c.From, FromFormatted: c.From, PhoneNumberSid: nz(c.PhoneNumberSid),
+		Status: c.Status, StartTime: rfc2822p(c.Start), EndTime: rfc2822p(c.End), Duration: strconv.Itoa(c.Duration),
+		PriceUnit: "USD", Direction: c.Direction, APIVersion: apiVersion, ForwardedFrom: nz(c.ForwardedFrom),
+		CallerName: nz(c.CallerName), QueueTime: "0", TrunkSid: nz(c.TrunkSid), URI: u + ".json",
+		SubresourceURIs: map[string]string{"recordings": u + "/Recordings.json"},
+		AnswerTime:      rfc2822p(c.Answer), SIPResponseCode: c.SIPResponseCode, HangupCause: nz(c.HangupCause), Edge: nz(c.Edge),
+		MediaQuality: q,
+	}
+}
+
+func (s *Server) fetchCall(w http.ResponseWriter, r *request) error {
+	c, err := s.st.Call(r.ctx, r.account, r.p["CA"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, call(c))
+	return nil
+}
+
+func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
+	var f store.CallFilter
+	r.form.setStr(&f.To, "To", 64)
+	r.form.setStr(&f.From, "From", 64)
+	r.form.setStr(&f.Status, "Status", 32)
+	r.form.setStr(&f.TrunkSid, "TrunkSid", 64)
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListCalls(r.ctx, r.account, f, pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]callJSON, 0, len(items))
+	for _, c := range items {
+		out = append(out, call(c))
+	}
+	r.writeList(w, "calls", out, len(out), pr, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid))
+	return nil
+}
+
+type recordingMetaJSON struct {
+	AccountSid        string            `json:"account_sid"`
+	APIVersion        string            `json:"api_version"`
+	CallSid           string            `json:"call_sid"`
+	ConferenceSid     *string           `json:"conference_sid"`
+	DateCreated       string            `json:"date_created"`
+	DateUpdated       string            `json:"date_updated"`
+	StartTime         *string           `json:"start_time"`
+	Duration          string            `json:"duration"`
+	Sid               string            `json:"sid"`
+	Price             *string           `json:"price"`
+	PriceUnit         string            `json:"price_unit"`
+	Status            string            `json:"status"`
+	Channels          int               `json:"channels"`
+	Source            string            `json:"source"`
+	ErrorCode         *int              `json:"error_code"`
+	URI               string            `json:"uri"`
+	EncryptionDetails any               `json:"encryption_details"`
+	SubresourceURIs   map[string]string `json:"subresource_uris"`
+	MediaURL          string            `json:"media_url"`
+	TrunkSid          *string           `json:"trunk_sid"` // xtrunk
+}
+
+func (r *request) recording(x store.Recording) recordingMetaJSON {
+	u := acctURI(x.AccountSid) + "/Recordings/" + x.Sid
+	return recordingMetaJSON{AccountSid: x.AccountSid, APIVersion: apiVersion, CallSid: x.CallSid, DateCreated: rfc2822(x.Created),
+		DateUpdated: rfc2822(x.Updated), StartTime: rfc2822p(x.Start), Duration: strconv.Itoa(x.Duration), Sid: x.Sid,
+		PriceUnit: "USD", Status: x.Status, Channels: x.Channels, Source: x.Source, URI: u + ".json",
+		SubresourceURIs: map[string]string{"add_on_results": u + "/AddOnResults.json", "transcriptions": u + "/Transcriptions.json"},
+		MediaURL:        r.base + u, TrunkSid: nz(x.TrunkSid)}
+}
+
+func (s *Server) fetchRecording(w http.ResponseWriter, r *request) error {
+	x, err := s.st.Recording(r.ctx, r.account, r.p["RE"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.recording(x))
+	return nil
+}
+
+func (s *Server) deleteRecording(w http.ResponseWriter, r *request) error {
+	x, err := s.st.DeleteRecording(r.ctx, r.account, r.p["RE"])
+	if err != nil {
+		return err
+	}
+	if x.MediaPath != "" {
+		if err := os.Remove(x.MediaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			s.log.Warn().Err(err).Str("recording", x.Sid).Msg("recording deleted but its media file stays")
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listRecordings(w http.ResponseWriter, r *request) error {
+	var callSid string
+	r.form.setStr(&callSid, "CallSid", 64)
+	return s.recordings(w, r, callSid)
+}
+
+func (s *Server) listCallRecordings(w http.ResponseWriter, r *request) error {
+	if _, err := s.st.Call(r.ctx, r.account, r.p["CA"]); err != nil {
+		return err
+	}
+	return s.recordings(w, r, r.p["CA"])
+}
+
+func (s *Server) recordings(w http.ResponseWriter, r *request, callSid string) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListRecordings(r.ctx, r.account, callSid, pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]recordingMetaJSON, 0, len(items))
+	for _, x := range items {
+		out = append(out, r.recording(x))
+	}
+	f := filters("CallSid", callSid)
+	if r.p["CA"] != "" {
+		f = nil
+	}
+	r.writeList(w, "recordings", out, len(out), pr, next, f)
+	return nil
+}
+
+// recordingMedia serves the WAV the relay wrote (Range requests work).
+func (s *Server) recordingMedia(w http.ResponseWriter, r *request) error {
+	x, err := s.st.Recording(r.ctx, r.account, r.p["RE"])
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(x.MediaPath)
+	if err != nil {
+		if x.MediaPath == "" || errors.Is(err, fs.ErrNotExist) {
+			return notFound(r.URL.Path)
+		}
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return notFound(r.URL.Path)
+	}
+	w.Header().Set("Content-Type", "audio/x-wav")
+	http.ServeContent(w, r.Request, x.Sid+".wav", st.ModTime(), f)
+	return nil
+}

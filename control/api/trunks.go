@@ -1,0 +1,447 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/xtrunk/xtrunk/control/store"
+)
+
+// Trunking v1: /v1/Trunks and its sub-resources.
+
+type recordingJSON struct {
+	Mode string `json:"mode"`
+	Trim string `json:"trim"`
+}
+
+type trunkJSON struct {
+	AccountSid             string            `json:"account_sid"`
+	DomainName             *string           `json:"domain_name"`
+	DisasterRecoveryMethod string            `json:"disaster_recovery_method"`
+	DisasterRecoveryURL    *string           `json:"disaster_recovery_url"`
+	FriendlyName           *string           `json:"friendly_name"`
+	Secure                 bool              `json:"secure"`
+	Recording              recordingJSON     `json:"recording"`
+	TransferMode           string            `json:"transfer_mode"`
+	TransferCallerID       string            `json:"transfer_caller_id"`
+	CnamLookupEnabled      bool              `json:"cnam_lookup_enabled"`
+	AuthType               string            `json:"auth_type"`
+	SymmetricRTPEnabled    bool              `json:"symmetric_rtp_enabled"`
+	AuthTypeSet            []string          `json:"auth_type_set"`
+	DateCreated            string            `json:"date_created"`
+	DateUpdated            string            `json:"date_updated"`
+	Sid                    string            `json:"sid"`
+	URL                    string            `json:"url"`
+	Links                  map[string]string `json:"links"`
+}
+
+func (r *request) trunk(t store.Trunk) trunkJSON {
+	u := r.base + "/v1/Trunks/" + t.Sid
+	types := t.AuthTypes()
+	return trunkJSON{
+		AccountSid: t.AccountSid, DomainName: nz(t.DomainName), DisasterRecoveryMethod: t.DisasterRecoveryMethod,
+		DisasterRecoveryURL: nz(t.DisasterRecoveryURL), FriendlyName: nz(t.FriendlyName), Secure: t.Secure,
+		Recording:    recordingJSON{Mode: t.RecordingMode, Trim: t.RecordingTrim},
+		TransferMode: t.TransferMode, TransferCallerID: t.TransferCallerID, CnamLookupEnabled: t.CnamLookupEnabled,
+		AuthType: strings.Join(types, ","), SymmetricRTPEnabled: t.SymmetricRTPEnabled, AuthTypeSet: types,
+		DateCreated: v1Time(t.Created), DateUpdated: v1Time(t.Updated), Sid: t.Sid, URL: u,
+		Links: map[string]string{
+			"origination_urls":        u + "/OriginationUrls",
+			"credential_lists":        u + "/CredentialLists",
+			"ip_access_control_lists": u + "/IpAccessControlLists",
+			"phone_numbers":           u + "/PhoneNumbers",
+			"recording":               u + "/Recording",
+		},
+	}
+}
+
+// trunkParams applies the create/update parameters to t.
+func (p *params) trunk(t *store.Trunk) {
+	p.setStr(&t.FriendlyName, "FriendlyName", 0)
+	p.setStr(&t.DomainName, "DomainName", 0)
+	p.setStr(&t.DisasterRecoveryURL, "DisasterRecoveryUrl", 0)
+	p.setStr(&t.DisasterRecoveryMethod, "DisasterRecoveryMethod", 0)
+	p.setStr(&t.TransferMode, "TransferMode", 0)
+	p.setStr(&t.TransferCallerID, "TransferCallerId", 0)
+	p.setBool(&t.Secure, "Secure")
+	p.setBool(&t.CnamLookupEnabled, "CnamLookupEnabled")
+	p.setBool(&t.SymmetricRTPEnabled, "SymmetricRtpEnabled") // xtrunk extension: Twilio's clients cannot set it
+}
+
+func (s *Server) createTrunk(w http.ResponseWriter, r *request) error {
+	t := store.NewTrunk(r.account)
+	r.form.trunk(&t)
+	if r.form.err != nil {
+		return r.form.err
+	}
+	t, err := s.st.CreateTrunk(r.ctx, t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, r.trunk(t))
+	return nil
+}
+
+func (s *Server) fetchTrunk(w http.ResponseWriter, r *request) error {
+	t, err := s.st.Trunk(r.ctx, r.account, r.p["TK"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.trunk(t))
+	return nil
+}
+
+func (s *Server) updateTrunk(w http.ResponseWriter, r *request) error {
+	t, err := s.st.UpdateTrunk(r.ctx, r.account, r.p["TK"], func(t *store.Trunk) error {
+		r.form.trunk(t)
+		return r.form.err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.trunk(t))
+	return nil
+}
+
+func (s *Server) deleteTrunk(w http.ResponseWriter, r *request) error {
+	if err := s.st.DeleteTrunk(r.ctx, r.account, r.p["TK"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListTrunks(r.ctx, r.account, pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]trunkJSON, 0, len(items))
+	for _, t := range items {
+		out = append(out, r.trunk(t))
+	}
+	r.writeList(w, "trunks", out, len(out), pr, next, nil)
+	return nil
+}
+
+func (s *Server) fetchRecordingSettings(w http.ResponseWriter, r *request) error {
+	t, err := s.st.Trunk(r.ctx, r.account, r.p["TK"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, recordingJSON{Mode: t.RecordingMode, Trim: t.RecordingTrim})
+	return nil
+}
+
+func (s *Server) updateRecordingSettings(w http.ResponseWriter, r *request) error {
+	t, err := s.st.UpdateTrunk(r.ctx, r.account, r.p["TK"], func(t *store.Trunk) error {
+		r.form.setStr(&t.RecordingMode, "Mode", 0)
+		r.form.setStr(&t.RecordingTrim, "Trim", 0)
+		return r.form.err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, recordingJSON{Mode: t.RecordingMode, Trim: t.RecordingTrim})
+	return nil
+}
+
+type originationJSON struct {
+	AccountSid   string  `json:"account_sid"`
+	Sid          string  `json:"sid"`
+	TrunkSid     string  `json:"trunk_sid"`
+	Weight       int     `json:"weight"`
+	Enabled      bool    `json:"enabled"`
+	SipURL       string  `json:"sip_url"`
+	FriendlyName *string `json:"friendly_name"`
+	Priority     int     `json:"priority"`
+	DateCreated  string  `json:"date_created"`
+	DateUpdated  string  `json:"date_updated"`
+	URL          string  `json:"url"`
+}
+
+func (r *request) origination(o store.OriginationURL) originationJSON {
+	return originationJSON{AccountSid: o.AccountSid, Sid: o.Sid, TrunkSid: o.TrunkSid, Weight: o.Weight, Enabled: o.Enabled,
+		SipURL: o.SipURL, FriendlyName: nz(o.FriendlyName), Priority: o.Priority, DateCreated: v1Time(o.Created),
+		DateUpdated: v1Time(o.Updated), URL: r.base + "/v1/Trunks/" + o.TrunkSid + "/OriginationUrls/" + o.Sid}
+}
+
+func (p *params) origination(o *store.OriginationURL) {
+	p.setStr(&o.FriendlyName, "FriendlyName", 0)
+	p.setStr(&o.SipURL, "SipUrl", 0)
+	p.setInt(&o.Priority, "Priority")
+	p.setInt(&o.Weight, "Weight")
+	p.setBool(&o.Enabled, "Enabled")
+}
+
+func (s *Server) createOriginationURL(w http.ResponseWriter, r *request) error {
+	o := store.OriginationURL{AccountSid: r.account, TrunkSid: r.p["TK"], Priority: store.DefaultPriority, Weight: store.DefaultWeight, Enabled: true}
+	r.form.required("SipUrl", 0)
+	r.form.origination(&o)
+	if r.form.err != nil {
+		return r.form.err
+	}
+	o, err := s.st.CreateOriginationURL(r.ctx, o)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, r.origination(o))
+	return nil
+}
+
+func (s *Server) fetchOriginationURL(w http.ResponseWriter, r *request) error {
+	o, err := s.st.OriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.origination(o))
+	return nil
+}
+
+func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
+	o, err := s.st.UpdateOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"], func(o *store.OriginationURL) error {
+		r.form.origination(o)
+		return r.form.err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.origination(o))
+	return nil
+}
+
+func (s *Server) deleteOriginationURL(w http.ResponseWriter, r *request) error {
+	if err := s.st.DeleteOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListOriginationURLs(r.ctx, r.account, r.p["TK"], pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]originationJSON, 0, len(items))
+	for _, o := range items {
+		out = append(out, r.origination(o))
+	}
+	r.writeList(w, "origination_urls", out, len(out), pr, next, nil)
+	return nil
+}
+
+// trunkListJSON is a trunk's IP ACL or credential list attachment.
+type trunkListJSON struct {
+	AccountSid   string  `json:"account_sid"`
+	Sid          string  `json:"sid"`
+	TrunkSid     string  `json:"trunk_sid"`
+	FriendlyName *string `json:"friendly_name"`
+	DateCreated  string  `json:"date_created"`
+	DateUpdated  string  `json:"date_updated"`
+	URL          string  `json:"url"`
+}
+
+func (r *request) trunkList(l store.NamedList, sub string) trunkListJSON {
+	return trunkListJSON{AccountSid: l.AccountSid, Sid: l.Sid, TrunkSid: l.TrunkSid, FriendlyName: nz(l.FriendlyName),
+		DateCreated: v1Time(l.Created), DateUpdated: v1Time(l.Updated), URL: r.base + "/v1/Trunks/" + l.TrunkSid + "/" + sub + "/" + l.Sid}
+}
+
+func (s *Server) attachTrunkACL(w http.ResponseWriter, r *request) error {
+	sid := r.form.sid("IpAccessControlListSid", store.PrefixIPACL)
+	if r.form.err != nil {
+		return r.form.err
+	}
+	l, err := s.st.AttachIPAccessControlList(r.ctx, r.account, r.p["TK"], sid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, r.trunkList(l, "IpAccessControlLists"))
+	return nil
+}
+
+func (s *Server) fetchTrunkACL(w http.ResponseWriter, r *request) error {
+	l, err := s.st.TrunkIPAccessControlList(r.ctx, r.account, r.p["TK"], r.p["AL"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.trunkList(l, "IpAccessControlLists"))
+	return nil
+}
+
+func (s *Server) detachTrunkACL(w http.ResponseWriter, r *request) error {
+	if err := s.st.DetachIPAccessControlList(r.ctx, r.account, r.p["TK"], r.p["AL"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTrunkACLs(w http.ResponseWriter, r *request) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListTrunkIPAccessControlLists(r.ctx, r.account, r.p["TK"], pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]trunkListJSON, 0, len(items))
+	for _, l := range items {
+		out = append(out, r.trunkList(l, "IpAccessControlLists"))
+	}
+	r.writeList(w, "ip_access_control_lists", out, len(out), pr, next, nil)
+	return nil
+}
+
+func (s *Server) attachTrunkCL(w http.ResponseWriter, r *request) error {
+	sid := r.form.sid("CredentialListSid", store.PrefixCredentialList)
+	if r.form.err != nil {
+		return r.form.err
+	}
+	l, err := s.st.AttachCredentialList(r.ctx, r.account, r.p["TK"], sid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, r.trunkList(l, "CredentialLists"))
+	return nil
+}
+
+func (s *Server) fetchTrunkCL(w http.ResponseWriter, r *request) error {
+	l, err := s.st.TrunkCredentialList(r.ctx, r.account, r.p["TK"], r.p["CL"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.trunkList(l, "CredentialLists"))
+	return nil
+}
+
+func (s *Server) detachTrunkCL(w http.ResponseWriter, r *request) error {
+	if err := s.st.DetachCredentialList(r.ctx, r.account, r.p["TK"], r.p["CL"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTrunkCLs(w http.ResponseWriter, r *request) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListTrunkCredentialLists(r.ctx, r.account, r.p["TK"], pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]trunkListJSON, 0, len(items))
+	for _, l := range items {
+		out = append(out, r.trunkList(l, "CredentialLists"))
+	}
+	r.writeList(w, "credential_lists", out, len(out), pr, next, nil)
+	return nil
+}
+
+type capabilitiesJSON struct {
+	Voice bool `json:"voice"`
+	SMS   bool `json:"sms"`
+	MMS   bool `json:"mms"`
+	Fax   bool `json:"fax"`
+}
+
+// trunkNumberJSON is Trunking v1's PhoneNumber.
+type trunkNumberJSON struct {
+	AccountSid           string            `json:"account_sid"`
+	AddressRequirements  string            `json:"address_requirements"`
+	APIVersion           string            `json:"api_version"`
+	Beta                 bool              `json:"beta"`
+	Capabilities         capabilitiesJSON  `json:"capabilities"`
+	DateCreated          string            `json:"date_created"`
+	DateUpdated          string            `json:"date_updated"`
+	FriendlyName         *string           `json:"friendly_name"`
+	Links                map[string]string `json:"links"`
+	PhoneNumber          string            `json:"phone_number"`
+	Sid                  string            `json:"sid"`
+	SmsApplicationSid    *string           `json:"sms_application_sid"`
+	SmsFallbackMethod    string            `json:"sms_fallback_method"`
+	SmsFallbackURL       *string           `json:"sms_fallback_url"`
+	SmsMethod            string            `json:"sms_method"`
+	SmsURL               *string           `json:"sms_url"`
+	StatusCallback       *string           `json:"status_callback"`
+	StatusCallbackMethod string            `json:"status_callback_method"`
+	TrunkSid             *string           `json:"trunk_sid"`
+	URL                  string            `json:"url"`
+	VoiceApplicationSid  *string           `json:"voice_application_sid"`
+	VoiceCallerIDLookup  bool              `json:"voice_caller_id_lookup"`
+	VoiceFallbackMethod  string            `json:"voice_fallback_method"`
+	VoiceFallbackURL     *string           `json:"voice_fallback_url"`
+	VoiceMethod          string            `json:"voice_method"`
+	VoiceURL             *string           `json:"voice_url"`
+}
+
+func (r *request) trunkNumber(n store.PhoneNumber, trunk string) trunkNumberJSON {
+	return trunkNumberJSON{
+		AccountSid: n.AccountSid, AddressRequirements: "none", APIVersion: apiVersion, Capabilities: capabilitiesJSON{Voice: true},
+		DateCreated: v1Time(n.Created), DateUpdated: v1Time(n.Updated), FriendlyName: nz(n.FriendlyName),
+		Links:       map[string]string{"phone_number": r.base + "/2010-04-01/Accounts/" + n.AccountSid + "/IncomingPhoneNumbers/" + n.Sid + ".json"},
+		PhoneNumber: n.PhoneNumber, Sid: n.Sid, SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
+		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid),
+		URL:                 r.base + "/v1/Trunks/" + trunk + "/PhoneNumbers/" + n.Sid,
+		VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod, VoiceFallbackURL: nz(n.VoiceFallbackURL),
+		VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL),
+	}
+}
+
+func (s *Server) associateNumber(w http.ResponseWriter, r *request) error {
+	sid := r.form.sid("PhoneNumberSid", store.PrefixPhoneNumber)
+	if r.form.err != nil {
+		return r.form.err
+	}
+	n, err := s.st.AssociatePhoneNumber(r.ctx, r.account, r.p["TK"], sid)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, r.trunkNumber(n, r.p["TK"]))
+	return nil
+}
+
+func (s *Server) fetchTrunkNumber(w http.ResponseWriter, r *request) error {
+	n, err := s.st.TrunkPhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"])
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, r.trunkNumber(n, r.p["TK"]))
+	return nil
+}
+
+func (s *Server) disassociateNumber(w http.ResponseWriter, r *request) error {
+	if err := s.st.DisassociatePhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := s.st.ListTrunkPhoneNumbers(r.ctx, r.account, r.p["TK"], pr.Page)
+	if err != nil {
+		return err
+	}
+	out := make([]trunkNumberJSON, 0, len(items))
+	for _, n := range items {
+		out = append(out, r.trunkNumber(n, r.p["TK"]))
+	}
+	r.writeList(w, "phone_numbers", out, len(out), pr, next, nil)
+	return nil
+}

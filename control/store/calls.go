@@ -1,0 +1,243 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Call directions (Twilio's names for trunking calls).
+const (
+	DirectionTerminating = "trunking-terminating" // customer → PSTN
+	DirectionOriginating = "trunking-originating" // PSTN → customer
+)
+
+// Call statuses of a finished call.
+var CallStatuses = []string{"completed", "busy", "failed", "no-answer", "canceled"}
+
+// Call is a CDR: one finished call through a trunk.
+type Call struct {
+	Sid             string // CA...; generated when empty
+	AccountSid      string
+	TrunkSid        string
+	ParentCallSid   string
+	PhoneNumberSid  string
+	Direction       string
+	From            string
+	To              string
+	CallerName      string
+	ForwardedFrom   string
+	Status          string
+	Start           time.Time
+	Answer          time.Time // zero when never answered
+	End             time.Time
+	Duration        int // seconds answered
+	SIPResponseCode int // final SIP status
+	HangupCause     string
+	Edge            string
+	Quality         []LegQuality
+	Created         time.Time
+	Updated         time.Time
+}
+
+// LegQuality is one call leg's media statistics (from the relay's NG
+// delete reply).
+type LegQuality struct {
+	Leg             string  `json:"leg"` // "customer" or "carrier"
+	PacketsReceived uint64  `json:"packets_received"`
+	PacketsSent     uint64  `json:"packets_sent"`
+	BytesReceived   uint64  `json:"bytes_received"`
+	BytesSent       uint64  `json:"bytes_sent"`
+	PacketsLost     int64   `json:"packets_lost"`
+	JitterMs        float64 `json:"jitter_ms"`
+}
+
+func (c Call) key() (int64, string) { return c.Created.UnixMicro(), c.Sid }
+
+const callCols = `sid, account_sid, trunk_sid, parent_call_sid, phone_number_sid, direction, from_number, to_number, caller_name,
+	forwarded_from, status, start_us, answer_us, end_us, duration, sip_response_code, hangup_cause, edge, quality, created_us, updated_us`
+
+func scanCall(r scanner) (Call, error) {
+	var c Call
+	var start, answer, end, cr, up int64
+	var quality string
+	err := r.Scan(&c.Sid, &c.AccountSid, &c.TrunkSid, &c.ParentCallSid, &c.PhoneNumberSid, &c.Direction, &c.From, &c.To, &c.CallerName,
+		&c.ForwardedFrom, &c.Status, &start, &answer, &end, &c.Duration, &c.SIPResponseCode, &c.HangupCause, &c.Edge, &quality, &cr, &up)
+	if err != nil {
+		return c, err
+	}
+	c.Start, c.Answer, c.End, c.Created, c.Updated = fromMicros(start), fromMicros(answer), fromMicros(end), fromMicros(cr), fromMicros(up)
+	if quality != "" {
+		if err := json.Unmarshal([]byte(quality), &c.Quality); err != nil {
+			return c, fmt.Errorf("quality of %s: %w", c.Sid, err)
+		}
+	}
+	return c, nil
+}
+
+// InsertCall records a CDR (the signalling calls it when a call ends). CDRs
+// are not part of the change feed.
+func (s *Store) InsertCall(ctx context.Context, c Call) (Call, error) {
+	if c.Sid == "" {
+		c.Sid = NewSid(PrefixCall)
+	}
+	if !ValidSid(PrefixCall, c.Sid) {
+		return Call{}, invalid("Sid", "call sid %q is not CA followed by 32 hex digits", c.Sid)
+	}
+	if err := oneOf("Direction", c.Direction, []string{DirectionTerminating, DirectionOriginating}); err != nil {
+		return Call{}, err
+	}
+	if err := oneOf("Status", c.Status, CallStatuses); err != nil {
+		return Call{}, err
+	}
+	for _, f := range [][2]string{{"From", c.From}, {"To", c.To}, {"CallerName", c.CallerName}, {"ForwardedFrom", c.ForwardedFrom}, {"HangupCause", c.HangupCause}, {"Edge", c.Edge}} {
+		if err := CheckText(f[0], f[1], 256); err != nil {
+			return Call{}, err
+		}
+	}
+	var quality []byte
+	if len(c.Quality) > 0 {
+		quality, _ = json.Marshal(c.Quality)
+	}
+	t := now()
+	c.Created, c.Updated = t, t
+	_, err := s.execWrite(ctx, `INSERT INTO calls (`+callCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.Sid, c.AccountSid, c.TrunkSid, c.ParentCallSid, c.PhoneNumberSid, c.Direction, c.From, c.To, c.CallerName,
+		c.ForwardedFrom, c.Status, toMicros(c.Start), toMicros(c.Answer), toMicros(c.End), c.Duration, c.SIPResponseCode,
+		c.HangupCause, c.Edge, string(quality), t.UnixMicro(), t.UnixMicro())
+	if err != nil {
+		return Call{}, classify(fmt.Errorf("store: insert call: %w", err))
+	}
+	c.Start, c.Answer, c.End = fromMicros(toMicros(c.Start)), fromMicros(toMicros(c.Answer)), fromMicros(toMicros(c.End))
+	return c, nil
+}
+
+// Call fetches one of account's CDRs.
+func (s *Store) Call(ctx context.Context, account, sid string) (Call, error) {
+	return get(ctx, s, "Call", sid, `SELECT `+callCols+` FROM calls WHERE sid = ? AND account_sid = ?`, []any{sid, account}, scanCall)
+}
+
+// CallFilter narrows ListCalls (exact matches).
+type CallFilter struct {
+	To, From, Status, TrunkSid string
+}
+
+// ListCalls lists account's CDRs, newest first.
+func (s *Store) ListCalls(ctx context.Context, account string, f CallFilter, p Page) ([]Call, string, error) {
+	spec := listSpec{from: "calls", cols: callCols, desc: true}
+	spec.and("account_sid = ?", account)
+	for _, c := range [][2]string{{"to_number", f.To}, {"from_number", f.From}, {"status", f.Status}, {"trunk_sid", f.TrunkSid}} {
+		if c[1] != "" {
+			spec.and(c[0]+" = ?", c[1])
+		}
+	}
+	return list(ctx, s, spec, p, scanCall)
+}
+
+// Recording is a call recording's metadata; MediaPath is the WAV file the
+// relay wrote.
+type Recording struct {
+	Sid        string // RE...; generated when empty
+	AccountSid string
+	CallSid    string
+	TrunkSid   string
+	Channels   int    // 1 mono, 2 dual
+	Source     string // "Trunking"
+	Status     string // "completed"
+	Duration   int    // seconds
+	Start      time.Time
+	MediaPath  string
+	Created    time.Time
+	Updated    time.Time
+}
+
+func (r Recording) key() (int64, string) { return r.Created.UnixMicro(), r.Sid }
+
+const recordingCols = `sid, account_sid, call_sid, trunk_sid, channels, source, status, duration, start_us, media_path, created_us, updated_us`
+
+func scanRecording(r scanner) (Recording, error) {
+	var x Recording
+	var start, cr, up int64
+	err := r.Scan(&x.Sid, &x.AccountSid, &x.CallSid, &x.TrunkSid, &x.Channels, &x.Source, &x.Status, &x.Duration, &start, &x.MediaPath, &cr, &up)
+	x.Start, x.Created, x.Updated = fromMicros(start), fromMicros(cr), fromMicros(up)
+	return x, err
+}
+
+// InsertRecording records a finished recording (the signalling calls it
+// with the relay's file).
+func (s *Store) InsertRecording(ctx context.Context, r Recording) (Recording, error) {
+	if r.Sid == "" {
+		r.Sid = NewSid(PrefixRecording)
+	}
+	if !ValidSid(PrefixRecording, r.Sid) {
+		return Recording{}, invalid("Sid", "recording sid %q is not RE followed by 32 hex digits", r.Sid)
+	}
+	if r.Channels != 1 && r.Channels != 2 {
+		return Recording{}, invalid("Channels", "Channels must be 1 or 2")
+	}
+	if r.Source == "" {
+		r.Source = "Trunking"
+	}
+	if r.Status == "" {
+		r.Status = "completed"
+	}
+	if err := CheckText("MediaPath", r.MediaPath, 4096); err != nil {
+		return Recording{}, err
+	}
+	t := now()
+	r.Created, r.Updated = t, t
+	_, err := s.execWrite(ctx, `INSERT INTO recordings (`+recordingCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Sid, r.AccountSid, r.CallSid, r.TrunkSid, r.Channels, r.Source, r.Status, r.Duration, toMicros(r.Start), r.MediaPath,
+		t.UnixMicro(), t.UnixMicro())
+	if err != nil {
+		return Recording{}, classify(fmt.Errorf("store: insert recording: %w", err))
+	}
+	r.Start = fromMicros(toMicros(r.Start))
+	return r, nil
+}
+
+// Recording fetches one of account's recordings.
+func (s *Store) Recording(ctx context.Context, account, sid string) (Recording, error) {
+	return get(ctx, s, "Recording", sid, `SELECT `+recordingCols+` FROM recordings WHERE sid = ? AND account_sid = ?`, []any{sid, account}, scanRecording)
+}
+
+// DeleteRecording deletes a recording's metadata and returns it, so the
+// caller can remove the media file.
+func (s *Store) DeleteRecording(ctx context.Context, account, sid string) (Recording, error) {
+	r, err := s.Recording(ctx, account, sid)
+	if err != nil {
+		return Recording{}, err
+	}
+	res, err := s.execWrite(ctx, `DELETE FROM recordings WHERE sid = ? AND account_sid = ?`, sid, account)
+	if err != nil {
+		return Recording{}, fmt.Errorf("store: delete recording: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return Recording{}, notFound("Recording", sid)
+	}
+	return r, nil
+}
+
+// ListRecordings lists account's recordings, newest first; callSid ""
+// lists all.
+func (s *Store) ListRecordings(ctx context.Context, account, callSid string, p Page) ([]Recording, string, error) {
+	spec := listSpec{from: "recordings", cols: recordingCols, desc: true}
+	spec.and("account_sid = ?", account)
+	if callSid != "" {
+		spec.and("call_sid = ?", callSid)
+	}
+	return list(ctx, s, spec, p, scanRecording)
+}
+
+// execWrite runs one autocommit write outside the change feed. On SQLite it
+// queues behind this process's other writers instead of spinning on the
+// database lock.
+func (s *Store) execWrite(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if !s.pg {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	return s.db.ExecContext(ctx, s.q(query), args...)
+}

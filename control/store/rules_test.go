@@ -1,0 +1,178 @@
+package store
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestParseSipURL(t *testing.T) {
+	edges := []string{"ashburn", "dublin"}
+	good := []struct {
+		in   string
+		host string
+		user string
+		port int
+	}{
+		{"sip:mysbc.example.com", "mysbc.example.com", "", 0},
+		{"sip:203.0.113.7:5080", "203.0.113.7", "", 5080},
+		{"sip:+14158675309@pbx.example.com", "pbx.example.com", "+14158675309", 0},
+		{"sip:pbx.example.com;transport=tls", "pbx.example.com", "", 0},
+		{"SIP:pbx.example.com;transport=TCP;edge=dublin", "pbx.example.com", "", 0},
+		{"sip:pbx.example.com;region=ashburn", "pbx.example.com", "", 0},
+		{"sip:pbx.example.com?X-Customer=acme&X-Tier=gold", "pbx.example.com", "", 0},
+		{"sip:[2001:db8::1]:5061;transport=tls", "2001:db8::1", "", 5061},
+		{"sips:pbx.example.com", "pbx.example.com", "", 0},
+		{"sip:alice@pbx-1.example.com:5060;transport=udp?X-Id=7", "pbx-1.example.com", "alice", 5060},
+	}
+	for _, c := range good {
+		u, err := ParseSipURL(c.in, edges)
+		if err != nil {
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		if u.Host != c.host || u.User != c.user || u.Port != c.port {
+			t.Errorf("%q: got host %q user %q port %d", c.in, u.Host, u.User, u.Port)
+		}
+	}
+	u, _ := ParseSipURL("sip:pbx.example.com?X-Customer=a%20b", edges)
+	if len(u.Headers) != 1 || u.Headers[0] != [2]string{"X-Customer", "a b"} {
+		t.Errorf("headers: %v", u.Headers)
+	}
+	bad := []string{
+		"", "http://pbx.example.com", "tel:+14158675309", "mysbc.example.com", "sip:", "sip:@host",
+		"sip:host:0", "sip:host:65536", "sip:host:", "sip:host:abc", "sip:[2001:db8::1", "sip:[::1]x",
+		"sip:host;transport=sctp", "sip:host;edge=tokyo", "sip:host;edge=", "sip:host?Via=evil",
+		"sip:host?X-A=b%0d%0aVia:x", "sip:-bad-.example.com", "sip:999.1.2.3", "sip:ho st", "sip:host;;",
+		"sip:a b@host", "sip:host\x00",
+	}
+	for _, in := range bad {
+		if _, err := ParseSipURL(in, edges); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: want ErrInvalid, got %v", in, err)
+		}
+	}
+	if _, err := ParseSipURL("sip:host;edge=tokyo", nil); err != nil {
+		t.Errorf("without configured edges any edge name is accepted: %v", err)
+	}
+}
+
+func TestDomainNames(t *testing.T) {
+	for _, c := range []struct{ in, out string }{
+		{"acme.pstn.example.net", "acme.pstn.example.net"},
+		{"ACME-1.pstn.Example.NET", "acme-1.pstn.example.net"},
+		{"a.b.pstn.example.net", "a.b.pstn.example.net"},
+	} {
+		got, err := CheckDomainName(c.in, "example.net")
+		if err != nil || got != c.out {
+			t.Errorf("%q: %q %v", c.in, got, err)
+		}
+	}
+	for _, in := range []string{"pstn.example.net", ".pstn.example.net", "acme.example.net", "acme.pstn.example.org",
+		"-acme.pstn.example.net", "ac_me.pstn.example.net", "a..b.pstn.example.net", "acme.pstn.ashburn.example.net"} {
+		if _, err := CheckDomainName(in, "example.net"); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: want ErrInvalid, got %v", in, err)
+		}
+	}
+	if p, ok := ParentDomain("a.b.pstn.example.net", "example.net"); !ok || p != "b.pstn.example.net" {
+		t.Errorf("parent: %q %v", p, ok)
+	}
+	if p, ok := ParentDomain("x.a.b.pstn.example.net", "example.net"); !ok || p != "a.b.pstn.example.net" {
+		t.Errorf("parent: %q %v", p, ok)
+	}
+	if _, ok := ParentDomain("b.pstn.example.net", "example.net"); ok {
+		t.Error("a top-level domain has no parent")
+	}
+	edges := []string{"ashburn", "dublin"}
+	for _, c := range []struct{ host, domain, edge string }{
+		{"acme.pstn.example.net", "acme.pstn.example.net", ""},
+		{"acme.pstn.ashburn.example.net", "acme.pstn.example.net", "ashburn"},
+		{"a.b.pstn.dublin.example.net.", "a.b.pstn.example.net", "dublin"},
+	} {
+		d, e, ok := TerminationHost(c.host, "example.net", edges)
+		if !ok || d != c.domain || e != c.edge {
+			t.Errorf("%q: %q %q %v", c.host, d, e, ok)
+		}
+	}
+	if _, _, ok := TerminationHost("acme.pstn.tokyo.example.net", "example.net", edges); ok {
+		t.Error("unknown edge accepted")
+	}
+}
+
+func TestE164AndPasswords(t *testing.T) {
+	for _, n := range []string{"+14158675309", "+442071838750", "+81312345678", "+123"} {
+		if !ValidE164(n) {
+			t.Errorf("%q should be E.164", n)
+		}
+	}
+	for _, n := range []string{"14158675309", "+04158675309", "+1415867530912345", "+1 415 867 5309", "+", "+1", "+1415x"} {
+		if ValidE164(n) {
+			t.Errorf("%q should not be E.164", n)
+		}
+	}
+	for _, p := range []string{"Str0ngPassword", "abcDEF123456", "Ünïcode-pässw0rD"} {
+		if err := CheckPassword(p); err != nil {
+			t.Errorf("%q: %v", p, err)
+		}
+	}
+	for _, p := range []string{"", "Short1A", "alllowercase123", "ALLUPPERCASE123", "NoDigitsHereAtAll", "abcDEF12345"} {
+		if err := CheckPassword(p); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: want ErrInvalid, got %v", p, err)
+		}
+	}
+}
+
+func TestIPAddresses(t *testing.T) {
+	for _, c := range []struct {
+		ip   string
+		cidr int
+		out  string
+		n    int
+	}{
+		{"203.0.113.7", 0, "203.0.113.7", 32},
+		{"198.51.100.0", 24, "198.51.100.0", 24},
+		{"198.51.100.0/24", 0, "198.51.100.0", 24},
+		{"2001:db8::1", 0, "2001:db8::1", 128},
+		{"2001:db8::/32", 32, "2001:db8::", 32},
+	} {
+		ip, n, err := ParseIPAddress(c.ip, c.cidr)
+		if err != nil || ip != c.out || n != c.n {
+			t.Errorf("%q/%d: %q %d %v", c.ip, c.cidr, ip, n, err)
+		}
+	}
+	for _, c := range []struct {
+		ip   string
+		cidr int
+	}{{"", 0}, {"host.example.com", 0}, {"1.2.3.4", 33}, {"1.2.3.4", -1}, {"1.2.3.0/24", 16}, {"1.2.3.4/x", 0}, {"fe80::1%eth0", 0}} {
+		if _, _, err := ParseIPAddress(c.ip, c.cidr); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q/%d: want ErrInvalid, got %v", c.ip, c.cidr, err)
+		}
+	}
+}
+
+func TestDigest(t *testing.T) {
+	// RFC 2617 §3.5's example: Mufasa / testrealm@host.com / Circle Of Life.
+	if got := HA1MD5("Mufasa", "testrealm@host.com", "Circle Of Life"); got != "939e7578ed9e3c518a452acee763bce9" {
+		t.Errorf("HA1 MD5 = %s", got)
+	}
+	// RFC 7616 §3.9.1's example (SHA-256): Mufasa / http-auth@example.org / Circle of Life.
+	if got := HA1SHA256("Mufasa", "http-auth@example.org", "Circle of Life"); got != "7987c64c30e25f1b74be53f966b49b90f2808aa92faf9a00262392d7b4794232" {
+		t.Errorf("HA1 SHA-256 = %s", got)
+	}
+}
+
+func FuzzParseSipURL(f *testing.F) {
+	for _, s := range []string{"sip:+14158675309@pbx.example.com:5060;transport=tls;edge=ashburn?X-A=b", "sip:[::1]:5", "sips:a", "sip:a@b@c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		u, err := ParseSipURL(s, []string{"ashburn"})
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%q: error of the wrong kind: %v", s, err)
+			}
+			return
+		}
+		if u.Host == "" {
+			t.Fatalf("%q accepted with no host", s)
+		}
+	})
+}
