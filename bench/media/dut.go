@@ -59,6 +59,7 @@ type ngRelay struct {
 	proc    *testbed.Process
 	client  *ng.Client
 	mode    string
+	srtp    bool   // --srtp: the caller offers SDES-SRTP, the callee gets plain RTP
 	metrics bool   // scrape xtrunk's /metrics for XDP reasons
 	pinRoot string // bpffs mounted for the xdp relay's pins; "" if none
 	ncalls  atomic.Int64
@@ -68,7 +69,7 @@ type ngRelay struct {
 // namespace. In xdp mode its pins go to a bpffs mounted under /run for the
 // run (ip netns exec remounts /sys, so /sys/fs/bpf would not be shared).
 func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
-	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode == ModeXDP}
+	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode == ModeXDP, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.stop())
@@ -112,7 +113,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 // userspace forwarding only (--table=-1: no kernel module), two worker
 // threads, the same interfaces and port range as xtrunk.
 func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
-	r = &ngRelay{ns: l.relay, mode: ModeRTPEngine}
+	r = &ngRelay{ns: l.relay, mode: ModeRTPEngine, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.stop())
@@ -206,8 +207,20 @@ func (r *ngRelay) setup(ctx context.Context, from, to int, done func(int)) (a, b
 	err = parallel(ctx, from, to, func(ctx context.Context, i int) error {
 		port := uint16(portBase + 2*i)
 		id, ft, tt := callID(i), "caller-"+strconv.Itoa(i), "callee-"+strconv.Itoa(i)
-		offer, err := r.client.Do(ctx, ng.Dict{"command": "offer", "call-id": id, "from-tag": ft,
-			"sdp": benchSDP(netip.AddrPortFrom(callerIP, port)), "direction": []any{"customer", "carrier"}})
+		req := ng.Dict{"command": "offer", "call-id": id, "from-tag": ft,
+			"sdp": benchSDP(netip.AddrPortFrom(callerIP, port)), "direction": []any{"customer", "carrier"}}
+		var (
+			key []byte
+			err error
+		)
+		if r.srtp {
+			// SDES-SRTP from the caller, plain RTP toward the callee.
+			if key, err = newSRTPKey(); err != nil {
+				return err
+			}
+			req["sdp"], req["transport-protocol"] = savpSDP(netip.AddrPortFrom(callerIP, port), key), "RTP/AVP"
+		}
+		offer, err := r.client.Do(ctx, req)
 		if err != nil {
 			return fmt.Errorf("%w: %s offer %s: %w", ErrSetup, r.mode, id, err)
 		}
@@ -226,6 +239,16 @@ func (r *ngRelay) setup(ctx context.Context, from, to int, done func(int)) (a, b
 			return fmt.Errorf("%w: %s answer %s: %w", ErrSetup, r.mode, id, err)
 		}
 		a[i-from] = genCall{SrcPort: port, Dst: toCaller}
+		if r.srtp {
+			if err := plainOffer(offer.Str("sdp")); err != nil {
+				return fmt.Errorf("%s offer %s: %w", r.mode, id, err)
+			}
+			relayKey, err := answerKey(answer.Str("sdp"))
+			if err != nil {
+				return fmt.Errorf("%s answer %s: %w", r.mode, id, err)
+			}
+			a[i-from].Key, a[i-from].RelayKey = key, relayKey
+		}
 		b[i-from] = genCall{SrcPort: port, Dst: toCallee}
 		return nil
 	}, done)

@@ -13,4 +13,9 @@ var (
 	ErrRelayStart = errors.New("media: relay did not start")
 	// ErrSetup is returned when calls cannot be set up over NG.
 	ErrSetup = errors.New("media: call setup failed")
+	// ErrSRTP is returned when a relay does not terminate the caller's
+	// SRTP as --srtp asks: no SRTP answer, or packets that do not get
+	// through decrypted (toward the callee) or encrypted with the key it
+	// announced (toward the caller).
+	ErrSRTP = errors.New("media: SRTP not terminated")
 )

@@ -79,6 +79,9 @@ func (g *generator) Close() error {
 type genCall struct {
 	SrcPort uint16
 	Dst     netip.AddrPort
+	// --srtp, the caller's side only: its master key and salt (in its
+	// offer), and the relay's (in the relay's answer to it).
+	Key, RelayKey []byte
 }
 
 // setCalls installs calls[from:] in the call table and makes the generator

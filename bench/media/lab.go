@@ -32,11 +32,14 @@ type lab struct {
 	callerLink, calleeLink *testbed.Link // A: caller / relay, B: relay / callee
 	sinkA, sinkB           *sink         // on the caller's / the callee's end
 	genA, genB             *generator    // sending from the caller / the callee
+	// srtpA sends the caller's SRTP in --srtp (instead of genA); nil otherwise.
+	srtpA *srtpSender
 }
 
-// newLab builds the triangle and loads the generators and sinks. On error
-// everything built so far is torn down.
-func newLab() (l *lab, err error) {
+// newLab builds the triangle and loads the generators and sinks, and with
+// srtp the caller's SRTP sender. On error everything built so far is torn
+// down.
+func newLab(srtp bool) (l *lab, err error) {
 	tl, err := testbed.New()
 	if err != nil {
 		return nil, err
@@ -98,6 +101,11 @@ func newLab() (l *lab, err error) {
 	if l.genB, err = newGenerator(l.calleeLink.B, l.calleeLink.A, 0x0b000000); err != nil {
 		return l, err
 	}
+	if srtp {
+		if l.srtpA, err = newSRTPSender(l.callerLink.A, l.callerLink.B, 0x0a000000); err != nil {
+			return l, err
+		}
+	}
 	return l, nil
 }
 
@@ -133,6 +141,9 @@ func (l *lab) close() error {
 	}
 	if l.genB != nil {
 		err = errors.Join(err, l.genB.Close())
+	}
+	if l.srtpA != nil {
+		err = errors.Join(err, l.srtpA.Close())
 	}
 	if err != nil {
 		return fmt.Errorf("closing lab %s: %w", l.tl.Prefix, err)

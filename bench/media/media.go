@@ -17,6 +17,14 @@
 // upward per mode until loss passes 1 % or the machine cannot offer the
 // rate any more, and reports offered, sent and delivered packet rates,
 // loss, latency percentiles and CPU, as a table, JSON and a PNG chart.
+//
+// With Config.SRTP (xtrunk bench media --srtp) each call's caller side is
+// SDES-SRTP and its callee side plain RTP, so the relay transcrypts every
+// packet. SRTP's auth tag covers the RTP header, which the XDP generator
+// rewrites per packet, so the caller's side is sent by srtpSender instead:
+// the step's packets encrypted with pion/srtp before the step, then paced
+// out with sendmmsg. Each step then reports SRTP calls per core: calls
+// per CPU of the relay process.
 // These are measurements, never assertions: the package's test checks the
 // machinery, not the speed.
 package media
@@ -38,6 +46,10 @@ const (
 
 // AllModes in the order a run takes them.
 var AllModes = []string{ModeXDP, ModeUserspace, ModeRTPEngine, ModeCeiling}
+
+// SRTPModes are the modes --srtp applies to: the ones with a relay that
+// terminates SRTP (the ceiling has none).
+var SRTPModes = []string{ModeXDP, ModeUserspace, ModeRTPEngine}
 
 // DefaultCalls are the default steps.
 var DefaultCalls = []int{100, 500, 1000, 2000, 5000, 10000, 20000}
@@ -93,6 +105,14 @@ type Config struct {
 	WorkDir string
 	// NoStop runs every step even past StopLoss / StopSentRatio.
 	NoStop bool
+	// SRTP makes every call's customer leg (the caller's) SDES-SRTP
+	// (SRTPSuite) and its carrier leg plain RTP, so the relay decrypts
+	// caller→callee and encrypts callee→caller. The caller's packets are
+	// encrypted before each step and paced out by a socket sender; the
+	// callee keeps the XDP generator. Latency is not measured (the stamps
+	// are encrypted), and each step reports SRTP calls per core. Modes:
+	// SRTPModes (the default with SRTP).
+	SRTP bool
 	// Progress, if set, is called as the run advances.
 	Progress func(Progress)
 }
@@ -110,12 +130,19 @@ type Progress struct {
 }
 
 func (c *Config) defaults() error {
+	modes := AllModes
+	if c.SRTP {
+		modes = SRTPModes
+	}
 	if len(c.Modes) == 0 {
-		c.Modes = AllModes
+		c.Modes = modes
 	}
 	for _, m := range c.Modes {
-		if !slices.Contains(AllModes, m) {
-			return fmt.Errorf("%w: mode %q (want %s)", ErrConfig, m, strings.Join(AllModes, ", "))
+		if !slices.Contains(modes, m) {
+			if c.SRTP && slices.Contains(AllModes, m) {
+				return fmt.Errorf("%w: mode %q does not apply to SRTP (no relay to terminate it; want %s)", ErrConfig, m, strings.Join(modes, ", "))
+			}
+			return fmt.Errorf("%w: mode %q (want %s)", ErrConfig, m, strings.Join(modes, ", "))
 		}
 	}
 	if len(c.Calls) == 0 {

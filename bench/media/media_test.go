@@ -150,6 +150,103 @@ func TestSmoke(t *testing.T) {
 
 }
 
+// TestSmokeSRTP runs one small --srtp step in each SRTP mode and checks
+// the machinery, not the speed: the SRTP check passed (one call decrypted
+// toward the callee byte for byte, encrypted toward the caller with the
+// key of the relay's answer), packets were delivered both ways, the
+// directions add up to the totals and the per-call counts to the
+// deliveries, nothing was delivered that was not sent, no latency is
+// claimed, and SRTP calls per core follows from the relay's CPU.
+func TestSmokeSRTP(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	modes := SRTPModes
+	if _, err := exec.LookPath("rtpengine"); err != nil {
+		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
+			t.Fatalf("rtpengine not installed (make deps): %v", err)
+		}
+		t.Logf("rtpengine not installed, SRTP smoke without it: %v", err)
+		modes = []string{ModeXDP, ModeUserspace}
+	}
+	bin := buildXtrunk(t)
+
+	const calls = 10
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Config{
+		Modes:     modes,
+		Calls:     []int{calls},
+		Duration:  2 * time.Second,
+		Warmup:    500 * time.Millisecond,
+		XtrunkBin: bin,
+		SRTP:      true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.SRTP || res.SRTPSuite != SRTPSuite || len(res.Modes) != len(modes) {
+		t.Fatalf("results: srtp %v suite %q, %d modes", res.SRTP, res.SRTPSuite, len(res.Modes))
+	}
+	for _, m := range res.Modes {
+		if m.Error != "" {
+			t.Errorf("%s: %s", m.Mode, m.Error)
+			continue
+		}
+		if !m.SRTPChecked {
+			t.Errorf("%s: the SRTP check did not run", m.Mode)
+		}
+		if len(m.Steps) != 1 {
+			t.Errorf("%s: %d steps, want 1", m.Mode, len(m.Steps))
+			continue
+		}
+		s := m.Steps[0]
+		t.Logf("%s: caller→callee (decrypt) %+v, callee→caller (encrypt) %+v, relay CPU %.1f %%, %.0f SRTP calls per core, encrypting took %.3f s, status %s",
+			m.Mode, s.ToCallee, s.ToCaller, s.RelayCPUPct, s.SRTPCallsPerCore, s.SRTPPrepareS, s.Status)
+		for dir, f := range map[string]Flow{"caller→callee": s.ToCallee, "callee→caller": s.ToCaller} {
+			if f.Sent == 0 || f.Delivered == 0 || f.Delivered > f.Sent {
+				t.Errorf("%s %s: sent %d, delivered %d", m.Mode, dir, f.Sent, f.Delivered)
+			}
+		}
+		if s.ToCallee.Sent+s.ToCaller.Sent != s.Sent || s.ToCallee.Delivered+s.ToCaller.Delivered != s.Delivered {
+			t.Errorf("%s: directions %+v + %+v do not add up to sent %d, delivered %d", m.Mode, s.ToCallee, s.ToCaller, s.Sent, s.Delivered)
+		}
+		if s.PerCallSum != s.Delivered || s.SilentCalls != 0 || s.Bad != 0 {
+			t.Errorf("%s: per-call counts sum to %d of %d delivered; %d call directions silent, %d bad frames",
+				m.Mode, s.PerCallSum, s.Delivered, s.SilentCalls, s.Bad)
+		}
+		if s.LatencyP50us != 0 || s.LatencyP99us != 0 {
+			t.Errorf("%s: latency p50 %.0f p99 %.0f µs claimed for SRTP", m.Mode, s.LatencyP50us, s.LatencyP99us)
+		}
+		if s.SRTPPrepareS <= 0 {
+			t.Errorf("%s: the caller's packets were not encrypted ahead", m.Mode)
+		}
+		switch {
+		case s.LossPct < CleanLoss && s.RelayCPUPct > 0:
+			if want := calls / (s.RelayCPUPct / 100); s.SRTPCallsPerCore != want {
+				t.Errorf("%s: SRTP calls per core %v, want %v", m.Mode, s.SRTPCallsPerCore, want)
+			}
+		case s.SRTPCallsPerCore != 0:
+			t.Errorf("%s: SRTP calls per core %v with loss %.3f %% and relay CPU %.1f %%", m.Mode, s.SRTPCallsPerCore, s.LossPct, s.RelayCPUPct)
+		}
+		if m.Mode == ModeXDP {
+			// An SRTP call leaves XDP: every packet goes to the relay's
+			// userspace to be decrypted or encrypted.
+			if s.XDPReasons["pass_userspace"] == 0 || s.XDPReasons["forward_redirect"] != 0 {
+				t.Errorf("xdp: SRTP packets forwarded in XDP, or none passed to userspace: %v", s.XDPReasons)
+			}
+		}
+	}
+	var table bytes.Buffer
+	if err := res.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(table.String(), "SRTP calls/core") {
+		t.Errorf("table:\n%s", table.String())
+	}
+	if m := activeMounts(); len(m) > 0 {
+		t.Errorf("bpffs mounts left behind: %v", m)
+	}
+}
+
 // TestCancel: a run cancelled in the middle of a step stops promptly and
 // leaves no bpffs mount behind.
 func TestCancel(t *testing.T) {

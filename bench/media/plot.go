@@ -79,7 +79,11 @@ func (r *Results) newPlot(title, ylabel string) *plot.Plot {
 }
 
 func (r *Results) ratePlot() *plot.Plot {
-	p := r.newPlot(fmt.Sprintf("RTP packets delivered per second — %d vCPU, kernel %s", r.Host.CPUs, r.Host.Kernel), "delivered packets/s (log scale)")
+	title := fmt.Sprintf("RTP packets delivered per second — %d vCPU, kernel %s", r.Host.CPUs, r.Host.Kernel)
+	if r.SRTP {
+		title = fmt.Sprintf("Packets delivered per second, SRTP customer legs (%s) — %d vCPU", r.SRTPSuite, r.Host.CPUs)
+	}
+	p := r.newPlot(title, "delivered packets/s (log scale)")
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = rateTicks{}
 	p.Legend.Top, p.Legend.Left = false, false // rates rise to the top right

@@ -10,24 +10,34 @@ import (
 
 // WriteTable prints the results as a table per mode, then the summary.
 func (r *Results) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
-	for _, m := range r.Modes {
-		for _, s := range m.Steps {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
-				m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
-				latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
-				s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
+	if r.SRTP {
+		if err := r.writeSRTPTable(w); err != nil {
+			return err
 		}
-		if m.Error != "" {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+	} else {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
+		for _, m := range r.Modes {
+			for _, s := range m.Steps {
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
+					m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
+					latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
+					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
+			}
+			if m.Error != "" {
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+			}
 		}
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(w, "\n%d pps per call and direction, %d-byte RTP; %s per step; %d CPUs, kernel %s\n",
 		r.PacketsPerCall, RTPBytes, r.Duration, r.Host.CPUs, r.Host.Kernel)
+	if r.SRTP {
+		fmt.Fprintf(w, "SRTP: caller ⇄ relay SDES %s (%d-byte SRTP), relay ⇄ callee plain RTP; no latency (the stamps are encrypted)\n",
+			r.SRTPSuite, SRTPBytes)
+	}
 	for _, m := range r.Modes {
 		line := fmt.Sprintf("%-10s most calls at < %g %% loss: %s", m.Mode, CleanLoss, callsStr(m.MaxCleanCalls))
 		if m.MaxCleanCalls > 0 {
@@ -36,6 +46,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		line += fmt.Sprintf("; peak delivered at < %g %% loss: %s pps", CleanLoss, kpps(m.PeakPPS))
 		if m.BackgroundCPUPct >= 10 {
 			line += fmt.Sprintf("; WARNING: the machine was %.0f %% busy before the mode started", m.BackgroundCPUPct)
+		}
+		if r.SRTP && m.SRTPCallsPerCore > 0 {
+			line += fmt.Sprintf("; SRTP calls per core %.0f (at %d calls)", m.SRTPCallsPerCore, m.MaxCleanCalls)
 		}
 		if m.Stopped != "" {
 			line += "; stopped: " + m.Stopped
@@ -47,6 +60,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 	}
 	s := r.Summary
 	var parts []string
+	if s.SRTPCommonCalls > 0 {
+		var kv []string
+		for _, m := range r.Modes {
+			kv = append(kv, fmt.Sprintf("%s %.0f", m.Mode, s.SRTPCallsPerCoreAt[m.Mode]))
+		}
+		parts = append(parts, fmt.Sprintf("SRTP calls per core at %d calls (the most every mode carried): %s",
+			s.SRTPCommonCalls, strings.Join(kv, ", ")))
+	}
 	if s.XDPOverCeiling > 0 {
 		parts = append(parts, fmt.Sprintf("xdp/ceiling peak pps %.2f (target ≥ 0.80)", s.XDPOverCeiling))
 	}
@@ -75,6 +96,30 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// writeSRTPTable is the table of an --srtp run: no latency, both
+// directions' loss (to the callee the relay decrypts, to the caller it
+// encrypts) and SRTP calls per core.
+func (r *Results) writeSRTPTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tdecrypt loss %\tencrypt loss %\trelay CPU %\tsoftirq %\tbusy %\tSRTP calls/core\tstatus\t")
+	for _, m := range r.Modes {
+		for _, s := range m.Steps {
+			per := "-"
+			if s.SRTPCallsPerCore > 0 {
+				per = fmt.Sprintf("%.0f", s.SRTPCallsPerCore)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n",
+				m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
+				lossStr(s.ToCallee.LossPct), lossStr(s.ToCaller.LossPct),
+				s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, per, s.Status)
+		}
+		if m.Error != "" {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+		}
+	}
+	return tw.Flush()
 }
 
 // WriteReasons prints the XDP exit reasons per step of the xdp mode.

@@ -24,6 +24,10 @@ type Results struct {
 	Summary       Summary      `json:"summary"`
 	ElapsedS      float64      `json:"elapsed_s"`
 	Generator     string       `json:"generator"`
+	// SRTP: every call's customer leg (the caller's) was SDES-SRTP with
+	// SRTPSuite, its carrier leg plain RTP (--srtp).
+	SRTP      bool   `json:"srtp,omitempty"`
+	SRTPSuite string `json:"srtp_suite,omitempty"`
 }
 
 // Host describes the machine.
@@ -51,6 +55,15 @@ type ModeResult struct {
 	// measured for a second before the mode started: other load on the
 	// machine skews every figure.
 	BackgroundCPUPct float64 `json:"background_cpu_pct"`
+	// SRTPCallsPerCore is the step's SRTPCallsPerCore at MaxCleanCalls
+	// (--srtp): measured at the most calls carried, where the relay's
+	// fixed costs weigh least.
+	SRTPCallsPerCore float64 `json:"srtp_calls_per_core,omitempty"`
+	// SRTPChecked: before the first step, one call's packets went through
+	// the relay both ways and came out decrypted toward the callee (byte
+	// for byte) and encrypted with the key of the relay's answer toward
+	// the caller (--srtp).
+	SRTPChecked bool `json:"srtp_checked,omitempty"`
 	// Stopped says why the steps ended early, if they did.
 	Stopped string `json:"stopped,omitempty"`
 	Error   string `json:"error,omitempty"`
@@ -87,6 +100,17 @@ type Step struct {
 	RelayCPUPct   float64 `json:"relay_cpu_pct"`
 	SoftirqCPUPct float64 `json:"softirq_cpu_pct"`
 	BusyCPUPct    float64 `json:"busy_cpu_pct"`
+	// Per direction: from the caller's generator to the callee's sink
+	// (through the customer leg: SRTP in --srtp, decrypted by the relay),
+	// and back (encrypted by the relay in --srtp).
+	ToCallee Flow `json:"caller_to_callee"`
+	ToCaller Flow `json:"callee_to_caller"`
+	// SRTPCallsPerCore is Calls / (RelayCPUPct / 100): SRTP calls one CPU
+	// of the relay process carries, for steps with < 0.1 % loss (--srtp).
+	SRTPCallsPerCore float64 `json:"srtp_calls_per_core,omitempty"`
+	// SRTPPrepareS is how long encrypting the caller's packets for the
+	// step took, before it was measured (--srtp).
+	SRTPPrepareS float64 `json:"srtp_prepare_s,omitempty"`
 	// Consistency of the counts: per-call sink counts summed (must equal
 	// Delivered), call directions that received nothing during the step,
 	// and frames at the sinks' call ports that were not RTP.
@@ -99,6 +123,21 @@ type Step struct {
 	// XDPReasons are the XDP program's exits during the step, by reason
 	// (xdp mode: xtrunk_relay_xdp_packets_total).
 	XDPReasons map[string]uint64 `json:"xdp_reasons,omitempty"`
+}
+
+// Flow is one direction of a step.
+type Flow struct {
+	Sent      uint64  `json:"sent"`
+	Delivered uint64  `json:"delivered"`
+	LossPct   float64 `json:"loss_pct"`
+}
+
+func newFlow(sent, delivered uint64) Flow {
+	f := Flow{Sent: sent, Delivered: delivered}
+	if sent > 0 && delivered < sent {
+		f.LossPct = float64(sent-delivered) / float64(sent) * 100
+	}
+	return f
 }
 
 // Summary holds the figures the issue asks for.
@@ -117,6 +156,36 @@ type Summary struct {
 	// AddedP99us is the xdp p99 latency at 10k calls minus the ceiling's
 	// at the same step: what the relay adds over a bare redirect.
 	AddedP99us *float64 `json:"xdp_added_p99_us_at_10k,omitempty"`
+	// SRTPCommonCalls is the most calls every mode of an --srtp run
+	// carried (status ok), and SRTPCallsPerCoreAt each mode's SRTP calls
+	// per core there: the like-for-like comparison (calls per core rises
+	// with load, as the relays' fixed and per-wakeup costs spread).
+	SRTPCommonCalls    int                `json:"srtp_common_calls,omitempty"`
+	SRTPCallsPerCoreAt map[string]float64 `json:"srtp_calls_per_core_at_common_calls,omitempty"`
+}
+
+// srtpCommon finds the most calls every mode carried with status ok and
+// the SRTP calls per core of each there.
+func (r *Results) srtpCommon() (int, map[string]float64) {
+	if len(r.Modes) == 0 {
+		return 0, nil
+	}
+	for i := len(r.Calls) - 1; i >= 0; i-- {
+		n := r.Calls[i]
+		at := map[string]float64{}
+		for j := range r.Modes {
+			st := r.Modes[j].step(n)
+			if st == nil || st.Status != StatusOK || st.SRTPCallsPerCore == 0 {
+				at = nil
+				break
+			}
+			at[r.Modes[j].Mode] = st.SRTPCallsPerCore
+		}
+		if at != nil {
+			return n, at
+		}
+	}
+	return 0, nil
 }
 
 // WriteJSON writes r to path.
@@ -169,10 +238,10 @@ func (m *ModeResult) step(calls int) *Step {
 func (r *Results) finish() {
 	for i := range r.Modes {
 		m := &r.Modes[i]
-		m.MaxCleanCalls, m.MaxCleanPPS, m.PeakPPS = 0, 0, 0
+		m.MaxCleanCalls, m.MaxCleanPPS, m.PeakPPS, m.SRTPCallsPerCore = 0, 0, 0, 0
 		for _, s := range m.Steps {
 			if s.Status == StatusOK && s.Calls > m.MaxCleanCalls {
-				m.MaxCleanCalls, m.MaxCleanPPS = s.Calls, s.DeliveredPPS
+				m.MaxCleanCalls, m.MaxCleanPPS, m.SRTPCallsPerCore = s.Calls, s.DeliveredPPS, s.SRTPCallsPerCore
 			}
 			if s.LossPct < CleanLoss && s.DeliveredPPS > m.PeakPPS {
 				m.PeakPPS = s.DeliveredPPS
@@ -187,6 +256,12 @@ func (r *Results) finish() {
 	}
 	x, c, re, us := r.mode(ModeXDP), r.mode(ModeCeiling), r.mode(ModeRTPEngine), r.mode(ModeUserspace)
 	var s Summary
+	if r.SRTP {
+		// The targets below are for plain RTP through XDP; an SRTP call
+		// leaves XDP by design.
+		x, c, re, us = nil, nil, nil, nil
+		s.SRTPCommonCalls, s.SRTPCallsPerCoreAt = r.srtpCommon()
+	}
 	if x != nil && c != nil {
 		s.XDPOverCeiling = ratio(x.PeakPPS, c.PeakPPS)
 	}

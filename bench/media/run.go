@@ -65,6 +65,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		FDLimit:        fdLimit,
 		MaxRelayCalls:  relayCalls,
 		Generator:      fmt.Sprintf("XDP live frames (BPF_PROG_TEST_RUN), paced in %v chunks", cfg.Chunk),
+		SRTP:           cfg.SRTP,
+	}
+	if cfg.SRTP {
+		res.SRTPSuite = SRTPSuite
+		res.Generator = fmt.Sprintf("caller (SRTP): pre-encrypted with pion/srtp before each step, sendmmsg on AF_PACKET paced every %v; callee (plain): %s",
+			srtpTick, res.Generator)
 	}
 	t0 := time.Now()
 	for i, m := range cfg.Modes {
@@ -85,6 +91,25 @@ type runner struct {
 	modeIndex int
 	l         *lab
 	d         dut
+
+	srtpChecked bool // checkSRTP passed (--srtp)
+}
+
+// source is a generator one side of the lab sends with.
+type source interface {
+	// sendRound sends k packets of every call, back to back.
+	sendRound(k int) error
+	// run sends at rate packets per second for d and says what it sent.
+	run(ctx context.Context, rate float64, d time.Duration, p pacing) (genResult, error)
+}
+
+// srcA is what sends from the caller: the SRTP sender in --srtp, else the
+// XDP generator.
+func (r *runner) srcA() source {
+	if r.l.srtpA != nil {
+		return r.l.srtpA
+	}
+	return r.l.genA
 }
 
 func (r *runner) progress(p Progress) {
@@ -104,7 +129,7 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 			mr.Error = err.Error()
 		}
 	}
-	l, err := newLab()
+	l, err := newLab(cfg.SRTP)
 	if err != nil {
 		fail(err)
 		return mr
@@ -153,6 +178,7 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 			return mr
 		}
 		st, err := r.step(ctx, si, n, &aCalls, &bCalls)
+		mr.SRTPChecked = r.srtpChecked
 		if err != nil {
 			if ctx.Err() == nil {
 				fail(err)
@@ -191,8 +217,23 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	}
 	setup := time.Since(t0)
 	*aCalls, *bCalls = append(*aCalls, a...), append(*bCalls, b...)
-	if err := errors.Join(l.genA.setCalls(*aCalls, from), l.genB.setCalls(*bCalls, from),
-		l.sinkA.setCalls(n), l.sinkB.setCalls(n)); err != nil {
+	if l.srtpA != nil {
+		if err := l.srtpA.setCalls(*aCalls, from); err != nil {
+			return Step{}, err
+		}
+		// Before the sinks count anything: one call both ways, decrypted
+		// and encrypted as the SDP exchange says.
+		if from == 0 {
+			r.progress(Progress{Phase: "SRTP check", StepIndex: si + 1, Calls: n})
+			if err := checkSRTP(l.srtpA, l.genB, l.caller, l.callee, (*aCalls)[0], (*bCalls)[0]); err != nil {
+				return Step{}, fmt.Errorf("%s: %w", r.mode, err)
+			}
+			r.srtpChecked = true
+		}
+	} else if err := l.genA.setCalls(*aCalls, from); err != nil {
+		return Step{}, err
+	}
+	if err := errors.Join(l.genB.setCalls(*bCalls, from), l.sinkA.setCalls(n), l.sinkB.setCalls(n)); err != nil {
 		return Step{}, err
 	}
 
@@ -200,16 +241,35 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	// (xtrunk installs the fast path on the first packet it sees), then a
 	// pause for them to settle and for the queues to empty.
 	r.progress(Progress{Phase: "warm-up", StepIndex: si + 1, Calls: n})
-	if err := both(func() error { return l.genA.sendRound(cfg.WarmupPackets) },
+	if err := both(func() error { return r.srcA().sendRound(cfg.WarmupPackets) },
 		func() error { return l.genB.sendRound(cfg.WarmupPackets) }); err != nil {
 		return Step{}, err
 	}
-	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+	// --srtp: the caller's packets for the step are encrypted during the
+	// pause, so the crypto of the generator is done before measuring.
+	var prep time.Duration
+	pause := func() error { return sleepCtx(ctx, cfg.Warmup) }
+	if l.srtpA != nil {
+		r.progress(Progress{Phase: "warm-up, encrypting", StepIndex: si + 1, Calls: n})
+		err := both(pause, func() error {
+			t := time.Now()
+			err := l.srtpA.prepare(n, uint64(float64(n*cfg.PacketsPerCall)*cfg.Duration.Seconds()))
+			prep = time.Since(t)
+			return err
+		})
+		if err != nil {
+			return Step{}, err
+		}
+	} else if err := pause(); err != nil {
+		return Step{}, err
+	}
+	if err := ctx.Err(); err != nil {
 		return Step{}, err
 	}
 
 	st, err := r.measure(ctx, si, n)
 	st.SetupS = setup.Seconds()
+	st.SRTPPrepareS = prep.Seconds()
 	return st, err
 }
 
@@ -255,7 +315,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	}()
 	var ga, gb genResult
 	p := pacing{Chunk: cfg.Chunk}
-	err = both(func() error { var err error; ga, err = l.genA.run(ctx, rate, cfg.Duration, p); return err },
+	err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
 		func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
 	close(stopTick)
 	tickWG.Wait()
@@ -300,6 +360,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	if st.Sent > 0 {
 		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
 	}
+	st.ToCallee, st.ToCaller = newFlow(ga.Sent, db.RTP), newFlow(gb.Sent, da.RTP)
 	hist := make([]uint64, histBuckets)
 	for i := range hist {
 		hist[i] = da.Hist[i] + db.Hist[i]
@@ -311,9 +372,16 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		}
 		return float64(d) / float64(time.Microsecond)
 	}
-	st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
+	if l.srtpA == nil {
+		// --srtp has no latency: the caller's stamps were encrypted before
+		// sending, and the callee's are encrypted by the relay.
+		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
+	}
 	use := c1.since(c0)
 	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = use.Procs, use.Softirq, use.Busy
+	if l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
+		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
+	}
 	for _, d := range []sinkSnap{da, db} {
 		for _, v := range d.PerCall {
 			st.PerCallSum += v

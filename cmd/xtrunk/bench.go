@@ -39,7 +39,7 @@ func runBench(args []string) error {
 // cleans up; a second Ctrl-C exits at once.
 func runBenchMedia(args []string) error {
 	fs := flag.NewFlagSet("bench media", flag.ContinueOnError)
-	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling")
+	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling (with --srtp: "+strings.Join(media.SRTPModes, ", ")+")")
 	calls := fs.String("calls", joinInts(media.DefaultCalls), fmt.Sprintf("concurrent calls per step, ascending (at most %d)", media.MaxCalls))
 	dur := fs.Duration("duration", 10*time.Second, "measured time per step")
 	warmup := fs.Duration("warmup", time.Second, "pause after the warm-up packets before measuring (latching)")
@@ -50,8 +50,14 @@ func runBenchMedia(args []string) error {
 	rtpengine := fs.String("rtpengine", "rtpengine", "rtpengine binary")
 	noStop := fs.Bool("no-stop", false, "run every step, even past 1 % loss or saturation")
 	reasons := fs.Bool("reasons", false, "also print the XDP program's exits per step (xdp mode)")
+	srtp := fs.Bool("srtp", false, "SDES-SRTP ("+media.SRTPSuite+") on each call's customer leg, plain RTP on the carrier leg; reports SRTP calls per core")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	modesSet := false
+	fs.Visit(func(f *flag.Flag) { modesSet = modesSet || f.Name == "modes" })
+	if *srtp && !modesSet {
+		*modes = "" // the SRTP modes
 	}
 	cfg := media.Config{
 		Modes:          splitList(*modes),
@@ -62,6 +68,7 @@ func runBenchMedia(args []string) error {
 		XtrunkBin:      *xtrunkBin,
 		RTPEngineBin:   *rtpengine,
 		NoStop:         *noStop,
+		SRTP:           *srtp,
 	}
 	for _, s := range splitList(*calls) {
 		n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
@@ -156,8 +163,8 @@ func (p *progressLine) update(pr media.Progress) {
 	if !p.tty {
 		if pr.Done && pr.Step != nil {
 			s := pr.Step
-			fmt.Fprintf(p.f, "[%d/%d %s] %d calls: delivered %.0f of %.0f pps offered, loss %.3f %%, p99 %.0f µs (%s)\n",
-				pr.ModeIndex, pr.Modes, pr.Mode, pr.Calls, s.DeliveredPPS, s.OfferedPPS, s.LossPct, s.LatencyP99us, s.Status)
+			fmt.Fprintf(p.f, "[%d/%d %s] %d calls: delivered %.0f of %.0f pps offered, loss %.3f %%, %s (%s)\n",
+				pr.ModeIndex, pr.Modes, pr.Mode, pr.Calls, s.DeliveredPPS, s.OfferedPPS, s.LossPct, stepFigure(s), s.Status)
 		}
 		return
 	}
@@ -172,8 +179,8 @@ func (p *progressLine) update(pr media.Progress) {
 		pr.ModeIndex, pr.Modes, pr.Mode, pr.StepIndex, pr.Steps, pr.Calls, pr.Phase,
 		strings.Repeat("█", fill), strings.Repeat("░", width-fill), pr.Frac*100)
 	if pr.Done && pr.Step != nil {
-		line = fmt.Sprintf("[%d/%d %s] %d calls: delivered %.0f of %.0f pps, loss %.3f %%, p99 %.0f µs (%s)",
-			pr.ModeIndex, pr.Modes, pr.Mode, pr.Calls, pr.Step.DeliveredPPS, pr.Step.OfferedPPS, pr.Step.LossPct, pr.Step.LatencyP99us, pr.Step.Status)
+		line = fmt.Sprintf("[%d/%d %s] %d calls: delivered %.0f of %.0f pps, loss %.3f %%, %s (%s)",
+			pr.ModeIndex, pr.Modes, pr.Mode, pr.Calls, pr.Step.DeliveredPPS, pr.Step.OfferedPPS, pr.Step.LossPct, stepFigure(pr.Step), pr.Step.Status)
 		p.clear()
 		fmt.Fprintln(p.f, line)
 		return
@@ -185,6 +192,19 @@ func (p *progressLine) update(pr media.Progress) {
 	}
 	p.wide = n
 	fmt.Fprint(p.f, "\r"+line+pad)
+}
+
+// stepFigure is a finished step's headline besides loss: p99 latency, or
+// in --srtp (no latency) the relay's CPU and SRTP calls per core.
+func stepFigure(s *media.Step) string {
+	if s.LatencyP99us > 0 {
+		return fmt.Sprintf("p99 %.0f µs", s.LatencyP99us)
+	}
+	f := fmt.Sprintf("relay CPU %.0f %%", s.RelayCPUPct)
+	if s.SRTPCallsPerCore > 0 {
+		f += fmt.Sprintf(", %.0f SRTP calls per core", s.SRTPCallsPerCore)
+	}
+	return f
 }
 
 func (p *progressLine) clear() {
