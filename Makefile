@@ -20,11 +20,11 @@ deps:
 	$(GO) mod download
 
 generate:
-	$(GO) generate ./bpf/
+	$(GO) generate ./bpf/ ./bench/media/
 
 # The committed bpf2go output must match the C source.
 check-generate: generate
-	@git diff --exit-code -- bpf/ || { echo "bpf2go output is stale: run 'make generate' and commit it"; exit 1; }
+	@git diff --exit-code -- bpf/ bench/media/ || { echo "bpf2go output is stale: run 'make generate' and commit it"; exit 1; }
 
 build:
 	$(GO) build -o $(BIN) ./cmd/xtrunk
