@@ -23,6 +23,9 @@
 #endif
 
 #define RELAY_TTL 64
+/* How long a cached next hop is trusted: a neighbour or route change
+ * reaches the fast path within this time. */
+#define NH_TTL_NS (1000ULL * 1000 * 1000)
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -295,40 +298,63 @@ int xtr_relay(struct xdp_md *ctx)
 	if (v4 != is_v4_mapped(odst) || v4 != is_v4_mapped(osrc))
 		return count(XTR_PASS_CROSS_FAMILY, XDP_PASS);
 
-	struct bpf_fib_lookup fib = {};
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.sport = bpf_htons(osport);
-	fib.dport = bpf_htons(odport);
+	__u64 now = bpf_ktime_get_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
-	if (v4) {
-		struct iphdr *ip = data + sizeof(struct ethhdr);
-		if ((void *)(ip + 1) > data_end)
-			return count(XTR_DROP_MALFORMED, XDP_DROP);
-		fib.family = AF_INET;
-		fib.tos = ip->tos;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		__builtin_memcpy(&fib.ipv4_src, osrc + 12, 4);
-		__builtin_memcpy(&fib.ipv4_dst, odst + 12, 4);
+	/* the cache holds the next hop of out_dst only (RTCP demuxed to
+	 * another destination always looks up) */
+	int cacheable = odst == s->out_dst_addr;
+	__u32 oif;
+	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
+	if (cacheable && s->nh_expires > now && s->nh_ifindex) {
+		oif = s->nh_ifindex;
+		__builtin_memcpy(dmac, s->nh_dmac, ETH_ALEN);
+		__builtin_memcpy(smac, s->nh_smac, ETH_ALEN);
 	} else {
-		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
-		if ((void *)(ip6 + 1) > data_end)
-			return count(XTR_DROP_MALFORMED, XDP_DROP);
-		fib.family = AF_INET6;
-		fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		__builtin_memcpy(fib.ipv6_src, osrc, 16);
-		__builtin_memcpy(fib.ipv6_dst, odst, 16);
+		struct bpf_fib_lookup fib = {};
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.l4_protocol = IPPROTO_UDP;
+		fib.sport = bpf_htons(osport);
+		fib.dport = bpf_htons(odport);
+		if (v4) {
+			struct iphdr *ip = data + sizeof(struct ethhdr);
+			if ((void *)(ip + 1) > data_end)
+				return count(XTR_DROP_MALFORMED, XDP_DROP);
+			fib.family = AF_INET;
+			fib.tos = ip->tos;
+			fib.tot_len = bpf_ntohs(ip->tot_len);
+			__builtin_memcpy(&fib.ipv4_src, osrc + 12, 4);
+			__builtin_memcpy(&fib.ipv4_dst, odst + 12, 4);
+		} else {
+			struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+			if ((void *)(ip6 + 1) > data_end)
+				return count(XTR_DROP_MALFORMED, XDP_DROP);
+			fib.family = AF_INET6;
+			fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+			__builtin_memcpy(fib.ipv6_src, osrc, 16);
+			__builtin_memcpy(fib.ipv6_dst, odst, 16);
+		}
+
+		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+			return count(XTR_PASS_NO_NEIGH, XDP_PASS);
+		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+			return count(XTR_PASS_FIB_FAIL, XDP_PASS);
+		oif = fib.ifindex;
+		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
+		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v1, &oif))
+			return count(XTR_PASS_NO_TXPORT, XDP_PASS);
+		if (cacheable) {
+			/* racing CPUs write the same values; nh_expires goes last
+			 * so a reader never trusts a half-written entry (x86 keeps
+			 * stores in order; elsewhere the worst case is one packet
+			 * with a stale MAC) */
+			s->nh_ifindex = oif;
+			__builtin_memcpy(s->nh_dmac, dmac, ETH_ALEN);
+			__builtin_memcpy(s->nh_smac, smac, ETH_ALEN);
+			s->nh_expires = now + NH_TTL_NS;
+		}
 	}
-
-	long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return count(XTR_PASS_NO_NEIGH, XDP_PASS);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return count(XTR_PASS_FIB_FAIL, XDP_PASS);
-
-	__u32 oif = fib.ifindex;
-	if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v1, &oif))
-		return count(XTR_PASS_NO_TXPORT, XDP_PASS);
 
 	/* from here on the packet is ours: rewrite and send */
 	int rw = v4 ? rewrite4(data, data_end, osrc, osport, odst, odport) :
@@ -338,11 +364,10 @@ int xtr_relay(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > data_end)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, smac, ETH_ALEN);
 
 	if (st) {
-		__u64 now = bpf_ktime_get_ns();
 		st->packets++;
 		st->bytes += p.payload_len;
 		st->last_ns = now;

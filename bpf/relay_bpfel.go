@@ -99,6 +99,11 @@ type relayXtrSess struct {
 	RtcpDstAddr [16]uint8
 	ClockRate   uint32
 	Slot        uint32
+	NhIfindex   uint32
+	NhDmac      [6]uint8
+	NhSmac      [6]uint8
+	_           [4]byte
+	NhExpires   uint64
 }
 
 type relayXtrSessFlags uint32

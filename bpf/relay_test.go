@@ -380,3 +380,45 @@ func TestXDPGarbage(t *testing.T) {
 		t.Errorf("%d frames counted %d reasons, want one each", n, total)
 	}
 }
+
+// The next hop is cached in the session after the first forwarded packet,
+// and a later update of the session from userspace clears the cache.
+func TestNextHopCache(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	l := newLab(t, testbed.WithStaticNeighbors())
+	tri := l.tri
+	caller := ap(tri.CallerIP, 20000)
+	key := ap(l.relayA, 30000)
+	sess := Session{Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30002), OutDst: ap(tri.CalleeIP, 40000)}
+	if err := l.dp.SetSession(key, sess); err != nil {
+		t.Fatal(err)
+	}
+	raw := func() relayXtrSess {
+		var r relayXtrSess
+		if err := l.dp.objs.XtrSessionsV1.Lookup(toKey(key), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := raw(); r.NhExpires != 0 {
+		t.Fatalf("fresh entry has a cached next hop: %+v", r)
+	}
+	in := frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: caller, dst: key, payload: rtp(0, 1)}.bytes()
+	want := frame{srcMAC: l.outIf.MAC, dstMAC: l.calleeEnd.MAC, src: ap(l.relayB, 30002), dst: ap(tri.CalleeIP, 40000), ttl: 64, payload: rtp(0, 1)}.bytes()
+	for i := 0; i < 2; i++ { // lookup, then cache hit: the same bytes out
+		ret, out := l.run(t, l.inIf.Index, append([]byte(nil), in...))
+		if ret != xdpRedirect || !bytes.Equal(out, want) {
+			t.Fatalf("packet %d: action %d, out %x", i, ret, out)
+		}
+		r := raw()
+		if r.NhIfindex != uint32(l.outIf.Index) || net.HardwareAddr(r.NhDmac[:]).String() != l.calleeEnd.MAC.String() || r.NhExpires == 0 {
+			t.Fatalf("packet %d: cache %+v", i, r)
+		}
+	}
+	if err := l.dp.SetSession(key, sess); err != nil {
+		t.Fatal(err)
+	}
+	if r := raw(); r.NhExpires != 0 {
+		t.Fatal("a session update kept the old next hop")
+	}
+}

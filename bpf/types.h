@@ -63,6 +63,13 @@ struct xtr_sess {
 	__u8 rtcp_dst_addr[16];
 	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
 	__u32 slot;       /* this leg's index in xtr_legs (userspace allocates) */
+	/* Next-hop cache for out_dst, filled by the program from
+	 * bpf_fib_lookup and trusted until nh_expires (bpf_ktime_get_ns());
+	 * userspace writes zeros, so every update of the entry re-resolves. */
+	__u32 nh_ifindex;
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+	__u64 nh_expires;
 };
 
 /* Per leg (relay address:port), per CPU: what the fast path did, and the
