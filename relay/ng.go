@@ -166,6 +166,14 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	if err != nil {
 		return errReply(err)
 	}
+	// forget takes r.mu, so it runs after c.mu is released (defers run
+	// last-in first-out): the lock order is r.mu before c.mu everywhere
+	forget := false
+	defer func() {
+		if forget {
+			r.forget(c)
+		}
+	}()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.deleted {
@@ -175,7 +183,7 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	if err != nil {
 		if created {
 			r.release(c)
-			r.forget(c)
+			forget = true
 		}
 		return errReply(err)
 	}
@@ -476,19 +484,23 @@ func (r *Relay) list(req ng.Dict) ng.Dict {
 	}
 	r.mu.Lock()
 	ids := make([]any, 0, min(int64(len(r.calls)), limit))
-	var timedOut []any
+	calls := make([]*call, 0, cap(ids))
 	for id, c := range r.calls {
 		if int64(len(ids)) >= limit {
 			break
 		}
 		ids = append(ids, id)
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	var timedOut []any
+	for _, c := range calls {
 		c.mu.Lock()
 		if c.timedOut {
-			timedOut = append(timedOut, id)
+			timedOut = append(timedOut, c.id)
 		}
 		c.mu.Unlock()
 	}
-	r.mu.Unlock()
 	reply := ng.Dict{"result": "ok", "calls": ids}
 	if len(timedOut) > 0 {
 		// xtrunk extension: which of the listed calls have no media

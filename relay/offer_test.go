@@ -192,3 +192,36 @@ func mediaPort(t *testing.T, sdp string) int {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// A refused offer for a new call racing list must not deadlock (the
+// failing offer used to take r.mu while holding the call's lock).
+func TestRefusedOfferRacingList(t *testing.T) {
+	r := loopbackRelay(t)
+	mki := "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2^20|1:4\r\n"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			serve(r, ng.Dict{"command": "list"})
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		rep := serve(r, ng.Dict{"command": "offer", "call-id": "mki" + strconv.Itoa(i), "from-tag": "a", "sdp": mki, "transport-protocol": "RTP/AVP"})
+		if rep.Str("result") != "error" {
+			t.Fatalf("MKI offer accepted: %v", rep)
+		}
+	}
+	<-done
+	if n := len(serve(r, ng.Dict{"command": "list"}).List("calls")); n != 0 {
+		t.Errorf("%d refused calls left behind", n)
+	}
+}
+
+// An empty datagram to a latched port must not crash the relay.
+func TestEmptyDatagram(t *testing.T) {
+	b := newBatch()
+	b.queue(nil, netip.MustParseAddrPort("127.0.0.1:9"))
+	if b.nout != 0 {
+		t.Fatal("empty datagram queued")
+	}
+}

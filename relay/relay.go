@@ -244,6 +244,12 @@ func (r *Relay) handle(s *sock, b *batch) {
 	party := false // a packet of the call's own party arrived
 	for i := 0; i < b.n; i++ {
 		p, src := b.packet(i)
+		if len(p) == 0 {
+			// an empty datagram carries no media (and has no byte to queue)
+			drops++
+			r.m.drop(dropNotLearnable)
+			continue
+		}
 		if rt == nil || rt.drop {
 			drops++
 			r.m.drop(dropSession)

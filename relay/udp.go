@@ -77,6 +77,9 @@ func (b *batch) packet(i int) ([]byte, netip.AddrPort) {
 
 // queue adds a datagram to send (its bytes must stay valid until flush).
 func (b *batch) queue(p []byte, to netip.AddrPort) {
+	if len(p) == 0 {
+		return
+	}
 	i := b.nout
 	b.outIovs[i].Base = &p[0]
 	b.outIovs[i].SetLen(len(p))
