@@ -17,6 +17,7 @@ type subcommand struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"relay", "run the media relay (XDP fast path + NG control)", runRelay},
+		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", runSIP},
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
 		{"demo", "place a test call through the relay in a namespace lab and show what XDP forwarded", runDemo},

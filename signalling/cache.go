@@ -1,0 +1,180 @@
+package signalling
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+
+	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/signalling/auth"
+	"github.com/xtrunk/xtrunk/signalling/sipmsg"
+)
+
+// TrunkConfig is what a termination call needs from one trunk, read from
+// the store once and kept until the store changes.
+type TrunkConfig struct {
+	Trunk store.Trunk
+	ACL   []netip.Prefix // empty: no IP ACL attached
+
+	mu      sync.Mutex
+	secrets map[string]credEntry // username → HA1s (looked up on demand)
+	callers map[string]bool      // number → DID of the account or verified caller ID
+}
+
+type credEntry struct {
+	s  auth.Secret
+	ok bool
+}
+
+// Cache holds TrunkConfigs by domain. Any change in the store's feed drops
+// everything: provisioning is rare and a reload is a few queries, so
+// exactness beats cleverness. Unknown domains are cached too, so a scanner
+// cannot make every packet a query.
+type Cache struct {
+	st    *store.Store
+	base  string
+	edges []string
+
+	mu     sync.Mutex
+	rev    int64
+	gen    uint64                  // bumped on every invalidation
+	trunks map[string]*TrunkConfig // nil value: no such trunk
+}
+
+// NewCache makes a cache over st for trunks under base.
+func NewCache(st *store.Store, base string, edges []string) *Cache {
+	return &Cache{st: st, base: base, edges: edges, trunks: map[string]*TrunkConfig{}}
+}
+
+// Run follows the store's change feed until ctx ends.
+func (c *Cache) Run(ctx context.Context) {
+	for rev := range c.st.Watch(ctx) {
+		c.mu.Lock()
+		if rev != c.rev {
+			c.rev = rev
+			c.gen++
+			c.trunks = map[string]*TrunkConfig{}
+		}
+		c.mu.Unlock()
+	}
+}
+
+// Trunk finds the trunk for a Request-URI host; ok is false for a host
+// that is not a provisioned trunk domain.
+func (c *Cache) Trunk(ctx context.Context, host string) (*TrunkConfig, bool, error) {
+	domain, _, ok := sipmsg.TrunkDomain(host, c.base, c.edges)
+	if !ok {
+		return nil, false, nil
+	}
+	c.mu.Lock()
+	tc, hit := c.trunks[domain]
+	gen := c.gen
+	c.mu.Unlock()
+	if hit {
+		return tc, tc != nil, nil
+	}
+	tc, err := c.load(ctx, domain)
+	if err != nil {
+		return nil, false, err
+	}
+	c.mu.Lock()
+	if gen == c.gen { // not invalidated while loading
+		c.trunks[domain] = tc
+	}
+	c.mu.Unlock()
+	return tc, tc != nil, nil
+}
+
+func (c *Cache) load(ctx context.Context, domain string) (*TrunkConfig, error) {
+	t, err := c.st.TrunkByDomain(ctx, domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	tc := &TrunkConfig{Trunk: t, secrets: map[string]credEntry{}, callers: map[string]bool{}}
+	if t.HasIPACL {
+		ips, err := c.st.TrunkIPAddresses(ctx, t.Sid)
+		if err != nil {
+			return nil, err
+		}
+		for _, ip := range ips {
+			a, err := netip.ParseAddr(ip.IPAddress)
+			if err != nil {
+				continue
+			}
+			p, err := a.Prefix(ip.CIDRPrefixLength)
+			if err != nil {
+				continue
+			}
+			tc.ACL = append(tc.ACL, p)
+		}
+	}
+	return tc, nil
+}
+
+// Allowed reports whether addr is in the trunk's IP ACL.
+func (tc *TrunkConfig) Allowed(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	for _, p := range tc.ACL {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// Secret is the digest lookup for the trunk's credential lists.
+func (tc *TrunkConfig) Secret(ctx context.Context, st *store.Store, user string) (auth.Secret, bool) {
+	tc.mu.Lock()
+	e, hit := tc.secrets[user]
+	tc.mu.Unlock()
+	if hit {
+		return e.s, e.ok
+	}
+	creds, err := st.TrunkCredentials(ctx, tc.Trunk.Sid, user)
+	if err != nil {
+		return auth.Secret{}, false // not cached: a store hiccup is not a verdict
+	}
+	if len(creds) > 0 {
+		e = credEntry{s: auth.Secret{HA1MD5: creds[0].HA1MD5, HA1SHA256: creds[0].HA1SHA256}, ok: true}
+	}
+	tc.mu.Lock()
+	if len(tc.secrets) < 10000 {
+		tc.secrets[user] = e
+	}
+	tc.mu.Unlock()
+	return e.s, e.ok
+}
+
+// CallerAllowed reports whether number is a DID of the trunk's account
+// or one of its verified caller IDs.
+func (tc *TrunkConfig) CallerAllowed(ctx context.Context, st *store.Store, number string) (bool, error) {
+	tc.mu.Lock()
+	v, hit := tc.callers[number]
+	tc.mu.Unlock()
+	if hit {
+		return v, nil
+	}
+	ok := false
+	n, err := st.PhoneNumberByE164(ctx, number)
+	switch {
+	case err == nil:
+		ok = n.AccountSid == tc.Trunk.AccountSid
+	case !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	if !ok {
+		if ok, err = st.IsVerifiedCallerID(ctx, tc.Trunk.AccountSid, number); err != nil {
+			return false, err
+		}
+	}
+	tc.mu.Lock()
+	if len(tc.callers) < 10000 {
+		tc.callers[number] = ok
+	}
+	tc.mu.Unlock()
+	return ok, nil
+}

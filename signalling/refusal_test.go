@@ -1,0 +1,241 @@
+package signalling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/xtrunk/xtrunk/control/store"
+)
+
+// rawRequest is a minimal SIP request over UDP; the tests vary one thing
+// at a time.
+type rawRequest struct {
+	method, ruri, from, extra string
+	maxForwards               int
+}
+
+func (r rawRequest) bytes(local string) []byte {
+	if r.method == "" {
+		r.method = "INVITE"
+	}
+	if r.from == "" {
+		r.from = testDID
+	}
+	if r.maxForwards == 0 {
+		r.maxForwards = 70
+	}
+	cid := fmt.Sprintf("raw-%d", time.Now().UnixNano())
+	return []byte(fmt.Sprintf("%s %s SIP/2.0\r\n"+
+		"Via: SIP/2.0/UDP %s;branch=z9hG4bK%d;rport\r\n"+
+		"From: <sip:%s@pbx.example.com>;tag=f%d\r\n"+
+		"To: <%s>\r\n"+
+		"Call-ID: %s\r\n"+
+		"CSeq: 1 %s\r\n"+
+		"Contact: <sip:pbx@%s>\r\n"+
+		"Max-Forwards: %d\r\n"+
+		"%s"+
+		"Content-Length: 0\r\n\r\n",
+		r.method, r.ruri, local, time.Now().UnixNano(), r.from, time.Now().UnixNano(), r.ruri, cid, r.method, local, r.maxForwards, r.extra))
+}
+
+// exchange sends req from a fresh socket bound to laddr and returns the
+// first final response's status line and headers ("" after wait).
+func exchange(t *testing.T, laddr, server string, req rawRequest, wait time.Duration) string {
+	t.Helper()
+	got, err := tryExchange(laddr, server, req, wait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func tryExchange(laddr, server string, req rawRequest, wait time.Duration) (string, error) {
+	la, err := net.ResolveUDPAddr("udp", laddr)
+	if err != nil {
+		return "", err
+	}
+	ra, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return "", err
+	}
+	c, err := net.DialUDP("udp", la, ra)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	if _, err := c.Write(req.bytes(c.LocalAddr().String())); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 4096)
+	deadline := time.Now().Add(wait)
+	for {
+		_ = c.SetReadDeadline(deadline)
+		n, err := c.Read(buf)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		msg := string(buf[:n])
+		if strings.HasPrefix(msg, "SIP/2.0 1") {
+			continue
+		}
+		return msg, nil
+	}
+}
+
+func statusLine(msg string) string {
+	line, _, _ := strings.Cut(msg, "\r\n")
+	return line
+}
+
+func freeUDPPort(t *testing.T, host string) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+func startServer(t *testing.T, cfg Config, st *store.Store) *Server {
+	t.Helper()
+	s, err := New(cfg, st, WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.ListenAndServe(ctx) }()
+	t.Cleanup(func() { cancel(); s.Close(); <-done })
+	time.Sleep(200 * time.Millisecond) // listener up
+	return s
+}
+
+// TestTerminationRefusals checks each refusal's code on the wire, on
+// loopback, without a relay or a carrier (no call gets that far).
+func TestTerminationRefusals(t *testing.T) {
+	p := provision(t)
+	cfg := DefaultConfig()
+	cfg.Domain = testDomain
+	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
+	cfg.RelayNG = freeUDPPort(t, "127.0.0.1") // nothing answers: no call reaches the relay here
+	cfg.DefaultCPS = 0
+	startServer(t, cfg, p.st)
+
+	uri := func(user, host string) string { return "sip:" + user + "@" + host }
+	cases := []struct {
+		name string
+		req  rawRequest
+		want string // status line prefix; "" means no response at all
+	}{
+		{"unknown domain", rawRequest{ruri: uri("+14155550123", "nope.pstn.example.net")}, ""},
+		{"not our domain", rawRequest{ruri: uri("+14155550123", "example.org")}, ""},
+		{"ACL refuses", rawRequest{ruri: uri("+14155550123", deniedHost)}, "SIP/2.0 403"},
+		{"trunk without authentication refuses", rawRequest{ruri: uri("+14155550123", noAuthHost)}, "SIP/2.0 403"},
+		{"credentials challenged", rawRequest{ruri: uri("+14155550123", acmeHost)}, "SIP/2.0 407"},
+		{"bad credentials challenged again", rawRequest{ruri: uri("+14155550123", acmeHost),
+			extra: `Proxy-Authorization: Digest username="pbx1", realm="example.net", nonce="bogus", uri="sip:+14155550123@acme.pstn.example.net", response="00000000000000000000000000000000"` + "\r\n"}, "SIP/2.0 407"},
+		{"non-E.164", rawRequest{ruri: uri("14155550123", aclHost)}, "SIP/2.0 400"},
+		{"caller ID not ours", rawRequest{ruri: uri("+14155550123", aclHost), from: "+14155559999"}, "SIP/2.0 403 Caller ID"},
+		{"caller ID anonymous", rawRequest{ruri: uri("+14155550123", aclHost), from: "anonymous"}, "SIP/2.0 403"},
+		{"Max-Forwards", rawRequest{ruri: uri("+14155550123", aclHost), maxForwards: 19}, "SIP/2.0 483"},
+		{"REGISTER", rawRequest{method: "REGISTER", ruri: "sip:" + aclHost}, "SIP/2.0 403"},
+		{"REGISTER unknown domain", rawRequest{method: "REGISTER", ruri: "sip:nope.pstn.example.net"}, ""},
+		{"OPTIONS", rawRequest{method: "OPTIONS", ruri: "sip:" + aclHost}, "SIP/2.0 200"},
+		{"OPTIONS unknown domain", rawRequest{method: "OPTIONS", ruri: "sip:nope.pstn.example.net"}, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			wait := 2 * time.Second
+			if tc.want == "" {
+				wait = 700 * time.Millisecond
+			}
+			got := exchange(t, "127.0.0.1:0", cfg.ListenUDP, tc.req, wait)
+			if tc.want == "" {
+				if got != "" {
+					t.Fatalf("want silence, got %q", statusLine(got))
+				}
+				return
+			}
+			if !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("want %q, got %q", tc.want, statusLine(got))
+			}
+			if strings.HasPrefix(tc.want, "SIP/2.0 407") && !strings.Contains(got, "Proxy-Authenticate: Digest") {
+				t.Fatalf("407 without a challenge:\n%s", got)
+			}
+		})
+	}
+}
+
+// TestTerminationCPS: the second call in the same second on a trunk with
+// CPS 1 gets 503 "Trunk CPS limit exceeded". The first is admitted and
+// fails at the (absent) relay, which is not what is tested.
+func TestTerminationCPS(t *testing.T) {
+	p := provision(t)
+	cfg := DefaultConfig()
+	cfg.Domain = testDomain
+	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
+	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
+	cfg.DefaultCPS = 1
+	startServer(t, cfg, p.st)
+	req := rawRequest{ruri: "sip:+14155550123@" + aclHost}
+	first, err := net.Dial("udp", cfg.ListenUDP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	if _, err := first.Write(req.bytes(first.LocalAddr().String())); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	got := exchange(t, "127.0.0.1:0", cfg.ListenUDP, req, 2*time.Second)
+	if want := "SIP/2.0 503 Trunk CPS limit exceeded"; statusLine(got) != want {
+		t.Fatalf("want %q, got %q", want, statusLine(got))
+	}
+}
+
+// TestConfigChangeTakesEffect: a caller ID verified through the store is
+// accepted within a second, without a restart (the cache follows the
+// change feed).
+func TestConfigChangeTakesEffect(t *testing.T) {
+	p := provision(t)
+	cfg := DefaultConfig()
+	cfg.Domain = testDomain
+	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
+	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
+	cfg.DefaultCPS = 0
+	startServer(t, cfg, p.st)
+	// Max-Forwards 10 stops an admitted caller ID at the next check (483),
+	// so no call is placed.
+	req := rawRequest{ruri: "sip:+14155550123@" + aclHost, from: "+14155558888", maxForwards: 10}
+	if got := statusLine(exchange(t, "127.0.0.1:0", cfg.ListenUDP, req, 2*time.Second)); !strings.HasPrefix(got, "SIP/2.0 403") {
+		t.Fatalf("before: want 403, got %q", got)
+	}
+	if _, err := p.st.RequestCallerID(context.Background(), p.account, "+14155558888", "new", true); err != nil {
+		t.Fatal(err)
+	}
+	changed := time.Now()
+	for {
+		got := statusLine(exchange(t, "127.0.0.1:0", cfg.ListenUDP, req, 2*time.Second))
+		if strings.HasPrefix(got, "SIP/2.0 483") {
+			t.Logf("took effect after %v", time.Since(changed))
+			return
+		}
+		if time.Since(changed) > time.Second {
+			t.Fatalf("still %q a second after the change", got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
