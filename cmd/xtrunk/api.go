@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/api"
 	"github.com/xtrunk/xtrunk/control/store"
@@ -35,19 +34,13 @@ func runAPI(args []string) error {
 	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "where a generated main account's credentials are written (default: xtrunk-credentials.env beside the SQLite file)")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := applyEnv(fs, set); err != nil {
-		return err
-	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
+	log, err := newLogger(*logLevel, "api")
 	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return err
 	}
-	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("proc", "api").Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -119,4 +120,24 @@ func configPath(args []string) (string, bool) {
 		return v, true
 	}
 	return "xtrunk.yaml", false
+}
+
+// parseFlags parses args, then fills every flag not given from its
+// XTRUNK_* environment variable (flags win over env, env over the file).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return applyEnv(fs, set)
+}
+
+// newLogger is a process's zerolog JSON logger on stderr.
+func newLogger(level, proc string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("--log-level: %w", err)
+	}
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("proc", proc).Logger(), nil
 }

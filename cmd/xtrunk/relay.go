@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay"
@@ -44,12 +42,7 @@ func runRelay(args []string) error {
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "directory for call recordings (WAV + JSON sidecar)")
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := applyEnv(fs, set); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg.Interfaces = nil
@@ -60,11 +53,10 @@ func runRelay(args []string) error {
 		}
 		cfg.Interfaces = append(cfg.Interfaces, ifc)
 	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
+	log, err := newLogger(*logLevel, "relay")
 	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return err
 	}
-	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("proc", "relay").Logger()
 
 	r, err := relay.New(cfg, relay.WithLogger(log))
 	if err != nil {

@@ -7,12 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"os/signal"
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling"
@@ -39,19 +37,13 @@ func runSIP(args []string) error {
 	fs.IntVar(&cfg.DefaultCPS, "default-cps", cfg.DefaultCPS, "per-trunk calls per second (0: no limit)")
 	fs.IntVar(&cfg.DefaultConcurrency, "default-concurrency", cfg.DefaultConcurrency, "per-trunk concurrent calls (0: no limit)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if err := applyEnv(fs, set); err != nil {
-		return err
-	}
-	lvl, err := zerolog.ParseLevel(*logLevel)
+	log, err := newLogger(*logLevel, "sip")
 	if err != nil {
-		return fmt.Errorf("--log-level: %w", err)
+		return err
 	}
-	log := zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("proc", "sip").Logger()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
