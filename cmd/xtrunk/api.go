@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-
 	"github.com/xtrunk/xtrunk/control/api"
 	"github.com/xtrunk/xtrunk/control/store"
 )
