@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 
 	"github.com/xtrunk/xtrunk/control/store"
@@ -16,6 +17,7 @@ import (
 type TrunkConfig struct {
 	Trunk store.Trunk
 	ACL   []netip.Prefix // empty: no IP ACL attached
+	Trial bool           // the trunk's account is a trial account
 
 	mu      sync.Mutex
 	secrets map[string]credEntry // username → HA1s (looked up on demand)
@@ -38,13 +40,14 @@ type Cache struct {
 
 	mu     sync.Mutex
 	rev    int64
-	gen    uint64                  // bumped on every invalidation
-	trunks map[string]*TrunkConfig // nil value: no such trunk
+	gen     uint64                   // bumped on every invalidation
+	trunks  map[string]*TrunkConfig  // nil value: no such trunk
+	numbers map[string]*NumberConfig // by E.164; nil value: not a DID on a trunk
 }
 
 // NewCache makes a cache over st for trunks under base.
 func NewCache(st *store.Store, base string, edges []string) *Cache {
-	return &Cache{st: st, base: base, edges: edges, trunks: map[string]*TrunkConfig{}}
+	return &Cache{st: st, base: base, edges: edges, trunks: map[string]*TrunkConfig{}, numbers: map[string]*NumberConfig{}}
 }
 
 // Run follows the store's change feed until ctx ends.
@@ -55,6 +58,7 @@ func (c *Cache) Run(ctx context.Context) {
 			c.rev = rev
 			c.gen++
 			c.trunks = map[string]*TrunkConfig{}
+			c.numbers = map[string]*NumberConfig{}
 		}
 		c.mu.Unlock()
 	}
@@ -95,6 +99,11 @@ func (c *Cache) load(ctx context.Context, domain string) (*TrunkConfig, error) {
 		return nil, err
 	}
 	tc := &TrunkConfig{Trunk: t, secrets: map[string]credEntry{}, callers: map[string]bool{}}
+	acct, err := c.st.Account(ctx, t.AccountSid)
+	if err != nil {
+		return nil, err
+	}
+	tc.Trial = strings.EqualFold(acct.Type, store.TypeTrial)
 	if t.HasIPACL {
 		ips, err := c.st.TrunkIPAddresses(ctx, t.Sid)
 		if err != nil {

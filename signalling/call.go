@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
 
@@ -20,43 +21,71 @@ const (
 	hangupSystem = "system"
 )
 
-// noResponseTimeout is how long a carrier gateway may stay silent before
-// the next one is tried (REQUIREMENTS §3.3).
+// noResponseTimeout is how long a gateway or origination URI may stay
+// silent before the next one is tried (REQUIREMENTS §3.3).
 const noResponseTimeout = 4 * time.Second
 
-// call is one termination call: the customer's dialog (A-leg), the
-// carrier's (B-leg), the relay session between them, and its own context.
+// plan is what admission decided about a call, in either direction: the
+// trunk, the numbers for the CDR, where the B-leg may go and how its
+// INVITE is shaped.
+type plan struct {
+	dir       string // store.DirectionTerminating or store.DirectionOriginating
+	trunk     store.Trunk
+	from, to  string // caller and called number (E.164) for the CDR
+	phoneSid  string // the DID's sid (origination)
+	diversion string // the dialed number, for Diversion (origination)
+	maxFwd    uint32
+	conc      bool // holds a concurrency slot on the trunk
+	// targets are the B-leg's candidates (carrier gateways or origination
+	// URIs); the call orders them by priority and weight.
+	targets []route.Target[dest]
+}
+
+// customerIsA reports whether the A-leg (the inbound INVITE) is the
+// customer's: true for termination, false for origination.
+func (p *plan) customerIsA() bool { return p.dir == store.DirectionTerminating }
+
+// call is one call through the B2BUA: the inbound dialog (A-leg: the
+// customer's on termination, the carrier's on origination), the outbound
+// one (B-leg), the relay session between them, and its own context.
 // Every ending goes through closeWith.
 type call struct {
 	s   *Server
-	id  string // A-leg Call-ID
+	id  string // A-leg Call-ID: the relay session's call-id
 	log zerolog.Logger
-	ad  admitted
+	p   *plan
 
 	ctx    context.Context
 	cancel context.CancelFunc
 
 	a       *sipgo.DialogServerSession
 	aTx     sip.ServerTransaction
-	fromTag string // A-leg From tag: the relay session's key with id
+	fromTag string // A-leg From tag: the relay session's offer tag
 
-	mu       sync.Mutex
-	b        *sipgo.DialogClientSession
-	bCallID  string
-	answered bool
+	mu        sync.Mutex
+	b         *sipgo.DialogClientSession
+	bCallID   string
+	bTag      string // B-leg To tag: the relay session's answer tag
+	early     bool   // early media sent to the A-leg
+	answered  bool
+	recording bool
+	sdpToA    []byte // the SDP last sent to each leg (for offerless re-INVITEs)
+	sdpToB    []byte
+	reinvite  sync.Mutex // one re-INVITE at a time
 
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
 }
 
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, ad admitted, log zerolog.Logger) (*call, error) {
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
 	a, err := s.dialogUA.ReadInvite(req, tx)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &call{s: s, id: req.CallID().Value(), log: log.With().Str("trunk", ad.tc.Trunk.Sid).Logger(), ad: ad,
+	c := &call{s: s, id: req.CallID().Value(), p: p,
+		log: log.With().Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
 		ctx: ctx, cancel: cancel, a: a, aTx: tx, start: time.Now(), done: make(chan struct{})}
 	if tag, ok := req.From().Params.Get("tag"); ok {
 		c.fromTag = tag
@@ -69,7 +98,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, ad admitted
 // handler's goroutine.
 func (c *call) run() {
 	_ = c.a.Respond(100, "Trying", nil)
-	// A CANCEL from the customer ends the call before the answer. sipgo
+	// A CANCEL from the A-leg ends the call before the answer. sipgo
 	// answers it (200, then 487) itself; OnCancel tells us at once, while
 	// the transaction's end comes only after Timer I (5 s on UDP) and is
 	// the fallback for any other way the A-leg transaction dies.
@@ -89,42 +118,55 @@ func (c *call) run() {
 		case <-c.done:
 		}
 	}()
-	c.log.Info().Str("from", c.ad.callerID).Str("to", c.ad.to).Msg("termination call admitted")
+	c.log.Info().Str("from", c.p.from).Str("to", c.p.to).Msg("call admitted")
 	offer, err := c.s.mediaOffer(c.ctx, c)
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay offer failed")
-		c.closeWith(503, "Media Relay Unavailable", hangupSystem)
+		if errors.Is(err, errMediaRefused) {
+			c.closeWith(488, "Not Acceptable Here", hangupSystem)
+		} else {
+			c.closeWith(503, "Media Relay Unavailable", hangupSystem)
+		}
 		<-c.done
 		return
 	}
-	status, reason := c.dialCarriers(offer)
-	if status != 200 {
+	c.mu.Lock()
+	c.sdpToB = offer
+	c.mu.Unlock()
+	status, reason := c.dialTargets(offer)
+	if status == 200 {
+		go c.watchMedia()
+	} else {
 		c.closeWith(status, reason, hangupCallee)
 	}
 	<-c.done
 }
 
-// dialCarriers tries the carrier gateways in route order; it returns 200
-// once the call is answered, else the final status for the customer.
-func (c *call) dialCarriers(offer []byte) (int, string) {
+// dialTargets tries the B-leg's targets in route order; it returns 200
+// once the call is answered, else the final status for the A-leg.
+func (c *call) dialTargets(offer []byte) (int, string) {
 	status, reason := 503, "Service Unavailable"
-	for _, t := range c.s.orderCarriers() {
+	if len(c.p.targets) == 0 {
+		return 480, "Temporarily Unavailable"
+	}
+	for _, t := range c.s.order(c.p.targets) {
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
+		log := c.log.With().Str("target", t.Value.String()).Logger()
 		st, rs, err := c.dial(t.Value, offer)
-		log := c.log.With().Str("carrier", t.Value.String()).Logger()
 		if err == nil && st == 200 {
 			return 200, "OK"
 		}
 		if err != nil {
-			log.Warn().Err(err).Msg("carrier attempt failed")
+			log.Warn().Err(err).Msg("attempt failed")
 			if c.ctx.Err() != nil {
 				return 487, "Request Terminated"
 			}
+			status, reason = 408, "Request Timeout"
 			continue // no response: a failover
 		}
-		log.Info().Int("status", st).Msg("carrier refused")
+		log.Info().Int("status", st).Msg("target refused")
 		status, reason = st, rs
 		if !route.Failover(st) {
 			return st, rs
@@ -133,22 +175,13 @@ func (c *call) dialCarriers(offer []byte) (int, string) {
 	return status, reason
 }
 
-// dial places the B-leg toward one carrier gateway. err is set when the
-// gateway gave no final answer (silence past 4 s, transport error).
-func (c *call) dial(gw sip.Uri, offer []byte) (int, string, error) {
-	ruri := sip.Uri{Scheme: "sip", User: c.ad.to, Host: gw.Host, Port: gw.Port, UriParams: gw.UriParams}
-	req := sip.NewRequest(sip.INVITE, ruri)
-	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.ad.callerID, Host: c.s.dialogUA.ContactHDR.Address.Host}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(16))
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.ad.to, Host: gw.Host, Port: gw.Port}})
-	bID := sip.GenerateTagN(24)
-	cid := sip.CallIDHeader(bID)
-	req.AppendHeader(&cid)
-	mf := sip.MaxForwardsHeader(c.ad.maxFwd)
-	req.AppendHeader(&mf)
+// dial places the B-leg toward one target. err is set when the target
+// gave no final answer (silence past 4 s, transport error).
+func (c *call) dial(target dest, offer []byte) (int, string, error) {
+	req := c.s.outboundInvite(c, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
+	bID := req.CallID().Value()
 
 	actx, acancel := context.WithCancelCause(c.ctx)
 	defer acancel(nil)
@@ -173,8 +206,8 @@ func (c *call) dial(gw sip.Uri, offer []byte) (int, string, error) {
 	defer timer.Stop()
 	err = b.WaitAnswer(actx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		heardOnce.Do(func() { close(heard) })
-		if res.StatusCode == 180 || res.StatusCode == 183 {
-			_ = c.a.Respond(180, "Ringing", nil) // early media comes in a later slice
+		if res.StatusCode > 100 && res.StatusCode < 200 {
+			c.provisional(res)
 		}
 		return nil
 	}})
@@ -190,28 +223,70 @@ func (c *call) dial(gw sip.Uri, offer []byte) (int, string, error) {
 	return c.answered200(b)
 }
 
-// answered200 completes the call after the carrier's 200: relay answer,
-// ACK to the carrier, 200 with the relay's SDP to the customer.
+// provisional relays a B-leg 18x to the A-leg: with SDP it is early media
+// (the relay answered, 183 with the relay's SDP), without it a 180.
+func (c *call) provisional(res *sip.Response) {
+	if len(res.Body()) == 0 {
+		c.mu.Lock()
+		early := c.early
+		c.mu.Unlock()
+		if !early { // a 180 after early media would not stop it; say nothing
+			_ = c.a.Respond(180, "Ringing", nil)
+		}
+		return
+	}
+	toTag, _ := res.To().Params.Get("tag")
+	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
+	if err != nil {
+		c.log.Warn().Err(err).Msg("relay refused early media")
+		_ = c.a.Respond(180, "Ringing", nil)
+		return
+	}
+	c.mu.Lock()
+	c.early, c.bTag, c.sdpToA = true, toTag, sdp
+	c.mu.Unlock()
+	_ = c.a.Respond(183, "Session Progress", sdp, sip.NewHeader("Content-Type", "application/sdp"))
+	if c.p.trunk.RecordingMode == "record-from-ringing" || c.p.trunk.RecordingMode == "record-from-ringing-dual" {
+		c.s.startRecording(c.ctx, c)
+	}
+}
+
+// answered200 completes the call after the B-leg's 200: relay answer, ACK
+// to the B-leg, 200 with the relay's SDP to the A-leg.
 func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	res := b.InviteResponse
 	toTag, _ := res.To().Params.Get("tag")
+	if c.p.trunk.Secure && !c.p.customerIsA() && !sdpEncrypted(res.Body()) {
+		// The customer of a Secure trunk answered without SRTP.
+		c.log.Warn().Msg("customer answered a Secure trunk's call without SRTP")
+		_ = b.Ack(c.ctx)
+		_ = b.Bye(c.ctx)
+		return 488, "Not Acceptable Here", nil
+	}
 	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay answer failed")
 		_ = b.Ack(c.ctx)
 		_ = b.Bye(c.ctx)
+		if errors.Is(err, errMediaRefused) {
+			return 488, "Not Acceptable Here", nil
+		}
 		return 503, "Media Relay Unavailable", nil
 	}
 	if err := b.Ack(c.ctx); err != nil {
-		c.log.Warn().Err(err).Msg("ACK to carrier failed")
+		c.log.Warn().Err(err).Msg("ACK to B-leg failed")
 	}
 	c.mu.Lock()
 	c.answered = true
 	c.answer = time.Now()
+	c.bTag, c.sdpToA = toTag, sdp
 	c.mu.Unlock()
+	if c.p.trunk.RecordingMode == "record-from-answer" || c.p.trunk.RecordingMode == "record-from-answer-dual" {
+		c.s.startRecording(c.ctx, c)
+	}
 	if err := c.a.RespondSDP(sdp); err != nil {
-		// The customer went away (CANCEL crossed the 200).
-		c.log.Warn().Err(err).Msg("200 to customer failed")
+		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
+		c.log.Warn().Err(err).Msg("200 to A-leg failed")
 		c.closeWith(487, "Request Terminated", hangupCaller)
 		return 200, "OK", nil
 	}
@@ -220,8 +295,8 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 }
 
 // closeWith ends the call once, whichever way: a final status to the
-// customer if it was never answered, BYE to the legs still up, relay
-// delete, limits released, CDR written.
+// A-leg if it was never answered, BYE to the legs still up, relay delete,
+// limits released, CDR written.
 func (c *call) closeWith(status int, reason, by string) {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -231,21 +306,33 @@ func (c *call) closeWith(status int, reason, by string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if answered {
+			var wg sync.WaitGroup
 			if by != hangupCaller {
-				if err := c.a.Bye(ctx); err != nil {
-					c.log.Debug().Err(err).Msg("BYE to customer")
-				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := c.a.Bye(ctx); err != nil {
+						c.log.Debug().Err(err).Msg("BYE to A-leg")
+					}
+				}()
 			}
 			if by != hangupCallee && b != nil {
-				if err := b.Bye(ctx); err != nil {
-					c.log.Debug().Err(err).Msg("BYE to carrier")
-				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := b.Bye(ctx); err != nil {
+						c.log.Debug().Err(err).Msg("BYE to B-leg")
+					}
+				}()
 			}
+			wg.Wait()
 		} else if status > 0 {
 			go func() { _ = c.a.Respond(status, reason, nil) }()
 		}
-		quality := c.s.mediaDelete(ctx, c)
-		c.s.conc.Release(c.ad.tc.Trunk.Sid)
+		del := c.s.mediaDelete(ctx, c)
+		if c.p.conc {
+			c.s.conc.Release(c.p.trunk.Sid)
+		}
 		c.s.removeCall(c)
 		if bID != "" {
 			c.s.removeLeg(bID, c)
@@ -256,7 +343,7 @@ func (c *call) closeWith(status int, reason, by string) {
 			finalStatus = 200
 		}
 		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
-		c.s.writeCDR(ctx, c, finalStatus, reason, by, end, quality)
+		c.s.writeCDR(ctx, c, finalStatus, reason, by, end, del)
 		close(c.done)
 	})
 }

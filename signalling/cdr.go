@@ -7,17 +7,20 @@ import (
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// writeCDR records the finished call in the store's Calls.
-func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by string, end time.Time, quality []store.LegQuality) {
+// writeCDR records the finished call in the store's Calls, and its
+// recording in Recordings when the relay made one.
+func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by string, end time.Time, del deleted) {
 	c.mu.Lock()
 	answer := c.answer
 	c.mu.Unlock()
 	rec := store.Call{
-		AccountSid:      c.ad.tc.Trunk.AccountSid,
-		TrunkSid:        c.ad.tc.Trunk.Sid,
-		Direction:       store.DirectionTerminating,
-		From:            c.ad.callerID,
-		To:              c.ad.to,
+		AccountSid:      c.p.trunk.AccountSid,
+		TrunkSid:        c.p.trunk.Sid,
+		PhoneNumberSid:  c.p.phoneSid,
+		Direction:       c.p.dir,
+		From:            c.p.from,
+		To:              c.p.to,
+		ForwardedFrom:   c.p.diversion,
 		Status:          callStatus(status, answer),
 		Start:           c.start,
 		Answer:          answer,
@@ -25,14 +28,58 @@ func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by s
 		SIPResponseCode: status,
 		HangupCause:     by + ": " + reason,
 		Edge:            s.cfg.Edge,
-		Quality:         quality,
+		Quality:         del.quality,
 	}
 	if !answer.IsZero() {
 		rec.Duration = int(end.Sub(answer).Round(time.Second) / time.Second)
 	}
-	if _, err := s.st.InsertCall(ctx, rec); err != nil {
+	cdr, err := s.st.InsertCall(ctx, rec)
+	if err != nil {
 		c.log.Error().Err(err).Msg("CDR not written")
+		return
 	}
+	if del.recording == nil {
+		return
+	}
+	if e := del.recording.Str("error"); e != "" {
+		c.log.Error().Str("error", e).Msg("relay recording failed")
+		return
+	}
+	files, _ := del.recording["files"].([]any)
+	if len(files) == 0 {
+		return
+	}
+	channels := 1
+	if c.p.trunk.RecordingMode == "record-from-answer-dual" || c.p.trunk.RecordingMode == "record-from-ringing-dual" {
+		channels = 2
+	}
+	r := store.Recording{
+		AccountSid: c.p.trunk.AccountSid,
+		CallSid:    cdr.Sid,
+		TrunkSid:   c.p.trunk.Sid,
+		Channels:   channels,
+		Source:     "Trunking",
+		Status:     "completed",
+		Duration:   int((num(del.recording["duration ms"]) + 500) / 1000),
+		Start:      answer,
+		MediaPath:  fileName(files[0]),
+	}
+	if r.Start.IsZero() {
+		r.Start = c.start
+	}
+	if _, err := s.st.InsertRecording(ctx, r); err != nil {
+		c.log.Error().Err(err).Msg("recording not recorded")
+	}
+}
+
+func fileName(v any) string {
+	switch f := v.(type) {
+	case string:
+		return f
+	case []byte:
+		return string(f)
+	}
+	return ""
 }
 
 // callStatus is the Calls resource's status for a final SIP code.

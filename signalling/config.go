@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -28,6 +29,9 @@ type Config struct {
 	// (<= 0: none).
 	DefaultCPS         int `yaml:"default_cps"`
 	DefaultConcurrency int `yaml:"default_concurrency"`
+	// MediaTimeout ends an answered call with no RTP/RTCP in either
+	// direction for this long (0: never).
+	MediaTimeout time.Duration `yaml:"media_timeout"`
 }
 
 // DefaultConfig is the configuration before the file and flags.
@@ -41,6 +45,7 @@ func DefaultConfig() Config {
 		RelayCarrierIface:  "carrier",
 		DefaultCPS:         1,
 		DefaultConcurrency: 0,
+		MediaTimeout:       60 * time.Second,
 	}
 }
 

@@ -1,10 +1,20 @@
 package signalling
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
 	"github.com/emiago/sipgo/sip"
 )
 
-// onAck hands the customer's ACK for our 200 to its dialog.
+// reinviteTimeout bounds a re-INVITE end to end: the other leg's answer
+// (Timer B) and the relay's.
+const reinviteTimeout = 32 * time.Second
+
+// onAck hands the A-leg's ACK for our 200 to its dialog; ACKs for 2xx to
+// re-INVITEs end here too (nothing to do for them).
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
 	c := s.callByID(req.CallID().Value())
 	if c == nil || c.id != req.CallID().Value() {
@@ -37,4 +47,178 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.closeWith(0, "BYE", hangupCallee)
+}
+
+// onReinvite handles an INVITE inside the dialog of a call in progress,
+// from either leg: hold, resume, codec change, session refresh.
+func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	id := req.CallID().Value()
+	c := s.callByID(id)
+	if c == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	c.reinviteFrom(id == c.id, req, tx)
+}
+
+// reinviteFrom carries a re-INVITE from one leg (fromA) to the other
+// through the relay: the offer is re-offered to the relay, sent on as a
+// re-INVITE, and the other leg's answer comes back through the relay.
+// An offerless re-INVITE (a session refresh) is answered at once with the
+// SDP this leg last had from us.
+func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	answered, b := c.answered, c.b
+	c.mu.Unlock()
+	if !answered || b == nil {
+		respond(tx, req, 491, "Request Pending", nil)
+		return
+	}
+	if !c.reinvite.TryLock() {
+		respond(tx, req, 491, "Request Pending", nil) // glare, RFC 3261 §14.2
+		return
+	}
+	defer c.reinvite.Unlock()
+	var err error
+	if fromA {
+		err = c.a.ReadRequest(req, tx)
+	} else {
+		err = b.ReadRequest(req, tx)
+	}
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error", []sip.Header{sip.NewHeader("Retry-After", "1")})
+		return
+	}
+	if ref, hdr := unsupported(req); ref != nil {
+		respond(tx, req, ref.status, ref.reason, hdr)
+		return
+	}
+	log := c.log.With().Bool("from_a", fromA).Logger()
+	if len(req.Body()) == 0 {
+		c.mu.Lock()
+		sdp := c.sdpToB
+		if fromA {
+			sdp = c.sdpToA
+		}
+		c.mu.Unlock()
+		c.respondSDP(tx, req, sdp)
+		return
+	}
+	customer := fromA == c.p.customerIsA()
+	if customer && c.p.trunk.Secure && !sdpEncrypted(req.Body()) {
+		respond(tx, req, 488, "Secure trunk requires SRTP", nil)
+		return
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
+	ctx, cancel := context.WithTimeout(c.ctx, reinviteTimeout)
+	defer cancel()
+	out, err := c.s.mediaReoffer(ctx, c, fromA, req.Body())
+	if err != nil {
+		log.Warn().Err(err).Msg("relay refused the re-INVITE's offer")
+		if errors.Is(err, errMediaRefused) {
+			respond(tx, req, 488, "Not Acceptable Here", nil)
+		} else {
+			respond(tx, req, 500, "Media Relay Unavailable", nil)
+		}
+		return
+	}
+	res, err := c.sendReinvite(ctx, !fromA, out)
+	if err != nil {
+		log.Warn().Err(err).Msg("re-INVITE to the other leg got no answer")
+		respond(tx, req, 408, "Request Timeout", nil)
+		return
+	}
+	if !res.IsSuccess() {
+		log.Info().Int("status", res.StatusCode).Msg("re-INVITE refused by the other leg")
+		respond(tx, req, res.StatusCode, res.Reason, nil)
+		return
+	}
+	ans, err := c.s.mediaReanswer(ctx, c, fromA, res.Body())
+	if err != nil {
+		log.Warn().Err(err).Msg("relay refused the re-INVITE's answer")
+		respond(tx, req, 488, "Not Acceptable Here", nil)
+		return
+	}
+	c.mu.Lock()
+	if fromA {
+		c.sdpToA, c.sdpToB = ans, out
+	} else {
+		c.sdpToB, c.sdpToA = ans, out
+	}
+	c.mu.Unlock()
+	c.respondSDP(tx, req, ans)
+	log.Info().Msg("re-INVITE done")
+}
+
+// sendReinvite sends a re-INVITE with sdp to the A-leg (toA) or the
+// B-leg, ACKs a 2xx and returns the final response.
+func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Response, error) {
+	c.mu.Lock()
+	b := c.b
+	c.mu.Unlock()
+	var target sip.Uri
+	if toA {
+		cont := c.a.InviteRequest.Contact()
+		if cont == nil {
+			return nil, errors.New("A-leg has no Contact")
+		}
+		target = cont.Address
+	} else {
+		cont := b.InviteResponse.Contact()
+		if cont == nil {
+			return nil, errors.New("B-leg has no Contact")
+		}
+		target = cont.Address
+	}
+	req := sip.NewRequest(sip.INVITE, target)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(sdp)
+	var txn sip.ClientTransaction
+	var err error
+	if toA {
+		txn, err = c.a.TransactionRequest(ctx, req)
+	} else {
+		txn, err = b.TransactionRequest(ctx, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer txn.Terminate()
+	for {
+		select {
+		case res := <-txn.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			if res.IsSuccess() {
+				ack := sip.NewRequest(sip.ACK, target)
+				if toA {
+					err = c.a.WriteRequest(ack)
+				} else {
+					err = b.WriteRequest(ack)
+				}
+				if err != nil {
+					c.log.Warn().Err(err).Msg("ACK for re-INVITE")
+				}
+			}
+			return res, nil
+		case <-txn.Done():
+			if err := txn.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("re-INVITE transaction ended without a final response")
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// respondSDP answers an in-dialog INVITE with 200 and sdp.
+func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
+	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	res.AppendHeader(sip.HeaderClone(&c.s.dialogUA.ContactHDR))
+	if err := tx.Respond(res); err != nil {
+		c.log.Warn().Err(err).Msg("200 to re-INVITE")
+	}
 }

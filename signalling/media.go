@@ -2,27 +2,68 @@ package signalling
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// mediaOffer asks the relay for the carrier leg's SDP: the customer's
-// offer comes in on the customer interface and leaves on the carrier's.
+// errMediaRefused wraps the relay's error reply to an offer or answer:
+// the SDP is not acceptable (488), unlike a relay that does not answer.
+var errMediaRefused = errors.New("relay refused the SDP")
+
+// interfaces are the relay's logical interfaces for the A-leg and the
+// B-leg, in that order.
+func (s *Server) interfaces(c *call) []any {
+	if c.p.customerIsA() {
+		return []any{s.cfg.RelayCustomerIface, s.cfg.RelayCarrierIface}
+	}
+	return []any{s.cfg.RelayCarrierIface, s.cfg.RelayCustomerIface}
+}
+
+// latching is the NG flag for a party's leg: a customer on a trunk with
+// Symmetric RTP gets its media where its RTP comes from (NAT); everyone
+// else gets it where their SDP says (REQUIREMENTS §5).
+func latching(c *call, customer bool) string {
+	if customer && c.p.trunk.SymmetricRTPEnabled {
+		return "symmetric"
+	}
+	return "asymmetric"
+}
+
+// toward sets the NG keys that shape the SDP the relay writes for the
+// party that receives it: SRTP (AES_CM_128_HMAC_SHA1_80 only) toward the
+// customer of a Secure trunk, plain RTP toward everyone else.
+func toward(c *call, req ng.Dict, customer bool) {
+	if customer && c.p.trunk.Secure {
+		req["transport-protocol"] = "RTP/SAVP"
+		req["SDES"] = []any{"only-AES_CM_128_HMAC_SHA1_80"}
+		return
+	}
+	req["transport-protocol"] = "RTP/AVP"
+}
+
+// mediaOffer asks the relay for the B-leg's SDP: the A-leg's offer comes
+// in on the A-leg's interface and leaves on the B-leg's.
 func (s *Server) mediaOffer(ctx context.Context, c *call) ([]byte, error) {
 	req := ng.Dict{
 		"command":   "offer",
 		"call-id":   c.id,
 		"from-tag":  c.fromTag,
 		"sdp":       string(c.a.InviteRequest.Body()),
-		"direction": []any{s.cfg.RelayCustomerIface, s.cfg.RelayCarrierIface},
+		"direction": s.interfaces(c),
+		"flags":     []any{latching(c, c.p.customerIsA())},
+		"replace":   []any{"origin", "session-connection"},
 	}
+	toward(c, req, !c.p.customerIsA())
 	return s.ngSDP(ctx, req)
 }
 
-// mediaAnswer hands the carrier's SDP to the relay and returns the
-// customer leg's.
+// mediaAnswer hands the B-leg's SDP (toTag is its To tag) to the relay
+// and returns the A-leg's.
 func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, sdp []byte) ([]byte, error) {
 	req := ng.Dict{
 		"command":  "answer",
@@ -30,12 +71,64 @@ func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, sdp []b
 		"from-tag": c.fromTag,
 		"to-tag":   toTag,
 		"sdp":      string(sdp),
+		"flags":    []any{latching(c, !c.p.customerIsA())},
+		"replace":  []any{"origin", "session-connection"},
 	}
 	return s.ngSDP(ctx, req)
 }
 
+// mediaReoffer passes a re-INVITE's offer from one leg (fromA) to the
+// relay and returns the SDP for the other leg.
+func (s *Server) mediaReoffer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
+	from, to := c.tags(fromA)
+	customer := fromA == c.p.customerIsA() // the offerer is the customer
+	req := ng.Dict{
+		"command":  "offer",
+		"call-id":  c.id,
+		"from-tag": from,
+		"to-tag":   to,
+		"sdp":      string(sdp),
+		"flags":    []any{latching(c, customer)},
+		"replace":  []any{"origin", "session-connection"},
+	}
+	toward(c, req, !customer)
+	return s.ngSDP(ctx, req)
+}
+
+// mediaReanswer passes the answer to a re-INVITE sent by fromA and
+// returns the SDP for fromA.
+func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
+	from, to := c.tags(fromA)
+	customer := fromA != c.p.customerIsA() // the answerer is the customer
+	req := ng.Dict{
+		"command":  "answer",
+		"call-id":  c.id,
+		"from-tag": from,
+		"to-tag":   to,
+		"sdp":      string(sdp),
+		"flags":    []any{latching(c, customer)},
+		"replace":  []any{"origin", "session-connection"},
+	}
+	return s.ngSDP(ctx, req)
+}
+
+// tags are the relay's (from-tag, to-tag) for an offer sent by the A-leg
+// (fromA) or by the B-leg.
+func (c *call) tags(fromA bool) (string, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if fromA {
+		return c.fromTag, c.bTag
+	}
+	return c.bTag, c.fromTag
+}
+
 func (s *Server) ngSDP(ctx context.Context, req ng.Dict) ([]byte, error) {
 	res, err := s.ng.Do(ctx, req)
+	var re *ng.ReplyError
+	if errors.As(err, &re) {
+		return nil, fmt.Errorf("%w: %s: %s", errMediaRefused, req["command"], re.Reason)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("relay %s: %w", req["command"], err)
 	}
@@ -48,22 +141,150 @@ func (s *Server) ngSDP(ctx context.Context, req ng.Dict) ([]byte, error) {
 	return nil, fmt.Errorf("relay %s: reply without sdp", req["command"])
 }
 
-// mediaDelete ends the relay session and returns each leg's quality from
-// the reply. A failure is logged, not fatal: the relay's own timeout reaps
-// what is left.
-func (s *Server) mediaDelete(ctx context.Context, c *call) []store.LegQuality {
+// sdpEncrypted reports whether every audio stream of an SDP body is SRTP
+// (RTP/SAVP or RTP/SAVPF) with an a=crypto line.
+func sdpEncrypted(body []byte) bool {
+	audio, crypto := 0, false
+	for _, line := range strings.Split(string(body), "\n") {
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case strings.HasPrefix(line, "m="):
+			f := strings.Fields(line[2:])
+			if len(f) < 3 || f[0] != "audio" {
+				continue
+			}
+			if f[1] == "0" {
+				continue // rejected stream
+			}
+			if !strings.HasPrefix(strings.ToUpper(f[2]), "RTP/SAVP") {
+				return false
+			}
+			audio++
+		case strings.HasPrefix(line, "a=crypto:"):
+			crypto = true
+		}
+	}
+	return audio > 0 && crypto
+}
+
+// startRecording asks the relay to record the call (once), mono or dual
+// per the trunk's recording mode, trimmed per its recording trim.
+func (s *Server) startRecording(ctx context.Context, c *call) {
+	c.mu.Lock()
+	if c.recording {
+		c.mu.Unlock()
+		return
+	}
+	c.recording = true
+	c.mu.Unlock()
+	channels := "mono"
+	if strings.HasSuffix(c.p.trunk.RecordingMode, "-dual") {
+		channels = "dual"
+	}
+	req := ng.Dict{"command": "start recording", "call-id": c.id, "from-tag": c.fromTag, "recording-channels": channels}
+	if c.p.trunk.RecordingTrim == "trim-silence" {
+		req["recording-trim"] = "trim-silence"
+	}
+	if _, err := s.ng.Do(ctx, req); err != nil {
+		c.log.Error().Err(err).Msg("relay did not start recording")
+	}
+}
+
+// mediaIdle asks the relay how long the call's media has been silent in
+// both directions; gone is true when the relay no longer has the call.
+func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, gone bool, err error) {
+	res, err := s.ng.Do(ctx, ng.Dict{"command": "query", "call-id": c.id, "from-tag": c.fromTag})
+	var re *ng.ReplyError
+	if errors.As(err, &re) {
+		return 0, true, nil // "Unknown call-id": the relay timed it out itself
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	last := num(res["created"])
+	tags, _ := res["tags"].(ng.Dict)
+	for _, v := range tags {
+		td, _ := v.(ng.Dict)
+		medias, _ := td["medias"].([]any)
+		for _, m := range medias {
+			md, _ := m.(ng.Dict)
+			streams, _ := md["streams"].([]any)
+			for _, st := range streams {
+				std, _ := st.(ng.Dict)
+				stats, _ := std["stats"].(ng.Dict)
+				if num(stats["packets"]) == 0 {
+					continue
+				}
+				if lp := num(std["last packet"]); lp > last {
+					last = lp
+				}
+			}
+		}
+	}
+	if last == 0 {
+		return 0, false, nil
+	}
+	return time.Since(time.Unix(last, 0)), false, nil
+}
+
+// watchMedia ends an answered call whose media stopped in both directions
+// for the media timeout (REQUIREMENTS §4), polling the relay.
+func (c *call) watchMedia() {
+	timeout := c.s.cfg.MediaTimeout
+	if timeout <= 0 {
+		return
+	}
+	every := min(timeout/4, 5*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
+		idle, gone, err := c.s.mediaIdle(ctx, c)
+		cancel()
+		if err != nil {
+			c.log.Debug().Err(err).Msg("relay query")
+			continue // a relay hiccup is not a verdict on the call
+		}
+		if gone || idle >= timeout {
+			c.log.Info().Dur("idle", idle).Bool("relay_gone", gone).Msg("media timeout")
+			c.closeWith(0, "Media Timeout", hangupSystem)
+			return
+		}
+	}
+}
+
+// deleted is what the relay's delete reply says about a finished call.
+type deleted struct {
+	quality   []store.LegQuality
+	recording ng.Dict // the relay's "recording" entry, nil when none
+}
+
+// mediaDelete ends the relay session and returns each leg's quality and
+// the recording from the reply. A failure is logged, not fatal: the
+// relay's own timeout reaps what is left.
+func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
 	req := ng.Dict{"command": "delete", "call-id": c.id, "from-tag": c.fromTag}
 	res, err := s.ng.Do(ctx, req)
 	if err != nil {
 		c.log.Debug().Err(err).Msg("relay delete")
-		return nil
+		return deleted{}
 	}
-	return legQuality(res, c.fromTag)
+	customerTag := c.fromTag
+	if !c.p.customerIsA() {
+		customerTag, _ = c.tags(false)
+	}
+	rec, _ := res["recording"].(ng.Dict)
+	return deleted{quality: legQuality(res, customerTag), recording: rec}
 }
 
 // legQuality reads rtpengine's delete reply: tags → medias → streams →
 // stats, where a tag's RTP stream counts what that party sent to the
-// relay. The customer is the offer's from-tag; the carrier is the other.
+// relay. customerTag is the customer's; the carrier is the other.
 func legQuality(res ng.Dict, customerTag string) []store.LegQuality {
 	tags, _ := res["tags"].(ng.Dict)
 	type side struct {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Server struct {
 	cps      *limit.CPS
 	conc     *limit.Concurrent
 	carriers []route.Target[sip.Uri]
+	// carrierNets are the --carrier-source CIDRs: INVITEs from them are
+	// origination.
+	carrierNets []netip.Prefix
 
 	mu    sync.Mutex
 	rnd   *rand.Rand
@@ -72,9 +76,12 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		}
 		s.carriers = append(s.carriers, t)
 	}
+	var err error
+	if s.carrierNets, err = parseCarrierSources(cfg.CarrierSources); err != nil {
+		return nil, err
+	}
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.verifier = auth.New(cfg.realm())
-	var err error
 	if s.ng, err = ng.Dial(cfg.RelayNG); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -179,8 +186,10 @@ func (s *Server) callByID(id string) *call {
 	return s.calls[id]
 }
 
-func (s *Server) orderCarriers() []route.Target[sip.Uri] {
+// order puts a call's targets in the order to try them (priority, then
+// weighted random).
+func (s *Server) order(targets []route.Target[dest]) []route.Target[dest] {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return route.Order(s.carriers, s.rnd)
+	return route.Order(targets, s.rnd)
 }

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/auth"
 	"github.com/xtrunk/xtrunk/signalling/sipmsg"
 )
@@ -16,68 +18,107 @@ import (
 // silent is the refusal that sends nothing (unknown domain).
 var silent = &refusal{}
 
-// admitted is what the termination checks leave for the call.
-type admitted struct {
-	tc       *TrunkConfig
-	callerID string
-	to       string
-	maxFwd   uint32
-}
+// trialConcurrency is a trial account's concurrent-call limit per trunk
+// (REQUIREMENTS §2.7).
+const trialConcurrency = 4
 
 // admit runs the termination checks of REQUIREMENTS §2 in order. The
-// concurrency slot it takes on success is the caller's to release.
-func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger) (admitted, *refusal, []sip.Header) {
+// concurrency slot it takes on success is the call's to release.
+func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger) (*plan, *refusal, []sip.Header) {
 	tc, ok, err := s.cache.Trunk(ctx, req.Recipient.Host)
 	if err != nil {
 		log.Error().Err(err).Msg("trunk lookup failed")
-		return admitted{}, &refusal{500, "Server Internal Error"}, nil
+		return nil, &refusal{500, "Server Internal Error"}, nil
 	}
 	if !ok {
-		return admitted{}, silent, nil
+		return nil, silent, nil
 	}
 	t := tc.Trunk
 	if !t.HasIPACL && !t.HasCredentialList {
 		// A trunk nobody can authenticate to takes no calls: open
 		// termination would be toll fraud waiting to happen.
-		return admitted{}, &refusal{403, "Trunk has no IP ACL or credential list"}, nil
+		return nil, &refusal{403, "Trunk has no IP ACL or credential list"}, nil
 	}
 	if t.HasIPACL {
 		src, err := netip.ParseAddrPort(req.Source())
 		if err != nil || !tc.Allowed(src.Addr()) {
-			return admitted{}, &refusal{403, "Forbidden"}, nil
+			return nil, &refusal{403, "Forbidden"}, nil
 		}
 	}
 	if t.HasCredentialList {
 		if ref, hdr := s.authenticate(ctx, req, tc); ref != nil {
-			return admitted{}, ref, hdr
+			return nil, ref, hdr
+		}
+	}
+	if ref, hdr := unsupported(req); ref != nil {
+		return nil, ref, hdr
+	}
+	if t.Secure {
+		if !strings.EqualFold(req.Transport(), "TLS") {
+			return nil, &refusal{403, "Secure trunk requires TLS"}, nil
+		}
+		if !sdpEncrypted(req.Body()) {
+			return nil, &refusal{488, "Secure trunk requires SRTP"}, nil
 		}
 	}
 	if !sipmsg.IsE164(req.Recipient.User) {
-		return admitted{}, &refusal{400, "Bad Request"}, nil
+		return nil, &refusal{400, "Bad Request"}, nil
 	}
 	number, _, ok := sipmsg.CallerID(req)
 	if !ok {
-		return admitted{}, &refusal{403, "Caller ID is not a number"}, nil
+		return nil, &refusal{403, "Caller ID is not a number"}, nil
 	}
 	allowed, err := tc.CallerAllowed(ctx, s.st, number)
 	if err != nil {
 		log.Error().Err(err).Msg("caller ID lookup failed")
-		return admitted{}, &refusal{500, "Server Internal Error"}, nil
+		return nil, &refusal{500, "Server Internal Error"}, nil
 	}
 	if !allowed {
-		return admitted{}, &refusal{403, "Caller ID is not a DID or verified caller ID of the account"}, nil
+		return nil, &refusal{403, "Caller ID is not a DID or verified caller ID of the account"}, nil
+	}
+	concLimit := s.cfg.DefaultConcurrency
+	if tc.Trial {
+		verified, err := s.st.IsVerifiedCallerID(ctx, t.AccountSid, req.Recipient.User)
+		if err != nil {
+			log.Error().Err(err).Msg("verified number lookup failed")
+			return nil, &refusal{500, "Server Internal Error"}, nil
+		}
+		if !verified {
+			return nil, &refusal{403, "Trial accounts may only call verified numbers"}, nil
+		}
+		if concLimit <= 0 || concLimit > trialConcurrency {
+			concLimit = trialConcurrency
+		}
 	}
 	mf, err := sipmsg.CheckMaxForwards(req)
 	if err != nil {
-		return admitted{}, &refusal{483, "Too Many Hops"}, nil
+		return nil, &refusal{483, "Too Many Hops"}, nil
 	}
 	if !s.cps.Allow(t.Sid, s.cfg.DefaultCPS) {
-		return admitted{}, &refusal{503, "Trunk CPS limit exceeded"}, nil
+		return nil, &refusal{503, "Trunk CPS limit exceeded"}, nil
 	}
-	if !s.conc.Acquire(t.Sid, s.cfg.DefaultConcurrency) {
-		return admitted{}, &refusal{503, "Trunk concurrency limit exceeded"}, nil
+	if !s.conc.Acquire(t.Sid, concLimit) {
+		return nil, &refusal{503, "Trunk concurrency limit exceeded"}, nil
 	}
-	return admitted{tc: tc, callerID: number, to: req.Recipient.User, maxFwd: mf}, nil, nil
+	return &plan{dir: store.DirectionTerminating, trunk: t, from: number, to: req.Recipient.User,
+		maxFwd: mf, conc: true, targets: s.carrierTargets()}, nil, nil
+}
+
+// unsupported refuses an INVITE that requires an extension xtrunk does
+// not do (100rel and anything else) with 420 and Unsupported.
+func unsupported(req *sip.Request) (*refusal, []sip.Header) {
+	var bad []string
+	for _, h := range req.GetHeaders("Require") {
+		for _, opt := range strings.Split(h.Value(), ",") {
+			if opt = strings.TrimSpace(opt); opt != "" {
+				bad = append(bad, opt)
+			}
+		}
+	}
+	if len(bad) == 0 {
+		return nil, nil
+	}
+	return &refusal{420, "Bad Extension"}, []sip.Header{sip.NewHeader("Unsupported", strings.Join(bad, ", "))}
 }
 
 // authenticate checks Proxy-Authorization; without valid credentials it
@@ -100,30 +141,39 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tc *TrunkCo
 	return &refusal{407, "Proxy Authentication Required"}, []sip.Header{ch}
 }
 
-// onInvite admits a new call or hands a re-INVITE to its call.
+// onInvite admits a new call (origination from a carrier source,
+// termination otherwise) or hands a re-INVITE to its call.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	callID := req.CallID().Value()
 	log := s.log.With().Str("call_id", callID).Logger()
 	if to := req.To(); to != nil && to.Params != nil && to.Params.Has("tag") {
-		// In-dialog re-INVITE: not in this slice.
-		respond(tx, req, 501, "Not Implemented", nil)
+		s.onReinvite(req, tx)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	ad, ref, hdrs := s.admit(ctx, req, log)
+	var p *plan
+	var ref *refusal
+	var hdrs []sip.Header
+	if s.fromCarrier(req) {
+		p, ref, hdrs = s.admitOrigination(ctx, req, log)
+	} else {
+		p, ref, hdrs = s.admit(ctx, req, log)
+	}
 	cancel()
 	if ref != nil {
 		if ref == silent {
 			log.Debug().Str("host", req.Recipient.Host).Msg("unknown domain: ignored")
 			return
 		}
-		log.Info().Int("status", ref.status).Str("reason", ref.reason).Str("src", req.Source()).Msg("termination refused")
+		log.Info().Int("status", ref.status).Str("reason", ref.reason).Str("src", req.Source()).Msg("call refused")
 		respond(tx, req, ref.status, ref.reason, hdrs)
 		return
 	}
-	c, err := s.newCall(req, tx, ad, log)
+	c, err := s.newCall(req, tx, p, log)
 	if err != nil {
-		s.conc.Release(ad.tc.Trunk.Sid)
+		if p.conc {
+			s.conc.Release(p.trunk.Sid)
+		}
 		// sipgo refuses to make a dialog of an INVITE without a usable
 		// Contact: the request's fault.
 		log.Info().Err(err).Msg("INVITE not usable as a dialog")
