@@ -38,8 +38,8 @@ type Cache struct {
 	base  string
 	edges []string
 
-	mu     sync.Mutex
-	rev    int64
+	mu      sync.Mutex
+	rev     int64
 	gen     uint64                   // bumped on every invalidation
 	trunks  map[string]*TrunkConfig  // nil value: no such trunk
 	numbers map[string]*NumberConfig // by E.164; nil value: not a DID on a trunk
