@@ -19,6 +19,7 @@ import (
 type rawRequest struct {
 	method, ruri, from, extra string
 	maxForwards               int
+	body                      string // sent as application/sdp when set
 }
 
 func (r rawRequest) bytes(local string) []byte {
@@ -32,6 +33,9 @@ func (r rawRequest) bytes(local string) []byte {
 		r.maxForwards = 70
 	}
 	cid := fmt.Sprintf("raw-%d", time.Now().UnixNano())
+	if r.body != "" {
+		r.extra += "Content-Type: application/sdp\r\n"
+	}
 	return []byte(fmt.Sprintf("%s %s SIP/2.0\r\n"+
 		"Via: SIP/2.0/UDP %s;branch=z9hG4bK%d;rport\r\n"+
 		"From: <sip:%s@pbx.example.com>;tag=f%d\r\n"+
@@ -41,8 +45,9 @@ func (r rawRequest) bytes(local string) []byte {
 		"Contact: <sip:pbx@%s>\r\n"+
 		"Max-Forwards: %d\r\n"+
 		"%s"+
-		"Content-Length: 0\r\n\r\n",
-		r.method, r.ruri, local, time.Now().UnixNano(), r.from, time.Now().UnixNano(), r.ruri, cid, r.method, local, r.maxForwards, r.extra))
+		"Content-Length: %d\r\n\r\n%s",
+		r.method, r.ruri, local, time.Now().UnixNano(), r.from, time.Now().UnixNano(), r.ruri, cid, r.method, local, r.maxForwards, r.extra,
+		len(r.body), r.body))
 }
 
 // exchange sends req from a fresh socket bound to laddr and returns the
@@ -151,6 +156,7 @@ func TestTerminationRefusals(t *testing.T) {
 		{"caller ID not ours", rawRequest{ruri: uri("+14155550123", aclHost), from: "+14155559999"}, "SIP/2.0 403 Caller ID"},
 		{"caller ID anonymous", rawRequest{ruri: uri("+14155550123", aclHost), from: "anonymous"}, "SIP/2.0 403"},
 		{"Max-Forwards", rawRequest{ruri: uri("+14155550123", aclHost), maxForwards: 19}, "SIP/2.0 483"},
+		{"Require 100rel", rawRequest{ruri: uri("+14155550123", aclHost), extra: "Require: 100rel\r\n"}, "SIP/2.0 420"},
 		{"REGISTER", rawRequest{method: "REGISTER", ruri: "sip:" + aclHost}, "SIP/2.0 403"},
 		{"REGISTER unknown domain", rawRequest{method: "REGISTER", ruri: "sip:nope.pstn.example.net"}, ""},
 		{"OPTIONS", rawRequest{method: "OPTIONS", ruri: "sip:" + aclHost}, "SIP/2.0 200"},
@@ -171,6 +177,9 @@ func TestTerminationRefusals(t *testing.T) {
 			}
 			if !strings.HasPrefix(got, tc.want) {
 				t.Fatalf("want %q, got %q", tc.want, statusLine(got))
+			}
+			if strings.HasPrefix(tc.want, "SIP/2.0 420") && !strings.Contains(got, "Unsupported: 100rel") {
+				t.Fatalf("420 without Unsupported: 100rel:\n%s", got)
 			}
 			if strings.HasPrefix(tc.want, "SIP/2.0 407") && !strings.Contains(got, "Proxy-Authenticate: Digest") {
 				t.Fatalf("407 without a challenge:\n%s", got)
