@@ -222,3 +222,70 @@ func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte
 		c.log.Warn().Err(err).Msg("200 to re-INVITE")
 	}
 }
+
+// onInfo carries an in-dialog INFO (DTMF, mid-call signals) to the other
+// leg and its answer back.
+func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
+	id := req.CallID().Value()
+	c := s.callByID(id)
+	if c == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	c.forward(id == c.id, req, tx)
+}
+
+// forward sends a copy of an in-dialog request (method, body, its
+// Content-Type) to the other leg and relays the final status back.
+func (c *call) forward(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	answered, b := c.answered, c.b
+	c.mu.Unlock()
+	if !answered || b == nil {
+		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	var err error
+	if fromA {
+		err = c.a.ReadRequest(req, tx)
+	} else {
+		err = b.ReadRequest(req, tx)
+	}
+	if err != nil {
+		respond(tx, req, 500, "Server Internal Error", nil)
+		return
+	}
+	var target sip.Uri
+	if fromA {
+		cont := b.InviteResponse.Contact()
+		if cont == nil {
+			respond(tx, req, 500, "Server Internal Error", nil)
+			return
+		}
+		target = cont.Address
+	} else {
+		target = c.a.InviteRequest.Contact().Address
+	}
+	out := sip.NewRequest(req.Method, target)
+	if ct := req.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	out.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(c.ctx, 32*time.Second)
+	defer cancel()
+	var res *sip.Response
+	if fromA {
+		res, err = b.Do(ctx, out)
+	} else {
+		res, err = c.a.Do(ctx, out)
+	}
+	if err != nil {
+		respond(tx, req, 408, "Request Timeout", nil)
+		return
+	}
+	fwd := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, res.Body())
+	if ct := res.ContentType(); ct != nil {
+		fwd.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	_ = tx.Respond(fwd)
+}
