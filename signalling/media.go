@@ -224,7 +224,10 @@ func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, go
 	if last == 0 {
 		return 0, false, nil
 	}
-	return time.Since(time.Unix(last, 0)), false, nil
+	// "last packet" is in whole seconds: the packet came during that
+	// second, so count the silence from its end, or a call could be
+	// ended up to a second before its media timeout.
+	return time.Since(time.Unix(last+1, 0)), false, nil
 }
 
 // watchMedia ends an answered call whose media stopped in both directions

@@ -283,24 +283,7 @@ func TestTerminationLab(t *testing.T) {
 // answers OPTIONS.
 func startB2BUA(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, config, dsn, ngAddr, listen string, carriers ...string) {
 	t.Helper()
-	args := []string{"sip", "--config", config, // an empty file: flags only
-		"--listen-udp", listen, "--domain", testDomain, "--edge", "lab",
-		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
-		"--db", dsn, "--default-cps", "0", "--log-level", "debug"}
-	for _, c := range carriers {
-		args = append(args, "--carrier", c)
-	}
-	proc, err := tri.Relay.Start(ctx, bin, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = proc.Stop()
-		if t.Failed() {
-			t.Logf("xtrunk sip on %s:\n%s", listen, proc.Output())
-		}
-	})
-	waitUDP(t, tri.Caller, listen)
+	startB2BUAWith(t, ctx, tri, bin, config, dsn, ngAddr, listen, carriers)
 }
 
 // waitUDP waits until something answers OPTIONS at addr from ns.

@@ -1,0 +1,477 @@
+package signalling
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/srtp/v2"
+
+	"github.com/xtrunk/xtrunk/bench/rtpgen"
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/relay/sdp"
+)
+
+const secureHost = "secure.pstn.example.net"
+
+// selfSigned writes a certificate for the given IP and names, and returns
+// the cert and key files and a pool trusting it.
+func selfSigned(t *testing.T, ip netip.Addr, names ...string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: names[0]},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:     names,
+		IPAddresses:  []net.IP{ip.AsSlice()},
+		IsCA:         true,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// secureTrunk adds a Secure trunk with an ACL for the lab's addresses.
+func secureTrunk(t *testing.T, p provisioned) store.Trunk {
+	t.Helper()
+	ctx := context.Background()
+	tr := store.NewTrunk(p.account)
+	tr.FriendlyName, tr.DomainName, tr.Secure = "secure", secureHost, true
+	tr, err := p.st.CreateTrunk(ctx, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.st.CreateIPAccessControlList(ctx, p.account, "secure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st.CreateIPAddress(ctx, store.IPAddress{AccountSid: p.account, ListSid: l.Sid, FriendlyName: "lab", IPAddress: "198.18.0.0", CIDRPrefixLength: 15}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st.AttachIPAccessControlList(ctx, p.account, tr.Sid, l.Sid); err != nil {
+		t.Fatal(err)
+	}
+	return tr
+}
+
+// labCarrier is a carrier gateway on sipgo in the callee namespace: it
+// answers every INVITE with plain RTP at media and remembers the offer.
+type labCarrier struct {
+	mu     sync.Mutex
+	offers []string
+	byes   int
+}
+
+func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, media netip.AddrPort) *labCarrier {
+	t.Helper()
+	lc := &labCarrier{}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier"), sipgo.WithUserAgentHostname(addr.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(addr.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dua := &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: addr.Addr().String(), Port: int(addr.Port())}}}
+	var dmu sync.Mutex
+	dialogs := map[string]*sipgo.DialogServerSession{}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		lc.mu.Lock()
+		lc.offers = append(lc.offers, string(req.Body()))
+		lc.mu.Unlock()
+		ds, err := dua.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		dmu.Lock()
+		dialogs[req.CallID().Value()] = ds
+		dmu.Unlock()
+		_ = ds.Respond(180, "Ringing", nil)
+		_ = ds.RespondSDP([]byte(fmt.Sprintf("v=0\r\no=carrier 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+			media.Addr(), media.Port())))
+	})
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		dmu.Lock()
+		ds := dialogs[req.CallID().Value()]
+		dmu.Unlock()
+		if ds != nil {
+			_ = ds.ReadAck(req, tx)
+		}
+	})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		dmu.Lock()
+		ds := dialogs[req.CallID().Value()]
+		dmu.Unlock()
+		if ds != nil && ds.ReadBye(req, tx) == nil {
+			lc.mu.Lock()
+			lc.byes++
+			lc.mu.Unlock()
+		}
+	})
+	conn, err := tri.Callee.ListenUDP(addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.ServeUDP(conn) }()
+	t.Cleanup(func() { srv.Close(); cli.Close(); ua.Close(); conn.Close() })
+	return lc
+}
+
+// TestSecureTrunkLab: a Secure trunk over TLS with SRTP toward the
+// customer and plain RTP toward the carrier, audio intact both ways, for
+// both suites; an unencrypted offer over TLS gets 488 and the same call
+// over UDP 403 (Done-when 4 of issue 6).
+func TestSecureTrunkLab(t *testing.T) {
+	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	p := provision(t)
+	secureTrunk(t, p)
+	ngAddr := startLabRelay(t, tri)
+	bin := buildXtrunk(t)
+	certFile, keyFile, pool := selfSigned(t, tri.RelayCallerIP, secureHost, "lab.example.net")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	carrierAddr := netip.AddrPortFrom(tri.CalleeIP, 5060)
+	carrierMedia := netip.AddrPortFrom(tri.CalleeIP, 40000)
+	lc := startLabCarrier(t, tri, carrierAddr, carrierMedia)
+
+	cfgFile := filepath.Join(t.TempDir(), "xtrunk.yaml")
+	if err := os.WriteFile(cfgFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sipUDP := netip.AddrPortFrom(tri.RelayCallerIP, 5060)
+	sipTLS := netip.AddrPortFrom(tri.RelayCallerIP, 5061)
+	startB2BUAWith(t, ctx, tri, bin, cfgFile, p.dsn, ngAddr, sipUDP.String(), []string{"sip:" + carrierAddr.String()},
+		"--listen-tcp", "", "--listen-tls", sipTLS.String(), "--tls-cert", certFile, "--tls-key", keyFile)
+
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-pbx"), sipgo.WithUserAgentHostname(tri.CallerIP.String()),
+		sipgo.WithUserAgenTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(tri.CallerIP.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	tlsParam := sip.NewParams()
+	tlsParam.Add("transport", "tls")
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: tri.CallerIP.String(), Port: 5061, UriParams: tlsParam}}
+	pbx := &sipgo.DialogUA{Client: cli, ContactHDR: contact}
+
+	invite := func(transport string, dst netip.AddrPort, body string) (*sipgo.DialogClientSession, error) {
+		ruri := sip.Uri{Scheme: "sip", User: labCalled, Host: secureHost, UriParams: sip.NewParams()}
+		if transport == "TLS" {
+			ruri.UriParams.Add("transport", "tls")
+		}
+		req := sip.NewRequest(sip.INVITE, ruri)
+		req.SetTransport(transport)
+		req.SetDestination(dst.String())
+		from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: testVerified, Host: tri.CallerIP.String()}, Params: sip.NewParams()}
+		from.Params.Add("tag", sip.GenerateTagN(12))
+		req.AppendHeader(&from)
+		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: labCalled, Host: secureHost}})
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(body))
+		var ds *sipgo.DialogClientSession
+		// The TLS connection is dialled here, inside the caller namespace.
+		err := tri.Caller.Do(func() error {
+			var err error
+			ds, err = pbx.WriteInvite(ctx, req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return ds, ds.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	}
+	status := func(err error) int {
+		var de *sipgo.ErrDialogResponse
+		if err != nil && asDialogResponse(err, &de) {
+			return de.Res.StatusCode
+		}
+		return 0
+	}
+
+	custMedia := netip.AddrPortFrom(tri.CallerIP, 20000)
+	plain := fmt.Sprintf("v=0\r\no=pbx 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+		custMedia.Addr(), custMedia.Port())
+	t.Run("unencrypted offer over TLS: 488", func(t *testing.T) {
+		_, err := invite("TLS", sipTLS, plain)
+		if got := status(err); got != 488 {
+			t.Fatalf("want 488, got %d (%v)", got, err)
+		}
+	})
+	t.Run("over UDP: 403", func(t *testing.T) {
+		_, err := invite("UDP", sipUDP, savpOffer(custMedia, "AES_CM_128_HMAC_SHA1_80", srtpKey(3)))
+		if got := status(err); got != 403 {
+			t.Fatalf("want 403, got %d (%v)", got, err)
+		}
+	})
+	for _, suite := range []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"} {
+		t.Run(suite, func(t *testing.T) {
+			key := srtpKey(7)
+			ds, err := invite("TLS", sipTLS, savpOffer(custMedia, suite, key))
+			if err != nil {
+				t.Fatalf("INVITE over TLS: %v", err)
+			}
+			answer := string(ds.InviteResponse.Body())
+			if err := ds.Ack(ctx); err != nil {
+				t.Fatal(err)
+			}
+			lc.mu.Lock()
+			offer := lc.offers[len(lc.offers)-1]
+			lc.mu.Unlock()
+			if strings.Contains(offer, "a=crypto") || !strings.Contains(offer, " RTP/AVP ") {
+				t.Fatalf("the carrier must get plain RTP/AVP:\n%s", offer)
+			}
+			if !strings.Contains(answer, " RTP/SAVP ") {
+				t.Fatalf("the customer must get RTP/SAVP:\n%s", answer)
+			}
+			rc := firstCrypto(t, answer)
+			if rc.Suite != suite {
+				t.Fatalf("relay answered suite %s, want %s", rc.Suite, suite)
+			}
+			toRelayCust, toRelayCarr := sdpMedia(t, answer), sdpMedia(t, offer)
+			sent, got := srtpExchange(t, tri, suite, key, rc.KeyParams[0].Key, custMedia, toRelayCust, carrierMedia, toRelayCarr)
+			for dir, n := range got {
+				if n != sent {
+					t.Errorf("%s: %d of %d packets intact", dir, n, sent)
+				}
+			}
+			if err := ds.Bye(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	// CDRs: the two answered calls are completed terminating calls.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		calls, _, err := p.st.ListCalls(ctx, p.account, store.CallFilter{}, store.Page{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		completed := 0
+		for _, c := range calls {
+			if c.Status == "completed" && c.Direction == store.DirectionTerminating && c.SIPResponseCode == 200 && len(c.Quality) == 2 {
+				completed++
+			}
+		}
+		if completed == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("want 2 completed CDRs with quality, have %+v", calls)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func asDialogResponse(err error, de **sipgo.ErrDialogResponse) bool { return errors.As(err, de) }
+
+func srtpKey(seed byte) []byte {
+	k := make([]byte, 30)
+	for i := range k {
+		k[i] = seed + byte(i)*11
+	}
+	return k
+}
+
+func savpOffer(media netip.AddrPort, suite string, key []byte) string {
+	return fmt.Sprintf("v=0\r\no=pbx 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\na=crypto:1 %[3]s inline:%[4]s\r\n",
+		media.Addr(), media.Port(), suite, base64.StdEncoding.EncodeToString(key))
+}
+
+func firstCrypto(t *testing.T, body string) sdp.Crypto {
+	t.Helper()
+	s, err := sdp.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := s.Media[0].Cryptos()
+	if err != nil || len(cs) == 0 {
+		t.Fatalf("no a=crypto (%v) in:\n%s", err, body)
+	}
+	return cs[0]
+}
+
+// sdpMedia is the first audio stream's address in an SDP body.
+func sdpMedia(t *testing.T, body string) netip.AddrPort {
+	t.Helper()
+	var addr netip.Addr
+	port := 0
+	for _, line := range strings.Split(body, "\n") {
+		line = strings.TrimRight(line, "\r")
+		switch {
+		case strings.HasPrefix(line, "c=IN IP4 ") && !addr.IsValid():
+			addr, _ = netip.ParseAddr(line[9:])
+		case strings.HasPrefix(line, "m=audio ") && port == 0:
+			fmt.Sscanf(line[8:], "%d", &port)
+		}
+	}
+	if !addr.IsValid() || port == 0 {
+		t.Fatalf("no media address in:\n%s", body)
+	}
+	return netip.AddrPortFrom(addr, uint16(port))
+}
+
+// srtpExchange sends n packets each way at 50 pps: the customer SRTP with
+// its key to the relay, the carrier plain RTP; it returns how many arrived
+// intact at each end (decrypted with the relay's key at the customer).
+func srtpExchange(t *testing.T, tri *testbed.Triangle, suite string, custKey, relayKey []byte,
+	cust, toRelayCust, carr, toRelayCarr netip.AddrPort) (int, map[string]int) {
+	t.Helper()
+	prof := srtp.ProtectionProfileAes128CmHmacSha1_80
+	if suite == "AES_CM_128_HMAC_SHA1_32" {
+		prof = srtp.ProtectionProfileAes128CmHmacSha1_32
+	}
+	enc, err := srtp.CreateContext(custKey[:16], custKey[16:], prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := srtp.CreateContext(relayKey[:16], relayKey[16:], prof, srtp.SRTPReplayProtection(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := tri.Caller.ListenUDP(cust.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ce, err := tri.Callee.ListenUDP(carr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ce.Close()
+	const n, pps = 250, 50
+	atCarrier := rtpgen.NewSink(ce, 0xAAAA)
+	var mu sync.Mutex
+	atCustomer := map[uint16]bool{}
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			m, _, err := cc.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			plain, err := dec.DecryptRTP(nil, buf[:m], nil)
+			if ssrc, seq, ok := rtpgen.Intact(plain); err == nil && ok && ssrc == 0xBBBB {
+				mu.Lock()
+				atCustomer[seq] = true
+				mu.Unlock()
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		pkt := make([]byte, 0, 256)
+		out := make([]byte, 0, 512)
+		tick := time.NewTicker(time.Second / pps)
+		defer tick.Stop()
+		for i := 0; i < n; i++ {
+			<-tick.C
+			pkt = rtpgen.Packet(pkt[:0], 0xAAAA, uint16(i))
+			o, err := enc.EncryptRTP(out[:0], pkt, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if _, err := cc.WriteToUDPAddrPort(o, toRelayCust); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if _, err := rtpgen.Send(context.Background(), ce, toRelayCarr, 0xBBBB, n, pps); err != nil {
+			t.Error(err)
+		}
+	}()
+	wg.Wait()
+	time.Sleep(300 * time.Millisecond) // the last packets in flight
+	good, _ := atCarrier.Counts()
+	mu.Lock()
+	defer mu.Unlock()
+	return n, map[string]int{"customer→carrier": good, "carrier→customer": len(atCustomer)}
+}
+
+// startB2BUAWith is startB2BUA with extra flags.
+func startB2BUAWith(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, config, dsn, ngAddr, listen string, carriers []string, extra ...string) {
+	t.Helper()
+	args := []string{"sip", "--config", config, // an empty file: flags only
+		"--listen-udp", listen, "--domain", testDomain, "--edge", "lab",
+		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
+		"--db", dsn, "--default-cps", "0", "--log-level", "debug"}
+	for _, c := range carriers {
+		args = append(args, "--carrier", c)
+	}
+	args = append(args, extra...)
+	proc, err := tri.Relay.Start(ctx, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = proc.Stop()
+		if t.Failed() {
+			t.Logf("xtrunk sip on %s:\n%s", listen, proc.Output())
+		}
+	})
+	waitUDP(t, tri.Caller, listen)
+}
