@@ -3,13 +3,16 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cilium/ebpf"
@@ -34,7 +37,8 @@ type Options struct {
 	// PinDir holds the pinned maps and links, e.g. /sys/fs/bpf/xtrunk/relay.
 	PinDir string
 	// PortMin and PortMax bound the relay's port range: UDP to a relay
-	// address inside it without a session is dropped.
+	// address inside it without a session is dropped, unless a host
+	// socket owns the port.
 	PortMin, PortMax uint16
 	// Mode picks native or generic XDP (default ModeAuto).
 	Mode XDPMode
@@ -61,6 +65,36 @@ type Dataplane struct {
 	links   map[int]link.Link
 	attach  []Attachment
 	adopted bool
+	stale   []string // pins of another layout version, removed by Open
+
+	gen atomic.Uint32 // the last session generation written
+}
+
+// layout is the version suffix of the map names (see maps.h).
+const layout = "_v2"
+
+// stalePins lists the pins in dir of another map layout: xtr_* maps whose
+// version suffix is not layout.
+func stalePins(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		i := strings.LastIndex(name, "_v")
+		if !strings.HasPrefix(name, "xtr_") || i < 0 || name[i:] == layout {
+			continue
+		}
+		if _, err := strconv.Atoi(name[i+2:]); err == nil {
+			out = append(out, name)
+		}
+	}
+	return out, nil
 }
 
 // Open loads the program and its maps, pinning them under o.PinDir. Maps
@@ -76,6 +110,18 @@ func Open(o Options) (*Dataplane, error) {
 	if err := os.MkdirAll(o.PinDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create pin dir: %w", err)
 	}
+	// Maps of an older (or newer) layout cannot be adopted: their pins go,
+	// and with them the calls recorded there. The program using them goes
+	// on forwarding until Attach replaces it on the pinned links.
+	stale, err := stalePins(o.PinDir)
+	if err != nil {
+		return nil, fmt.Errorf("read pin dir: %w", err)
+	}
+	for _, name := range stale {
+		if err := os.Remove(filepath.Join(o.PinDir, name)); err != nil {
+			return nil, fmt.Errorf("remove pin %s of another map layout: %w", name, err)
+		}
+	}
 	spec, err := loadRelay()
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
@@ -90,7 +136,10 @@ func Open(o Options) (*Dataplane, error) {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}}
+	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}, stale: stale}
+	// generations start anywhere: a restarted process must not write one
+	// that a CPU's next-hop cache still holds
+	d.gen.Store(rand.Uint32())
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -108,7 +157,7 @@ func Open(o Options) (*Dataplane, error) {
 	}
 	if o.PortMin != 0 || o.PortMax != 0 {
 		cfg := relayXtrConfig{PortMin: o.PortMin, PortMax: o.PortMax}
-		if err := d.objs.XtrConfigV1.Put(uint32(0), cfg); err != nil {
+		if err := d.objs.XtrConfigV2.Put(uint32(0), cfg); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("set config: %w", err)
 		}
@@ -118,6 +167,10 @@ func Open(o Options) (*Dataplane, error) {
 
 // Adopted reports whether Open found pinned maps from an earlier process.
 func (d *Dataplane) Adopted() bool { return d.adopted }
+
+// StalePins names the pins of another map layout that Open removed: the
+// calls of the relay that made them are not adopted.
+func (d *Dataplane) StalePins() []string { return append([]string(nil), d.stale...) }
 
 // Program is the XDP program (for tests through BPF_PROG_TEST_RUN).
 func (d *Dataplane) Program() *ebpf.Program { return d.objs.XtrRelay }
@@ -184,7 +237,7 @@ func (d *Dataplane) Attach(dev string, mode XDPMode) (Attachment, error) {
 	if err := enableForwarding(dev); err != nil {
 		return a, err
 	}
-	if err := d.objs.XtrTxPortsV1.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
+	if err := d.objs.XtrTxPortsV2.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
 		return a, fmt.Errorf("add %s to tx ports: %w", dev, err)
 	}
 	d.attach = append(d.attach, a)
@@ -217,7 +270,7 @@ func (d *Dataplane) Attachments() []Attachment { return append([]Attachment(nil)
 // range is the relay's business.
 func (d *Dataplane) AddLocalAddr(addr netip.Addr) error {
 	k := relayXtrSessKey{Addr: addr16(addr)}
-	return d.objs.XtrLocalAddrsV1.Put(k, uint8(1))
+	return d.objs.XtrLocalAddrsV2.Put(k, uint8(1))
 }
 
 // SetSession installs or replaces the entry for key. A new key gets a
@@ -229,7 +282,9 @@ func (d *Dataplane) SetSession(k Key, s Session) error {
 	}
 	r := s.raw()
 	r.Slot = slot
-	return d.objs.XtrSessionsV1.Put(toKey(k), r)
+	// a new generation: next hops cached for the old entry are not used
+	r.Gen = d.gen.Add(1)
+	return d.objs.XtrSessionsV2.Put(toKey(k), r)
 }
 
 // slotFor returns key's counters slot, allocating (and zeroing) one for a
@@ -245,13 +300,13 @@ func (d *Dataplane) slotFor(k Key) (uint32, error) {
 	case len(d.free) > 0:
 		slot = d.free[len(d.free)-1]
 		d.free = d.free[:len(d.free)-1]
-	case d.nextSlot < d.objs.XtrLegsV1.MaxEntries():
+	case d.nextSlot < d.objs.XtrLegsV2.MaxEntries():
 		slot = d.nextSlot
 		d.nextSlot++
 	default:
 		return 0, ErrFull
 	}
-	if err := d.objs.XtrLegsV1.Put(slot, make([]relayXtrLeg, NumCPU())); err != nil {
+	if err := d.objs.XtrLegsV2.Put(slot, make([]relayXtrLeg, NumCPU())); err != nil {
 		d.free = append(d.free, slot)
 		return 0, fmt.Errorf("zero counters slot: %w", err)
 	}
@@ -267,7 +322,7 @@ func (d *Dataplane) adoptSlots() error {
 	var k relayXtrSessKey
 	var v relayXtrSess
 	used := map[uint32]bool{}
-	it := d.objs.XtrSessionsV1.Iterate()
+	it := d.objs.XtrSessionsV2.Iterate()
 	for it.Next(&k, &v) {
 		d.slots[fromKey(k)] = v.Slot
 		used[v.Slot] = true
@@ -284,7 +339,7 @@ func (d *Dataplane) adoptSlots() error {
 // Session reads the entry for key.
 func (d *Dataplane) Session(k Key) (Session, error) {
 	var r relayXtrSess
-	if err := d.objs.XtrSessionsV1.Lookup(toKey(k), &r); err != nil {
+	if err := d.objs.XtrSessionsV2.Lookup(toKey(k), &r); err != nil {
 		return Session{}, err
 	}
 	return sessionFromRaw(r), nil
@@ -292,7 +347,7 @@ func (d *Dataplane) Session(k Key) (Session, error) {
 
 // DeleteSession removes the entry for key and frees its counters slot.
 func (d *Dataplane) DeleteSession(k Key) error {
-	err := d.objs.XtrSessionsV1.Delete(toKey(k))
+	err := d.objs.XtrSessionsV2.Delete(toKey(k))
 	d.slotMu.Lock()
 	if s, ok := d.slots[k]; ok {
 		delete(d.slots, k)
@@ -310,7 +365,7 @@ func (d *Dataplane) Sessions() (map[Key]Session, error) {
 	out := map[Key]Session{}
 	var k relayXtrSessKey
 	var v relayXtrSess
-	it := d.objs.XtrSessionsV1.Iterate()
+	it := d.objs.XtrSessionsV2.Iterate()
 	for it.Next(&k, &v) {
 		out[fromKey(k)] = sessionFromRaw(v)
 	}
@@ -326,7 +381,7 @@ func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
 		return nil, nil
 	}
 	var per []relayXtrLeg
-	if err := d.objs.XtrLegsV1.Lookup(slot, &per); err != nil {
+	if err := d.objs.XtrLegsV2.Lookup(slot, &per); err != nil {
 		return nil, err
 	}
 	return per, nil
@@ -386,7 +441,7 @@ func (d *Dataplane) Reasons() (Reasons, error) {
 	var r Reasons
 	var per []uint64
 	for i := range r {
-		if err := d.objs.XtrReasonsV1.Lookup(uint32(i), &per); err != nil {
+		if err := d.objs.XtrReasonsV2.Lookup(uint32(i), &per); err != nil {
 			return r, err
 		}
 		for _, v := range per {
@@ -396,35 +451,84 @@ func (d *Dataplane) Reasons() (Reasons, error) {
 	return r, nil
 }
 
-// SaveCall stores an opaque call record (for re-adoption after restart).
+// A call record spans up to callChunks entries of xtr_calls: entry
+// id<<callChunkBits|i holds its i-th piece.
+const (
+	callChunkBits = 4
+	callChunks    = 1 << callChunkBits
+)
+
+// MaxCallRecord is the largest record SaveCall stores.
+const MaxCallRecord = callChunks * len(relayXtrCallBlob{}.Data)
+
+// SaveCall stores an opaque call record (for re-adoption after restart),
+// replacing the one id had.
 func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
 	var v relayXtrCallBlob
-	if len(blob) > len(v.Data) {
-		return fmt.Errorf("%w: %d bytes, max %d", ErrBlobTooLarge, len(blob), len(v.Data))
+	if len(blob) > MaxCallRecord {
+		return fmt.Errorf("%w: %d bytes, max %d", ErrBlobTooLarge, len(blob), MaxCallRecord)
 	}
-	v.Len = uint32(len(blob))
-	copy(v.Data[:], blob)
-	return d.objs.XtrCallsV1.Put(id, &v)
+	if id >= 1<<(64-callChunkBits) {
+		return fmt.Errorf("call record id %d out of range", id)
+	}
+	n := 0
+	for i := 0; i == 0 || len(blob) > 0; i++ {
+		k := min(len(blob), len(v.Data))
+		v.Len = uint32(k)
+		copy(v.Data[:], blob[:k])
+		blob = blob[k:]
+		if err := d.objs.XtrCallsV2.Put(id<<callChunkBits|uint64(i), &v); err != nil {
+			return err
+		}
+		n = i + 1
+	}
+	// the pieces of a longer record saved before
+	for i := n; i < callChunks; i++ {
+		if err := d.objs.XtrCallsV2.Delete(id<<callChunkBits | uint64(i)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteCall removes a call record.
 func (d *Dataplane) DeleteCall(id uint64) error {
-	err := d.objs.XtrCallsV1.Delete(id)
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return nil
+	var errs []error
+	for i := 0; i < callChunks; i++ {
+		if err := d.objs.XtrCallsV2.Delete(id<<callChunkBits | uint64(i)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, err)
+		}
 	}
-	return err
+	return errors.Join(errs...)
 }
 
-// Calls returns every stored call record.
+// Calls returns every stored call record. A record missing a piece (a
+// save cut short) comes back as far as it is whole, for its reader to
+// refuse.
 func (d *Dataplane) Calls() (map[uint64][]byte, error) {
-	out := map[uint64][]byte{}
+	pieces := map[uint64]map[int][]byte{}
 	var k uint64
 	var v relayXtrCallBlob
-	it := d.objs.XtrCallsV1.Iterate()
+	it := d.objs.XtrCallsV2.Iterate()
 	for it.Next(&k, &v) {
+		id, i := k>>callChunkBits, int(k&(callChunks-1))
+		if pieces[id] == nil {
+			pieces[id] = map[int][]byte{}
+		}
 		n := min(int(v.Len), len(v.Data))
-		out[k] = append([]byte(nil), v.Data[:n]...)
+		pieces[id][i] = append([]byte(nil), v.Data[:n]...)
+	}
+	out := map[uint64][]byte{}
+	for id, ps := range pieces {
+		var b []byte
+		for i := 0; i < callChunks; i++ {
+			p, ok := ps[i]
+			if !ok {
+				break
+			}
+			b = append(b, p...)
+		}
+		out[id] = b
 	}
 	return out, it.Err()
 }
@@ -561,7 +665,7 @@ type RecordReader struct {
 
 // NewRecordReader opens the recording perf buffers, perCPU bytes each.
 func (d *Dataplane) NewRecordReader(perCPU int) (*RecordReader, error) {
-	rd, err := perf.NewReader(d.objs.XtrRecordV1, perCPU)
+	rd, err := perf.NewReader(d.objs.XtrRecordV2, perCPU)
 	if err != nil {
 		return nil, fmt.Errorf("recording perf buffer: %w", err)
 	}

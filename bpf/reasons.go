@@ -23,6 +23,8 @@ const (
 	ReasonDropMalformed
 	ReasonDropRedirectFail
 	ReasonPassIPv6Ext
+	ReasonPassHostSocket
+	ReasonPassMTU
 	ReasonMax
 )
 
@@ -46,6 +48,8 @@ var reasonLabels = [ReasonMax]string{
 	ReasonDropMalformed:     "drop_malformed",
 	ReasonDropRedirectFail:  "drop_redirect_fail",
 	ReasonPassIPv6Ext:       "pass_ipv6_ext",
+	ReasonPassHostSocket:    "pass_host_socket",
+	ReasonPassMTU:           "pass_mtu",
 }
 
 func (r Reason) String() string {
@@ -60,7 +64,7 @@ func (r Reason) Verdict() string {
 	switch {
 	case r <= ReasonForwardTX:
 		return "forward"
-	case r <= ReasonPassCrossFamily, r == ReasonPassIPv6Ext:
+	case r <= ReasonPassCrossFamily, r >= ReasonPassIPv6Ext && r < ReasonMax:
 		return "pass"
 	case r < ReasonMax:
 		return "drop"

@@ -39,7 +39,7 @@ const struct xtr_leg *xtr_unused_leg __attribute__((unused));
 static __always_inline int count(enum xtr_reason r, int action)
 {
 	__u32 k = r;
-	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v1, &k);
+	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v2, &k);
 	if (v)
 		*v += 1;
 	return action;
@@ -114,16 +114,50 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 }
 
 /* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
- * addresses inside its port range is dropped, anything else passes. */
+ * addresses inside its port range is the relay's (see host_socket), anything
+ * else passes. */
 static __always_inline int not_ours(struct xtr_sess_key *dst)
 {
 	__u32 zero = 0;
-	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v1, &zero);
+	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v2, &zero);
 	if (!cfg || dst->port < cfg->port_min || dst->port > cfg->port_max)
 		return 1;
 	struct xtr_sess_key a = {};
 	__builtin_memcpy(a.addr, dst->addr, 16);
-	return bpf_map_lookup_elem(&xtr_local_addrs_v1, &a) == NULL;
+	return bpf_map_lookup_elem(&xtr_local_addrs_v2, &a) == NULL;
+}
+
+/* host_socket reports whether a socket of the host owns the datagram's
+ * destination: a port in the relay's range can also be a host program's,
+ * most often the kernel's choice of an ephemeral port for a client (a DNS
+ * lookup's reply comes back to one). Such traffic passes; what no socket
+ * owns is dropped, as the kernel would drop it — but silently, where the
+ * kernel would answer ICMP port unreachable and tell a scanner which of
+ * the range's ports are free and which carry calls. Passing everything
+ * unknown would be as safe for the host and leak that; reserving the range
+ * with ip_local_reserved_ports would change a host-wide setting and still
+ * not cover programs that bind a port of the range explicitly. */
+static __always_inline int host_socket(struct xdp_md *ctx, struct pkt *p)
+{
+	struct bpf_sock_tuple t = {};
+	struct bpf_sock *sk;
+	if (p->ip4) {
+		__builtin_memcpy(&t.ipv4.saddr, p->src_addr + 12, 4);
+		__builtin_memcpy(&t.ipv4.daddr, p->dst.addr + 12, 4);
+		t.ipv4.sport = bpf_htons(p->src_port);
+		t.ipv4.dport = bpf_htons(p->dst.port);
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv4), BPF_F_CURRENT_NETNS, 0);
+	} else {
+		__builtin_memcpy(t.ipv6.saddr, p->src_addr, 16);
+		__builtin_memcpy(t.ipv6.daddr, p->dst.addr, 16);
+		t.ipv6.sport = bpf_htons(p->src_port);
+		t.ipv6.dport = bpf_htons(p->dst.port);
+		sk = bpf_sk_lookup_udp(ctx, &t, sizeof(t.ipv6), BPF_F_CURRENT_NETNS, 0);
+	}
+	if (!sk)
+		return 0;
+	bpf_sk_release(sk);
+	return 1;
 }
 
 /* The rewrite helpers derive their header pointers from the frame again
@@ -223,7 +257,7 @@ static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, st
 	if (len > 2048)
 		len = 2048;
 	meta.len = len;
-	if (bpf_perf_event_output(ctx, &xtr_record_v1, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
+	if (bpf_perf_event_output(ctx, &xtr_record_v2, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
 		if (st)
 			st->rec_lost++;
 		return -1;
@@ -247,18 +281,22 @@ int xtr_relay(struct xdp_md *ctx)
 			__builtin_memcpy(k.addr, p.dst.addr, 16);
 			/* a truncated header: we cannot see the port; drop only
 			 * what is addressed to a relay address */
-			if (bpf_map_lookup_elem(&xtr_local_addrs_v1, &k))
+			if (bpf_map_lookup_elem(&xtr_local_addrs_v2, &k))
 				return count(XTR_DROP_MALFORMED, XDP_DROP);
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
 		}
 		return count(reason, XDP_PASS);
 	}
 
-	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v1, &p.dst);
+	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v2, &p.dst);
 	if (!s) {
 		if (not_ours(&p.dst))
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
-		return count(malformed ? XTR_DROP_MALFORMED : XTR_DROP_NO_SESSION, XDP_DROP);
+		if (malformed)
+			return count(XTR_DROP_MALFORMED, XDP_DROP);
+		if (host_socket(ctx, &p))
+			return count(XTR_PASS_HOST_SOCKET, XDP_PASS);
+		return count(XTR_DROP_NO_SESSION, XDP_DROP);
 	}
 	if (malformed)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
@@ -267,7 +305,7 @@ int xtr_relay(struct xdp_md *ctx)
 	 * not keep a dead call alive (a port scanner would), and passed-up ones
 	 * are stamped by userspace if it accepts them */
 	__u32 slot = s->slot;
-	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v1, &slot);
+	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v2, &slot);
 
 	if (s->flags & XTR_F_CHECK_SRC) {
 		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
@@ -300,15 +338,20 @@ int xtr_relay(struct xdp_md *ctx)
 
 	__u64 now = bpf_ktime_get_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
+	__u64 l3len = (data_end - data) - sizeof(struct ethhdr);
 	/* the cache holds the next hop of out_dst only (RTCP demuxed to
-	 * another destination always looks up) */
-	int cacheable = odst == s->out_dst_addr;
+	 * another destination always looks up), in this CPU's copy of the leg */
+	int cacheable = st && odst == s->out_dst_addr;
 	__u32 oif;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
-	if (cacheable && s->nh_expires > now && s->nh_ifindex) {
-		oif = s->nh_ifindex;
-		__builtin_memcpy(dmac, s->nh_dmac, ETH_ALEN);
-		__builtin_memcpy(smac, s->nh_smac, ETH_ALEN);
+	if (cacheable && st->nh_expires > now && st->nh_ifindex && st->nh_gen == s->gen) {
+		/* the lookup checked the size against the route's MTU; a hit
+		 * checks it against the device's */
+		if (l3len > st->nh_mtu)
+			return count(XTR_PASS_MTU, XDP_PASS);
+		oif = st->nh_ifindex;
+		__builtin_memcpy(dmac, st->nh_dmac, ETH_ALEN);
+		__builtin_memcpy(smac, st->nh_smac, ETH_ALEN);
 	} else {
 		struct bpf_fib_lookup fib = {};
 		fib.ifindex = ctx->ingress_ifindex;
@@ -337,22 +380,26 @@ int xtr_relay(struct xdp_md *ctx)
 		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 			return count(XTR_PASS_NO_NEIGH, XDP_PASS);
+		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+			return count(XTR_PASS_MTU, XDP_PASS);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 			return count(XTR_PASS_FIB_FAIL, XDP_PASS);
 		oif = fib.ifindex;
 		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
-		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v1, &oif))
+		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v2, &oif))
 			return count(XTR_PASS_NO_TXPORT, XDP_PASS);
+		__u32 mtu = 0;
+		if (bpf_check_mtu(ctx, oif, &mtu, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
+			return count(XTR_PASS_MTU, XDP_PASS);
 		if (cacheable) {
-			/* racing CPUs write the same values; nh_expires goes last
-			 * so a reader never trusts a half-written entry (x86 keeps
-			 * stores in order; elsewhere the worst case is one packet
-			 * with a stale MAC) */
-			s->nh_ifindex = oif;
-			__builtin_memcpy(s->nh_dmac, dmac, ETH_ALEN);
-			__builtin_memcpy(s->nh_smac, smac, ETH_ALEN);
-			s->nh_expires = now + NH_TTL_NS;
+			/* this CPU's copy: no other writer */
+			st->nh_ifindex = oif;
+			st->nh_gen = s->gen;
+			st->nh_mtu = mtu > 0xffff ? 0xffff : mtu;
+			__builtin_memcpy(st->nh_dmac, dmac, ETH_ALEN);
+			__builtin_memcpy(st->nh_smac, smac, ETH_ALEN);
+			st->nh_expires = now + NH_TTL_NS;
 		}
 	}
 
@@ -377,7 +424,7 @@ int xtr_relay(struct xdp_md *ctx)
 		record_copy(ctx, &p.dst, st);
 	if (oif == ctx->ingress_ifindex)
 		return count(XTR_FORWARD_TX, XDP_TX);
-	long act = bpf_redirect_map(&xtr_tx_ports_v1, oif, 0);
+	long act = bpf_redirect_map(&xtr_tx_ports_v2, oif, 0);
 	if (act != XDP_REDIRECT)
 		return count(XTR_DROP_REDIRECT_FAIL, XDP_DROP);
 	return count(XTR_FORWARD_REDIRECT, XDP_REDIRECT);

@@ -50,6 +50,13 @@ type relayXtrLeg struct {
 	Received  uint64
 	Transit   int64
 	Jitter    uint64
+	NhExpires uint64
+	NhIfindex uint32
+	NhGen     uint32
+	NhDmac    [6]uint8
+	NhSmac    [6]uint8
+	NhMtu     uint16
+	NhPad     uint16
 }
 
 type relayXtrReason uint32
@@ -72,7 +79,9 @@ const (
 	relayXtrReasonXTR_DROP_MALFORMED      relayXtrReason = 14
 	relayXtrReasonXTR_DROP_REDIRECT_FAIL  relayXtrReason = 15
 	relayXtrReasonXTR_PASS_IPV6EXT        relayXtrReason = 16
-	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 17
+	relayXtrReasonXTR_PASS_HOST_SOCKET    relayXtrReason = 17
+	relayXtrReasonXTR_PASS_MTU            relayXtrReason = 18
+	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 19
 )
 
 type relayXtrRecMeta struct {
@@ -99,11 +108,7 @@ type relayXtrSess struct {
 	RtcpDstAddr [16]uint8
 	ClockRate   uint32
 	Slot        uint32
-	NhIfindex   uint32
-	NhDmac      [6]uint8
-	NhSmac      [6]uint8
-	_           [4]byte
-	NhExpires   uint64
+	Gen         uint32
 }
 
 type relayXtrSessFlags uint32
@@ -125,14 +130,14 @@ type relayXtrSessKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	relayMapXtrCallsV1       = "xtr_calls_v1"
-	relayMapXtrConfigV1      = "xtr_config_v1"
-	relayMapXtrLegsV1        = "xtr_legs_v1"
-	relayMapXtrLocalAddrsV1  = "xtr_local_addrs_v1"
-	relayMapXtrReasonsV1     = "xtr_reasons_v1"
-	relayMapXtrRecordV1      = "xtr_record_v1"
-	relayMapXtrSessionsV1    = "xtr_sessions_v1"
-	relayMapXtrTxPortsV1     = "xtr_tx_ports_v1"
+	relayMapXtrCallsV2       = "xtr_calls_v2"
+	relayMapXtrConfigV2      = "xtr_config_v2"
+	relayMapXtrLegsV2        = "xtr_legs_v2"
+	relayMapXtrLocalAddrsV2  = "xtr_local_addrs_v2"
+	relayMapXtrReasonsV2     = "xtr_reasons_v2"
+	relayMapXtrRecordV2      = "xtr_record_v2"
+	relayMapXtrSessionsV2    = "xtr_sessions_v2"
+	relayMapXtrTxPortsV2     = "xtr_tx_ports_v2"
 	relayProgXtrRelay        = "xtr_relay"
 	relayVarXtrUnusedAction  = "xtr_unused_action"
 	relayVarXtrUnusedFlags   = "xtr_unused_flags"
@@ -190,14 +195,14 @@ type relayProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayMapSpecs struct {
-	XtrCallsV1      *ebpf.MapSpec `ebpf:"xtr_calls_v1"`
-	XtrConfigV1     *ebpf.MapSpec `ebpf:"xtr_config_v1"`
-	XtrLegsV1       *ebpf.MapSpec `ebpf:"xtr_legs_v1"`
-	XtrLocalAddrsV1 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v1"`
-	XtrReasonsV1    *ebpf.MapSpec `ebpf:"xtr_reasons_v1"`
-	XtrRecordV1     *ebpf.MapSpec `ebpf:"xtr_record_v1"`
-	XtrSessionsV1   *ebpf.MapSpec `ebpf:"xtr_sessions_v1"`
-	XtrTxPortsV1    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v1"`
+	XtrCallsV2      *ebpf.MapSpec `ebpf:"xtr_calls_v2"`
+	XtrConfigV2     *ebpf.MapSpec `ebpf:"xtr_config_v2"`
+	XtrLegsV2       *ebpf.MapSpec `ebpf:"xtr_legs_v2"`
+	XtrLocalAddrsV2 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v2"`
+	XtrReasonsV2    *ebpf.MapSpec `ebpf:"xtr_reasons_v2"`
+	XtrRecordV2     *ebpf.MapSpec `ebpf:"xtr_record_v2"`
+	XtrSessionsV2   *ebpf.MapSpec `ebpf:"xtr_sessions_v2"`
+	XtrTxPortsV2    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v2"`
 }
 
 // relayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -231,26 +236,26 @@ func (o *relayObjects) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayMaps struct {
-	XtrCallsV1      *ebpf.Map `ebpf:"xtr_calls_v1"`
-	XtrConfigV1     *ebpf.Map `ebpf:"xtr_config_v1"`
-	XtrLegsV1       *ebpf.Map `ebpf:"xtr_legs_v1"`
-	XtrLocalAddrsV1 *ebpf.Map `ebpf:"xtr_local_addrs_v1"`
-	XtrReasonsV1    *ebpf.Map `ebpf:"xtr_reasons_v1"`
-	XtrRecordV1     *ebpf.Map `ebpf:"xtr_record_v1"`
-	XtrSessionsV1   *ebpf.Map `ebpf:"xtr_sessions_v1"`
-	XtrTxPortsV1    *ebpf.Map `ebpf:"xtr_tx_ports_v1"`
+	XtrCallsV2      *ebpf.Map `ebpf:"xtr_calls_v2"`
+	XtrConfigV2     *ebpf.Map `ebpf:"xtr_config_v2"`
+	XtrLegsV2       *ebpf.Map `ebpf:"xtr_legs_v2"`
+	XtrLocalAddrsV2 *ebpf.Map `ebpf:"xtr_local_addrs_v2"`
+	XtrReasonsV2    *ebpf.Map `ebpf:"xtr_reasons_v2"`
+	XtrRecordV2     *ebpf.Map `ebpf:"xtr_record_v2"`
+	XtrSessionsV2   *ebpf.Map `ebpf:"xtr_sessions_v2"`
+	XtrTxPortsV2    *ebpf.Map `ebpf:"xtr_tx_ports_v2"`
 }
 
 func (m *relayMaps) Close() error {
 	return _RelayClose(
-		m.XtrCallsV1,
-		m.XtrConfigV1,
-		m.XtrLegsV1,
-		m.XtrLocalAddrsV1,
-		m.XtrReasonsV1,
-		m.XtrRecordV1,
-		m.XtrSessionsV1,
-		m.XtrTxPortsV1,
+		m.XtrCallsV2,
+		m.XtrConfigV2,
+		m.XtrLegsV2,
+		m.XtrLocalAddrsV2,
+		m.XtrReasonsV2,
+		m.XtrRecordV2,
+		m.XtrSessionsV2,
+		m.XtrTxPortsV2,
 	)
 }
 

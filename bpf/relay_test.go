@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -182,6 +183,17 @@ func TestXDPPaths(t *testing.T) {
 		}
 	}
 
+	// host programs' sockets on ports of the relay's range: a client's
+	// ephemeral port, a service bound there
+	hostPort, hostPort6 := ap(l.relayA, 31236), ap(tri.RelayCallerIP6, 31238)
+	for _, a := range []netip.AddrPort{hostPort, hostPort6} {
+		c, err := tri.Relay.ListenUDP(a.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+
 	inMAC, outMAC := l.inIf.MAC, l.outIf.MAC
 	fromCaller := func(src, dst netip.AddrPort, payload []byte) []byte {
 		return frame{srcMAC: l.callerEnd.MAC, dstMAC: inMAC, src: src, dst: dst, payload: payload}.bytes()
@@ -247,6 +259,10 @@ func TestXDPPaths(t *testing.T) {
 			want{xdpPass, ReasonPassCrossFamily, nil, netip.AddrPort{}, 0, 0}},
 		{"unknown port in range dropped", fromCaller(caller, ap(l.relayA, 31234), rtpPkt),
 			want{xdpDrop, ReasonDropNoSession, nil, netip.AddrPort{}, 0, 0}},
+		{"unknown port in range of a host socket passes (e.g. a DNS reply)", fromCaller(caller, ap(l.relayA, hostPort.Port()), []byte("dns reply")),
+			want{xdpPass, ReasonPassHostSocket, nil, netip.AddrPort{}, 0, 0}},
+		{"ipv6: unknown port in range of a host socket passes", frame{srcMAC: l.callerEnd.MAC, dstMAC: inMAC, src: caller6, dst: ap(tri.RelayCallerIP6, hostPort6.Port()), payload: []byte("dns reply")}.bytes(),
+			want{xdpPass, ReasonPassHostSocket, nil, netip.AddrPort{}, 0, 0}},
 		{"port outside range passes (e.g. SIP)", fromCaller(caller, ap(l.relayA, 5060), []byte("OPTIONS sip:x SIP/2.0\r\n")),
 			want{xdpPass, ReasonPassNotRelay, nil, netip.AddrPort{}, 0, 0}},
 		{"address not the relay's passes", fromCaller(caller, ap(netip.MustParseAddr("198.18.1.99"), 30000), rtpPkt),
@@ -381,8 +397,26 @@ func TestXDPGarbage(t *testing.T) {
 	}
 }
 
-// The next hop is cached in the session after the first forwarded packet,
-// and a later update of the session from userspace clears the cache.
+// nextHops is key's next-hop cache as each CPU holds it.
+func nextHops(t *testing.T, l *lab, key netip.AddrPort) []relayXtrLeg {
+	t.Helper()
+	per, err := l.dp.leg(key)
+	if err != nil || per == nil {
+		t.Fatalf("leg of %v: %v", key, err)
+	}
+	var cached []relayXtrLeg
+	for _, c := range per {
+		if c.NhExpires != 0 {
+			cached = append(cached, c)
+		}
+	}
+	return cached
+}
+
+// The next hop is cached in the leg's per-CPU slot after the first
+// forwarded packet (each CPU writes its own copy: no two writers race on
+// one entry), and a later update of the session from userspace makes the
+// cached hop stale: the next packet follows the new entry.
 func TestNextHopCache(t *testing.T) {
 	testbed.RequirePrivileged(t)
 	l := newLab(t, testbed.WithStaticNeighbors())
@@ -393,15 +427,15 @@ func TestNextHopCache(t *testing.T) {
 	if err := l.dp.SetSession(key, sess); err != nil {
 		t.Fatal(err)
 	}
-	raw := func() relayXtrSess {
+	gen := func() uint32 {
 		var r relayXtrSess
-		if err := l.dp.objs.XtrSessionsV1.Lookup(toKey(key), &r); err != nil {
+		if err := l.dp.objs.XtrSessionsV2.Lookup(toKey(key), &r); err != nil {
 			t.Fatal(err)
 		}
-		return r
+		return r.Gen
 	}
-	if r := raw(); r.NhExpires != 0 {
-		t.Fatalf("fresh entry has a cached next hop: %+v", r)
+	if c := nextHops(t, l, key); len(c) != 0 {
+		t.Fatalf("fresh leg has a cached next hop: %+v", c)
 	}
 	in := frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: caller, dst: key, payload: rtp(0, 1)}.bytes()
 	want := frame{srcMAC: l.outIf.MAC, dstMAC: l.calleeEnd.MAC, src: ap(l.relayB, 30002), dst: ap(tri.CalleeIP, 40000), ttl: 64, payload: rtp(0, 1)}.bytes()
@@ -410,15 +444,179 @@ func TestNextHopCache(t *testing.T) {
 		if ret != xdpRedirect || !bytes.Equal(out, want) {
 			t.Fatalf("packet %d: action %d, out %x", i, ret, out)
 		}
-		r := raw()
-		if r.NhIfindex != uint32(l.outIf.Index) || net.HardwareAddr(r.NhDmac[:]).String() != l.calleeEnd.MAC.String() || r.NhExpires == 0 {
-			t.Fatalf("packet %d: cache %+v", i, r)
+		c := nextHops(t, l, key)
+		if len(c) == 0 {
+			t.Fatalf("packet %d: no CPU cached the next hop", i)
+		}
+		for _, h := range c {
+			if h.NhIfindex != uint32(l.outIf.Index) || net.HardwareAddr(h.NhDmac[:]).String() != l.calleeEnd.MAC.String() || h.NhGen != gen() || h.NhMtu != 1500 {
+				t.Fatalf("packet %d: cache %+v (session gen %d)", i, h, gen())
+			}
 		}
 	}
-	if err := l.dp.SetSession(key, sess); err != nil {
+	// the same leg now hairpins back to the caller's side
+	hairpin := Session{Action: ActionForward, Expect: caller, OutSrc: ap(l.relayA, 30052), OutDst: ap(netip.MustParseAddr("198.18.1.2"), 22000)}
+	if err := l.dp.SetSession(key, hairpin); err != nil {
 		t.Fatal(err)
 	}
-	if r := raw(); r.NhExpires != 0 {
-		t.Fatal("a session update kept the old next hop")
+	for _, h := range nextHops(t, l, key) {
+		if h.NhGen == gen() {
+			t.Fatal("a session update left a next hop cached for the new entry")
+		}
+	}
+	ret, out := l.run(t, l.inIf.Index, append([]byte(nil), in...))
+	wantTX := frame{srcMAC: l.inIf.MAC, dstMAC: l.callerEnd.MAC, src: ap(l.relayA, 30052), dst: hairpin.OutDst, ttl: 64, payload: rtp(0, 1)}.bytes()
+	if ret != xdpTX || !bytes.Equal(out, wantTX) {
+		t.Fatalf("after the update: action %d, out %x; the stale next hop was used", ret, out)
+	}
+}
+
+// A packet larger than the egress device's MTU is not redirected (the
+// driver would drop it): it goes to the kernel, which fragments it or
+// answers ICMP, whether its next hop comes from a lookup or the cache.
+func TestMTU(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	l := newLab(t, testbed.WithStaticNeighbors())
+	tri := l.tri
+	caller := ap(tri.CallerIP, 20000)
+	key := ap(l.relayA, 30000)
+	if err := l.dp.SetSession(key, Session{Action: ActionForward, Expect: caller, OutSrc: ap(l.relayB, 30002), OutDst: ap(tri.CalleeIP, 40000)}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := tri.Relay.IP("link", "set", "dev", l.outIf.Name, "mtu", "1000"); err != nil {
+		t.Fatalf("set mtu: %v: %s", err, out)
+	}
+	pkt := func(n int) []byte {
+		return frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: caller, dst: key, payload: append(rtp(0, 1), make([]byte, n)...)}.bytes()
+	}
+	cases := []struct {
+		name   string
+		size   int
+		ret    uint32
+		reason Reason
+	}{
+		{"too big, lookup", 1200, xdpPass, ReasonPassMTU},
+		{"fits, lookup fills the cache", 100, xdpRedirect, ReasonForwardRedirect},
+		{"too big, cache hit", 1200, xdpPass, ReasonPassMTU},
+		{"exactly the MTU, cache hit", 1000 - 20 - 8 - len(rtp(0, 1)), xdpRedirect, ReasonForwardRedirect},
+		{"one byte over, cache hit", 1000 - 20 - 8 - len(rtp(0, 1)) + 1, xdpPass, ReasonPassMTU},
+	}
+	for _, c := range cases {
+		before, _ := l.dp.Reasons()
+		ret, _ := l.run(t, l.inIf.Index, pkt(c.size))
+		after, _ := l.dp.Reasons()
+		if d := after.Sub(before); ret != c.ret || d[c.reason] != 1 {
+			t.Errorf("%s: action %d (want %d), %s moved %d", c.name, ret, c.ret, c.reason, d[c.reason])
+		}
+	}
+}
+
+// An upgrade over pins of an older map layout: Open removes them (the
+// calls they held cannot be adopted), says which, and loads fresh maps.
+func TestOpenRemovesOldLayoutPins(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	dir := filepath.Join(mountBPFFS(t), "relay")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// a v1 relay's maps, pinned (the shapes do not matter: they go)
+	var old []string
+	for _, name := range []string{"xtr_sessions_v1", "xtr_calls_v1", "xtr_legs_v1"} {
+		m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "old", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Pin(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+		old = append(old, name)
+	}
+	dp, err := Open(Options{PinDir: dir, PortMin: 30000, PortMax: 39999})
+	if err != nil {
+		t.Fatalf("Open over v1 pins: %v", err)
+	}
+	defer dp.Remove()
+	if got := dp.StalePins(); !equalSets(got, old) {
+		t.Errorf("StalePins = %v, want %v", got, old)
+	}
+	for _, name := range old {
+		if _, err := os.Stat(filepath.Join(dir, name)); !os.IsNotExist(err) {
+			t.Errorf("old pin %s still there (%v)", name, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "xtr_sessions"+layout)); err != nil {
+		t.Errorf("new maps not pinned: %v", err)
+	}
+	if calls, err := dp.Calls(); err != nil || len(calls) != 0 {
+		t.Errorf("calls after the upgrade: %v, %v", calls, err)
+	}
+}
+
+func equalSets(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := map[string]bool{}
+	for _, s := range a {
+		m[s] = true
+	}
+	for _, s := range b {
+		if !m[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// Call records longer than one map value span several; a shorter save
+// leaves none of a longer one's pieces behind, and delete takes them all.
+func TestCallRecords(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	dp, err := Open(Options{PinDir: filepath.Join(mountBPFFS(t), "relay")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Remove()
+	big := make([]byte, 3*len(relayXtrCallBlob{}.Data)+17)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	for _, c := range []struct {
+		id   uint64
+		blob []byte
+	}{{1, big}, {2, []byte(`{"id":"small"}`)}, {3, big[:len(relayXtrCallBlob{}.Data)]}, {4, nil}} {
+		if err := dp.SaveCall(c.id, c.blob); err != nil {
+			t.Fatalf("save %d (%d bytes): %v", c.id, len(c.blob), err)
+		}
+	}
+	got, err := dp.Calls()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || !bytes.Equal(got[1], big) || string(got[2]) != `{"id":"small"}` || !bytes.Equal(got[3], big[:len(relayXtrCallBlob{}.Data)]) || len(got[4]) != 0 {
+		t.Fatalf("records read back: %d, sizes %d %d %d %d", len(got), len(got[1]), len(got[2]), len(got[3]), len(got[4]))
+	}
+	if err := dp.SaveCall(1, []byte("shorter")); err != nil {
+		t.Fatal(err)
+	}
+	if err := dp.DeleteCall(3); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = dp.Calls()
+	if string(got[1]) != "shorter" || got[3] != nil || len(got) != 3 {
+		t.Errorf("after a shorter save and a delete: %q, %d records", got[1], len(got))
+	}
+	var k uint64
+	var v relayXtrCallBlob
+	n := 0
+	for it := dp.objs.XtrCallsV2.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	if n != 3 {
+		t.Errorf("%d map entries for 3 one-piece records", n)
+	}
+	if err := dp.SaveCall(5, make([]byte, MaxCallRecord+1)); !errors.Is(err, ErrBlobTooLarge) {
+		t.Errorf("save over the limit: %v", err)
 	}
 }

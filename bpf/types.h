@@ -25,6 +25,8 @@ enum xtr_reason {
 	XTR_DROP_MALFORMED,        /* truncated or inconsistent headers addressed to the relay */
 	XTR_DROP_REDIRECT_FAIL,    /* bpf_redirect_map refused after rewrite */
 	XTR_PASS_IPV6_EXT,         /* IPv6 with extension headers (fragments, hop-by-hop...) */
+	XTR_PASS_HOST_SOCKET,      /* relay address and port range, no session, but a host socket owns the port */
+	XTR_PASS_MTU,              /* larger than the egress MTU: the kernel fragments or says so (ICMP) */
 	XTR_REASON_MAX,
 };
 
@@ -63,13 +65,7 @@ struct xtr_sess {
 	__u8 rtcp_dst_addr[16];
 	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
 	__u32 slot;       /* this leg's index in xtr_legs (userspace allocates) */
-	/* Next-hop cache for out_dst, filled by the program from
-	 * bpf_fib_lookup and trusted until nh_expires (bpf_ktime_get_ns());
-	 * userspace writes zeros, so every update of the entry re-resolves. */
-	__u32 nh_ifindex;
-	__u8 nh_dmac[6];
-	__u8 nh_smac[6];
-	__u64 nh_expires;
+	__u32 gen;        /* changes with every update: a next hop cached for another gen is stale */
 };
 
 /* Per leg (relay address:port), per CPU: what the fast path did, and the
@@ -90,6 +86,17 @@ struct xtr_leg {
 	__u64 received;
 	__s64 transit;    /* previous arrival - timestamp, RTP clock units */
 	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 */
+	/* Next-hop cache for the session's out_dst, filled from
+	 * bpf_fib_lookup and trusted until nh_expires (bpf_ktime_get_ns())
+	 * for the session generation nh_gen. Per CPU, like the rest: no two
+	 * CPUs ever write one copy. */
+	__u64 nh_expires;
+	__u32 nh_ifindex;
+	__u32 nh_gen;
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+	__u16 nh_mtu;     /* egress device MTU (L3 bytes) */
+	__u16 nh_pad;
 };
 
 /* Header of a recording copy; the frame follows it in the perf record. */

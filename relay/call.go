@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +23,7 @@ type call struct {
 	sides      [2]*side
 	streams    []*stream
 	timedOut   bool
+	timedOutAt time.Time // when the janitor marked it; it is deleted TimeoutLinger later
 	deleted    bool
 	record     bool
 
@@ -67,7 +69,8 @@ type endpoint struct {
 	disabled bool // port 0
 	isRTP    bool // RTP profile (learning can check the header)
 	pts      [2]uint64
-	rate     uint32 // RTP clock of its first payload type (loss/jitter); 0 = unknown
+	rate     uint32   // RTP clock of its first payload type (loss/jitter); 0 = unknown
+	ssrcs    []uint32 // the SSRCs its SDP announces (a=ssrc); none = any
 
 	// SDES-SRTP, when the party's leg is encrypted: its key decrypts what
 	// it sends, the relay's key encrypts what it receives.
@@ -82,8 +85,8 @@ type endpoint struct {
 	// Latching.
 	latched     netip.AddrPort
 	latchedRTCP netip.AddrPort
-	ssrc        uint32
-	learnUntil  int64 // monotonic ns
+	ssrc        uint32 // of the first packet latched (RTP, or RTCP's sender)
+	learnUntil  int64  // monotonic ns
 }
 
 // sock is one bound relay port and what the packet loop needs for it.
@@ -133,6 +136,10 @@ type learnParams struct {
 	isRTP        bool
 	mux          bool
 	pts          [2]uint64
+	// the SSRC a packet must carry: the SDP's a=ssrc list if any, else
+	// the one already latched on the endpoint's other socket (0 = any)
+	ssrcs []uint32
+	ssrc  uint32
 }
 
 func (e *endpoint) sideOf() *side { return e.c.sides[e.side] }
@@ -192,7 +199,7 @@ func (e *endpoint) routes() (rtp, rtcp *route) {
 }
 
 func (e *endpoint) learnParams(rtcp bool) *learnParams {
-	lp := &learnParams{want: e.sdp, until: e.learnUntil, isRTP: e.isRTP, mux: e.mux, pts: e.pts}
+	lp := &learnParams{want: e.sdp, until: e.learnUntil, isRTP: e.isRTP, mux: e.mux, pts: e.pts, ssrcs: e.ssrcs, ssrc: e.ssrc}
 	if rtcp {
 		lp.want = e.sdpRTCP
 	}
@@ -238,18 +245,36 @@ func fastPathEntry(r *route) bpf.Session {
 
 // learnable decides whether a packet from src arriving at socket s (with
 // latching rules lp) may latch it — the RTP Bleed defence: it must look
-// like this call's media and come from the SDP address or, inside the
-// learning window, from the SDP's or the signalling's IP address.
+// like this call's media (RTP version, payload type, SSRC) and come from
+// the SDP address or, inside the learning window, from the SDP's or the
+// signalling's IP address. Once one of the endpoint's sockets has
+// latched, a candidate on the other (RTCP, a different source) must carry
+// the same SSRC.
 func (s *sock) learnable(lp *learnParams, src netip.AddrPort, p []byte, now int64) bool {
 	if lp == nil {
 		return false
 	}
+	var ssrc uint32
 	if s.isRTCP || (lp.mux && looksRTCP(p)) {
 		if !looksRTCP(p) {
 			return false
 		}
-	} else if lp.isRTP && !looksRTP(p, &lp.pts) {
-		return false
+		ssrc = uint32(p[4])<<24 | uint32(p[5])<<16 | uint32(p[6])<<8 | uint32(p[7]) // the sender's
+	} else {
+		if lp.isRTP && !looksRTP(p, &lp.pts) {
+			return false
+		}
+		ssrc = ssrcOf(p)
+	}
+	if lp.isRTP || s.isRTCP {
+		switch {
+		case len(lp.ssrcs) > 0:
+			if !slices.Contains(lp.ssrcs, ssrc) {
+				return false
+			}
+		case lp.ssrc != 0 && ssrc != lp.ssrc:
+			return false
+		}
 	}
 	if lp.want.IsValid() && src == lp.want {
 		return true

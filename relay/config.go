@@ -20,32 +20,36 @@ type Config struct {
 	ListenNG     string        `yaml:"listen-ng"`
 	PortMin      int           `yaml:"port-min"`
 	PortMax      int           `yaml:"port-max"`
-	Timeout      time.Duration `yaml:"timeout"`         // media timeout
-	FinalTimeout time.Duration `yaml:"final-timeout"`   // calls older than this are deleted
-	LearnWindow  time.Duration `yaml:"learning-window"` // latching window after offer/answer
-	PinPath      string        `yaml:"pin-path"`
-	Metrics      string        `yaml:"metrics"`
-	Dataplane    string        `yaml:"dataplane"`
-	XDPMode      string        `yaml:"xdp-mode"` // auto | native | generic
-	DeleteDelay  time.Duration `yaml:"delete-delay"`
-	RemoveOnExit bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
-	RecordingDir string        `yaml:"recording-dir"`  // where recordings are written
+	Timeout      time.Duration `yaml:"timeout"`       // media timeout: calls idle this long are timed out, then deleted
+	FinalTimeout time.Duration `yaml:"final-timeout"` // calls older than this are deleted, active or not; 0 = never
+	// TimeoutLinger is how long a timed-out call stays, reported as timed
+	// out by query and list, before it is deleted (at least one janitor
+	// period).
+	TimeoutLinger time.Duration `yaml:"timeout-linger"`
+	LearnWindow   time.Duration `yaml:"learning-window"` // latching window after offer/answer
+	PinPath       string        `yaml:"pin-path"`
+	Metrics       string        `yaml:"metrics"`
+	Dataplane     string        `yaml:"dataplane"`
+	XDPMode       string        `yaml:"xdp-mode"` // auto | native | generic
+	DeleteDelay   time.Duration `yaml:"delete-delay"`
+	RemoveOnExit  bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
+	RecordingDir  string        `yaml:"recording-dir"`  // where recordings are written
 }
 
 // DefaultConfig is the relay's configuration without flags.
 func DefaultConfig() Config {
 	return Config{
-		ListenNG:     "127.0.0.1:2223",
-		PortMin:      30000,
-		PortMax:      39999,
-		Timeout:      60 * time.Second,
-		FinalTimeout: 3 * time.Hour,
-		LearnWindow:  3 * time.Second,
-		PinPath:      "/sys/fs/bpf/xtrunk/relay",
-		Metrics:      "127.0.0.1:9101",
-		Dataplane:    DataplaneXDP,
-		XDPMode:      "auto",
-		RecordingDir: "/var/lib/xtrunk/recordings",
+		ListenNG:      "127.0.0.1:2223",
+		PortMin:       30000,
+		PortMax:       39999,
+		Timeout:       60 * time.Second,
+		TimeoutLinger: 10 * time.Second,
+		LearnWindow:   3 * time.Second,
+		PinPath:       "/sys/fs/bpf/xtrunk/relay",
+		Metrics:       "127.0.0.1:9101",
+		Dataplane:     DataplaneXDP,
+		XDPMode:       "auto",
+		RecordingDir:  "/var/lib/xtrunk/recordings",
 	}
 }
 
@@ -72,6 +76,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Timeout <= 0 || c.LearnWindow <= 0 {
 		return fmt.Errorf("%w: timeouts must be positive", ErrConfig)
+	}
+	if c.FinalTimeout < 0 || c.TimeoutLinger < 0 {
+		return fmt.Errorf("%w: final-timeout and timeout-linger cannot be negative (0: final timeout off, linger one janitor period)", ErrConfig)
 	}
 	if c.PinPath == "" && c.Dataplane == DataplaneXDP {
 		return fmt.Errorf("%w: --pin-path is required with the xdp dataplane", ErrConfig)

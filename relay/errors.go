@@ -23,6 +23,18 @@ var (
 	ErrBadInterface = errors.New("unknown interface")
 )
 
+// SDP the relay refuses although it parses. Signalling answers these with
+// 488 Not Acceptable Here: the body, not the relay, is at fault.
+var (
+	// ErrTooManyStreams is returned for an SDP with more m= lines than a
+	// call may hold (maxStreams): each one takes two port pairs, so one
+	// body with thousands would empty the port range.
+	ErrTooManyStreams = errors.New("too many media streams")
+	// ErrAnswerStreams is returned for an answer with more m= lines than
+	// the offer it answers (RFC 3264 section 6: the same number).
+	ErrAnswerStreams = errors.New("answer has more media streams than the offer")
+)
+
 var (
 	// ErrMKI is returned for SDES offers that only use MKI, which the relay
 	// does not support (signalling answers 488).

@@ -13,12 +13,14 @@ import (
 
 // Userspace drop reasons (xtrunk_relay_userspace_drops_total{reason}).
 const (
-	dropSession       = "session_drop"   // leg disabled or call gone
-	dropForeignSource = "foreign_source" // not the latched source (RTP Bleed/Inject)
-	dropNotLearnable  = "not_learnable"  // unlatched, and not this call's media from an expected address
-	dropNoDestination = "no_destination" // the other party's address is not known yet
-	dropSRTPAuth      = "srtp_auth"      // SRTP/SRTCP authentication or replay check failed
-	dropSRTPEncrypt   = "srtp_encrypt"   // encryption toward an SRTP party failed (key lifetime)
+	dropSession       = "session_drop"    // leg disabled or call gone
+	dropForeignSource = "foreign_source"  // not the latched source (RTP Bleed/Inject)
+	dropNotLearnable  = "not_learnable"   // unlatched, and not this call's media from an expected address
+	dropNoDestination = "no_destination"  // the other party's address is not known yet
+	dropSRTPAuth      = "srtp_auth"       // SRTP/SRTCP authentication or replay check failed
+	dropSRTPEncrypt   = "srtp_encrypt"    // encryption toward an SRTP party failed (key lifetime)
+	dropSRTPSSRCs     = "srtp_ssrc_limit" // a new SSRC beyond what one SRTP context keeps state for (maxSSRCs)
+	dropSRTPIndex     = "srtp_index_used" // after a restart, an SRTP index the previous process may have used
 )
 
 // metrics is the relay's private Prometheus registry.
@@ -40,6 +42,10 @@ type metrics struct {
 	latchedC prometheus.Counter
 	// xtrunk_relay_media_timeouts_total: calls marked timed out.
 	timeouts prometheus.Counter
+	// xtrunk_relay_timeout_deletes_total{reason}: calls the relay deleted
+	// by itself: media_timeout (timed out and still idle TimeoutLinger
+	// later) or final_timeout (older than FinalTimeout, when set).
+	timeoutDeletes *prometheus.CounterVec
 	// xtrunk_relay_fastpath_errors_total: failed BPF map updates.
 	fpErrors prometheus.Counter
 	// xtrunk_relay_dataplane_info{device,mode}: 1 per device and the mode
@@ -54,6 +60,15 @@ type metrics struct {
 	// (fast-path copies the perf buffer dropped before the recorder read them)
 	recActive prometheus.Gauge
 	recLost   prometheus.Counter
+	// xtrunk_relay_recordings_failed_total: recordings whose files could
+	// not be written (disk full, directory gone...).
+	recFailed prometheus.Counter
+	// xtrunk_relay_persist_errors_total{reason}: call records that could
+	// not be written to the pinned map (too_large: over bpf.MaxCallRecord,
+	// 64 KB, which the largest call allowed stays well under; map: the
+	// map update failed, e.g. the map is full). Such a call is not
+	// re-adopted after a restart.
+	persistErrs *prometheus.CounterVec
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -67,6 +82,9 @@ func newMetrics(r *Relay) *metrics {
 	m.drops = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_userspace_drops_total", Help: "Packets dropped by the userspace path, by reason."}, []string{"reason"})
 	m.latchedC = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_latched_total", Help: "Endpoints latched to a media source."})
 	m.timeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_media_timeouts_total", Help: "Calls marked timed out for lack of media."})
+	m.timeoutDeletes = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_timeout_deletes_total", Help: "Calls deleted by the relay's own timeouts, by reason."}, []string{"reason"})
+	m.timeoutDeletes.WithLabelValues("media_timeout")
+	m.timeoutDeletes.WithLabelValues("final_timeout")
 	m.fpErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_fastpath_errors_total", Help: "Failed fast-path (BPF map) updates."})
 	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_relay_dataplane_info", Help: "Dataplane in use per device: native or generic XDP, or userspace."}, []string{"device", "mode"})
 	m.legJitter = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_jitter_seconds", Help: "RFC 3550 interarrival jitter per RTP leg at call end.",
@@ -74,13 +92,17 @@ func newMetrics(r *Relay) *metrics {
 	m.legLoss = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_loss_ratio", Help: "Lost over expected RTP packets per leg at call end.",
 		Buckets: []float64{0, .001, .005, .01, .02, .05, .1, .2, .5}})
 	m.lostTotal = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_rtp_lost_packets_total", Help: "RTP packets lost on arrival at the relay (RFC 3550), summed at call end."})
-	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination, dropSRTPAuth, dropSRTPEncrypt} {
+	for _, reason := range []string{dropSession, dropForeignSource, dropNotLearnable, dropNoDestination, dropSRTPAuth, dropSRTPEncrypt, dropSRTPSSRCs, dropSRTPIndex} {
 		m.drops.WithLabelValues(reason)
 	}
 	m.recActive = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_relay_recordings_active", Help: "Calls being recorded."})
 	m.recLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_recording_copies_lost_total", Help: "Fast-path recording copies dropped before the recorder read them."})
-	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost)
-	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.fpErrors, m.mode,
+	m.recFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_recordings_failed_total", Help: "Recordings whose files could not be written."})
+	m.persistErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_persist_errors_total", Help: "Call records that could not be persisted for restart, by reason."}, []string{"reason"})
+	m.persistErrs.WithLabelValues("too_large")
+	m.persistErrs.WithLabelValues("map")
+	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost, m.recFailed, m.persistErrs)
+	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.timeoutDeletes, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&xdpCollector{r: r},
 		&portsCollector{r: r})
@@ -108,11 +130,20 @@ func (m *metrics) legQuality(lost int64, expected uint64, jitterSec float64) {
 		m.lostTotal.Add(float64(lost))
 	}
 }
-func (m *metrics) recordings(d int)         { m.recActive.Add(float64(d)) }
-func (m *metrics) recCopiesLost(n uint64)   { m.recLost.Add(float64(n)) }
-func (m *metrics) timedOut()                { m.timeouts.Inc() }
-func (m *metrics) fastPathError()           { m.fpErrors.Inc() }
-func (m *metrics) setMode(dev, mode string) { m.mode.WithLabelValues(dev, mode).Set(1) }
+func (m *metrics) recordings(d int)       { m.recActive.Add(float64(d)) }
+func (m *metrics) recCopiesLost(n uint64) { m.recLost.Add(float64(n)) }
+func (m *metrics) recordingFailed()       { m.recFailed.Inc() }
+func (m *metrics) persistFailed(tooLarge bool) {
+	if tooLarge {
+		m.persistErrs.WithLabelValues("too_large").Inc()
+	} else {
+		m.persistErrs.WithLabelValues("map").Inc()
+	}
+}
+func (m *metrics) timeoutDelete(reason string) { m.timeoutDeletes.WithLabelValues(reason).Inc() }
+func (m *metrics) timedOut()                   { m.timeouts.Inc() }
+func (m *metrics) fastPathError()              { m.fpErrors.Inc() }
+func (m *metrics) setMode(dev, mode string)    { m.mode.WithLabelValues(dev, mode).Set(1) }
 func (m *metrics) userspace(pkts, bytes uint64) {
 	if pkts > 0 {
 		m.userPkts.Add(float64(pkts))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/record"
 	"github.com/xtrunk/xtrunk/relay/sdp"
 )
 
@@ -136,9 +137,17 @@ func parseOpts(req ng.Dict) opts {
 
 func errReply(err error) ng.Dict { return ng.ErrorReply(err.Error()) }
 
+// maxStreams caps the m= lines of one SDP, and so the streams (two port
+// pairs each) a call can hold: real calls carry one to three (audio,
+// video, T.38 or BFCP), and a body with thousands is an attack on the port
+// range.
+const maxStreams = 16
+
 // offerAnswer handles both commands: the SDP belongs to the from-tag party
 // on an offer and to the to-tag party on an answer; the reply's SDP, for
 // the other party, names the relay's ports facing that other party.
+// Everything that can refuse the command is checked before the call
+// changes: a refused offer or answer leaves the call as it was.
 func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.Dict {
 	// decoded strings share the datagram's memory; keep copies of what lives on
 	callID, fromTag, toTag := strings.Clone(req.Str("call-id")), strings.Clone(req.Str("from-tag")), strings.Clone(req.Str("to-tag"))
@@ -157,9 +166,18 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	if err != nil {
 		return errReply(fmt.Errorf("%w: %w", ErrBadSDP, err))
 	}
+	if n := len(sess.Media); n > maxStreams {
+		return errReply(fmt.Errorf("%w: %d m= lines, at most %d", ErrTooManyStreams, n, maxStreams))
+	}
 	o := parseOpts(req)
 	if !o.receivedFrom.IsValid() && from.IsValid() && o.sipSource {
 		o.receivedFrom = from.Addr().Unmap()
+	}
+	channels, trim := recOptsOf(req)
+	if o.record {
+		if err := record.CheckChannels(channels); err != nil {
+			return errReply(err)
+		}
 	}
 
 	c, created, err := r.getCall(callID, !isAnswer)
@@ -179,8 +197,23 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	if c.deleted {
 		return errReply(ErrUnknownCall)
 	}
+	var rec *record.Recording
+	if o.record && c.rec == nil {
+		// made before the SDP is applied, so that a recording that cannot
+		// start refuses the command instead of following a changed call
+		if rec, err = r.newRecording(c, fromTag, toTag, isAnswer, channels, trim); err != nil {
+			if created {
+				r.release(c)
+				forget = true
+			}
+			return errReply(err)
+		}
+	}
 	out, err := r.applySDP(c, sess, fromTag, toTag, isAnswer, o)
 	if err != nil {
+		if rec != nil {
+			rec.Abort()
+		}
 		if created {
 			r.release(c)
 			forget = true
@@ -191,9 +224,8 @@ func (r *Relay) offerAnswer(from netip.AddrPort, req ng.Dict, isAnswer bool) ng.
 	c.timedOut = false
 	if o.record {
 		c.record = true
-		channels, trim := recOptsOf(req)
-		if err := r.startRecording(c, channels, trim); err != nil {
-			return errReply(err)
+		if rec != nil {
+			r.attachRecording(c, rec, channels, trim)
 		}
 	}
 	r.persist(c)
@@ -234,33 +266,59 @@ func (c *call) sideByTag(tag string) int {
 	return -1
 }
 
-// applySDP updates the call from the SDP of one party and returns the SDP
-// for the other. Caller holds c.mu.
-func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAnswer bool, o opts) ([]byte, error) {
-	ownerTag, otherTag := fromTag, toTag
+// parties says which side of c the SDP's owner is, and its tag and the
+// other party's. It changes nothing.
+func (c *call) parties(fromTag, toTag string, isAnswer bool) (owner int, ownerTag, otherTag string, err error) {
+	ownerTag, otherTag = fromTag, toTag
 	if isAnswer {
 		ownerTag, otherTag = toTag, fromTag
 	}
-	owner := c.sideByTag(ownerTag)
-	if owner < 0 {
-		other := -1
-		if otherTag != "" {
-			other = c.sideByTag(otherTag)
-		}
-		switch {
-		case other >= 0:
-			owner = 1 - other
-		case isAnswer:
-			return nil, fmt.Errorf("%w: %q", ErrUnknownTag, fromTag)
-		case c.sides[0] == nil:
-			owner = 0
-		case c.sides[1] == nil || c.sides[1].Tag == "":
-			owner = 1
-		default:
-			return nil, fmt.Errorf("%w: %q is not a party of this call", ErrUnknownTag, ownerTag)
-		}
+	owner = c.sideByTag(ownerTag)
+	if owner >= 0 {
+		return owner, ownerTag, otherTag, nil
+	}
+	other := -1
+	if otherTag != "" {
+		other = c.sideByTag(otherTag)
+	}
+	switch {
+	case other >= 0:
+		owner = 1 - other
+	case isAnswer:
+		return 0, "", "", fmt.Errorf("%w: %q", ErrUnknownTag, fromTag)
+	case c.sides[0] == nil:
+		owner = 0
+	case c.sides[1] == nil || c.sides[1].Tag == "":
+		owner = 1
+	default:
+		return 0, "", "", fmt.Errorf("%w: %q is not a party of this call", ErrUnknownTag, ownerTag)
+	}
+	return owner, ownerTag, otherTag, nil
+}
+
+// streamPlan is what one m= line will do to the call, decided before
+// anything changes.
+type streamPlan struct {
+	st    *stream      // existing, or new (appended at commit)
+	ep    [2]*endpoint // the stream's endpoints after the commit
+	fresh []*endpoint  // allocated for this command: released if it fails
+	srtp  srtpPlan
+	keyed bool // srtp was planned (both endpoints exist)
+}
+
+// applySDP updates the call from the SDP of one party and returns the SDP
+// for the other. It first checks and prepares everything that can fail
+// (tags, interfaces, stream counts, ports, SDES), changing nothing of the
+// call; only then does it commit, which cannot fail. Caller holds c.mu.
+func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAnswer bool, o opts) (out []byte, err error) {
+	owner, ownerTag, otherTag, err := c.parties(fromTag, toTag, isAnswer)
+	if err != nil {
+		return nil, err
 	}
 	peer := 1 - owner
+	if isAnswer && len(sess.Media) > len(c.streams) {
+		return nil, fmt.Errorf("%w: %d m= lines, the offer had %d", ErrAnswerStreams, len(sess.Media), len(c.streams))
+	}
 
 	// the SDP's family picks the interface address when a name has both
 	var fam netip.Addr
@@ -269,11 +327,12 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 	} else if len(sess.Media) > 0 {
 		fam = sess.Media[0].Conn
 	}
+	var ifName [2]string
 	for i, idx := range []int{owner, peer} {
-		if c.sides[idx] == nil {
-			c.sides[idx] = &side{Created: time.Now()}
+		if c.sides[idx] != nil {
+			ifName[idx] = c.sides[idx].Iface
 		}
-		if c.sides[idx].Iface == "" || len(o.direction) > i {
+		if ifName[idx] == "" || len(o.direction) > i {
 			name := ""
 			if len(o.direction) > i {
 				name = o.direction[i]
@@ -282,8 +341,62 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 			if err != nil {
 				return nil, err
 			}
-			c.sides[idx].Iface = ifc.Name
+			ifName[idx] = ifc.Name
 		}
+	}
+
+	plans := make([]streamPlan, len(sess.Media))
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := range plans {
+			for _, e := range plans[i].fresh {
+				r.releaseEndpoint(e)
+			}
+		}
+	}()
+	for i, m := range sess.Media {
+		p := &plans[i]
+		if i < len(c.streams) {
+			p.st = c.streams[i]
+		} else {
+			p.st = &stream{Index: i + 1, Type: m.Type, Proto: m.Proto}
+		}
+		p.ep = p.st.ep
+		// a rejected stream (port 0, or one the offer rejected) gets no
+		// ports: there is nothing to relay
+		if m.Port != 0 && !(isAnswer && p.ep[peer] == nil) {
+			for _, idx := range []int{owner, peer} {
+				if p.ep[idx] != nil {
+					continue
+				}
+				ifc, err := r.iface(ifName[idx], m.Conn)
+				if err != nil {
+					return nil, err
+				}
+				e, err := r.newEndpoint(c, p.st, idx, ifc)
+				if err != nil {
+					return nil, err
+				}
+				p.ep[idx] = e
+				p.fresh = append(p.fresh, e)
+			}
+		}
+		if e, pe := p.ep[owner], p.ep[peer]; e != nil && pe != nil {
+			if p.srtp, err = planSRTP(e, pe, m, o, isAnswer); err != nil {
+				return nil, err
+			}
+			p.keyed = true
+		}
+	}
+
+	// Commit: nothing below fails.
+	for idx := range c.sides {
+		if c.sides[idx] == nil {
+			c.sides[idx] = &side{Created: time.Now()}
+		}
+		c.sides[idx].Iface = ifName[idx]
 	}
 	os := c.sides[owner]
 	os.Tag = ownerTag
@@ -304,30 +417,23 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 
 	window := monoNow() + int64(r.cfg.LearnWindow)
 	for i, m := range sess.Media {
-		if i >= len(c.streams) {
-			c.streams = append(c.streams, &stream{Index: i + 1, Type: m.Type, Proto: m.Proto})
+		p := &plans[i]
+		st := p.st
+		if i == len(c.streams) {
+			c.streams = append(c.streams, st)
 		}
-		st := c.streams[i]
 		st.Type, st.Proto = m.Type, m.Proto
-		for _, idx := range []int{owner, peer} {
-			if st.ep[idx] != nil {
-				continue
-			}
-			ifc, err := r.iface(c.sides[idx].Iface, m.Conn)
-			if err != nil {
-				return nil, err
-			}
-			e, err := r.newEndpoint(c, st, idx, ifc)
-			if err != nil {
-				return nil, err
-			}
-			st.ep[idx] = e
-		}
+		st.ep = p.ep
 		e, pe := st.ep[owner], st.ep[peer]
-		r.updateEndpoint(e, m, o)
-		if err := r.negotiateSRTP(e, pe, m, o, isAnswer); err != nil {
-			return nil, err
+		if e != nil {
+			r.updateEndpoint(e, m, o)
 		}
+		if !p.keyed {
+			rejectMedia(m, pe, o, isAnswer)
+			r.installStream(c, st)
+			continue
+		}
+		p.srtp.apply(e, pe)
 		e.learnUntil, pe.learnUntil = window, window
 
 		// rewrite for the peer: where it must send is pe's local port
@@ -354,6 +460,8 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 		}
 		if m.Port != 0 {
 			m.SetRTCP(int(pe.local.Port())+1, adv)
+		} else {
+			m.RemoveAttrs("rtcp")
 		}
 		// the relay anchors media, so candidates would point past it: ICE
 		// attributes go whether or not ICE=remove was asked for
@@ -365,14 +473,36 @@ func (r *Relay) applySDP(c *call, sess *sdp.Session, fromTag, toTag string, isAn
 		sess.SetConnection(c.ifaceAdv(r, peer, fam))
 	}
 	for i, m := range sess.Media {
-		if i < len(c.streams) {
-			m.Conn = c.streams[i].ep[peer].iface.Advertised
+		if pe := c.streams[i].ep[peer]; pe != nil {
+			m.Conn = pe.iface.Advertised
+		} else if m.Conn.IsValid() {
+			m.Conn = c.ifaceAdv(r, peer, m.Conn)
 		}
 	}
 	if o.replaceOrigin {
 		sess.SetOriginAddr(c.ifaceAdv(r, peer, fam))
 	}
 	return sess.AppendMarshal(nil), nil
+}
+
+// rejectMedia rewrites an m= line the relay holds no ports for: port 0,
+// and nothing of the owner's (address, RTCP port, keys, ICE) passes to
+// the peer. pe is the peer's endpoint, if it has one.
+func rejectMedia(m *sdp.Media, pe *endpoint, o opts, isAnswer bool) {
+	m.SetPort(0)
+	m.RemoveAttrs("rtcp")
+	m.RemoveAttrs("crypto")
+	sdp.RemoveICE(m)
+	proto := m.Proto
+	if isAnswer && pe != nil && pe.proto != "" {
+		proto = pe.proto // answer in the offerer's own profile...
+	}
+	if o.transport != "" {
+		proto = o.transport // ...unless told otherwise
+	}
+	if proto != m.Proto {
+		m.SetProto(proto)
+	}
 }
 
 func (c *call) ifaceAdv(r *Relay, idx int, fam netip.Addr) netip.Addr {
@@ -414,6 +544,7 @@ func (r *Relay) updateEndpoint(e *endpoint, m *sdp.Media, o opts) {
 		e.sdpRTCP = netip.AddrPort{}
 	}
 	setPTs(&e.pts, m.PayloadTypes())
+	e.ssrcs = m.SSRCs(maxSSRCs)
 	e.rate = clockRate(m)
 	// a rejected SDP family mismatch is not fatal: the relay translates
 }
@@ -444,6 +575,15 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 			reply["recording"] = ng.Dict{"error": err.Error()}
 		}
 	}
+	r.legQualities(c)
+	r.release(c)
+	reply["result"] = "ok"
+	return reply
+}
+
+// legQualities adds an ending call's per-leg quality to the metrics.
+// Caller holds c.mu.
+func (r *Relay) legQualities(c *call) {
 	for _, st := range c.streams {
 		for _, e := range st.ep {
 			if e == nil {
@@ -454,9 +594,6 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 			}
 		}
 	}
-	r.release(c)
-	reply["result"] = "ok"
-	return reply
 }
 
 func (r *Relay) query(req ng.Dict) ng.Dict {

@@ -2,15 +2,28 @@ package relay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/xtrunk/xtrunk/bpf"
 )
 
 // The XDP dataplane keeps one record per call in a pinned map, so a relay
 // that restarts re-adopts its calls from the pins alone: sockets are bound
 // again on the same ports and the fast-path entries, which never stopped
 // forwarding, are rewritten from the same state.
+//
+// SRTP legs keep their keys across a restart (the parties know no other),
+// so the record also says where each SRTP context was: the rollover
+// counters of what the party sends, and for what the relay sends an index
+// lease — how far the process may go without writing the record again. It
+// writes it before a packet past the lease leaves, and a restarted relay
+// goes on past the lease (moving the sequence numbers it sends forward
+// when the sender's are behind it), so no index is ever encrypted twice
+// under one key. A new key would need a re-INVITE the relay cannot make;
+// refusing to adopt SRTP calls would drop them.
 
 type callRecord struct {
 	ID         string         `json:"id"`
@@ -40,12 +53,17 @@ type endpointRecord struct {
 	Latched     netip.AddrPort `json:"la,omitzero"`
 	LatchedRTCP netip.AddrPort `json:"lr,omitzero"`
 	SSRC        uint32         `json:"ssrc,omitempty"`
+	SSRCs       []uint32       `json:"ssrcs,omitempty"`
 	Proto       string         `json:"proto,omitempty"`
 	Rate        uint32         `json:"rate,omitempty"`
 	SRTP        bool           `json:"srtp,omitempty"`
 	KeyIn       *keying        `json:"kin,omitempty"`
 	KeyOut      *keying        `json:"kout,omitempty"`
 	Offered     []keying       `json:"koff,omitempty"`
+	// Where the SRTP contexts were: rollover counters of what the party
+	// sent, index leases of what the relay sent (see cryptoCtx).
+	DecState *srtpState `json:"kdst,omitempty"`
+	EncState *srtpState `json:"kest,omitempty"`
 }
 
 // persist stores c's record. Caller holds c.mu.
@@ -54,6 +72,11 @@ func (r *Relay) persist(c *call) {
 		return
 	}
 	rec := callRecord{ID: c.id, Created: c.created, LastSignal: c.lastSignal, Sides: c.sides, Record: c.record}
+	type version struct {
+		ctx *cryptoCtx
+		v   uint64
+	}
+	var versions []version
 	for _, st := range c.streams {
 		sr := streamRecord{Index: st.Index, Type: st.Type, Proto: st.Proto}
 		for i, e := range st.ep {
@@ -63,12 +86,19 @@ func (r *Relay) persist(c *call) {
 			sr.Ep[i] = &endpointRecord{
 				Iface: e.iface.Name, Local: e.local, SDP: e.sdp, SDPRTCP: e.sdpRTCP,
 				Mux: e.mux, Disabled: e.disabled, NotRTP: !e.isRTP, PTs: e.pts,
-				Latched: e.latched, LatchedRTCP: e.latchedRTCP, SSRC: e.ssrc,
+				Latched: e.latched, LatchedRTCP: e.latchedRTCP, SSRC: e.ssrc, SSRCs: e.ssrcs,
 				Proto: e.proto, SRTP: e.srtp, Offered: e.offered, Rate: e.rate,
 			}
-			if e.srtp {
+			// keys are kept while the leg is plain too: it may go back to
+			// SRTP under the same relay key, which must go on from where
+			// its context was
+			if e.enc != nil {
 				kin, kout := e.keyIn, e.keyOut
 				sr.Ep[i].KeyIn, sr.Ep[i].KeyOut = &kin, &kout
+				var dv, ev uint64
+				sr.Ep[i].DecState, dv = e.dec.state()
+				sr.Ep[i].EncState, ev = e.enc.state()
+				versions = append(versions, version{e.dec, dv}, version{e.enc, ev})
 			}
 		}
 		rec.Streams = append(rec.Streams, sr)
@@ -77,9 +107,32 @@ func (r *Relay) persist(c *call) {
 	if err == nil {
 		err = r.fp.SaveCall(c.num, b)
 	}
+	// the SRTP contexts are clean once the record holds their state — or
+	// once there is no record, which no restart can adopt
+	defer func() {
+		for _, v := range versions {
+			v.ctx.stored(v.v)
+		}
+	}()
 	if err != nil {
-		r.log.Error().Err(err).Str("call_id", c.id).Msg("persisting call for restart; a relay restart would lose it")
+		// an older record must not be adopted either: it would restart
+		// SRTP behind where this process has been
+		_ = r.fp.DeleteCall(c.num)
+		r.m.persistFailed(errors.Is(err, bpf.ErrBlobTooLarge))
+		r.log.Error().Err(err).Str("call_id", c.id).Int("bytes", len(b)).Int("streams", len(c.streams)).
+			Msg("persisting call for restart failed; a relay restart would lose it")
 	}
+}
+
+// persistNow writes c's record from the packet path (an SRTP context
+// needs it before what it encrypted leaves).
+func (r *Relay) persistNow(c *call) {
+	if r.fp == nil {
+		return
+	}
+	c.mu.Lock()
+	r.persist(c)
+	c.mu.Unlock()
 }
 
 // adopt rebuilds calls from the pinned records of a previous process.
@@ -133,14 +186,20 @@ func (r *Relay) adoptCall(num uint64, rec callRecord) error {
 			}
 			e := r.startEndpoint(c, st, i, ifc, rtpU, rtcpU)
 			e.sdp, e.sdpRTCP, e.mux, e.disabled, e.isRTP, e.pts = er.SDP, er.SDPRTCP, er.Mux, er.Disabled, !er.NotRTP, er.PTs
-			e.latched, e.latchedRTCP, e.ssrc = er.Latched, er.LatchedRTCP, er.SSRC
+			e.latched, e.latchedRTCP, e.ssrc, e.ssrcs = er.Latched, er.LatchedRTCP, er.SSRC, er.SSRCs
 			e.proto, e.offered, e.rate = er.Proto, er.Offered, er.Rate
-			if er.SRTP && er.KeyIn != nil && er.KeyOut != nil {
-				// the rollover counters are not persisted: a call past its
-				// first 65536 packets fails authentication after a restart
-				if err := e.setKeys(*er.KeyIn, *er.KeyOut); err != nil {
-					r.log.Error().Err(err).Str("call_id", c.id).Msg("srtp keys not re-adopted")
+			if er.KeyIn != nil && er.KeyOut != nil {
+				ks, err := e.keysFor(*er.KeyIn, *er.KeyOut)
+				if err != nil {
+					r.release(c)
+					return fmt.Errorf("srtp keys: %w", err)
 				}
+				// decrypting goes on at the rollover counters it had;
+				// encrypting past its index leases, never under an index
+				// the previous process may have used
+				ks.dec.restore(er.DecState)
+				ks.enc.restore(er.EncState)
+				e.keyIn, e.keyOut, e.dec, e.enc, e.srtp = ks.in, ks.out, ks.dec, ks.enc, er.SRTP
 			}
 			st.ep[i] = e
 		}

@@ -125,6 +125,7 @@ func testRecording(t *testing.T, mode string) {
 		t.Errorf("only %d of the callee's 150 packets took the fast path: recording copies from XDP not exercised", f)
 	}
 	del := do(t, c, ng.Dict{"command": "delete", "call-id": "rec-" + mode})
+	lr.r.finishing.Wait() // the files are written after the reply
 	rec := del.Dict("recording")
 	files := rec.Strings("files")
 	if len(files) != 2 {

@@ -31,6 +31,36 @@ func recOptsOf(req ng.Dict) (channels string, trim bool) {
 	return channels, trim
 }
 
+// newRecording makes (but does not attach) a recording of c, whose tags
+// are what they will be once the command that asked for it is applied.
+// Caller holds c.mu.
+func (r *Relay) newRecording(c *call, fromTag, toTag string, isAnswer bool, channels string, trim bool) (*record.Recording, error) {
+	var tags [2]string
+	for i, s := range c.sides {
+		if s != nil {
+			tags[i] = s.Tag
+		}
+	}
+	if owner, ownerTag, otherTag, err := c.parties(fromTag, toTag, isAnswer); err == nil {
+		tags[owner] = ownerTag
+		if tags[1-owner] == "" {
+			tags[1-owner] = otherTag
+		}
+	}
+	return record.New(record.Options{Dir: r.cfg.RecordingDir, CallID: c.id, Tags: tags, Channels: channels, Trim: trim}, monoNow())
+}
+
+// attachRecording points c's media at rec. Caller holds c.mu.
+func (r *Relay) attachRecording(c *call, rec *record.Recording, channels string, trim bool) {
+	c.rec = rec
+	c.recLostBase = r.recLost(c)
+	r.m.recordings(1)
+	for _, st := range c.streams {
+		r.installStream(c, st)
+	}
+	r.log.Info().Str("call_id", c.id).Str("channels", channels).Bool("trim", trim).Msg("recording started")
+}
+
 // startRecording begins recording c (no-op when it already records).
 // Caller holds c.mu.
 func (r *Relay) startRecording(c *call, channels string, trim bool) error {
@@ -47,17 +77,17 @@ func (r *Relay) startRecording(c *call, channels string, trim bool) error {
 	if err != nil {
 		return err
 	}
-	c.rec = rec
-	c.recLostBase = r.recLost(c)
-	r.m.recordings(1)
-	for _, st := range c.streams {
-		r.installStream(c, st)
-	}
-	r.log.Info().Str("call_id", c.id).Str("channels", channels).Bool("trim", trim).Msg("recording started")
+	r.attachRecording(c, rec, channels, trim)
 	return nil
 }
 
-// stopRecording ends c's recording and writes its files. Caller holds c.mu.
+// finishHook, when set (by tests), runs before a stopped recording's
+// files are written.
+var finishHook func()
+
+// stopRecording ends c's recording and returns what it is going to write;
+// the files are written by a goroutine of their own, never under the
+// call's lock or on the NG worker. Caller holds c.mu.
 func (r *Relay) stopRecording(c *call) (record.Result, error) {
 	rec := c.rec
 	if rec == nil {
@@ -69,12 +99,27 @@ func (r *Relay) stopRecording(c *call) (record.Result, error) {
 		r.installStream(c, st)
 	}
 	r.m.recordings(-1)
-	res, err := rec.Close(lost)
+	res, err := rec.Stop(lost)
 	if err != nil {
-		r.log.Error().Err(err).Str("call_id", c.id).Msg("writing recording")
+		rec.Abort()
+		r.m.recordingFailed()
+		r.log.Error().Err(err).Str("call_id", c.id).Msg("recording lost")
 		return res, err
 	}
-	r.log.Info().Str("call_id", c.id).Strs("files", res.Files).Float64("duration", res.DurationSec).Uint64("copies_lost", lost).Msg("recording written")
+	r.finishing.Add(1)
+	id, log := c.id, r.log
+	go func() {
+		defer r.finishing.Done()
+		if h := finishHook; h != nil {
+			h()
+		}
+		if err := rec.Finish(); err != nil {
+			r.m.recordingFailed()
+			log.Error().Err(err).Str("call_id", id).Msg("writing recording")
+			return
+		}
+		log.Info().Str("call_id", id).Strs("files", res.Files).Float64("duration", res.DurationSec).Uint64("copies_lost", lost).Msg("recording written")
+	}()
 	return res, nil
 }
 

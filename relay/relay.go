@@ -7,6 +7,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -49,9 +50,12 @@ type Relay struct {
 	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
 	recReader *bpf.RecordReader
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	finishing sync.WaitGroup // recordings being written
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Option configures a Relay.
@@ -97,6 +101,10 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			return nil, fmt.Errorf("xdp dataplane: %w", err)
 		}
 		r.dp, r.fp = dp, dp
+		if stale := dp.StalePins(); len(stale) > 0 {
+			r.log.Warn().Strs("pins", stale).Str("pin_path", cfg.PinPath).
+				Msg("removed pinned maps of another layout version (an upgrade): the calls of the relay that made them cannot be adopted, and their fast-path media stops once this relay's program replaces the old one")
+		}
 		seen := map[string]bool{}
 		for _, ifc := range r.ifaces {
 			if err := dp.AddLocalAddr(ifc.Addr); err != nil {
@@ -140,8 +148,13 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 }
 
 // Close stops the relay. In xdp mode the pins stay (media keeps flowing
-// for a successor) unless RemoveOnExit is set.
+// for a successor) unless RemoveOnExit is set. Closing twice is harmless.
 func (r *Relay) Close() error {
+	r.closeOnce.Do(func() { r.closeErr = r.close() })
+	return r.closeErr
+}
+
+func (r *Relay) close() error {
 	r.cancel()
 	r.mu.Lock()
 	calls := make([]*call, 0, len(r.calls))
@@ -162,6 +175,7 @@ func (r *Relay) Close() error {
 		r.recReader.Close()
 	}
 	r.wg.Wait()
+	r.finishing.Wait()
 	r.binder.close()
 	if r.dp != nil {
 		if r.cfg.RemoveOnExit {
@@ -241,7 +255,8 @@ func (r *Relay) handle(s *sock, b *batch) {
 	rt := s.route.Load()
 	var cur *udpSock
 	var pkts, bytes, drops uint64
-	party := false // a packet of the call's own party arrived
+	party := false   // a packet of the call's own party arrived
+	persist := false // an SRTP context needs the call record written before sending
 	for i := 0; i < b.n; i++ {
 		p, src := b.packet(i)
 		if len(p) == 0 {
@@ -272,10 +287,11 @@ func (r *Relay) handle(s *sock, b *batch) {
 			q, err := rt.decrypt.decrypt(p, isRTCP)
 			if err != nil {
 				drops++
-				r.m.drop(dropSRTPAuth)
+				r.m.drop(srtpDropReason(err, dropSRTPAuth))
 				continue
 			}
 			p = q
+			persist = persist || rt.decrypt.dirty()
 		}
 		if learning {
 			rt = r.latch(s, src, p)
@@ -307,18 +323,28 @@ func (r *Relay) handle(s *sock, b *batch) {
 			q, err := rt.encrypt.encrypt(p, isRTCP)
 			if err != nil {
 				drops++
-				r.m.drop(dropSRTPEncrypt)
+				r.m.drop(srtpDropReason(err, dropSRTPEncrypt))
 				continue
 			}
 			p = q
+			persist = persist || rt.encrypt.dirty()
 		}
 		if cur != nil && out != cur {
+			if persist {
+				r.persistNow(s.ep.c)
+				persist = false
+			}
 			s.errors.Add(uint64(cur.flush(b)))
 		}
 		cur = out
 		b.queue(p, dst)
 		pkts++
 		bytes += uint64(len(p))
+	}
+	if persist {
+		// before the packets leave: a restart must find the leases that
+		// cover what was encrypted
+		r.persistNow(s.ep.c)
 	}
 	if cur != nil {
 		s.errors.Add(uint64(cur.flush(b)))
@@ -330,6 +356,20 @@ func (r *Relay) handle(s *sock, b *batch) {
 	s.bytes.Add(bytes)
 	s.drops.Add(drops)
 	r.m.userspace(pkts, bytes)
+}
+
+// srtpDropReason is the drop label of an SRTP context's refusal; other
+// errors are labelled def.
+func srtpDropReason(err error, def string) string {
+	switch {
+	case errors.Is(err, errSSRCLimit):
+		return dropSRTPSSRCs
+	case errors.Is(err, errIndexUsed):
+		return dropSRTPIndex
+	case errors.Is(err, errKeyExpired):
+		return dropSRTPEncrypt
+	}
+	return def
 }
 
 // latch locks endpoint s.ep (or its RTCP) to src and reinstalls the
@@ -345,6 +385,10 @@ func (r *Relay) latch(s *sock, src netip.AddrPort, p []byte) *route {
 	if s.isRTCP {
 		if !e.latchedRTCP.IsValid() {
 			e.latchedRTCP = src
+			if e.ssrc == 0 && looksRTCP(p) {
+				// the sender's SSRC: the RTP socket's candidates must carry it
+				e.ssrc = uint32(p[4])<<24 | uint32(p[5])<<16 | uint32(p[6])<<8 | uint32(p[7])
+			}
 		}
 	} else if !e.latched.IsValid() {
 		e.latched = src
@@ -418,19 +462,9 @@ func (r *Relay) release(c *call) {
 	c.deleted = true
 	for _, st := range c.streams {
 		for _, e := range st.ep {
-			if e == nil {
-				continue
+			if e != nil {
+				r.releaseEndpoint(e)
 			}
-			r.taps.Delete(e.rtp.udp.local)
-			for _, s := range []*sock{e.rtp, e.rtcp} {
-				if r.fp != nil {
-					if err := r.fp.DeleteSession(s.udp.local); err != nil {
-						r.log.Warn().Err(err).Stringer("local", s.udp.local).Msg("fast path delete")
-					}
-				}
-				s.udp.Close()
-			}
-			r.ports.release(e.local)
 		}
 	}
 	if r.fp != nil {
@@ -438,6 +472,21 @@ func (r *Relay) release(c *call) {
 			r.log.Warn().Err(err).Str("call_id", c.id).Msg("delete call record")
 		}
 	}
+}
+
+// releaseEndpoint frees one endpoint's fast-path entries, sockets and
+// ports.
+func (r *Relay) releaseEndpoint(e *endpoint) {
+	r.taps.Delete(e.rtp.udp.local)
+	for _, s := range []*sock{e.rtp, e.rtcp} {
+		if r.fp != nil {
+			if err := r.fp.DeleteSession(s.udp.local); err != nil {
+				r.log.Warn().Err(err).Stringer("local", s.udp.local).Msg("fast path delete")
+			}
+		}
+		s.udp.Close()
+	}
+	r.ports.release(e.local)
 }
 
 // newEndpoint allocates ports on ifc and starts their packet loops.
@@ -462,11 +511,13 @@ func (r *Relay) startEndpoint(c *call, st *stream, sideIdx int, ifc *Interface, 
 	return e
 }
 
-// janitor marks calls without media for cfg.Timeout as timed out and
-// removes calls older than cfg.FinalTimeout.
+// janitorPeriod is how often the janitor sweeps the calls.
+const janitorPeriod = time.Second
+
+// janitor times out and deletes calls (see sweep).
 func (r *Relay) janitor() {
 	defer r.wg.Done()
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(janitorPeriod)
 	defer t.Stop()
 	for {
 		select {
@@ -478,6 +529,12 @@ func (r *Relay) janitor() {
 	}
 }
 
+// sweep handles the calls' timeouts at time now. A call without media or
+// signalling for cfg.Timeout is marked timed out — query and list report
+// it, for signalling to end the call — and, unless media comes back, it
+// is deleted cfg.TimeoutLinger later (at the earliest on the next sweep).
+// A call older than cfg.FinalTimeout, when set, is deleted whatever it
+// does: by default there is no such limit, so long calls are not cut.
 func (r *Relay) sweep(now time.Time) {
 	r.mu.Lock()
 	calls := make([]*call, 0, len(r.calls))
@@ -495,23 +552,35 @@ func (r *Relay) sweep(now time.Time) {
 		if la := r.lastActivity(c); la.After(last) {
 			last = la
 		}
-		if !c.timedOut && now.Sub(last) > r.cfg.Timeout {
-			c.timedOut = true
+		idle := now.Sub(last)
+		why := ""
+		switch {
+		case r.cfg.FinalTimeout > 0 && now.Sub(c.created) > r.cfg.FinalTimeout:
+			why = "final_timeout"
+		case c.timedOut && idle <= r.cfg.Timeout:
+			c.timedOut = false // media came back
+			r.log.Info().Str("call_id", c.id).Msg("media resumed: call no longer timed out")
+		case c.timedOut && !now.Before(c.timedOutAt.Add(r.cfg.TimeoutLinger)) && now.After(c.timedOutAt):
+			why = "media_timeout"
+		case !c.timedOut && idle > r.cfg.Timeout:
+			c.timedOut, c.timedOutAt = true, now
 			r.m.timedOut()
-			r.log.Info().Str("call_id", c.id).Dur("idle", now.Sub(last)).Msg("media timeout")
+			r.log.Info().Str("call_id", c.id).Dur("idle", idle).Dur("deleted_in", max(r.cfg.TimeoutLinger, janitorPeriod)).Msg("media timeout")
 		}
-		final := now.Sub(c.created) > r.cfg.FinalTimeout
-		if final {
+		if why != "" {
+			r.legQualities(c)
 			r.release(c)
 		}
 		c.mu.Unlock()
-		if final {
+		if why != "" {
 			r.mu.Lock()
 			if r.calls[c.id] == c {
 				delete(r.calls, c.id)
 			}
+			r.m.calls(len(r.calls))
 			r.mu.Unlock()
-			r.log.Info().Str("call_id", c.id).Msg("final timeout: call deleted")
+			r.m.timeoutDelete(why)
+			r.log.Info().Str("call_id", c.id).Str("reason", why).Dur("idle", idle).Msg("call deleted")
 		}
 	}
 }

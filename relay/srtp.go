@@ -1,9 +1,14 @@
 package relay
 
 import (
+	"crypto/aes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +129,28 @@ func pickCrypto(cs []sdp.Crypto, o sdesOpts) (keying, error) {
 	return keying{}, ErrNoCrypto
 }
 
+// maxSSRCs bounds the SSRCs one SRTP context keeps state for. pion/srtp
+// makes that state (a map entry and a replay window) for any SSRC it is
+// handed, before the packet authenticates: unbounded, forged packets with
+// random SSRCs would grow the relay's memory without limit. A call's
+// party sends one SSRC, a few more over re-INVITEs; eight is plenty.
+const maxSSRCs = 8
+
+// Index leases: an encrypt context may use this many packet indexes
+// (SRTP) or SRTCP indexes past what the call record holds; reaching the
+// end of its lease, it has the record written again before the packet
+// leaves. A relay restarting from the record starts past the lease, so
+// it never encrypts under an index the previous process may have used
+// (RFC 3711 section 9.1: a repeated index under one key repeats
+// keystream). About 80 s of G.711 per record write.
+const (
+	rtpLease  = 1 << 12
+	rtcpLease = 1 << 8
+	// a restart moves the sequence numbers forward by up to a lease;
+	// receivers guess the rollover counter right within half the space
+	maxSeqJump = 1 << 14
+)
+
 // cryptoCtx is one direction's SRTP and SRTCP state. pion's contexts are
 // not safe for concurrent use, and RTP and RTCP toward one party can be
 // sent from two sockets' loops, hence the mutex (uncontended in practice).
@@ -136,8 +163,91 @@ type cryptoCtx struct {
 	limit uint64 // key lifetime in packets; 0 = none
 	used  uint64
 
+	// Decrypt side: the session authentication keys, to check the first
+	// packet of an SSRC before pion keeps state for it.
+	isDec            bool
+	authRTP, authRTC hash.Hash
+	tagRTP, tagRTCP  int
+	mac              [sha1.Size]byte
+	roc              [4]byte
+
+	ssrcs  []ssrcState // RTP SSRCs with state in pion, at most maxSSRCs
+	rssrcs []rtcpState // SRTCP likewise
+
+	// The state moves (a lease runs out, a rollover counter moves) to
+	// version moved; the call record holds version saved. Until they are
+	// equal the record must be written before what was encrypted leaves.
+	moved, saved atomic.Uint64
+
 	// authFail counts packets that failed authentication (or replay).
 	authFail atomic.Uint64
+}
+
+// ssrcState is the relay's view of one SRTP SSRC of a context.
+type ssrcState struct {
+	ssrc uint32
+	// Encrypt side: the index pion will use, computed as pion does
+	// (RFC 3711 section 3.3.1), so that it is known before pion uses it.
+	index   uint64
+	started bool
+	leased  bool
+	lease   uint64 // the record covers indexes up to here
+	// After a restart: indexes at or below floor may have been used by
+	// the previous process; pending until the first packet sets where
+	// the index goes on (off is added to the sequence numbers sent).
+	floor    uint64
+	hasFloor bool
+	pending  bool
+	off      uint16
+	// Decrypt side: the index of the highest packet authenticated (index,
+	// started, as pion keeps it), which of the replayWindow below it have
+	// been seen, and the rollover counter the record holds.
+	win [replayWindow / 64]uint64
+	roc uint32
+}
+
+// replayWindow is how far below the highest index an SRTP packet is still
+// accepted, once (RFC 3711 section 3.3.2).
+const replayWindow = 128
+
+// replayed says whether a packet of index idx (from guess) was seen or is
+// too old to tell.
+func (s *ssrcState) replayed(idx uint64) bool {
+	if !s.started || idx > s.index {
+		return false
+	}
+	k := s.index - idx
+	return k >= replayWindow || s.win[k/64]&(1<<(k%64)) != 0
+}
+
+// accept records an authenticated packet: the index moves as pion moves it
+// (advance) and the window with it.
+func (s *ssrcState) accept(seq uint16, idx uint64, d int32) {
+	if !s.started {
+		s.advance(seq, d)
+		s.win = [replayWindow / 64]uint64{1}
+		return
+	}
+	if d > 0 {
+		n := uint64(d)
+		switch {
+		case n >= replayWindow:
+			s.win = [replayWindow / 64]uint64{}
+		case n >= 64:
+			s.win[1], s.win[0] = s.win[0]<<(n-64), 0
+		default:
+			s.win[1], s.win[0] = s.win[1]<<n|s.win[0]>>(64-n), s.win[0]<<n
+		}
+	}
+	s.advance(seq, d)
+	k := s.index - idx
+	s.win[k/64] |= 1 << (k % 64)
+}
+
+type rtcpState struct {
+	ssrc   uint32
+	leased bool
+	lease  uint32
 }
 
 func newCryptoCtx(k keying, decrypt bool) (*cryptoCtx, error) {
@@ -146,12 +256,13 @@ func newCryptoCtx(k keying, decrypt bool) (*cryptoCtx, error) {
 		return nil, fmt.Errorf("%w: %s", ErrNoCrypto, k.Suite)
 	}
 	key, salt := k.Key[:16], k.Key[16:]
-	var ropts, copts []srtp.ContextOption
+	// SRTP replay protection is the context's own (ssrcState.replayed):
+	// pion's allocates a closure for every packet it checks
+	var copts []srtp.ContextOption
 	if decrypt {
-		ropts = append(ropts, srtp.SRTPReplayProtection(128))
-		copts = append(copts, srtp.SRTCPReplayProtection(128))
+		copts = append(copts, srtp.SRTCPReplayProtection(replayWindow))
 	}
-	r, err := srtp.CreateContext(key, salt, prof, ropts...)
+	r, err := srtp.CreateContext(key, salt, prof)
 	if err != nil {
 		return nil, fmt.Errorf("srtp context: %w", err)
 	}
@@ -159,10 +270,100 @@ func newCryptoCtx(k keying, decrypt bool) (*cryptoCtx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("srtcp context: %w", err)
 	}
-	return &cryptoCtx{rtp: r, rtcp: c, limit: k.Lifetime}, nil
+	ctx := &cryptoCtx{rtp: r, rtcp: c, limit: k.Lifetime, isDec: decrypt,
+		ssrcs: make([]ssrcState, 0, maxSSRCs), rssrcs: make([]rtcpState, 0, maxSSRCs)}
+	if decrypt {
+		ctx.tagRTP, _ = prof.AuthTagRTPLen()
+		ctx.tagRTCP, _ = prof.AuthTagRTCPLen()
+		n, _ := prof.AuthKeyLen()
+		ka, err := deriveSessionKey(labelSRTPAuth, key, salt, n)
+		if err != nil {
+			return nil, err
+		}
+		kc, err := deriveSessionKey(labelSRTCPAuth, key, salt, n)
+		if err != nil {
+			return nil, err
+		}
+		ctx.authRTP, ctx.authRTC = hmac.New(sha1.New, ka), hmac.New(sha1.New, kc)
+	}
+	return ctx, nil
 }
 
-// decrypt authenticates and decrypts p in place.
+// RFC 3711 section 4.3.2 key derivation labels.
+const (
+	labelSRTPAuth  = 0x01
+	labelSRTCPAuth = 0x04
+)
+
+// deriveSessionKey is the AES-CM PRF of RFC 3711 section 4.3.3 with a key
+// derivation rate of 0 (the only rate SDES uses here).
+func deriveSessionKey(label byte, masterKey, masterSalt []byte, n int) ([]byte, error) {
+	block, err := aes.NewCipher(masterKey)
+	if err != nil {
+		return nil, fmt.Errorf("srtp key derivation: %w", err)
+	}
+	var iv [16]byte
+	copy(iv[:], masterSalt)
+	iv[7] ^= label
+	out := make([]byte, (n+15)/16*16)
+	for i := 0; i < len(out); i += 16 {
+		binary.BigEndian.PutUint16(iv[14:], uint16(i/16))
+		block.Encrypt(out[i:i+16], iv[:])
+	}
+	return out[:n], nil
+}
+
+var (
+	errKeyExpired = errors.New("srtp key lifetime exceeded")
+	// errSSRCLimit: a new SSRC beyond maxSSRCs; pion never sees it.
+	errSSRCLimit = errors.New("srtp: too many SSRCs")
+	// errAuth: the first packet of a new SSRC did not authenticate.
+	errAuth = errors.New("srtp: authentication failed")
+	// errIndexUsed: after a restart, a packet whose index the previous
+	// process may have used under this key.
+	errIndexUsed = errors.New("srtp: packet index may have been used before the restart")
+	errShort     = errors.New("srtp: packet too short")
+	errReplay    = errors.New("srtp: replayed or too old")
+)
+
+func (c *cryptoCtx) findRTP(ssrc uint32) *ssrcState {
+	for i := range c.ssrcs {
+		if c.ssrcs[i].ssrc == ssrc {
+			return &c.ssrcs[i]
+		}
+	}
+	return nil
+}
+
+func (c *cryptoCtx) findRTCP(ssrc uint32) *rtcpState {
+	for i := range c.rssrcs {
+		if c.rssrcs[i].ssrc == ssrc {
+			return &c.rssrcs[i]
+		}
+	}
+	return nil
+}
+
+// authentic checks an SRTP (rtcp false, under rollover counter roc) or
+// SRTCP packet's tag with the session authentication key.
+func (c *cryptoCtx) authentic(p []byte, isRTCP bool, roc uint32) bool {
+	h, tag := c.authRTP, c.tagRTP
+	if isRTCP {
+		h, tag = c.authRTC, c.tagRTCP
+	}
+	h.Reset()
+	h.Write(p[:len(p)-tag])
+	if !isRTCP {
+		binary.BigEndian.PutUint32(c.roc[:], roc)
+		h.Write(c.roc[:])
+	}
+	sum := h.Sum(c.mac[:0])
+	return hmac.Equal(sum[:tag], p[len(p)-tag:])
+}
+
+// decrypt authenticates and decrypts p in place. A packet of an SSRC the
+// context has no state for yet must authenticate before pion sees it, and
+// no more than maxSSRCs ever get state.
 func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -172,12 +373,56 @@ func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 	var out []byte
 	var err error
 	if isRTCP {
+		if len(p) < 8+4+c.tagRTCP {
+			return nil, errShort
+		}
+		ssrc := binary.BigEndian.Uint32(p[4:])
+		if c.findRTCP(ssrc) == nil {
+			if len(c.rssrcs) >= maxSSRCs {
+				return nil, errSSRCLimit
+			}
+			if !c.authentic(p, true, 0) {
+				c.authFail.Add(1)
+				return nil, errAuth
+			}
+			c.rssrcs = append(c.rssrcs, rtcpState{ssrc: ssrc})
+		}
 		// dst is p itself, not p[:0] as for RTP: pion's SRTCP code copies
 		// src into dst "if they differ", and growing an empty alias of p
 		// zeroes p before the copy, so every SRTCP packet failed auth.
 		out, err = c.rtcp.DecryptRTCP(p, p, &c.rhdr)
 	} else {
+		if len(p) < 12+c.tagRTP {
+			return nil, errShort
+		}
+		ssrc := ssrcOf(p)
+		st := c.findRTP(ssrc)
+		if st == nil {
+			if len(c.ssrcs) >= maxSSRCs {
+				return nil, errSSRCLimit
+			}
+			// a new SSRC starts at rollover counter 0, as pion assumes
+			if !c.authentic(p, false, 0) {
+				c.authFail.Add(1)
+				return nil, errAuth
+			}
+			c.ssrcs = append(c.ssrcs, ssrcState{ssrc: ssrc})
+			st = &c.ssrcs[len(c.ssrcs)-1]
+		}
+		seq := binary.BigEndian.Uint16(p[2:])
+		idx, diff := st.guess(seq) // the index pion will authenticate it under
+		if st.replayed(idx) {
+			c.authFail.Add(1)
+			return nil, errReplay
+		}
 		out, err = c.rtp.DecryptRTP(p[:0], p, &c.hdr)
+		if err == nil {
+			st.accept(seq, idx, diff)
+			if roc := uint32(st.index >> 16); roc != st.roc {
+				st.roc = roc
+				c.moved.Add(1)
+			}
+		}
 	}
 	if err != nil {
 		c.authFail.Add(1)
@@ -187,18 +432,193 @@ func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 	return out, nil
 }
 
-// encrypt encrypts p in place; p's capacity must hold the auth tag.
+// encrypt encrypts p in place; p's capacity must hold the auth tag (and
+// the SRTCP index). Packets of more than maxSSRCs SSRCs are refused.
 func (c *cryptoCtx) encrypt(p []byte, isRTCP bool) ([]byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.limit != 0 && c.used >= c.limit {
 		return nil, errKeyExpired
 	}
-	c.used++
 	if isRTCP {
-		return c.rtcp.EncryptRTCP(p, p, &c.rhdr) // p, not p[:0]: see decrypt
+		return c.encryptRTCP(p)
 	}
-	return c.rtp.EncryptRTP(p[:0], p, &c.hdr)
+	if len(p) < 12 {
+		return nil, errShort
+	}
+	ssrc := ssrcOf(p)
+	st := c.findRTP(ssrc)
+	if st == nil {
+		if len(c.ssrcs) >= maxSSRCs {
+			return nil, errSSRCLimit
+		}
+		c.ssrcs = append(c.ssrcs, ssrcState{ssrc: ssrc})
+		st = &c.ssrcs[len(c.ssrcs)-1]
+	}
+	seq := binary.BigEndian.Uint16(p[2:])
+	if st.pending {
+		// the first packet after a restart: go on just past the lease,
+		// moving the sequence numbers forward if the sender's are behind
+		next, _ := (&ssrcState{index: st.lease, started: true}).guess(seq)
+		if next <= st.lease {
+			if st.lease+1-next > maxSeqJump {
+				return nil, errIndexUsed
+			}
+			st.off = uint16(st.lease+1) - seq
+			next = st.lease + 1
+		}
+		c.rtp.SetROC(ssrc, uint32(next>>16))
+		st.index, st.started, st.pending = next&^0xffff, false, false
+	}
+	if st.off != 0 {
+		seq += st.off
+		binary.BigEndian.PutUint16(p[2:], seq)
+	}
+	idx, diff := st.guess(seq)
+	if st.hasFloor {
+		if idx <= st.floor {
+			return nil, errIndexUsed
+		}
+		if idx > st.floor+1<<16 {
+			st.hasFloor = false // no estimate can fall back there now
+		}
+	}
+	out, err := c.rtp.EncryptRTP(p[:0], p, &c.hdr)
+	if err != nil {
+		return nil, err
+	}
+	st.advance(seq, diff)
+	if !st.leased || st.index > st.lease {
+		st.leased, st.lease = true, st.index+rtpLease
+		c.moved.Add(1)
+	}
+	c.used++
+	return out, nil
 }
 
-var errKeyExpired = errors.New("srtp key lifetime exceeded")
+func (c *cryptoCtx) encryptRTCP(p []byte) ([]byte, error) {
+	if len(p) < 8 {
+		return nil, errShort
+	}
+	ssrc := binary.BigEndian.Uint32(p[4:])
+	st := c.findRTCP(ssrc)
+	if st == nil {
+		if len(c.rssrcs) >= maxSSRCs {
+			return nil, errSSRCLimit
+		}
+		c.rssrcs = append(c.rssrcs, rtcpState{ssrc: ssrc})
+		st = &c.rssrcs[len(c.rssrcs)-1]
+	}
+	out, err := c.rtcp.EncryptRTCP(p, p, &c.rhdr) // p, not p[:0]: see decrypt
+	if err != nil {
+		return nil, err
+	}
+	if idx, _ := c.rtcp.Index(ssrc); !st.leased || idx > st.lease {
+		st.leased, st.lease = true, min(idx+rtcpLease, 1<<31-1)
+		c.moved.Add(1)
+	}
+	c.used++
+	return out, nil
+}
+
+// guess is the index pion's context gives the next packet with sequence
+// number seq (RFC 3711 section 3.3.1; pion/srtp v2 context.go
+// nextRolloverCount), and the step advance takes.
+func (s *ssrcState) guess(seq uint16) (uint64, int32) {
+	if !s.started {
+		return s.index&^0xffff | uint64(seq), 0
+	}
+	const median, size = 1 << 15, 1 << 16
+	roc, local, q := uint32(s.index>>16), int32(s.index&0xffff), int32(seq)
+	d := q - local
+	if s.index > median {
+		switch {
+		case local < median && q-local > median:
+			roc, d = roc-1, q-local-size
+		case local >= median && local-median > q:
+			roc, d = roc+1, q-local+size
+		}
+	}
+	return uint64(roc)<<16 | uint64(seq), d
+}
+
+// advance moves the index as pion does after a packet (updateRolloverCount).
+func (s *ssrcState) advance(seq uint16, d int32) {
+	if !s.started {
+		s.index, s.started = s.index&^0xffff|uint64(seq), true
+		return
+	}
+	if d > 0 {
+		s.index += uint64(d)
+	}
+}
+
+// srtpState is what a call record keeps of one SRTP context, so that a
+// restarted relay rebuilds it without repeating keystream: for an encrypt
+// context the index leases (where indexes may be used up to), for a
+// decrypt context the rollover counters (without which a call past its
+// first 65536 packets would fail authentication after a restart).
+type srtpState struct {
+	RTP  [][2]uint64 `json:"rtp,omitempty"`  // [SSRC, lease] or [SSRC, ROC]
+	RTCP [][2]uint64 `json:"rtcp,omitempty"` // [SSRC, SRTCP index lease]
+}
+
+// dirty says whether the call record is behind the context.
+func (c *cryptoCtx) dirty() bool { return c.moved.Load() != c.saved.Load() }
+
+// stored says the record now holds the state of version v (from state).
+func (c *cryptoCtx) stored(v uint64) { c.saved.Store(v) }
+
+// state snapshots what the record must hold, and its version.
+func (c *cryptoCtx) state() (*srtpState, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.moved.Load()
+	st := &srtpState{}
+	for _, s := range c.ssrcs {
+		switch {
+		case c.isDec:
+			st.RTP = append(st.RTP, [2]uint64{uint64(s.ssrc), uint64(s.roc)})
+		case s.leased || s.pending:
+			st.RTP = append(st.RTP, [2]uint64{uint64(s.ssrc), s.lease})
+		}
+	}
+	for _, s := range c.rssrcs {
+		if !c.isDec && s.leased {
+			st.RTCP = append(st.RTCP, [2]uint64{uint64(s.ssrc), uint64(s.lease)})
+		}
+	}
+	if st.RTP == nil && st.RTCP == nil {
+		return nil, v
+	}
+	return st, v
+}
+
+// restore sets up a fresh context from a record's state.
+func (c *cryptoCtx) restore(st *srtpState) {
+	if st == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, v := range st.RTP {
+		if len(c.ssrcs) >= maxSSRCs {
+			break
+		}
+		ssrc := uint32(v[0])
+		if c.isDec {
+			c.rtp.SetROC(ssrc, uint32(v[1]))
+			c.ssrcs = append(c.ssrcs, ssrcState{ssrc: ssrc, roc: uint32(v[1]), index: v[1] << 16})
+			continue
+		}
+		c.ssrcs = append(c.ssrcs, ssrcState{ssrc: ssrc, lease: v[1], leased: true, floor: v[1], hasFloor: true, pending: true})
+	}
+	for _, v := range st.RTCP {
+		if len(c.rssrcs) >= maxSSRCs || c.isDec {
+			break
+		}
+		ssrc, lease := uint32(v[0]), uint32(min(v[1], 1<<31-1))
+		c.rtcp.SetIndex(ssrc, lease) // the next SRTCP index is lease+1
+		c.rssrcs = append(c.rssrcs, rtcpState{ssrc: ssrc, lease: lease, leased: true})
+	}
+}

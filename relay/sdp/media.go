@@ -2,6 +2,7 @@ package sdp
 
 import (
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -140,6 +141,24 @@ func (m *Media) Cryptos() ([]Crypto, error) {
 		out = append(out, c)
 	}
 	return out, first
+}
+
+// SSRCs returns the distinct SSRCs of m's a=ssrc lines (RFC 5576), in
+// order, at most max of them; lines that do not parse are skipped.
+func (m *Media) SSRCs(max int) []uint32 {
+	var out []uint32
+	for i := range m.Attrs {
+		if m.Attrs[i].Key != "ssrc" || len(out) >= max {
+			continue
+		}
+		id, _ := field(m.Attrs[i].Value)
+		n, err := strconv.ParseUint(id, 10, 32)
+		if err != nil || slices.Contains(out, uint32(n)) {
+			continue
+		}
+		out = append(out, uint32(n))
+	}
+	return out
 }
 
 func addrType(a netip.Addr) string {

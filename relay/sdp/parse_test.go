@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -370,5 +371,19 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("error %q does not name %s", err, tt.line)
 			}
 		})
+	}
+}
+
+func TestSSRCs(t *testing.T) {
+	s, err := Parse([]byte("v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n" +
+		"a=ssrc:3735928559 cname:x\r\na=ssrc:3735928559 msid:y\r\na=ssrc:12\r\na=ssrc:bad cname:z\r\na=ssrc:99999999999 cname:w\r\na=ssrc:7 cname:v\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Media[0].SSRCs(8); !slices.Equal(got, []uint32{3735928559, 12, 7}) {
+		t.Errorf("SSRCs = %v", got)
+	}
+	if got := s.Media[0].SSRCs(2); !slices.Equal(got, []uint32{3735928559, 12}) {
+		t.Errorf("SSRCs(2) = %v", got)
 	}
 }
