@@ -32,7 +32,7 @@ func runRelay(args []string) error {
 	fs.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "lowest media port")
 	fs.IntVar(&cfg.PortMax, "port-max", cfg.PortMax, "highest media port")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "media timeout: a call without packets this long is marked timed out")
-	fs.DurationVar(&cfg.FinalTimeout, "final-timeout", cfg.FinalTimeout, "calls older than this are deleted")
+	fs.DurationVar(&cfg.FinalTimeout, "final-timeout", cfg.FinalTimeout, "delete calls older than this even while media flows (0: never; idle calls go by --timeout)")
 	fs.DurationVar(&cfg.LearnWindow, "learning-window", cfg.LearnWindow, "latching window after each offer/answer")
 	fs.StringVar(&cfg.PinPath, "pin-path", cfg.PinPath, "bpffs directory for pinned maps and links")
 	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address (empty: off)")
