@@ -5,7 +5,7 @@ export GOFLAGS := -buildvcs=false
 
 # Debian packages the build and the tests need (real peers in namespace labs).
 DEB_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2 bpftool \
-	        sip-tester rtpengine-daemon baresip
+	        sip-tester rtpengine-daemon baresip kamailio sipvicious
 
 .PHONY: deps generate check-generate build vet test bench demo clean postgres postgres-stop
 

@@ -69,7 +69,8 @@ type call struct {
 	early     bool   // early media sent to the A-leg
 	answered  bool
 	recording bool
-	sdpToA    []byte // the SDP last sent to each leg (for offerless re-INVITEs)
+	recStart  time.Time // when the relay began recording, for the Recording's start time
+	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
 	reinvite  sync.Mutex // one re-INVITE at a time
 
@@ -79,7 +80,7 @@ type call struct {
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
-	a, err := s.dialogUA.ReadInvite(req, tx)
+	a, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +186,7 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 
 	actx, acancel := context.WithCancelCause(c.ctx)
 	defer acancel(nil)
-	b, err := c.s.dialogUA.WriteInvite(actx, req)
+	b, err := c.s.dialogUAFor(req.Transport()).WriteInvite(actx, req)
 	if err != nil {
 		return 0, "", err
 	}
@@ -291,6 +292,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		return 200, "OK", nil
 	}
 	c.log.Info().Msg("call answered")
+	c.s.metrics.callAnswered(c.p.dir, c.p.trunk.Sid, time.Since(c.start))
 	return 200, "OK", nil
 }
 
@@ -342,6 +344,7 @@ func (c *call) closeWith(status int, reason, by string) {
 		if answered {
 			finalStatus = 200
 		}
+		c.s.metrics.callEnded(c.p.dir, c.p.trunk.Sid, finalStatus, c.talkTime(end))
 		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
 		c.s.writeCDR(ctx, c, finalStatus, reason, by, end, del)
 		close(c.done)

@@ -11,7 +11,7 @@ import (
 // recording in Recordings when the relay made one.
 func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by string, end time.Time, del deleted) {
 	c.mu.Lock()
-	answer := c.answer
+	answer, recStart := c.answer, c.recStart
 	c.mu.Unlock()
 	rec := store.Call{
 		AccountSid:      c.p.trunk.AccountSid,
@@ -61,7 +61,7 @@ func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by s
 		Source:     "Trunking",
 		Status:     "completed",
 		Duration:   int((num(del.recording["duration ms"]) + 500) / 1000),
-		Start:      answer,
+		Start:      recStart, // from ringing: before the answer
 		MediaPath:  fileName(files[0]),
 	}
 	if r.Start.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -160,13 +161,13 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 	if toA {
 		cont := c.a.InviteRequest.Contact()
 		if cont == nil {
-			return nil, errors.New("A-leg has no Contact")
+			return nil, errors.New("the A-leg has no Contact")
 		}
 		target = cont.Address
 	} else {
 		cont := b.InviteResponse.Contact()
 		if cont == nil {
-			return nil, errors.New("B-leg has no Contact")
+			return nil, errors.New("the B-leg has no Contact")
 		}
 		target = cont.Address
 	}
@@ -217,7 +218,8 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	res.AppendHeader(sip.HeaderClone(&c.s.dialogUA.ContactHDR))
+	cont := c.s.contact(strings.ToUpper(req.Transport()))
+	res.AppendHeader(&cont)
 	if err := tx.Respond(res); err != nil {
 		c.log.Warn().Err(err).Msg("200 to re-INVITE")
 	}

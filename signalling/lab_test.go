@@ -112,6 +112,7 @@ type trunkLab struct {
 	config   string // an empty xtrunk.yaml: flags only
 	dsn      string
 	ngAddr   string
+	recDir   string // xtrunk relay's --recording-dir
 	ng       *ng.Client
 	api      *apiClient
 	st       *store.Store // the same SQLite file, for CDRs
@@ -215,7 +216,8 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T) {
 	tri := l.tri
 	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	pins := filepath.Join(mountLabBPFFS(t), "relay")
-	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config,
+	l.recDir = filepath.Join(l.dir, "recordings")
+	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config, "--recording-dir", l.recDir,
 		"--interface", "customer/"+tri.RelayCallerIP.String(),
 		"--interface", "carrier/"+tri.RelayCalleeIP.String(),
 		"--listen-ng", l.ngAddr, "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
@@ -588,30 +590,7 @@ func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": callID})
-			cancel()
-			if err == nil {
-				got := map[string]streamCounts{}
-				for tag, v := range r.Dict("tags") {
-					td, _ := v.(ng.Dict)
-					for _, m := range td.List("medias") {
-						md, _ := m.(ng.Dict)
-						for _, s := range md.List("streams") {
-							sd, _ := s.(ng.Dict)
-							if fl := sd.List("flags"); len(fl) > 0 && fl[0] == "RTCP" {
-								continue
-							}
-							st := sd.Dict("stats")
-							c := got[tag]
-							p, _ := st.Int("packets")
-							f, _ := st.Int("fast path")
-							u, _ := st.Int("userspace")
-							c.packets, c.fast, c.user = c.packets+p, c.fast+f, c.user+u
-							got[tag] = c
-						}
-					}
-				}
+			if got, err := l.relayCounts(callID); err == nil {
 				w.mu.Lock()
 				w.last = got
 				w.mu.Unlock()
@@ -624,6 +603,38 @@ func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
 		}
 	}()
 	return w
+}
+
+// relayCounts asks the relay (NG query) for one call's RTP counts per
+// party (tag).
+func (l *trunkLab) relayCounts(callID string) (map[string]streamCounts, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": callID})
+	if err != nil {
+		return nil, err
+	}
+	got := map[string]streamCounts{}
+	for tag, v := range r.Dict("tags") {
+		td, _ := v.(ng.Dict)
+		for _, m := range td.List("medias") {
+			md, _ := m.(ng.Dict)
+			for _, s := range md.List("streams") {
+				sd, _ := s.(ng.Dict)
+				if fl := sd.List("flags"); len(fl) > 0 && fl[0] == "RTCP" {
+					continue
+				}
+				st := sd.Dict("stats")
+				c := got[tag]
+				p, _ := st.Int("packets")
+				f, _ := st.Int("fast path")
+				u, _ := st.Int("userspace")
+				c.packets, c.fast, c.user = c.packets+p, c.fast+f, c.user+u
+				got[tag] = c
+			}
+		}
+	}
+	return got, nil
 }
 
 // counts stops the watch and returns the last counts.

@@ -187,7 +187,11 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 	}
 	if _, err := s.ng.Do(ctx, req); err != nil {
 		c.log.Error().Err(err).Msg("relay did not start recording")
+		return
 	}
+	c.mu.Lock()
+	c.recStart = time.Now()
+	c.mu.Unlock()
 }
 
 // mediaIdle asks the relay how long the call's media has been silent in

@@ -226,7 +226,7 @@ func (s *Server) outboundInvite(c *call, d dest) *sip.Request {
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	req.SetTransport(transport)
-	self := s.dialogUA.ContactHDR.Address.Host
+	self := s.dialogUAFor(transport).ContactHDR.Address.Host
 	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.p.from, Host: self}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)

@@ -77,10 +77,10 @@ func TestOutboundInvite(t *testing.T) {
 func TestSDPEncrypted(t *testing.T) {
 	cases := map[string]bool{
 		"v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:x\r\n": true,
-		"v=0\r\nm=audio 4000 RTP/AVP 0\r\n":                                                false,
-		"v=0\r\nm=audio 4000 RTP/SAVP 0\r\n":                                               false,
-		"v=0\r\nm=audio 4000 RTP/SAVP 0\r\nm=audio 4002 RTP/AVP 0\r\na=crypto:1 x\r\n":     false,
-		"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 4002 RTP/SAVP 0\r\na=crypto:1 x\r\n":        true,
+		"v=0\r\nm=audio 4000 RTP/AVP 0\r\n":                                                 false,
+		"v=0\r\nm=audio 4000 RTP/SAVP 0\r\n":                                                false,
+		"v=0\r\nm=audio 4000 RTP/SAVP 0\r\nm=audio 4002 RTP/AVP 0\r\na=crypto:1 x\r\n":      false,
+		"v=0\r\nm=audio 0 RTP/AVP 0\r\nm=audio 4002 RTP/SAVP 0\r\na=crypto:1 x\r\n":         true,
 		"": false,
 	}
 	for sdp, want := range cases {

@@ -28,7 +28,7 @@ type provisioned struct {
 	acme    store.Trunk
 }
 
-func provision(t *testing.T) provisioned {
+func provision(t testing.TB) provisioned {
 	t.Helper()
 	ctx := context.Background()
 	dsn := "sqlite:" + filepath.Join(t.TempDir(), "xtrunk.db")

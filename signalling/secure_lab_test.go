@@ -43,15 +43,15 @@ func selfSigned(t *testing.T, ip netip.Addr, names ...string) (certFile, keyFile
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     names,
-		IPAddresses:  []net.IP{ip.AsSlice()},
-		IsCA:         true,
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: names[0]},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		DNSNames:              names,
+		IPAddresses:           []net.IP{ip.AsSlice()},
+		IsCA:                  true,
 		BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -79,8 +79,8 @@ func selfSigned(t *testing.T, ip netip.Addr, names ...string) (certFile, keyFile
 	return certFile, keyFile, pool
 }
 
-// secureTrunk adds a Secure trunk with an ACL for the lab's addresses.
-func secureTrunk(t *testing.T, p provisioned) store.Trunk {
+// secureTrunkOf adds a Secure trunk with an ACL for the lab's addresses.
+func secureTrunkOf(t *testing.T, p provisioned) store.Trunk {
 	t.Helper()
 	ctx := context.Background()
 	tr := store.NewTrunk(p.account)
@@ -177,10 +177,15 @@ func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, m
 func TestSecureTrunkLab(t *testing.T) {
 	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
 	p := provision(t)
-	secureTrunk(t, p)
 	ngAddr := startLabRelay(t, tri)
 	bin := buildXtrunk(t)
 	certFile, keyFile, pool := selfSigned(t, tri.RelayCallerIP, secureHost, "lab.example.net")
+	custCert, custKey, _ := selfSigned(t, tri.CallerIP, "pbx.acme.example")
+	custCA := custCert // self-signed: the customer's certificate is its own CA
+	tr := secureTrunkOf(t, p)
+	const secureDID = "+14155550142"
+	// The origination URI names UDP: a Secure trunk must use TLS anyway.
+	secureOrigination(t, p, tr, secureDID, "sip:"+netip.AddrPortFrom(tri.CallerIP, 5061).String()+";transport=udp")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -195,7 +200,8 @@ func TestSecureTrunkLab(t *testing.T) {
 	sipUDP := netip.AddrPortFrom(tri.RelayCallerIP, 5060)
 	sipTLS := netip.AddrPortFrom(tri.RelayCallerIP, 5061)
 	startB2BUAWith(t, ctx, tri, bin, cfgFile, p.dsn, ngAddr, sipUDP.String(), []string{"sip:" + carrierAddr.String()},
-		"--listen-tcp", "", "--listen-tls", sipTLS.String(), "--tls-cert", certFile, "--tls-key", keyFile)
+		"--listen-tcp", "", "--listen-tls", sipTLS.String(), "--tls-cert", certFile, "--tls-key", keyFile,
+		"--tls-ca", custCA, "--carrier-source", tri.CalleeIP.String()+"/32")
 
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-pbx"), sipgo.WithUserAgentHostname(tri.CallerIP.String()),
 		sipgo.WithUserAgenTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
@@ -270,8 +276,8 @@ func TestSecureTrunkLab(t *testing.T) {
 				t.Fatalf("INVITE over TLS: %v", err)
 			}
 			answer := string(ds.InviteResponse.Body())
-			if err := ds.Ack(ctx); err != nil {
-				t.Fatal(err)
+			if err := tri.Caller.Do(func() error { return ds.Ack(ctx) }); err != nil {
+				t.Fatalf("ACK: %v (200 was:\n%s)", err, ds.InviteResponse)
 			}
 			lc.mu.Lock()
 			offer := lc.offers[len(lc.offers)-1]
@@ -298,20 +304,80 @@ func TestSecureTrunkLab(t *testing.T) {
 			}
 		})
 	}
-	// CDRs: the two answered calls are completed terminating calls.
+	t.Run("origination", func(t *testing.T) {
+		cust := startLabCustomerTLS(t, tri, netip.AddrPortFrom(tri.CallerIP, 5061), custCert, custKey, custMedia)
+		key := srtpKey(9)
+		cust.answerKey = key
+		carrierUA, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier-uac"), sipgo.WithUserAgentHostname(tri.CalleeIP.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer carrierUA.Close()
+		ccli, err := sipgo.NewClient(carrierUA, sipgo.WithClientHostname(tri.CalleeIP.String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ccli.Close()
+		carrier := &sipgo.DialogUA{Client: ccli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gw", Host: tri.CalleeIP.String(), Port: 5090}}}
+		req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: secureDID, Host: sipUDP.Addr().String(), Port: int(sipUDP.Port())})
+		from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "+12125550100", Host: tri.CalleeIP.String()}, Params: sip.NewParams()}
+		from.Params.Add("tag", sip.GenerateTagN(12))
+		req.AppendHeader(&from)
+		req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: secureDID, Host: sipUDP.Addr().String()}})
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody([]byte(fmt.Sprintf("v=0\r\no=gw 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+			carrierMedia.Addr(), carrierMedia.Port())))
+		var ds *sipgo.DialogClientSession
+		if err := tri.Callee.Do(func() error {
+			var err error
+			ds, err = carrier.WriteInvite(ctx, req)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := ds.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+			t.Fatalf("origination INVITE: %v", err)
+		}
+		if err := tri.Callee.Do(func() error { return ds.Ack(ctx) }); err != nil {
+			t.Fatal(err)
+		}
+		offer, transport := cust.lastOffer()
+		if transport != "TLS" {
+			t.Fatalf("the customer got the INVITE over %s, want TLS", transport)
+		}
+		if !strings.Contains(offer, " RTP/SAVP ") || strings.Count(offer, "a=crypto:") != 1 || !strings.Contains(offer, "AES_CM_128_HMAC_SHA1_80") {
+			t.Fatalf("origination must offer SRTP with AES_CM_128_HMAC_SHA1_80 only:\n%s", offer)
+		}
+		answer := string(ds.InviteResponse.Body())
+		if strings.Contains(answer, "a=crypto") || !strings.Contains(answer, " RTP/AVP ") {
+			t.Fatalf("the carrier must get plain RTP/AVP:\n%s", answer)
+		}
+		rc := firstCrypto(t, offer)
+		sent, got := srtpExchange(t, tri, "AES_CM_128_HMAC_SHA1_80", key, rc.KeyParams[0].Key, custMedia, sdpMedia(t, offer), carrierMedia, sdpMedia(t, answer))
+		for dir, n := range got {
+			if n != sent {
+				t.Errorf("%s: %d of %d packets intact", dir, n, sent)
+			}
+		}
+		if err := tri.Callee.Do(func() error { return ds.Bye(ctx) }); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	// CDRs: the answered calls are completed, with both legs' quality.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		calls, _, err := p.st.ListCalls(ctx, p.account, store.CallFilter{}, store.Page{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		completed := 0
+		completed := map[string]int{}
 		for _, c := range calls {
-			if c.Status == "completed" && c.Direction == store.DirectionTerminating && c.SIPResponseCode == 200 && len(c.Quality) == 2 {
-				completed++
+			if c.Status == "completed" && c.SIPResponseCode == 200 && len(c.Quality) == 2 {
+				completed[c.Direction]++
 			}
 		}
-		if completed == 2 {
+		if completed[store.DirectionTerminating] == 2 && completed[store.DirectionOriginating] == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -474,4 +540,108 @@ func startB2BUAWith(t *testing.T, ctx context.Context, tri *testbed.Triangle, bi
 		}
 	})
 	waitUDP(t, tri.Caller, listen)
+}
+
+// secureOrigination puts did on trunk tr with one origination URI.
+func secureOrigination(t *testing.T, p provisioned, tr store.Trunk, did, uri string) {
+	t.Helper()
+	ctx := context.Background()
+	n, err := p.st.CreatePhoneNumber(ctx, store.NewPhoneNumber(p.account, did))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st.AssociatePhoneNumber(ctx, p.account, tr.Sid, n.Sid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.st.CreateOriginationURL(ctx, store.OriginationURL{AccountSid: p.account, TrunkSid: tr.Sid,
+		FriendlyName: "pbx", SipURL: uri, Priority: 10, Weight: 10, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// labCustomer is a customer PBX on sipgo listening on TLS in the caller
+// namespace: it answers INVITEs with SRTP (answerKey) at media.
+type labCustomer struct {
+	mu         sync.Mutex
+	offers     []string
+	transports []string
+	answerKey  []byte
+}
+
+func (lc *labCustomer) lastOffer() (string, string) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.offers) == 0 {
+		return "", ""
+	}
+	return lc.offers[len(lc.offers)-1], lc.transports[len(lc.transports)-1]
+}
+
+func startLabCustomerTLS(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, certFile, keyFile string, media netip.AddrPort) *labCustomer {
+	t.Helper()
+	lc := &labCustomer{}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-customer"), sipgo.WithUserAgentHostname(addr.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(addr.Addr().String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sip.NewParams()
+	tp.Add("transport", "tls")
+	dua := &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: addr.Addr().String(), Port: int(addr.Port()), UriParams: tp}}}
+	var dmu sync.Mutex
+	dialogs := map[string]*sipgo.DialogServerSession{}
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		lc.mu.Lock()
+		lc.offers = append(lc.offers, string(req.Body()))
+		lc.transports = append(lc.transports, req.Transport())
+		key := lc.answerKey
+		lc.mu.Unlock()
+		ds, err := dua.ReadInvite(req, tx)
+		if err != nil {
+			return
+		}
+		dmu.Lock()
+		dialogs[req.CallID().Value()] = ds
+		dmu.Unlock()
+		_ = ds.RespondSDP([]byte(savpOffer(media, "AES_CM_128_HMAC_SHA1_80", key)))
+	})
+	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		dmu.Lock()
+		ds := dialogs[req.CallID().Value()]
+		dmu.Unlock()
+		if ds != nil {
+			_ = ds.ReadAck(req, tx)
+		}
+	})
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		dmu.Lock()
+		ds := dialogs[req.CallID().Value()]
+		dmu.Unlock()
+		if ds != nil {
+			_ = ds.ReadBye(req, tx)
+		}
+	})
+	var raw net.Listener
+	if err := tri.Caller.Do(func() error {
+		var err error
+		raw, err = net.Listen("tcp", addr.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	go func() { _ = srv.ServeTLS(l) }()
+	t.Cleanup(func() { srv.Close(); cli.Close(); ua.Close(); l.Close() })
+	return lc
 }

@@ -6,6 +6,9 @@
 //
 // Every call is one object (see call.go) owning both dialogs and its own
 // context; every way a call ends passes through its closeWith method.
+// Every request reaches its handler through the guard (guard.go): scanners,
+// floods and password guessers get silence. SIGTERM drains (drain.go);
+// metrics.go holds the Prometheus series.
 package signalling
 
 import (
@@ -13,7 +16,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -30,26 +36,39 @@ import (
 // Server is one signalling process: listeners, the config cache, the
 // limits and the calls in progress.
 type Server struct {
-	cfg      Config
-	log      zerolog.Logger
-	st       *store.Store
-	cache    *Cache
-	ng       *ng.Client
-	ua       *sipgo.UserAgent
-	srv      *sipgo.Server
-	client   *sipgo.Client
-	dialogUA *sipgo.DialogUA
-	verifier *auth.Verifier
-	cps      *limit.CPS
-	conc     *limit.Concurrent
-	carriers []route.Target[sip.Uri]
+	cfg       Config
+	log       zerolog.Logger
+	st        *store.Store
+	cache     *Cache
+	acls      *aclSet
+	ng        *ngClient
+	ua        *sipgo.UserAgent
+	srv       *sipgo.Server
+	client    *sipgo.Client
+	dialogUA  *sipgo.DialogUA            // the first listener's (UDP if on)
+	dialogUAs map[string]*sipgo.DialogUA // by transport: "UDP", "TCP", "TLS"
+	lis       *listeners
+	verifier  *auth.Verifier
+	cps       *limit.CPS
+	conc      *limit.Concurrent
+	abuse     *limit.Guard
+	metrics   *metrics
+	carriers  []route.Target[sip.Uri]
 	// carrierNets are the --carrier-source CIDRs: INVITEs from them are
-	// origination.
+	// origination, and they are exempt from the abuse guard.
 	carrierNets []netip.Prefix
+	allow       string      // the Allow header: the methods handled
+	clock       limit.Clock // the guard's (tests move it)
+
+	draining  atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
 
 	mu    sync.Mutex
 	rnd   *rand.Rand
-	calls map[string]*call // by A-leg Call-ID
+	calls map[string]*call // by A-leg Call-ID, and by B-leg Call-ID
+	live  int              // calls not yet done (see track)
+	idle  chan struct{}    // closed when live drops to 0
 }
 
 // Option configures a Server.
@@ -58,14 +77,18 @@ type Option func(*Server)
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(s *Server) { s.log = l } }
 
+// withClock sets the abuse guard's clock (tests).
+func withClock(now limit.Clock) Option { return func(s *Server) { s.clock = now } }
+
 // New makes a server reading its trunks from st and driving the relay at
-// cfg.RelayNG.
+// cfg.RelayNG. It binds the listeners (ListenAndServe serves them) and
+// fails if one cannot be bound or the TLS certificate cannot be read.
 func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: zerolog.Nop(), cps: limit.NewCPS(time.Now), conc: limit.NewConcurrent(),
-		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}}
+		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, clock: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -76,85 +99,181 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		}
 		s.carriers = append(s.carriers, t)
 	}
-	var err error
-	if s.carrierNets, err = parseCarrierSources(cfg.CarrierSources); err != nil {
+	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
+	s.cache = NewCache(st, cfg.Domain, cfg.edges())
+	s.acls = newACLSet(st, s.cache, s.log)
+	s.verifier = auth.New(cfg.realm())
+	s.abuse = limit.NewGuard(cfg.guard(), s.clock)
+	tlsServer, tlsClient, certs, err := cfg.tlsConfigs()
+	if err != nil {
 		return nil, err
 	}
-	s.cache = NewCache(st, cfg.Domain, cfg.edges())
-	s.verifier = auth.New(cfg.realm())
-	if s.ng, err = ng.Dial(cfg.RelayNG); err != nil {
+	s.metrics = newMetrics(s, certs)
+	nc, err := ng.Dial(cfg.RelayNG)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	host, _, _ := splitHostPort(cfg.ListenUDP)
-	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("xtrunk")}
-	if host != "" && host != "0.0.0.0" {
+	s.ng = &ngClient{Client: nc, m: s.metrics}
+	if s.lis, err = listen(cfg, tlsServer); err != nil {
+		s.ng.Close()
+		return nil, err
+	}
+	fail := func(err error) (*Server, error) {
+		s.lis.close()
+		if s.ua != nil {
+			s.ua.Close()
+		}
+		s.ng.Close()
+		return nil, err
+	}
+	host := s.advertisedHost()
+	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("xtrunk"), sipgo.WithUserAgenTLSConfig(tlsClient),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(s.preParse))}
+	if host != "" {
 		uaOpts = append(uaOpts, sipgo.WithUserAgentHostname(host))
 	}
 	if s.ua, err = sipgo.NewUA(uaOpts...); err != nil {
-		s.ng.Close()
-		return nil, err
+		return fail(err)
 	}
 	if s.srv, err = sipgo.NewServer(s.ua); err != nil {
-		s.ua.Close()
-		s.ng.Close()
-		return nil, err
+		return fail(err)
 	}
 	var copts []sipgo.ClientOption
-	if host != "" && host != "0.0.0.0" {
+	if host != "" {
 		copts = append(copts, sipgo.WithClientHostname(host))
 	}
 	if s.client, err = sipgo.NewClient(s.ua, copts...); err != nil {
-		s.ua.Close()
-		s.ng.Close()
-		return nil, err
+		return fail(err)
 	}
-	contactHost := host
-	if contactHost == "" || contactHost == "0.0.0.0" {
-		contactHost = "127.0.0.1"
+	s.dialogUAs = map[string]*sipgo.DialogUA{}
+	for _, tr := range s.lis.transports() {
+		s.dialogUAs[tr] = &sipgo.DialogUA{Client: s.client, ContactHDR: s.contact(tr)}
+		if s.dialogUA == nil {
+			s.dialogUA = s.dialogUAs[tr]
+		}
 	}
-	_, port, _ := splitHostPort(cfg.ListenUDP)
-	s.dialogUA = &sipgo.DialogUA{Client: s.client, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: contactHost, Port: port}}}
-	s.srv.OnInvite(s.onInvite)
-	s.srv.OnAck(s.onAck)
-	s.srv.OnBye(s.onBye)
-	s.srv.OnCancel(func(*sip.Request, sip.ServerTransaction) {}) // sipgo answers CANCEL itself and ends the INVITE transaction
-	s.srv.OnRegister(s.onRegister)
-	s.srv.OnOptions(s.onOptions)
+
+	// Every handler goes through guard (malformed requests, panics) and
+	// the abuse guard (screened): add new methods here.
+	handlers := map[sip.RequestMethod]sipgo.RequestHandler{
+		sip.INVITE:   s.onInvite,
+		sip.ACK:      s.onAck,
+		sip.BYE:      s.onBye,
+		sip.CANCEL:   func(*sip.Request, sip.ServerTransaction) {}, // sipgo answers CANCEL itself and ends the INVITE transaction
+		sip.REGISTER: s.onRegister,
+		sip.OPTIONS:  s.onOptions,
+		sip.INFO:     s.onInfo,
+	}
+	var allow []string
+	for m, h := range handlers {
+		s.srv.OnRequest(m, s.guard(s.screened(h)))
+		if m != sip.REGISTER {
+			allow = append(allow, string(m))
+		}
+	}
+	slices.SortFunc(allow, func(a, b string) int { return methodOrder(a) - methodOrder(b) })
+	s.allow = strings.Join(allow, ", ")
+	s.srv.OnNoRoute(s.guard(s.screened(s.onOther)))
 	return s, nil
 }
 
-// ListenAndServe serves UDP on cfg.ListenUDP and keeps the cache fresh
-// until ctx ends.
+// ListenAndServe serves the listeners bound by New and keeps the cache
+// fresh until ctx ends (then it closes the listeners and returns nil), or
+// until a listener fails.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
-	return s.srv.ListenAndServe(ctx, "udp", s.cfg.ListenUDP)
+	return s.lis.serve(ctx, s)
 }
 
-// Close ends every call in progress and releases the sockets.
+// Close ends every call in progress (BYE to answered ones, 503 to the
+// others), waits for their CDRs (closeWithWait at most) and releases the
+// sockets. It is safe to call more than once.
 func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.draining.Store(true) // nothing new while closing
+		var wg sync.WaitGroup
+		for _, c := range s.callsInProgress() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.closeWith(503, "shutting down", hangupSystem)
+			}()
+		}
+		wg.Wait()
+		select { // calls that were already ending on their own
+		case <-s.whenIdle():
+		case <-time.After(closeWithWait):
+			s.log.Warn().Int("calls", s.Calls()).Msg("closing with calls still ending")
+		}
+		s.lis.close()
+		s.srv.Close()
+		s.client.Close()
+		s.ua.Close()
+		s.closeErr = s.ng.Close()
+	})
+	return s.closeErr
+}
+
+// closeWithWait bounds how long Close waits for calls that were ending
+// already (closeWith gives a BYE 5 s, then writes the CDR).
+const closeWithWait = 10 * time.Second
+
+// callsInProgress is every call once (calls holds some under two
+// Call-IDs).
+func (s *Server) callsInProgress() []*call {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	seen := map[*call]bool{}
-	var calls []*call
+	var out []*call
 	for _, c := range s.calls {
 		if !seen[c] {
 			seen[c] = true
-			calls = append(calls, c)
+			out = append(out, c)
 		}
 	}
-	s.mu.Unlock()
-	for _, c := range calls {
-		c.closeWith(503, "shutting down", hangupSystem)
-	}
-	s.srv.Close()
-	s.client.Close()
-	s.ua.Close()
-	return s.ng.Close()
+	return out
 }
 
 func (s *Server) addCall(c *call) {
 	s.mu.Lock()
 	s.calls[c.id] = c
 	s.mu.Unlock()
+	s.track(c)
+	s.metrics.callStarted(callLabels(c))
+}
+
+// track counts c as live until its closeWith has finished (CDR
+// written): Drain and Close wait for that, not just for the call to leave
+// calls, so that no CDR is lost to a shutdown.
+func (s *Server) track(c *call) {
+	s.mu.Lock()
+	s.live++
+	s.mu.Unlock()
+	go func() {
+		<-c.done
+		s.mu.Lock()
+		s.live--
+		if s.live == 0 && s.idle != nil {
+			close(s.idle)
+			s.idle = nil
+		}
+		s.mu.Unlock()
+	}()
+}
+
+// whenIdle is closed once no call is live (at once if none is).
+func (s *Server) whenIdle() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	return s.idle
 }
 
 func (s *Server) removeCall(c *call) {

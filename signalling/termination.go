@@ -132,6 +132,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tc *TrunkCo
 		if err == nil {
 			return nil, nil
 		}
+		s.authFailed(req, err)
 		if errors.Is(err, auth.ErrMalformed) {
 			return &refusal{400, "Bad Request"}, nil
 		}
@@ -166,6 +167,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		log.Info().Int("status", ref.status).Str("reason", ref.reason).Str("src", req.Source()).Msg("call refused")
+		s.metrics.refused(ref.status, ref.reason)
 		respond(tx, req, ref.status, ref.reason, hdrs)
 		return
 	}
@@ -200,6 +202,10 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, ok, err := s.cache.Trunk(ctx, req.Recipient.Host); err != nil || !ok {
+		return
+	}
+	if ref, hdr := unsupported(req); ref != nil {
+		respond(tx, req, ref.status, ref.reason, hdr) // RFC 4475 bext01
 		return
 	}
 	respond(tx, req, 200, "OK", nil)

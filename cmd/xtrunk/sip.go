@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling"
@@ -23,7 +26,15 @@ func runSIP(args []string) error {
 	}
 	fs := flag.NewFlagSet("sip", flag.ContinueOnError)
 	fs.String("config", path, "YAML config file (section sip:)")
-	fs.StringVar(&cfg.ListenUDP, "listen-udp", cfg.ListenUDP, "SIP UDP listen address")
+	fs.StringVar(&cfg.ListenUDP, "listen-udp", cfg.ListenUDP, "SIP UDP listen address (empty: off)")
+	fs.StringVar(&cfg.ListenTCP, "listen-tcp", cfg.ListenTCP, "SIP TCP listen address (auto: the UDP address; empty: off)")
+	fs.StringVar(&cfg.ListenTLS, "listen-tls", cfg.ListenTLS, "SIP TLS listen address, on when --tls-cert is given (auto: the UDP host, port 5061; empty: off)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "TLS certificate chain (PEM); renewals are picked up without a restart")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "TLS private key (PEM)")
+	fs.StringVar(&cfg.TLSMinVersion, "tls-min-version", cfg.TLSMinVersion, "lowest TLS version, listening and dialing: 1.2 or 1.3 (1.0, 1.1 for old PBXs)")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", cfg.TLSCA, "extra CA certificates (PEM) trusted for TLS servers xtrunk dials")
+	fs.BoolVar(&cfg.TLSInsecureSkipVerify, "tls-insecure-skip-verify", cfg.TLSInsecureSkipVerify, "do not verify TLS servers xtrunk dials (labs only)")
+	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "host put in Contact/Via/From (default: the listen host; needed behind NAT or on 0.0.0.0)")
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "base domain: trunks are {prefix}.pstn.DOMAIN")
 	fs.StringVar(&cfg.Edge, "edge", cfg.Edge, "this edge's name (localized hosts {prefix}.pstn.EDGE.DOMAIN)")
 	fs.Var(&listFlag{vals: &cfg.Carriers}, "carrier", "carrier gateway URI sip:HOST[:PORT][;priority=N][;weight=N] (repeatable)")
@@ -32,9 +43,18 @@ func runSIP(args []string) error {
 	fs.StringVar(&cfg.RelayCustomerIface, "relay-customer-iface", cfg.RelayCustomerIface, "the relay's logical interface toward customers")
 	fs.StringVar(&cfg.RelayCarrierIface, "relay-carrier-iface", cfg.RelayCarrierIface, "the relay's logical interface toward carriers")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "the control plane's store DSN (sqlite:PATH or postgres://…)")
-	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address (empty: off)")
+	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address, served at /metrics (empty: off)")
 	fs.IntVar(&cfg.DefaultCPS, "default-cps", cfg.DefaultCPS, "per-trunk calls per second (0: no limit)")
 	fs.IntVar(&cfg.DefaultConcurrency, "default-concurrency", cfg.DefaultConcurrency, "per-trunk concurrent calls (0: no limit)")
+	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", cfg.MediaTimeout, "end an answered call with no RTP/RTCP in either direction for this long (0: never)")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long calls in progress may go on before they are hung up")
+	fs.IntVar(&cfg.GuardMaxRequests, "guard-max-requests", cfg.GuardMaxRequests, "requests per --guard-request-window from one source before it is banned (0: no limit)")
+	fs.DurationVar(&cfg.GuardRequestWindow, "guard-request-window", cfg.GuardRequestWindow, "window for --guard-max-requests")
+	fs.IntVar(&cfg.GuardMaxAuthFailures, "guard-max-auth-failures", cfg.GuardMaxAuthFailures, "failed digest authentications per --guard-auth-window before a ban (0: no limit)")
+	fs.DurationVar(&cfg.GuardAuthWindow, "guard-auth-window", cfg.GuardAuthWindow, "window for --guard-max-auth-failures")
+	fs.DurationVar(&cfg.GuardBan, "guard-ban", cfg.GuardBan, "how long a banned source is ignored")
+	fs.DurationVar(&cfg.OptionsInterval, "options-interval", cfg.OptionsInterval, "one OPTIONS per source is answered per interval; the others get nothing (0: all)")
+	fs.Var(&listFlag{vals: &cfg.GuardScanners}, "guard-scanner", "User-Agent substring that gets no answer (repeatable; replaces the built-in list)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -44,9 +64,13 @@ func runSIP(args []string) error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// SIGTERM drains; SIGINT, or a second signal, stops at once (calls
+	// still up get a BYE either way).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	st, err := store.Open(openCtx, cfg.DB, store.Options{Domain: cfg.Domain, Edges: edgeList(cfg.Edge)})
 	cancel()
 	if err != nil {
@@ -59,10 +83,8 @@ func runSIP(args []string) error {
 	}
 	defer srv.Close()
 	if cfg.Metrics != "" {
-		// Signalling metrics come in a later slice; the endpoint answers
-		// so scrapers and health checks can be wired now.
 		mux := http.NewServeMux()
-		mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {})
+		mux.Handle("/metrics", srv.Metrics())
 		hs := &http.Server{Addr: cfg.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		ln, err := net.Listen("tcp", cfg.Metrics)
 		if err != nil {
@@ -71,12 +93,54 @@ func runSIP(args []string) error {
 		go func() { _ = hs.Serve(ln) }()
 		defer hs.Close()
 	}
-	log.Info().Str("udp", cfg.ListenUDP).Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Msg("sip ready")
-	err = srv.ListenAndServe(ctx)
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- srv.ListenAndServe(serveCtx) }()
+	ev := log.Info()
+	for _, tr := range srv.Transports() {
+		ev = ev.Str(strings.ToLower(tr), srv.Addr(tr).String())
 	}
+	ev.Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Msg("sip ready")
+
+	select {
+	case err := <-served:
+		return err // a listener failed
+	case sig := <-sigs:
+		if sig == syscall.SIGTERM {
+			drain(log, srv, sigs, cfg.DrainTimeout)
+		} else {
+			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
+		}
+	}
+	if err := srv.Close(); err != nil {
+		log.Debug().Err(err).Msg("close")
+	}
+	stopServing()
+	<-served
+	log.Info().Msg("sip stopped")
 	return nil
+}
+
+// drain refuses new calls and waits for the ones up to end, until
+// timeout or another signal.
+func drain(log zerolog.Logger, srv *signalling.Server, sigs <-chan os.Signal, timeout time.Duration) {
+	log.Info().Int("calls", srv.Calls()).Dur("timeout", timeout).Msg("SIGTERM: draining, new calls get 503")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-sigs:
+			log.Info().Str("signal", sig.String()).Msg("second signal: stopping now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := srv.Drain(ctx); err != nil {
+		log.Info().Int("calls", srv.Calls()).Msg("drain over: hanging up the calls left")
+		return
+	}
+	log.Info().Msg("drained: no calls left")
 }
 
 func edgeList(e string) []string {

@@ -91,7 +91,8 @@ func (c *Concurrent) InUse(trunk string) int {
 	return c.n[trunk]
 }
 
-// GuardConfig tunes the abuse guard.
+// GuardConfig tunes the abuse guard. A zero count or duration turns its
+// check off.
 type GuardConfig struct {
 	MaxRequests   int           // requests per RequestWindow before a ban (16)
 	RequestWindow time.Duration // (2 s)
@@ -99,8 +100,17 @@ type GuardConfig struct {
 	AuthWindow    time.Duration // (1 min)
 	Ban           time.Duration // how long a source is ignored (5 min)
 	OptionsEvery  time.Duration // a source may send OPTIONS this often (10 s)
-	Scanners      []string      // User-Agent substrings that get no answer at all
+	Scanners      []string      // User-Agent substrings (any case) that get no answer at all
+	// MaxSources bounds the sources tracked at once (65536): UDP sources
+	// can be spoofed, and the guard must not be the thing that runs out
+	// of memory. Past it, untracked sources are let through unchecked.
+	MaxSources int
 }
+
+// DefaultScanners are the User-Agents of SIP scanners and toll-fraud
+// tools: Kamailio's classic list plus a few seen in the wild. Monitoring
+// tools (sipsak, SIPp) are not on it.
+var DefaultScanners = []string{"friendly-scanner", "sipcli", "sipvicious", "VaxSIPUserAgent", "pplsip", "sip-scan", "iWar", "sundayddr"}
 
 // DefaultGuard is the guard's default configuration.
 func DefaultGuard() GuardConfig {
@@ -108,7 +118,8 @@ func DefaultGuard() GuardConfig {
 		MaxRequests: 16, RequestWindow: 2 * time.Second,
 		MaxAuthFails: 10, AuthWindow: time.Minute,
 		Ban: 5 * time.Minute, OptionsEvery: 10 * time.Second,
-		Scanners: []string{"friendly-scanner", "sipcli", "sipvicious", "vaxsipuseragent", "pplsip", "sip-scan", "sipsak", "iWar", "sundayddr"},
+		Scanners:   append([]string(nil), DefaultScanners...),
+		MaxSources: 1 << 16,
 	}
 }
 
@@ -122,15 +133,18 @@ const (
 	Throttled         // too frequent OPTIONS: send nothing
 )
 
-// Reasons a source is ignored, for metrics and logs.
+// Reasons a request is ignored, for metrics and logs.
 const (
-	ReasonFlood    = "flood"
-	ReasonAuth     = "auth_failures"
-	ReasonScanner  = "scanner"
-	ReasonBanned   = "banned"
-	ReasonOptions  = "options_rate"
+	ReasonFlood    = "flood"         // this request started a ban: too many requests
+	ReasonAuth     = "auth_failures" // a failed authentication started a ban
+	ReasonScanner  = "scanner"       // a scanner's User-Agent
+	ReasonBanned   = "banned"        // from a source under a ban
+	ReasonOptions  = "options_rate"  // OPTIONS more often than OptionsEvery
 	ReasonAccepted = ""
 )
+
+// Reasons lists every reason, for metrics that start at zero.
+var Reasons = []string{ReasonFlood, ReasonAuth, ReasonScanner, ReasonBanned, ReasonOptions}
 
 // Guard tracks sources.
 type Guard struct {
@@ -153,39 +167,81 @@ func NewGuard(cfg GuardConfig, now Clock) *Guard {
 	if now == nil {
 		now = time.Now
 	}
-	for i, s := range cfg.Scanners {
-		cfg.Scanners[i] = strings.ToLower(s)
+	scanners := make([]string, 0, len(cfg.Scanners))
+	for _, s := range cfg.Scanners {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			scanners = append(scanners, s)
+		}
+	}
+	cfg.Scanners = scanners
+	if cfg.MaxSources <= 0 {
+		cfg.MaxSources = 1 << 16
 	}
 	return &Guard{cfg: cfg, now: now, src: map[netip.Addr]*source{}}
 }
 
-// Check is called for every request from addr before anything else.
-func (g *Guard) Check(addr netip.Addr, method, userAgent string) (Verdict, string) {
+// Scanner reports whether userAgent is a known scanner's.
+func (g *Guard) Scanner(userAgent string) bool {
+	if userAgent == "" || len(g.cfg.Scanners) == 0 {
+		return false
+	}
 	ua := strings.ToLower(userAgent)
 	for _, s := range g.cfg.Scanners {
-		if s != "" && strings.Contains(ua, s) {
-			return Ignore, ReasonScanner
+		if strings.Contains(ua, s) {
+			return true
 		}
+	}
+	return false
+}
+
+// Check is called for every request from addr that is not exempt, before
+// anything else: a scanner's User-Agent, a source under a ban, a source
+// going over MaxRequests per RequestWindow (which bans it) and OPTIONS
+// more often than OptionsEvery are not to be answered.
+func (g *Guard) Check(addr netip.Addr, method, userAgent string) (Verdict, string) {
+	if g.Scanner(userAgent) {
+		return Ignore, ReasonScanner
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	g.collect(now)
-	s := g.src[addr]
+	s := g.source(addr, now)
 	if s == nil {
-		s = &source{}
-		g.src[addr] = s
+		return Accept, ReasonAccepted
 	}
 	if now.Before(s.bannedUntil) {
 		return Ignore, ReasonBanned
 	}
-	s.reqs = trim(append(s.reqs, now), now, g.cfg.RequestWindow)
-	if g.cfg.MaxRequests > 0 && len(s.reqs) > g.cfg.MaxRequests {
-		s.bannedUntil = now.Add(g.cfg.Ban)
-		s.reqs = nil
-		return Ignore, ReasonFlood
+	if g.cfg.MaxRequests > 0 && g.cfg.RequestWindow > 0 {
+		s.reqs = trim(append(s.reqs, now), now, g.cfg.RequestWindow)
+		if len(s.reqs) > g.cfg.MaxRequests {
+			s.bannedUntil = now.Add(g.cfg.Ban)
+			s.reqs = nil
+			return Ignore, ReasonFlood
+		}
 	}
-	if strings.EqualFold(method, "OPTIONS") && g.cfg.OptionsEvery > 0 {
+	return g.options(s, method, now)
+}
+
+// CheckOptions applies only the OPTIONS rate to addr: for sources that
+// are exempt from bans (a trunk's IP ACL) but, like everyone, may ping
+// only once per OptionsEvery.
+func (g *Guard) CheckOptions(addr netip.Addr, method string) (Verdict, string) {
+	if !strings.EqualFold(method, "OPTIONS") || g.cfg.OptionsEvery <= 0 {
+		return Accept, ReasonAccepted
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	s := g.source(addr, now)
+	if s == nil {
+		return Accept, ReasonAccepted
+	}
+	return g.options(s, method, now)
+}
+
+func (g *Guard) options(s *source, method string, now time.Time) (Verdict, string) {
+	if g.cfg.OptionsEvery > 0 && strings.EqualFold(method, "OPTIONS") {
 		if !s.lastOptions.IsZero() && now.Sub(s.lastOptions) < g.cfg.OptionsEvery {
 			return Throttled, ReasonOptions
 		}
@@ -194,24 +250,54 @@ func (g *Guard) Check(addr netip.Addr, method, userAgent string) (Verdict, strin
 	return Accept, ReasonAccepted
 }
 
+// source returns addr's record, making one if there is room; nil when the
+// table is full even after forgetting idle sources. g.mu is held.
+func (g *Guard) source(addr netip.Addr, now time.Time) *source {
+	addr = addr.Unmap()
+	if s := g.src[addr]; s != nil {
+		return s
+	}
+	if len(g.src) >= g.cfg.MaxSources {
+		g.gc = time.Time{}
+	}
+	g.collect(now)
+	if len(g.src) >= g.cfg.MaxSources {
+		return nil
+	}
+	s := &source{}
+	g.src[addr] = s
+	return s
+}
+
 // AuthFailed records a failed authentication from addr; it reports whether
 // the source is now banned.
 func (g *Guard) AuthFailed(addr netip.Addr) bool {
+	if g.cfg.MaxAuthFails <= 0 || g.cfg.AuthWindow <= 0 {
+		return false
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := g.now()
-	s := g.src[addr]
+	s := g.source(addr, now)
 	if s == nil {
-		s = &source{}
-		g.src[addr] = s
+		return false
 	}
 	s.fails = trim(append(s.fails, now), now, g.cfg.AuthWindow)
-	if g.cfg.MaxAuthFails > 0 && len(s.fails) >= g.cfg.MaxAuthFails {
+	if len(s.fails) >= g.cfg.MaxAuthFails {
 		s.bannedUntil = now.Add(g.cfg.Ban)
 		s.fails = nil
 		return true
 	}
 	return false
+}
+
+// IsBanned reports whether addr is under a ban. It is cheap enough to ask
+// for every datagram before parsing it.
+func (g *Guard) IsBanned(addr netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.src[addr.Unmap()]
+	return s != nil && g.now().Before(s.bannedUntil)
 }
 
 // Banned lists the sources currently ignored (for an operator's view).
@@ -226,6 +312,20 @@ func (g *Guard) Banned() []netip.Addr {
 		}
 	}
 	return out
+}
+
+// BannedCount is len(Banned()) without the list.
+func (g *Guard) BannedCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	n := 0
+	for _, s := range g.src {
+		if now.Before(s.bannedUntil) {
+			n++
+		}
+	}
+	return n
 }
 
 func trim(ts []time.Time, now time.Time, win time.Duration) []time.Time {

@@ -126,3 +126,89 @@ func TestGuardScannersAndOptions(t *testing.T) {
 		t.Fatal("OPTIONS after 15 s refused")
 	}
 }
+
+func TestGuardOptionsOnlyForExemptSources(t *testing.T) {
+	c := newClock()
+	g := NewGuard(DefaultGuard(), c.now)
+	src := netip.MustParseAddr("198.18.1.2")
+	for i := 0; i < 100; i++ { // a busy PBX in an ACL: no flood ban
+		if v, _ := g.CheckOptions(src, "INVITE"); v != Accept {
+			t.Fatalf("INVITE %d refused", i+1)
+		}
+	}
+	if v, _ := g.CheckOptions(src, "OPTIONS"); v != Accept {
+		t.Fatal("first OPTIONS refused")
+	}
+	if v, r := g.CheckOptions(src, "OPTIONS"); v != Throttled || r != ReasonOptions {
+		t.Fatalf("second OPTIONS at once: %v %q", v, r)
+	}
+	c.add(10 * time.Second)
+	if v, _ := g.CheckOptions(src, "options"); v != Accept {
+		t.Fatal("OPTIONS after 10 s refused")
+	}
+	if g.IsBanned(src) {
+		t.Fatal("an exempt source was banned")
+	}
+}
+
+func TestGuardIsBannedAndExpiry(t *testing.T) {
+	c := newClock()
+	cfg := DefaultGuard()
+	cfg.Ban = time.Minute
+	g := NewGuard(cfg, c.now)
+	src := netip.MustParseAddr("::ffff:198.18.1.7") // the same source as 198.18.1.7
+	for i := 0; i < 17; i++ {
+		g.Check(src, "INVITE", "")
+	}
+	if !g.IsBanned(netip.MustParseAddr("198.18.1.7")) || g.BannedCount() != 1 {
+		t.Fatal("flooding source not banned")
+	}
+	c.add(time.Minute)
+	if g.IsBanned(src) || g.BannedCount() != 0 {
+		t.Fatal("ban did not expire")
+	}
+	if v, _ := g.Check(src, "INVITE", ""); v != Accept {
+		t.Fatal("source not heard after its ban")
+	}
+}
+
+func TestGuardBoundsItsTable(t *testing.T) {
+	c := newClock()
+	cfg := DefaultGuard()
+	cfg.MaxSources = 8
+	g := NewGuard(cfg, c.now)
+	for i := 0; i < 100; i++ {
+		a := netip.AddrFrom4([4]byte{198, 18, 3, byte(i)})
+		if v, _ := g.Check(a, "INVITE", ""); v != Accept {
+			t.Fatalf("source %d refused", i)
+		}
+	}
+	if n := len(g.src); n > 8 {
+		t.Fatalf("%d sources tracked, limit 8", n)
+	}
+	c.add(10 * time.Minute) // all idle: room again
+	if v, _ := g.Check(netip.MustParseAddr("198.18.4.1"), "INVITE", ""); v != Accept || len(g.src) != 1 {
+		t.Fatalf("idle sources not forgotten: %d", len(g.src))
+	}
+}
+
+func TestGuardConfigZeroTurnsChecksOff(t *testing.T) {
+	c := newClock()
+	cfg := GuardConfig{Scanners: []string{"  "}}
+	g := NewGuard(cfg, c.now)
+	src := netip.MustParseAddr("198.18.1.2")
+	for i := 0; i < 1000; i++ {
+		if v, _ := g.Check(src, "OPTIONS", "friendly-scanner"); v != Accept {
+			t.Fatalf("request %d refused with every check off", i+1)
+		}
+		if g.AuthFailed(src) {
+			t.Fatal("banned for auth failures with the check off")
+		}
+	}
+	def := DefaultGuard()
+	def.Scanners[0] = "MiXeD"
+	NewGuard(def, c.now)
+	if def.Scanners[0] != "MiXeD" || DefaultScanners[0] != "friendly-scanner" {
+		t.Fatal("NewGuard changed its caller's scanner list")
+	}
+}

@@ -1,0 +1,251 @@
+package signalling
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/signalling/limit"
+)
+
+// metrics is the signalling's private Prometheus registry.
+//
+// Labels are bounded: direction ("termination", "origination"), trunk
+// (the trunk's sid: as many as are provisioned), code (a SIP status),
+// reason (a constant of the code, never text from a peer), method (the
+// SIP methods, anything else "other"), command (NG commands). Never a
+// source address or a number.
+//
+// CPS, ASR and ACD are derived in PromQL:
+//
+//	CPS per trunk:  sum by (trunk) (rate(xtrunk_sip_call_attempts_total[1m]))
+//	ASR per trunk:  sum by (trunk) (increase(xtrunk_sip_calls_answered_total[1h]))
+//	              / sum by (trunk) (increase(xtrunk_sip_call_attempts_total[1h]))
+//	ACD per trunk:  sum by (trunk) (increase(xtrunk_sip_call_duration_seconds_sum[1h]))
+//	              / sum by (trunk) (increase(xtrunk_sip_call_duration_seconds_count[1h]))
+//	median setup:   histogram_quantile(0.5, sum by (le) (rate(xtrunk_sip_call_setup_seconds_bucket[5m])))
+//	SIP codes:      sum by (trunk, code) (increase(xtrunk_sip_calls_failed_total[1h]))
+//
+// An attempt is a call that passed admission (a 407 challenge or a
+// refusal is not one: those are in xtrunk_sip_refusals_total).
+type metrics struct {
+	reg *prometheus.Registry
+
+	// xtrunk_sip_call_attempts_total{direction,trunk}: calls admitted.
+	attempts *prometheus.CounterVec
+	// xtrunk_sip_calls_answered_total{direction,trunk}: calls answered.
+	answered *prometheus.CounterVec
+	// xtrunk_sip_calls_failed_total{direction,trunk,code}: admitted calls
+	// that ended unanswered, by the final status sent to the caller.
+	failed *prometheus.CounterVec
+	// xtrunk_sip_calls_active{direction,trunk}: calls in progress.
+	active *prometheus.GaugeVec
+	// xtrunk_sip_call_setup_seconds{direction,trunk}: from the INVITE's
+	// admission to the 200 sent back (post-dial delay and ringing).
+	setup *prometheus.HistogramVec
+	// xtrunk_sip_call_duration_seconds{direction,trunk}: answered calls,
+	// from the 200 to the end (ACD = sum / count).
+	duration *prometheus.HistogramVec
+	// xtrunk_sip_refusals_total{code,reason}: INVITEs answered with an
+	// error before becoming a call (407 challenges included).
+	refusals *prometheus.CounterVec
+	// xtrunk_sip_guard_ignored_total{reason}: requests (and TCP/TLS
+	// connections) not answered by the abuse guard: scanner, flood,
+	// banned, auth_failures, options_rate.
+	ignoredC *prometheus.CounterVec
+	// xtrunk_sip_guard_bans_total{reason}: sources banned (flood,
+	// auth_failures); xtrunk_sip_guard_banned_sources: under a ban now.
+	bans *prometheus.CounterVec
+	// xtrunk_sip_requests_total{method}: requests received (before the
+	// guard; retransmissions absorbed by sipgo are not counted).
+	requests *prometheus.CounterVec
+	// xtrunk_sip_relay_ng_errors_total{command,kind}: NG commands to the
+	// relay that failed: timeout, refused (the relay said error), other.
+	ngErrors *prometheus.CounterVec
+	// xtrunk_sip_tls_handshake_failures_total: TLS connections that did
+	// not complete a handshake (or found no handshake slot).
+	tlsFail prometheus.Counter
+	// xtrunk_sip_draining: 1 once a SIGTERM is draining the process.
+	draining prometheus.Gauge
+	// xtrunk_sip_tls_certificate_expiry_timestamp_seconds: when the
+	// served certificate expires (only with a TLS listener).
+}
+
+// Call directions, the direction label.
+const (
+	dirTermination = "termination"
+	dirOrigination = "origination"
+)
+
+func newMetrics(s *Server, certs *certLoader) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	dt := []string{"direction", "trunk"}
+	m.attempts = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_call_attempts_total", Help: "Calls admitted, by direction and trunk."}, dt)
+	m.answered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_calls_answered_total", Help: "Calls answered, by direction and trunk."}, dt)
+	m.failed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_calls_failed_total", Help: "Admitted calls that ended unanswered, by final SIP status."}, []string{"direction", "trunk", "code"})
+	m.active = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_sip_calls_active", Help: "Calls in progress, by direction and trunk."}, dt)
+	m.setup = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_sip_call_setup_seconds", Help: "From admission of the INVITE to the 200 sent back.",
+		Buckets: []float64{.1, .25, .5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 120}}, dt)
+	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_sip_call_duration_seconds", Help: "Answered calls' duration, from the 200 to the end.",
+		Buckets: []float64{5, 15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200}}, dt)
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_refusals_total", Help: "INVITEs refused before becoming a call, by status and reason."}, []string{"code", "reason"})
+	m.ignoredC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_ignored_total", Help: "Requests and connections left unanswered by the abuse guard, by reason."}, []string{"reason"})
+	m.bans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_bans_total", Help: "Sources banned by the abuse guard, by reason."}, []string{"reason"})
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_requests_total", Help: "SIP requests received, by method."}, []string{"method"})
+	m.ngErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_relay_ng_errors_total", Help: "Failed NG commands to the relay, by command and kind (timeout, refused, other)."}, []string{"command", "kind"})
+	m.tlsFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_sip_tls_handshake_failures_total", Help: "TLS connections that did not complete a handshake."})
+	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
+	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
+		m.requests, m.ngErrors, m.tlsFail, m.draining,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned_sources", Help: "Sources under a ban now."},
+			func() float64 { return float64(s.abuse.BannedCount()) }),
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if certs != nil {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_tls_certificate_expiry_timestamp_seconds",
+			Help: "When the TLS listener's certificate expires (Unix time)."}, func() float64 { return float64(certs.notAfter().Unix()) }))
+	}
+	for _, r := range limit.Reasons {
+		m.ignoredC.WithLabelValues(r)
+	}
+	for _, r := range []string{limit.ReasonFlood, limit.ReasonAuth} {
+		m.bans.WithLabelValues(r)
+	}
+	for _, meth := range knownMethods {
+		m.requests.WithLabelValues(meth)
+	}
+	return m
+}
+
+// Metrics is the /metrics handler.
+func (s *Server) Metrics() http.Handler {
+	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})
+}
+
+// callLabels are a call's direction and trunk labels.
+func callLabels(c *call) (dir, trunk string) {
+	return c.p.dir, c.p.trunk.Sid
+}
+
+// direction maps a store direction to the label.
+func direction(d string) string {
+	switch d {
+	case store.DirectionOriginating, dirOrigination:
+		return dirOrigination
+	}
+	return dirTermination
+}
+
+// callStarted counts an admitted call.
+func (m *metrics) callStarted(dir, trunk string) {
+	dir = direction(dir)
+	m.attempts.WithLabelValues(dir, trunk).Inc()
+	m.active.WithLabelValues(dir, trunk).Inc()
+}
+
+// callAnswered counts an answered call and its setup time (admission to
+// the 200 sent).
+func (m *metrics) callAnswered(dir, trunk string, setup time.Duration) {
+	dir = direction(dir)
+	m.answered.WithLabelValues(dir, trunk).Inc()
+	m.setup.WithLabelValues(dir, trunk).Observe(setup.Seconds())
+}
+
+// callEnded counts a call's end: status is the final status of the call
+// (2xx: it was answered, and talk is its duration from the answer).
+func (m *metrics) callEnded(dir, trunk string, status int, talk time.Duration) {
+	dir = direction(dir)
+	m.active.WithLabelValues(dir, trunk).Dec()
+	if status >= 200 && status < 300 {
+		m.duration.WithLabelValues(dir, trunk).Observe(talk.Seconds())
+		return
+	}
+	m.failed.WithLabelValues(dir, trunk, strconv.Itoa(status)).Inc()
+}
+
+// talkTime is how long the call has been answered at end (0 if never).
+func (c *call) talkTime(end time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.answer.IsZero() {
+		return 0
+	}
+	return end.Sub(c.answer)
+}
+
+// refused counts an INVITE refused before it became a call. reason must
+// be a constant of the code (it is a label).
+func (m *metrics) refused(status int, reason string) {
+	m.refusals.WithLabelValues(strconv.Itoa(status), reason).Inc()
+}
+
+func (m *metrics) ignored(reason string) { m.ignoredC.WithLabelValues(reason).Inc() }
+func (m *metrics) banned(reason string)  { m.bans.WithLabelValues(reason).Inc() }
+func (m *metrics) tlsFailed()            { m.tlsFail.Inc() }
+
+func (m *metrics) setDraining(on bool) {
+	if on {
+		m.draining.Set(1)
+	} else {
+		m.draining.Set(0)
+	}
+}
+
+var knownMethods = []string{"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "REFER", "NOTIFY", "SUBSCRIBE",
+	"INFO", "UPDATE", "PRACK", "MESSAGE", "PUBLISH"}
+
+// methodOrder sorts methods as RFC 3261 lists them (Allow headers).
+func methodOrder(m string) int {
+	for i, k := range knownMethods {
+		if k == m {
+			return i
+		}
+	}
+	return len(knownMethods)
+}
+
+func (m *metrics) request(method sip.RequestMethod) {
+	label := "other"
+	if methodOrder(string(method)) < len(knownMethods) {
+		label = string(method)
+	}
+	m.requests.WithLabelValues(label).Inc()
+}
+
+// ngClient is the relay's NG client, counting failures.
+type ngClient struct {
+	*ng.Client
+	m *metrics
+}
+
+// ngCommands are the command labels; anything else is "other".
+var ngCommands = map[string]bool{"offer": true, "answer": true, "delete": true, "query": true, "ping": true,
+	"start recording": true, "stop recording": true, "block media": true, "unblock media": true, "list": true}
+
+func (c *ngClient) Do(ctx context.Context, req ng.Dict) (ng.Dict, error) {
+	res, err := c.Client.Do(ctx, req)
+	if err != nil && ctx.Err() == nil { // a call that ends mid-command is not the relay's failure
+		cmd := req.Str("command")
+		if !ngCommands[cmd] {
+			cmd = "other"
+		}
+		var re *ng.ReplyError
+		kind := "other"
+		switch {
+		case errors.Is(err, ng.ErrTimeout):
+			kind = "timeout"
+		case errors.As(err, &re):
+			kind = "refused"
+		}
+		c.m.ngErrors.WithLabelValues(cmd, kind).Inc()
+	}
+	return res, err
+}
