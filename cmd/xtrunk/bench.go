@@ -21,7 +21,7 @@ import (
 // runBench dispatches `xtrunk bench KIND`.
 func runBench(args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(os.Stderr, "usage: xtrunk bench media [flags]\n\n  media  RTP relaying: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling\n\nRun 'xtrunk bench media -h' for its flags.")
+		fmt.Fprintln(os.Stderr, "usage: xtrunk bench media|sip [flags]\n\n  media  RTP relaying: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling\n  sip    call setup rate (CPS): xtrunk sip + relay vs Kamailio + rtpengine\n\nRun 'xtrunk bench media -h' or 'xtrunk bench sip -h' for their flags.")
 		if len(args) == 0 {
 			return errors.New("missing benchmark")
 		}
@@ -30,8 +30,10 @@ func runBench(args []string) error {
 	switch args[0] {
 	case "media":
 		return runBenchMedia(args[1:])
+	case "sip":
+		return runBenchSIP(args[1:])
 	}
-	return fmt.Errorf("unknown benchmark %q (want media)", args[0])
+	return fmt.Errorf("unknown benchmark %q (want media or sip)", args[0])
 }
 
 // runBenchMedia runs the media benchmark in namespace labs and writes the

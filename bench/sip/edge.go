@@ -1,0 +1,357 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// Lab addresses: the testbed triangle's.
+var (
+	pbxIP         = testbed.TriangleCallerIP      // 198.18.1.2, SIPp UAC
+	edgeSIPIP     = testbed.TriangleRelayCallerIP // 198.18.1.1, the edge's SIP and the relay's customer side
+	relayCarrier  = testbed.TriangleRelayCalleeIP // 198.18.2.1, the relay's carrier side
+	carrierIP     = testbed.TriangleCalleeIP      // 198.18.2.2, SIPp UAS
+	pbxNet        = netip.PrefixFrom(pbxIP, 24)
+	edgeSIP       = netip.AddrPortFrom(edgeSIPIP, 5060)
+	carrierSIP    = netip.AddrPortFrom(carrierIP, 5060)
+	relayCustomer = edgeSIPIP
+)
+
+// The relays' NG address (the edge namespace's loopback) and port range.
+// The range stays below Linux's ephemeral ports (32768-60999): xtrunk
+// sip sends its carrier-leg INVITEs from an ephemeral port and takes the
+// responses there, and an XDP relay drops datagrams to a port in its range
+// that holds no session, so overlapping ranges lose those responses.
+const (
+	ngAddr       = "127.0.0.1:2223"
+	relayPortMin = 16000
+	relayPortMax = 32767
+)
+
+// startTimeout bounds the wait for an edge process to answer.
+const startTimeout = 20 * time.Second
+
+// stopGrace is how long an edge process gets to exit after SIGTERM before
+// SIGKILL: xtrunk sip ends the calls still up when it stops, and after an
+// overloaded step there can be hundreds.
+const stopGrace = 15 * time.Second
+
+// errKilled says an edge process had to be killed: noted in the results,
+// not a failure of the run.
+var errKilled = errors.New("did not exit within 15 s of SIGTERM; killed")
+
+// stopProcess sends SIGTERM to p's process group (one the lab started),
+// waits up to stopGrace, then kills the group.
+func stopProcess(p *testbed.Process, what string) error {
+	select {
+	case <-p.Done():
+		return nil // already gone; alive() reports an unexpected exit
+	default:
+	}
+	if err := unix.Kill(-p.PID(), unix.SIGTERM); err != nil && err != unix.ESRCH {
+		return fmt.Errorf("sip: SIGTERM %s: %w", what, err)
+	}
+	t := time.NewTimer(stopGrace)
+	defer t.Stop()
+	select {
+	case <-p.Done():
+		return nil
+	case <-t.C:
+	}
+	if err := p.Kill(); err != nil {
+		return fmt.Errorf("sip: kill %s: %w", what, err)
+	}
+	return fmt.Errorf("%s %w", what, errKilled)
+}
+
+// edge is the system under test in one target's lab.
+type edge interface {
+	// sipGroups and mediaGroups are the process groups of the signalling
+	// and the media side, for CPU accounting.
+	sipGroups() []int
+	mediaGroups() []int
+	// sessions is how many calls the relay holds.
+	sessions(ctx context.Context) (int, error)
+	// output is the edge processes' output (the last limit bytes of
+	// each), for diagnostics.
+	output(limit int) string
+	// stop ends the edge processes and releases what they hold.
+	stop() error
+}
+
+// relayProc is a relay driven over NG: xtrunk's or rtpengine.
+type relayProc struct {
+	ns      *testbed.NS
+	proc    *testbed.Process
+	client  *ng.Client
+	name    string
+	pinRoot string // bpffs mounted for xtrunk's XDP pins; "" if none
+}
+
+func (r *relayProc) waitNG() error {
+	err := r.ns.Do(func() error {
+		var err error
+		r.client, err = ng.Dial(ngAddr, ng.WithTimeout(5*time.Second), ng.WithRetransmit(time.Second))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(startTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		rep, err := r.client.Do(ctx, ng.Dict{"command": "ping"})
+		cancel()
+		if err == nil && rep.Str("result") == "pong" {
+			return nil
+		}
+		select {
+		case <-r.proc.Done():
+			return fmt.Errorf("%w: %s exited: %v\n%s", ErrEdgeStart, r.name, r.proc.Wait(), tail(r.proc.Output(), 2000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %s: no NG pong after %v (%v)\n%s", ErrEdgeStart, r.name, startTimeout, err, tail(r.proc.Output(), 2000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// sessions lists the relay's calls over NG.
+func (r *relayProc) sessions(ctx context.Context) (int, error) {
+	rep, err := r.client.Do(ctx, ng.Dict{"command": "list", "limit": int64(1 << 20)})
+	if err != nil {
+		return 0, fmt.Errorf("%s list: %w", r.name, err)
+	}
+	calls, _ := rep["calls"].([]any)
+	return len(calls), nil
+}
+
+func (r *relayProc) stop() error {
+	var errs []error
+	if r.client != nil {
+		r.client.Close()
+	}
+	if r.proc != nil {
+		errs = append(errs, stopProcess(r.proc, r.name))
+	}
+	if r.pinRoot != "" {
+		errs = append(errs, unmountBPFFS(r.pinRoot))
+		r.pinRoot = ""
+	}
+	return errors.Join(errs...)
+}
+
+// xtrunkEdge is `xtrunk relay` and `xtrunk sip`.
+type xtrunkEdge struct {
+	relay *relayProc
+	sip   *testbed.Process
+}
+
+// startXtrunk starts the relay (cfg.Dataplane) and the B2BUA on the store
+// at dsn in the lab's edge namespace.
+func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error) {
+	e = &xtrunkEdge{relay: &relayProc{ns: l.edge, name: "xtrunk relay"}}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.stop())
+			e = nil
+		}
+	}()
+	// An empty config file: flags only, never a stray ./xtrunk.yaml.
+	conf := filepath.Join(dir, "xtrunk.yaml")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		return e, fmt.Errorf("sip: %w", err)
+	}
+	args := []string{"relay", "--config", conf,
+		"--interface", "customer/" + relayCustomer.String(),
+		"--interface", "carrier/" + relayCarrier.String(),
+		"--listen-ng", ngAddr,
+		"--port-min", strconv.Itoa(relayPortMin), "--port-max", strconv.Itoa(relayPortMax),
+		"--log-level", cfg.LogLevel,
+		"--dataplane", cfg.Dataplane,
+	}
+	if cfg.Dataplane == DataplaneXDP {
+		// ip netns exec remounts /sys: pins go to a bpffs of our own.
+		if e.relay.pinRoot, err = mountBPFFS(); err != nil {
+			return e, err
+		}
+		args = append(args, "--xdp-mode", "native", "--pin-path", e.relay.pinRoot+"/relay", "--remove-on-exit")
+	}
+	cmd := l.edge.Command(context.Background(), cfg.XtrunkBin, args...)
+	cmd.Dir, cmd.Env = dir, cleanEnv()
+	if e.relay.proc, err = l.edge.StartCmd(cmd); err != nil {
+		return e, err
+	}
+	if err := e.relay.waitNG(); err != nil {
+		return e, err
+	}
+	cmd = l.edge.Command(context.Background(), cfg.XtrunkBin, "sip", "--config", conf,
+		"--listen-udp", edgeSIP.String(),
+		"--domain", Domain,
+		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
+		"--db", dsn,
+		"--carrier", "sip:"+carrierSIP.String(),
+		"--default-cps", "0", "--default-concurrency", "0",
+		"--log-level", cfg.LogLevel)
+	cmd.Dir, cmd.Env = dir, cleanEnv()
+	if e.sip, err = l.edge.StartCmd(cmd); err != nil {
+		return e, err
+	}
+	if err := waitSIP(l.pbx, edgeSIP, e.sip); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+func (e *xtrunkEdge) sipGroups() []int   { return []int{e.sip.PID()} }
+func (e *xtrunkEdge) mediaGroups() []int { return []int{e.relay.proc.PID()} }
+
+func (e *xtrunkEdge) sessions(ctx context.Context) (int, error) { return e.relay.sessions(ctx) }
+
+func (e *xtrunkEdge) output(limit int) string {
+	var b strings.Builder
+	if e.sip != nil {
+		fmt.Fprintf(&b, "xtrunk sip:\n%s\n", tail(e.sip.Output(), limit))
+	}
+	if e.relay.proc != nil {
+		fmt.Fprintf(&b, "xtrunk relay:\n%s\n", tail(e.relay.proc.Output(), limit))
+	}
+	return b.String()
+}
+
+// stop ends the B2BUA first (it deletes what calls are left on the
+// relay), then the relay.
+func (e *xtrunkEdge) stop() error {
+	var errs []error
+	if e.sip != nil {
+		errs = append(errs, stopProcess(e.sip, "xtrunk sip"))
+	}
+	return errors.Join(append(errs, e.relay.stop())...)
+}
+
+// cleanEnv is the environment without XTRUNK_* settings, so the processes
+// under test run with the benchmark's flags only.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "XTRUNK_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// waitSIP waits until something answers an OPTIONS sent from ns to addr
+// (any response will do), or proc exits.
+func waitSIP(ns *testbed.NS, addr netip.AddrPort, proc *testbed.Process) error {
+	c, err := ns.DialUDP(addr.String())
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	la := c.LocalAddr().(*net.UDPAddr)
+	deadline := time.Now().Add(startTimeout)
+	buf := make([]byte, 4096)
+	for i := 0; ; i++ {
+		req := fmt.Sprintf("OPTIONS sip:%s SIP/2.0\r\n"+
+			"Via: SIP/2.0/UDP %s;branch=z9hG4bK-xtb-probe-%d\r\n"+
+			"Max-Forwards: 70\r\n"+
+			"From: <sip:probe@%s>;tag=probe%d\r\n"+
+			"To: <sip:%s>\r\n"+
+			"Call-ID: xtb-probe-%d@%s\r\n"+
+			"CSeq: 1 OPTIONS\r\n"+
+			"Content-Length: 0\r\n\r\n",
+			TrunkHost, la, i, la.IP, i, TrunkHost, i, la.IP)
+		if _, err := c.Write([]byte(req)); err == nil {
+			_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if n, err := c.Read(buf); err == nil && strings.HasPrefix(string(buf[:n]), "SIP/2.0 ") {
+				return nil
+			}
+		}
+		select {
+		case <-proc.Done():
+			return fmt.Errorf("%w: %s exited: %v\n%s", ErrEdgeStart, proc.Cmd.Args, proc.Wait(), tail(proc.Output(), 3000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: nothing answers SIP at %s after %v\n%s", ErrEdgeStart, addr, startTimeout, tail(proc.Output(), 3000))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
+}
+
+// mounts are this process's bpffs mounts still mounted.
+var mounts struct {
+	sync.Mutex
+	dirs map[string]bool
+}
+
+// mountBPFFS mounts a fresh bpffs under /run for one relay's pins.
+func mountBPFFS() (string, error) {
+	dir, err := os.MkdirTemp("/run", "xtrunk-bench-sip-")
+	if err != nil {
+		return "", fmt.Errorf("sip: %w", err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("sip: mount bpffs on %s: %w", dir, err)
+	}
+	mounts.Lock()
+	if mounts.dirs == nil {
+		mounts.dirs = map[string]bool{}
+	}
+	mounts.dirs[dir] = true
+	mounts.Unlock()
+	return dir, nil
+}
+
+// unmountBPFFS lazily unmounts a bpffs from mountBPFFS (pins left in it
+// go with it) and removes the directory.
+func unmountBPFFS(dir string) error {
+	var errs []error
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		errs = append(errs, fmt.Errorf("sip: unmount %s: %w", dir, err))
+	} else {
+		mounts.Lock()
+		delete(mounts.dirs, dir)
+		mounts.Unlock()
+	}
+	if err := os.Remove(dir); err != nil {
+		errs = append(errs, fmt.Errorf("sip: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// activeMounts lists the bpffs mounts still up (tests check a run leaves
+// none).
+func activeMounts() []string {
+	mounts.Lock()
+	defer mounts.Unlock()
+	var out []string
+	for d := range mounts.dirs {
+		out = append(out, d)
+	}
+	return out
+}
