@@ -331,7 +331,9 @@ func (c *call) closeWith(status int, reason, by string) {
 		} else if status > 0 {
 			go func() { _ = c.a.Respond(status, reason, nil) }()
 		}
-		del := c.s.mediaDelete(ctx, c)
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		del := c.s.mediaDelete(dctx, c) // its own time: BYEs that timed out must not cost the CDR its quality
+		dcancel()
 		if c.p.conc {
 			c.s.conc.Release(c.p.trunk.Sid)
 		}
@@ -346,7 +348,7 @@ func (c *call) closeWith(status int, reason, by string) {
 		}
 		c.s.metrics.callEnded(c.p.dir, c.p.trunk.Sid, finalStatus, c.talkTime(end))
 		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
-		c.s.writeCDR(ctx, c, finalStatus, reason, by, end, del)
+		c.s.writeCDR(c, finalStatus, reason, by, end, del)
 		close(c.done)
 	})
 }

@@ -2,18 +2,23 @@ package signalling
 
 import (
 	"context"
+	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// writeCDR records the finished call in the store's Calls, and its
-// recording in Recordings when the relay made one.
-func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by string, end time.Time, del deleted) {
+// writeCDR hands the finished call's CDR, and its recording when the
+// relay made one, to the CDR writer.
+func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time, del deleted) {
 	c.mu.Lock()
 	answer, recStart := c.answer, c.recStart
 	c.mu.Unlock()
 	rec := store.Call{
+		Sid:             store.NewSid(store.PrefixCall),
 		AccountSid:      c.p.trunk.AccountSid,
 		TrunkSid:        c.p.trunk.Sid,
 		PhoneNumberSid:  c.p.phoneSid,
@@ -33,43 +38,145 @@ func (s *Server) writeCDR(ctx context.Context, c *call, status int, reason, by s
 	if !answer.IsZero() {
 		rec.Duration = int(end.Sub(answer).Round(time.Second) / time.Second)
 	}
-	cdr, err := s.st.InsertCall(ctx, rec)
-	if err != nil {
-		c.log.Error().Err(err).Msg("CDR not written")
-		return
+	s.cdrs.add(cdrItem{call: rec, rec: recordingOf(c, rec.Sid, del.recording, recStart, answer), log: c.log})
+}
+
+// recordingOf is the Recording row for the relay's "recording" entry of a
+// delete reply (nil when there is none or it failed).
+func recordingOf(c *call, callSid string, rd ng.Dict, recStart, answer time.Time) *store.Recording {
+	if rd == nil {
+		return nil
 	}
-	if del.recording == nil {
-		return
-	}
-	if e := del.recording.Str("error"); e != "" {
+	if e := rd.Str("error"); e != "" {
 		c.log.Error().Str("error", e).Msg("relay recording failed")
-		return
+		return nil
 	}
-	files, _ := del.recording["files"].([]any)
+	files, _ := rd["files"].([]any)
 	if len(files) == 0 {
-		return
+		return nil
 	}
 	channels := 1
 	if c.p.trunk.RecordingMode == "record-from-answer-dual" || c.p.trunk.RecordingMode == "record-from-ringing-dual" {
 		channels = 2
 	}
-	r := store.Recording{
+	r := &store.Recording{
 		AccountSid: c.p.trunk.AccountSid,
-		CallSid:    cdr.Sid,
+		CallSid:    callSid,
 		TrunkSid:   c.p.trunk.Sid,
 		Channels:   channels,
 		Source:     "Trunking",
 		Status:     "completed",
-		Duration:   int((num(del.recording["duration ms"]) + 500) / 1000),
-		Start:      recStart, // from ringing: before the answer
+		Duration:   int((num(rd["duration ms"]) + 500) / 1000),
+		Start:      recStart,
 		MediaPath:  fileName(files[0]),
+	}
+	if r.Start.IsZero() {
+		r.Start = answer
 	}
 	if r.Start.IsZero() {
 		r.Start = c.start
 	}
-	if _, err := s.st.InsertRecording(ctx, r); err != nil {
-		c.log.Error().Err(err).Msg("recording not recorded")
+	return r
+}
+
+// cdrItem is one finished call for the store.
+type cdrItem struct {
+	call store.Call
+	rec  *store.Recording
+	log  zerolog.Logger
+}
+
+// cdrWriter writes CDRs off the calls' path, in batches: what queues up
+// while one commit runs goes in the next, so a burst of calls ending
+// costs a few commits (fsyncs) instead of one each. close flushes it.
+type cdrWriter struct {
+	st   *store.Store
+	log  zerolog.Logger
+	ch   chan cdrItem
+	done chan struct{}
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// cdrBatch bounds one commit.
+const cdrBatch = 256
+
+func newCDRWriter(st *store.Store, log zerolog.Logger) *cdrWriter {
+	w := &cdrWriter{st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{})}
+	go w.run()
+	return w
+}
+
+// add queues a CDR; after close it is written at once.
+func (w *cdrWriter) add(it cdrItem) {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		w.flush([]cdrItem{it})
+		return
 	}
+	w.ch <- it // under mu so close cannot close ch in between; blocks only when the store falls behind
+	w.mu.Unlock()
+}
+
+func (w *cdrWriter) run() {
+	defer close(w.done)
+	batch := make([]cdrItem, 0, cdrBatch)
+	for it := range w.ch {
+		batch = append(batch[:0], it)
+	more:
+		for len(batch) < cdrBatch {
+			select {
+			case it, ok := <-w.ch:
+				if !ok {
+					break more
+				}
+				batch = append(batch, it)
+			default:
+				break more
+			}
+		}
+		w.flush(batch)
+	}
+}
+
+// flush writes a batch in one transaction; if that fails, one by one, so
+// one bad row costs only itself.
+func (w *cdrWriter) flush(batch []cdrItem) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	calls := make([]store.Call, len(batch))
+	for i, it := range batch {
+		calls[i] = it.call
+	}
+	if _, err := w.st.InsertCalls(ctx, calls); err != nil {
+		w.log.Warn().Err(err).Int("calls", len(batch)).Msg("CDR batch failed; writing one by one")
+		for _, it := range batch {
+			if _, err := w.st.InsertCall(ctx, it.call); err != nil {
+				it.log.Error().Err(err).Msg("CDR not written")
+			}
+		}
+	}
+	for _, it := range batch {
+		if it.rec == nil {
+			continue
+		}
+		if _, err := w.st.InsertRecording(ctx, *it.rec); err != nil {
+			it.log.Error().Err(err).Msg("recording not recorded")
+		}
+	}
+}
+
+// close writes what is queued and returns when it is in the store.
+func (w *cdrWriter) close() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.ch)
+	}
+	w.mu.Unlock()
+	<-w.done
 }
 
 func fileName(v any) string {

@@ -216,7 +216,7 @@ func TestSecureTrunkLab(t *testing.T) {
 	defer cli.Close()
 	tlsParam := sip.NewParams()
 	tlsParam.Add("transport", "tls")
-	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: tri.CallerIP.String(), Port: 5061, UriParams: tlsParam}}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: tri.CallerIP.String(), Port: 5071, UriParams: tlsParam}}
 	pbx := &sipgo.DialogUA{Client: cli, ContactHDR: contact}
 
 	invite := func(transport string, dst netip.AddrPort, body string) (*sipgo.DialogClientSession, error) {

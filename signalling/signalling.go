@@ -40,6 +40,7 @@ type Server struct {
 	log       zerolog.Logger
 	st        *store.Store
 	cache     *Cache
+	cdrs      *cdrWriter // CDRs to the store, batched
 	acls      *aclSet
 	ng        *ngClient
 	ua        *sipgo.UserAgent
@@ -101,6 +102,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
+	s.cdrs = newCDRWriter(st, s.log)
 	s.acls = newACLSet(st, s.cache, s.log)
 	s.verifier = auth.New(cfg.realm())
 	s.abuse = limit.NewGuard(cfg.guard(), s.clock)
@@ -210,6 +212,7 @@ func (s *Server) Close() error {
 		s.client.Close()
 		s.ua.Close()
 		s.closeErr = s.ng.Close()
+		s.cdrs.close() // every CDR in the store before Close returns
 	})
 	return s.closeErr
 }

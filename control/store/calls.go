@@ -80,38 +80,91 @@ func scanCall(r scanner) (Call, error) {
 // InsertCall records a CDR (the signalling calls it when a call ends). CDRs
 // are not part of the change feed.
 func (s *Store) InsertCall(ctx context.Context, c Call) (Call, error) {
+	c, args, err := prepCall(c, now())
+	if err != nil {
+		return Call{}, err
+	}
+	if _, err := s.execWrite(ctx, insertCallSQL, args...); err != nil {
+		return Call{}, classify(fmt.Errorf("store: insert call: %w", err))
+	}
+	return c, nil
+}
+
+// InsertCalls records several CDRs in one transaction, so calls that end
+// together cost one commit (one fsync on SQLite) instead of one each. All
+// are written or none; they come back with their sids and times set.
+func (s *Store) InsertCalls(ctx context.Context, cs []Call) ([]Call, error) {
+	t := now()
+	out := make([]Call, len(cs))
+	args := make([][]any, len(cs))
+	for i, c := range cs {
+		var err error
+		if out[i], args[i], err = prepCall(c, t); err != nil {
+			return nil, fmt.Errorf("call %d of %d: %w", i+1, len(cs), err)
+		}
+	}
+	if len(cs) == 0 {
+		return out, nil
+	}
+	if !s.pg {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, classify(fmt.Errorf("store: begin: %w", err))
+	}
+	stmt, err := tx.PrepareContext(ctx, s.q(insertCallSQL))
+	if err != nil {
+		tx.Rollback()
+		return nil, classify(fmt.Errorf("store: insert calls: %w", err))
+	}
+	defer stmt.Close()
+	for _, a := range args {
+		if _, err := stmt.ExecContext(ctx, a...); err != nil {
+			tx.Rollback()
+			return nil, classify(fmt.Errorf("store: insert calls: %w", err))
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, classify(fmt.Errorf("store: commit calls: %w", err))
+	}
+	return out, nil
+}
+
+const insertCallSQL = `INSERT INTO calls (` + callCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// prepCall validates a CDR, fills its sid and times (created at t) and
+// returns the insert's arguments; times come back at the store's
+// precision.
+func prepCall(c Call, t time.Time) (Call, []any, error) {
 	if c.Sid == "" {
 		c.Sid = NewSid(PrefixCall)
 	}
 	if !ValidSid(PrefixCall, c.Sid) {
-		return Call{}, invalid("Sid", "call sid %q is not CA followed by 32 hex digits", c.Sid)
+		return Call{}, nil, invalid("Sid", "call sid %q is not CA followed by 32 hex digits", c.Sid)
 	}
 	if err := oneOf("Direction", c.Direction, []string{DirectionTerminating, DirectionOriginating}); err != nil {
-		return Call{}, err
+		return Call{}, nil, err
 	}
 	if err := oneOf("Status", c.Status, CallStatuses); err != nil {
-		return Call{}, err
+		return Call{}, nil, err
 	}
 	for _, f := range [][2]string{{"From", c.From}, {"To", c.To}, {"CallerName", c.CallerName}, {"ForwardedFrom", c.ForwardedFrom}, {"HangupCause", c.HangupCause}, {"Edge", c.Edge}} {
 		if err := CheckText(f[0], f[1], 256); err != nil {
-			return Call{}, err
+			return Call{}, nil, err
 		}
 	}
 	var quality []byte
 	if len(c.Quality) > 0 {
 		quality, _ = json.Marshal(c.Quality)
 	}
-	t := now()
 	c.Created, c.Updated = t, t
-	_, err := s.execWrite(ctx, `INSERT INTO calls (`+callCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		c.Sid, c.AccountSid, c.TrunkSid, c.ParentCallSid, c.PhoneNumberSid, c.Direction, c.From, c.To, c.CallerName,
+	args := []any{c.Sid, c.AccountSid, c.TrunkSid, c.ParentCallSid, c.PhoneNumberSid, c.Direction, c.From, c.To, c.CallerName,
 		c.ForwardedFrom, c.Status, toMicros(c.Start), toMicros(c.Answer), toMicros(c.End), c.Duration, c.SIPResponseCode,
-		c.HangupCause, c.Edge, string(quality), t.UnixMicro(), t.UnixMicro())
-	if err != nil {
-		return Call{}, classify(fmt.Errorf("store: insert call: %w", err))
-	}
+		c.HangupCause, c.Edge, string(quality), t.UnixMicro(), t.UnixMicro()}
 	c.Start, c.Answer, c.End = fromMicros(toMicros(c.Start)), fromMicros(toMicros(c.Answer)), fromMicros(toMicros(c.End))
-	return c, nil
+	return c, args, nil
 }
 
 // Call fetches one of account's CDRs.

@@ -627,6 +627,29 @@ func TestCallsAndRecordings(t *testing.T) {
 		if _, err := s.InsertCall(c, store.Call{Sid: sids[0], AccountSid: a.Sid, Direction: store.DirectionOriginating, Status: "completed"}); !errors.Is(err, store.ErrConflict) {
 			t.Fatalf("duplicate call sid: %v", err)
 		}
+		// A batch is written whole, or not at all.
+		batch := []store.Call{
+			{AccountSid: a.Sid, Direction: store.DirectionTerminating, Status: "completed", From: "+14155550100", To: "+14155550301"},
+			{AccountSid: a.Sid, Direction: store.DirectionTerminating, Status: "failed", From: "+14155550100", To: "+14155550302"},
+		}
+		written := r(s.InsertCalls(c, batch)).must(t)
+		if len(written) != 2 || written[0].Sid == "" || written[0].Sid == written[1].Sid {
+			t.Fatalf("batch: %+v", written)
+		}
+		if got := r(s.Call(c, a.Sid, written[1].Sid)).must(t); got.To != "+14155550302" || got.Status != "failed" {
+			t.Fatalf("batch row: %+v", got)
+		}
+		dup := []store.Call{{AccountSid: a.Sid, Direction: store.DirectionTerminating, Status: "completed", To: "+14155550303"},
+			{Sid: sids[1], AccountSid: a.Sid, Direction: store.DirectionTerminating, Status: "completed"}}
+		if _, err := s.InsertCalls(c, dup); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("batch with a duplicate sid: %v", err)
+		}
+		if _, err := s.InsertCalls(c, []store.Call{{AccountSid: a.Sid, Direction: "sideways", Status: "completed"}}); !errors.Is(err, store.ErrInvalid) {
+			t.Fatalf("invalid batch: %v", err)
+		}
+		if n := len(r3(s.ListCalls(c, a.Sid, store.CallFilter{}, store.Page{})).must(t)); n != 7 {
+			t.Fatalf("after the failed batches: %d calls, want 7 (nothing of them written)", n)
+		}
 		media := filepath.Join(t.TempDir(), "r.wav")
 		rec := r(s.InsertRecording(c, store.Recording{AccountSid: a.Sid, CallSid: sids[0], Channels: 2, Duration: 60, Start: start, MediaPath: media})).must(t)
 		if rl := r3(s.ListRecordings(c, a.Sid, sids[0], store.Page{})).must(t); len(rl) != 1 || rl[0].Sid != rec.Sid || rl[0].Source != "Trunking" {
