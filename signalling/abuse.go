@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -66,7 +67,7 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 	carrier := s.fromCarrier(req)
 	switch {
 	case carrier:
-	case s.acls.contains(src):
+	case s.acls.contains(src), s.trusted.has(src, s.clock()):
 		if v, reason := s.abuse.CheckOptions(src, string(req.Method)); v != limit.Accept {
 			s.metrics.ignored(reason)
 			s.log.Debug().Str("src", src.String()).Str("method", string(req.Method)).Str("reason", reason).Msg("ignored")
@@ -227,4 +228,54 @@ func rawCallID(msg []byte) string {
 		}
 	}
 	return ""
+}
+
+// trustTTL is how long a source that passed digest authentication is
+// treated like an IP-ACL customer by the guard.
+const trustTTL = 10 * time.Minute
+
+// authenticated marks req's source as a customer: a PBX on digest alone
+// that places more than a few calls a second is not a flood (the trunk's
+// CPS limit still applies to it).
+func (s *Server) authenticated(req *sip.Request) {
+	if src, ok := sourceAddr(req); ok {
+		s.trusted.add(src, s.clock().Add(trustTTL))
+	}
+}
+
+// trustedSet holds the sources that authenticated recently, until when.
+type trustedSet struct {
+	mu    sync.Mutex
+	until map[netip.Addr]time.Time
+}
+
+// maxTrusted bounds the set; when full, expired entries go first and a
+// new source waits for room.
+const maxTrusted = 65536
+
+func (t *trustedSet) add(a netip.Addr, until time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.until == nil {
+		t.until = map[netip.Addr]time.Time{}
+	}
+	if _, ok := t.until[a]; !ok && len(t.until) >= maxTrusted {
+		now := until.Add(-trustTTL)
+		for k, u := range t.until {
+			if u.Before(now) {
+				delete(t.until, k)
+			}
+		}
+		if len(t.until) >= maxTrusted {
+			return
+		}
+	}
+	t.until[a] = until
+}
+
+func (t *trustedSet) has(a netip.Addr, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	u, ok := t.until[a]
+	return ok && now.Before(u)
 }

@@ -279,3 +279,32 @@ func netipAddrPort(t *testing.T, s string) netip.AddrPort {
 	}
 	return ap
 }
+
+// TestGuardTrustsAuthenticated: a source that passed digest
+// authentication is a customer: it may send more than the flood limit
+// (a PBX on credentials alone placing several calls a second).
+func TestGuardTrustsAuthenticated(t *testing.T) {
+	clock := &testClock{t: time.Unix(1_800_000_000, 0)}
+	s := guardServer(t, func(c *Config) {
+		c.GuardMaxRequests, c.GuardRequestWindow = 5, time.Hour
+		c.DefaultCPS = 0
+	}, withClock(clock.now))
+	const uri = "sip:+14155550123@" + acmeHost
+	// Max-Forwards 10: refused (483) right after authentication, so no
+	// call is placed.
+	chal := challengeOf(t, exchange(t, stranger, s.Addr("UDP").String(), rawRequest{ruri: uri, maxForwards: 10}, 2*time.Second))
+	auth := answerChallenge(t, chal, testUser, testPassword, uri, 1, true)
+	expectStatus(t, s, stranger, rawRequest{ruri: uri, maxForwards: 10, extra: "Proxy-Authorization: " + auth + "\r\n"}, "SIP/2.0 483")
+	for i := 0; i < 20; i++ {
+		expectStatus(t, s, stranger, register, "SIP/2.0 403")
+	}
+	// Trust ends; the flood rule is back.
+	clock.add(trustTTL + time.Second)
+	for i := 0; i < 5; i++ {
+		got := exchange(t, stranger, s.Addr("UDP").String(), register, 500*time.Millisecond)
+		if got == "" {
+			return // banned again
+		}
+	}
+	t.Fatal("a source whose trust expired is never banned")
+}

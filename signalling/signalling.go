@@ -60,6 +60,7 @@ type Server struct {
 	carrierNets []netip.Prefix
 	allow       string      // the Allow header: the methods handled
 	clock       limit.Clock // the guard's (tests move it)
+	trusted     trustedSet  // sources that passed digest recently: exempt from the flood rule
 
 	draining  atomic.Bool
 	closeOnce sync.Once

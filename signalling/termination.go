@@ -130,6 +130,7 @@ func (s *Server) authenticate(ctx context.Context, req *sip.Request, tc *TrunkCo
 		lookup := func(user string) (auth.Secret, bool) { return tc.Secret(ctx, s.st, user) }
 		_, err := s.verifier.Verify(auth.Request{Method: string(req.Method), Header: h.Value()}, lookup)
 		if err == nil {
+			s.authenticated(req)
 			return nil, nil
 		}
 		s.authFailed(req, err)
