@@ -71,6 +71,12 @@ type Config struct {
 	GuardAuthWindow      time.Duration `yaml:"guard_auth_window"`
 	GuardBan             time.Duration `yaml:"guard_ban"`
 	OptionsInterval      time.Duration `yaml:"options_interval"`
+	// GCPercent is the Go garbage collector's target for the process
+	// (GOGC; the environment's GOGC wins). sipgo keeps every finished
+	// transaction for its 32 s timers, so the live heap grows with CPS; at
+	// Go's default of 100 the collector's assists stalled calls for
+	// hundreds of ms near capacity (BENCHMARKS.md).
+	GCPercent int `yaml:"gc_percent"`
 	GuardScanners        []string      `yaml:"guard_scanner"`
 }
 
@@ -101,6 +107,7 @@ func DefaultConfig() Config {
 		GuardBan:             g.Ban,
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
+		GCPercent:            400,
 	}
 }
 

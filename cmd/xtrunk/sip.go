@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -55,9 +56,13 @@ func runSIP(args []string) error {
 	fs.DurationVar(&cfg.GuardBan, "guard-ban", cfg.GuardBan, "how long a banned source is ignored")
 	fs.DurationVar(&cfg.OptionsInterval, "options-interval", cfg.OptionsInterval, "one OPTIONS per source is answered per interval; the others get nothing (0: all)")
 	fs.Var(&listFlag{vals: &cfg.GuardScanners}, "guard-scanner", "User-Agent substring that gets no answer (repeatable; replaces the built-in list)")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
 	}
 	log, err := newLogger(*logLevel, "sip")
 	if err != nil {
