@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -53,33 +54,35 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 // onReinvite handles an INVITE inside the dialog of a call in progress,
 // from either leg: hold, resume, codec change, session refresh.
 func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
+	if c, fromA := s.inDialogCall(req, tx); c != nil {
+		c.reinviteFrom(fromA, req, tx)
+	}
+}
+
+// inDialogCall finds the call of an in-dialog request and which leg sent
+// it; with no such call it answers 481 and returns nil.
+func (s *Server) inDialogCall(req *sip.Request, tx sip.ServerTransaction) (*call, bool) {
 	id := req.CallID().Value()
 	c := s.callByID(id)
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		return
+		return nil, false
 	}
-	c.reinviteFrom(id == c.id, req, tx)
+	return c, id == c.id
 }
 
-// reinviteFrom carries a re-INVITE from one leg (fromA) to the other
-// through the relay: the offer is re-offered to the relay, sent on as a
-// re-INVITE, and the other leg's answer comes back through the relay.
-// An offerless re-INVITE (a session refresh) is answered at once with the
-// SDP this leg last had from us.
-func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
+// readInDialog checks an in-dialog request against the sending leg's
+// dialog (CSeq order) and returns the B-leg; it answers and returns nil
+// when the call is not answered (unanswered) or the request is out of
+// order.
+func (c *call) readInDialog(fromA bool, req *sip.Request, tx sip.ServerTransaction, unanswered int, reason string) *sipgo.DialogClientSession {
 	c.mu.Lock()
 	answered, b := c.answered, c.b
 	c.mu.Unlock()
 	if !answered || b == nil {
-		respond(tx, req, 491, "Request Pending", nil)
-		return
+		respond(tx, req, unanswered, reason, nil)
+		return nil
 	}
-	if !c.reinvite.TryLock() {
-		respond(tx, req, 491, "Request Pending", nil) // glare, RFC 3261 §14.2
-		return
-	}
-	defer c.reinvite.Unlock()
 	var err error
 	if fromA {
 		err = c.a.ReadRequest(req, tx)
@@ -88,6 +91,37 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	}
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error", []sip.Header{sip.NewHeader("Retry-After", "1")})
+		return nil
+	}
+	return b
+}
+
+// remoteTarget is where in-dialog requests to a leg go: its Contact.
+func (c *call) remoteTarget(toA bool, b *sipgo.DialogClientSession) (sip.Uri, error) {
+	var cont *sip.ContactHeader
+	if toA {
+		cont = c.a.InviteRequest.Contact()
+	} else {
+		cont = b.InviteResponse.Contact()
+	}
+	if cont == nil {
+		return sip.Uri{}, errors.New("the leg has no Contact")
+	}
+	return cont.Address, nil
+}
+
+// reinviteFrom carries a re-INVITE from one leg (fromA) to the other
+// through the relay: the offer is re-offered to the relay, sent on as a
+// re-INVITE, and the other leg's answer comes back through the relay.
+// An offerless re-INVITE (a session refresh) is answered at once with the
+// SDP this leg last had from us.
+func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
+	if !c.reinvite.TryLock() {
+		respond(tx, req, 491, "Request Pending", nil) // glare, RFC 3261 §14.2
+		return
+	}
+	defer c.reinvite.Unlock()
+	if c.readInDialog(fromA, req, tx, 491, "Request Pending") == nil {
 		return
 	}
 	if ref, hdr := unsupported(req); ref != nil {
@@ -157,25 +191,14 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 	c.mu.Lock()
 	b := c.b
 	c.mu.Unlock()
-	var target sip.Uri
-	if toA {
-		cont := c.a.InviteRequest.Contact()
-		if cont == nil {
-			return nil, errors.New("the A-leg has no Contact")
-		}
-		target = cont.Address
-	} else {
-		cont := b.InviteResponse.Contact()
-		if cont == nil {
-			return nil, errors.New("the B-leg has no Contact")
-		}
-		target = cont.Address
+	target, err := c.remoteTarget(toA, b)
+	if err != nil {
+		return nil, err
 	}
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(sdp)
 	var txn sip.ClientTransaction
-	var err error
 	if toA {
 		txn, err = c.a.TransactionRequest(ctx, req)
 	} else {
@@ -228,45 +251,22 @@ func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte
 // onInfo carries an in-dialog INFO (DTMF, mid-call signals) to the other
 // leg and its answer back.
 func (s *Server) onInfo(req *sip.Request, tx sip.ServerTransaction) {
-	id := req.CallID().Value()
-	c := s.callByID(id)
-	if c == nil {
-		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		return
+	if c, fromA := s.inDialogCall(req, tx); c != nil {
+		c.forward(fromA, req, tx)
 	}
-	c.forward(id == c.id, req, tx)
 }
 
 // forward sends a copy of an in-dialog request (method, body, its
 // Content-Type) to the other leg and relays the final status back.
 func (c *call) forward(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
-	c.mu.Lock()
-	answered, b := c.answered, c.b
-	c.mu.Unlock()
-	if !answered || b == nil {
-		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+	b := c.readInDialog(fromA, req, tx, 481, "Call/Transaction Does Not Exist")
+	if b == nil {
 		return
 	}
-	var err error
-	if fromA {
-		err = c.a.ReadRequest(req, tx)
-	} else {
-		err = b.ReadRequest(req, tx)
-	}
+	target, err := c.remoteTarget(!fromA, b)
 	if err != nil {
 		respond(tx, req, 500, "Server Internal Error", nil)
 		return
-	}
-	var target sip.Uri
-	if fromA {
-		cont := b.InviteResponse.Contact()
-		if cont == nil {
-			respond(tx, req, 500, "Server Internal Error", nil)
-			return
-		}
-		target = cont.Address
-	} else {
-		target = c.a.InviteRequest.Contact().Address
 	}
 	out := sip.NewRequest(req.Method, target)
 	if ct := req.ContentType(); ct != nil {
