@@ -76,8 +76,8 @@ type Config struct {
 	// transaction for its 32 s timers, so the live heap grows with CPS; at
 	// Go's default of 100 the collector's assists stalled calls for
 	// hundreds of ms near capacity (BENCHMARKS.md).
-	GCPercent int `yaml:"gc_percent"`
-	GuardScanners        []string      `yaml:"guard_scanner"`
+	GCPercent     int      `yaml:"gc_percent"`
+	GuardScanners []string `yaml:"guard_scanner"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
