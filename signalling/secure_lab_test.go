@@ -102,18 +102,30 @@ func secureTrunkOf(t *testing.T, p provisioned) store.Trunk {
 	return tr
 }
 
-// labCarrier is a carrier gateway on sipgo in the callee namespace: it
-// answers every INVITE with plain RTP at media and remembers the offer.
-type labCarrier struct {
-	mu     sync.Mutex
-	offers []string
-	byes   int
+// labUAS is a peer on sipgo that answers every INVITE with the SDP
+// answer(offer) returns and remembers each offer and its transport: a
+// carrier gateway on UDP or a customer's PBX on TLS.
+type labUAS struct {
+	mu         sync.Mutex
+	offers     []string
+	transports []string
 }
 
-func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, media netip.AddrPort) *labCarrier {
+func (u *labUAS) lastOffer() (string, string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.offers) == 0 {
+		return "", ""
+	}
+	return u.offers[len(u.offers)-1], u.transports[len(u.transports)-1]
+}
+
+// startLabUAS serves on conn (a UDP socket) or l (a TLS listener), made
+// in the peer's namespace; contact is its Contact.
+func startLabUAS(t *testing.T, contact sip.Uri, answer func(offer string) string, serve func(*sipgo.Server) error) *labUAS {
 	t.Helper()
-	lc := &labCarrier{}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier"), sipgo.WithUserAgentHostname(addr.Addr().String()))
+	u := &labUAS{}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-peer"), sipgo.WithUserAgentHostname(contact.Host))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,17 +133,23 @@ func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, m
 	if err != nil {
 		t.Fatal(err)
 	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(addr.Addr().String()))
+	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(contact.Host))
 	if err != nil {
 		t.Fatal(err)
 	}
-	dua := &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "carrier", Host: addr.Addr().String(), Port: int(addr.Port())}}}
+	dua := &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: contact}}
 	var dmu sync.Mutex
 	dialogs := map[string]*sipgo.DialogServerSession{}
+	dialog := func(req *sip.Request) *sipgo.DialogServerSession {
+		dmu.Lock()
+		defer dmu.Unlock()
+		return dialogs[req.CallID().Value()]
+	}
 	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		lc.mu.Lock()
-		lc.offers = append(lc.offers, string(req.Body()))
-		lc.mu.Unlock()
+		u.mu.Lock()
+		u.offers = append(u.offers, string(req.Body()))
+		u.transports = append(u.transports, req.Transport())
+		u.mu.Unlock()
 		ds, err := dua.ReadInvite(req, tx)
 		if err != nil {
 			return
@@ -140,34 +158,63 @@ func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, m
 		dialogs[req.CallID().Value()] = ds
 		dmu.Unlock()
 		_ = ds.Respond(180, "Ringing", nil)
-		_ = ds.RespondSDP([]byte(fmt.Sprintf("v=0\r\no=carrier 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-			media.Addr(), media.Port())))
+		_ = ds.RespondSDP([]byte(answer(string(req.Body()))))
 	})
 	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
-		dmu.Lock()
-		ds := dialogs[req.CallID().Value()]
-		dmu.Unlock()
-		if ds != nil {
+		if ds := dialog(req); ds != nil {
 			_ = ds.ReadAck(req, tx)
 		}
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		dmu.Lock()
-		ds := dialogs[req.CallID().Value()]
-		dmu.Unlock()
-		if ds != nil && ds.ReadBye(req, tx) == nil {
-			lc.mu.Lock()
-			lc.byes++
-			lc.mu.Unlock()
+		if ds := dialog(req); ds != nil {
+			_ = ds.ReadBye(req, tx)
 		}
 	})
+	go func() { _ = serve(srv) }()
+	t.Cleanup(func() { srv.Close(); cli.Close(); ua.Close() })
+	return u
+}
+
+// startLabCarrier is a carrier gateway on UDP in the callee namespace
+// answering with plain RTP at media.
+func startLabCarrier(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, media netip.AddrPort) *labUAS {
+	t.Helper()
 	conn, err := tri.Callee.ListenUDP(addr.String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() { srv.Close(); cli.Close(); ua.Close(); conn.Close() })
-	return lc
+	t.Cleanup(func() { conn.Close() })
+	answer := func(string) string {
+		return fmt.Sprintf("v=0\r\no=carrier 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+			media.Addr(), media.Port())
+	}
+	contact := sip.Uri{Scheme: "sip", User: "carrier", Host: addr.Addr().String(), Port: int(addr.Port())}
+	return startLabUAS(t, contact, answer, func(srv *sipgo.Server) error { return srv.ServeUDP(conn) })
+}
+
+// startLabCustomerTLS is a customer's PBX on TLS in the caller namespace
+// answering with SRTP (key) at media.
+func startLabCustomerTLS(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, certFile, keyFile string, media netip.AddrPort, key []byte) *labUAS {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw net.Listener
+	if err := tri.Caller.Do(func() error {
+		var err error
+		raw, err = net.Listen("tcp", addr.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+	t.Cleanup(func() { l.Close() })
+	tp := sip.NewParams()
+	tp.Add("transport", "tls")
+	contact := sip.Uri{Scheme: "sip", User: "pbx", Host: addr.Addr().String(), Port: int(addr.Port()), UriParams: tp}
+	answer := func(string) string { return savpOffer(media, "AES_CM_128_HMAC_SHA1_80", key) }
+	return startLabUAS(t, contact, answer, func(srv *sipgo.Server) error { return srv.ServeTLS(l) })
 }
 
 // TestSecureTrunkLab: a Secure trunk over TLS with SRTP toward the
@@ -279,9 +326,7 @@ func TestSecureTrunkLab(t *testing.T) {
 			if err := tri.Caller.Do(func() error { return ds.Ack(ctx) }); err != nil {
 				t.Fatalf("ACK: %v (200 was:\n%s)", err, ds.InviteResponse)
 			}
-			lc.mu.Lock()
-			offer := lc.offers[len(lc.offers)-1]
-			lc.mu.Unlock()
+			offer, _ := lc.lastOffer()
 			if strings.Contains(offer, "a=crypto") || !strings.Contains(offer, " RTP/AVP ") {
 				t.Fatalf("the carrier must get plain RTP/AVP:\n%s", offer)
 			}
@@ -305,9 +350,8 @@ func TestSecureTrunkLab(t *testing.T) {
 		})
 	}
 	t.Run("origination", func(t *testing.T) {
-		cust := startLabCustomerTLS(t, tri, netip.AddrPortFrom(tri.CallerIP, 5061), custCert, custKey, custMedia)
 		key := srtpKey(9)
-		cust.answerKey = key
+		cust := startLabCustomerTLS(t, tri, netip.AddrPortFrom(tri.CallerIP, 5061), custCert, custKey, custMedia, key)
 		carrierUA, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier-uac"), sipgo.WithUserAgentHostname(tri.CalleeIP.String()))
 		if err != nil {
 			t.Fatal(err)
@@ -557,91 +601,4 @@ func secureOrigination(t *testing.T, p provisioned, tr store.Trunk, did, uri str
 		FriendlyName: "pbx", SipURL: uri, Priority: 10, Weight: 10, Enabled: true}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// labCustomer is a customer PBX on sipgo listening on TLS in the caller
-// namespace: it answers INVITEs with SRTP (answerKey) at media.
-type labCustomer struct {
-	mu         sync.Mutex
-	offers     []string
-	transports []string
-	answerKey  []byte
-}
-
-func (lc *labCustomer) lastOffer() (string, string) {
-	lc.mu.Lock()
-	defer lc.mu.Unlock()
-	if len(lc.offers) == 0 {
-		return "", ""
-	}
-	return lc.offers[len(lc.offers)-1], lc.transports[len(lc.transports)-1]
-}
-
-func startLabCustomerTLS(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, certFile, keyFile string, media netip.AddrPort) *labCustomer {
-	t.Helper()
-	lc := &labCustomer{}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-customer"), sipgo.WithUserAgentHostname(addr.Addr().String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(addr.Addr().String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tp := sip.NewParams()
-	tp.Add("transport", "tls")
-	dua := &sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "pbx", Host: addr.Addr().String(), Port: int(addr.Port()), UriParams: tp}}}
-	var dmu sync.Mutex
-	dialogs := map[string]*sipgo.DialogServerSession{}
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
-		lc.mu.Lock()
-		lc.offers = append(lc.offers, string(req.Body()))
-		lc.transports = append(lc.transports, req.Transport())
-		key := lc.answerKey
-		lc.mu.Unlock()
-		ds, err := dua.ReadInvite(req, tx)
-		if err != nil {
-			return
-		}
-		dmu.Lock()
-		dialogs[req.CallID().Value()] = ds
-		dmu.Unlock()
-		_ = ds.RespondSDP([]byte(savpOffer(media, "AES_CM_128_HMAC_SHA1_80", key)))
-	})
-	srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
-		dmu.Lock()
-		ds := dialogs[req.CallID().Value()]
-		dmu.Unlock()
-		if ds != nil {
-			_ = ds.ReadAck(req, tx)
-		}
-	})
-	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		dmu.Lock()
-		ds := dialogs[req.CallID().Value()]
-		dmu.Unlock()
-		if ds != nil {
-			_ = ds.ReadBye(req, tx)
-		}
-	})
-	var raw net.Listener
-	if err := tri.Caller.Do(func() error {
-		var err error
-		raw, err = net.Listen("tcp", addr.String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	l := tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
-	go func() { _ = srv.ServeTLS(l) }()
-	t.Cleanup(func() { srv.Close(); cli.Close(); ua.Close(); l.Close() })
-	return lc
 }
