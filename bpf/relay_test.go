@@ -14,7 +14,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
-	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
@@ -71,20 +70,6 @@ type lab struct {
 	relayA, relayB netip.Addr // relay's caller- and callee-side addresses
 }
 
-// mountBPFFS gives a test its own bpffs and removes it afterwards.
-func mountBPFFS(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "bpffs")
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
-	return root
-}
-
 func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
 	if l.A.NS == ns {
 		return l.A, l.B
@@ -95,7 +80,7 @@ func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
 func newLab(t *testing.T, opts ...testbed.Option) *lab {
 	t.Helper()
 	tri := testbed.NewTriangle(t, opts...)
-	root := mountBPFFS(t)
+	root := testbed.MountBPFFS(t)
 	dp, err := Open(Options{PinDir: filepath.Join(root, "relay"), PortMin: 30000, PortMax: 39999})
 	if err != nil {
 		t.Fatal(err)
@@ -515,7 +500,7 @@ func TestMTU(t *testing.T) {
 // calls they held cannot be adopted), says which, and loads fresh maps.
 func TestOpenRemovesOldLayoutPins(t *testing.T) {
 	testbed.RequirePrivileged(t)
-	dir := filepath.Join(mountBPFFS(t), "relay")
+	dir := filepath.Join(testbed.MountBPFFS(t), "relay")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +558,7 @@ func equalSets(a, b []string) bool {
 // leaves none of a longer one's pieces behind, and delete takes them all.
 func TestCallRecords(t *testing.T) {
 	testbed.RequirePrivileged(t)
-	dp, err := Open(Options{PinDir: filepath.Join(mountBPFFS(t), "relay")})
+	dp, err := Open(Options{PinDir: filepath.Join(testbed.MountBPFFS(t), "relay")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
@@ -28,19 +26,6 @@ type labRelay struct {
 	done   chan struct{}
 }
 
-func mountBPFFS(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "bpffs")
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
-	return root
-}
-
 func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	cfg := DefaultConfig()
 	cfg.Dataplane = dataplane
@@ -51,7 +36,7 @@ func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 		{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
 	}
 	if dataplane == DataplaneXDP {
-		cfg.PinPath = filepath.Join(mountBPFFS(t), "relay")
+		cfg.PinPath = filepath.Join(testbed.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
 	}
 	return cfg

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,21 +15,6 @@ import (
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
-// buildXtrunk builds the xtrunk binary into a temporary directory.
-func buildXtrunk(t *testing.T) string {
-	t.Helper()
-	gobin, err := exec.LookPath("go") // go test puts its own go first in PATH
-	if err != nil {
-		t.Fatalf("no go command to build xtrunk with: %v", err)
-	}
-	bin := filepath.Join(t.TempDir(), "xtrunk")
-	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // A call through `xtrunk relay` survives kill -9 of the relay and a restart
 // with the same pin path: the XDP program keeps forwarding while no relay
 // process exists, so no packet is lost, and the new process re-adopts the
@@ -38,12 +22,12 @@ func buildXtrunk(t *testing.T) string {
 // holds its ports until the delete.
 func TestRestartKeepsMedia(t *testing.T) {
 	tri := testbed.NewTriangle(t)
-	bin := buildXtrunk(t)
+	bin := testbed.BuildXtrunk(t)
 
 	// A bpffs of the test's own in the host mount namespace: `ip netns
 	// exec` gives each process a fresh /sys, so /sys/fs/bpf would not be
 	// shared between the two relay processes, but this mount is.
-	pin := filepath.Join(mountBPFFS(t), "relay")
+	pin := filepath.Join(testbed.MountBPFFS(t), "relay")
 	t.Cleanup(func() {
 		// runs before the unmount: detach XDP, whatever state the test left
 		if err := bpf.RemovePins(pin); err != nil {
@@ -77,7 +61,7 @@ func TestRestartKeepsMedia(t *testing.T) {
 				t.Logf("%s relay output:\n%s", name, p.Output())
 			}
 		})
-		if err := waitPing(tri.Caller, ngAddr, p.Done(), 10*time.Second); err != nil {
+		if err := testbed.WaitNG(tri.Caller, ngAddr, p.Done(), 10*time.Second); err != nil {
 			t.Fatalf("%s relay: %v\n%s", name, err, p.Output())
 		}
 		return p

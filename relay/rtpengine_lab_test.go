@@ -1,12 +1,7 @@
 package relay
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -30,82 +25,6 @@ type compatReplies struct {
 	offer, answer, query, del ng.Dict
 }
 
-// rtpengine's port range in the lab: disjoint from xtrunk's default, so a
-// port in an SDP says which relay chose it.
-const rtpenginePortMin, rtpenginePortMax = 40000, 40999
-
-// startRtpengine runs Debian's rtpengine, userspace only (no kernel table,
-// so no iptables either), in tri's relay namespace with the same logical
-// interfaces as the lab relay, and waits until it answers ping.
-func startRtpengine(t *testing.T, tri *testbed.Triangle) string {
-	t.Helper()
-	bin, err := exec.LookPath("rtpengine")
-	if err != nil {
-		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
-			t.Fatalf("rtpengine not installed (make deps installs rtpengine-daemon): %v", err)
-		}
-		t.Skipf("rtpengine not installed: %v", err)
-	}
-	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
-	p, err := tri.Relay.Start(context.Background(), bin,
-		"--config-file=none", // no /etc/rtpengine/rtpengine.conf
-		"--foreground", "--log-stderr", "--no-log-timestamps", "--log-level=6",
-		"--table=-1", // userspace forwarding, no kernel module
-		"--interface=customer/"+tri.RelayCallerIP.String(),
-		"--interface=carrier/"+tri.RelayCalleeIP.String(),
-		"--listen-ng="+addr,
-		fmt.Sprintf("--port-min=%d", rtpenginePortMin),
-		fmt.Sprintf("--port-max=%d", rtpenginePortMax),
-		"--delete-delay=0", // delete means gone, as in xtrunk
-		"--num-threads=2",
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stopping rtpengine: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("rtpengine output:\n%s", p.Output())
-		}
-	})
-	if err := waitPing(tri.Caller, addr, p.Done(), 10*time.Second); err != nil {
-		t.Fatalf("rtpengine: %v\n%s", err, p.Output())
-	}
-	return addr
-}
-
-// waitPing sends NG pings to addr from ns until one is answered with pong,
-// the process exits (exited closes) or the deadline passes.
-func waitPing(ns *testbed.NS, addr string, exited <-chan struct{}, within time.Duration) error {
-	var c *ng.Client
-	if err := ns.Do(func() error {
-		var err error
-		c, err = ng.Dial(addr, ng.WithTimeout(300*time.Millisecond))
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("exited before answering ping")
-		default:
-		}
-		r, err := c.Do(context.Background(), ng.Dict{"command": "ping"})
-		if err == nil && r.Str("result") == "pong" {
-			return nil
-		}
-		last = fmt.Errorf("reply %v, error %w", r, err)
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("no pong within %v: %w", within, last)
-}
-
 // The same NG sequence (offer with direction, replace origin and flags;
 // answer; query; delete) sent by xtrunk's ng.Client to xtrunk's relay and to
 // Debian's rtpengine (userspace, -t -1) gives equivalent results: both
@@ -121,7 +40,7 @@ func TestRtpengineCompat(t *testing.T) {
 	subjects = append(subjects, compatSubject{name: "xtrunk", tri: xt, c: lr.ngClient(t), portMin: def.PortMin, portMax: def.PortMax})
 
 	rt := testbed.NewTriangle(t)
-	addr := startRtpengine(t, rt)
+	addr := testbed.StartRtpengine(t, rt)
 	var rc *ng.Client
 	if err := rt.Caller.Do(func() error {
 		var err error
@@ -131,7 +50,7 @@ func TestRtpengineCompat(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rc.Close() })
-	subjects = append(subjects, compatSubject{name: "rtpengine", tri: rt, c: rc, portMin: rtpenginePortMin, portMax: rtpenginePortMax})
+	subjects = append(subjects, compatSubject{name: "rtpengine", tri: rt, c: rc, portMin: testbed.RtpenginePortMin, portMax: testbed.RtpenginePortMax})
 
 	got := map[string]compatReplies{}
 	for _, s := range subjects {

@@ -3,7 +3,6 @@ package signalling
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -19,8 +18,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -158,7 +155,8 @@ func newTrunkLab(t *testing.T, kind string) *trunkLab {
 	case relayXtrunk:
 		l.startXtrunkRelay(t)
 	case relayRtpengine:
-		l.startRtpengine(t)
+		// Debian's rtpengine, userspace only, as relay's tests run it.
+		l.ngAddr = testbed.StartRtpengine(t, l.tri)
 	default:
 		t.Fatalf("unknown relay kind %q", kind)
 	}
@@ -196,26 +194,13 @@ func (l *trunkLab) port() int { return int(l.nextPort.Add(10)) }
 // number hands out a fresh E.164 number (a called number or a DID).
 func (l *trunkLab) number() string { return fmt.Sprintf("+1650555%04d", l.nextNum.Add(1)) }
 
-func mountLabBPFFS(t *testing.T) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "bpffs")
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
-	}
-	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
-	return root
-}
-
 // startXtrunkRelay runs `xtrunk relay` with the XDP dataplane in the relay
 // namespace, pinned under a bpffs of its own.
 func (l *trunkLab) startXtrunkRelay(t *testing.T) {
 	t.Helper()
 	tri := l.tri
 	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
-	pins := filepath.Join(mountLabBPFFS(t), "relay")
+	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
 	l.recDir = filepath.Join(l.dir, "recordings")
 	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config, "--recording-dir", l.recDir,
 		"--interface", "customer/"+tri.RelayCallerIP.String(),
@@ -235,78 +220,9 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T) {
 			t.Logf("xtrunk relay output:\n%s", p.Output())
 		}
 	})
-	if err := labWaitPing(tri.Caller, l.ngAddr, p.Done(), 15*time.Second); err != nil {
+	if err := testbed.WaitNG(tri.Caller, l.ngAddr, p.Done(), 15*time.Second); err != nil {
 		t.Fatalf("xtrunk relay: %v\n%s", err, p.Output())
 	}
-}
-
-// startRtpengine runs Debian's rtpengine, userspace only, with the same
-// logical interfaces, as relay/rtpengine_lab_test.go does.
-func (l *trunkLab) startRtpengine(t *testing.T) {
-	t.Helper()
-	bin, err := exec.LookPath("rtpengine")
-	if err != nil {
-		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
-			t.Fatalf("rtpengine not installed (make deps installs rtpengine-daemon): %v", err)
-		}
-		t.Skipf("rtpengine not installed: %v", err)
-	}
-	tri := l.tri
-	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
-	p, err := tri.Relay.Start(context.Background(), bin,
-		"--config-file=none", "--foreground", "--log-stderr", "--no-log-timestamps", "--log-level=5",
-		"--table=-1",
-		"--interface=customer/"+tri.RelayCallerIP.String(),
-		"--interface=carrier/"+tri.RelayCalleeIP.String(),
-		"--listen-ng="+l.ngAddr,
-		"--port-min=40000", "--port-max=40999",
-		"--delete-delay=0",
-		"--num-threads=2",
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stopping rtpengine: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("rtpengine output:\n%s", p.Output())
-		}
-	})
-	if err := labWaitPing(tri.Caller, l.ngAddr, p.Done(), 15*time.Second); err != nil {
-		t.Fatalf("rtpengine: %v\n%s", err, p.Output())
-	}
-}
-
-// labWaitPing sends NG pings from ns until one is answered, the process
-// exits or within passes.
-func labWaitPing(ns *testbed.NS, addr string, exited <-chan struct{}, within time.Duration) error {
-	var c *ng.Client
-	if err := ns.Do(func() error {
-		var err error
-		c, err = ng.Dial(addr, ng.WithTimeout(300*time.Millisecond))
-		return err
-	}); err != nil {
-		return err
-	}
-	defer c.Close()
-	deadline := time.Now().Add(within)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			return errors.New("exited before answering ping")
-		default:
-		}
-		r, err := c.Do(context.Background(), ng.Dict{"command": "ping"})
-		if err == nil && r.Str("result") == "pong" {
-			return nil
-		}
-		last = fmt.Errorf("reply %v, error %w", r, err)
-		time.Sleep(100 * time.Millisecond)
-	}
-	return fmt.Errorf("no pong within %v: %w", within, last)
 }
 
 // startAPI runs `xtrunk api` on the lab's SQLite file, listening on a unix

@@ -7,15 +7,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -88,8 +86,8 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	}
 	switch mode {
 	case ModeXDP:
-		if r.pinRoot, err = mountBPFFS(); err != nil {
-			return r, err
+		if r.pinRoot, err = harness.MountBPFFS("xtrunk-bench-"); err != nil {
+			return r, fmt.Errorf("media: %w", err)
 		}
 		args = append(args, "xdp", "--xdp-mode", "native", "--pin-path", r.pinRoot+"/relay", "--remove-on-exit")
 	case ModeUserspace:
@@ -102,7 +100,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	}
 	cmd := l.relay.Command(context.Background(), bin, args...)
 	cmd.Dir = workDir // no stray xtrunk.yaml
-	cmd.Env = cleanEnv()
+	cmd.Env = harness.CleanEnv()
 	if r.proc, err = l.relay.StartCmd(cmd); err != nil {
 		return r, err
 	}
@@ -135,62 +133,23 @@ func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
 		"--timeout=3600", "--silent-timeout=3600", "--final-timeout=0", "--delete-delay=0",
 	)
 	cmd.Dir = workDir
-	cmd.Env = cleanEnv()
+	cmd.Env = harness.CleanEnv()
 	if r.proc, err = l.relay.StartCmd(cmd); err != nil {
 		return r, err
 	}
 	return r, r.waitNG()
 }
 
-// cleanEnv is the environment without XTRUNK_* settings, so the relay under
-// test runs with the benchmark's flags only.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "XTRUNK_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
 // relayStartTimeout bounds the wait for a relay's first NG pong.
 const relayStartTimeout = 20 * time.Second
 
 func (r *ngRelay) waitNG() error {
-	err := r.ns.Do(func() error {
-		var err error
-		r.client, err = ng.Dial(ngAddr, ng.WithTimeout(10*time.Second), ng.WithRetransmit(time.Second))
-		return err
-	})
+	var err error
+	r.client, err = harness.DialNG(r.ns, ngAddr, r.proc, relayStartTimeout, ng.WithTimeout(10*time.Second), ng.WithRetransmit(time.Second))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s: %w", ErrRelayStart, r.mode, err)
 	}
-	deadline := time.Now().Add(relayStartTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		rep, err := r.client.Do(ctx, ng.Dict{"command": "ping"})
-		cancel()
-		if err == nil && rep.Str("result") == "pong" {
-			return nil
-		}
-		select {
-		case <-r.proc.Done():
-			return fmt.Errorf("%w: %s exited: %v\n%s", ErrRelayStart, r.mode, r.proc.Wait(), tail(r.proc.Output(), 2000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s: no pong after %v (%v)\n%s", ErrRelayStart, r.mode, relayStartTimeout, err, tail(r.proc.Output(), 2000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
+	return nil
 }
 
 // ngWorkers is how many NG transactions are in flight at once.
@@ -299,7 +258,9 @@ func (r *ngRelay) stop() error {
 		}
 	}
 	if r.pinRoot != "" {
-		errs = append(errs, unmountBPFFS(r.pinRoot))
+		if err := harness.UnmountBPFFS(r.pinRoot); err != nil {
+			errs = append(errs, fmt.Errorf("media: %w", err))
+		}
 		r.pinRoot = ""
 	}
 	return errors.Join(errs...)
@@ -422,57 +383,4 @@ func parseXDPReasons(body string) map[string]uint64 {
 		out[reason] += uint64(f)
 	}
 	return out
-}
-
-// mounts are the bpffs mounts of this process that are still mounted.
-var mounts struct {
-	sync.Mutex
-	dirs map[string]bool
-}
-
-// activeMounts lists them (tests check that a run leaves none).
-func activeMounts() []string {
-	mounts.Lock()
-	defer mounts.Unlock()
-	var out []string
-	for d := range mounts.dirs {
-		out = append(out, d)
-	}
-	return out
-}
-
-// mountBPFFS mounts a fresh bpffs under /run for one relay's pins.
-func mountBPFFS() (string, error) {
-	dir, err := os.MkdirTemp("/run", "xtrunk-bench-")
-	if err != nil {
-		return "", fmt.Errorf("media: %w", err)
-	}
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		os.Remove(dir)
-		return "", fmt.Errorf("media: mount bpffs on %s: %w", dir, err)
-	}
-	mounts.Lock()
-	if mounts.dirs == nil {
-		mounts.dirs = map[string]bool{}
-	}
-	mounts.dirs[dir] = true
-	mounts.Unlock()
-	return dir, nil
-}
-
-// unmountBPFFS lazily unmounts a bpffs from mountBPFFS (pins left in it
-// go with it) and removes the directory.
-func unmountBPFFS(dir string) error {
-	var errs []error
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		errs = append(errs, fmt.Errorf("media: unmount %s: %w", dir, err))
-	} else {
-		mounts.Lock()
-		delete(mounts.dirs, dir)
-		mounts.Unlock()
-	}
-	if err := os.Remove(dir); err != nil {
-		errs = append(errs, fmt.Errorf("media: %w", err))
-	}
-	return errors.Join(errs...)
 }

@@ -7,27 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
-
-// buildXtrunk builds the xtrunk binary the xdp and userspace modes run.
-func buildXtrunk(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(t.TempDir(), "xtrunk")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/xtrunk")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 // TestSmoke runs a tiny benchmark in all four modes and checks the
 // machinery, not the speed: every mode delivers, nothing is delivered that
@@ -35,13 +21,8 @@ func buildXtrunk(t *testing.T) string {
 // out readable, and nothing is left behind.
 func TestSmoke(t *testing.T) {
 	testbed.RequirePrivileged(t)
-	if _, err := exec.LookPath("rtpengine"); err != nil {
-		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
-			t.Fatalf("rtpengine not installed (make deps): %v", err)
-		}
-		t.Skipf("rtpengine not installed: %v", err)
-	}
-	bin := buildXtrunk(t)
+	testbed.RequireCommand(t, "rtpengine")
+	bin := testbed.BuildXtrunk(t)
 
 	const calls = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -144,7 +125,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 
-	if m := activeMounts(); len(m) > 0 {
+	if m := harness.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 
@@ -167,7 +148,7 @@ func TestSmokeSRTP(t *testing.T) {
 		t.Logf("rtpengine not installed, SRTP smoke without it: %v", err)
 		modes = []string{ModeXDP, ModeUserspace}
 	}
-	bin := buildXtrunk(t)
+	bin := testbed.BuildXtrunk(t)
 
 	const calls = 10
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -242,7 +223,7 @@ func TestSmokeSRTP(t *testing.T) {
 	if !strings.Contains(table.String(), "SRTP calls/core") {
 		t.Errorf("table:\n%s", table.String())
 	}
-	if m := activeMounts(); len(m) > 0 {
+	if m := harness.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 }
@@ -251,7 +232,7 @@ func TestSmokeSRTP(t *testing.T) {
 // leaves no bpffs mount behind.
 func TestCancel(t *testing.T) {
 	testbed.RequirePrivileged(t)
-	bin := buildXtrunk(t)
+	bin := testbed.BuildXtrunk(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()
@@ -269,7 +250,7 @@ func TestCancel(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("cancelled run took %v", d)
 	}
-	if m := activeMounts(); len(m) > 0 {
+	if m := harness.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 

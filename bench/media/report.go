@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/xtrunk/xtrunk/bench/internal/report"
 )
 
 // WriteTable prints the results as a table per mode, then the summary.
@@ -20,7 +22,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 		for _, m := range r.Modes {
 			for _, s := range m.Steps {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
-					m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
+					m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
 					latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
 					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
 			}
@@ -39,7 +41,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 			r.SRTPSuite, SRTPBytes)
 	}
 	for _, m := range r.Modes {
-		line := fmt.Sprintf("%-10s most calls at < %g %% loss: %s", m.Mode, CleanLoss, callsStr(m.MaxCleanCalls))
+		line := fmt.Sprintf("%-10s most calls at < %g %% loss: %s", m.Mode, CleanLoss, report.CountOrNone(m.MaxCleanCalls))
 		if m.MaxCleanCalls > 0 {
 			line += fmt.Sprintf(" (%s pps)", kpps(m.MaxCleanPPS))
 		}
@@ -55,7 +57,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintln(w, line)
 		if m.Error != "" {
-			fmt.Fprintf(w, "%-10s error: %s\n", m.Mode, firstLine(m.Error))
+			fmt.Fprintf(w, "%-10s error: %s\n", m.Mode, report.FirstLine(m.Error))
 		}
 	}
 	s := r.Summary
@@ -78,7 +80,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 		parts = append(parts, fmt.Sprintf("xdp/userspace %.1f×", s.XDPOverUserspace))
 	}
 	if s.At10k != nil {
-		t := fmt.Sprintf("xdp at 10k calls: loss %s %%, p99 %s µs", lossStr(s.At10k.LossPct), latStr(s.At10k.LatencyP99us, s.At10k.Delivered))
+		t := fmt.Sprintf("xdp at 10k calls: loss %s %%, p99 %s µs", report.Pct(s.At10k.LossPct), latStr(s.At10k.LatencyP99us, s.At10k.Delivered))
 		if s.AddedP99us != nil {
 			t += fmt.Sprintf(" (%+.0f µs over ceiling)", *s.AddedP99us)
 		}
@@ -111,8 +113,8 @@ func (r *Results) writeSRTPTable(w io.Writer) error {
 				per = fmt.Sprintf("%.0f", s.SRTPCallsPerCore)
 			}
 			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n",
-				m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), lossStr(s.LossPct),
-				lossStr(s.ToCallee.LossPct), lossStr(s.ToCaller.LossPct),
+				m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
+				report.Pct(s.ToCallee.LossPct), report.Pct(s.ToCaller.LossPct),
 				s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, per, s.Status)
 		}
 		if m.Error != "" {
@@ -145,11 +147,6 @@ func (r *Results) WriteReasons(w io.Writer) {
 	}
 }
 
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
-}
-
 func kpps(v float64) string {
 	switch {
 	case v >= 1e6:
@@ -160,18 +157,6 @@ func kpps(v float64) string {
 	return fmt.Sprintf("%.0f", v)
 }
 
-func lossStr(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case v < 0.001:
-		return "<0.001"
-	case v < 1:
-		return fmt.Sprintf("%.3f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
-}
-
 func latStr(us float64, n uint64) string {
 	if n == 0 {
 		return "-"
@@ -180,11 +165,4 @@ func latStr(us float64, n uint64) string {
 		return fmt.Sprintf("%.0fk", us/1000)
 	}
 	return fmt.Sprintf("%.0f", us)
-}
-
-func callsStr(n int) string {
-	if n == 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%d", n)
 }

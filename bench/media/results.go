@@ -1,10 +1,10 @@
 package media
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"time"
+
+	"github.com/xtrunk/xtrunk/bench/internal/report"
 )
 
 // Results is a whole run: what results.json holds.
@@ -190,11 +190,7 @@ func (r *Results) srtpCommon() (int, map[string]float64) {
 
 // WriteJSON writes r to path.
 func (r *Results) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("media: %w", err)
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := report.WriteJSON(path, r); err != nil {
 		return fmt.Errorf("media: %w", err)
 	}
 	return nil
@@ -202,13 +198,9 @@ func (r *Results) WriteJSON(path string) error {
 
 // ReadJSON reads results.json.
 func ReadJSON(path string) (*Results, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("media: %w", err)
-	}
 	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("media: %s: %w", path, err)
+	if err := report.ReadJSON(path, &r); err != nil {
+		return nil, fmt.Errorf("media: %w", err)
 	}
 	return &r, nil
 }

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/xtrunk/xtrunk/bench/internal/cpu"
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
 
@@ -44,7 +42,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	// Every relay socket is a file descriptor: 4 per call on xtrunk and on
 	// rtpengine. The relays inherit the raised limit, if it can be raised
 	// (it takes CAP_SYS_RESOURCE beyond the hard limit).
-	fdLimit := raiseNoFile(uint64(socketsPerCall*cfg.Calls[len(cfg.Calls)-1] + fdReserve))
+	fdLimit := harness.RaiseNoFile(uint64(socketsPerCall*cfg.Calls[len(cfg.Calls)-1] + fdReserve))
 	relayCalls := min(maxCalls, int((fdLimit-min(fdLimit, fdReserve))/socketsPerCall))
 	if cfg.WorkDir == "" {
 		dir, err := os.MkdirTemp("", "xtrunk-bench-")
@@ -136,12 +134,12 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 	}
 	r.l = l
 	defer func() { fail(l.close()) }()
-	if c0, err := readCPU(nil); err == nil {
-		if sleepCtx(ctx, time.Second) != nil {
+	if c0, err := cpu.ReadProcs(nil); err == nil {
+		if harness.Sleep(ctx, time.Second) != nil {
 			return mr
 		}
-		if c1, err := readCPU(nil); err == nil {
-			mr.BackgroundCPUPct = c1.since(c0).Busy
+		if c1, err := cpu.ReadProcs(nil); err == nil {
+			mr.BackgroundCPUPct = c1.BusyPct(c0)
 		}
 	}
 	r.progress(Progress{Phase: "starting " + mode, StepIndex: 1, Calls: cfg.Calls[0]})
@@ -248,7 +246,7 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	// --srtp: the caller's packets for the step are encrypted during the
 	// pause, so the crypto of the generator is done before measuring.
 	var prep time.Duration
-	pause := func() error { return sleepCtx(ctx, cfg.Warmup) }
+	pause := func() error { return harness.Sleep(ctx, cfg.Warmup) }
 	if l.srtpA != nil {
 		r.progress(Progress{Phase: "warm-up, encrypting", StepIndex: si + 1, Calls: n})
 		err := both(pause, func() error {
@@ -289,7 +287,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		return st, err
 	}
 	pids := r.d.pids()
-	c0, err := readCPU(pids)
+	c0, err := cpu.ReadProcs(pids)
 	if err != nil {
 		return st, err
 	}
@@ -325,12 +323,12 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
-	c1, err := readCPU(pids)
+	c1, err := cpu.ReadProcs(pids)
 	if err != nil {
 		return st, err
 	}
 	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
-	if err := sleepCtx(ctx, drainTime); err != nil {
+	if err := harness.Sleep(ctx, drainTime); err != nil {
 		return st, err
 	}
 	sa1, err := l.sinkA.snap(n)
@@ -377,8 +375,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		// sending, and the callee's are encrypted by the relay.
 		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
 	}
-	use := c1.since(c0)
-	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = use.Procs, use.Softirq, use.Busy
+	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = c1.Pct(c0, pids...), c1.SoftirqPct(c0), c1.BusyPct(c0)
 	if l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
 		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
 	}
@@ -421,54 +418,9 @@ func both(f, g func() error) error {
 	return errors.Join(ef, eg)
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-// raiseNoFile raises RLIMIT_NOFILE toward n, for this process and the
-// relays it starts, and returns the soft limit in force. Beyond the hard
-// limit it takes CAP_SYS_RESOURCE; without it the soft limit goes up to
-// the hard one. syscall.Setrlimit (not x/sys/unix) so the runtime does not
-// restore the old limit for children.
-func raiseNoFile(n uint64) uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	if lim.Cur >= n {
-		return lim.Cur
-	}
-	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		want = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-			return lim.Cur
-		}
-	}
-	return want.Cur
-}
-
 func hostInfo(cfg Config) Host {
-	h := Host{CPUs: runtime.NumCPU()}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		h.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.Model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	mach := harness.ReadMachine()
+	h := Host{Kernel: mach.Kernel, CPUs: mach.CPUs, Model: mach.Model}
 	for _, m := range cfg.Modes {
 		if m == ModeRTPEngine {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

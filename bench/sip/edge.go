@@ -10,11 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -103,32 +103,12 @@ type relayProc struct {
 }
 
 func (r *relayProc) waitNG() error {
-	err := r.ns.Do(func() error {
-		var err error
-		r.client, err = ng.Dial(ngAddr, ng.WithTimeout(5*time.Second), ng.WithRetransmit(time.Second))
-		return err
-	})
+	var err error
+	r.client, err = harness.DialNG(r.ns, ngAddr, r.proc, startTimeout, ng.WithTimeout(5*time.Second), ng.WithRetransmit(time.Second))
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %s: %w", ErrEdgeStart, r.name, err)
 	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		rep, err := r.client.Do(ctx, ng.Dict{"command": "ping"})
-		cancel()
-		if err == nil && rep.Str("result") == "pong" {
-			return nil
-		}
-		select {
-		case <-r.proc.Done():
-			return fmt.Errorf("%w: %s exited: %v\n%s", ErrEdgeStart, r.name, r.proc.Wait(), tail(r.proc.Output(), 2000))
-		default:
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s: no NG pong after %v (%v)\n%s", ErrEdgeStart, r.name, startTimeout, err, tail(r.proc.Output(), 2000))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return nil
 }
 
 // sessions lists the relay's calls over NG.
@@ -150,7 +130,9 @@ func (r *relayProc) stop() error {
 		errs = append(errs, stopProcess(r.proc, r.name))
 	}
 	if r.pinRoot != "" {
-		errs = append(errs, unmountBPFFS(r.pinRoot))
+		if err := harness.UnmountBPFFS(r.pinRoot); err != nil {
+			errs = append(errs, fmt.Errorf("sip: %w", err))
+		}
 		r.pinRoot = ""
 	}
 	return errors.Join(errs...)
@@ -187,13 +169,13 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 	}
 	if cfg.Dataplane == DataplaneXDP {
 		// ip netns exec remounts /sys: pins go to a bpffs of our own.
-		if e.relay.pinRoot, err = mountBPFFS(); err != nil {
-			return e, err
+		if e.relay.pinRoot, err = harness.MountBPFFS("xtrunk-bench-sip-"); err != nil {
+			return e, fmt.Errorf("sip: %w", err)
 		}
 		args = append(args, "--xdp-mode", "native", "--pin-path", e.relay.pinRoot+"/relay", "--remove-on-exit")
 	}
 	cmd := l.edge.Command(context.Background(), cfg.XtrunkBin, args...)
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	if e.relay.proc, err = l.edge.StartCmd(cmd); err != nil {
 		return e, err
 	}
@@ -208,7 +190,7 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 		"--carrier", "sip:"+carrierSIP.String(),
 		"--default-cps", "0", "--default-concurrency", "0",
 		"--log-level", cfg.LogLevel)
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	if e.sip, err = l.edge.StartCmd(cmd); err != nil {
 		return e, err
 	}
@@ -226,10 +208,10 @@ func (e *xtrunkEdge) sessions(ctx context.Context) (int, error) { return e.relay
 func (e *xtrunkEdge) output(limit int) string {
 	var b strings.Builder
 	if e.sip != nil {
-		fmt.Fprintf(&b, "xtrunk sip:\n%s\n", tail(e.sip.Output(), limit))
+		fmt.Fprintf(&b, "xtrunk sip:\n%s\n", harness.Tail(e.sip.Output(), limit))
 	}
 	if e.relay.proc != nil {
-		fmt.Fprintf(&b, "xtrunk relay:\n%s\n", tail(e.relay.proc.Output(), limit))
+		fmt.Fprintf(&b, "xtrunk relay:\n%s\n", harness.Tail(e.relay.proc.Output(), limit))
 	}
 	return b.String()
 }
@@ -242,18 +224,6 @@ func (e *xtrunkEdge) stop() error {
 		errs = append(errs, stopProcess(e.sip, "xtrunk sip"))
 	}
 	return errors.Join(append(errs, e.relay.stop())...)
-}
-
-// cleanEnv is the environment without XTRUNK_* settings, so the processes
-// under test run with the benchmark's flags only.
-func cleanEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "XTRUNK_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // waitSIP waits until something answers an OPTIONS sent from ns to addr
@@ -285,73 +255,12 @@ func waitSIP(ns *testbed.NS, addr netip.AddrPort, proc *testbed.Process) error {
 		}
 		select {
 		case <-proc.Done():
-			return fmt.Errorf("%w: %s exited: %v\n%s", ErrEdgeStart, proc.Cmd.Args, proc.Wait(), tail(proc.Output(), 3000))
+			return fmt.Errorf("%w: %s exited: %v\n%s", ErrEdgeStart, proc.Cmd.Args, proc.Wait(), harness.Tail(proc.Output(), 3000))
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: nothing answers SIP at %s after %v\n%s", ErrEdgeStart, addr, startTimeout, tail(proc.Output(), 3000))
+			return fmt.Errorf("%w: nothing answers SIP at %s after %v\n%s", ErrEdgeStart, addr, startTimeout, harness.Tail(proc.Output(), 3000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
-}
-
-// mounts are this process's bpffs mounts still mounted.
-var mounts struct {
-	sync.Mutex
-	dirs map[string]bool
-}
-
-// mountBPFFS mounts a fresh bpffs under /run for one relay's pins.
-func mountBPFFS() (string, error) {
-	dir, err := os.MkdirTemp("/run", "xtrunk-bench-sip-")
-	if err != nil {
-		return "", fmt.Errorf("sip: %w", err)
-	}
-	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
-		os.Remove(dir)
-		return "", fmt.Errorf("sip: mount bpffs on %s: %w", dir, err)
-	}
-	mounts.Lock()
-	if mounts.dirs == nil {
-		mounts.dirs = map[string]bool{}
-	}
-	mounts.dirs[dir] = true
-	mounts.Unlock()
-	return dir, nil
-}
-
-// unmountBPFFS lazily unmounts a bpffs from mountBPFFS (pins left in it
-// go with it) and removes the directory.
-func unmountBPFFS(dir string) error {
-	var errs []error
-	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-		errs = append(errs, fmt.Errorf("sip: unmount %s: %w", dir, err))
-	} else {
-		mounts.Lock()
-		delete(mounts.dirs, dir)
-		mounts.Unlock()
-	}
-	if err := os.Remove(dir); err != nil {
-		errs = append(errs, fmt.Errorf("sip: %w", err))
-	}
-	return errors.Join(errs...)
-}
-
-// activeMounts lists the bpffs mounts still up (tests check a run leaves
-// none).
-func activeMounts() []string {
-	mounts.Lock()
-	defer mounts.Unlock()
-	var out []string
-	for d := range mounts.dirs {
-		out = append(out, d)
-	}
-	return out
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
 
@@ -156,7 +157,7 @@ func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error)
 		"--num-threads="+strconv.Itoa(cfg.RTPEngineThreads),
 		"--delete-delay=0",
 	)
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	if e.relay.proc, err = l.edge.StartCmd(cmd); err != nil {
 		return e, err
 	}
@@ -190,7 +191,7 @@ func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error)
 	// group), workers forked as usual; -E: log to stderr.
 	cmd = l.edge.Command(context.Background(), cfg.KamailioBin, "-f", conf, "-DD", "-E",
 		"-m", "256", "-M", "16", "-Y", run, "-w", dir)
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	if e.kamailio, err = l.edge.StartCmd(cmd); err != nil {
 		return e, err
 	}
@@ -208,10 +209,10 @@ func (e *kamailioEdge) sessions(ctx context.Context) (int, error) { return e.rel
 func (e *kamailioEdge) output(limit int) string {
 	var b strings.Builder
 	if e.kamailio != nil {
-		fmt.Fprintf(&b, "kamailio:\n%s\n", tail(e.kamailio.Output(), limit))
+		fmt.Fprintf(&b, "kamailio:\n%s\n", harness.Tail(e.kamailio.Output(), limit))
 	}
 	if e.relay.proc != nil {
-		fmt.Fprintf(&b, "rtpengine:\n%s\n", tail(e.relay.proc.Output(), limit))
+		fmt.Fprintf(&b, "rtpengine:\n%s\n", harness.Tail(e.relay.proc.Output(), limit))
 	}
 	return b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"io"
 	"slices"
 	"text/tabwriter"
+
+	"github.com/xtrunk/xtrunk/bench/internal/report"
 )
 
 // WriteTable prints the steps of every target, then the summary.
@@ -14,7 +16,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	for _, t := range r.Targets {
 		for _, s := range t.Steps {
 			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n",
-				t.Target, s.OfferedCPS, s.AchievedCPS, s.Attempted, s.Succeeded, s.Failed, pctStr(s.FailPct),
+				t.Target, s.OfferedCPS, s.AchievedCPS, s.Attempted, s.Succeeded, s.Failed, report.Pct(s.FailPct),
 				msStr(s.SetupP50ms, s.Answered), msStr(s.SetupP99ms, s.Answered), s.Retransmissions,
 				s.SIPCPUPct, s.MediaCPUPct, s.SIPpCPUPct, s.BusyCPUPct, s.Status)
 		}
@@ -34,7 +36,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
 	for _, t := range r.Targets {
-		line := fmt.Sprintf("%-9s highest CPS with < %g %% failed calls: %s", t.Target, CleanFailPct, cpsStr(t.MaxCleanCPS))
+		line := fmt.Sprintf("%-9s highest CPS with < %g %% failed calls: %s", t.Target, CleanFailPct, report.CountOrNone(t.MaxCleanCPS))
 		if slices.Contains(r.Summary.Capped, t.Target) {
 			line += " (held every step: more is untested)"
 		}
@@ -49,37 +51,16 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintln(w, line)
 		for _, n := range t.Notes {
-			fmt.Fprintf(w, "%-9s note: %s\n", t.Target, firstLine(n))
+			fmt.Fprintf(w, "%-9s note: %s\n", t.Target, report.FirstLine(n))
 		}
 		if t.Error != "" {
-			fmt.Fprintf(w, "%-9s error: %s\n", t.Target, firstLine(t.Error))
+			fmt.Fprintf(w, "%-9s error: %s\n", t.Target, report.FirstLine(t.Error))
 		}
 	}
 	if s := r.Summary; s.XtrunkOverKamailio > 0 {
 		fmt.Fprintf(w, "\nxtrunk/kamailio highest clean CPS: %.2f×\n", s.XtrunkOverKamailio)
 	}
 	return nil
-}
-
-func firstLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' {
-			return s[:i]
-		}
-	}
-	return s
-}
-
-func pctStr(v float64) string {
-	switch {
-	case v == 0:
-		return "0"
-	case v < 0.001:
-		return "<0.001"
-	case v < 1:
-		return fmt.Sprintf("%.3f", v)
-	}
-	return fmt.Sprintf("%.1f", v)
 }
 
 func msStr(v float64, n int) string {
@@ -90,13 +71,6 @@ func msStr(v float64, n int) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.0f", v)
-}
-
-func cpsStr(n int) string {
-	if n == 0 {
-		return "none"
-	}
-	return fmt.Sprintf("%d", n)
 }
 
 func fmtS(s float64) string {

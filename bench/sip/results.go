@@ -1,10 +1,10 @@
 package sip
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"time"
+
+	"github.com/xtrunk/xtrunk/bench/internal/report"
 )
 
 // Results is one run.
@@ -141,11 +141,7 @@ type Summary struct {
 
 // WriteJSON writes r to path.
 func (r *Results) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("sip: %w", err)
-	}
-	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+	if err := report.WriteJSON(path, r); err != nil {
 		return fmt.Errorf("sip: %w", err)
 	}
 	return nil
@@ -153,13 +149,9 @@ func (r *Results) WriteJSON(path string) error {
 
 // ReadJSON reads a file WriteJSON wrote.
 func ReadJSON(path string) (*Results, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("sip: %w", err)
-	}
 	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("sip: %s: %w", path, err)
+	if err := report.ReadJSON(path, &r); err != nil {
+		return nil, fmt.Errorf("sip: %w", err)
 	}
 	return &r, nil
 }

@@ -7,15 +7,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/xtrunk/xtrunk/bench/internal/cpu"
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
 
@@ -106,7 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		Scenario:  fmt.Sprintf("SIPp UAC (PBX) → edge → SIPp UAS (carrier) over UDP: INVITE+SDP, [100], 180, 200+SDP, ACK, hold, BYE, 200; a call fails on any SIPp error or %v without an expected message", cfg.RecvTimeout),
 		Latency:   "INVITE first sent → 200 received, every answered call: kernel timestamps of the datagrams on the PBX's veth (packet socket, µs); SIPp's own -trace_rtt (whole ms of its event-loop clock) is in the JSON",
 		CPUMethod: "utime+stime of every process in the edge's process groups (/proc/PID/stat), and /proc/stat busy time, in % of one CPU, over the steady part of each step",
-		FDLimit:   raiseNoFile(fdWant),
+		FDLimit:   harness.RaiseNoFile(fdWant),
 	}
 	t0 := time.Now()
 	for i, t := range cfg.Targets {
@@ -166,11 +166,12 @@ func runTarget(ctx context.Context, cfg *Config, idx int, target string) (tr Tar
 		return tr
 	}
 	defer func() { fail(r.capture.close()) }()
-	c0 := readCPU(nil)
-	if sleepCtx(ctx, time.Second) != nil {
+	c0, _ := cpu.ReadGroups(nil)
+	if harness.Sleep(ctx, time.Second) != nil {
 		return tr
 	}
-	tr.BackgroundCPUPct = readCPU(nil).busyPct(c0)
+	c1, _ := cpu.ReadGroups(nil)
+	tr.BackgroundCPUPct = c1.BusyPct(c0)
 
 	r.progress(Progress{Phase: "starting " + target, StepIndex: 1, CPS: cfg.CPS[0]})
 	switch target {
@@ -281,7 +282,7 @@ func (r *runner) alive() error {
 func checkAlive(p *testbed.Process, what string) error {
 	select {
 	case <-p.Done():
-		return fmt.Errorf("sip: %s exited: %v\n%s", what, p.Wait(), tail(p.Output(), 2000))
+		return fmt.Errorf("sip: %s exited: %v\n%s", what, p.Wait(), harness.Tail(p.Output(), 2000))
 	default:
 		return nil
 	}
@@ -316,7 +317,7 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	// CPU over the steady part: after the first calls' hold, to the end
 	// of placing (or SIPp's exit, if sooner).
 	warm := min(2*time.Second, cfg.Duration/4)
-	var a, b cpuSnap
+	var a, b cpu.Snap
 	waitUntil := func(d time.Duration) {
 		t := time.NewTimer(time.Until(u.started.Add(d)))
 		defer t.Stop()
@@ -327,14 +328,14 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 		}
 	}
 	waitUntil(warm)
-	a = readCPU(all)
+	a, _ = cpu.ReadGroups(all)
 	waitUntil(cfg.Duration)
-	b = readCPU(all)
-	st.SIPCPUPct = b.pct(a, sipGroups...)
-	st.MediaCPUPct = b.pct(a, mediaGroups...)
+	b, _ = cpu.ReadGroups(all)
+	st.SIPCPUPct = b.Pct(a, sipGroups...)
+	st.MediaCPUPct = b.Pct(a, mediaGroups...)
 	st.EdgeCPUPct = st.SIPCPUPct + st.MediaCPUPct
-	st.SIPpCPUPct = b.pct(a, sippGroups...)
-	st.BusyCPUPct = b.busyPct(a)
+	st.SIPpCPUPct = b.Pct(a, sippGroups...)
+	st.BusyCPUPct = b.BusyPct(a)
 
 	r.progress(Progress{Phase: "last calls", StepIndex: si + 1, CPS: cps})
 	if err := u.wait(ctx, sippTimeout(cfg)); err != nil {
@@ -400,7 +401,7 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	st.Status = stepStatus(st)
 
 	r.progress(Progress{Phase: "settling", StepIndex: si + 1, CPS: cps})
-	if err := sleepCtx(ctx, cfg.Settle); err != nil {
+	if err := harness.Sleep(ctx, cfg.Settle); err != nil {
 		return st, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -420,52 +421,9 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	return st, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// raiseNoFile raises RLIMIT_NOFILE toward n (to the hard limit where n is
-// above it and CAP_SYS_RESOURCE is missing); the processes the run starts
-// inherit it. It returns the limit in force.
-func raiseNoFile(n uint64) uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	if lim.Cur >= n {
-		return lim.Cur
-	}
-	want := syscall.Rlimit{Cur: n, Max: max(lim.Max, n)}
-	if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-		want = syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) != nil {
-			return lim.Cur
-		}
-	}
-	return want.Cur
-}
-
 func hostInfo(cfg *Config) Host {
-	h := Host{CPUs: runtime.NumCPU()}
-	var u unix.Utsname
-	if unix.Uname(&u) == nil {
-		h.Kernel = unix.ByteSliceToString(u.Release[:])
-	}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-				h.Model = strings.TrimSpace(v)
-				break
-			}
-		}
-	}
+	mach := harness.ReadMachine()
+	h := Host{Kernel: mach.Kernel, CPUs: mach.CPUs, Model: mach.Model}
 	version := func(bin string, args ...string) string {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -4,51 +4,25 @@ import (
 	"context"
 	"encoding/binary"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
-
-// buildXtrunk builds the xtrunk binary the xtrunk target runs.
-func buildXtrunk(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(t.TempDir(), "xtrunk")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/xtrunk")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// needBins skips (or, with XTRUNK_REQUIRE_PRIVILEGED=1, fails) without the
-// Debian peers.
-func needBins(t *testing.T, bins ...string) {
-	t.Helper()
-	for _, b := range bins {
-		if _, err := exec.LookPath(b); err != nil {
-			if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
-				t.Fatalf("%s not installed (make deps): %v", b, err)
-			}
-			t.Skipf("%s not installed: %v", b, err)
-		}
-	}
-}
 
 // TestSmoke runs a short, low-rate benchmark through both targets and
 // checks the machinery, not the speed: every call set up and torn down,
 // the numbers add up, the JSON reads back, and nothing is left behind.
 func TestSmoke(t *testing.T) {
 	testbed.RequirePrivileged(t)
-	needBins(t, "sipp", "kamailio", "rtpengine")
-	bin := buildXtrunk(t)
+	for _, c := range []string{"sipp", "kamailio", "rtpengine"} {
+		testbed.RequireCommand(t, c)
+	}
+	bin := testbed.BuildXtrunk(t)
 
 	const cps = 20
 	dur := 3 * time.Second
@@ -140,7 +114,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("table has no row for %s", tr.Target)
 		}
 	}
-	if m := activeMounts(); len(m) > 0 {
+	if m := harness.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs still mounted: %v", m)
 	}
 	labPrefixes.Lock()

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 )
 
@@ -37,7 +38,7 @@ func startCarrier(l *lab, cfg *Config, dir string) (*testbed.Process, *os.File, 
 		"-buff_size", strconv.Itoa(sippBuffer),
 		"-nostdin", "-pause_msg_ign",
 		"-trace_err", "-error_file", filepath.Join(dir, "carrier-errors.log"))
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	cmd.Stdout, cmd.Stderr = out, out
 	p, err := l.carrier.StartCmd(cmd)
 	if err != nil {
@@ -85,7 +86,7 @@ func startPBX(l *lab, cfg *Config, dir string, cps, port int) (*uacRun, error) {
 		"-trace_rtt", "-rtt_freq", "1",
 		"-trace_err", "-error_file", filepath.Join(dir, "errors.log"),
 		edgeSIP.String())
-	cmd.Dir, cmd.Env = dir, cleanEnv()
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
 	cmd.Stdout, cmd.Stderr = out, out
 	u := &uacRun{out: out, dir: dir, started: time.Now()}
 	if u.proc, err = l.pbx.StartCmd(cmd); err != nil {
@@ -282,5 +283,5 @@ func tailFile(path string, n int) string {
 	if errors.Is(err, os.ErrNotExist) {
 		return ""
 	}
-	return tail(string(b), n)
+	return harness.Tail(string(b), n)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,6 +30,22 @@ func RequirePrivileged(t testing.TB) {
 		t.Fatalf("privileged test skipped but %s=1: %v", RequirePrivilegedEnv, err)
 	}
 	t.Skipf("privileged test: %v", err)
+}
+
+// RequireCommand looks name up in PATH for a lab test and returns its
+// path. Without it the test is skipped, or fails with
+// XTRUNK_REQUIRE_PRIVILEGED=1 (make deps installs the lab's peers).
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path
+	}
+	if os.Getenv(RequirePrivilegedEnv) == "1" {
+		t.Fatalf("%s not installed (make deps): %v", name, err)
+	}
+	t.Skipf("%s not installed: %v", name, err)
+	return ""
 }
 
 // privileged is Privileged, replaceable in tests.

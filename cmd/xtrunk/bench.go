@@ -72,19 +72,12 @@ func runBenchMedia(args []string) error {
 		NoStop:         *noStop,
 		SRTP:           *srtp,
 	}
-	for _, s := range splitList(*calls) {
-		n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
-		if err != nil {
-			return fmt.Errorf("--calls: %w", err)
-		}
-		cfg.Calls = append(cfg.Calls, n)
+	var err error
+	if cfg.Calls, err = splitInts("calls", *calls); err != nil {
+		return err
 	}
-	if cfg.XtrunkBin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cfg.XtrunkBin = exe
+	if cfg.XtrunkBin, err = orSelf(cfg.XtrunkBin); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -92,12 +85,8 @@ func runBenchMedia(args []string) error {
 	bar := newProgressLine(os.Stderr)
 	cfg.Progress = bar.update
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills at once
-	}()
 	res, err := media.Run(ctx, cfg)
 	bar.clear()
 	if res == nil {
@@ -129,6 +118,18 @@ func runBenchMedia(args []string) error {
 	return nil
 }
 
+// interruptible is a context for a benchmark run that the first SIGINT or
+// SIGTERM cancels (the run stops and cleans up); once it is, the signals'
+// default action is back, so a second one exits at once.
+func interruptible() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
+}
+
 func splitList(s string) []string {
 	var out []string
 	for _, f := range strings.Split(s, ",") {
@@ -137,6 +138,28 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// splitInts parses a comma-separated list of integers ("100,1_000"); name
+// is the flag's, for the error.
+func splitInts(name, s string) ([]int, error) {
+	var out []int
+	for _, f := range splitList(s) {
+		n, err := strconv.Atoi(strings.ReplaceAll(f, "_", ""))
+		if err != nil {
+			return nil, fmt.Errorf("--%s: %w", name, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// orSelf is bin, or this executable where bin is empty.
+func orSelf(bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	return os.Executable()
 }
 
 func joinInts(v []int) string {

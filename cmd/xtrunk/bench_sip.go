@@ -1,14 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/sip"
@@ -58,19 +54,12 @@ func runBenchSIP(args []string) error {
 		WorkDir:          *workDir,
 		NoStop:           *noStop,
 	}
-	for _, s := range splitList(*cps) {
-		n, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
-		if err != nil {
-			return fmt.Errorf("--cps: %w", err)
-		}
-		cfg.CPS = append(cfg.CPS, n)
+	var err error
+	if cfg.CPS, err = splitInts("cps", *cps); err != nil {
+		return err
 	}
-	if cfg.XtrunkBin == "" {
-		exe, err := os.Executable()
-		if err != nil {
-			return err
-		}
-		cfg.XtrunkBin = exe
+	if cfg.XtrunkBin, err = orSelf(cfg.XtrunkBin); err != nil {
+		return err
 	}
 	cfg.Progress = func(p sip.Progress) {
 		if p.Done && p.Step != nil {
@@ -81,12 +70,8 @@ func runBenchSIP(args []string) error {
 		}
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := interruptible()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal kills at once
-	}()
 	t0 := time.Now()
 	res, err := sip.Run(ctx, cfg)
 	if res == nil {
