@@ -57,16 +57,8 @@ func startLabRelay(t *testing.T, tri *testbed.Triangle) string {
 	return pc.LocalAddr().String()
 }
 
-// buildXtrunk builds the binary once per test.
-func buildXtrunk(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "xtrunk")
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
+// buildXtrunk is the xtrunk binary, built once per test binary run.
+func buildXtrunk(t *testing.T) string { return xtrunkBinary(t) }
 
 func sippPath(t *testing.T) string {
 	t.Helper()
