@@ -40,11 +40,20 @@ func latching(c *call, customer bool) string {
 func toward(c *call, req ng.Dict, customer bool) {
 	if customer && c.p.trunk.Secure {
 		req["transport-protocol"] = "RTP/SAVP"
-		req["SDES"] = []any{"only-AES_CM_128_HMAC_SHA1_80"}
+		req["SDES"] = sdesOnly80
 		return
 	}
 	req["transport-protocol"] = "RTP/AVP"
 }
+
+// sdesOnly80 makes the relay offer AES_CM_128_HMAC_SHA1_80 alone
+// (REQUIREMENTS §5): "only-" for relays that know it (xtrunk's), and
+// "no-" for every other suite for those that do not (Debian's rtpengine
+// 10.5 ignores "only-" and offers all eleven).
+var sdesOnly80 = []any{"only-AES_CM_128_HMAC_SHA1_80",
+	"no-AES_CM_128_HMAC_SHA1_32", "no-AES_192_CM_HMAC_SHA1_80", "no-AES_192_CM_HMAC_SHA1_32",
+	"no-AES_256_CM_HMAC_SHA1_80", "no-AES_256_CM_HMAC_SHA1_32", "no-AEAD_AES_128_GCM", "no-AEAD_AES_256_GCM",
+	"no-F8_128_HMAC_SHA1_80", "no-F8_128_HMAC_SHA1_32", "no-NULL_HMAC_SHA1_80", "no-NULL_HMAC_SHA1_32"}
 
 // mediaOffer asks the relay for the B-leg's SDP: the A-leg's offer comes
 // in on the A-leg's interface and leaves on the B-leg's.

@@ -219,12 +219,24 @@ func startLabCustomerTLS(t *testing.T, tri *testbed.Triangle, addr netip.AddrPor
 
 // TestSecureTrunkLab: a Secure trunk over TLS with SRTP toward the
 // customer and plain RTP toward the carrier, audio intact both ways, for
-// both suites; an unencrypted offer over TLS gets 488 and the same call
-// over UDP 403 (Done-when 4 of issue 6).
+// both suites and for origination; an unencrypted offer over TLS gets 488
+// and the same call over UDP 403 (Done-when 4 of issue 6) — with
+// xtrunk's relay and with Debian's rtpengine.
 func TestSecureTrunkLab(t *testing.T) {
+	for _, kind := range []string{"xtrunk", "rtpengine"} {
+		t.Run(kind, func(t *testing.T) { testSecureTrunk(t, kind) })
+	}
+}
+
+func testSecureTrunk(t *testing.T, kind string) {
 	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
 	p := provision(t)
-	ngAddr := startLabRelay(t, tri)
+	var ngAddr string
+	if kind == "rtpengine" {
+		ngAddr = testbed.StartRtpengine(t, tri)
+	} else {
+		ngAddr = startLabRelay(t, tri)
+	}
 	bin := buildXtrunk(t)
 	certFile, keyFile, pool := selfSigned(t, tri.RelayCallerIP, secureHost, "lab.example.net")
 	custCert, custKey, _ := selfSigned(t, tri.CallerIP, "pbx.acme.example")
