@@ -8,20 +8,14 @@ import (
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// IsE164 reports whether s is +, a non-zero digit, then at most 14 digits.
-func IsE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9' {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
+// IsE164 reports whether s is +, a non-zero digit, then at most 14
+// digits: the store's rule, so what provisioning accepts is what calls
+// may use.
+func IsE164(s string) bool { return store.ValidE164(s) }
 
 // userOf strips URI parameters a user part may carry (";phone-context").
 func userOf(u sip.Uri) string {
