@@ -117,6 +117,7 @@ func (c *call) remoteTarget(toA bool, b *sipgo.DialogClientSession) (sip.Uri, er
 // SDP this leg last had from us.
 func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransaction) {
 	if !c.reinvite.TryLock() {
+		c.log.Debug().Bool("from_a", fromA).Msg("re-INVITE while another is in progress: 491")
 		respond(tx, req, 491, "Request Pending", nil) // glare, RFC 3261 §14.2
 		return
 	}

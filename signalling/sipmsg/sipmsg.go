@@ -91,7 +91,7 @@ func splitList(v string) []string {
 const MinMaxForwards = 20
 
 // ErrTooManyHops is returned when Max-Forwards is below MinMaxForwards.
-var ErrTooManyHops = errors.New("Too Many Hops")
+var ErrTooManyHops = errors.New("sipmsg: Max-Forwards below 20")
 
 // CheckMaxForwards applies the trunk's rule: missing means 70; below 20 is
 // refused. It returns the value to send on (one less).
