@@ -95,15 +95,12 @@ func TestAdmissionWithRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
+	cfg := testConfig(t)
 	cfg.RelayNG = loopbackRelay(t)
-	cfg.DefaultCPS = 0
 	cfg.DefaultConcurrency = 1
 	cfg.Carriers = []string{"sip:" + silentGateway(t)}
 	cfg.CarrierSources = []string{"127.0.0.2/32"}
-	startServer(t, cfg, p.st)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	term := func(user string) string { return "sip:" + user + "@" + aclHost }
 	orig := func(user string) string { return "sip:" + user + "@" + strings.Split(cfg.ListenUDP, ":")[0] }

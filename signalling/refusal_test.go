@@ -8,10 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/rs/zerolog"
-
-	"github.com/xtrunk/xtrunk/control/store"
 )
 
 // rawRequest is a minimal SIP request over UDP; the tests vary one thing
@@ -114,30 +110,12 @@ func freeUDPPort(t *testing.T, host string) string {
 	return addr
 }
 
-func startServer(t *testing.T, cfg Config, st *store.Store) *Server {
-	t.Helper()
-	s, err := New(cfg, st, WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = s.ListenAndServe(ctx) }()
-	t.Cleanup(func() { cancel(); s.Close(); <-done })
-	time.Sleep(200 * time.Millisecond) // listener up
-	return s
-}
-
 // TestTerminationRefusals checks each refusal's code on the wire, on
 // loopback, without a relay or a carrier (no call gets that far).
 func TestTerminationRefusals(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1") // nothing answers: no call reaches the relay here
-	cfg.DefaultCPS = 0
-	startServer(t, cfg, p.st)
+	cfg := testConfig(t)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	uri := func(user, host string) string { return "sip:" + user + "@" + host }
 	cases := []struct {
@@ -193,12 +171,9 @@ func TestTerminationRefusals(t *testing.T) {
 // fails at the (absent) relay, which is not what is tested.
 func TestTerminationCPS(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
+	cfg := testConfig(t)
 	cfg.DefaultCPS = 1
-	startServer(t, cfg, p.st)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 	req := rawRequest{ruri: "sip:+14155550123@" + aclHost}
 	first, err := net.Dial("udp", cfg.ListenUDP)
 	if err != nil {
@@ -220,12 +195,8 @@ func TestTerminationCPS(t *testing.T) {
 // change feed).
 func TestConfigChangeTakesEffect(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
-	cfg.DefaultCPS = 0
-	startServer(t, cfg, p.st)
+	cfg := testConfig(t)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 	// Max-Forwards 10 stops an admitted caller ID at the next check (483),
 	// so no call is placed.
 	req := rawRequest{ruri: "sip:+14155550123@" + aclHost, from: "+14155558888", maxForwards: 10}

@@ -46,12 +46,8 @@ func answerChallenge(t *testing.T, chal, user, pass, uri string, nc int, qop boo
 
 func TestDigestReplay(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1") // no call gets that far
-	cfg.DefaultCPS = 0
-	startServer(t, cfg, p.st)
+	cfg := testConfig(t)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	const uri = "sip:+14155550123@" + acmeHost
 	// Max-Forwards 10 is refused (483) by the check right after
@@ -101,12 +97,8 @@ func TestDigestReplay(t *testing.T) {
 // (and what every response copies from its request).
 func TestUnknownUserLikeWrongPassword(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
-	cfg.DefaultCPS = 0
-	startServer(t, cfg, p.st)
+	cfg := testConfig(t)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	const uri = "sip:+14155550123@" + acmeHost
 	try := func(user, pass string) (string, string) {

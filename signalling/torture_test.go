@@ -427,12 +427,8 @@ func checkTorture(t *testing.T, cases []tortureCase, got []reply, stray reply, t
 // not be looked up or dialled from the host's namespace.
 func TestTortureLoopback(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
-	cfg.ListenUDP = freeUDPPort(t, "127.0.0.1")
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
-	cfg.DefaultCPS = 0
-	startServer(t, cfg, p.st)
+	cfg := testConfig(t)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	torture := loadTorture(t)
 	cases, msgs := tortureSet(torture, "udp")
@@ -614,18 +610,15 @@ func mutate(rnd *rand.Rand, in []byte) []byte {
 // trunk lists 127.0.0.0/8 and 198.18.0.0/15).
 func TestFloodIgnoredLoopback(t *testing.T) {
 	p := provision(t)
-	cfg := DefaultConfig()
-	cfg.Domain = testDomain
+	cfg := testConfig(t)
 	pc, err := net.ListenPacket("udp", "[::1]:0")
 	if err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	}
-	cfg.ListenUDP = pc.LocalAddr().String()
 	pc.Close()
-	cfg.RelayNG = freeUDPPort(t, "127.0.0.1")
-	cfg.DefaultCPS = 0
+	cfg.ListenUDP = "[::1]:0"
 	cfg.GuardMaxRequests, cfg.GuardRequestWindow = 16, 2*time.Second // the defaults, REQUIREMENTS' numbers
-	startServer(t, cfg, p.st)
+	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
 	// 40 INVITEs for the credential trunk at once, each from its own
 	// port: the first 16 get 407, then the source is banned.
