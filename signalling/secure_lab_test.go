@@ -521,57 +521,22 @@ func srtpExchange(t *testing.T, tri *testbed.Triangle, suite string, custKey, re
 	defer ce.Close()
 	const n, pps = 250, 50
 	atCarrier := rtpgen.NewSink(ce, 0xAAAA)
-	var mu sync.Mutex
-	atCustomer := map[uint16]bool{}
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			m, _, err := cc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			plain, err := dec.DecryptRTP(nil, buf[:m], nil)
-			if ssrc, seq, ok := rtpgen.Intact(plain); err == nil && ok && ssrc == 0xBBBB {
-				mu.Lock()
-				atCustomer[seq] = true
-				mu.Unlock()
-			}
-		}
-	}()
+	atCustomer := rtpgen.NewSinkWith(cc, 0xBBBB, func(dst, pkt []byte) ([]byte, error) { return dec.DecryptRTP(dst, pkt, nil) })
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
+	send := func(conn *net.UDPConn, dst netip.AddrPort, ssrc uint32, seal rtpgen.Transform) {
 		defer wg.Done()
-		pkt := make([]byte, 0, 256)
-		out := make([]byte, 0, 512)
-		tick := time.NewTicker(time.Second / pps)
-		defer tick.Stop()
-		for i := 0; i < n; i++ {
-			<-tick.C
-			pkt = rtpgen.Packet(pkt[:0], 0xAAAA, uint16(i))
-			o, err := enc.EncryptRTP(out[:0], pkt, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if _, err := cc.WriteToUDPAddrPort(o, toRelayCust); err != nil {
-				t.Error(err)
-				return
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		if _, err := rtpgen.Send(context.Background(), ce, toRelayCarr, 0xBBBB, n, pps); err != nil {
+		if _, err := rtpgen.SendWith(context.Background(), conn, dst, ssrc, n, pps, seal); err != nil {
 			t.Error(err)
 		}
-	}()
+	}
+	wg.Add(2)
+	go send(cc, toRelayCust, 0xAAAA, func(dst, pkt []byte) ([]byte, error) { return enc.EncryptRTP(dst, pkt, nil) })
+	go send(ce, toRelayCarr, 0xBBBB, nil)
 	wg.Wait()
 	time.Sleep(300 * time.Millisecond) // the last packets in flight
-	good, _ := atCarrier.Counts()
-	mu.Lock()
-	defer mu.Unlock()
-	return n, map[string]int{"customer→carrier": good, "carrier→customer": len(atCustomer)}
+	toCarrier, _ := atCarrier.Counts()
+	toCustomer, _ := atCustomer.Counts()
+	return n, map[string]int{"customer→carrier": toCarrier, "carrier→customer": toCustomer}
 }
 
 // startB2BUAWith is startB2BUA with extra flags.

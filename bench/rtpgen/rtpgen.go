@@ -47,7 +47,17 @@ func Intact(p []byte) (ssrc uint32, seq uint16, ok bool) {
 
 // Send paces n packets of stream ssrc at pps from conn to dst.
 func Send(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, ssrc uint32, n, pps int) (sent int, err error) {
+	return SendWith(ctx, conn, dst, ssrc, n, pps, nil)
+}
+
+// Transform turns a packet into what goes on the wire (SRTP encryption)
+// or back (decryption), appending to dst.
+type Transform func(dst, pkt []byte) ([]byte, error)
+
+// SendWith is Send with every packet passed through seal (nil: none).
+func SendWith(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, ssrc uint32, n, pps int, seal Transform) (sent int, err error) {
 	buf := make([]byte, 12+PayloadLen)
+	var out []byte
 	tick := time.NewTicker(time.Second / time.Duration(pps))
 	defer tick.Stop()
 	for i := 0; i < n; i++ {
@@ -56,7 +66,14 @@ func Send(ctx context.Context, conn *net.UDPConn, dst netip.AddrPort, ssrc uint3
 			return sent, ctx.Err()
 		case <-tick.C:
 		}
-		if _, err := conn.WriteToUDPAddrPort(Packet(buf, ssrc, uint16(i)), dst); err != nil {
+		pkt := Packet(buf, ssrc, uint16(i))
+		if seal != nil {
+			if out, err = seal(out[:0], pkt); err != nil {
+				return sent, err
+			}
+			pkt = out
+		}
+		if _, err := conn.WriteToUDPAddrPort(pkt, dst); err != nil {
 			return sent, err
 		}
 		sent++
@@ -75,20 +92,30 @@ type Sink struct {
 }
 
 // NewSink starts reading conn until it is closed.
-func NewSink(conn *net.UDPConn, ssrc uint32) *Sink {
+func NewSink(conn *net.UDPConn, ssrc uint32) *Sink { return NewSinkWith(conn, ssrc, nil) }
+
+// NewSinkWith is NewSink with every datagram passed through open first
+// (nil: none); one open fails on counts as bad.
+func NewSinkWith(conn *net.UDPConn, ssrc uint32, open Transform) *Sink {
 	s := &Sink{ssrc: ssrc, got: map[uint16]bool{}, from: map[netip.AddrPort]int{}, done: make(chan struct{})}
 	go func() {
 		defer close(s.done)
 		buf := make([]byte, 2048)
+		var plain []byte
 		for {
 			n, from, err := conn.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
-			ssrc, seq, ok := Intact(buf[:n])
+			pkt := buf[:n]
+			if open != nil {
+				plain, err = open(plain[:0], pkt)
+				pkt = plain
+			}
+			ssrc, seq, ok := Intact(pkt)
 			s.mu.Lock()
 			s.from[from]++
-			if ok && ssrc == s.ssrc {
+			if err == nil && ok && ssrc == s.ssrc {
 				s.got[seq] = true
 			} else {
 				s.bad++
