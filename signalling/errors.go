@@ -5,8 +5,6 @@ import "errors"
 var (
 	// ErrConfig is a bad signalling configuration.
 	ErrConfig = errors.New("signalling: bad config")
-	// ErrNoCarrier means every carrier gateway failed or none is configured.
-	ErrNoCarrier = errors.New("signalling: no carrier gateway took the call")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

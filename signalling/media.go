@@ -58,65 +58,51 @@ var sdesOnly80 = []any{"only-AES_CM_128_HMAC_SHA1_80",
 // mediaOffer asks the relay for the B-leg's SDP: the A-leg's offer comes
 // in on the A-leg's interface and leaves on the B-leg's.
 func (s *Server) mediaOffer(ctx context.Context, c *call) ([]byte, error) {
-	req := ng.Dict{
-		"command":   "offer",
-		"call-id":   c.id,
-		"from-tag":  c.fromTag,
-		"sdp":       string(c.a.InviteRequest.Body()),
-		"direction": s.interfaces(c),
-		"flags":     []any{latching(c, c.p.customerIsA())},
-		"replace":   []any{"origin", "session-connection"},
-	}
-	toward(c, req, !c.p.customerIsA())
-	return s.ngSDP(ctx, req)
+	return s.offerAnswer(ctx, c, "offer", c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(c))
 }
 
 // mediaAnswer hands the B-leg's SDP (toTag is its To tag) to the relay
 // and returns the A-leg's.
 func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, sdp []byte) ([]byte, error) {
-	req := ng.Dict{
-		"command":  "answer",
-		"call-id":  c.id,
-		"from-tag": c.fromTag,
-		"to-tag":   toTag,
-		"sdp":      string(sdp),
-		"flags":    []any{latching(c, !c.p.customerIsA())},
-		"replace":  []any{"origin", "session-connection"},
-	}
-	return s.ngSDP(ctx, req)
+	return s.offerAnswer(ctx, c, "answer", c.fromTag, toTag, sdp, !c.p.customerIsA(), nil)
 }
 
 // mediaReoffer passes a re-INVITE's offer from one leg (fromA) to the
 // relay and returns the SDP for the other leg.
 func (s *Server) mediaReoffer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	customer := fromA == c.p.customerIsA() // the offerer is the customer
-	req := ng.Dict{
-		"command":  "offer",
-		"call-id":  c.id,
-		"from-tag": from,
-		"to-tag":   to,
-		"sdp":      string(sdp),
-		"flags":    []any{latching(c, customer)},
-		"replace":  []any{"origin", "session-connection"},
-	}
-	toward(c, req, !customer)
-	return s.ngSDP(ctx, req)
+	return s.offerAnswer(ctx, c, "offer", from, to, sdp, fromA == c.p.customerIsA(), nil)
 }
 
 // mediaReanswer passes the answer to a re-INVITE sent by fromA and
 // returns the SDP for fromA.
 func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	customer := fromA != c.p.customerIsA() // the answerer is the customer
+	return s.offerAnswer(ctx, c, "answer", from, to, sdp, fromA != c.p.customerIsA(), nil)
+}
+
+// offerAnswer sends the relay an NG offer or answer: sdp is the party's
+// whose tag is from (offer) or to (answer); byCustomer says whether that
+// party is the customer (its latching flag; an offer's SDP goes to the
+// other party, shaped by toward); direction names the interfaces on a
+// call's first offer.
+func (s *Server) offerAnswer(ctx context.Context, c *call, cmd, from, to string, sdp []byte, byCustomer bool, direction []any) ([]byte, error) {
 	req := ng.Dict{
-		"command":  "answer",
+		"command":  cmd,
 		"call-id":  c.id,
 		"from-tag": from,
-		"to-tag":   to,
 		"sdp":      string(sdp),
-		"flags":    []any{latching(c, customer)},
+		"flags":    []any{latching(c, byCustomer)},
 		"replace":  []any{"origin", "session-connection"},
+	}
+	if to != "" {
+		req["to-tag"] = to
+	}
+	if direction != nil {
+		req["direction"] = direction
+	}
+	if cmd == "offer" {
+		toward(c, req, !byCustomer)
 	}
 	return s.ngSDP(ctx, req)
 }

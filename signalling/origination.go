@@ -59,15 +59,6 @@ func destOfSipURL(u store.SipURL) dest {
 	return d
 }
 
-// carrierTargets is the termination targets: the configured gateways.
-func (s *Server) carrierTargets() []route.Target[dest] {
-	out := make([]route.Target[dest], len(s.carriers))
-	for i, t := range s.carriers {
-		out[i] = route.Target[dest]{Priority: t.Priority, Weight: t.Weight, Value: destOfURI(t.Value)}
-	}
-	return out
-}
-
 // NumberConfig is what an origination call needs for one DID: the number,
 // its trunk and the trunk's enabled origination URIs.
 type NumberConfig struct {

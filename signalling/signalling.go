@@ -54,7 +54,7 @@ type Server struct {
 	conc      *limit.Concurrent
 	abuse     *limit.Guard
 	metrics   *metrics
-	carriers  []route.Target[sip.Uri]
+	carriers  []route.Target[dest] // --carrier gateways: termination's targets
 	// carrierNets are the --carrier-source CIDRs: INVITEs from them are
 	// origination, and they are exempt from the abuse guard.
 	carrierNets []netip.Prefix
@@ -99,7 +99,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.carriers = append(s.carriers, t)
+		s.carriers = append(s.carriers, route.Target[dest]{Priority: t.Priority, Weight: t.Weight, Value: destOfURI(t.Value)})
 	}
 	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())

@@ -101,7 +101,7 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 		return nil, &refusal{503, "Trunk concurrency limit exceeded"}, nil
 	}
 	return &plan{dir: store.DirectionTerminating, trunk: t, from: number, to: req.Recipient.User,
-		maxFwd: mf, conc: true, targets: s.carrierTargets()}, nil, nil
+		maxFwd: mf, conc: true, targets: s.carriers}, nil, nil
 }
 
 // unsupported refuses an INVITE that requires an extension xtrunk does
