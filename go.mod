@@ -60,3 +60,7 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
+
+// sipgo v1.7.3 with the edge's transport fixes; every change is listed in
+// third_party/sipgo/FORK.md.
+replace github.com/emiago/sipgo => ./third_party/sipgo
