@@ -18,6 +18,10 @@ type TrunkConfig struct {
 	Trunk store.Trunk
 	ACL   []netip.Prefix // empty: no IP ACL attached
 	Trial bool           // the trunk's account is a trial account
+	// Active: the trunk's account and, for a subaccount, its main account
+	// are active. A suspended or closed one takes no new calls; the cache
+	// follows the change feed, so a status change applies within a second.
+	Active bool
 
 	mu      sync.Mutex
 	secrets map[string]credEntry // username → HA1s (looked up on demand)
@@ -104,6 +108,9 @@ func (c *Cache) load(ctx context.Context, domain string) (*TrunkConfig, error) {
 		return nil, err
 	}
 	tc.Trial = strings.EqualFold(acct.Type, store.TypeTrial)
+	if tc.Active, err = c.accountActive(ctx, acct); err != nil {
+		return nil, err
+	}
 	if t.HasIPACL {
 		ips, err := c.st.TrunkIPAddresses(ctx, t.Sid)
 		if err != nil {
@@ -122,6 +129,22 @@ func (c *Cache) load(ctx context.Context, domain string) (*TrunkConfig, error) {
 		}
 	}
 	return tc, nil
+}
+
+// accountActive reports whether a takes calls: it is active and so is its
+// main account (suspending a reseller suspends its customers).
+func (c *Cache) accountActive(ctx context.Context, a store.Account) (bool, error) {
+	if a.Status != store.StatusActive {
+		return false, nil
+	}
+	if a.OwnerSid == "" {
+		return true, nil
+	}
+	owner, err := c.st.Account(ctx, a.OwnerSid)
+	if err != nil {
+		return false, err
+	}
+	return owner.Status == store.StatusActive, nil
 }
 
 // Allowed reports whether addr is in the trunk's IP ACL.
@@ -167,15 +190,16 @@ func (tc *TrunkConfig) CallerAllowed(ctx context.Context, st *store.Store, numbe
 	if hit {
 		return v, nil
 	}
-	ok := false
+	ok, other := false, false
 	n, err := st.PhoneNumberByE164(ctx, number)
 	switch {
 	case err == nil:
 		ok = n.AccountSid == tc.Trunk.AccountSid
+		other = !ok // another account's DID is never this one's caller ID
 	case !errors.Is(err, store.ErrNotFound):
 		return false, err
 	}
-	if !ok {
+	if !ok && !other {
 		if ok, err = st.IsVerifiedCallerID(ctx, tc.Trunk.AccountSid, number); err != nil {
 			return false, err
 		}

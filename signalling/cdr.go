@@ -2,6 +2,7 @@ package signalling
 
 import (
 	"context"
+	"path"
 	"sync"
 	"time"
 
@@ -68,7 +69,7 @@ func recordingOf(c *call, callSid string, rd ng.Dict, recStart, answer time.Time
 		Status:     "completed",
 		Duration:   int((num(rd["duration ms"]) + 500) / 1000),
 		Start:      recStart,
-		MediaPath:  fileName(files[0]),
+		MediaFile:  recordingFile(c, files[0]),
 	}
 	if r.Start.IsZero() {
 		r.Start = answer
@@ -187,6 +188,21 @@ func fileName(v any) string {
 		return string(f)
 	}
 	return ""
+}
+
+// recordingFile is the name the Recording keeps of the relay's file: the
+// last element of the path the relay replied with, when it is a recording
+// file's name (store.ValidRecordingFile), else nothing. The API serves the
+// name from its own --recording-dir, so a reply naming /etc/passwd or
+// ../../x cannot make it open anything else.
+func recordingFile(c *call, v any) string {
+	p := fileName(v)
+	name := path.Base(p)
+	if !store.ValidRecordingFile(name) {
+		c.log.Warn().Str("file", p).Msg("relay named a recording file that is not a recording's name: the Recording has no media")
+		return ""
+	}
+	return name
 }
 
 // callStatus is the Calls resource's status for a final SIP code.

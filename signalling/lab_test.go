@@ -50,7 +50,7 @@ var relayKinds = []string{relayXtrunk, relayRtpengine}
 // XTRUNK_ACCOUNT_SID / XTRUNK_AUTH_TOKEN.
 const (
 	labAccountSid = "AC5a1ab0000000000000000000000000a1"
-	labAuthToken  = "labT0kenlabT0kenlabT0ken"
+	labAuthToken  = "1ab70ce01ab70ce01ab70ce01ab70ce0" // 32 hex digits, as xtrunk api requires
 )
 
 // Numbers every scenario file knows: the PBX's caller ID (a DID of the
@@ -230,8 +230,12 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T) {
 func (l *trunkLab) startAPI(t *testing.T) {
 	t.Helper()
 	sock := filepath.Join(l.dir, "api.sock")
-	cmd := l.tri.Relay.Command(context.Background(), l.bin, "api", "--config", l.config,
-		"--listen", "unix:"+sock, "--db", l.dsn, "--domain", testDomain, "--edges", "lab", "--log-level", "warn")
+	args := []string{"api", "--config", l.config,
+		"--listen", "unix:" + sock, "--db", l.dsn, "--domain", testDomain, "--edges", "lab", "--log-level", "warn"}
+	if l.recDir != "" {
+		args = append(args, "--recording-dir", l.recDir) // the relay's, served by name
+	}
+	cmd := l.tri.Relay.Command(context.Background(), l.bin, args...)
 	cmd.Env = append(os.Environ(), "XTRUNK_ACCOUNT_SID="+labAccountSid, "XTRUNK_AUTH_TOKEN="+labAuthToken)
 	p, err := l.tri.Relay.StartCmd(cmd)
 	if err != nil {

@@ -252,10 +252,10 @@ func (l *trunkLab) recording(t *testing.T, mode string, channels int, want time.
 	if err != nil || len(rs) != 1 {
 		t.Fatalf("store: recordings of %s: %v, %v", c.Sid, rs, err)
 	}
-	file := rs[0].MediaPath
-	if filepath.Dir(file) != l.recDir {
-		t.Errorf("recording written to %q, want it in the relay's --recording-dir %s", file, l.recDir)
+	if !store.ValidRecordingFile(rs[0].MediaFile) {
+		t.Fatalf("the Recording names %q, not a recording file's name", rs[0].MediaFile)
 	}
+	file := filepath.Join(l.recDir, rs[0].MediaFile) // the relay's --recording-dir, which the API serves
 	var wav []byte
 	deadline = time.Now().Add(5 * time.Second)
 	for {

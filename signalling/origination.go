@@ -65,6 +65,7 @@ type NumberConfig struct {
 	Number  store.PhoneNumber
 	Trunk   store.Trunk
 	Targets []route.Target[dest]
+	Active  bool // the number's account (and its main account) take calls
 }
 
 // Number finds the trunk a DID belongs to; ok is false for a number that
@@ -104,7 +105,15 @@ func (c *Cache) loadNumber(ctx context.Context, e164 string) (*NumberConfig, err
 	if err != nil {
 		return nil, err
 	}
-	nc := &NumberConfig{Number: n, Trunk: t}
+	acct, err := c.st.Account(ctx, n.AccountSid)
+	if err != nil {
+		return nil, err
+	}
+	active, err := c.accountActive(ctx, acct)
+	if err != nil {
+		return nil, err
+	}
+	nc := &NumberConfig{Number: n, Trunk: t, Active: active}
 	page := store.Page{Size: store.MaxPageSize}
 	for {
 		urls, next, err := c.st.ListOriginationURLs(ctx, t.AccountSid, t.Sid, page)
@@ -185,6 +194,9 @@ func (s *Server) admitOrigination(ctx context.Context, req *sip.Request, log zer
 	}
 	if !ok {
 		return nil, &refusal{404, "Not Found"}, nil
+	}
+	if !nc.Active {
+		return nil, &refusal{403, "Account suspended"}, nil
 	}
 	from := ""
 	if f := req.From(); f != nil {

@@ -50,6 +50,10 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 			return nil, ref, hdr
 		}
 	}
+	// After authentication: an outsider learns nothing of the account.
+	if !tc.Active {
+		return nil, &refusal{403, "Account suspended"}, nil
+	}
 	if ref, hdr := unsupported(req); ref != nil {
 		return nil, ref, hdr
 	}

@@ -32,6 +32,8 @@ func runAPI(args []string) error {
 	fs.StringVar(&cfg.Realm, "realm", cfg.Realm, "SIP digest realm credentials are hashed for (default: the domain)")
 	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "where a generated main account's credentials are written (default: xtrunk-credentials.env beside the SQLite file)")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
+	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
+	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -39,6 +41,11 @@ func runAPI(args []string) error {
 	log, err := newLogger(*logLevel, "api")
 	if err != nil {
 		return err
+	}
+
+	edgeAddrs, err := api.ParseEdgeAddresses(cfg.EdgeAddresses)
+	if err != nil {
+		return fmt.Errorf("--edge-address: %w", err)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -65,7 +72,8 @@ func runAPI(args []string) error {
 		return fmt.Errorf("--listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL)),
+		Handler: api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
+			api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute, // recordings' media

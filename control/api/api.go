@@ -22,6 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,10 +37,14 @@ const MaxBody = 64 << 10
 
 // Server is the REST API over a store.
 type Server struct {
-	st        *store.Store
-	log       zerolog.Logger
-	publicURL string
-	routes    []route
+	st           *store.Store
+	log          zerolog.Logger
+	publicURL    string
+	routes       []route
+	edgeAddrs    []netip.Prefix               // --edge-address
+	hostAddrs    func() ([]netip.Addr, error) // this host's addresses
+	recordingDir string                       // where recordings' files are, by name
+	logins       *loginLimiter                // failed logins per source
 }
 
 // Option configures a Server.
@@ -55,7 +61,8 @@ func WithPublicURL(u string) Option {
 
 // New returns the API over st.
 func New(st *store.Store, opts ...Option) *Server {
-	s := &Server{st: st, log: zerolog.Nop()}
+	s := &Server{st: st, log: zerolog.Nop(), hostAddrs: interfaceAddrs, recordingDir: DefaultRecordingDir,
+		logins: newLoginLimiter(time.Now)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -118,7 +125,18 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
+	src := sourceKey(hr.RemoteAddr)
+	if wait, limited := s.logins.blocked(src); limited {
+		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+		return &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests,
+			Message: "Too many failed authentications from this address; retry later"}
+	}
 	auth, err := s.authenticate(hr)
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && ae.wrongCredentials {
+		s.logins.failed(src)
+		s.log.Info().Str("src", hr.RemoteAddr).Msg("api authentication failed")
+	}
 	if err != nil {
 		return err
 	}
@@ -161,7 +179,7 @@ func (s *Server) authenticate(hr *http.Request) (store.Account, error) {
 	if !ok {
 		return store.Account{}, &Error{Status: http.StatusUnauthorized, Code: CodeAuthenticate, Message: "Authentication Error - No credentials provided"}
 	}
-	fail := &Error{Status: http.StatusUnauthorized, Code: CodeAuthenticate, Message: "Authentication Error - invalid username or password"}
+	fail := &Error{Status: http.StatusUnauthorized, Code: CodeAuthenticate, Message: "Authentication Error - invalid username or password", wrongCredentials: true}
 	if !store.ValidSid(store.PrefixAccount, user) {
 		return store.Account{}, fail
 	}

@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/xtrunk/xtrunk/control/store"
 )
@@ -143,10 +145,12 @@ func (s *Server) deleteRecording(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	if x.MediaPath != "" {
-		if err := os.Remove(x.MediaPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if path, ok := s.recordingPath(x); ok {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn().Err(err).Str("recording", x.Sid).Msg("recording deleted but its media file stays")
 		}
+	} else if x.MediaFile != "" {
+		s.log.Warn().Str("recording", x.Sid).Str("media_file", x.MediaFile).Msg("recording deleted; its stored file name is not a recording's name and was not touched")
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -186,15 +190,39 @@ func (s *Server) recordings(w http.ResponseWriter, r *request, callSid string) e
 	return nil
 }
 
+// DefaultRecordingDir is where `xtrunk relay` writes recordings by
+// default (its --recording-dir).
+const DefaultRecordingDir = "/var/lib/xtrunk/recordings"
+
+// WithRecordingDir sets the directory recordings' files are served from
+// (the relay's --recording-dir).
+func WithRecordingDir(dir string) Option { return func(s *Server) { s.recordingDir = dir } }
+
+// recordingPath is the file of recording x: its stored name in the
+// recording directory, and only when the name is a recording's name (no
+// '/', no "..": a row written by an older xtrunk holds the path the relay
+// replied with, and that is never opened).
+func (s *Server) recordingPath(x store.Recording) (string, bool) {
+	if s.recordingDir == "" || !store.ValidRecordingFile(x.MediaFile) {
+		return "", false
+	}
+	return filepath.Join(s.recordingDir, x.MediaFile), true
+}
+
 // recordingMedia serves the WAV the relay wrote (Range requests work).
 func (s *Server) recordingMedia(w http.ResponseWriter, r *request) error {
 	x, err := s.st.Recording(r.ctx, r.account, r.p["RE"])
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(x.MediaPath)
+	path, ok := s.recordingPath(x)
+	if !ok {
+		return notFound(r.URL.Path)
+	}
+	// O_NOFOLLOW: a symlink planted in the directory does not lead out.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		if x.MediaPath == "" || errors.Is(err, fs.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
 			return notFound(r.URL.Path)
 		}
 		return err

@@ -22,12 +22,14 @@ type Config struct {
 	Realm           string   `yaml:"realm"`            // SIP digest realm (default: domain)
 	CredentialsFile string   `yaml:"credentials-file"` // where generated main-account credentials go
 	PublicURL       string   `yaml:"public-url"`       // scheme://host in absolute URLs (default: from requests)
+	RecordingDir    string   `yaml:"recording-dir"`    // the relay's --recording-dir: recordings are served from here, by name
+	EdgeAddresses   []string `yaml:"edge-address"`     // the edge's addresses beyond this host's interfaces (no origination URI may point at them)
 }
 
 // DefaultConfig is the single-box default: loopback only, SQLite in the
 // working directory.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", DB: "sqlite:xtrunk.db", Domain: store.DefaultDomain}
+	return Config{Listen: "127.0.0.1:8080", DB: "sqlite:xtrunk.db", Domain: store.DefaultDomain, RecordingDir: DefaultRecordingDir}
 }
 
 // StoreOptions derives the store's options.

@@ -16,6 +16,7 @@ const (
 	CodeAccountInactive  = 20005
 	CodeNotFound         = 20404
 	CodeTooLarge         = 20413 // request body too large
+	CodeTooManyRequests  = 20429 // too many failed logins from this source
 	CodeInternal         = 20500
 )
 
@@ -24,7 +25,12 @@ type Error struct {
 	Status  int
 	Code    int
 	Message string
+
+	wrongCredentials bool // a 401 that counts toward the login limit
 }
+
+// ErrEdgeAddress: an --edge-address value is not an address or CIDR.
+var ErrEdgeAddress = errors.New("api: bad edge address")
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %d: %s", e.Status, e.Code, e.Message) }
 

@@ -23,25 +23,29 @@ var storeOpts = store.Options{Domain: "example.net", Edges: []string{"ashburn", 
 // env is an API server on a fresh store with its main account, and
 // Twilio's own Go clients pointed at it.
 type env struct {
-	st   *store.Store
-	srv  *httptest.Server
-	main store.Account
-	tk   *trunking.ApiService // as the main account
-	v10  *twapi.ApiService
+	st     *store.Store
+	dsn    string
+	srv    *httptest.Server
+	main   store.Account
+	recDir string               // the API's --recording-dir
+	tk     *trunking.ApiService // as the main account
+	v10    *twapi.ApiService
 }
 
-func newEnv(t testing.TB, backend string) *env {
+func newEnv(t testing.TB, backend string, opts ...api.Option) *env {
 	t.Helper()
-	st := storetest.Open(t, backend, storeOpts)
+	dsn := storetest.DSN(t, backend)
+	st := storetest.OpenDSN(t, dsn, storeOpts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	main, _, err := st.Bootstrap(ctx, "", "", "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(api.New(st))
+	recDir := t.TempDir()
+	srv := httptest.NewServer(api.New(st, append([]api.Option{api.WithRecordingDir(recDir)}, opts...)...))
 	t.Cleanup(srv.Close)
-	e := &env{st: st, srv: srv, main: main}
+	e := &env{st: st, dsn: dsn, srv: srv, main: main, recDir: recDir}
 	e.tk, e.v10 = e.clients(main.Sid, main.AuthToken)
 	return e
 }

@@ -93,7 +93,15 @@ func (p *params) number(n *store.PhoneNumber) {
 	}
 }
 
+// createNumber provisions a number from the operator's inventory: only a
+// main account may, into itself or (POSTing under the subaccount's path,
+// as Twilio allows) straight into one of its subaccounts. A tenant cannot
+// claim a number by naming it.
 func (s *Server) createNumber(w http.ResponseWriter, r *request) error {
+	if r.auth.OwnerSid != "" {
+		return &Error{Status: http.StatusBadRequest, Code: store.CodePhoneUnavailable,
+			Message: "Numbers are provisioned by the main account: ask your provider for a number"}
+	}
 	e164 := r.form.required("PhoneNumber", 32)
 	if r.form.has("AreaCode") && e164 == "" {
 		return badRequest("xtrunk provisions numbers by PhoneNumber only (no AreaCode search)")
@@ -120,12 +128,27 @@ func (s *Server) fetchNumber(w http.ResponseWriter, r *request) error {
 	return nil
 }
 
+// updateNumber updates a number; an AccountSid other than the path's
+// moves it to that account, which only the main account may do, and only
+// among itself and its subaccounts (the store checks the family).
 func (s *Server) updateNumber(w http.ResponseWriter, r *request) error {
-	if v, ok := r.form.str("AccountSid", 64); ok && v != r.account {
-		return badRequest("moving a number to another account is not supported")
+	to, move := r.form.str("AccountSid", 64)
+	move = move && to != r.account
+	if move {
+		if r.auth.OwnerSid != "" {
+			return badRequest("Only the main account can move a number to another account")
+		}
+		if can, err := s.st.CanAccess(r.ctx, r.auth.Sid, to); err != nil {
+			return err
+		} else if !can {
+			return badRequest("AccountSid %s is not this account or one of its subaccounts", to)
+		}
 	}
 	n, err := s.st.UpdatePhoneNumber(r.ctx, r.account, r.p["PN"], func(n *store.PhoneNumber) error {
 		r.form.number(n)
+		if move {
+			n.AccountSid = to
+		}
 		return r.form.err
 	})
 	if err != nil {

@@ -185,6 +185,9 @@ func (s *Server) createOriginationURL(w http.ResponseWriter, r *request) error {
 	if r.form.err != nil {
 		return r.form.err
 	}
+	if err := s.checkOriginationTarget(r.ctx, o.SipURL); err != nil {
+		return err
+	}
 	o, err := s.st.CreateOriginationURL(r.ctx, o)
 	if err != nil {
 		return err
@@ -205,7 +208,10 @@ func (s *Server) fetchOriginationURL(w http.ResponseWriter, r *request) error {
 func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
 	o, err := s.st.UpdateOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"], func(o *store.OriginationURL) error {
 		r.form.origination(o)
-		return r.form.err
+		if r.form.err != nil {
+			return r.form.err
+		}
+		return s.checkOriginationTarget(r.ctx, o.SipURL)
 	})
 	if err != nil {
 		return err

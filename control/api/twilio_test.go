@@ -448,13 +448,13 @@ func (e *env) testCalls(t *testing.T) {
 
 func (e *env) testRecordings(t *testing.T) {
 	call := r(e.st.InsertCall(ctxT(t), store.Call{AccountSid: e.main.Sid, Direction: store.DirectionOriginating, Status: "completed"})).must(t)
-	dir := t.TempDir()
+	dir := e.recDir
 	wav := append([]byte("RIFF\x24\x00\x00\x00WAVEfmt "), make([]byte, 28)...)
 	var sids []string
 	for i := 0; i < many; i++ {
-		path := filepath.Join(dir, fmt.Sprintf("r%d.wav", i))
-		noErr(t, os.WriteFile(path, wav, 0o644))
-		rec := r(e.st.InsertRecording(ctxT(t), store.Recording{AccountSid: e.main.Sid, CallSid: call.Sid, Channels: 1 + i%2, Duration: i, MediaPath: path})).must(t)
+		name := fmt.Sprintf("r%d.wav", i)
+		noErr(t, os.WriteFile(filepath.Join(dir, name), wav, 0o644))
+		rec := r(e.st.InsertRecording(ctxT(t), store.Recording{AccountSid: e.main.Sid, CallSid: call.Sid, Channels: 1 + i%2, Duration: i, MediaFile: name})).must(t)
 		sids = append(sids, rec.Sid)
 	}
 	recs := r(e.v10.ListRecording(nil)).must(t)

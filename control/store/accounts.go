@@ -52,17 +52,15 @@ func NewAuthToken() string {
 	return hex.EncodeToString(b[:])
 }
 
+// validToken: exactly 32 hex digits, the shape of the tokens xtrunk (and
+// Twilio) generate. An operator-chosen token like "changeme" or a short
+// one would be guessable; 128 random bits are not.
 func validToken(t string) bool {
-	if len(t) < 16 || len(t) > 64 {
+	if len(t) != 32 {
 		return false
 	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
+	_, err := hex.DecodeString(t)
+	return err == nil
 }
 
 // Bootstrap makes sure the store has its main account. On an empty store
@@ -78,7 +76,7 @@ func (s *Store) Bootstrap(ctx context.Context, sid, token, name string, onCreate
 		return Account{}, false, invalid("AccountSid", "account sid %q is not AC followed by 32 hex digits", sid)
 	}
 	if sid != "" && !validToken(token) {
-		return Account{}, false, invalid("AuthToken", "auth token must be 16-64 letters and digits")
+		return Account{}, false, invalid("AuthToken", "auth token must be 32 hex digits (128 random bits, e.g. `openssl rand -hex 16`)")
 	}
 	if name == "" {
 		name = "xtrunk main account"

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -189,8 +190,10 @@ func (s *Store) ListCalls(ctx context.Context, account string, f CallFilter, p P
 	return list(ctx, s, spec, p, scanCall)
 }
 
-// Recording is a call recording's metadata; MediaPath is the WAV file the
-// relay wrote.
+// Recording is a call recording's metadata. MediaFile is the name (never
+// a path) of the WAV file the relay wrote in its recording directory: the
+// API opens only that name in its --recording-dir, so nothing a relay's
+// reply says can point it at another file.
 type Recording struct {
 	Sid        string // RE...; generated when empty
 	AccountSid string
@@ -201,7 +204,7 @@ type Recording struct {
 	Status     string // "completed"
 	Duration   int    // seconds
 	Start      time.Time
-	MediaPath  string
+	MediaFile  string // "" when there is none
 	Created    time.Time
 	Updated    time.Time
 }
@@ -213,7 +216,7 @@ const recordingCols = `sid, account_sid, call_sid, trunk_sid, channels, source, 
 func scanRecording(r scanner) (Recording, error) {
 	var x Recording
 	var start, cr, up int64
-	err := r.Scan(&x.Sid, &x.AccountSid, &x.CallSid, &x.TrunkSid, &x.Channels, &x.Source, &x.Status, &x.Duration, &start, &x.MediaPath, &cr, &up)
+	err := r.Scan(&x.Sid, &x.AccountSid, &x.CallSid, &x.TrunkSid, &x.Channels, &x.Source, &x.Status, &x.Duration, &start, &x.MediaFile, &cr, &up)
 	x.Start, x.Created, x.Updated = fromMicros(start), fromMicros(cr), fromMicros(up)
 	return x, err
 }
@@ -236,19 +239,40 @@ func (s *Store) InsertRecording(ctx context.Context, r Recording) (Recording, er
 	if r.Status == "" {
 		r.Status = "completed"
 	}
-	if err := CheckText("MediaPath", r.MediaPath, 4096); err != nil {
-		return Recording{}, err
+	if r.MediaFile != "" && !ValidRecordingFile(r.MediaFile) {
+		return Recording{}, invalid("MediaFile", "MediaFile %q is not a recording file name (letters, digits, '-' and '_', ending .wav)", r.MediaFile)
 	}
 	t := now()
 	r.Created, r.Updated = t, t
 	_, err := s.execWrite(ctx, `INSERT INTO recordings (`+recordingCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.Sid, r.AccountSid, r.CallSid, r.TrunkSid, r.Channels, r.Source, r.Status, r.Duration, toMicros(r.Start), r.MediaPath,
+		r.Sid, r.AccountSid, r.CallSid, r.TrunkSid, r.Channels, r.Source, r.Status, r.Duration, toMicros(r.Start), r.MediaFile,
 		t.UnixMicro(), t.UnixMicro())
 	if err != nil {
 		return Recording{}, classify(fmt.Errorf("store: insert recording: %w", err))
 	}
 	r.Start = fromMicros(toMicros(r.Start))
 	return r, nil
+}
+
+// MaxRecordingFile is the longest recording file name accepted.
+const MaxRecordingFile = 200
+
+// ValidRecordingFile reports whether name is a recording file's name as
+// the relay makes them (relay/record: the call's ID, a time, a channel
+// suffix): letters, digits, '-' and '_', then ".wav". No '/', no "..", no
+// leading dot: a name, never a path.
+func ValidRecordingFile(name string) bool {
+	base, ok := strings.CutSuffix(name, ".wav")
+	if !ok || base == "" || len(name) > MaxRecordingFile {
+		return false
+	}
+	for i := 0; i < len(base); i++ {
+		c := base[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // Recording fetches one of account's recordings.

@@ -32,6 +32,7 @@ const (
 	CodePhoneInvalid      = 21421 // PhoneNumber is not E.164
 	CodePhoneUnavailable  = 21422 // PhoneNumber is already provisioned
 	CodeCallerIDExists    = 21450 // caller ID already verified on this account
+	CodeCallerIDIsDID     = 21212 // caller ID is another account's DID (Twilio: invalid From number)
 )
 
 // Error is a rule violation or a missing row: Kind is one of the sentinels

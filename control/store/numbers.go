@@ -98,6 +98,9 @@ func (s *Store) CreatePhoneNumber(ctx context.Context, n PhoneNumber) (PhoneNumb
 				return err
 			}
 		}
+		if err := otherAccountsCallerIDs(w, n.AccountSid, n.PhoneNumber); err != nil {
+			return err
+		}
 		n.Sid, n.Created, n.Updated = NewSid(PrefixPhoneNumber), w.now, w.now
 		if _, err := w.exec(`INSERT INTO phone_numbers (sid, account_sid, phone_number, friendly_name, trunk_sid, voice_url, voice_method,
 			voice_fallback_url, voice_fallback_method, status_callback, status_callback_method, voice_caller_id_lookup,
@@ -133,10 +136,68 @@ func numberTx(w *wtx, account, sid string) (PhoneNumber, error) {
 	return getTx(w, "IncomingPhoneNumber", sid, `SELECT `+numberCols+` FROM phone_numbers n`+numberWhere, []any{sid, account}, scanNumber)
 }
 
+// moveNumber checks a number's move from old's account to n.AccountSid:
+// both under one main account (an operator moves numbers among its own
+// tenants, never to another operator's). The old account's trunk does not
+// follow the number.
+func moveNumber(w *wtx, n *PhoneNumber, old PhoneNumber) error {
+	if !ValidSid(PrefixAccount, n.AccountSid) {
+		return invalid("AccountSid", "AccountSid must be AC followed by 32 hex digits")
+	}
+	from, err := rootAccount(w, old.AccountSid)
+	if err != nil {
+		return err
+	}
+	to, err := rootAccount(w, n.AccountSid)
+	if isNotFound(err) || (err == nil && to != from) {
+		return invalid("AccountSid", "AccountSid %s is not this account's main account or one of its subaccounts", n.AccountSid)
+	}
+	if err != nil {
+		return err
+	}
+	if n.TrunkSid == old.TrunkSid {
+		n.TrunkSid = ""
+	}
+	// The number is the new account's DID now: a caller ID of the same
+	// number in that account is redundant, and one in the old account
+	// would let it keep presenting a number it no longer has.
+	if _, err := w.exec(`DELETE FROM outgoing_caller_ids WHERE (account_sid = ? OR account_sid = ?) AND phone_number = ?`,
+		n.AccountSid, old.AccountSid, n.PhoneNumber); err != nil {
+		return err
+	}
+	return otherAccountsCallerIDs(w, n.AccountSid, n.PhoneNumber)
+}
+
+// rootAccount is the main account sid is, or belongs to.
+func rootAccount(w *wtx, sid string) (string, error) {
+	accts, err := accountAndParent(w, sid)
+	if err != nil {
+		return "", err
+	}
+	return accts[len(accts)-1], nil
+}
+
+// otherAccountsCallerIDs refuses to make phone account's DID while another
+// account presents it as a verified caller ID: the operator must take that
+// caller ID away first (DeleteCallerID), so a number never identifies two
+// tenants' calls.
+func otherAccountsCallerIDs(w *wtx, account, phone string) error {
+	var other string
+	err := w.queryRow(`SELECT account_sid FROM outgoing_caller_ids WHERE phone_number = ? AND account_sid <> ? AND verified = ? LIMIT 1`,
+		phone, account, true).Scan(&other)
+	switch {
+	case err == sql.ErrNoRows:
+		return nil
+	case err != nil:
+		return err
+	}
+	return conflict(CodePhoneUnavailable, "PhoneNumber", "PhoneNumber %s is a verified caller ID of account %s", phone, other)
+}
+
 func (w *wtx) saveNumber(n PhoneNumber) error {
-	_, err := w.exec(`UPDATE phone_numbers SET friendly_name = ?, trunk_sid = ?, voice_url = ?, voice_method = ?, voice_fallback_url = ?,
+	_, err := w.exec(`UPDATE phone_numbers SET account_sid = ?, friendly_name = ?, trunk_sid = ?, voice_url = ?, voice_method = ?, voice_fallback_url = ?,
 		voice_fallback_method = ?, status_callback = ?, status_callback_method = ?, voice_caller_id_lookup = ?, sms_url = ?, sms_method = ?,
-		updated_us = ? WHERE sid = ?`, n.FriendlyName, nullIfEmpty(n.TrunkSid), n.VoiceURL, n.VoiceMethod, n.VoiceFallbackURL,
+		updated_us = ? WHERE sid = ?`, n.AccountSid, n.FriendlyName, nullIfEmpty(n.TrunkSid), n.VoiceURL, n.VoiceMethod, n.VoiceFallbackURL,
 		n.VoiceFallbackMethod, n.StatusCallback, n.StatusCallbackMethod, n.VoiceCallerIDLookup, n.SmsURL, n.SmsMethod,
 		n.Updated.UnixMicro(), n.Sid)
 	if err == nil {
@@ -148,6 +209,11 @@ func (w *wtx) saveNumber(n PhoneNumber) error {
 // UpdatePhoneNumber applies fn to one of account's numbers. fn may set
 // TrunkSid to another of the account's trunks (moving the number: it is on
 // one trunk at most) or to "" (no trunk); the number itself cannot change.
+// fn may also set AccountSid, which moves the number to that account: it
+// must belong to the same main account (the main account or one of its
+// subaccounts), the number leaves its trunk unless fn names one of the new
+// account's trunks, and the new account must not hold it as a caller ID
+// of its own (it is a DID now).
 func (s *Store) UpdatePhoneNumber(ctx context.Context, account, sid string, fn func(*PhoneNumber) error) (PhoneNumber, error) {
 	var n PhoneNumber
 	err := s.write(ctx, func(w *wtx) error {
@@ -159,14 +225,22 @@ func (s *Store) UpdatePhoneNumber(ctx context.Context, account, sid string, fn f
 		if err := fn(&n); err != nil {
 			return err
 		}
-		n.Sid, n.AccountSid, n.PhoneNumber, n.Created, n.Updated = old.Sid, old.AccountSid, old.PhoneNumber, old.Created, w.now
+		n.Sid, n.PhoneNumber, n.Created, n.Updated = old.Sid, old.PhoneNumber, old.Created, w.now
 		if err := checkNumber(&n); err != nil {
 			return err
 		}
-		if n.TrunkSid != "" && n.TrunkSid != old.TrunkSid {
-			if _, err := trunkTx(w, account, n.TrunkSid); err != nil {
+		if n.AccountSid != old.AccountSid {
+			if err := moveNumber(w, &n, old); err != nil {
 				return err
 			}
+		}
+		if n.TrunkSid != "" && (n.TrunkSid != old.TrunkSid || n.AccountSid != old.AccountSid) {
+			if _, err := trunkTx(w, n.AccountSid, n.TrunkSid); err != nil {
+				return err
+			}
+		}
+		if n.AccountSid != old.AccountSid {
+			w.changed(old.AccountSid, "phone_number", n.Sid, "delete")
 		}
 		return w.saveNumber(n)
 	})
@@ -316,6 +390,21 @@ func validationCode() string {
 // RequestCallerID starts validation of phone for account: verified
 // immediately when verified is true (an operator or a full account vouches
 // for it), otherwise pending with a 6-digit ValidationCode that
+// otherAccountsDID refuses a caller ID that is another account's DID: a
+// tenant must not present (and so be trusted as) another tenant's number.
+// The account's own DIDs need no caller ID but may have one.
+func otherAccountsDID(w *wtx, account, phone string) error {
+	var owner string
+	err := w.queryRow(`SELECT account_sid FROM phone_numbers WHERE phone_number = ?`, phone).Scan(&owner)
+	switch {
+	case err == sql.ErrNoRows || (err == nil && owner == account):
+		return nil
+	case err != nil:
+		return err
+	}
+	return conflict(CodeCallerIDIsDID, "PhoneNumber", "PhoneNumber %s is another account's number and cannot be its caller ID", phone)
+}
+
 // VerifyCallerID confirms. A number already verified is a conflict.
 func (s *Store) RequestCallerID(ctx context.Context, account, phone, name string, verified bool) (CallerID, error) {
 	if err := CheckE164("PhoneNumber", phone); err != nil {
@@ -329,6 +418,9 @@ func (s *Store) RequestCallerID(ctx context.Context, account, phone, name string
 	}
 	var c CallerID
 	err := s.write(ctx, func(w *wtx) error {
+		if err := otherAccountsDID(w, account, phone); err != nil {
+			return err
+		}
 		old, err := getTx(w, "OutgoingCallerId", phone, `SELECT `+callerCols+` FROM outgoing_caller_ids c WHERE c.account_sid = ? AND c.phone_number = ?`,
 			[]any{account, phone}, scanCaller)
 		switch {
@@ -375,6 +467,9 @@ func (s *Store) VerifyCallerID(ctx context.Context, account, phone, code string)
 		}
 		if code == "" || code != c.ValidationCode {
 			return invalid("ValidationCode", "the validation code does not match")
+		}
+		if err := otherAccountsDID(w, account, phone); err != nil {
+			return err
 		}
 		if _, err := w.exec(`UPDATE outgoing_caller_ids SET verified = ?, validation_code = '', updated_us = ? WHERE sid = ?`, true, w.now.UnixMicro(), c.Sid); err != nil {
 			return err

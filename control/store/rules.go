@@ -335,6 +335,9 @@ func ParseSipURL(s string, edges []string) (SipURL, error) {
 	if !strings.HasPrefix(rest, "[") && !validHost(host) {
 		return bad("host %q must be an IPv4 address or a domain name", host)
 	}
+	if err := CheckOriginationHost(host); err != nil {
+		return SipURL{}, err
+	}
 	u.Host = host
 	return u, nil
 }
@@ -393,7 +396,7 @@ func ParseIPAddress(ip string, cidr int) (string, int, error) {
 	}
 	if a, p, ok := strings.Cut(ip, "/"); ok {
 		n, err := strconv.Atoi(p)
-		if err != nil {
+		if err != nil || n < 1 { // "/0" is not "no prefix given"
 			return "", 0, invalid("IpAddress", "IpAddress %q is not an address or CIDR", ip)
 		}
 		if cidr != 0 && cidr != n {
@@ -410,8 +413,64 @@ func ParseIPAddress(ip string, cidr int) (string, int, error) {
 	if cidr == 0 {
 		cidr = bits
 	}
-	if cidr < 1 || cidr > bits {
-		return "", 0, invalid("CidrPrefixLength", "CidrPrefixLength must be 1-%d for %s", bits, addr)
+	min := MinPrefixIPv4
+	if addr.Is6() {
+		min = MinPrefixIPv6
+	}
+	if cidr < min || cidr > bits {
+		// A short prefix would trust a large part of the internet: one
+		// tenant's 0.0.0.0/1 must not open the edge to half the world.
+		return "", 0, invalid("CidrPrefixLength", "CidrPrefixLength must be %d-%d for %s", min, bits, addr)
 	}
 	return addr.String(), cidr, nil
+}
+
+// Shortest IP ACL prefixes accepted: an IPv4 /8 (a large carrier's
+// block) and an IPv6 /32 (a provider's allocation).
+const (
+	MinPrefixIPv4 = 8
+	MinPrefixIPv6 = 32
+)
+
+// CheckOriginationHost refuses origination URI hosts that would make the
+// edge call itself or nobody: loopback, unspecified ("this network"),
+// link-local, multicast and broadcast addresses, and the names localhost
+// and *.localhost (RFC 6761). Private ranges stay allowed: private
+// interconnects are a normal way to reach a customer's PBX.
+func CheckOriginationHost(host string) error {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return invalid("SipUrl", "SipUrl host %q is this machine", host)
+	}
+	a, err := netip.ParseAddr(h)
+	if err != nil {
+		return nil // a domain name: resolved at call time
+	}
+	if reason := specialAddr(a.Unmap()); reason != "" {
+		return invalid("SipUrl", "SipUrl host %s is a %s address", host, reason)
+	}
+	return nil
+}
+
+var (
+	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
+	broadcast   = netip.MustParseAddr("255.255.255.255")
+)
+
+// specialAddr names the class of an address no origination may go to, or
+// returns "".
+func specialAddr(a netip.Addr) string {
+	switch {
+	case a.IsLoopback():
+		return "loopback"
+	case a.IsUnspecified(), a.Is4() && thisNetwork.Contains(a):
+		return "unspecified"
+	case a.IsLinkLocalUnicast():
+		return "link-local"
+	case a.IsMulticast(), a.IsLinkLocalMulticast(), a.IsInterfaceLocalMulticast():
+		return "multicast"
+	case a == broadcast:
+		return "broadcast"
+	}
+	return ""
 }

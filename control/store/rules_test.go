@@ -44,10 +44,20 @@ func TestParseSipURL(t *testing.T) {
 		"sip:host;transport=sctp", "sip:host;edge=tokyo", "sip:host;edge=", "sip:host?Via=evil",
 		"sip:host?X-A=b%0d%0aVia:x", "sip:-bad-.example.com", "sip:999.1.2.3", "sip:ho st", "sip:host;;",
 		"sip:a b@host", "sip:host\x00",
+		// issue 10: the edge must not be made to call itself or nobody
+		"sip:127.0.0.1:2223", "sip:127.9.9.9", "sip:0.0.0.0", "sip:0.1.2.3", "sip:169.254.169.254",
+		"sip:224.0.0.1", "sip:239.1.2.3", "sip:255.255.255.255", "sip:[::1]", "sip:[::]", "sip:[fe80::1]",
+		"sip:[ff02::1]", "sip:[::ffff:127.0.0.1]", "sip:localhost", "sip:LocalHost.:5060", "sip:pbx.localhost",
 	}
 	for _, in := range bad {
 		if _, err := ParseSipURL(in, edges); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: want ErrInvalid, got %v", in, err)
+		}
+	}
+	// private ranges stay allowed (private interconnects)
+	for _, in := range []string{"sip:10.1.2.3", "sip:192.168.1.10:5080", "sip:172.16.0.1", "sip:[fd00::1]", "sip:198.18.1.2", "sip:localhost.example.com"} {
+		if _, err := ParseSipURL(in, edges); err != nil {
+			t.Errorf("%q: %v", in, err)
 		}
 	}
 	if _, err := ParseSipURL("sip:host;edge=tokyo", nil); err != nil {
@@ -132,6 +142,7 @@ func TestIPAddresses(t *testing.T) {
 		{"198.51.100.0/24", 0, "198.51.100.0", 24},
 		{"2001:db8::1", 0, "2001:db8::1", 128},
 		{"2001:db8::/32", 32, "2001:db8::", 32},
+		{"10.0.0.0/8", 0, "10.0.0.0", 8},
 	} {
 		ip, n, err := ParseIPAddress(c.ip, c.cidr)
 		if err != nil || ip != c.out || n != c.n {
@@ -141,7 +152,9 @@ func TestIPAddresses(t *testing.T) {
 	for _, c := range []struct {
 		ip   string
 		cidr int
-	}{{"", 0}, {"host.example.com", 0}, {"1.2.3.4", 33}, {"1.2.3.4", -1}, {"1.2.3.0/24", 16}, {"1.2.3.4/x", 0}, {"fe80::1%eth0", 0}} {
+	}{{"", 0}, {"host.example.com", 0}, {"1.2.3.4", 33}, {"1.2.3.4", -1}, {"1.2.3.0/24", 16}, {"1.2.3.4/x", 0}, {"fe80::1%eth0", 0},
+		// issue 10: no prefix shorter than /8 (IPv4) or /32 (IPv6)
+		{"0.0.0.0/1", 0}, {"0.0.0.0", 1}, {"10.0.0.0/7", 0}, {"2001::/31", 0}, {"::/0", 0}, {"::ffff:0.0.0.0/97", 0}} {
 		if _, _, err := ParseIPAddress(c.ip, c.cidr); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q/%d: want ErrInvalid, got %v", c.ip, c.cidr, err)
 		}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -650,13 +649,18 @@ func TestCallsAndRecordings(t *testing.T) {
 		if n := len(r3(s.ListCalls(c, a.Sid, store.CallFilter{}, store.Page{})).must(t)); n != 7 {
 			t.Fatalf("after the failed batches: %d calls, want 7 (nothing of them written)", n)
 		}
-		media := filepath.Join(t.TempDir(), "r.wav")
-		rec := r(s.InsertRecording(c, store.Recording{AccountSid: a.Sid, CallSid: sids[0], Channels: 2, Duration: 60, Start: start, MediaPath: media})).must(t)
+		media := "call-1_x-1700000000000000000-dual.wav"
+		for _, bad := range []string{"/var/lib/xtrunk/recordings/r.wav", "../../etc/passwd", "../x.wav", ".wav", ".hidden.wav", "a/b.wav", "r.wav\x00", "r.mp3"} {
+			if _, err := s.InsertRecording(c, store.Recording{AccountSid: a.Sid, CallSid: sids[0], Channels: 1, MediaFile: bad}); !errors.Is(err, store.ErrInvalid) {
+				t.Fatalf("recording file %q: want ErrInvalid, got %v", bad, err)
+			}
+		}
+		rec := r(s.InsertRecording(c, store.Recording{AccountSid: a.Sid, CallSid: sids[0], Channels: 2, Duration: 60, Start: start, MediaFile: media})).must(t)
 		if rl := r3(s.ListRecordings(c, a.Sid, sids[0], store.Page{})).must(t); len(rl) != 1 || rl[0].Sid != rec.Sid || rl[0].Source != "Trunking" {
 			t.Fatal("recordings by call")
 		}
-		if d := r(s.DeleteRecording(c, a.Sid, rec.Sid)).must(t); d.MediaPath != media {
-			t.Fatal("delete returns the media path")
+		if d := r(s.DeleteRecording(c, a.Sid, rec.Sid)).must(t); d.MediaFile != media {
+			t.Fatal("delete returns the media file")
 		}
 	})
 }

@@ -1,0 +1,132 @@
+package api
+
+import (
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// Login limiting: a source (an IPv4 address, an IPv6 /64) that failed to
+// authenticate MaxLoginFailures times within LoginWindow gets 429 for
+// every request, right or wrong, until its oldest failure leaves the
+// window: guessing an auth token or probing account sids costs a minute
+// per ten tries, and the attacker cannot tell a right guess from a wrong
+// one while limited.
+const (
+	MaxLoginFailures = 10
+	LoginWindow      = time.Minute
+	// maxLoginSources bounds the table: past it, sources whose failures
+	// have all expired go first, then the oldest.
+	maxLoginSources = 65536
+)
+
+type loginLimiter struct {
+	now func() time.Time
+
+	mu      sync.Mutex
+	sources map[netip.Prefix]*failures
+}
+
+// failures is a source's failure times, oldest first (at most
+// MaxLoginFailures kept).
+type failures struct {
+	at []time.Time
+}
+
+func newLoginLimiter(now func() time.Time) *loginLimiter {
+	return &loginLimiter{now: now, sources: map[netip.Prefix]*failures{}}
+}
+
+// sourceKey is the limited unit for a request's RemoteAddr: the address,
+// or its /64 for IPv6 (one host holds a whole /64). Unix-socket clients
+// (no address) share one key.
+func sourceKey(remote string) netip.Prefix {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p
+	}
+	return netip.PrefixFrom(a, 32)
+}
+
+// blocked reports whether src is limited now and, if so, how long until
+// it may try again.
+func (l *loginLimiter) blocked(src netip.Prefix) (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f := l.sources[src]
+	if f == nil {
+		return 0, false
+	}
+	now := l.now()
+	f.expire(now)
+	if len(f.at) < MaxLoginFailures {
+		if len(f.at) == 0 {
+			delete(l.sources, src)
+		}
+		return 0, false
+	}
+	return f.at[0].Add(LoginWindow).Sub(now), true
+}
+
+// failed counts a failed authentication of src.
+func (l *loginLimiter) failed(src netip.Prefix) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	f := l.sources[src]
+	if f == nil {
+		if len(l.sources) >= maxLoginSources {
+			l.evict(now)
+		}
+		f = &failures{}
+		l.sources[src] = f
+	}
+	f.expire(now)
+	if len(f.at) == MaxLoginFailures {
+		f.at = append(f.at[:0], f.at[1:]...)
+	}
+	f.at = append(f.at, now)
+}
+
+// evict makes room with O(1) work: among a sample of sources (map order
+// is random), those with no live failures go, else the one whose last
+// failure is oldest.
+func (l *loginLimiter) evict(now time.Time) {
+	var oldest netip.Prefix
+	var at time.Time
+	n, freed := 0, false
+	for k, f := range l.sources {
+		if f.expire(now); len(f.at) == 0 {
+			delete(l.sources, k)
+			freed = true
+		} else if last := f.at[len(f.at)-1]; n == 0 || last.Before(at) {
+			oldest, at = k, last
+		}
+		if n++; n == 64 {
+			break
+		}
+	}
+	if !freed {
+		delete(l.sources, oldest)
+	}
+}
+
+func (f *failures) expire(now time.Time) {
+	i := 0
+	for i < len(f.at) && now.Sub(f.at[i]) >= LoginWindow {
+		i++
+	}
+	if i > 0 {
+		f.at = append(f.at[:0], f.at[i:]...)
+	}
+}
