@@ -2,6 +2,7 @@ package signalling
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -9,7 +10,11 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,21 +25,20 @@ import (
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
+const (
+	tenantHost = "tenant.pstn.example.net"
+	tenantDID  = "+14155550150"
+)
+
 // Issue 10, item 2: a suspended or closed subaccount's calls are refused
 // — termination 403 "Account suspended", origination to its DID 403 —
 // soon after the change through the REST API (the signalling follows the
 // store's change feed), while its call already up goes on; reactivated,
-// it calls again. The API and the signalling each have their own handle on
-// one SQLite file, as `xtrunk api` and `xtrunk sip` do; the relay is real
+// it calls again. Here the API and the signalling each have their own
+// handle on one SQLite file, in this process; the relay is real
 // (userspace, NG over UDP) and so are the SIP peers (sockets on loopback).
 func TestSuspendedAccountCalls(t *testing.T) {
 	p := provision(t)
-	const (
-		tenantHost = "tenant.pstn.example.net"
-		tenantDID  = "+14155550150"
-		called     = "+16505550123"
-	)
-	// `xtrunk api` over the same file
 	apiStore, err := store.Open(t.Context(), p.dsn, store.Options{Domain: testDomain})
 	if err != nil {
 		t.Fatal(err)
@@ -46,18 +50,8 @@ func TestSuspendedAccountCalls(t *testing.T) {
 	}
 	srv := httptest.NewServer(api.New(apiStore))
 	t.Cleanup(srv.Close)
-	rest := &restClient{t: t, base: srv.URL, sid: main.Sid, token: main.AuthToken}
-
-	// the operator provisions a tenant: subaccount, trunk with an IP ACL,
-	// a DID from the inventory on the trunk
-	sub := rest.post("/2010-04-01/Accounts.json", url.Values{"FriendlyName": {"tenant"}}, 201)["sid"].(string)
-	acc := "/2010-04-01/Accounts/" + sub
-	acl := rest.post(acc+"/SIP/IpAccessControlLists.json", url.Values{"FriendlyName": {"pbx"}}, 201)["sid"].(string)
-	rest.post(acc+"/SIP/IpAccessControlLists/"+acl+"/IpAddresses.json", url.Values{"FriendlyName": {"lo"}, "IpAddress": {"127.0.0.1"}}, 201)
-	tk := rest.as(sub).post("/v1/Trunks", url.Values{"DomainName": {tenantHost}}, 201)["sid"].(string)
-	rest.as(sub).post("/v1/Trunks/"+tk+"/IpAccessControlLists", url.Values{"IpAccessControlListSid": {acl}}, 201)
-	pn := rest.post(acc+"/IncomingPhoneNumbers.json", url.Values{"PhoneNumber": {tenantDID}}, 201)["sid"].(string)
-	rest.as(sub).post("/v1/Trunks/"+tk+"/PhoneNumbers", url.Values{"PhoneNumberSid": {pn}}, 201)
+	rest := &restClient{t: t, hc: http.DefaultClient, base: srv.URL, sid: main.Sid, token: main.AuthToken}
+	acc := provisionTenant(t, rest)
 
 	carrier := startLoopbackCarrier(t)
 	cfg := testConfig(t)
@@ -65,8 +59,80 @@ func TestSuspendedAccountCalls(t *testing.T) {
 	cfg.Carriers = []string{"sip:" + carrier.String()}
 	cfg.CarrierSources = []string{"127.0.0.2/32"}
 	cfg.GuardMaxRequests = 0 // the test polls; the guard is not what it checks
-	edge := serve(t, cfg, p.st).Addr("UDP")
+	suspendTenant(t, rest, acc, serve(t, cfg, p.st).Addr("UDP"), carrier)
+}
 
+// The same with `xtrunk api` and `xtrunk sip` as processes of the built
+// binary on loopback, as an edge runs them.
+func TestSuspendedAccountCallsProcesses(t *testing.T) {
+	bin := xtrunkBinary(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "xtrunk.yaml")
+	if err := os.WriteFile(config, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dsn := "sqlite:" + filepath.Join(dir, "xtrunk.db")
+	sock := filepath.Join(dir, "api.sock")
+	apiProc := startProcess(t, bin, []string{"XTRUNK_ACCOUNT_SID=" + labAccountSid, "XTRUNK_AUTH_TOKEN=" + labAuthToken},
+		"api", "--config", config, "--listen", "unix:"+sock, "--db", dsn, "--domain", testDomain, "--log-level", "warn")
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	rest := &restClient{t: t, hc: hc, base: "http://xtrunk-api", sid: labAccountSid, token: labAuthToken}
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if code, _ := rest.try(http.MethodGet, "/2010-04-01/Accounts/"+labAccountSid+".json", nil); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xtrunk api does not answer:\n%s", apiProc.output())
+		}
+	}
+	acc := provisionTenant(t, rest)
+
+	carrier := startLoopbackCarrier(t)
+	listen := freeUDPPort(t, "127.0.0.1")
+	sipProc := startProcess(t, bin, nil, "sip", "--config", config, "--listen-udp", listen, "--listen-tcp", "",
+		"--domain", testDomain, "--db", dsn, "--relay-ng", loopbackRelay(t), "--carrier", "sip:"+carrier.String(),
+		"--carrier-source", "127.0.0.2/32", "--default-cps", "0", "--log-level", "info")
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		got, _ := tryExchange("127.0.0.1:0", listen, rawRequest{method: "OPTIONS", ruri: "sip:" + tenantHost}, 200*time.Millisecond)
+		if strings.HasPrefix(got, "SIP/2.0 200") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("xtrunk sip does not answer at %s:\n%s", listen, sipProc.output())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	suspendTenant(t, rest, acc, netip.MustParseAddrPort(listen), carrier)
+}
+
+// provisionTenant has the operator (rest's account) set up a tenant
+// through the REST API: a subaccount, its trunk tenantHost with an IP ACL
+// of 127.0.0.1, and tenantDID from the inventory on the trunk. It returns
+// the subaccount's 2010 path.
+func provisionTenant(t *testing.T, rest *restClient) string {
+	t.Helper()
+	sub := rest.post("/2010-04-01/Accounts.json", url.Values{"FriendlyName": {"tenant"}}, 201)["sid"].(string)
+	acc := "/2010-04-01/Accounts/" + sub
+	acl := rest.post(acc+"/SIP/IpAccessControlLists.json", url.Values{"FriendlyName": {"pbx"}}, 201)["sid"].(string)
+	rest.post(acc+"/SIP/IpAccessControlLists/"+acl+"/IpAddresses.json", url.Values{"FriendlyName": {"lo"}, "IpAddress": {"127.0.0.1"}}, 201)
+	tenant := rest.as(sub)
+	tk := tenant.post("/v1/Trunks", url.Values{"DomainName": {tenantHost}}, 201)["sid"].(string)
+	tenant.post("/v1/Trunks/"+tk+"/IpAccessControlLists", url.Values{"IpAccessControlListSid": {acl}}, 201)
+	pn := rest.post(acc+"/IncomingPhoneNumbers.json", url.Values{"PhoneNumber": {tenantDID}}, 201)["sid"].(string)
+	tenant.post("/v1/Trunks/"+tk+"/PhoneNumbers", url.Values{"PhoneNumberSid": {pn}}, 201)
+	return acc
+}
+
+// suspendTenant is the scenario: a call up, the tenant suspended through
+// the API (new calls 403 both ways, the live call goes on and ends
+// normally), reactivated (calls again), closed (403).
+func suspendTenant(t *testing.T, rest *restClient, acc string, edge netip.AddrPort, carrier *loopbackCarrier) {
+	const called = "+16505550123"
 	// refusals that do not start a call: a non-E.164 callee (400 once
 	// admitted, 403 when the account is not active) and an origination to
 	// the DID of a trunk without origination URIs (480 / 403)
@@ -85,7 +151,9 @@ func TestSuspendedAccountCalls(t *testing.T) {
 
 	// a call up before the suspension
 	live := newLoopbackUAC(t, edge)
-	live.invite(t, "sip:"+called+"@"+tenantHost, tenantDID)
+	if res := live.invite(t, "sip:"+called+"@"+tenantHost, tenantDID); res.StatusCode != 200 {
+		t.Fatalf("active tenant's call: %d %s", res.StatusCode, res.Reason)
+	}
 
 	setStatus := func(status string) {
 		rest.post(acc+".json", url.Values{"Status": {status}}, 200)
@@ -141,10 +209,44 @@ func TestSuspendedAccountCalls(t *testing.T) {
 	}
 }
 
+// proc is a process of the built binary, stopped when the test ends.
+type proc struct {
+	cmd *exec.Cmd
+	out *syncBuffer
+}
+
+func startProcess(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan error, 1)
+		go func() { done <- p.cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("xtrunk %s output:\n%s", args[0], p.output())
+		}
+	})
+	return p
+}
+
+func (p *proc) output() string { return p.out.take() }
+
 // restClient speaks the REST API as an account (Basic auth), acting on
 // v1 for the account set with as().
 type restClient struct {
 	t          *testing.T
+	hc         *http.Client
 	base       string
 	sid, token string
 }
@@ -156,7 +258,7 @@ func (c *restClient) as(sub string) *restClient {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return &restClient{t: c.t, base: c.base, sid: sub, token: a}
+	return &restClient{t: c.t, hc: c.hc, base: c.base, sid: sub, token: a}
 }
 
 func storeTokenOf(c *restClient, sub string) (string, error) {
@@ -178,13 +280,20 @@ func (c *restClient) post(path string, form url.Values, want int) map[string]any
 
 func (c *restClient) do(method, path string, form url.Values, want int) map[string]any {
 	c.t.Helper()
-	var body *bytes.Reader
-	if form != nil {
-		body = bytes.NewReader([]byte(form.Encode()))
-	} else {
-		body = bytes.NewReader(nil)
+	code, j := c.try(method, path, form)
+	if code != want {
+		c.t.Fatalf("%s %s: %d %v, want %d", method, path, code, j, want)
 	}
-	req, err := http.NewRequest(method, c.base+path, body)
+	return j
+}
+
+// try sends one request; code 0 when it could not.
+func (c *restClient) try(method, path string, form url.Values) (int, map[string]any) {
+	var body []byte
+	if form != nil {
+		body = []byte(form.Encode())
+	}
+	req, err := http.NewRequest(method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -192,17 +301,14 @@ func (c *restClient) do(method, path string, form url.Values, want int) map[stri
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
-		c.t.Fatal(err)
+		return 0, nil
 	}
 	defer resp.Body.Close()
 	var j map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&j)
-	if resp.StatusCode != want {
-		c.t.Fatalf("%s %s: %d %v, want %d", method, path, resp.StatusCode, j, want)
-	}
-	return j
+	return resp.StatusCode, j
 }
 
 // loopbackCarrier is a carrier gateway on sipgo on a loopback UDP port:
