@@ -2,6 +2,9 @@ package store
 
 import (
 	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -186,6 +189,46 @@ func FuzzParseSipURL(f *testing.F) {
 		}
 		if u.Host == "" {
 			t.Fatalf("%q accepted with no host", s)
+		}
+		if a, err := netip.ParseAddr(u.Host); err == nil && specialAddr(a.Unmap()) != "" {
+			t.Fatalf("%q accepted toward %s", s, a)
+		}
+	})
+}
+
+// An accepted ACL entry is never wider than /8 or /32.
+func FuzzParseIPAddress(f *testing.F) {
+	for _, s := range []string{"0.0.0.0/1", "10.0.0.0/8", "::/0", "2001:db8::/32", "::ffff:1.2.3.4/100", "1.2.3.4"} {
+		f.Add(s, 0)
+	}
+	f.Fuzz(func(t *testing.T, ip string, cidr int) {
+		out, n, err := ParseIPAddress(ip, cidr)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("%q/%d: error of the wrong kind: %v", ip, cidr, err)
+			}
+			return
+		}
+		a := netip.MustParseAddr(out)
+		if min := map[bool]int{true: MinPrefixIPv4, false: MinPrefixIPv6}[a.Is4()]; n < min || n > a.BitLen() {
+			t.Fatalf("%q/%d accepted as %s/%d", ip, cidr, out, n)
+		}
+	})
+}
+
+// A valid recording file name is a name: joined to a directory, it stays
+// in it.
+func FuzzValidRecordingFile(f *testing.F) {
+	for _, s := range []string{"a.wav", "../x.wav", "/etc/passwd", "call-1_x-17-dual.wav", ".wav", "a/b.wav"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if !ValidRecordingFile(name) {
+			return
+		}
+		dir := "/var/lib/xtrunk/recordings"
+		if p := filepath.Join(dir, name); filepath.Dir(p) != dir || filepath.Base(p) != name || strings.HasPrefix(name, ".") {
+			t.Fatalf("%q leads to %q", name, p)
 		}
 	})
 }
