@@ -3,6 +3,7 @@ package signalling
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -422,5 +423,31 @@ func (u *loopbackUAC) send(t *testing.T, method, ruri, toTag string, cseq int, b
 		method, ruri, r.local, r.callID, r.branch, u.from, r.tag, to, r.callID, cseq, method, r.local, ct, len(body), body)
 	if _, err := r.conn.WriteToUDPAddrPort([]byte(msg), r.server); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Issue 10, item 3: an ACL entry wider than the store accepts today (one
+// written before the /8 rule, say 0.0.0.0/1) trusts nobody: the
+// signalling skips it rather than admit half the internet.
+func TestWideACLFromOldStore(t *testing.T) {
+	p := provision(t)
+	db, err := sql.Open("sqlite", strings.TrimPrefix(p.dsn, "sqlite:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// deniedHost's list holds 10.0.0.0/8; make it 0.0.0.0/1, which holds 127.0.0.1
+	res, err := db.Exec(`UPDATE ip_addresses SET ip_address = '0.0.0.0', cidr_prefix_length = 1 WHERE ip_address = '10.0.0.0'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("updated %d rows", n)
+	}
+	cfg := testConfig(t)
+	edge := serve(t, cfg, p.st).Addr("UDP")
+	got := exchange(t, "127.0.0.1:0", edge.String(), rawRequest{ruri: "sip:+14155550123@" + deniedHost, body: goodSDP}, 3*time.Second)
+	if statusLine(got) != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("a source in an old 0.0.0.0/1 entry: %q", statusLine(got))
 	}
 }
