@@ -59,6 +59,7 @@ type call struct {
 	cancel context.CancelFunc
 
 	a       *sipgo.DialogServerSession
+	aUA     *sipgo.DialogUA // the A-leg's Contact and client (addr.go)
 	aTx     sip.ServerTransaction
 	fromTag string // A-leg From tag: the relay session's offer tag
 
@@ -80,14 +81,15 @@ type call struct {
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
-	a, err := s.dialogUAFor(req.Transport()).ReadInvite(req, tx)
+	ua := s.legUA(req.Transport(), peerOfSource(req))
+	a, err := ua.ReadInvite(req, tx)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &call{s: s, id: req.CallID().Value(), p: p,
 		log: log.With().Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
-		ctx: ctx, cancel: cancel, a: a, aTx: tx, start: time.Now(), done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, a: a, aUA: ua, aTx: tx, start: time.Now(), done: make(chan struct{})}
 	if tag, ok := req.From().Params.Get("tag"); ok {
 		c.fromTag = tag
 	}
@@ -120,7 +122,8 @@ func (c *call) run() {
 		}
 	}()
 	c.log.Info().Str("from", c.p.from).Str("to", c.p.to).Msg("call admitted")
-	offer, err := c.s.mediaOffer(c.ctx, c)
+	targets := c.s.order(c.p.targets)
+	offer, err := c.s.mediaOffer(c.ctx, c, targets)
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay offer failed")
 		if errors.Is(err, errMediaRefused) {
@@ -134,7 +137,7 @@ func (c *call) run() {
 	c.mu.Lock()
 	c.sdpToB = offer
 	c.mu.Unlock()
-	status, reason := c.dialTargets(offer)
+	status, reason := c.dialTargets(offer, targets)
 	if status == 200 {
 		go c.watchMedia()
 	} else {
@@ -143,14 +146,14 @@ func (c *call) run() {
 	<-c.done
 }
 
-// dialTargets tries the B-leg's targets in route order; it returns 200
+// dialTargets tries the B-leg's targets, in route order; it returns 200
 // once the call is answered, else the final status for the A-leg.
-func (c *call) dialTargets(offer []byte) (int, string) {
+func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, string) {
 	status, reason := 503, "Service Unavailable"
-	if len(c.p.targets) == 0 {
+	if len(targets) == 0 {
 		return 480, "Temporarily Unavailable"
 	}
-	for _, t := range c.s.order(c.p.targets) {
+	for _, t := range targets {
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
@@ -179,14 +182,14 @@ func (c *call) dialTargets(offer []byte) (int, string) {
 // dial places the B-leg toward one target. err is set when the target
 // gave no final answer (silence past 4 s, transport error).
 func (c *call) dial(target dest, offer []byte) (int, string, error) {
-	req := c.s.outboundInvite(c, target)
+	req, ua := c.s.outboundInvite(c, target, c.s.peerOfDest(c.ctx, target))
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	bID := req.CallID().Value()
 
 	actx, acancel := context.WithCancelCause(c.ctx)
 	defer acancel(nil)
-	b, err := c.s.dialogUAFor(req.Transport()).WriteInvite(actx, req)
+	b, err := ua.WriteInvite(actx, req)
 	if err != nil {
 		return 0, "", err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -35,9 +36,9 @@ type Config struct {
 	TLSCA                 string `yaml:"tls_ca"`
 	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
 	// Advertise is the host (address or name) xtrunk puts in its Contact,
-	// Via and From when that is not the listeners' host: behind 1:1 NAT,
-	// or listening on a wildcard address. Default: the listen host (and
-	// 127.0.0.1 for a wildcard, which only suits a lab).
+	// Via and From on every leg, behind 1:1 NAT for instance. Default:
+	// the listen host, and on a wildcard listener (0.0.0.0, ::) the
+	// address of the interface facing each peer (addr.go).
 	Advertise string `yaml:"advertise"`
 
 	Domain             string   `yaml:"domain"`
@@ -47,8 +48,12 @@ type Config struct {
 	RelayNG            string   `yaml:"relay_ng"`
 	RelayCustomerIface string   `yaml:"relay_customer_iface"`
 	RelayCarrierIface  string   `yaml:"relay_carrier_iface"`
-	DB                 string   `yaml:"db"`
-	Metrics            string   `yaml:"metrics"`
+	// RelayInterfaces are the relay's logical interfaces with their
+	// addresses, NAME/IP as given to the relay's --interface: a leg whose
+	// signalling uses IP gets interface NAME, whatever its role.
+	RelayInterfaces []string `yaml:"relay_interface"`
+	DB              string   `yaml:"db"`
+	Metrics         string   `yaml:"metrics"`
 	// DefaultCPS and DefaultConcurrency are the per-trunk limits
 	// (<= 0: none).
 	DefaultCPS         int `yaml:"default_cps"`
@@ -138,6 +143,9 @@ func (c Config) validate() error {
 	}
 	if c.RelayNG == "" {
 		return fmt.Errorf("%w: relay_ng is empty", ErrConfig)
+	}
+	if _, err := parseRelayInterfaces(c.RelayInterfaces); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		name string
@@ -251,4 +259,20 @@ func parseCarrier(s string) (route.Target[sip.Uri], error) {
 	}
 	t.Value = u
 	return t, nil
+}
+
+// parseRelayInterfaces reads relay_interface entries, NAME/IP[!ADV] (the
+// relay's syntax; ADV is the relay's business), into NAME by IP.
+func parseRelayInterfaces(list []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range list {
+		name, rest, ok := strings.Cut(strings.TrimSpace(v), "/")
+		ip, _, _ := strings.Cut(rest, "!")
+		a, err := netip.ParseAddr(ip)
+		if !ok || name == "" || err != nil || a.IsUnspecified() {
+			return nil, fmt.Errorf("%w: relay_interface %q: want NAME/IP", ErrConfig, v)
+		}
+		out[a.Unmap().String()] = name
+	}
+	return out, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -137,7 +136,7 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 			sdp = c.sdpToA
 		}
 		c.mu.Unlock()
-		c.respondSDP(tx, req, sdp)
+		c.respondSDP(tx, req, sdp, fromA)
 		return
 	}
 	customer := fromA == c.p.customerIsA()
@@ -182,7 +181,7 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 		c.sdpToB, c.sdpToA = ans, out
 	}
 	c.mu.Unlock()
-	c.respondSDP(tx, req, ans)
+	c.respondSDP(tx, req, ans, fromA)
 	log.Info().Msg("re-INVITE done")
 }
 
@@ -238,11 +237,19 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 	}
 }
 
-// respondSDP answers an in-dialog INVITE with 200 and sdp.
-func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte) {
+// respondSDP answers an in-dialog INVITE from the A-leg (fromA) or the
+// B-leg with 200 and sdp, with the Contact that leg already has.
+func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte, fromA bool) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	cont := c.s.contact(strings.ToUpper(req.Transport()))
+	cont := c.aUA.ContactHDR
+	if !fromA {
+		c.mu.Lock()
+		if c.b != nil {
+			cont = c.b.UA.ContactHDR
+		}
+		c.mu.Unlock()
+	}
 	res.AppendHeader(&cont)
 	if err := tx.Respond(res); err != nil {
 		c.log.Warn().Err(err).Msg("200 to re-INVITE")

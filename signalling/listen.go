@@ -13,9 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
-
 	"github.com/xtrunk/xtrunk/signalling/limit"
 )
 
@@ -363,18 +360,9 @@ func (s *Server) Transports() []string { return s.lis.transports() }
 // Addr is the address transport listens on (zero when it is off).
 func (s *Server) Addr(transport string) netip.AddrPort { return s.lis.addr(transport) }
 
-// dialogUAFor is the dialog UA whose Contact matches transport: use it to
-// read an INVITE that came over transport and to send one over it. A
-// transport not listened on gets the first listener's.
-func (s *Server) dialogUAFor(transport string) *sipgo.DialogUA {
-	if ua := s.dialogUAs[strings.ToUpper(transport)]; ua != nil {
-		return ua
-	}
-	return s.dialogUA
-}
-
-// advertisedHost is the host for Contact, Via and From: Advertise, else
-// the first listener's host unless it is a wildcard ("" then).
+// advertisedHost is the host every leg shares, set on sipgo's user
+// agent: --advertise, else the first listener's host unless it is a
+// wildcard ("" then: each leg gets its own, see selfHost).
 func (s *Server) advertisedHost() string {
 	if s.cfg.Advertise != "" {
 		return s.cfg.Advertise
@@ -385,19 +373,4 @@ func (s *Server) advertisedHost() string {
 		}
 	}
 	return ""
-}
-
-// contact is xtrunk's Contact for dialogs over transport: the listener's
-// port, and ;transport= for anything but UDP.
-func (s *Server) contact(transport string) sip.ContactHeader {
-	host := s.advertisedHost()
-	if host == "" {
-		host = "127.0.0.1"
-	}
-	u := sip.Uri{Scheme: "sip", Host: host, Port: int(s.lis.addr(transport).Port())}
-	if transport != "UDP" {
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", strings.ToLower(transport))
-	}
-	return sip.ContactHeader{Address: u}
 }

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,7 +213,7 @@ func TestListenersUDPTCPTLS(t *testing.T) {
 	}
 
 	for _, tr := range []string{"UDP", "TCP", "TLS"} {
-		c := s.dialogUAFor(strings.ToLower(tr)).ContactHDR.Address
+		c := s.legUA(strings.ToLower(tr), netip.MustParseAddr("127.0.0.1")).ContactHDR.Address
 		want := "sip:127.0.0.1:" + itoa(int(s.Addr(tr).Port()))
 		if tr != "UDP" {
 			want += ";transport=" + strings.ToLower(tr)
@@ -344,7 +345,7 @@ func TestClientTransports(t *testing.T) {
 		req := sip.NewRequest(sip.OPTIONS, u)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		res, err := s.client.Do(ctx, req)
+		res, err := s.clientAt(strings.ToUpper(transport), "127.0.0.1").Do(ctx, req)
 		if err != nil {
 			return 0, err
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/signalling/route"
 )
 
 // errMediaRefused wraps the relay's error reply to an offer or answer:
@@ -16,12 +17,31 @@ import (
 var errMediaRefused = errors.New("relay refused the SDP")
 
 // interfaces are the relay's logical interfaces for the A-leg and the
-// B-leg, in that order.
-func (s *Server) interfaces(c *call) []any {
-	if c.p.customerIsA() {
-		return []any{s.cfg.RelayCustomerIface, s.cfg.RelayCarrierIface}
+// B-leg (toward the first of targets), in that order: by role
+// (--relay-customer-iface, --relay-carrier-iface), unless
+// --relay-interface names the one whose address is the address xtrunk's
+// signalling uses toward that leg's peer, so that media and signalling
+// leave by the same interface.
+func (s *Server) interfaces(ctx context.Context, c *call, targets []route.Target[dest]) []any {
+	a, b := s.cfg.RelayCustomerIface, s.cfg.RelayCarrierIface
+	if !c.p.customerIsA() {
+		a, b = b, a
 	}
-	return []any{s.cfg.RelayCarrierIface, s.cfg.RelayCustomerIface}
+	if len(s.relayIfaces) == 0 {
+		return []any{a, b}
+	}
+	if c.aUA != nil {
+		if n, ok := s.relayIfaces[c.aUA.ContactHDR.Address.Host]; ok {
+			a = n
+		}
+	}
+	if len(targets) > 0 {
+		d := targets[0].Value
+		if n, ok := s.relayIfaces[s.selfHost(d.transport, s.peerOfDest(ctx, d))]; ok {
+			b = n
+		}
+	}
+	return []any{a, b}
 }
 
 // latching is the NG flag for a party's leg: a customer on a trunk with
@@ -56,9 +76,10 @@ var sdesOnly80 = []any{"only-AES_CM_128_HMAC_SHA1_80",
 	"no-F8_128_HMAC_SHA1_80", "no-F8_128_HMAC_SHA1_32", "no-NULL_HMAC_SHA1_80", "no-NULL_HMAC_SHA1_32"}
 
 // mediaOffer asks the relay for the B-leg's SDP: the A-leg's offer comes
-// in on the A-leg's interface and leaves on the B-leg's.
-func (s *Server) mediaOffer(ctx context.Context, c *call) ([]byte, error) {
-	return s.offerAnswer(ctx, c, "offer", c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(c))
+// in on the A-leg's interface and leaves on the B-leg's (toward the first
+// of targets).
+func (s *Server) mediaOffer(ctx context.Context, c *call, targets []route.Target[dest]) ([]byte, error) {
+	return s.offerAnswer(ctx, c, "offer", c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(ctx, c, targets))
 }
 
 // mediaAnswer hands the B-leg's SDP (toTag is its To tag) to the relay

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
@@ -209,8 +210,9 @@ func (s *Server) admitOrigination(ctx context.Context, req *sip.Request, log zer
 // outboundInvite builds the B-leg INVITE toward d (no body): Request-URI
 // user from the URI or the dialed number, transport from the URI (TLS
 // always for a Secure trunk's customer), Diversion and X- headers on
-// origination.
-func (s *Server) outboundInvite(c *call, d dest) *sip.Request {
+// origination. It returns the leg's dialog UA too: its Contact, Via and
+// the From host name xtrunk by its address toward peer (d's address).
+func (s *Server) outboundInvite(c *call, d dest, peer netip.Addr) (*sip.Request, *sipgo.DialogUA) {
 	transport := d.transport
 	if c.p.trunk.Secure && !c.p.customerIsA() {
 		transport = "TLS" // a Secure trunk's origination is TLS whatever the URI says
@@ -229,8 +231,8 @@ func (s *Server) outboundInvite(c *call, d dest) *sip.Request {
 	}
 	req := sip.NewRequest(sip.INVITE, ruri)
 	req.SetTransport(transport)
-	self := s.dialogUAFor(transport).ContactHDR.Address.Host
-	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.p.from, Host: self}, Params: sip.NewParams()}
+	ua := s.legUA(transport, peer)
+	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: c.p.from, Host: ua.ContactHDR.Address.Host}, Params: sip.NewParams()}
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.p.to, Host: d.host, Port: port}})
@@ -244,5 +246,5 @@ func (s *Server) outboundInvite(c *call, d dest) *sip.Request {
 	for _, h := range d.headers {
 		req.AppendHeader(sip.NewHeader(h[0], h[1]))
 	}
-	return req
+	return req, ua
 }

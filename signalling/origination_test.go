@@ -1,11 +1,9 @@
 package signalling
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
-
-	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/xtrunk/xtrunk/control/store"
 )
@@ -14,8 +12,7 @@ import (
 // (REQUIREMENTS §3.4–3.5): Request-URI user rule, Diversion, X- headers,
 // transport, sips:, a Secure trunk forcing TLS.
 func TestOutboundInvite(t *testing.T) {
-	s := &Server{cfg: Config{Domain: "example.net"},
-		dialogUA: &sipgo.DialogUA{ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", Host: "198.18.1.1", Port: 5060}}}}
+	s := &Server{cfg: Config{Domain: "example.net", Advertise: "198.18.1.1"}, lis: &listeners{}, addresses: newLegAddrs()}
 	cases := []struct {
 		url       string
 		secure    bool
@@ -42,7 +39,7 @@ func TestOutboundInvite(t *testing.T) {
 			tr.Secure = tc.secure
 			c := &call{p: &plan{dir: store.DirectionOriginating, trunk: tr, from: "+12125550100", to: "+14158675309",
 				diversion: "+14158675309", maxFwd: 69}}
-			req := s.outboundInvite(c, destOfSipURL(u))
+			req, _ := s.outboundInvite(c, destOfSipURL(u), netip.Addr{})
 			if got := req.Recipient.String(); got != tc.ruri {
 				t.Errorf("Request-URI %q, want %q", got, tc.ruri)
 			}

@@ -45,9 +45,7 @@ type Server struct {
 	ng        *ngClient
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
-	client    *sipgo.Client
-	dialogUA  *sipgo.DialogUA            // the first listener's (UDP if on)
-	dialogUAs map[string]*sipgo.DialogUA // by transport: "UDP", "TCP", "TLS"
+	addresses *legAddrs // per-leg Contact/Via hosts and the clients carrying them (addr.go)
 	lis       *listeners
 	verifier  *auth.Verifier
 	cps       *limit.CPS
@@ -58,6 +56,9 @@ type Server struct {
 	// carrierNets are the --carrier-source CIDRs: INVITEs from them are
 	// origination, and they are exempt from the abuse guard.
 	carrierNets []netip.Prefix
+	// relayIfaces are --relay-interface: the relay's interface NAME by
+	// the address (as text) the signalling uses toward a leg.
+	relayIfaces map[string]string
 	allow       string      // the Allow header: the methods handled
 	clock       limit.Clock // the guard's (tests move it)
 	trusted     trustedSet  // sources that passed digest recently: exempt from the flood rule
@@ -102,6 +103,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		s.carriers = append(s.carriers, route.Target[dest]{Priority: t.Priority, Weight: t.Weight, Value: destOfURI(t.Value)})
 	}
 	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
+	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(st, s.log)
 	s.acls = newACLSet(st, s.cache, s.log)
@@ -141,20 +143,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	if s.srv, err = sipgo.NewServer(s.ua); err != nil {
 		return fail(err)
 	}
-	var copts []sipgo.ClientOption
-	if host != "" {
-		copts = append(copts, sipgo.WithClientHostname(host))
-	}
-	if s.client, err = sipgo.NewClient(s.ua, copts...); err != nil {
-		return fail(err)
-	}
-	s.dialogUAs = map[string]*sipgo.DialogUA{}
-	for _, tr := range s.lis.transports() {
-		s.dialogUAs[tr] = &sipgo.DialogUA{Client: s.client, ContactHDR: s.contact(tr)}
-		if s.dialogUA == nil {
-			s.dialogUA = s.dialogUAs[tr]
-		}
-	}
+	s.addresses = newLegAddrs()
 
 	// Every handler goes through guard (malformed requests, panics) and
 	// the abuse guard (screened): add new methods here.
@@ -210,7 +199,6 @@ func (s *Server) Close() error {
 		}
 		s.lis.close()
 		s.srv.Close()
-		s.client.Close()
 		s.ua.Close()
 		s.closeErr = s.ng.Close()
 		s.cdrs.close() // every CDR in the store before Close returns

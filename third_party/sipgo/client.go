@@ -157,6 +157,7 @@ func (c *Client) TransactionRequest(ctx context.Context, req *sip.Request, optio
 				return nil, err
 			}
 		}
+		c.applyConnAddr(req)
 	}
 
 	if c.TxRequester != nil {
@@ -183,6 +184,7 @@ func (c *Client) newTransaction(ctx context.Context, req *sip.Request, onConnect
 				return nil, err
 			}
 		}
+		c.applyConnAddr(req)
 	}
 
 	if c.TxRequester != nil {
@@ -312,7 +314,18 @@ func (c *Client) WriteRequest(req *sip.Request, options ...ClientRequestOption) 
 			return err
 		}
 	}
+	c.applyConnAddr(req)
 	return c.writeReq(req)
+}
+
+// applyConnAddr gives a request built by options (in-dialog BYE, ACK,
+// re-INVITE...) the local address of WithClientConnectionAddr, as the
+// default build does, unless it has one: every request of the client
+// leaves from that address.
+func (c *Client) applyConnAddr(req *sip.Request) {
+	if c.connAddr.IP != nil && req.Laddr.IP == nil {
+		c.connAddr.Copy(&req.Laddr)
+	}
 }
 
 func (c *Client) writeReq(req *sip.Request) error {
