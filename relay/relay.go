@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"time"
@@ -182,6 +183,26 @@ func (r *Relay) close() error {
 			return r.dp.Remove()
 		}
 		return r.dp.Close()
+	}
+	return nil
+}
+
+// Ready reports whether the relay can carry calls (for /readyz): it is
+// not closed and, in xdp mode, every device the program was attached to
+// is still there under its name. In userspace mode New returning is
+// enough.
+func (r *Relay) Ready() error {
+	if r.ctx.Err() != nil {
+		return fmt.Errorf("%w: closed", ErrNotReady)
+	}
+	if r.dp == nil {
+		return nil
+	}
+	for _, a := range r.dp.Attachments() {
+		ifc, err := net.InterfaceByIndex(a.Ifindex)
+		if err != nil || ifc.Name != a.Device {
+			return fmt.Errorf("%w: XDP device %s (ifindex %d) is gone", ErrNotReady, a.Device, a.Ifindex)
+		}
 	}
 	return nil
 }
