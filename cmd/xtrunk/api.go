@@ -57,15 +57,17 @@ func runAPI(args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL)))
 	addHealth(mux, storeCheck(st))
+	metricsAddr := ""
 	if metrics != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		closeHTTP, err := serveMetrics(metrics, reg, storeCheck(st))
+		closeHTTP, bound, err := serveMetrics(metrics, reg, storeCheck(st))
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer closeHTTP()
+		metricsAddr = bound
 	}
 	defer cmd.handleHUP(log)()
 	srv := &http.Server{
@@ -79,7 +81,7 @@ func runAPI(args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("store", st.Backend()).Str("domain", st.Domain()).
-		Strs("edges", st.Edges()).Int("schema", store.SchemaVersion()).Str("metrics", metrics).Str("version", versionString()).Msg("api ready")
+		Strs("edges", st.Edges()).Int("schema", store.SchemaVersion()).Str("metrics", metricsAddr).Str("version", versionString()).Msg("api ready")
 	ready(log)
 
 	select {

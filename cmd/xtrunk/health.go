@@ -129,16 +129,19 @@ func ngPing(name, addr string) check {
 
 // serveMetrics serves /metrics (reg plus xtrunk_build_info), /healthz and
 // /readyz (checks) on addr, the --metrics listener.
-func serveMetrics(addr string, reg prometheus.Gatherer, checks ...check) (stop func(), err error) {
+func serveMetrics(addr string, reg prometheus.Gatherer, checks ...check) (stop func(), bound string, err error) {
 	mux := http.NewServeMux()
 	mh, err := metricsHandler(reg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	mux.Handle("GET /metrics", mh)
 	addHealth(mux, checks...)
-	stop, _, err = serveHTTP("metrics", addr, mux)
-	return stop, err
+	stop, a, err := serveHTTP("metrics", addr, mux)
+	if err != nil {
+		return nil, "", err
+	}
+	return stop, a.String(), nil
 }
 
 // storeCheck is a readiness check that the store answers a query.

@@ -34,8 +34,9 @@ func runRelay(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer cmd.handleHUP(log)()
+	metricsAddr := ""
 	if cfg.Metrics != "" {
-		closeHTTP, err := serveMetrics(cfg.Metrics, r.Metrics().Registry(),
+		closeHTTP, bound, err := serveMetrics(cfg.Metrics, r.Metrics().Registry(),
 			check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
 			ngPing("ng", pc.LocalAddr().String()))
 		if err != nil {
@@ -43,9 +44,10 @@ func runRelay(args []string) error {
 			return err
 		}
 		defer closeHTTP()
+		metricsAddr = bound
 	}
 	srv := ng.NewServer(r, ng.WithLogger(log))
-	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("version", versionString()).Msg("relay ready")
+	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
 	ready(log)
 	err = srv.Serve(ctx, pc)
 	stopping(log)

@@ -59,18 +59,20 @@ func runSIP(args []string) error {
 		served <- err
 	}()
 	defer cmd.handleHUP(log)()
+	metricsAddr := ""
 	if cfg.Metrics != "" {
-		closeHTTP, err := serveMetrics(cfg.Metrics, srv.Registry(), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
+		closeHTTP, bound, err := serveMetrics(cfg.Metrics, srv.Registry(), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
 		if err != nil {
 			return err
 		}
 		defer closeHTTP()
+		metricsAddr = bound
 	}
 	ev := log.Info()
 	for _, tr := range srv.Transports() {
 		ev = ev.Str(strings.ToLower(tr), srv.Addr(tr).String())
 	}
-	ev.Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Str("version", versionString()).Msg("sip ready")
+	ev.Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Str("metrics", metricsAddr).Str("version", versionString()).Msg("sip ready")
 	ready(log)
 
 	select {
