@@ -284,9 +284,11 @@ func TestAPIHealthMetricsNotifyAndHUP(t *testing.T) {
 func TestSIPReadyzFollowsTheRelay(t *testing.T) {
 	dir := t.TempDir()
 	ngAddr := freeUDPPort(t)
+	if err := os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	sip := startProc(t, nil, "sip", "--config", filepath.Join(dir, "none.yaml"), "--listen-udp", "127.0.0.1:0", "--listen-tcp", "",
 		"--metrics", "127.0.0.1:0", "--relay-ng", ngAddr, "--db", "sqlite:"+filepath.Join(dir, "x.db"))
-	_ = os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600)
 	sipURL := "http://" + sip.waitLine(t, "sip ready")["metrics"].(string)
 	if code, _ := get(t, sipURL+"/healthz"); code != 200 {
 		t.Errorf("sip /healthz: %d", code)
