@@ -288,7 +288,7 @@ func TestSIPReadyzFollowsTheRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	sip := startProc(t, nil, "sip", "--config", filepath.Join(dir, "none.yaml"), "--listen-udp", "127.0.0.1:0", "--listen-tcp", "",
-		"--metrics", "127.0.0.1:0", "--relay-ng", ngAddr, "--db", "sqlite:"+filepath.Join(dir, "x.db"))
+		"--metrics", "127.0.0.1:0", "--relay-ng", ngAddr, "--db", "sqlite:"+filepath.Join(dir, "x.db"), "--log-level", "debug")
 	sipURL := "http://" + sip.waitLine(t, "sip ready")["metrics"].(string)
 	if code, _ := get(t, sipURL+"/healthz"); code != 200 {
 		t.Errorf("sip /healthz: %d", code)
@@ -340,6 +340,16 @@ func TestSIPReadyzFollowsTheRelay(t *testing.T) {
 	relay.stop(t, syscall.SIGTERM)
 	waitStatus(t, sipURL+"/readyz", 503)
 	sip.stop(t, syscall.SIGINT)
+
+	// sipgo's slog lines are in the same JSON stream, nothing else is
+	if l := sip.waitLine(t, "begin listening"); l["via"] != "slog" || l["proc"] != "sip" || l["level"] != "debug" {
+		t.Errorf("sipgo line %v", l)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(sip.log()), "\n") {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("not JSON on a pipe: %q", l)
+		}
+	}
 }
 
 func TestSlogGoesIntoZerolog(t *testing.T) {
