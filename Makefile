@@ -1,23 +1,32 @@
-# xtrunk: make deps | generate | build | test | bench | demo
+# xtrunk: make deps | test-deps | generate | build | deb | test | bench | demo
 GO      ?= go
 BIN     := bin/xtrunk
 export GOFLAGS := -buildvcs=false
 
-# Debian packages the build and the tests need (real peers in namespace labs).
-DEB_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2 bpftool \
-	        sip-tester rtpengine-daemon baresip kamailio sipvicious
+# The version stamped into the binary (xtrunk --version, xtrunk_build_info).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
-.PHONY: deps generate check-generate build vet test bench demo clean postgres postgres-stop
+# Debian packages building and running the edge needs: clang/llvm and the
+# kernel/libbpf headers for bpf2go, iproute2 for the namespace labs of
+# make demo.
+DEPS_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2
+# The tests' real peers, and systemd-analyze for the package's units.
+# Their services (Kamailio on 5060, rtpengine on NG 2223 and media
+# 30000-40000, PostgreSQL) are installed without starting, then disabled:
+# the tests run them as their own processes.
+TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd
+TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql
+
+.PHONY: deps test-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop
 
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
-		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
 	$(GO) mod download
+
+test-deps: deps
+	@sh deploy/apt-install.sh --no-services $(TEST_SERVICES) -- $(TEST_PKGS)
 
 generate:
 	$(GO) generate ./bpf/ ./bench/media/
@@ -27,14 +36,20 @@ check-generate: generate
 	@git diff --exit-code -- bpf/ bench/media/ || { echo "bpf2go output is stale: run 'make generate' and commit it"; exit 1; }
 
 build:
-	$(GO) build -o $(BIN) ./cmd/xtrunk
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/xtrunk
+
+# dist/xtrunk_<version>_amd64.deb: /usr/bin/xtrunk, systemd units, an
+# example /etc/xtrunk/xtrunk.yaml, the xtrunk system user (deploy/debian).
+deb:
+	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o dist/xtrunk ./cmd/xtrunk
+	sh deploy/debian/build-deb.sh dist/xtrunk $(VERSION) dist
 
 vet:
 	$(GO) vet ./...
 
 # Privileged tests (XDP, namespaces) must run: a skip is a failure here.
 # The throwaway PostgreSQL is stopped whether the tests pass or not.
-test: deps check-generate vet build postgres
+test: test-deps check-generate vet build postgres
 	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -timeout 25m ./... || { $(MAKE) -s postgres-stop; exit 1; }
 	@$(MAKE) -s postgres-stop
 
@@ -47,7 +62,7 @@ PG_DIR  ?= /tmp/xtrunk-pg
 export XTRUNK_TEST_POSTGRES ?= postgres://xtrunk@127.0.0.1:$(PG_PORT)/xtrunk?sslmode=disable
 
 postgres:
-	@test -x $(PG_BIN)/initdb || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql; }
+	@test -x $(PG_BIN)/initdb || sh deploy/apt-install.sh --no-services postgresql -- postgresql
 	@if runuser -u postgres -- $(PG_BIN)/pg_ctl -D $(PG_DIR)/data status >/dev/null 2>&1; then \
 		echo "postgres: already running on 127.0.0.1:$(PG_PORT)"; \
 	else \
@@ -72,4 +87,4 @@ demo: deps build
 	./$(BIN) demo
 
 clean:
-	rm -rf bin
+	rm -rf bin dist

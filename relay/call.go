@@ -25,6 +25,7 @@ type call struct {
 	timedOut   bool
 	timedOutAt time.Time // when the janitor marked it; it is deleted TimeoutLinger later
 	deleted    bool
+	endReason  string // why the call ended, for its last log line ("" = NG delete)
 	record     bool
 
 	rec         *record.Recording // while recording

@@ -43,3 +43,6 @@ var (
 	// the relay accepts.
 	ErrNoCrypto = errors.New("no acceptable SRTP crypto suite")
 )
+
+// ErrNotReady is returned by Ready when the relay cannot carry calls.
+var ErrNotReady = errors.New("relay not ready")

@@ -22,19 +22,19 @@ type Config struct {
 	// the UDP listener's address, TLS on its host at port 5061 (and only
 	// when TLSCert and TLSKey are given). An empty address turns a
 	// listener off.
-	ListenUDP string `yaml:"listen_udp"`
-	ListenTCP string `yaml:"listen_tcp"`
-	ListenTLS string `yaml:"listen_tls"`
+	ListenUDP string `yaml:"listen-udp"`
+	ListenTCP string `yaml:"listen-tcp"`
+	ListenTLS string `yaml:"listen-tls"`
 	// TLS: the server's certificate chain and key (PEM; re-read when the
 	// files change), the lowest version spoken either way ("1.2" unless
 	// set; "1.0" and "1.1" only on request), extra CAs trusted for the
 	// servers xtrunk dials (added to the system's), and, for labs only,
 	// no verification of those servers at all.
-	TLSCert               string `yaml:"tls_cert"`
-	TLSKey                string `yaml:"tls_key"`
-	TLSMinVersion         string `yaml:"tls_min_version"`
-	TLSCA                 string `yaml:"tls_ca"`
-	TLSInsecureSkipVerify bool   `yaml:"tls_insecure_skip_verify"`
+	TLSCert               string `yaml:"tls-cert"`
+	TLSKey                string `yaml:"tls-key"`
+	TLSMinVersion         string `yaml:"tls-min-version"`
+	TLSCA                 string `yaml:"tls-ca"`
+	TLSInsecureSkipVerify bool   `yaml:"tls-insecure-skip-verify"`
 	// Advertise is the host (address or name) xtrunk puts in its Contact,
 	// Via and From on every leg, behind 1:1 NAT for instance. Default:
 	// the listen host, and on a wildcard listener (0.0.0.0, ::) the
@@ -44,45 +44,45 @@ type Config struct {
 	Domain             string   `yaml:"domain"`
 	Edge               string   `yaml:"edge"`
 	Carriers           []string `yaml:"carrier"`
-	CarrierSources     []string `yaml:"carrier_source"` // CIDRs or addresses
-	RelayNG            string   `yaml:"relay_ng"`
-	RelayCustomerIface string   `yaml:"relay_customer_iface"`
-	RelayCarrierIface  string   `yaml:"relay_carrier_iface"`
+	CarrierSources     []string `yaml:"carrier-source"` // CIDRs or addresses
+	RelayNG            string   `yaml:"relay-ng"`
+	RelayCustomerIface string   `yaml:"relay-customer-iface"`
+	RelayCarrierIface  string   `yaml:"relay-carrier-iface"`
 	// RelayInterfaces are the relay's logical interfaces with their
 	// addresses, NAME/IP as given to the relay's --interface: a leg whose
 	// signalling uses IP gets interface NAME, whatever its role.
-	RelayInterfaces []string `yaml:"relay_interface"`
+	RelayInterfaces []string `yaml:"relay-interface"`
 	DB              string   `yaml:"db"`
 	Metrics         string   `yaml:"metrics"`
 	// DefaultCPS and DefaultConcurrency are the per-trunk limits
 	// (<= 0: none).
-	DefaultCPS         int `yaml:"default_cps"`
-	DefaultConcurrency int `yaml:"default_concurrency"`
+	DefaultCPS         int `yaml:"default-cps"`
+	DefaultConcurrency int `yaml:"default-concurrency"`
 	// MediaTimeout ends an answered call with no RTP/RTCP in either
 	// direction for this long (0: never).
-	MediaTimeout time.Duration `yaml:"media_timeout"`
+	MediaTimeout time.Duration `yaml:"media-timeout"`
 
 	// DrainTimeout is how long a SIGTERM waits for calls in progress to
 	// end on their own before the rest are hung up.
-	DrainTimeout time.Duration `yaml:"drain_timeout"`
+	DrainTimeout time.Duration `yaml:"drain-timeout"`
 
 	// The abuse guard (see limit.GuardConfig; 0 turns a check off).
 	// Carrier sources, addresses in any trunk's IP ACL and requests
 	// within calls in progress are exempt, except that ACL sources too
 	// get one OPTIONS answered per OptionsInterval.
-	GuardMaxRequests     int           `yaml:"guard_max_requests"`
-	GuardRequestWindow   time.Duration `yaml:"guard_request_window"`
-	GuardMaxAuthFailures int           `yaml:"guard_max_auth_failures"`
-	GuardAuthWindow      time.Duration `yaml:"guard_auth_window"`
-	GuardBan             time.Duration `yaml:"guard_ban"`
-	OptionsInterval      time.Duration `yaml:"options_interval"`
+	GuardMaxRequests     int           `yaml:"guard-max-requests"`
+	GuardRequestWindow   time.Duration `yaml:"guard-request-window"`
+	GuardMaxAuthFailures int           `yaml:"guard-max-auth-failures"`
+	GuardAuthWindow      time.Duration `yaml:"guard-auth-window"`
+	GuardBan             time.Duration `yaml:"guard-ban"`
+	OptionsInterval      time.Duration `yaml:"options-interval"`
 	// GCPercent is the Go garbage collector's target for the process
 	// (GOGC; the environment's GOGC wins). sipgo keeps every finished
 	// transaction for its 32 s timers, so the live heap grows with CPS; at
 	// Go's default of 100 the collector's assists stalled calls for
 	// hundreds of ms near capacity (BENCHMARKS.md).
-	GCPercent     int      `yaml:"gc_percent"`
-	GuardScanners []string `yaml:"guard_scanner"`
+	GCPercent     int      `yaml:"gc-percent"`
+	GuardScanners []string `yaml:"guard-scanner"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.

@@ -130,6 +130,10 @@ func (s *Server) Metrics() http.Handler {
 	return promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{Registry: s.metrics.reg})
 }
 
+// Registry is the signalling's private registry, for a process serving it
+// together with other collectors (xtrunk_build_info).
+func (s *Server) Registry() *prometheus.Registry { return s.metrics.reg }
+
 // callLabels are a call's direction and trunk labels.
 func callLabels(c *call) (dir, trunk string) {
 	return c.p.dir, c.p.trunk.Sid

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,32 +12,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
 	"github.com/xtrunk/xtrunk/control/api"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
 func runAPI(args []string) error {
-	cfg := api.DefaultConfig()
-	path, explicit := configPath(args)
-	if err := loadSection(path, explicit, "api", &cfg); err != nil {
+	cfg, metrics, cmd, err := apiConfig(args)
+	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("api", flag.ContinueOnError)
-	fs.String("config", path, "YAML config file (section api:)")
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address (host:port, or unix:/path)")
-	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded) or postgres://... (shared by several edges)")
-	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "base domain: trunk termination URIs are {prefix}.pstn.DOMAIN")
-	fs.Var(&listFlag{vals: &cfg.Edges}, "edges", "edge names, comma-separated or repeated (localized URIs {prefix}.pstn.EDGE.DOMAIN, edge= in origination URIs)")
-	fs.StringVar(&cfg.Realm, "realm", cfg.Realm, "SIP digest realm credentials are hashed for (default: the domain)")
-	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "where a generated main account's credentials are written (default: xtrunk-credentials.env beside the SQLite file)")
-	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
-	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
-	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	log, err := newLogger(*logLevel, "api")
+	log, err := cmd.logger()
 	if err != nil {
 		return err
 	}
@@ -71,9 +57,27 @@ func runAPI(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--listen: %w", err)
 	}
+	// /healthz and /readyz answer without auth beside the API; everything
+	// else is the API and its Basic auth.
+	mux := http.NewServeMux()
+	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
+		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs)))
+	addHealth(mux, storeCheck(st))
+	metricsAddr := ""
+	if metrics != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		closeHTTP, bound, err := serveMetrics(metrics, reg, storeCheck(st))
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer closeHTTP()
+		metricsAddr = bound
+	}
+	defer cmd.handleHUP(log)()
 	srv := &http.Server{
-		Handler: api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
-			api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs)),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute, // recordings' media
@@ -83,7 +87,8 @@ func runAPI(args []string) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Str("store", st.Backend()).Str("domain", st.Domain()).
-		Strs("edges", st.Edges()).Int("schema", store.SchemaVersion()).Msg("api ready")
+		Strs("edges", st.Edges()).Int("schema", store.SchemaVersion()).Str("metrics", metricsAddr).Str("version", versionString()).Msg("api ready")
+	ready(log)
 
 	select {
 	case err := <-errc:
@@ -93,6 +98,7 @@ func runAPI(args []string) error {
 	// First signal: finish the requests in flight. A second one kills the
 	// process (stop restores the default action).
 	stop()
+	stopping(log)
 	log.Info().Msg("api stopping: draining requests")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -101,3 +107,31 @@ func runAPI(args []string) error {
 	}
 	return nil
 }
+
+// apiConfig is the configuration from args, the environment and the config
+// file.
+func apiConfig(args []string) (api.Config, string, *command, error) {
+	cfg := api.DefaultConfig()
+	cmd := newCommand("api", "The control plane: a Twilio-compatible REST API on SQLite (embedded) or PostgreSQL.", apiExamples)
+	cmd.env = []string{"XTRUNK_ACCOUNT_SID, XTRUNK_AUTH_TOKEN  the main account created on an empty store (else generated into --credentials-file)"}
+	fs := cmd.fs
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address (host:port, or unix:/path)")
+	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded) or postgres://... (shared by several edges)")
+	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "base domain: trunk termination URIs are {prefix}.pstn.DOMAIN")
+	fs.Var(&listFlag{vals: &cfg.Edges}, "edges", "edge names, comma-separated or repeated (localized URIs {prefix}.pstn.EDGE.DOMAIN, edge= in origination URIs)")
+	fs.StringVar(&cfg.Realm, "realm", cfg.Realm, "SIP digest realm credentials are hashed for (default: the domain)")
+	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "where a generated main account's credentials are written (default: xtrunk-credentials.env beside the SQLite file)")
+	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
+	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
+	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
+	metrics := fs.String("metrics", "", "Prometheus /metrics, /healthz and /readyz address, without auth (empty: off)")
+	if err := cmd.parse(args, &cfg); err != nil {
+		return cfg, "", nil, err
+	}
+	return cfg, *metrics, cmd, nil
+}
+
+const apiExamples = `xtrunk api --domain example.net --edges ashburn,dublin     # SQLite in ./xtrunk.db, 127.0.0.1:8080
+xtrunk api --db postgres://xtrunk@db.example.net/xtrunk --metrics 127.0.0.1:9103
+curl -s 127.0.0.1:8080/readyz
+curl -u "$XTRUNK_ACCOUNT_SID:$XTRUNK_AUTH_TOKEN" http://127.0.0.1:8080/v1/Trunks`

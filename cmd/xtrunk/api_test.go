@@ -9,8 +9,8 @@ import (
 
 func TestAPIConfigFromYAML(t *testing.T) {
 	p := writeYAML(t, "api:\n  listen: 127.0.0.1:9090\n  db: postgres://x@127.0.0.1/y\n  domain: example.net\n  edges: [ashburn, \"dublin,tokyo\"]\n  realm: sip.example.net\n")
-	cfg := api.DefaultConfig()
-	if err := loadSection(p, true, "api", &cfg); err != nil {
+	cfg, _, _, err := apiConfig([]string{"--config", p})
+	if err != nil {
 		t.Fatal(err)
 	}
 	o := cfg.StoreOptions()
@@ -28,7 +28,7 @@ func TestAPIConfigFromYAML(t *testing.T) {
 
 func TestAPIRejectsBadConfig(t *testing.T) {
 	p := writeYAML(t, "api:\n  listen: 127.0.0.1:9090\n  database: x\n")
-	if err := runAPI([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), "not found") {
+	if err := runAPI([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), ":3: api: database: unknown key") {
 		t.Errorf("unknown key: %v", err)
 	}
 	if err := runAPI([]string{"--config", writeYAML(t, ""), "--db", "mysql://x"}); err == nil || !strings.Contains(err.Error(), "unsupported DSN") {

@@ -59,7 +59,11 @@ func runDemo(args []string) error {
 		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
 		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+	lw, err := logWriter(os.Stderr, logFormatConsole) // colours only on a terminal
+	if err != nil {
+		return err
+	}
+	log := zerolog.New(lw).With().Timestamp().Logger()
 	var r *relay.Relay
 	var pc net.PacketConn
 	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223)

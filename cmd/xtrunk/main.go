@@ -3,11 +3,12 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 )
-
-var version = "dev"
 
 type subcommand struct {
 	name, help string
@@ -21,37 +22,59 @@ func subcommands() []subcommand {
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
 		{"demo", "place a test call through the relay in a namespace lab and show what XDP forwarded", runDemo},
-		{"version", "print the version", func([]string) error { fmt.Println("xtrunk", version); return nil }},
+		{"version", "print the version, commit and Go version", func([]string) error { printVersion(os.Stdout); return nil }},
 	}
 }
 
-func usage() {
-	fmt.Fprintln(os.Stderr, "usage: xtrunk COMMAND [flags]\n\ncommands:")
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: xtrunk COMMAND [flags]\n\ncommands:")
 	for _, c := range subcommands() {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.help)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.help)
 	}
-	fmt.Fprintln(os.Stderr, "\nRun 'xtrunk COMMAND -h' for a command's flags.")
+	fmt.Fprint(w, `
+examples:
+  xtrunk relay --interface customer/203.0.113.10 --interface carrier/198.51.100.10
+  xtrunk api --domain example.net
+  xtrunk sip --domain example.net --carrier sip:gw1.carrier.net --relay-ng 127.0.0.1:2223
+  xtrunk relay --config /etc/xtrunk/xtrunk.yaml    # every flag as a key under relay:, sip:, api:
+  xtrunk --version
+
+environment:
+  XTRUNK_CONFIG       the config file (default ./xtrunk.yaml)
+  XTRUNK_<FLAG>       any flag of the command, e.g. XTRUNK_LOG_LEVEL=debug, XTRUNK_LISTEN_NG=...
+  XTRUNK_ACCOUNT_SID, XTRUNK_AUTH_TOKEN   the main account xtrunk api creates on an empty store
+
+Run 'xtrunk COMMAND -h' for a command's flags.
+`)
 }
 
 func main() {
 	if len(os.Args) < 2 {
-		usage()
+		usage(os.Stderr)
 		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return
+	case "-version", "--version", "-V":
+		printVersion(os.Stdout)
+		return
 	}
 	for _, c := range subcommands() {
 		if c.name == os.Args[1] {
-			if err := c.run(os.Args[2:]); err != nil {
+			err := c.run(os.Args[2:])
+			switch {
+			case errors.Is(err, flag.ErrHelp):
+				return // -h: usage printed, not a failure
+			case err != nil:
 				fmt.Fprintf(os.Stderr, "xtrunk %s: %v\n", c.name, err)
 				os.Exit(1)
 			}
 			return
 		}
 	}
-	if os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		return
-	}
 	fmt.Fprintf(os.Stderr, "xtrunk: unknown command %q\n", os.Args[1])
-	usage()
+	usage(os.Stderr)
 	os.Exit(2)
 }

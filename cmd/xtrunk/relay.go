@@ -3,26 +3,68 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay"
 )
 
 func runRelay(args []string) error {
-	cfg := relay.DefaultConfig()
-	path, explicit := configPath(args)
-	if err := loadSection(path, explicit, "relay", &cfg); err != nil {
+	cfg, cmd, err := relayConfig(args)
+	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
-	fs.String("config", path, "YAML config file (section relay:)")
+	log, err := cmd.logger()
+	if err != nil {
+		return err
+	}
+
+	r, err := relay.New(cfg, relay.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	pc, err := net.ListenPacket("udp", cfg.ListenNG)
+	if err != nil {
+		r.Close()
+		return fmt.Errorf("--listen-ng: %w", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	defer cmd.handleHUP(log)()
+	metricsAddr := ""
+	if cfg.Metrics != "" {
+		closeHTTP, bound, err := serveMetrics(cfg.Metrics, r.Metrics().Registry(),
+			check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
+			ngPing("ng", pc.LocalAddr().String()))
+		if err != nil {
+			r.Close()
+			return err
+		}
+		defer closeHTTP()
+		metricsAddr = bound
+	}
+	srv := ng.NewServer(r, ng.WithLogger(log))
+	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
+	ready(log)
+	err = srv.Serve(ctx, pc)
+	stopping(log)
+	log.Info().Msg("relay stopping; pinned sessions keep forwarding until a successor adopts them")
+	cerr := r.Close()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return cerr
+}
+
+// relayConfig is xtrunk relay's configuration from args, the
+// environment and the config file.
+func relayConfig(args []string) (relay.Config, *command, error) {
+	cfg := relay.DefaultConfig()
+	cmd := newCommand("relay", "The media relay: XDP fast path, NG control (rtpengine's protocol).", relayExamples)
+	fs := cmd.fs
 	var ifaces []string
 	for _, i := range cfg.Interfaces {
 		ifaces = append(ifaces, i.String())
@@ -40,53 +82,21 @@ func runRelay(args []string) error {
 	fs.StringVar(&cfg.XDPMode, "xdp-mode", cfg.XDPMode, "auto (native, generic where the driver has none), native or generic")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "directory for call recordings (WAV + JSON sidecar)")
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	if err := cmd.parse(args, &cfg); err != nil {
+		return cfg, nil, err
 	}
 	cfg.Interfaces = nil
 	for _, s := range ifaces {
 		ifc, err := relay.ParseInterface(s)
 		if err != nil {
-			return err
+			return cfg, nil, err
 		}
 		cfg.Interfaces = append(cfg.Interfaces, ifc)
 	}
-	log, err := newLogger(*logLevel, "relay")
-	if err != nil {
-		return err
-	}
-
-	r, err := relay.New(cfg, relay.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	pc, err := net.ListenPacket("udp", cfg.ListenNG)
-	if err != nil {
-		r.Close()
-		return fmt.Errorf("--listen-ng: %w", err)
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if cfg.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", r.Metrics().Handler())
-		srv := &http.Server{Addr: cfg.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		ln, err := net.Listen("tcp", cfg.Metrics)
-		if err != nil {
-			r.Close()
-			return fmt.Errorf("--metrics: %w", err)
-		}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
-	}
-	srv := ng.NewServer(r, ng.WithLogger(log))
-	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Msg("relay ready")
-	err = srv.Serve(ctx, pc)
-	log.Info().Msg("relay stopping; pinned sessions keep forwarding until a successor adopts them")
-	cerr := r.Close()
-	if err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return cerr
+	return cfg, cmd, nil
 }
+
+const relayExamples = `xtrunk relay --interface customer/203.0.113.10 --interface carrier/198.51.100.10
+xtrunk relay --config /etc/xtrunk/xtrunk.yaml
+xtrunk relay --interface pub/192.0.2.1!203.0.113.1 --dataplane userspace --metrics 127.0.0.1:9101
+curl -s 127.0.0.1:9101/readyz`

@@ -2,14 +2,12 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,13 +18,89 @@ import (
 )
 
 func runSIP(args []string) error {
-	cfg := signalling.DefaultConfig()
-	path, explicit := configPath(args)
-	if err := loadSection(path, explicit, "sip", &cfg); err != nil {
+	cfg, cmd, err := sipConfig(args)
+	if err != nil {
 		return err
 	}
-	fs := flag.NewFlagSet("sip", flag.ContinueOnError)
-	fs.String("config", path, "YAML config file (section sip:)")
+	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
+	log, err := cmd.logger()
+	if err != nil {
+		return err
+	}
+
+	// SIGTERM drains; SIGINT, or a second signal, stops at once (calls
+	// still up get a BYE either way).
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	st, err := store.Open(openCtx, cfg.DB, store.Options{Domain: cfg.Domain, Edges: edgeList(cfg.Edge)})
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := signalling.New(cfg, st, signalling.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	serveCtx, stopServing := context.WithCancel(context.Background())
+	defer stopServing()
+	served := make(chan error, 1)
+	var serving atomic.Bool
+	serving.Store(true)
+	go func() {
+		err := srv.ListenAndServe(serveCtx)
+		serving.Store(false)
+		served <- err
+	}()
+	defer cmd.handleHUP(log)()
+	metricsAddr := ""
+	if cfg.Metrics != "" {
+		closeHTTP, bound, err := serveMetrics(cfg.Metrics, srv.Registry(), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
+		if err != nil {
+			return err
+		}
+		defer closeHTTP()
+		metricsAddr = bound
+	}
+	ev := log.Info()
+	for _, tr := range srv.Transports() {
+		ev = ev.Str(strings.ToLower(tr), srv.Addr(tr).String())
+	}
+	ev.Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Str("metrics", metricsAddr).Str("version", versionString()).Msg("sip ready")
+	ready(log)
+
+	select {
+	case err := <-served:
+		return err // a listener failed
+	case sig := <-sigs:
+		if sig == syscall.SIGTERM {
+			drain(log, srv, sigs, cfg.DrainTimeout)
+		} else {
+			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
+		}
+	}
+	stopping(log)
+	if err := srv.Close(); err != nil {
+		log.Debug().Err(err).Msg("close")
+	}
+	stopServing()
+	<-served
+	log.Info().Msg("sip stopped")
+	return nil
+}
+
+// sipConfig is the configuration from args, the environment and the config
+// file.
+func sipConfig(args []string) (signalling.Config, *command, error) {
+	cfg := signalling.DefaultConfig()
+	cmd := newCommand("sip", "The SIP signalling: the trunking B2BUA between customers' PBXs and carrier gateways.", sipExamples)
+	fs := cmd.fs
 	fs.StringVar(&cfg.ListenUDP, "listen-udp", cfg.ListenUDP, "SIP UDP listen address (empty: off)")
 	fs.StringVar(&cfg.ListenTCP, "listen-tcp", cfg.ListenTCP, "SIP TCP listen address (auto: the UDP address; empty: off)")
 	fs.StringVar(&cfg.ListenTLS, "listen-tls", cfg.ListenTLS, "SIP TLS listen address, on when --tls-cert is given (auto: the UDP host, port 5061; empty: off)")
@@ -58,74 +132,10 @@ func runSIP(args []string) error {
 	fs.DurationVar(&cfg.OptionsInterval, "options-interval", cfg.OptionsInterval, "one OPTIONS per source is answered per interval; the others get nothing (0: all)")
 	fs.Var(&listFlag{vals: &cfg.GuardScanners}, "guard-scanner", "User-Agent substring that gets no answer (repeatable; replaces the built-in list)")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	if err := parseFlags(fs, args); err != nil {
-		return err
+	if err := cmd.parse(args, &cfg); err != nil {
+		return cfg, nil, err
 	}
-	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
-	log, err := newLogger(*logLevel, "sip")
-	if err != nil {
-		return err
-	}
-
-	// SIGTERM drains; SIGINT, or a second signal, stops at once (calls
-	// still up get a BYE either way).
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
-	openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	st, err := store.Open(openCtx, cfg.DB, store.Options{Domain: cfg.Domain, Edges: edgeList(cfg.Edge)})
-	cancel()
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	srv, err := signalling.New(cfg, st, signalling.WithLogger(log))
-	if err != nil {
-		return err
-	}
-	defer srv.Close()
-	if cfg.Metrics != "" {
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", srv.Metrics())
-		hs := &http.Server{Addr: cfg.Metrics, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		ln, err := net.Listen("tcp", cfg.Metrics)
-		if err != nil {
-			return fmt.Errorf("--metrics: %w", err)
-		}
-		go func() { _ = hs.Serve(ln) }()
-		defer hs.Close()
-	}
-	serveCtx, stopServing := context.WithCancel(context.Background())
-	defer stopServing()
-	served := make(chan error, 1)
-	go func() { served <- srv.ListenAndServe(serveCtx) }()
-	ev := log.Info()
-	for _, tr := range srv.Transports() {
-		ev = ev.Str(strings.ToLower(tr), srv.Addr(tr).String())
-	}
-	ev.Str("domain", cfg.Domain).Str("relay_ng", cfg.RelayNG).Int("carriers", len(cfg.Carriers)).Msg("sip ready")
-
-	select {
-	case err := <-served:
-		return err // a listener failed
-	case sig := <-sigs:
-		if sig == syscall.SIGTERM {
-			drain(log, srv, sigs, cfg.DrainTimeout)
-		} else {
-			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
-		}
-	}
-	if err := srv.Close(); err != nil {
-		log.Debug().Err(err).Msg("close")
-	}
-	stopServing()
-	<-served
-	log.Info().Msg("sip stopped")
-	return nil
+	return cfg, cmd, nil
 }
 
 // drain refuses new calls and waits for the ones up to end, until
@@ -148,6 +158,27 @@ func drain(log zerolog.Logger, srv *signalling.Server, sigs <-chan os.Signal, ti
 	}
 	log.Info().Msg("drained: no calls left")
 }
+
+// sipReadiness: listeners up, the relay answering NG ping, the store
+// answering a query.
+func sipReadiness(srv *signalling.Server, st *store.Store, serving *atomic.Bool, relayNG string) []check {
+	return []check{
+		{name: "listeners", fn: func(context.Context) error {
+			if !serving.Load() || len(srv.Transports()) == 0 {
+				return fmt.Errorf("%w: SIP listeners are down", ErrNotReady)
+			}
+			return nil
+		}},
+		ngPing("relay", relayNG),
+		storeCheck(st),
+	}
+}
+
+const sipExamples = `xtrunk sip --domain example.net --edge ashburn --db sqlite:/var/lib/xtrunk/xtrunk.db \
+    --carrier 'sip:gw1.carrier.net;priority=10;weight=60' --carrier-source 203.0.113.0/24 \
+    --relay-ng 127.0.0.1:2223 --metrics 127.0.0.1:9102
+xtrunk sip --config /etc/xtrunk/xtrunk.yaml --log-format console --log-level debug
+curl -s 127.0.0.1:9102/readyz`
 
 func edgeList(e string) []string {
 	if e == "" {

@@ -29,9 +29,12 @@ func TestSIPConfigFromYAML(t *testing.T) {
   options_interval: 15s
   guard_scanner: [friendly-scanner, evil]
 `)
-	cfg := signalling.DefaultConfig()
-	if err := loadSection(p, true, "sip", &cfg); err != nil {
+	cfg, cmd, err := sipConfig([]string{"--config", p})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if len(cmd.notes) != 16 || !strings.Contains(cmd.notes[0], `"listen_udp" is deprecated, use "listen-udp"`) {
+		t.Errorf("deprecation notes: %q", cmd.notes)
 	}
 	if cfg.ListenUDP != "203.0.113.5:5060" || cfg.ListenTCP != "" || cfg.ListenTLS != "auto" || cfg.TLSCert != "/etc/xtrunk/cert.pem" ||
 		cfg.TLSKey != "/etc/xtrunk/key.pem" || cfg.TLSMinVersion != "1.1" || cfg.TLSCA != "/etc/xtrunk/ca.pem" || !cfg.TLSInsecureSkipVerify ||

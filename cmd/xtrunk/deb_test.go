@@ -1,0 +1,114 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+)
+
+// TestDebPackage builds the .deb the way `make deb` does (the binary
+// stamped with a version, then deploy/debian/build-deb.sh), unpacks it
+// into a scratch root with dpkg -x, checks its layout, verifies its
+// systemd units with systemd-analyze (which must print nothing: it
+// reports unknown keys and bad values as warnings with exit 0), and runs
+// the packaged /usr/bin/xtrunk --version.
+func TestDebPackage(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	for _, tool := range []string{"dpkg-deb", "dpkg", "systemd-analyze"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s: %v (make test-deps installs it)", tool, err)
+		}
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "xtrunk")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1.2.3-4-gabcdef -X main.revision=abcdef", "-o", bin, "github.com/xtrunk/xtrunk/cmd/xtrunk")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command("sh", "../../deploy/debian/build-deb.sh", bin, "v1.2.3-4-gabcdef", filepath.Join(dir, "dist")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("build-deb.sh: %v\n%s", err, out)
+	}
+	deb := strings.TrimSpace(string(out))
+	if filepath.Base(deb) != "xtrunk_1.2.3+4+gabcdef_amd64.deb" {
+		t.Errorf("package %q", deb)
+	}
+	if out, err := exec.Command("dpkg-deb", "--info", deb).CombinedOutput(); err != nil || !strings.Contains(string(out), "Package: xtrunk") ||
+		!strings.Contains(string(out), "Depends: adduser") || !strings.Contains(string(out), "postinst") {
+		t.Errorf("dpkg-deb --info: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("dpkg-deb", "--ctrl-tarfile", deb).Output(); err != nil || !strings.Contains(string(out), "/etc/xtrunk/xtrunk.yaml") {
+		t.Errorf("conffiles: %v", err)
+	}
+
+	root := filepath.Join(dir, "root")
+	if out, err := exec.Command("dpkg", "-x", deb, root).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg -x: %v\n%s", err, out)
+	}
+	units := []string{"xtrunk.service", "xtrunk-relay.service", "xtrunk-sip.service", "xtrunk-api.service"}
+	for _, p := range append([]string{"usr/bin/xtrunk", "etc/xtrunk/xtrunk.yaml", "var/lib/xtrunk"}, prefixed("lib/systemd/system/", units)...) {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("package lacks /%s: %v", p, err)
+		}
+	}
+
+	// the packaged binary runs and says which build it is
+	xt := filepath.Join(root, "usr/bin/xtrunk")
+	if out, err := exec.Command(xt, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "xtrunk v1.2.3-4-gabcdef") {
+		t.Errorf("%s --version: %v %q", xt, err, out)
+	}
+	// the example config loads in every process (keys are flags, none unknown)
+	conf := filepath.Join(root, "etc/xtrunk/xtrunk.yaml")
+	if _, _, err := relayConfig([]string{"--config", conf}); err != nil {
+		t.Errorf("example config, relay: %v", err)
+	}
+	if _, _, err := sipConfig([]string{"--config", conf}); err != nil {
+		t.Errorf("example config, sip: %v", err)
+	}
+	if _, _, _, err := apiConfig([]string{"--config", conf}); err != nil {
+		t.Errorf("example config, api: %v", err)
+	}
+
+	// systemd-analyze verify with the units' binary pointed at the
+	// extracted one (--root would also look for sysinit.target and
+	// /bin/kill inside the scratch root)
+	udir := filepath.Join(dir, "units")
+	if err := os.MkdirAll(udir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, u := range units {
+		b, err := os.ReadFile(filepath.Join(root, "lib/systemd/system", u))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		for _, want := range []string{"Type=notify", "Restart=on-failure", "User=xtrunk", "--config /etc/xtrunk/xtrunk.yaml"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s lacks %q", u, want)
+			}
+		}
+		p := filepath.Join(udir, u)
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(s, "/usr/bin/xtrunk ", xt+" ")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	out, err = exec.Command("systemd-analyze", append([]string{"verify"}, paths...)...).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+func prefixed(p string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = p + n
+	}
+	return out
+}

@@ -1,0 +1,13 @@
+package main
+
+import "errors"
+
+// Sentinel errors of the command line and the config file.
+var (
+	// ErrConfig is a bad flag, environment variable or config file value.
+	ErrConfig = errors.New("config")
+	// ErrUnknownKey is a config file key that is no flag nor setting.
+	ErrUnknownKey = errors.New("config: unknown key")
+	// ErrNotReady is a readiness check that failed (/readyz).
+	ErrNotReady = errors.New("not ready")
+)

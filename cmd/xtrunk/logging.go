@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
+)
+
+// Log formats (--log-format).
+const (
+	logFormatAuto    = "auto"
+	logFormatJSON    = "json"
+	logFormatConsole = "console"
+)
+
+// timeFormat is RFC 3339 with milliseconds: whole seconds cannot order
+// the lines of one SIP transaction.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// logger is the process's logger: zerolog on stderr, JSON or console,
+// millisecond timestamps, the level from --log-level (process-wide, so
+// SIGHUP can change it), and slog — which sipgo logs through — routed
+// into it. The notes the config file left (deprecated keys) are logged
+// as warnings.
+func (c *command) logger() (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(c.logLevel)
+	if err != nil || c.logLevel == "" {
+		return zerolog.Logger{}, fmt.Errorf("%w: --log-level %q: want trace, debug, info, warn or error", ErrConfig, c.logLevel)
+	}
+	w, err := logWriter(os.Stderr, c.logFormat)
+	if err != nil {
+		return zerolog.Logger{}, err
+	}
+	zerolog.TimeFieldFormat = timeFormat
+	zerolog.SetGlobalLevel(lvl)
+	log := zerolog.New(w).With().Timestamp().Str("proc", c.name).Logger()
+	slog.SetDefault(slog.New(&slogHandler{log: log.With().Str("via", "slog").Logger()}))
+	for _, n := range c.notes {
+		log.Warn().Msg(n)
+	}
+	return log, nil
+}
+
+// logWriter is stderr in the chosen format. Console output is coloured
+// only on a terminal.
+func logWriter(f *os.File, format string) (io.Writer, error) {
+	tty := isTerminal(f)
+	switch format {
+	case logFormatJSON:
+		return f, nil
+	case logFormatConsole:
+	case logFormatAuto, "":
+		if !tty {
+			return f, nil
+		}
+	default:
+		return nil, fmt.Errorf("%w: --log-format %q: want json or console", ErrConfig, format)
+	}
+	return zerolog.ConsoleWriter{Out: f, NoColor: !tty, TimeFormat: "15:04:05.000"}, nil
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// slogHandler is an slog.Handler writing into a zerolog logger, so that
+// libraries logging through slog (sipgo) end up in the same JSON stream
+// with the same level.
+type slogHandler struct {
+	log    zerolog.Logger
+	prefix string // open groups, "a.b."
+}
+
+func zerologLevel(l slog.Level) zerolog.Level {
+	switch {
+	case l < slog.LevelDebug:
+		return zerolog.TraceLevel
+	case l < slog.LevelInfo:
+		return zerolog.DebugLevel
+	case l < slog.LevelWarn:
+		return zerolog.InfoLevel
+	case l < slog.LevelError:
+		return zerolog.WarnLevel
+	}
+	return zerolog.ErrorLevel
+}
+
+func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return zerologLevel(l) >= zerolog.GlobalLevel() && zerologLevel(l) >= h.log.GetLevel()
+}
+
+func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
+	ev := h.log.WithLevel(zerologLevel(r.Level))
+	r.Attrs(func(a slog.Attr) bool {
+		addAttr(ev, h.prefix, a)
+		return true
+	})
+	ev.Msg(r.Message)
+	return nil
+}
+
+func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	ctx := h.log.With()
+	for _, a := range attrs {
+		ctx = addCtxAttr(ctx, h.prefix, a)
+	}
+	return &slogHandler{log: ctx.Logger(), prefix: h.prefix}
+}
+
+func (h *slogHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	return &slogHandler{log: h.log, prefix: h.prefix + name + "."}
+}
+
+// addAttr adds one slog attribute (groups flattened to dotted keys).
+func addAttr(ev *zerolog.Event, prefix string, a slog.Attr) {
+	v := a.Value.Resolve()
+	if a.Key == "" && v.Kind() != slog.KindGroup {
+		return
+	}
+	k := prefix + a.Key
+	switch v.Kind() {
+	case slog.KindGroup:
+		p := prefix
+		if a.Key != "" {
+			p = k + "."
+		}
+		for _, g := range v.Group() {
+			addAttr(ev, p, g)
+		}
+	case slog.KindString:
+		ev.Str(k, v.String())
+	case slog.KindInt64:
+		ev.Int64(k, v.Int64())
+	case slog.KindUint64:
+		ev.Uint64(k, v.Uint64())
+	case slog.KindFloat64:
+		ev.Float64(k, v.Float64())
+	case slog.KindBool:
+		ev.Bool(k, v.Bool())
+	case slog.KindDuration:
+		ev.Dur(k, v.Duration())
+	case slog.KindTime:
+		ev.Time(k, v.Time())
+	default:
+		if err, ok := v.Any().(error); ok {
+			ev.AnErr(k, err)
+		} else {
+			ev.Interface(k, v.Any())
+		}
+	}
+}
+
+// addCtxAttr is addAttr for a logger's context (WithAttrs).
+func addCtxAttr(ctx zerolog.Context, prefix string, a slog.Attr) zerolog.Context {
+	v := a.Value.Resolve()
+	k := prefix + a.Key
+	switch v.Kind() {
+	case slog.KindGroup:
+		p := prefix
+		if a.Key != "" {
+			p = k + "."
+		}
+		for _, g := range v.Group() {
+			ctx = addCtxAttr(ctx, p, g)
+		}
+		return ctx
+	case slog.KindString:
+		return ctx.Str(k, v.String())
+	case slog.KindInt64:
+		return ctx.Int64(k, v.Int64())
+	case slog.KindDuration:
+		return ctx.Dur(k, v.Duration())
+	case slog.KindTime:
+		return ctx.Time(k, v.Time())
+	case slog.KindBool:
+		return ctx.Bool(k, v.Bool())
+	}
+	if a.Key == "" {
+		return ctx
+	}
+	return ctx.Interface(k, v.Any())
+}
+
+// logLevelFromFile is the log-level the config file now says for c
+// (SIGHUP), or the flag's default when it says none.
+func (c *command) logLevelFromFile() (zerolog.Level, error) {
+	def, _ := zerolog.ParseLevel(c.fs.Lookup("log-level").DefValue)
+	b, err := os.ReadFile(c.path)
+	if err != nil {
+		return def, err
+	}
+	sec, err := findSection(c.path, b, c.name)
+	if err != nil || sec == nil {
+		return def, err
+	}
+	for i := 0; i+1 < len(sec.Content); i += 2 {
+		if k := sec.Content[i].Value; k == "log-level" || k == "log_level" {
+			lvl, err := zerolog.ParseLevel(sec.Content[i+1].Value)
+			if err != nil {
+				return def, fmt.Errorf("%w: %s:%d: log-level: %w", ErrConfig, c.path, sec.Content[i+1].Line, err)
+			}
+			return lvl, nil
+		}
+	}
+	return def, nil
+}
+
+// timeSince is a duration rounded for log lines.
+func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }
