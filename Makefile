@@ -79,7 +79,7 @@ postgres-stop:
 
 # Go micro-benchmarks, then a short media benchmark (all four modes, about
 # 2 minutes; the full run and its figures: BENCHMARKS.md).
-bench: deps build
+bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./control/ng/ ./relay/...
 	./$(BIN) bench media --calls 100,1000,2000 --duration 3s --out bench-out
 

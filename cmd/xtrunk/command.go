@@ -34,7 +34,7 @@ func newCommand(name, summary, examples string) *command {
 	c := &command{name: name, summary: summary, examples: examples, fs: flag.NewFlagSet(name, flag.ContinueOnError)}
 	c.fs.StringVar(&c.config, "config", "xtrunk.yaml", "YAML config file; this command reads its section "+name+": (keys are the flag names)")
 	c.fs.StringVar(&c.logLevel, "log-level", "info", "trace, debug, info, warn or error (SIGHUP re-reads it from the config file)")
-	c.fs.StringVar(&c.logFormat, "log-format", logFormatAuto, "json or console (default: console when stderr is a terminal, else json; never colours into a file or pipe)")
+	c.fs.StringVar(&c.logFormat, "log-format", logFormatAuto, "json, console, or auto: console when stderr is a terminal, else json (colours only on a terminal)")
 	c.fs.Usage = func() { c.usage(c.fs.Output()) }
 	return c
 }
