@@ -60,7 +60,8 @@ func (c *command) parse(args []string, cfg any) error {
 	if err := applyEnv(c.fs, c.given); err != nil {
 		return err
 	}
-	c.path, c.explicit, c.cfg = c.config, c.given["config"], cfg
+	// An empty --config or XTRUNK_CONFIG= means no file at all.
+	c.path, c.explicit, c.cfg = c.config, c.given["config"] && c.config != "", cfg
 	return c.loadFile(c.path, c.explicit, c.given, cfg)
 }
 
