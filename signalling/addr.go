@@ -206,11 +206,20 @@ func (s *Server) contactAt(transport, host string) sip.ContactHeader {
 }
 
 // legUA is the dialog UA for a leg toward peer over transport: its
-// Contact and its client's Via carry selfHost(transport, peer).
+// Contact and its client's Via carry selfHost(transport, peer). A
+// transport dialed without a listener of its own gets the first
+// listener's Contact, so that the peer's in-dialog requests have a
+// listener to go to.
 func (s *Server) legUA(transport string, peer netip.Addr) *sipgo.DialogUA {
 	transport = strings.ToUpper(transport)
 	host := s.selfHost(transport, peer)
-	return &sipgo.DialogUA{Client: s.clientAt(transport, host), ContactHDR: s.contactAt(transport, host)}
+	contact := transport
+	if !s.lis.addr(transport).IsValid() {
+		if trs := s.lis.transports(); len(trs) > 0 {
+			contact = trs[0]
+		}
+	}
+	return &sipgo.DialogUA{Client: s.clientAt(transport, host), ContactHDR: s.contactAt(contact, host)}
 }
 
 // clientAt is the sipgo client whose requests over transport carry host

@@ -134,14 +134,14 @@ func newTrunkLab(t *testing.T, kind string) *trunkLab {
 		t.Fatal(err)
 	}
 	l.tri = testbed.NewTriangle(t, testbed.WithoutIPv6())
-	// `xtrunk sip` sends its B-leg requests from ephemeral UDP ports on
-	// the relay's own address, and the kernel's default ephemeral range
-	// (32768-60999) overlaps xtrunk's media ports (30000-39999): on a
-	// single-box edge a SIP response can come to a port of the relay's
-	// range that has no session, and XDP must pass it to the host's
-	// socket instead of dropping it (no_session), or the call times out
-	// after 4 s. The lab makes that the rule rather than a 1-in-4 chance:
-	// every ephemeral port in the relay namespace is in the media range.
+	// `xtrunk sip` sends its UDP requests from its listening socket, but
+	// anything that still used an ephemeral port on a single-box edge
+	// (the kernel's default range, 32768-60999, overlaps xtrunk's media
+	// ports, 30000-39999) would get its answers on a port of the relay's
+	// range that has no session, where XDP must pass them to the host's
+	// socket instead of dropping them (no_session). The lab makes that the
+	// rule rather than a 1-in-4 chance: every ephemeral port in the relay
+	// namespace is in the media range.
 	if err := l.tri.Relay.SetSysctl("net.ipv4.ip_local_port_range", "32768 39999"); err != nil {
 		t.Fatal(err)
 	}

@@ -560,6 +560,9 @@ func startB2BUAWith(t *testing.T, ctx context.Context, tri *testbed.Triangle, bi
 			t.Logf("xtrunk sip on %s:\n%s", listen, proc.Output())
 		}
 	})
+	if ap, err := netip.ParseAddrPort(listen); err == nil && ap.Addr().IsUnspecified() {
+		listen = netip.AddrPortFrom(tri.RelayCallerIP, ap.Port()).String() // a wildcard: reach it on the PBX side
+	}
 	waitUDP(t, tri.Caller, listen)
 }
 

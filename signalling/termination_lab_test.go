@@ -93,9 +93,12 @@ func TestTerminationLab(t *testing.T) {
 	if err := os.WriteFile(emptyConfig, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The first B2BUA listens as the default does, on 0.0.0.0:5060 with
+	// no --advertise: its Contact toward the PBX must be 198.18.1.1 (see
+	// uac_contact.xml and TestWildcardAddressLab).
 	sipAddr := netip.AddrPortFrom(tri.RelayCallerIP, 5060).String()
 	carrier := netip.AddrPortFrom(tri.CalleeIP, 5060).String()
-	startB2BUA(t, ctx, tri, bin, emptyConfig, p.dsn, ngAddr, sipAddr, "sip:"+carrier+";priority=10;weight=1")
+	startB2BUA(t, ctx, tri, bin, emptyConfig, p.dsn, ngAddr, "0.0.0.0:5060", "sip:"+carrier+";priority=10;weight=1")
 
 	// A second B2BUA whose first-choice carrier never answers: the call
 	// must move to the next after 4 s.
@@ -149,7 +152,9 @@ func TestTerminationLab(t *testing.T) {
 			t.Fatalf("SIPp UAC via %s: %v\n%s", server, err, uac.Output())
 		}
 	}
-	runUAC("uac_auth.xml", sipAddr)
+	// The PBX sends its INVITE to the edge's other address and its ACK
+	// and BYE where the 200's Contact says.
+	runUAC("uac_contact.xml", netip.AddrPortFrom(tri.RelayCalleeIP, 5060).String())
 	failoverStart := time.Now()
 	runUAC("uac_auth.xml", failoverAddr)
 
