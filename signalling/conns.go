@@ -100,7 +100,9 @@ func (t *connTracker) count() int {
 	return t.total
 }
 
-// trackedConn gives its slot back when closed, by whichever side.
+// trackedConn gives its slot back when closed, by whichever side. Closing
+// it again is not an error: a ban closes the socket under sipgo, which
+// then closes it as usual.
 type trackedConn struct {
 	net.Conn
 	t    *connTracker
@@ -109,8 +111,12 @@ type trackedConn struct {
 }
 
 func (c *trackedConn) Close() error {
-	c.once.Do(func() { c.t.release(c) })
-	return c.Conn.Close()
+	var err error
+	c.once.Do(func() {
+		c.t.release(c)
+		err = c.Conn.Close()
+	})
+	return err
 }
 
 // idleConn closes a connection nothing is read from for idle (a CRLF

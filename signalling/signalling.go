@@ -64,10 +64,11 @@ type Server struct {
 	trusted     trustedSet  // sources that passed digest recently: exempt from the flood rule
 
 	// TCP/TLS connections and sipgo's transport (conns.go, transport.go).
-	conns        *connTracker      // accepted TCP/TLS connections
-	tm           *transportMetrics // transport series
-	malformedLog logLimiter        // malformed messages' log lines
-	resolver     *net.Resolver     // sipgo's DNS resolver (tests count its lookups)
+	conns         *connTracker      // accepted TCP/TLS connections
+	tm            *transportMetrics // transport series
+	malformedLog  logLimiter        // malformed messages' log lines
+	resolver      *net.Resolver     // sipgo's DNS resolver (tests count its lookups)
+	udpMaxSources int               // sipgo's UDP source bound (0: maxUDPSources)
 
 	draining  atomic.Bool
 	closeOnce sync.Once

@@ -1,6 +1,7 @@
 package signalling
 
 import (
+	"cmp"
 	"net"
 	"net/netip"
 	"sync"
@@ -84,7 +85,7 @@ func (s *Server) transportLayerOptions() []sip.TransportLayerOption {
 		sip.WithTransportLayerReadFilter(s.preParse),
 		sip.WithTransportLayerResponseToSource(s.responseDropped),
 		sip.WithTransportLayerParseErrorHandler(s.onMalformed),
-		sip.WithTransportLayerUDPMaxSources(maxUDPSources),
+		sip.WithTransportLayerUDPMaxSources(cmp.Or(s.udpMaxSources, maxUDPSources)),
 	}
 }
 
@@ -170,3 +171,6 @@ func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
 // withResolver sets sipgo's DNS resolver (tests: to see that nothing is
 // ever looked up for a response).
 func withResolver(r *net.Resolver) Option { return func(s *Server) { s.resolver = r } }
+
+// withUDPMaxSources lowers the UDP listener's source bound (tests).
+func withUDPMaxSources(n int) Option { return func(s *Server) { s.udpMaxSources = n } }

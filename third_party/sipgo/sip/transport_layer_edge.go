@@ -160,6 +160,12 @@ func (l *TransportLayer) CloseConnectionsFrom(ip netip.Addr) int {
 		}
 	}
 	for _, c := range conns {
+		if tc, ok := c.(*TCPConnection); ok {
+			// Close the socket only: its reader sees the error and
+			// releases the connection the usual way.
+			_ = tc.Conn.Close()
+			continue
+		}
 		_ = c.Close()
 	}
 	return len(conns)
