@@ -72,9 +72,11 @@ func TestBadInputLab(t *testing.T) {
 	sipAddr := netip.AddrPortFrom(tri.RelayCallerIP, 5060).String()
 	tcp := supportsTCP(t, bin)
 	// The torture messages come two dozen unparseable ones a second from
-	// one source: the flood rule would ban it (malformed messages count
-	// as requests), and this lab is about the answers.
-	edge := startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr, tcp, []string{"--guard-max-requests", "0"}, "sip:"+netip.AddrPortFrom(tri.CalleeIP, 5060).String())
+	// one source, over TCP on 133 connections at once: the flood rule
+	// would ban it (malformed messages count as requests) and the
+	// per-source connection cap refuse most; this lab is about the
+	// answers.
+	edge := startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr, tcp, []string{"--guard-max-requests", "0", "--tcp-max-per-source", "0"}, "sip:"+netip.AddrPortFrom(tri.CalleeIP, 5060).String())
 
 	uas, err := tri.Callee.Start(ctx, sipp, "-sf", filepath.Join(testdata, "uas_carrier.xml"),
 		"-i", tri.CalleeIP.String(), "-p", "5060", "-mi", tri.CalleeIP.String(), "-mp", "40000", "-rtp_echo",
