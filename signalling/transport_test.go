@@ -379,3 +379,23 @@ func closedFor(t *testing.T, s *Server, reason string) int {
 	t.Helper()
 	return int(series(t, s, `xtrunk_sip_tcp_closed_total{reason="`+reason+`"}`))
 }
+
+// TestConfigTCPLimits: the defaults the issue names, and nonsense refused.
+func TestConfigTCPLimits(t *testing.T) {
+	cfg := DefaultConfig()
+	if cfg.TCPIdleTimeout != 120*time.Second || cfg.TCPMaxPerSource != 32 || cfg.TCPMax != 10000 || cfg.TLSHandshakeTimeout != 10*time.Second {
+		t.Errorf("defaults: %v %d %d %v", cfg.TCPIdleTimeout, cfg.TCPMaxPerSource, cfg.TCPMax, cfg.TLSHandshakeTimeout)
+	}
+	for name, mut := range map[string]func(*Config){
+		"negative idle":      func(c *Config) { c.TCPIdleTimeout = -time.Second },
+		"negative per src":   func(c *Config) { c.TCPMaxPerSource = -1 },
+		"negative total":     func(c *Config) { c.TCPMax = -1 },
+		"no handshake limit": func(c *Config) { c.TLSHandshakeTimeout = 0 },
+	} {
+		c := DefaultConfig()
+		mut(&c)
+		if err := c.validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: want ErrConfig, got %v", name, err)
+		}
+	}
+}
