@@ -156,12 +156,16 @@ func (s *Server) withIdle(c net.Conn) net.Conn {
 
 // closeConnectionsFrom closes every TCP and TLS connection from addr,
 // accepted or dialed, handshakes in progress included: a source the guard
-// bans loses its open connections as well as new ones. The guard calls it
-// through its ban hook.
+// bans loses its open connections as well as new ones. It closes sockets
+// only (no TLS close_notify that a stalled peer could block), takes none
+// of the guard's locks and returns at once, so the guard may call it from
+// its ban hook.
 func (s *Server) closeConnectionsFrom(addr netip.Addr) {
 	addr = addr.Unmap()
-	n := s.ua.TransportLayer().CloseConnectionsFrom(addr) // closes the tracked ones sipgo holds too
-	n += s.conns.closeFrom(addr)                          // the rest: TLS handshakes in progress
+	n := s.conns.closeFrom(addr) // accepted: the raw sockets, under TLS too
+	// And those xtrunk dialed to addr (the accepted ones sipgo still
+	// lists are closed already).
+	s.ua.TransportLayer().CloseConnectionsFrom(addr)
 	if n == 0 {
 		return
 	}

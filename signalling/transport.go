@@ -46,8 +46,8 @@ type transportMetrics struct {
 	malformed *prometheus.CounterVec
 	// xtrunk_sip_tcp_closed_total{reason}: TCP/TLS connections the edge
 	// closed: source_cap and total_cap at accept (--tcp-max-per-source,
-	// --tcp-max), idle (--tcp-idle-timeout), ban (their source was
-	// banned).
+	// --tcp-max), idle (--tcp-idle-timeout), ban (accepted connections
+	// of a source that was banned).
 	closed *prometheus.CounterVec
 	// xtrunk_sip_responses_dropped_total{transport}: requests dropped
 	// because the connection they came on was gone before a response

@@ -170,7 +170,9 @@ func (t *TransportTCP) readConnection(conn *TCPConnection, laddr string, raddr s
 	buf := make([]byte, TransportBufferReadSize)
 	defer t.pool.deleteExact(laddr, conn)
 	defer func() {
-		if err := t.pool.CloseAndDelete(conn, raddr); err != nil {
+		// net.ErrClosed: someone closed the connection under us
+		// (CloseConnectionsFrom), which is clean enough.
+		if err := t.pool.CloseAndDelete(conn, raddr); err != nil && !errors.Is(err, net.ErrClosed) {
 			t.log.Warn("connection pool not clean cleanup", "error", err)
 		}
 	}()
