@@ -71,7 +71,12 @@ func TestBadInputLab(t *testing.T) {
 
 	sipAddr := netip.AddrPortFrom(tri.RelayCallerIP, 5060).String()
 	tcp := supportsTCP(t, bin)
-	edge := startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr, tcp, "sip:"+netip.AddrPortFrom(tri.CalleeIP, 5060).String())
+	// The torture messages come two dozen unparseable ones a second from
+	// one source, over TCP on 133 connections at once: the flood rule
+	// would ban it (malformed messages count as requests) and the
+	// per-source connection cap refuse most; this lab is about the
+	// answers.
+	edge := startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr, tcp, []string{"--guard-max-requests", "0", "--tcp-max-per-source", "0"}, "sip:"+netip.AddrPortFrom(tri.CalleeIP, 5060).String())
 
 	uas, err := tri.Callee.Start(ctx, sipp, "-sf", filepath.Join(testdata, "uas_carrier.xml"),
 		"-i", tri.CalleeIP.String(), "-p", "5060", "-mi", tri.CalleeIP.String(), "-mp", "40000", "-rtp_echo",
@@ -251,7 +256,7 @@ func supportsTCP(t *testing.T, bin string) bool {
 
 // startEdge runs `xtrunk sip` in the relay namespace (UDP, and TCP on the
 // same address when tcp) and waits until it answers OPTIONS.
-func startEdge(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, dsn, ngAddr, listen string, tcp bool, carriers ...string) *testbed.Process {
+func startEdge(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, dsn, ngAddr, listen string, tcp bool, extra []string, carriers ...string) *testbed.Process {
 	t.Helper()
 	cfgFile := filepath.Join(t.TempDir(), "xtrunk.yaml")
 	if err := os.WriteFile(cfgFile, nil, 0o600); err != nil {
@@ -263,6 +268,7 @@ func startEdge(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, ds
 	if tcp {
 		args = append(args, "--listen-tcp", listen)
 	}
+	args = append(args, extra...)
 	for _, c := range carriers {
 		args = append(args, "--carrier", c)
 	}

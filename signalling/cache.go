@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	lru "github.com/hashicorp/golang-lru/v2"
+
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/auth"
 	"github.com/xtrunk/xtrunk/signalling/sipmsg"
@@ -36,7 +38,8 @@ type credEntry struct {
 // Cache holds TrunkConfigs by domain. Any change in the store's feed drops
 // everything: provisioning is rare and a reload is a few queries, so
 // exactness beats cleverness. Unknown domains are cached too, so a scanner
-// cannot make every packet a query.
+// cannot make every packet a query, but in an LRU of maxUnknownDomains: a
+// scanner's names are unbounded, trunks are not.
 type Cache struct {
 	st    *store.Store
 	base  string
@@ -45,13 +48,20 @@ type Cache struct {
 	mu      sync.Mutex
 	rev     int64
 	gen     uint64                   // bumped on every invalidation
-	trunks  map[string]*TrunkConfig  // nil value: no such trunk
+	trunks  map[string]*TrunkConfig  // provisioned trunks only
 	numbers map[string]*NumberConfig // by E.164; nil value: not a DID on a trunk
+
+	// unknown are domains that are no trunk (on their own lock).
+	unknown *lru.Cache[string, struct{}]
 }
+
+// maxUnknownDomains bounds the remembered domains that are no trunk's.
+const maxUnknownDomains = 10000
 
 // NewCache makes a cache over st for trunks under base.
 func NewCache(st *store.Store, base string, edges []string) *Cache {
-	return &Cache{st: st, base: base, edges: edges, trunks: map[string]*TrunkConfig{}, numbers: map[string]*NumberConfig{}}
+	unknown, _ := lru.New[string, struct{}](maxUnknownDomains) // only fails for a size <= 0
+	return &Cache{st: st, base: base, edges: edges, trunks: map[string]*TrunkConfig{}, unknown: unknown, numbers: map[string]*NumberConfig{}}
 }
 
 // Run follows the store's change feed until ctx ends.
@@ -62,6 +72,7 @@ func (c *Cache) Run(ctx context.Context) {
 			c.rev = rev
 			c.gen++
 			c.trunks = map[string]*TrunkConfig{}
+			c.unknown.Purge()
 			c.numbers = map[string]*NumberConfig{}
 		}
 		c.mu.Unlock()
@@ -80,7 +91,10 @@ func (c *Cache) Trunk(ctx context.Context, host string) (*TrunkConfig, bool, err
 	gen := c.gen
 	c.mu.Unlock()
 	if hit {
-		return tc, tc != nil, nil
+		return tc, true, nil
+	}
+	if _, miss := c.unknown.Get(domain); miss {
+		return nil, false, nil
 	}
 	tc, err := c.load(ctx, domain)
 	if err != nil {
@@ -88,7 +102,11 @@ func (c *Cache) Trunk(ctx context.Context, host string) (*TrunkConfig, bool, err
 	}
 	c.mu.Lock()
 	if gen == c.gen { // not invalidated while loading
-		c.trunks[domain] = tc
+		if tc != nil {
+			c.trunks[domain] = tc
+		} else {
+			c.unknown.Add(domain, struct{}{})
+		}
 	}
 	c.mu.Unlock()
 	return tc, tc != nil, nil

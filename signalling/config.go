@@ -83,6 +83,15 @@ type Config struct {
 	// hundreds of ms near capacity (BENCHMARKS.md).
 	GCPercent     int      `yaml:"gc-percent"`
 	GuardScanners []string `yaml:"guard-scanner"`
+
+	// TCP and TLS connections (conns.go): closed after TCPIdleTimeout with
+	// nothing read (CRLF keep-alives count; 0: never), refused at accept
+	// past TCPMaxPerSource from one address or TCPMax in all (0: no cap),
+	// and given TLSHandshakeTimeout to finish a TLS handshake.
+	TCPIdleTimeout      time.Duration `yaml:"tcp-idle-timeout"`
+	TCPMaxPerSource     int           `yaml:"tcp-max-per-source"`
+	TCPMax              int           `yaml:"tcp-max"`
+	TLSHandshakeTimeout time.Duration `yaml:"tls-handshake-timeout"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
@@ -113,6 +122,10 @@ func DefaultConfig() Config {
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
 		GCPercent:            400,
+		TCPIdleTimeout:       120 * time.Second,
+		TCPMaxPerSource:      32,
+		TCPMax:               10000,
+		TLSHandshakeTimeout:  10 * time.Second,
 	}
 }
 
@@ -151,13 +164,19 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{{"drain_timeout", c.DrainTimeout}, {"media_timeout", c.MediaTimeout}, {"guard_request_window", c.GuardRequestWindow}, {"guard_auth_window", c.GuardAuthWindow},
-		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}} {
+		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"tcp_idle_timeout", c.TCPIdleTimeout}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrConfig, d.name)
 		}
 	}
 	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 {
 		return fmt.Errorf("%w: guard limits are negative", ErrConfig)
+	}
+	if c.TCPMax < 0 || c.TCPMaxPerSource < 0 {
+		return fmt.Errorf("%w: tcp_max and tcp_max_per_source must not be negative", ErrConfig)
+	}
+	if c.TLSHandshakeTimeout <= 0 {
+		return fmt.Errorf("%w: tls_handshake_timeout must be positive", ErrConfig)
 	}
 	return nil
 }

@@ -17,9 +17,6 @@ import (
 )
 
 const (
-	// tlsHandshakeTimeout bounds a TLS client's handshake: a peer that
-	// connects and says nothing holds no goroutine for long.
-	tlsHandshakeTimeout = 10 * time.Second
 	// maxTLSHandshakes bounds the handshakes in progress; connections
 	// past it are closed at once.
 	maxTLSHandshakes = 256
@@ -119,7 +116,7 @@ func (l *listeners) serve(ctx context.Context, s *Server) error {
 		start("UDP", func() error { return s.srv.ServeUDP(l.udp) })
 	}
 	if l.tcp != nil {
-		start("TCP", func() error { return s.srv.ServeTCP(&guardedListener{Listener: l.tcp, s: s}) })
+		start("TCP", func() error { return s.srv.ServeTCP(&guardedListener{Listener: l.tcp, s: s, idle: true}) })
 	}
 	if l.tls != nil {
 		start("TLS", func() error {
@@ -152,12 +149,15 @@ func (l *listeners) close() {
 	})
 }
 
-// guardedListener closes connections from banned sources before sipgo
-// (or TLS) spends anything on them, and rides out accept errors such as
-// running out of file descriptors instead of stopping the listener.
+// guardedListener closes connections from banned sources and those over
+// the connection caps before sipgo (or TLS) spends anything on them, and
+// rides out accept errors such as running out of file descriptors instead
+// of stopping the listener. With idle, it applies the idle timeout too
+// (TLS applies it after the handshake, which has its own).
 type guardedListener struct {
 	net.Listener
-	s *Server
+	s    *Server
+	idle bool
 }
 
 func (l *guardedListener) Accept() (net.Conn, error) {
@@ -179,7 +179,17 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
-		return c, nil
+		tc, over := l.s.conns.admit(c)
+		if tc == nil {
+			l.s.tm.closed.WithLabelValues(over).Inc()
+			l.s.log.Debug().Str("src", c.RemoteAddr().String()).Str("reason", over).Msg("TCP connection refused")
+			_ = c.Close()
+			continue
+		}
+		if l.idle {
+			return l.s.withIdle(tc), nil
+		}
+		return tc, nil
 	}
 }
 
@@ -224,7 +234,7 @@ func (l *tlsListener) loop() {
 func (l *tlsListener) handshake(raw net.Conn) {
 	defer func() { <-l.sem }()
 	c := tls.Server(raw, l.conf)
-	_ = c.SetDeadline(time.Now().Add(tlsHandshakeTimeout))
+	_ = c.SetDeadline(time.Now().Add(l.s.cfg.TLSHandshakeTimeout))
 	if err := c.Handshake(); err != nil {
 		l.s.log.Debug().Err(err).Str("src", raw.RemoteAddr().String()).Msg("TLS handshake failed")
 		l.s.metrics.tlsFailed()
@@ -233,7 +243,7 @@ func (l *tlsListener) handshake(raw net.Conn) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	select {
-	case l.conns <- c:
+	case l.conns <- l.s.withIdle(c):
 	case <-l.done:
 		_ = c.Close()
 	}

@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -62,6 +63,13 @@ type Server struct {
 	allow       string      // the Allow header: the methods handled
 	clock       limit.Clock // the guard's (tests move it)
 	trusted     trustedSet  // sources that passed digest recently: exempt from the flood rule
+
+	// TCP/TLS connections and sipgo's transport (conns.go, transport.go).
+	conns         *connTracker      // accepted TCP/TLS connections
+	tm            *transportMetrics // transport series
+	malformedLog  logLimiter        // malformed messages' log lines
+	resolver      *net.Resolver     // sipgo's DNS resolver (tests count its lookups)
+	udpMaxSources int               // sipgo's UDP source bound (0: maxUDPSources)
 
 	draining  atomic.Bool
 	closeOnce sync.Once
@@ -114,6 +122,9 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s, certs)
+	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
+	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
+	s.malformedLog.n = malformedLogsPerSecond
 	nc, err := ng.Dial(cfg.RelayNG)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
@@ -133,7 +144,10 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	host := s.advertisedHost()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("xtrunk"), sipgo.WithUserAgenTLSConfig(tlsClient),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerReadFilter(s.preParse))}
+		sipgo.WithUserAgentTransportLayerOptions(s.transportLayerOptions()...)}
+	if s.resolver != nil {
+		uaOpts = append(uaOpts, sipgo.WithUserAgentDNSResolver(s.resolver))
+	}
 	if host != "" {
 		uaOpts = append(uaOpts, sipgo.WithUserAgentHostname(host))
 	}

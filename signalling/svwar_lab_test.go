@@ -58,7 +58,7 @@ func TestSvwarLab(t *testing.T) {
 	// No call is placed: the relay address only has to be well-formed.
 	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	sipAddr := netip.AddrPortFrom(tri.RelayCallerIP, 5060)
-	startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr.String(), false)
+	startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr.String(), false, nil)
 	// The PBX's IPv4 address is in the ACL trunk's list, and the abuse
 	// guard exempts it; its IPv6 address is in no list, like a scanner's.
 	// A second edge listens on IPv6 for the scans from there.

@@ -131,6 +131,10 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.DurationVar(&cfg.GuardBan, "guard-ban", cfg.GuardBan, "how long a banned source is ignored")
 	fs.DurationVar(&cfg.OptionsInterval, "options-interval", cfg.OptionsInterval, "one OPTIONS per source is answered per interval; the others get nothing (0: all)")
 	fs.Var(&listFlag{vals: &cfg.GuardScanners}, "guard-scanner", "User-Agent substring that gets no answer (repeatable; replaces the built-in list)")
+	fs.DurationVar(&cfg.TCPIdleTimeout, "tcp-idle-timeout", cfg.TCPIdleTimeout, "close a TCP/TLS connection nothing (not even a CRLF keep-alive) came on for this long (0: never)")
+	fs.IntVar(&cfg.TCPMaxPerSource, "tcp-max-per-source", cfg.TCPMaxPerSource, "TCP+TLS connections open at once from one address; more are closed at accept (0: no cap)")
+	fs.IntVar(&cfg.TCPMax, "tcp-max", cfg.TCPMax, "TCP+TLS connections open at once in all; more are closed at accept (0: no cap)")
+	fs.DurationVar(&cfg.TLSHandshakeTimeout, "tls-handshake-timeout", cfg.TLSHandshakeTimeout, "a TLS client must finish its handshake within this")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
 	if err := cmd.parse(args, &cfg); err != nil {
 		return cfg, nil, err

@@ -18,6 +18,9 @@ type Request struct {
 	Laddr Addr
 	// raddr is address set after resolving Via
 	raddr Addr
+	// recvConn is the UDP socket the request was read from (fork: see
+	// WithTransportLayerResponseToSource).
+	recvConn Connection
 }
 
 // NewRequest creates base for building sip Request
@@ -250,7 +253,7 @@ func newAckRequestNon2xx(inviteRequest *Request, inviteResponse *Response, body 
 	// header fields, those header fields MUST appear in the ACK to non-2xx response.
 	if len(inviteRequest.GetHeaders("Route")) > 0 {
 		CopyHeaders("Route", inviteRequest, ackRequest)
-	} 
+	}
 
 	maxForwardsHeader := MaxForwardsHeader(70)
 	ackRequest.AppendHeader(&maxForwardsHeader)

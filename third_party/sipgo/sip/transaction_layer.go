@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -147,6 +148,10 @@ func (txl *TransactionLayer) handleMessage(msg Message) {
 
 func (txl *TransactionLayer) handleRequestBackground(req *Request) {
 	if err := txl.handleRequest(req); err != nil {
+		if errors.Is(err, ErrResponseConnectionGone) {
+			txl.log.Debug("Request dropped: its connection is gone", "req", req.StartLine())
+			return
+		}
 		txl.log.Error("Server tx failed to handle request", "error", err, "req", req.StartLine())
 	}
 }

@@ -45,6 +45,12 @@ type TransportLayer struct {
 	// dnsPreferSRV does always SRV lookup first
 	dnsPreferSRV bool
 	dnsPreferIP  int // 0 - no preference , 1 -ip4, 2 - ip6
+
+	// Fork options (transport_layer_edge.go).
+	responseToSource  bool
+	onResponseDrop    func(req *Request)
+	parseErrorHandler ParseErrorHandler
+	udpMaxSources     int
 }
 
 type TransportLayerOption func(l *TransportLayer)
@@ -167,6 +173,7 @@ func NewTransportLayer(
 	}
 
 	l.withTransports(transports)
+	l.applyEdgeOptions()
 
 	l.udp.init(sipparser)
 	l.tcp.init(sipparser)
@@ -461,6 +468,9 @@ func (l *TransportLayer) ClientRequestConnection(ctx context.Context, req *Reque
 //
 // NOTE: this normally should be called one time for request transaction
 func (l *TransportLayer) serverRequestConnection(ctx context.Context, req *Request) (c Connection, err error) {
+	if l.responseToSource {
+		return l.serverRequestConnectionToSource(req)
+	}
 	network := NetworkToLower(req.Transport())
 	transport := l.getTransport(network)
 	if transport == nil {

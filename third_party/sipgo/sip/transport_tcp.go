@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +37,9 @@ type TransportTCP struct {
 	DialerCreate func(laddr net.Addr) net.Dialer
 
 	onConnClose func(conn Connection)
+
+	// parseErrorHandler: see transport_layer_edge.go.
+	parseErrorHandler ParseErrorHandler
 }
 
 func (t *TransportTCP) newConnection(conn net.Conn, refcount int) *TCPConnection {
@@ -165,7 +170,9 @@ func (t *TransportTCP) readConnection(conn *TCPConnection, laddr string, raddr s
 	buf := make([]byte, TransportBufferReadSize)
 	defer t.pool.deleteExact(laddr, conn)
 	defer func() {
-		if err := t.pool.CloseAndDelete(conn, raddr); err != nil {
+		// net.ErrClosed: someone closed the connection under us
+		// (CloseConnectionsFrom), which is clean enough.
+		if err := t.pool.CloseAndDelete(conn, raddr); err != nil && !errors.Is(err, net.ErrClosed) {
 			t.log.Warn("connection pool not clean cleanup", "error", err)
 		}
 	}()
@@ -183,6 +190,12 @@ func (t *TransportTCP) readConnection(conn *TCPConnection, laddr string, raddr s
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 				t.log.Debug("connection was closed", "error", err)
+				return
+			}
+			// An idle timeout (ReadTimeout) or a peer's reset is how
+			// connections end on the internet, not a server error.
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, syscall.ECONNRESET) {
+				t.log.Debug("connection ended", "raddr", raddr, "error", err)
 				return
 			}
 
@@ -235,14 +248,14 @@ func (t *TransportTCP) readConnection(conn *TCPConnection, laddr string, raddr s
 		// TODO fallback to parseFull if message size limit is set
 
 		// t.log.Debug().Str("raddr", raddr).Str("data", string(data)).Msg("new message")
-		if err := t.parseStream(par, data, raddr, handler); err != nil {
+		if err := t.parseStream(conn, par, data, raddr, handler); err != nil {
 			// A framing error leaves no message boundary to resync on, so close the connection.
 			return
 		}
 	}
 }
 
-func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, handler MessageHandler) error {
+func (t *TransportTCP) parseStream(conn *TCPConnection, par *ParserStream, data []byte, src string, handler MessageHandler) error {
 	err := par.ParseSIPStream(data, func(msg Message) {
 		msg.SetTransport(t.Network())
 		msg.SetSource(src)
@@ -252,6 +265,10 @@ func (t *TransportTCP) parseStream(par *ParserStream, data []byte, src string, h
 	if err != nil {
 		if err == ErrParseSipPartial {
 			return nil
+		}
+		if t.parseErrorHandler != nil {
+			t.parseErrorHandler(TransportReadProps{Transport: t.Network(), LocalAddr: conn.LocalAddr(), RemoteAddr: conn.RemoteAddr()}, data, err)
+			return err
 		}
 		t.log.Error("failed to parse", "error", err, "data", string(data))
 		return err

@@ -24,6 +24,10 @@ type TransportUDP struct {
 	log             *slog.Logger
 	connectionReuse bool
 	readFilter      TransportReadFilter
+
+	// parseErrorHandler and maxSources: see transport_layer_edge.go.
+	parseErrorHandler ParseErrorHandler
+	maxSources        int
 }
 
 func (t *TransportUDP) init(par *Parser) {
@@ -133,13 +137,9 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	var lastRaddr string
 	// NOTE: consider to refactor, but for cleanup
 	// We are reusing UDP listener as dial connection
-	acceptedAddr := make(map[string]struct{})
+	accepted := newSourceSet(t.maxSources)
 	defer func() {
-		addrs := make([]string, 0, len(acceptedAddr))
-		for addr := range acceptedAddr {
-			addrs = append(addrs, addr)
-		}
-		t.pool.deleteExactN(addrs, conn)
+		t.pool.deleteExactN(accepted.all(), conn)
 	}()
 
 	for {
@@ -182,10 +182,12 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 			// In most cases we are in single connection mode so no need to keep adding in pool
 			// In case of server and multiple UDP listeners, this makes sure right one is used
 			t.pool.Add(rastr, conn)
-			acceptedAddr[rastr] = struct{}{}
+			if old := accepted.add(rastr); old != "" {
+				t.pool.deleteExact(old, conn)
+			}
 		}
 
-		t.parseAndHandle(data, rastr, handler)
+		t.parseAndHandle(conn, raddr, data, rastr, handler)
 		lastRaddr = rastr
 	}
 }
@@ -218,7 +220,7 @@ func (t *TransportUDP) readListenerConnection(conn *UDPConnection, laddr string,
 	}
 } */
 
-func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHandler) {
+func (t *TransportUDP) parseAndHandle(conn *UDPConnection, raddr net.Addr, data []byte, src string, handler MessageHandler) {
 	// Check is keep alive
 	if len(data) <= 4 {
 		//One or 2 CRLF
@@ -230,10 +232,17 @@ func (t *TransportUDP) parseAndHandle(data []byte, src string, handler MessageHa
 
 	msg, err := t.parser.ParseSIP(data) //Very expensive operation
 	if err != nil {
+		if t.parseErrorHandler != nil {
+			t.parseErrorHandler(TransportReadProps{Transport: t.Network(), LocalAddr: conn.LocalAddr(), RemoteAddr: raddr}, data, err)
+			return
+		}
 		t.log.Error("failed to parse", "data", string(data), "error", err)
 		return
 	}
 
+	if req, ok := msg.(*Request); ok {
+		req.recvConn = conn // where its response goes under WithTransportLayerResponseToSource
+	}
 	msg.SetTransport(t.Network())
 	// Current transaction are taking connection but for UDP they can forward on different src address
 	msg.SetSource(src) // By default we expect our source is behind NAT. https://datatracker.ietf.org/doc/html/rfc3581#section-6

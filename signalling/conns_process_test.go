@@ -1,0 +1,109 @@
+package signalling
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestTCPLimitsProcess runs `xtrunk sip` as its own process on loopback
+// with --tcp-max-per-source 32 and --tcp-idle-timeout 5s: 40 connections
+// from one address get 32 through, 1,000 silent connections from 50
+// others are all closed by the idle timeout, and the process's file
+// descriptors come back to where they were.
+func TestTCPLimitsProcess(t *testing.T) {
+	p := provision(t)
+	bin := xtrunkBinary(t)
+	cfgFile := filepath.Join(t.TempDir(), "xtrunk.yaml")
+	if err := os.WriteFile(cfgFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "sip", "--config", cfgFile, "--listen-udp", "127.0.0.1:0", "--domain", testDomain,
+		"--db", p.dsn, "--relay-ng", freeUDPPort(t, "127.0.0.1"), "--tcp-max-per-source", "32", "--tcp-idle-timeout", "5s")
+	out, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = cmd.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e struct{ Message, TCP string }
+			if json.Unmarshal(sc.Bytes(), &e) == nil && e.Message == "sip ready" {
+				addr <- e.TCP
+			}
+		}
+	}()
+	var tcp string
+	select {
+	case tcp = <-addr:
+	case <-time.After(30 * time.Second):
+		t.Fatal("xtrunk sip did not say it was ready")
+	}
+	fds := func() int {
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ents)
+	}
+	fds0 := fds()
+
+	var one []*net.TCPConn
+	for i := 0; i < 40; i++ {
+		c, err := dialFrom("127.0.14.1", tcp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		one = append(one, c)
+	}
+	time.Sleep(time.Second) // the refused ones are closed at accept
+	refused := 0
+	for _, c := range one {
+		if closedByPeer(c, time.Millisecond) {
+			refused++
+		}
+	}
+	if refused != 8 {
+		t.Errorf("%d of 40 connections from one address refused, want 8", refused)
+	}
+
+	conns := dialMany(t, tcp, 50, 20)
+	defer closeAll(conns)
+	waitFor(t, 10*time.Second, "1,000 connections accepted", func() bool { return fds() >= fds0+1000 })
+	for i, c := range conns {
+		if !closedByPeer(c, 30*time.Second) {
+			t.Fatalf("idle connection %d still open", i)
+		}
+	}
+	waitFor(t, 30*time.Second, "descriptors back", func() bool { return fds() <= fds0+2 })
+	// Still serving: a keep-alive ping gets its pong.
+	c, err := dialFrom("127.0.14.2", tcp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2)
+	if _, err := c.Write([]byte("\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "\r\n" {
+		t.Fatalf("after the flood: %q, %v", buf[:n], err)
+	}
+}
