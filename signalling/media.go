@@ -11,10 +11,6 @@ import (
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// errMediaRefused wraps the relay's error reply to an offer or answer:
-// the SDP is not acceptable (488), unlike a relay that does not answer.
-var errMediaRefused = errors.New("relay refused the SDP")
-
 // interfaces are the relay's logical interfaces for the A-leg and the
 // B-leg, in that order.
 func (s *Server) interfaces(c *call) []any {
@@ -120,11 +116,7 @@ func (c *call) tags(fromA bool) (string, string) {
 
 func (s *Server) ngSDP(ctx context.Context, req ng.Dict) ([]byte, error) {
 	res, err := s.ng.Do(ctx, req)
-	var re *ng.ReplyError
-	if errors.As(err, &re) {
-		return nil, fmt.Errorf("%w: %s: %s", errMediaRefused, req["command"], re.Reason)
-	}
-	if err != nil {
+	if err != nil { // an *ng.ReplyError stays visible: relayRefusal maps its class
 		return nil, fmt.Errorf("relay %s: %w", req["command"], err)
 	}
 	switch v := res["sdp"].(type) {
@@ -194,7 +186,7 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, gone bool, err error) {
 	res, err := s.ng.Do(ctx, ng.Dict{"command": "query", "call-id": c.id, "from-tag": c.fromTag})
 	var re *ng.ReplyError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.Class == ng.ClassUnknownCall {
 		return 0, true, nil // "Unknown call-id": the relay timed it out itself
 	}
 	if err != nil {

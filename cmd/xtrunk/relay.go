@@ -28,6 +28,8 @@ func runRelay(args []string) error {
 		ifaces = append(ifaces, i.String())
 	}
 	fs.Var(&listFlag{vals: &ifaces}, "interface", "logical interface NAME/IP[!ADVERTISED_IP] (repeatable; rtpengine syntax)")
+	ngAllow := cfg.NGAllow
+	fs.Var(&listFlag{vals: &ngAllow}, "ng-allow", "source CIDR allowed to send NG commands (repeatable; default 127.0.0.1/32 and ::1/128); others are dropped")
 	fs.StringVar(&cfg.ListenNG, "listen-ng", cfg.ListenNG, "NG control address (UDP)")
 	fs.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "lowest media port")
 	fs.IntVar(&cfg.PortMax, "port-max", cfg.PortMax, "highest media port")
@@ -42,6 +44,11 @@ func runRelay(args []string) error {
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg.NGAllow = ngAllow
+	allow, err := cfg.NGAllowPrefixes()
+	if err != nil {
 		return err
 	}
 	cfg.Interfaces = nil
@@ -80,8 +87,8 @@ func runRelay(args []string) error {
 		go func() { _ = srv.Serve(ln) }()
 		defer srv.Close()
 	}
-	srv := ng.NewServer(r, ng.WithLogger(log))
-	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Msg("relay ready")
+	srv := ng.NewServer(r, ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
+	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Strs("ng_allow", cfg.NGAllow).Msg("relay ready")
 	err = srv.Serve(ctx, pc)
 	log.Info().Msg("relay stopping; pinned sessions keep forwarding until a successor adopts them")
 	cerr := r.Close()

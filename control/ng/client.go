@@ -204,7 +204,7 @@ func (c *Client) Do(ctx context.Context, req Dict) (Dict, error) {
 			case "":
 				return d, fmt.Errorf("%w (command %q)", ErrNoResult, cmd)
 			case "error":
-				return d, &ReplyError{Reason: d.Str("error-reason")}
+				return d, NewReplyError(d.Str("error-reason"))
 			}
 			return d, nil
 		case <-retransmit.C:
