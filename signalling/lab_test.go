@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,8 @@ type trunkLab struct {
 
 	acmeSid  string // the digest trunk (credential list), labDID on it
 	nextPort atomic.Int32
+	sipsMu   sync.Mutex
+	sips     []*testbed.Process // every `xtrunk sip` started, for relayCallID
 	nextNum  atomic.Int32
 }
 
@@ -205,7 +208,7 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T) {
 	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config, "--recording-dir", l.recDir,
 		"--interface", "customer/"+tri.RelayCallerIP.String(),
 		"--interface", "carrier/"+tri.RelayCalleeIP.String(),
-		"--listen-ng", l.ngAddr, "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
+		"--listen-ng", l.ngAddr, "--ng-allow", "198.18.0.0/15", "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
 		"--log-level", "warn")
 	if err != nil {
 		t.Fatal(err)
@@ -382,6 +385,9 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.sipsMu.Lock()
+	l.sips = append(l.sips, p)
+	l.sipsMu.Unlock()
 	t.Cleanup(func() {
 		_ = p.Stop()
 		if t.Failed() {
@@ -521,12 +527,41 @@ func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
 	return w
 }
 
+// relayCallID is the relay's call-id for the call whose A-leg has SIP
+// Call-ID callID: the edge keys the relay session by an ID of its own,
+// which `xtrunk sip` logs ("call") beside the Call-ID ("call_id") when it
+// admits the call.
+func (l *trunkLab) relayCallID(callID string) (string, error) {
+	l.sipsMu.Lock()
+	sips := slices.Clone(l.sips)
+	l.sipsMu.Unlock()
+	for _, p := range sips {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			if !strings.Contains(line, callID) || !strings.Contains(line, `"call":`) {
+				continue
+			}
+			var e struct {
+				CallID string `json:"call_id"`
+				Call   string `json:"call"`
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.CallID == callID && e.Call != "" {
+				return e.Call, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no xtrunk sip has logged call %q yet", callID)
+}
+
 // relayCounts asks the relay (NG query) for one call's RTP counts per
-// party (tag).
+// party (tag); callID is the A-leg's SIP Call-ID.
 func (l *trunkLab) relayCounts(callID string) (map[string]streamCounts, error) {
+	id, err := l.relayCallID(callID)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": callID})
+	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": id})
 	if err != nil {
 		return nil, err
 	}
