@@ -135,8 +135,20 @@ func addSecondAddr(t *testing.T, ns *testbed.NS, next, addr netip.Addr) {
 
 // rawInvite is a plain PBX INVITE (G.711 A-law offer) from src.
 func rawInvite(src netip.AddrPort, called, host, callID, fromTag, branch string) string {
-	sdp := fmt.Sprintf("v=0\r\no=beta 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
+	return rawInviteSDP(src, called, host, callID, fromTag, branch, "")
+}
+
+// rawInviteSDP is rawInvite with body sdp ("" for a G.711 A-law offer).
+func rawInviteSDP(src netip.AddrPort, called, host, callID, fromTag, branch, sdp string) string {
+	if sdp != "" {
+		return rawInviteBody(src, called, host, callID, fromTag, branch, sdp)
+	}
+	sdp = fmt.Sprintf("v=0\r\no=beta 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
 		src.Addr(), src.Addr(), src.Port()+2)
+	return rawInviteBody(src, called, host, callID, fromTag, branch, sdp)
+}
+
+func rawInviteBody(src netip.AddrPort, called, host, callID, fromTag, branch, sdp string) string {
 	return fmt.Sprintf("INVITE sip:%s@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=%s\r\nFrom: <sip:%s@%s>;tag=%s\r\n"+
 		"To: <sip:%s@%s>\r\nCall-ID: %s\r\nCSeq: 1 INVITE\r\nContact: <sip:beta@%s>\r\nMax-Forwards: 70\r\n"+
 		"Content-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s",
@@ -144,8 +156,15 @@ func rawInvite(src netip.AddrPort, called, host, callID, fromTag, branch string)
 }
 
 // sipExchange sends msg from src in ns to dst and returns the final
-// response's status (0 if none came within 5 s).
+// response's status (0 if none came within 10 s).
 func sipExchange(t *testing.T, ns *testbed.NS, src, dst netip.AddrPort, msg string) int {
+	t.Helper()
+	code, _ := sipExchangeMsg(t, ns, src, dst, msg)
+	return code
+}
+
+// sipExchangeMsg is sipExchange returning the final response too.
+func sipExchangeMsg(t *testing.T, ns *testbed.NS, src, dst netip.AddrPort, msg string) (int, string) {
 	t.Helper()
 	conn, err := ns.ListenUDP(src.String())
 	if err != nil {
@@ -156,18 +175,18 @@ func sipExchange(t *testing.T, ns *testbed.NS, src, dst netip.AddrPort, msg stri
 		t.Fatal(err)
 	}
 	buf := make([]byte, 65535)
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		n, _, err := conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
-			return 0
+			return 0, ""
 		}
 		f := strings.Fields(string(buf[:n]))
 		if len(f) < 2 || f[0] != "SIP/2.0" {
 			continue
 		}
 		if code, _ := strconv.Atoi(f[1]); code >= 200 {
-			return code
+			return code, string(buf[:n])
 		}
 	}
 }

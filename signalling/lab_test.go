@@ -119,12 +119,13 @@ type trunkLab struct {
 	nextPort atomic.Int32
 	sipsMu   sync.Mutex
 	sips     []*testbed.Process // every `xtrunk sip` started, for relayCallID
+	relay    *testbed.Process   // xtrunk's relay (relayXtrunk)
 	nextNum  atomic.Int32
 }
 
 // newTrunkLab builds a lab with relay kind and the acme trunk:
 // credential list (testUser/testPassword), labDID.
-func newTrunkLab(t *testing.T, kind string) *trunkLab {
+func newTrunkLab(t *testing.T, kind string, relayArgs ...string) *trunkLab {
 	t.Helper()
 	sipp := sippPath(t)
 	if _, err := os.Stat(labG711Pcap); err != nil {
@@ -156,7 +157,7 @@ func newTrunkLab(t *testing.T, kind string) *trunkLab {
 
 	switch kind {
 	case relayXtrunk:
-		l.startXtrunkRelay(t)
+		l.startXtrunkRelay(t, relayArgs...)
 	case relayRtpengine:
 		// Debian's rtpengine, userspace only, as relay's tests run it.
 		l.ngAddr = testbed.StartRtpengine(t, l.tri)
@@ -199,20 +200,22 @@ func (l *trunkLab) number() string { return fmt.Sprintf("+1650555%04d", l.nextNu
 
 // startXtrunkRelay runs `xtrunk relay` with the XDP dataplane in the relay
 // namespace, pinned under a bpffs of its own.
-func (l *trunkLab) startXtrunkRelay(t *testing.T) {
+func (l *trunkLab) startXtrunkRelay(t *testing.T, extra ...string) {
 	t.Helper()
 	tri := l.tri
 	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
 	l.recDir = filepath.Join(l.dir, "recordings")
-	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config, "--recording-dir", l.recDir,
-		"--interface", "customer/"+tri.RelayCallerIP.String(),
-		"--interface", "carrier/"+tri.RelayCalleeIP.String(),
+	args := append([]string{"relay", "--config", l.config, "--recording-dir", l.recDir,
+		"--interface", "customer/" + tri.RelayCallerIP.String(),
+		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
 		"--listen-ng", l.ngAddr, "--ng-allow", "198.18.0.0/15", "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
-		"--log-level", "warn")
+		"--log-level", "warn"}, extra...)
+	p, err := tri.Relay.Start(context.Background(), l.bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.relay = p
 	// Registered after the bpffs unmount, so it runs first: the relay
 	// removes its pins on a clean exit.
 	t.Cleanup(func() {
@@ -361,6 +364,7 @@ func (l *trunkLab) customerURI(port int) string {
 type sipOpts struct {
 	carrier      string        // termination gateway (sip:HOST:PORT), optional
 	mediaTimeout time.Duration // 0: the default
+	metrics      string        // --metrics address (in the relay namespace), optional
 }
 
 // startSIP runs one `xtrunk sip` in the relay namespace on the relay's
@@ -377,6 +381,9 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 		"--db", l.dsn, "--default-cps", "0", "--log-level", "debug"}
 	if o.carrier != "" {
 		args = append(args, "--carrier", o.carrier)
+	}
+	if o.metrics != "" {
+		args = append(args, "--metrics", o.metrics)
 	}
 	if o.mediaTimeout > 0 {
 		args = append(args, "--media-timeout", o.mediaTimeout.String())
