@@ -1,8 +1,8 @@
 package signalling
 
 import (
-	"errors"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
