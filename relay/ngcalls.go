@@ -1,26 +1,23 @@
 package relay
 
 import (
-	"fmt"
-	"slices"
-
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
 // delete ends a call and replies with its final statistics.
 func (r *Relay) delete(req ng.Dict) ng.Dict {
-	id := req.Str("call-id")
-	if id == "" {
-		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	d, err := ng.DecodeDelete(req)
+	if err != nil {
+		return errReply(err)
 	}
-	fromTag, toTag := req.Str("from-tag"), req.Str("to-tag")
+	id := d.CallID
 	r.mu.Lock()
 	c, ok := r.calls[id]
-	if ok && !c.hasTags(fromTag, toTag) {
+	if ok && !c.hasTags(d.FromTag, d.ToTag) {
 		r.mu.Unlock()
 		// rtpengine's answer when the tags name no party of the call: the
 		// call stays as it was; an error only with the "fatal" flag.
-		if slices.ContainsFunc(req.Strings("flags"), func(f string) bool { return normFlag(f) == "fatal" }) {
+		if d.Fatal {
 			return ng.ErrorReply(errTagsMismatch)
 		}
 		return ng.Dict{"result": "ok", "warning": errTagsMismatch}
@@ -88,12 +85,12 @@ func (r *Relay) legQualities(c *call) {
 }
 
 func (r *Relay) query(req ng.Dict) ng.Dict {
-	id := req.Str("call-id")
-	if id == "" {
-		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	q, err := ng.DecodeQuery(req)
+	if err != nil {
+		return errReply(err)
 	}
 	r.mu.Lock()
-	c, ok := r.calls[id]
+	c, ok := r.calls[q.CallID]
 	r.mu.Unlock()
 	if !ok {
 		return errReply(ErrUnknownCall)

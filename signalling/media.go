@@ -184,7 +184,7 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 // mediaIdle asks the relay how long the call's media has been silent in
 // both directions; gone is true when the relay no longer has the call.
 func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, gone bool, err error) {
-	res, err := s.ng.Do(ctx, ng.Dict{"command": "query", "call-id": c.id, "from-tag": c.fromTag})
+	res, err := s.ng.Do(ctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
 	var re *ng.ReplyError
 	if errors.As(err, &re) && re.Class == ng.ClassUnknownCall {
 		return 0, true, nil // "Unknown call-id": the relay timed it out itself
@@ -262,8 +262,7 @@ type deleted struct {
 // the recording from the reply. A failure is logged, not fatal: the
 // relay's own timeout reaps what is left.
 func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
-	req := ng.Dict{"command": "delete", "call-id": c.id, "from-tag": c.fromTag}
-	res, err := s.ng.Do(ctx, req)
+	res, err := s.ng.Do(ctx, ng.Delete{CallID: c.id, FromTag: c.fromTag}.Dict())
 	if err != nil {
 		c.log.Debug().Err(err).Msg("relay delete")
 		return deleted{}

@@ -35,6 +35,10 @@ var ErrTooLarge = errors.New("ng: message too large for a datagram")
 // the decoder would reject it, so the encoder does not produce it.
 var ErrIntRange = errors.New("ng: integer out of int64 range")
 
+// ErrMissingKey is a request without a key its command needs; the wording
+// is the relay's error-reason ("missing key: call-id").
+var ErrMissingKey = errors.New("missing key")
+
 // Client errors.
 var (
 	// ErrTimeout means no reply arrived within the client's timeout, after
