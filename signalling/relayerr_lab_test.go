@@ -21,8 +21,35 @@ import (
 // session holds them, an INVITE gets 503 with Retry-After (the relay's
 // "ran out of ports"), not 488; a body that is not SDP still gets 488;
 // with the relay killed an INVITE gets 503 with Retry-After and
-// xtrunk_sip_relay_up drops to 0 (1 while it answers pings).
+// xtrunk_sip_relay_up drops to 0 (1 while it answers pings). With a stock
+// rtpengine (its port range is the testbed's), its own wording for a body
+// that is not SDP gets 488 too.
 func TestRelayErrorsLab(t *testing.T) {
+	t.Run(relayXtrunk, testRelayErrorsXtrunk)
+	t.Run(relayRtpengine, func(t *testing.T) {
+		l := newTrunkLab(t, relayRtpengine)
+		tri := l.tri
+		addSecondAddr(t, tri.Caller, tri.CallerIP, betaIP)
+		host := l.betaTrunk(t)
+		metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+		sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(l.port()), metrics: metrics})
+		waitSeries(t, func() string { return httpGetIn(t, tri.Relay, "http://"+metrics+"/metrics") }, "xtrunk_sip_relay_up 1")
+		beta := netip.AddrPortFrom(betaIP, uint16(l.port()))
+		code, res := sipExchangeMsg(t, tri.Caller, beta, sipAddr,
+			rawInviteSDP(beta, l.number(), host, "junk-2@beta", "b4", "z9hG4bK-junk-2", "this is not SDP\r\n"))
+		if code != 488 {
+			t.Errorf("INVITE with a body that is not SDP, through rtpengine: %d, want 488:\n%s", code, res)
+		}
+		if id, _ := l.relayCallID("junk-2@beta"); id == "" {
+			t.Error("the INVITE never reached the relay")
+		}
+		l.sipsMu.Lock()
+		t.Logf("xtrunk sip: %s", grepLines(l.sips[0].Output(), "relay offer failed"))
+		l.sipsMu.Unlock()
+	})
+}
+
+func testRelayErrorsXtrunk(t *testing.T) {
 	l := newTrunkLab(t, relayXtrunk, "--port-min", "30000", "--port-max", "30003")
 	tri := l.tri
 	addSecondAddr(t, tri.Caller, tri.CallerIP, betaIP)
