@@ -34,6 +34,9 @@ type Config struct {
 	DeleteDelay   time.Duration `yaml:"delete-delay"`
 	RemoveOnExit  bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
 	RecordingDir  string        `yaml:"recording-dir"`  // where recordings are written
+	// NGAllow are the sources (CIDRs) whose NG commands are served;
+	// others are dropped unanswered (NG has no authentication).
+	NGAllow []string `yaml:"ng-allow"`
 }
 
 // DefaultConfig is the relay's configuration without flags.
@@ -50,6 +53,7 @@ func DefaultConfig() Config {
 		Dataplane:     DataplaneXDP,
 		XDPMode:       "auto",
 		RecordingDir:  "/var/lib/xtrunk/recordings",
+		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
 	}
 }
 
@@ -80,10 +84,42 @@ func (c *Config) Validate() error {
 	if c.FinalTimeout < 0 || c.TimeoutLinger < 0 {
 		return fmt.Errorf("%w: final-timeout and timeout-linger cannot be negative (0: final timeout off, linger one janitor period)", ErrConfig)
 	}
+	if _, err := c.NGAllowPrefixes(); err != nil {
+		return err
+	}
 	if c.PinPath == "" && c.Dataplane == DataplaneXDP {
 		return fmt.Errorf("%w: --pin-path is required with the xdp dataplane", ErrConfig)
 	}
 	return nil
+}
+
+// NGAllowPrefixes parses NGAllow. An empty list is refused: a relay that
+// takes commands from anyone is never what an operator means (to allow
+// every source, say 0.0.0.0/0 and ::/0 explicitly).
+func (c *Config) NGAllowPrefixes() ([]netip.Prefix, error) {
+	if len(c.NGAllow) == 0 {
+		return nil, fmt.Errorf("%w: --ng-allow is empty (give the signalling hosts' CIDRs)", ErrConfig)
+	}
+	out := make([]netip.Prefix, 0, len(c.NGAllow))
+	var entries []string
+	for _, e := range c.NGAllow {
+		entries = append(entries, strings.Split(e, ",")...) // XTRUNK_NG_ALLOW=a,b
+	}
+	for _, s := range entries {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+			if aerr != nil {
+				return nil, fmt.Errorf("%w: --ng-allow %q: %w", ErrConfig, s, err)
+			}
+			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Interface is a logical interface: a name NG commands select with

@@ -1,6 +1,10 @@
 package relay
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/xtrunk/xtrunk/control/ng"
+)
 
 var (
 	// ErrConfig is returned for an unusable configuration.
@@ -17,8 +21,9 @@ var (
 	// ErrBadSDP is returned when the SDP cannot be parsed or used.
 	//lint:ignore ST1005 rtpengine's wording
 	ErrBadSDP = errors.New("Failed to parse SDP")
-	// ErrMissingKey is returned when a required NG key is absent.
-	ErrMissingKey = errors.New("missing key")
+	// ErrMissingKey is returned when a required NG key is absent (the
+	// control/ng sentinel: its typed decoders return it too).
+	ErrMissingKey = ng.ErrMissingKey
 	// ErrBadInterface is returned when "direction" names no interface.
 	ErrBadInterface = errors.New("unknown interface")
 )

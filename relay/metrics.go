@@ -2,6 +2,7 @@ package relay
 
 import (
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -69,6 +70,9 @@ type metrics struct {
 	// map update failed, e.g. the map is full). Such a call is not
 	// re-adopted after a restart.
 	persistErrs *prometheus.CounterVec
+	// xtrunk_relay_ng_refused_total: NG datagrams dropped unanswered
+	// because their source is outside --ng-allow.
+	ngRefused prometheus.Counter
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -99,9 +103,10 @@ func newMetrics(r *Relay) *metrics {
 	m.recLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_recording_copies_lost_total", Help: "Fast-path recording copies dropped before the recorder read them."})
 	m.recFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_recordings_failed_total", Help: "Recordings whose files could not be written."})
 	m.persistErrs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_persist_errors_total", Help: "Call records that could not be persisted for restart, by reason."}, []string{"reason"})
+	m.ngRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_ng_refused_total", Help: "NG datagrams dropped unanswered: source outside --ng-allow."})
 	m.persistErrs.WithLabelValues("too_large")
 	m.persistErrs.WithLabelValues("map")
-	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost, m.recFailed, m.persistErrs)
+	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost, m.recFailed, m.persistErrs, m.ngRefused)
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.timeoutDeletes, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&xdpCollector{r: r},
@@ -141,9 +146,14 @@ func (m *metrics) persistFailed(tooLarge bool) {
 	}
 }
 func (m *metrics) timeoutDelete(reason string) { m.timeoutDeletes.WithLabelValues(reason).Inc() }
-func (m *metrics) timedOut()                   { m.timeouts.Inc() }
-func (m *metrics) fastPathError()              { m.fpErrors.Inc() }
-func (m *metrics) setMode(dev, mode string)    { m.mode.WithLabelValues(dev, mode).Set(1) }
+
+// NGRefused counts an NG datagram dropped for its source (see
+// ng.WithAllow).
+func (m *metrics) NGRefused(netip.AddrPort) { m.ngRefused.Inc() }
+
+func (m *metrics) timedOut()                { m.timeouts.Inc() }
+func (m *metrics) fastPathError()           { m.fpErrors.Inc() }
+func (m *metrics) setMode(dev, mode string) { m.mode.WithLabelValues(dev, mode).Set(1) }
 func (m *metrics) userspace(pkts, bytes uint64) {
 	if pkts > 0 {
 		m.userPkts.Add(float64(pkts))

@@ -44,7 +44,7 @@ func TestRestartKeepsMedia(t *testing.T) {
 	args := []string{"relay",
 		"--interface", "customer/" + tri.RelayCallerIP.String(),
 		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
-		"--listen-ng", ngAddr,
+		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", // the lab's clients
 		"--pin-path", pin,
 		"--port-min", "30000", "--port-max", "30003",
 		"--metrics", "",

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -160,6 +161,22 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 
 	out.query = do(t, s.c, ng.Dict{"command": "query", "call-id": "compat-1"})
 	checkReceived(t, s.name, "query", out.query, n)
+	// A delete whose from-tag (or to-tag) names no party of the call --
+	// another dialog reusing the Call-ID -- leaves the call alone: a
+	// warning, or with "fatal" an error, in rtpengine's words, both relays.
+	for _, bad := range []ng.Dict{
+		{"command": "delete", "call-id": "compat-1", "from-tag": "intruder"},
+		{"command": "delete", "call-id": "compat-1", "from-tag": "caller", "to-tag": "intruder"},
+	} {
+		if r := do(t, s.c, bad); r.Str("warning") != "Call-ID not found or tags didn't match" || r.Dict("tags") != nil {
+			t.Errorf("%s: delete with a stranger's tag answered %v, want only a warning", s.name, r)
+		}
+	}
+	bad := ng.Dict{"command": "delete", "call-id": "compat-1", "from-tag": "intruder", "flags": []any{"fatal"}}
+	var re *ng.ReplyError
+	if _, err := s.c.Do(t.Context(), bad); !errors.As(err, &re) || re.Reason != "Call-ID not found or tags didn't match" || re.Class != ng.ClassUnknownCall {
+		t.Errorf("%s: fatal delete with a stranger's tag: %v", s.name, err)
+	}
 	out.del = do(t, s.c, ng.Dict{"command": "delete", "call-id": "compat-1", "from-tag": "caller"})
 	checkReceived(t, s.name, "delete", out.del, n)
 	if r, err := s.c.Do(t.Context(), ng.Dict{"command": "query", "call-id": "compat-1"}); err == nil {

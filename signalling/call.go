@@ -3,6 +3,7 @@ package signalling
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -50,10 +51,17 @@ func (p *plan) customerIsA() bool { return p.dir == store.DirectionTerminating }
 // one (B-leg), the relay session between them, and its own context.
 // Every ending goes through closeWith.
 type call struct {
-	s   *Server
-	id  string // A-leg Call-ID: the relay session's call-id
-	log zerolog.Logger
-	p   *plan
+	s *Server
+	// id is the edge's own ID for the call (newLegID): the relay
+	// session's call-id and the key of Server.calls. aCallID is the
+	// A-leg's Call-ID as the peer chose it, aSrc where its INVITE came
+	// from: with fromTag they say which in-dialog requests are this
+	// call's (Server.dialogOf).
+	id      string
+	aCallID string
+	aSrc    netip.Addr
+	log     zerolog.Logger
+	p       *plan
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -73,7 +81,8 @@ type call struct {
 	recStart  time.Time // when the relay began recording, for the Recording's start time
 	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
-	reinvite  sync.Mutex // one re-INVITE at a time
+	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
+	reinvite  sync.Mutex   // one re-INVITE at a time
 
 	start, answer time.Time
 	once          sync.Once
@@ -87,13 +96,16 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &call{s: s, id: req.CallID().Value(), p: p,
-		log: log.With().Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
+	id := newLegID()
+	src, _ := sourceAddr(req)
+	c := &call{s: s, id: id, aCallID: req.CallID().Value(), aSrc: src, p: p,
+		log: log.With().Str("call", id).Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
 		ctx: ctx, cancel: cancel, a: a, aUA: ua, aTx: tx, start: time.Now(), done: make(chan struct{})}
-	if tag, ok := req.From().Params.Get("tag"); ok {
-		c.fromTag = tag
+	c.fromTag = fromTagOf(req)
+	if err := s.addCall(c); err != nil {
+		cancel()
+		return nil, err
 	}
-	s.addCall(c)
 	return c, nil
 }
 
@@ -126,11 +138,11 @@ func (c *call) run() {
 	offer, err := c.s.mediaOffer(c.ctx, c, targets)
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay offer failed")
-		if errors.Is(err, errMediaRefused) {
-			c.closeWith(488, "Not Acceptable Here", hangupSystem)
-		} else {
-			c.closeWith(503, "Media Relay Unavailable", hangupSystem)
-		}
+		status, reason, hdrs := relayRefusal(err, false)
+		c.mu.Lock()
+		c.finalHdrs = hdrs
+		c.mu.Unlock()
+		c.closeWith(status, reason, hangupSystem)
 		<-c.done
 		return
 	}
@@ -272,10 +284,11 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		c.log.Error().Err(err).Msg("relay answer failed")
 		_ = b.Ack(c.ctx)
 		_ = b.Bye(c.ctx)
-		if errors.Is(err, errMediaRefused) {
-			return 488, "Not Acceptable Here", nil
-		}
-		return 503, "Media Relay Unavailable", nil
+		status, reason, hdrs := relayRefusal(err, false)
+		c.mu.Lock()
+		c.finalHdrs = hdrs
+		c.mu.Unlock()
+		return status, reason, nil
 	}
 	if err := b.Ack(c.ctx); err != nil {
 		c.log.Warn().Err(err).Msg("ACK to B-leg failed")
@@ -305,7 +318,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 func (c *call) closeWith(status int, reason, by string) {
 	c.once.Do(func() {
 		c.mu.Lock()
-		answered, b, bID := c.answered, c.b, c.bCallID
+		answered, b, bID, hdrs := c.answered, c.b, c.bCallID, c.finalHdrs
 		c.mu.Unlock()
 		c.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -332,7 +345,7 @@ func (c *call) closeWith(status int, reason, by string) {
 			}
 			wg.Wait()
 		} else if status > 0 {
-			go func() { _ = c.a.Respond(status, reason, nil) }()
+			go func() { _ = c.a.Respond(status, reason, nil, hdrs...) }()
 		}
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		del := c.s.mediaDelete(dctx, c) // its own time: BYEs that timed out must not cost the CDR its quality

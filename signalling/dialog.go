@@ -17,22 +17,19 @@ const reinviteTimeout = 32 * time.Second
 // onAck hands the A-leg's ACK for our 200 to its dialog; ACKs for 2xx to
 // re-INVITEs end here too (nothing to do for them).
 func (s *Server) onAck(req *sip.Request, tx sip.ServerTransaction) {
-	c := s.callByID(req.CallID().Value())
-	if c == nil || c.id != req.CallID().Value() {
-		return
+	if c, fromA := s.dialogOf(req); c != nil && fromA {
+		_ = c.a.ReadAck(req, tx)
 	}
-	_ = c.a.ReadAck(req, tx)
 }
 
 // onBye ends a call from either side.
 func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	id := req.CallID().Value()
-	c := s.callByID(id)
+	c, fromA := s.dialogOf(req)
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
-	if id == c.id {
+	if fromA {
 		if err := c.a.ReadBye(req, tx); err != nil {
 			respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 			return
@@ -61,13 +58,12 @@ func (s *Server) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 // inDialogCall finds the call of an in-dialog request and which leg sent
 // it; with no such call it answers 481 and returns nil.
 func (s *Server) inDialogCall(req *sip.Request, tx sip.ServerTransaction) (*call, bool) {
-	id := req.CallID().Value()
-	c := s.callByID(id)
+	c, fromA := s.dialogOf(req)
 	if c == nil {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return nil, false
 	}
-	return c, id == c.id
+	return c, fromA
 }
 
 // readInDialog checks an in-dialog request against the sending leg's
@@ -150,11 +146,8 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	out, err := c.s.mediaReoffer(ctx, c, fromA, req.Body())
 	if err != nil {
 		log.Warn().Err(err).Msg("relay refused the re-INVITE's offer")
-		if errors.Is(err, errMediaRefused) {
-			respond(tx, req, 488, "Not Acceptable Here", nil)
-		} else {
-			respond(tx, req, 500, "Media Relay Unavailable", nil)
-		}
+		status, reason, hdrs := relayRefusal(err, true)
+		respond(tx, req, status, reason, hdrs)
 		return
 	}
 	res, err := c.sendReinvite(ctx, !fromA, out)
@@ -171,7 +164,8 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	ans, err := c.s.mediaReanswer(ctx, c, fromA, res.Body())
 	if err != nil {
 		log.Warn().Err(err).Msg("relay refused the re-INVITE's answer")
-		respond(tx, req, 488, "Not Acceptable Here", nil)
+		status, reason, hdrs := relayRefusal(err, true)
+		respond(tx, req, status, reason, hdrs)
 		return
 	}
 	c.mu.Lock()

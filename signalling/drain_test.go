@@ -84,9 +84,10 @@ type testCall struct {
 }
 
 func fakeCall(s *Server, id string) testCall {
-	c := &call{id: id, done: make(chan struct{})}
+	c := &call{id: id, aCallID: id, done: make(chan struct{})}
 	s.mu.Lock()
 	s.calls[id] = c
+	s.byA[id] = c
 	s.mu.Unlock()
 	s.track(c)
 	return testCall{s, c}

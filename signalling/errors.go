@@ -5,6 +5,9 @@ import "errors"
 var (
 	// ErrConfig is a bad signalling configuration.
 	ErrConfig = errors.New("signalling: bad config")
+	// ErrCallIDInUse is a new INVITE whose Call-ID is a live call's
+	// (482 Loop Detected): another source's, or a merged request.
+	ErrCallIDInUse = errors.New("signalling: Call-ID in use by a live call")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

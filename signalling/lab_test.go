@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,12 +117,15 @@ type trunkLab struct {
 
 	acmeSid  string // the digest trunk (credential list), labDID on it
 	nextPort atomic.Int32
+	sipsMu   sync.Mutex
+	sips     []*testbed.Process // every `xtrunk sip` started, for relayCallID
+	relay    *testbed.Process   // xtrunk's relay (relayXtrunk)
 	nextNum  atomic.Int32
 }
 
 // newTrunkLab builds a lab with relay kind and the acme trunk:
 // credential list (testUser/testPassword), labDID.
-func newTrunkLab(t *testing.T, kind string) *trunkLab {
+func newTrunkLab(t *testing.T, kind string, relayArgs ...string) *trunkLab {
 	t.Helper()
 	sipp := sippPath(t)
 	if _, err := os.Stat(labG711Pcap); err != nil {
@@ -153,7 +157,7 @@ func newTrunkLab(t *testing.T, kind string) *trunkLab {
 
 	switch kind {
 	case relayXtrunk:
-		l.startXtrunkRelay(t)
+		l.startXtrunkRelay(t, relayArgs...)
 	case relayRtpengine:
 		// Debian's rtpengine, userspace only, as relay's tests run it.
 		l.ngAddr = testbed.StartRtpengine(t, l.tri)
@@ -196,20 +200,22 @@ func (l *trunkLab) number() string { return fmt.Sprintf("+1650555%04d", l.nextNu
 
 // startXtrunkRelay runs `xtrunk relay` with the XDP dataplane in the relay
 // namespace, pinned under a bpffs of its own.
-func (l *trunkLab) startXtrunkRelay(t *testing.T) {
+func (l *trunkLab) startXtrunkRelay(t *testing.T, extra ...string) {
 	t.Helper()
 	tri := l.tri
 	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
 	l.recDir = filepath.Join(l.dir, "recordings")
-	p, err := tri.Relay.Start(context.Background(), l.bin, "relay", "--config", l.config, "--recording-dir", l.recDir,
-		"--interface", "customer/"+tri.RelayCallerIP.String(),
-		"--interface", "carrier/"+tri.RelayCalleeIP.String(),
-		"--listen-ng", l.ngAddr, "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
-		"--log-level", "warn")
+	args := append([]string{"relay", "--config", l.config, "--recording-dir", l.recDir,
+		"--interface", "customer/" + tri.RelayCallerIP.String(),
+		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
+		"--listen-ng", l.ngAddr, "--ng-allow", "198.18.0.0/15", "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
+		"--log-level", "warn"}, extra...)
+	p, err := tri.Relay.Start(context.Background(), l.bin, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.relay = p
 	// Registered after the bpffs unmount, so it runs first: the relay
 	// removes its pins on a clean exit.
 	t.Cleanup(func() {
@@ -362,6 +368,7 @@ func (l *trunkLab) customerURI(port int) string {
 type sipOpts struct {
 	carrier      string        // termination gateway (sip:HOST:PORT), optional
 	mediaTimeout time.Duration // 0: the default
+	metrics      string        // --metrics address (in the relay namespace), optional
 }
 
 // startSIP runs one `xtrunk sip` in the relay namespace on the relay's
@@ -379,6 +386,9 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 	if o.carrier != "" {
 		args = append(args, "--carrier", o.carrier)
 	}
+	if o.metrics != "" {
+		args = append(args, "--metrics", o.metrics)
+	}
 	if o.mediaTimeout > 0 {
 		args = append(args, "--media-timeout", o.mediaTimeout.String())
 	}
@@ -386,6 +396,9 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.sipsMu.Lock()
+	l.sips = append(l.sips, p)
+	l.sipsMu.Unlock()
 	t.Cleanup(func() {
 		_ = p.Stop()
 		if t.Failed() {
@@ -525,12 +538,41 @@ func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
 	return w
 }
 
+// relayCallID is the relay's call-id for the call whose A-leg has SIP
+// Call-ID callID: the edge keys the relay session by an ID of its own,
+// which `xtrunk sip` logs ("call") beside the Call-ID ("call_id") when it
+// admits the call.
+func (l *trunkLab) relayCallID(callID string) (string, error) {
+	l.sipsMu.Lock()
+	sips := slices.Clone(l.sips)
+	l.sipsMu.Unlock()
+	for _, p := range sips {
+		for _, line := range strings.Split(p.Output(), "\n") {
+			if !strings.Contains(line, callID) || !strings.Contains(line, `"call":`) {
+				continue
+			}
+			var e struct {
+				CallID string `json:"call_id"`
+				Call   string `json:"call"`
+			}
+			if json.Unmarshal([]byte(line), &e) == nil && e.CallID == callID && e.Call != "" {
+				return e.Call, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("no xtrunk sip has logged call %q yet", callID)
+}
+
 // relayCounts asks the relay (NG query) for one call's RTP counts per
-// party (tag).
+// party (tag); callID is the A-leg's SIP Call-ID.
 func (l *trunkLab) relayCounts(callID string) (map[string]streamCounts, error) {
+	id, err := l.relayCallID(callID)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": callID})
+	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": id})
 	if err != nil {
 		return nil, err
 	}

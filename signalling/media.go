@@ -12,10 +12,6 @@ import (
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
 
-// errMediaRefused wraps the relay's error reply to an offer or answer:
-// the SDP is not acceptable (488), unlike a relay that does not answer.
-var errMediaRefused = errors.New("relay refused the SDP")
-
 // interfaces are the relay's logical interfaces for the A-leg and the
 // B-leg (toward the first of targets), in that order: by role
 // (--relay-customer-iface, --relay-carrier-iface), unless
@@ -141,11 +137,7 @@ func (c *call) tags(fromA bool) (string, string) {
 
 func (s *Server) ngSDP(ctx context.Context, req ng.Dict) ([]byte, error) {
 	res, err := s.ng.Do(ctx, req)
-	var re *ng.ReplyError
-	if errors.As(err, &re) {
-		return nil, fmt.Errorf("%w: %s: %s", errMediaRefused, req["command"], re.Reason)
-	}
-	if err != nil {
+	if err != nil { // an *ng.ReplyError stays visible: relayRefusal maps its class
 		return nil, fmt.Errorf("relay %s: %w", req["command"], err)
 	}
 	switch v := res["sdp"].(type) {
@@ -213,9 +205,9 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 // mediaIdle asks the relay how long the call's media has been silent in
 // both directions; gone is true when the relay no longer has the call.
 func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, gone bool, err error) {
-	res, err := s.ng.Do(ctx, ng.Dict{"command": "query", "call-id": c.id, "from-tag": c.fromTag})
+	res, err := s.ng.Do(ctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
 	var re *ng.ReplyError
-	if errors.As(err, &re) {
+	if errors.As(err, &re) && re.Class == ng.ClassUnknownCall {
 		return 0, true, nil // "Unknown call-id": the relay timed it out itself
 	}
 	if err != nil {
@@ -291,8 +283,7 @@ type deleted struct {
 // the recording from the reply. A failure is logged, not fatal: the
 // relay's own timeout reaps what is left.
 func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
-	req := ng.Dict{"command": "delete", "call-id": c.id, "from-tag": c.fromTag}
-	res, err := s.ng.Do(ctx, req)
+	res, err := s.ng.Do(ctx, ng.Delete{CallID: c.id, FromTag: c.fromTag}.Dict())
 	if err != nil {
 		c.log.Debug().Err(err).Msg("relay delete")
 		return deleted{}

@@ -74,6 +74,8 @@ type metrics struct {
 	// xtrunk_sip_tls_handshake_failures_total: TLS connections that did
 	// not complete a handshake (or found no handshake slot).
 	tlsFail prometheus.Counter
+	// xtrunk_sip_relay_up (a GaugeFunc): 1 if the relay answered an NG
+	// ping within 5 s (watchRelay pings every 2 s).
 	// xtrunk_sip_draining: 1 once a SIGTERM is draining the process.
 	draining prometheus.Gauge
 	// xtrunk_sip_tls_certificate_expiry_timestamp_seconds: when the
@@ -106,6 +108,13 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
 		m.requests, m.ngErrors, m.tlsFail, m.draining,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
+			func() float64 {
+				if s.relayUp() {
+					return 1
+				}
+				return 0
+			}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned_sources", Help: "Sources under a ban now."},
 			func() float64 { return float64(s.abuse.BannedCount()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

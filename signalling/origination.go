@@ -236,7 +236,7 @@ func (s *Server) outboundInvite(c *call, d dest, peer netip.Addr) (*sip.Request,
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.p.to, Host: d.host, Port: port}})
-	cid := sip.CallIDHeader(sip.GenerateTagN(24))
+	cid := sip.CallIDHeader(newLegID()) // the edge's own, unguessable: the B-leg's in-dialog key
 	req.AppendHeader(&cid)
 	mf := sip.MaxForwardsHeader(c.p.maxFwd)
 	req.AppendHeader(&mf)

@@ -72,12 +72,20 @@ type Server struct {
 	udpMaxSources int               // sipgo's UDP source bound (0: maxUDPSources)
 
 	draining  atomic.Bool
+	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
 	closeOnce sync.Once
 	closeErr  error
 
-	mu    sync.Mutex
-	rnd   *rand.Rand
-	calls map[string]*call // by A-leg Call-ID, and by B-leg Call-ID
+	mu  sync.Mutex
+	rnd *rand.Rand
+	// calls are keyed by the edge's own call ID (call.id, also the relay
+	// session's call-id), never by a Call-ID a peer chose. byA and byB
+	// index them by the Call-ID of their inbound and outbound dialog for
+	// in-dialog requests, which must also match the dialog's tags and
+	// source (see dialogOf): a Call-ID alone names nobody's call.
+	calls map[string]*call
+	byA   map[string]*call // by A-leg Call-ID (the peer's)
+	byB   map[string]*call // by B-leg Call-ID (the edge's)
 	live  int              // calls not yet done (see track)
 	idle  chan struct{}    // closed when live drops to 0
 }
@@ -99,7 +107,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: zerolog.Nop(), cps: limit.NewCPS(time.Now), conc: limit.NewConcurrent(),
-		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, clock: time.Now}
+		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, byA: map[string]*call{}, byB: map[string]*call{}, clock: time.Now}
 	for _, o := range opts {
 		o(s)
 	}
@@ -188,6 +196,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 // until a listener fails.
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
+	go s.watchRelay(ctx)
 	return s.lis.serve(ctx, s)
 }
 
@@ -224,28 +233,39 @@ func (s *Server) Close() error {
 // already (closeWith gives a BYE 5 s, then writes the CDR).
 const closeWithWait = 10 * time.Second
 
-// callsInProgress is every call once (calls holds some under two
-// Call-IDs).
+// callsInProgress is every call.
 func (s *Server) callsInProgress() []*call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	seen := map[*call]bool{}
-	var out []*call
+	out := make([]*call, 0, len(s.calls))
 	for _, c := range s.calls {
-		if !seen[c] {
-			seen[c] = true
-			out = append(out, c)
-		}
+		out = append(out, c)
 	}
 	return out
 }
 
-func (s *Server) addCall(c *call) {
+// callIDInUse reports whether a live call's A-leg has Call-ID id.
+func (s *Server) callIDInUse(id string) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byA[id] != nil
+}
+
+// addCall files c, unless a live call's A-leg already has its Call-ID
+// (ErrCallIDInUse): a second INVITE reusing it, from another tenant or
+// not, must change nothing of the first call.
+func (s *Server) addCall(c *call) error {
+	s.mu.Lock()
+	if s.byA[c.aCallID] != nil {
+		s.mu.Unlock()
+		return ErrCallIDInUse
+	}
 	s.calls[c.id] = c
+	s.byA[c.aCallID] = c
 	s.mu.Unlock()
 	s.track(c)
 	s.metrics.callStarted(callLabels(c))
+	return nil
 }
 
 // track counts c as live until its closeWith has finished (CDR
@@ -287,28 +307,25 @@ func (s *Server) removeCall(c *call) {
 	if s.calls[c.id] == c {
 		delete(s.calls, c.id)
 	}
+	if s.byA[c.aCallID] == c {
+		delete(s.byA, c.aCallID)
+	}
 	s.mu.Unlock()
 }
 
-// addLeg files c under its B-leg Call-ID too, so the carrier's BYE finds it.
+// addLeg files c under its B-leg Call-ID too, so the B party's BYE finds it.
 func (s *Server) addLeg(id string, c *call) {
 	s.mu.Lock()
-	s.calls[id] = c
+	s.byB[id] = c
 	s.mu.Unlock()
 }
 
 func (s *Server) removeLeg(id string, c *call) {
 	s.mu.Lock()
-	if s.calls[id] == c {
-		delete(s.calls, id)
+	if s.byB[id] == c {
+		delete(s.byB, id)
 	}
 	s.mu.Unlock()
-}
-
-func (s *Server) callByID(id string) *call {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls[id]
 }
 
 // order puts a call's targets in the order to try them (priority, then

@@ -181,6 +181,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if p.conc {
 			s.conc.Release(p.trunk.Sid)
 		}
+		if errors.Is(err, ErrCallIDInUse) {
+			// Another dialog's Call-ID (another tenant's, or a merged
+			// request, RFC 3261 §8.2.2.2): the live call stays untouched.
+			log.Warn().Str("src", req.Source()).Str("trunk", p.trunk.Sid).Msg("INVITE reuses a live call's Call-ID")
+			s.metrics.refused(482, "Call-ID in use")
+			respond(tx, req, 482, "Loop Detected", nil)
+			return
+		}
 		// sipgo refuses to make a dialog of an INVITE without a usable
 		// Contact: the request's fault.
 		log.Info().Err(err).Msg("INVITE not usable as a dialog")

@@ -159,3 +159,26 @@ func TestLogLevelReloadFromFile(t *testing.T) {
 		t.Errorf("without the key: level %v, %v; want the default", lvl, err)
 	}
 }
+
+// ng-allow comes from the relay section as a list, or from XTRUNK_NG_ALLOW
+// comma-separated; bad CIDRs and an empty list are refused.
+func TestRelayNGAllowConfig(t *testing.T) {
+	cfg, _, err := relayConfig([]string{"--config", writeYAML(t, "relay:\n  interface: [pub/192.0.2.1]\n  ng-allow: [\"10.0.0.0/24\", \"2001:db8::1\"]\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.NGAllowPrefixes()
+	if err != nil || len(got) != 2 || got[0].String() != "10.0.0.0/24" || got[1].String() != "2001:db8::1/128" {
+		t.Errorf("ng-allow from yaml: %v, %v", got, err)
+	}
+	cfg.NGAllow = []string{"127.0.0.1/32,192.0.2.0/28"} // XTRUNK_NG_ALLOW=a,b
+	if got, err := cfg.NGAllowPrefixes(); err != nil || len(got) != 2 {
+		t.Errorf("comma-separated ng-allow: %v, %v", got, err)
+	}
+	for _, bad := range [][]string{nil, {"not-a-cidr"}, {"10.0.0.0/33"}} {
+		cfg.NGAllow = bad
+		if _, err := cfg.NGAllowPrefixes(); err == nil {
+			t.Errorf("ng-allow %q accepted", bad)
+		}
+	}
+}

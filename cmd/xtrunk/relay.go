@@ -46,8 +46,13 @@ func runRelay(args []string) error {
 		defer closeHTTP()
 		metricsAddr = bound
 	}
-	srv := ng.NewServer(r, ng.WithLogger(log))
-	log.Info().Str("ng", pc.LocalAddr().String()).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
+	allow, err := cfg.NGAllowPrefixes()
+	if err != nil {
+		r.Close()
+		return err
+	}
+	srv := ng.NewServer(r, ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
+	log.Info().Str("ng", pc.LocalAddr().String()).Strs("ng_allow", cfg.NGAllow).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
 	ready(log)
 	err = srv.Serve(ctx, pc)
 	stopping(log)
@@ -70,6 +75,8 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 		ifaces = append(ifaces, i.String())
 	}
 	fs.Var(&listFlag{vals: &ifaces}, "interface", "logical interface NAME/IP[!ADVERTISED_IP] (repeatable; rtpengine syntax)")
+	ngAllow := cfg.NGAllow
+	fs.Var(&listFlag{vals: &ngAllow}, "ng-allow", "source CIDR allowed to send NG commands (repeatable; default 127.0.0.1/32 and ::1/128); others are dropped")
 	fs.StringVar(&cfg.ListenNG, "listen-ng", cfg.ListenNG, "NG control address (UDP)")
 	fs.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "lowest media port")
 	fs.IntVar(&cfg.PortMax, "port-max", cfg.PortMax, "highest media port")
@@ -83,6 +90,10 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "directory for call recordings (WAV + JSON sidecar)")
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
 	if err := cmd.parse(args, &cfg); err != nil {
+		return cfg, nil, err
+	}
+	cfg.NGAllow = ngAllow
+	if _, err := cfg.NGAllowPrefixes(); err != nil {
 		return cfg, nil, err
 	}
 	cfg.Interfaces = nil

@@ -29,6 +29,7 @@ type Client struct {
 	conn       *net.UDPConn
 	timeout    time.Duration
 	retransmit time.Duration
+	laddr      string // WithLocalAddr
 
 	mu      sync.Mutex
 	pending map[string]chan string
@@ -61,18 +62,19 @@ func WithRetransmit(d time.Duration) ClientOption {
 	}
 }
 
+// WithLocalAddr sends from addr ("ip:port", port 0 for any): the relay
+// serves only the sources its --ng-allow lists.
+func WithLocalAddr(addr string) ClientOption {
+	return func(c *Client) { c.laddr = addr }
+}
+
 // Dial returns a client for the NG port at addr ("host:port").
 func Dial(addr string, opts ...ClientOption) (*Client, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("ng: dial %s: %w", addr, err)
 	}
-	conn, err := net.DialUDP("udp", nil, raddr)
-	if err != nil {
-		return nil, fmt.Errorf("ng: dial %s: %w", addr, err)
-	}
 	c := &Client{
-		conn:       conn,
 		timeout:    DefaultTimeout,
 		retransmit: DefaultRetransmit,
 		pending:    make(map[string]chan string),
@@ -80,6 +82,15 @@ func Dial(addr string, opts ...ClientOption) (*Client, error) {
 	}
 	for _, o := range opts {
 		o(c)
+	}
+	var laddr *net.UDPAddr
+	if c.laddr != "" {
+		if laddr, err = net.ResolveUDPAddr("udp", c.laddr); err != nil {
+			return nil, fmt.Errorf("ng: local address %s: %w", c.laddr, err)
+		}
+	}
+	if c.conn, err = net.DialUDP("udp", laddr, raddr); err != nil {
+		return nil, fmt.Errorf("ng: dial %s: %w", addr, err)
 	}
 	go c.readLoop()
 	return c, nil
@@ -204,7 +215,7 @@ func (c *Client) Do(ctx context.Context, req Dict) (Dict, error) {
 			case "":
 				return d, fmt.Errorf("%w (command %q)", ErrNoResult, cmd)
 			case "error":
-				return d, &ReplyError{Reason: d.Str("error-reason")}
+				return d, NewReplyError(d.Str("error-reason"))
 			}
 			return d, nil
 		case <-retransmit.C:

@@ -259,3 +259,34 @@ func TestClientRejectsUnencodable(t *testing.T) {
 		t.Error("Do sent a request too large for a datagram")
 	}
 }
+
+// Error replies are classified by their wording: stock rtpengine's
+// reasons and xtrunk's relay's.
+func TestClassOf(t *testing.T) {
+	for reason, want := range map[string]Class{
+		"Ran out of ports":                       ClassNoCapacity,
+		"ran out of ports: 30000-30003 on ::1":   ClassNoCapacity,
+		"Parallel session limit reached":         ClassNoCapacity,
+		"Load limit exceeded":                    ClassNoCapacity,
+		"CPU usage limit exceeded":               ClassNoCapacity,
+		"Bandwidth limit exceeded":               ClassNoCapacity,
+		"Failed to parse SDP":                    ClassBadSDP,
+		"Failed to parse SDP: sdp: no v= line":   ClassBadSDP,
+		"Incomplete SDP specification":           ClassBadSDP,
+		"too many media streams: 40 m= lines":    ClassBadSDP,
+		"no acceptable SRTP crypto suite":        ClassBadSDP,
+		"SRTP MKI is not supported":              ClassBadSDP,
+		"Unknown call-id":                        ClassUnknownCall,
+		"Unknown call-ID":                        ClassUnknownCall,
+		"Call-ID not found or tags didn't match": ClassUnknownCall,
+		"Unknown tag":                            ClassUnknownCall,
+		"Unrecognized command":                   ClassInternal,
+		"unknown interface: carrier":             ClassInternal,
+		"internal error":                         ClassInternal,
+		"":                                       ClassInternal,
+	} {
+		if got := ClassOf(reason); got != want {
+			t.Errorf("ClassOf(%q) = %v, want %v", reason, got, want)
+		}
+	}
+}

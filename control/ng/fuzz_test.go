@@ -108,3 +108,20 @@ func FuzzParseMessage(f *testing.F) {
 		}
 	})
 }
+
+// ClassOf takes any peer's error-reason: it never panics and always
+// answers a known class.
+func FuzzClassOf(f *testing.F) {
+	for _, s := range []string{"Ran out of ports", "Failed to parse SDP", "Unknown call-id", "", "\xff\xfe", "SDP limit exceeded"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, reason string) {
+		c := ClassOf(reason)
+		if c < ClassInternal || c > ClassUnknownCall {
+			t.Fatalf("ClassOf(%q) = %d", reason, c)
+		}
+		if e := NewReplyError(reason); e.Class != c || e.Reason != reason {
+			t.Fatalf("NewReplyError(%q) = %+v", reason, e)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -57,6 +58,12 @@ type Server struct {
 	entries int
 	bytes   int
 	cache   *replyCache
+
+	// allow, when set, are the sources whose commands are served; others
+	// are dropped unanswered and reported to refused.
+	allow   []netip.Prefix
+	refused func(from netip.AddrPort)
+	lastLog atomic.Int64 // unix nanos of the last refusal logged
 }
 
 // ServerOption configures a Server.
@@ -99,6 +106,44 @@ func WithWorkers(n int) ServerOption {
 			s.workers = n
 		}
 	}
+}
+
+// WithAllow serves commands only from sources inside one of prefixes:
+// NG carries no authentication (rtpengine's has none either), and any
+// command can record or tear down a call, so the relay listens to its
+// own signalling only. Datagrams from elsewhere get no reply (a reply
+// would confirm the port) and are passed to refused, if not nil, for a
+// metric. An empty list allows every source.
+func WithAllow(prefixes []netip.Prefix, refused func(from netip.AddrPort)) ServerOption {
+	return func(s *Server) {
+		s.allow = prefixes
+		s.refused = refused
+	}
+}
+
+// refusedLogEvery rate-limits the refusal log line: a flood of spoofed
+// datagrams must not become a flood of log lines.
+const refusedLogEvery = time.Second
+
+// allowed reports whether from may send commands, counting and logging
+// (at most once per refusedLogEvery) those that may not.
+func (s *Server) allowed(from netip.AddrPort) bool {
+	if len(s.allow) == 0 {
+		return true
+	}
+	for _, p := range s.allow {
+		if p.Contains(from.Addr()) {
+			return true
+		}
+	}
+	if s.refused != nil {
+		s.refused(from)
+	}
+	now := time.Now().UnixNano()
+	if last := s.lastLog.Load(); now-last >= int64(refusedLogEvery) && s.lastLog.CompareAndSwap(last, now) {
+		s.log.Warn().Stringer("from", from).Msg("ng: command from a source outside --ng-allow dropped")
+	}
+	return false
 }
 
 // NewServer returns a server that passes requests to h.
@@ -206,13 +251,16 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // dispatch answers a retransmit from the cache or queues a new request. It
 // returns false if ctx ended while waiting for a worker.
 func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- job, b []byte, to netip.AddrPort, addr net.Addr) bool {
+	from := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
+	if !s.allowed(from) {
+		return true
+	}
 	i := bytes.IndexByte(b, ' ')
 	if i <= 0 {
 		// Without a cookie there is nothing to address a reply with.
 		s.log.Debug().Stringer("from", to).Int("len", len(b)).Msg("ng: dropping datagram without cookie")
 		return true
 	}
-	from := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	cached, st, key := s.cache.begin(from, b[:i], time.Now())
 	switch st {
 	case lookupCached:

@@ -412,3 +412,36 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// WithAllow: a command from outside the list gets no reply at all and is
+// reported; one from inside is answered.
+func TestServerAllow(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var refused atomic.Int32
+	srv := NewServer(HandlerFunc(func(context.Context, netip.AddrPort, Dict) Dict { return Dict{"result": "pong"} }),
+		WithAllow([]netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, func(netip.AddrPort) { refused.Add(1) }))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Serve(ctx, pc) }()
+	for _, tc := range []struct {
+		src  string
+		want bool
+	}{{"127.0.0.1:0", true}, {"127.0.0.99:0", false}} {
+		c, err := Dial(pc.LocalAddr().String(), WithLocalAddr(tc.src), WithTimeout(700*time.Millisecond), WithRetransmit(200*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Do(context.Background(), Dict{"command": "ping"})
+		c.Close()
+		if (err == nil) != tc.want {
+			t.Errorf("ping from %s: %v, want answered %v", tc.src, err, tc.want)
+		}
+	}
+	if refused.Load() < 1 {
+		t.Error("the refused datagrams were not reported")
+	}
+}

@@ -1,0 +1,135 @@
+package relay
+
+import (
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// delete ends a call and replies with its final statistics.
+func (r *Relay) delete(req ng.Dict) ng.Dict {
+	d, err := ng.DecodeDelete(req)
+	if err != nil {
+		return errReply(err)
+	}
+	id := d.CallID
+	r.mu.Lock()
+	c, ok := r.calls[id]
+	if ok && !c.hasTags(d.FromTag, d.ToTag) {
+		r.mu.Unlock()
+		// rtpengine's answer when the tags name no party of the call: the
+		// call stays as it was; an error only with the "fatal" flag.
+		if d.Fatal {
+			return ng.ErrorReply(errTagsMismatch)
+		}
+		return ng.Dict{"result": "ok", "warning": errTagsMismatch}
+	}
+	if ok {
+		delete(r.calls, id)
+	}
+	r.m.calls(len(r.calls))
+	r.mu.Unlock()
+	if !ok {
+		return errReply(ErrUnknownCall)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply := r.stats(c)
+	if c.rec != nil {
+		if res, err := r.stopRecording(c); err == nil {
+			reply["recording"] = recordingDict(res)
+		} else {
+			reply["recording"] = ng.Dict{"error": err.Error()}
+		}
+	}
+	r.legQualities(c)
+	r.release(c)
+	reply["result"] = "ok"
+	return reply
+}
+
+// errTagsMismatch is rtpengine's wording, word for word, for a delete
+// whose from-tag or to-tag is not one of the call's parties.
+const errTagsMismatch = "Call-ID not found or tags didn't match"
+
+// hasTags reports whether a delete naming fromTag and toTag (either may be
+// empty: not given) is for c: every tag given must be one of its parties'.
+// A delete is signalling's last word on a call, so one whose tags only
+// share the Call-ID (another dialog that reused it) must not end it. The
+// caller holds r.mu (taken before c.mu).
+func (c *call) hasTags(fromTag, toTag string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	party := func(tag string) bool {
+		for _, sd := range c.sides {
+			if sd != nil && sd.Tag == tag {
+				return true
+			}
+		}
+		return false
+	}
+	return (fromTag == "" || party(fromTag)) && (toTag == "" || party(toTag))
+}
+
+// legQualities adds an ending call's per-leg quality to the metrics.
+// Caller holds c.mu.
+func (r *Relay) legQualities(c *call) {
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			if q, ok := r.quality(e.rtp); ok {
+				r.m.legQuality(q.Lost, q.Expected, float64(jitterMicros(q))/1e6)
+			}
+		}
+	}
+}
+
+func (r *Relay) query(req ng.Dict) ng.Dict {
+	q, err := ng.DecodeQuery(req)
+	if err != nil {
+		return errReply(err)
+	}
+	r.mu.Lock()
+	c, ok := r.calls[q.CallID]
+	r.mu.Unlock()
+	if !ok {
+		return errReply(ErrUnknownCall)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	reply := r.stats(c)
+	reply["result"] = "ok"
+	return reply
+}
+
+func (r *Relay) list(req ng.Dict) ng.Dict {
+	limit := int64(32)
+	if v, ok := req.Int("limit"); ok && v > 0 {
+		limit = v
+	}
+	r.mu.Lock()
+	ids := make([]any, 0, min(int64(len(r.calls)), limit))
+	calls := make([]*call, 0, cap(ids))
+	for id, c := range r.calls {
+		if int64(len(ids)) >= limit {
+			break
+		}
+		ids = append(ids, id)
+		calls = append(calls, c)
+	}
+	r.mu.Unlock()
+	var timedOut []any
+	for _, c := range calls {
+		c.mu.Lock()
+		if c.timedOut {
+			timedOut = append(timedOut, c.id)
+		}
+		c.mu.Unlock()
+	}
+	reply := ng.Dict{"result": "ok", "calls": ids}
+	if len(timedOut) > 0 {
+		// xtrunk extension: which of the listed calls have no media
+		reply["timed out"] = timedOut
+	}
+	return reply
+}
