@@ -77,7 +77,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	args := []string{"relay",
 		"--interface", "customer/" + relayCallerIP.String(),
 		"--interface", "carrier/" + relayCalleeIP.String(),
-		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", // the lab's clients
+		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", "--ng-allow", "127.0.0.1/32", // the lab's clients and the benchmark on loopback
 		"--port-min", strconv.Itoa(relayPortMin), "--port-max", strconv.Itoa(relayPortMax),
 		"--timeout", "1h",
 		"--metrics", metricsAddr,

@@ -162,7 +162,7 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 	args := []string{"relay", "--config", conf,
 		"--interface", "customer/" + relayCustomer.String(),
 		"--interface", "carrier/" + relayCarrier.String(),
-		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", // the lab's clients
+		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", "--ng-allow", "127.0.0.1/32", // the lab's clients and the benchmark on loopback
 		"--port-min", strconv.Itoa(relayPortMin), "--port-max", strconv.Itoa(relayPortMax),
 		"--log-level", cfg.LogLevel,
 		"--dataplane", cfg.Dataplane,

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,28 @@ func (s *Server) allowed(from netip.AddrPort) bool {
 	return false
 }
 
+// allowSelf adds the address the server is bound to, when it is a
+// specific one, to the allowed sources: a datagram from it comes from this
+// host, as one from loopback does, and the relay's own readiness ping and
+// a signalling process beside it send from there.
+func (s *Server) allowSelf(conn net.PacketConn) {
+	la, ok := conn.LocalAddr().(*net.UDPAddr)
+	if len(s.allow) == 0 || !ok {
+		return
+	}
+	ip, ok := netip.AddrFromSlice(la.IP)
+	if !ok || ip.Unmap().IsUnspecified() {
+		return
+	}
+	ip = ip.Unmap()
+	for _, p := range s.allow {
+		if p.Contains(ip) {
+			return
+		}
+	}
+	s.allow = append(slices.Clip(s.allow), netip.PrefixFrom(ip, ip.BitLen()))
+}
+
 // NewServer returns a server that passes requests to h.
 func NewServer(h Handler, opts ...ServerOption) *Server {
 	s := &Server{
@@ -182,6 +205,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 		_ = conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
+	s.allowSelf(conn)
 
 	jobs := make(chan job, s.workers)
 	var wg sync.WaitGroup
