@@ -62,15 +62,24 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 
 	// The abuse guard (see limit.GuardConfig; 0 turns a check off).
-	// Carrier sources, addresses in any trunk's IP ACL and requests
-	// within calls in progress are exempt, except that ACL sources too
+	// Carrier sources and requests within calls in progress are exempt;
+	// a trunk's IP ACL exempts its addresses from the flood rule on that
+	// trunk only, and authentication failures count for everyone. All
 	// get one OPTIONS answered per OptionsInterval.
 	GuardMaxRequests     int           `yaml:"guard_max_requests"`
 	GuardRequestWindow   time.Duration `yaml:"guard_request_window"`
 	GuardMaxAuthFailures int           `yaml:"guard_max_auth_failures"`
 	GuardAuthWindow      time.Duration `yaml:"guard_auth_window"`
 	GuardBan             time.Duration `yaml:"guard_ban"`
-	OptionsInterval      time.Duration `yaml:"options_interval"`
+	// GuardMaxSources and GuardMaxBans bound the guard's tables (the
+	// least recently seen source, the oldest ban go first);
+	// GuardPrefixBans distinct sources of a /24 (/64) banned within
+	// GuardPrefixWindow ban the prefix (0: never).
+	GuardMaxSources   int           `yaml:"guard_max_sources"`
+	GuardMaxBans      int           `yaml:"guard_max_bans"`
+	GuardPrefixBans   int           `yaml:"guard_prefix_bans"`
+	GuardPrefixWindow time.Duration `yaml:"guard_prefix_window"`
+	OptionsInterval   time.Duration `yaml:"options_interval"`
 	// GCPercent is the Go garbage collector's target for the process
 	// (GOGC; the environment's GOGC wins). sipgo keeps every finished
 	// transaction for its 32 s timers, so the live heap grows with CPS; at
@@ -105,6 +114,10 @@ func DefaultConfig() Config {
 		GuardMaxAuthFailures: g.MaxAuthFails,
 		GuardAuthWindow:      g.AuthWindow,
 		GuardBan:             g.Ban,
+		GuardMaxSources:      g.MaxSources,
+		GuardMaxBans:         g.MaxBans,
+		GuardPrefixBans:      g.PrefixBans,
+		GuardPrefixWindow:    g.PrefixWindow,
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
 		GCPercent:            400,
@@ -143,13 +156,22 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{{"drain_timeout", c.DrainTimeout}, {"media_timeout", c.MediaTimeout}, {"guard_request_window", c.GuardRequestWindow}, {"guard_auth_window", c.GuardAuthWindow},
-		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}} {
+		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"guard_prefix_window", c.GuardPrefixWindow}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrConfig, d.name)
 		}
 	}
-	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 {
+	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 || c.GuardPrefixBans < 0 {
 		return fmt.Errorf("%w: guard limits are negative", ErrConfig)
+	}
+	if c.GuardMaxAuthFailures > limit.MaxAuthFails {
+		return fmt.Errorf("%w: guard_max_auth_failures above %d", ErrConfig, limit.MaxAuthFails)
+	}
+	if c.GuardPrefixBans > limit.MaxPrefixBans {
+		return fmt.Errorf("%w: guard_prefix_bans above %d", ErrConfig, limit.MaxPrefixBans)
+	}
+	if c.GuardMaxSources < 1 || c.GuardMaxBans < 1 {
+		return fmt.Errorf("%w: guard_max_sources and guard_max_bans must be at least 1", ErrConfig)
 	}
 	return nil
 }
@@ -182,6 +204,8 @@ func (c Config) guard() limit.GuardConfig {
 	g.MaxAuthFails, g.AuthWindow = c.GuardMaxAuthFailures, c.GuardAuthWindow
 	g.Ban, g.OptionsEvery = c.GuardBan, c.OptionsInterval
 	g.Scanners = c.GuardScanners
+	g.MaxSources, g.MaxBans = c.GuardMaxSources, c.GuardMaxBans
+	g.PrefixBans, g.PrefixWindow = c.GuardPrefixBans, c.GuardPrefixWindow
 	return g
 }
 

@@ -151,11 +151,17 @@ var (
 	ErrRejected  = errors.New("authentication failed")
 	ErrStale     = errors.New("stale nonce")
 	ErrReplay    = errors.New("replayed credentials")
+	// ErrURIMismatch: the credentials are for another Request-URI (a
+	// rewritten request); a caller answers 403, not a new challenge.
+	ErrURIMismatch = errors.New("digest uri is not the Request-URI")
 )
 
 // Request is what a response is checked against.
 type Request struct {
 	Method string
+	// URI is the request's Request-URI: the credentials' uri= must name
+	// it (SameURI), or they are refused with ErrURIMismatch.
+	URI string
 	// Header is the Authorization or Proxy-Authorization value.
 	Header string
 }
@@ -168,6 +174,9 @@ func (v *Verifier) Verify(r Request, lookup Lookup) (string, error) {
 	}
 	if cr.Realm != v.realm {
 		return "", ErrRejected
+	}
+	if !SameURI(cr.URI, r.URI) {
+		return "", ErrURIMismatch
 	}
 	alg := cr.Algorithm
 	if alg == "" {
