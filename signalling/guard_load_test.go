@@ -277,7 +277,9 @@ func TestGuardLoopbackSources(t *testing.T) {
 		t.Errorf("flood bans %v: a source with one request each was banned", b)
 	}
 	slices.Sort(times)
-	q := func(f float64) time.Duration { return times[min(int(f*float64(len(times))), len(times)-1)].Round(10 * time.Microsecond) }
+	q := func(f float64) time.Duration {
+		return times[min(int(f*float64(len(times))), len(times)-1)].Round(10 * time.Microsecond)
+	}
 	t.Logf("legitimate setup (INVITE, 407, INVITE with digest, 483) x%d with %d sources seen and %d more arriving: p50 %v p90 %v p99 %v max %v; %d lost to %d kernel UDP receive-buffer drops",
 		calls, loadSources, more, q(0.5), q(0.9), q(0.99), times[len(times)-1], lost, rcvbuf)
 	t.Logf("guard: %v sources tracked, %v evictions, %v REGISTERs counted",
