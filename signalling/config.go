@@ -87,6 +87,10 @@ type Config struct {
 	// hundreds of ms near capacity (BENCHMARKS.md).
 	GCPercent     int      `yaml:"gc_percent"`
 	GuardScanners []string `yaml:"guard_scanner"`
+	// DigestURICheck refuses (403) credentials whose uri= is not the
+	// Request-URI (on by default; off only for clients such as SIPp 3.6
+	// that put the server's address there).
+	DigestURICheck bool `yaml:"digest_uri_check"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
@@ -121,6 +125,7 @@ func DefaultConfig() Config {
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
 		GCPercent:            400,
+		DigestURICheck:       true,
 	}
 }
 

@@ -115,7 +115,11 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(st, s.log)
-	s.verifier = auth.New(cfg.realm())
+	var authOpts []auth.Option
+	if !cfg.DigestURICheck {
+		authOpts = append(authOpts, auth.WithoutURICheck())
+	}
+	s.verifier = auth.New(cfg.realm(), authOpts...)
 	g := cfg.guard()
 	g.OnBan, g.OnPrefixBan = s.onBan, s.onPrefixBan
 	s.abuse = limit.NewGuard(g, s.clock)

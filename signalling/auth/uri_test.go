@@ -31,6 +31,21 @@ func TestVerifyURIMustMatch(t *testing.T) {
 	}
 }
 
+// TestWithoutURICheck: the opt-out takes credentials made for another
+// URI (SIPp 3.6's sip:server:port), and still checks the password.
+func TestWithoutURICheck(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	v := New(realm, WithClock(func() time.Time { return now }), WithoutURICheck())
+	h := answer(t, v.Challenge(MD5, false), "alice", "Str0ngPassw0rd!", 1)
+	if u, err := v.Verify(Request{Method: "INVITE", URI: "sip:+19005550123@acme.pstn.example.net", Header: h}, lookup); err != nil || u != "alice" {
+		t.Fatalf("without the uri check: %q %v", u, err)
+	}
+	bad := answer(t, v.Challenge(MD5, false), "alice", "wrong", 1)
+	if _, err := v.Verify(Request{Method: "INVITE", URI: ruri, Header: bad}, lookup); !errors.Is(err, ErrRejected) {
+		t.Fatalf("wrong password without the uri check: %v", err)
+	}
+}
+
 func TestSameURI(t *testing.T) {
 	for _, tc := range []struct {
 		a, b string
