@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -26,23 +25,31 @@ import (
 //   - a carrier source (--carrier-source) is trusted; its OPTIONS are
 //     answered 200 whatever the Request-URI, since carriers ping us to
 //     route around a dead edge;
-//   - a source in any trunk's IP ACL is not banned, but like everyone may
-//     have one OPTIONS answered per --options-interval (the rest get
-//     nothing: Twilio tells customers to ping at most every 10-15 s "to
-//     avoid being blocked");
+//   - a source banned for failed authentication gets nothing, whoever it
+//     is;
+//   - a request to a trunk that exempts its source — the source is in
+//     that trunk's IP ACL, or passed digest on that trunk within
+//     trustTTL — is not counted toward a flood and is not held by a flood
+//     or prefix ban, but like everyone may have one OPTIONS answered per
+//     --options-interval (the rest get nothing: Twilio tells customers to
+//     ping at most every 10-15 s "to avoid being blocked"). The exemption
+//     is per trunk: one tenant's ACL entry exempts nobody on another
+//     tenant's trunk;
 //   - anyone else is checked by limit.Guard: a scanner's User-Agent, a
-//     source under a ban, more than --guard-max-requests per
-//     --guard-request-window (which bans it for --guard-ban), too frequent
-//     OPTIONS — all get silence, the cheapest answer and the one that
-//     tells a scanner nothing;
+//     source or its /24 (/64) under a ban, more than --guard-max-requests
+//     per --guard-request-window (which bans it for --guard-ban), too
+//     frequent OPTIONS — all get silence, the cheapest answer and the one
+//     that tells a scanner nothing;
 //   - while draining, a new INVITE gets 503 with Retry-After and OPTIONS
 //     that would be answered get 503, so peers move to another edge.
 //
 // --guard-max-auth-failures failed digest authentications per
-// --guard-auth-window also ban a source (authFailed, called from
-// authenticate; an expired nonce is not a failure). Banned UDP sources are
-// dropped before sipgo parses them (preParse) and banned TCP/TLS sources
-// are refused at accept (guardedListener).
+// --guard-auth-window ban a source, exempt or not (authFailed, called
+// from authenticate; an expired nonce is not a failure). Banned UDP
+// sources are dropped before sipgo parses them (preParse) and banned
+// TCP/TLS sources are refused at accept (guardedListener), except, for a
+// flood or prefix ban, a source that a trunk exempted lately: its
+// requests are parsed so that screen can tell which trunk they are for.
 
 // screened wraps a handler with the abuse guard.
 func (s *Server) screened(next sipgo.RequestHandler) sipgo.RequestHandler {
@@ -65,29 +72,8 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 		return false
 	}
 	carrier := s.fromCarrier(req)
-	switch {
-	case carrier:
-	case s.acls.contains(src), s.trusted.has(src, s.clock()):
-		if v, reason := s.abuse.CheckOptions(src, string(req.Method)); v != limit.Accept {
-			s.metrics.ignored(reason)
-			s.log.Debug().Str("src", src.String()).Str("method", string(req.Method)).Str("reason", reason).Msg("ignored")
-			return false
-		}
-	default:
-		ua := ""
-		if h := req.GetHeader("User-Agent"); h != nil {
-			ua = h.Value()
-		}
-		v, reason := s.abuse.Check(src, string(req.Method), ua)
-		if v != limit.Accept {
-			s.metrics.ignored(reason)
-			s.log.Debug().Str("src", src.String()).Str("method", string(req.Method)).Str("reason", reason).Msg("ignored")
-			if reason == limit.ReasonFlood {
-				s.metrics.banned(reason)
-				s.log.Warn().Str("src", src.String()).Str("reason", reason).Dur("for", s.cfg.GuardBan).Msg("source banned")
-			}
-			return false
-		}
+	if !carrier && !s.guardAllows(req, src) {
+		return false
 	}
 	switch req.Method {
 	case sip.INVITE:
@@ -107,6 +93,64 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 		}
 	}
 	return true
+}
+
+// guardAllows runs the abuse guard for a request from src that is not a
+// carrier's: exempt on the Request-URI's trunk or not.
+func (s *Server) guardAllows(req *sip.Request, src netip.Addr) bool {
+	method := string(req.Method)
+	var v limit.Verdict
+	var reason string
+	switch {
+	case s.abuse.BanOf(src) == limit.BanAuth:
+		v, reason = limit.Ignore, limit.ReasonBanned
+	case s.exemptOnTrunk(req, src):
+		s.exempted.Add(src, s.clock().Add(trustTTL))
+		v, reason = s.abuse.CheckExempt(src, method)
+	default:
+		ua := ""
+		if h := req.GetHeader("User-Agent"); h != nil {
+			ua = h.Value()
+		}
+		v, reason = s.abuse.Check(src, method, ua)
+	}
+	if v == limit.Accept {
+		return true
+	}
+	s.metrics.ignored(reason)
+	s.log.Debug().Str("src", src.String()).Str("method", method).Str("reason", reason).Msg("ignored")
+	return false
+}
+
+// exemptOnTrunk reports whether the trunk of req's Request-URI host
+// exempts src from the flood rule: src is in that trunk's IP ACL or
+// passed digest on it lately. No trunk (or a store error) exempts nobody.
+func (s *Server) exemptOnTrunk(req *sip.Request, src netip.Addr) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	tc, ok, err := s.cache.Trunk(ctx, req.Recipient.Host)
+	if err != nil || !ok {
+		return false
+	}
+	if tc.Trunk.HasIPACL && tc.Allowed(src) {
+		return true
+	}
+	return s.trusted.Has(trustKey{src, tc.Trunk.Sid}, s.clock())
+}
+
+// dropEarly says whether traffic from addr is dropped before it is
+// parsed (UDP) or accepted (TCP/TLS): under an authentication ban, or
+// under a flood or prefix ban and not exempted by a trunk lately (for
+// those, screen decides per request and trunk).
+func (s *Server) dropEarly(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	switch s.abuse.BanOf(addr) {
+	case limit.NotBanned:
+		return false
+	case limit.BanAuth:
+		return true
+	}
+	return !s.exempted.Has(addr, s.clock())
 }
 
 // refuseDraining answers a new call while draining.
@@ -130,20 +174,48 @@ func (s *Server) answerOptions(req *sip.Request, tx sip.ServerTransaction) {
 	respond(tx, req, 200, "OK", []sip.Header{sip.NewHeader("Allow", s.allow), sip.NewHeader("Accept", "application/sdp")})
 }
 
-// authFailed counts a failed digest authentication from req's source; an
-// expired nonce is not a failure. Enough of them ban the source, unless
-// it is exempt.
+// authFailed counts a failed digest authentication from req's source,
+// whoever it is (an IP ACL on some trunk exempts nobody from this); an
+// expired nonce is not a failure. Enough of them ban the source.
 func (s *Server) authFailed(req *sip.Request, err error) {
 	if err == nil || errors.Is(err, auth.ErrStale) {
 		return
 	}
-	src, ok := sourceAddr(req)
-	if !ok || s.fromCarrier(req) || s.acls.contains(src) {
-		return
+	if src, ok := sourceAddr(req); ok {
+		s.abuse.AuthFailed(src)
 	}
-	if s.abuse.AuthFailed(src) {
-		s.metrics.banned(limit.ReasonAuth)
-		s.log.Warn().Str("src", src.String()).Str("reason", limit.ReasonAuth).Dur("for", s.cfg.GuardBan).Msg("source banned")
+}
+
+// onBan is the guard's hook for a banned source: log, count, and pass it
+// on (to close the source's TCP/TLS connections, say).
+func (s *Server) onBan(a netip.Addr) {
+	reason := limit.ReasonFlood
+	if s.abuse.BanOf(a) == limit.BanAuth {
+		reason = limit.ReasonAuth
+	}
+	s.metrics.banned(reason)
+	s.log.Warn().Str("src", a.String()).Str("reason", reason).Dur("for", s.cfg.GuardBan).Msg("source banned")
+	if s.dropEarly(a) {
+		// Its open TCP/TLS connections go too: a ban that only stops new
+		// ones would leave a connected attacker talking.
+		s.closeConnectionsFrom(a)
+	}
+	if s.banHook != nil {
+		s.banHook(a)
+	}
+}
+
+// onPrefixBan is onBan for a /24 or /64.
+func (s *Server) onPrefixBan(p netip.Prefix) {
+	s.metrics.banned(limit.ReasonPrefix)
+	s.log.Warn().Str("prefix", p.String()).Str("reason", limit.ReasonPrefix).Dur("for", s.cfg.GuardBan).Msg("prefix banned")
+	for _, a := range s.conns.sourcesIn(p) {
+		if s.dropEarly(a) {
+			s.closeConnectionsFrom(a)
+		}
+	}
+	if s.prefixBanHook != nil {
+		s.prefixBanHook(p)
 	}
 }
 
@@ -186,7 +258,7 @@ func (s *Server) preParse(p sip.TransportReadProps, data []byte) ([]byte, error)
 		return data, nil
 	}
 	ua, ok := p.RemoteAddr.(*net.UDPAddr)
-	if !ok || !s.abuse.IsBanned(ua.AddrPort().Addr()) {
+	if !ok || !s.dropEarly(ua.AddrPort().Addr()) {
 		return data, nil
 	}
 	if bytes.HasPrefix(data, []byte("SIP/2.0 ")) {
@@ -230,52 +302,26 @@ func rawCallID(msg []byte) string {
 	return ""
 }
 
-// trustTTL is how long a source that passed digest authentication is
-// treated like an IP-ACL customer by the guard.
+// trustTTL is how long a source that passed digest authentication on a
+// trunk is treated like that trunk's IP-ACL customer by the guard.
 const trustTTL = 10 * time.Minute
 
-// authenticated marks req's source as a customer: a PBX on digest alone
-// that places more than a few calls a second is not a flood (the trunk's
-// CPS limit still applies to it).
-func (s *Server) authenticated(req *sip.Request) {
-	if src, ok := sourceAddr(req); ok {
-		s.trusted.add(src, s.clock().Add(trustTTL))
-	}
-}
-
-// trustedSet holds the sources that authenticated recently, until when.
-type trustedSet struct {
-	mu    sync.Mutex
-	until map[netip.Addr]time.Time
-}
-
-// maxTrusted bounds the set; when full, expired entries go first and a
-// new source waits for room.
+// maxTrusted bounds the sources trusted after digest, and those a trunk
+// exempted lately; full, the least recently refreshed go.
 const maxTrusted = 65536
 
-func (t *trustedSet) add(a netip.Addr, until time.Time) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.until == nil {
-		t.until = map[netip.Addr]time.Time{}
-	}
-	if _, ok := t.until[a]; !ok && len(t.until) >= maxTrusted {
-		now := until.Add(-trustTTL)
-		for k, u := range t.until {
-			if u.Before(now) {
-				delete(t.until, k)
-			}
-		}
-		if len(t.until) >= maxTrusted {
-			return
-		}
-	}
-	t.until[a] = until
+// trustKey is a source trusted on one trunk (by sid).
+type trustKey struct {
+	addr  netip.Addr
+	trunk string
 }
 
-func (t *trustedSet) has(a netip.Addr, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	u, ok := t.until[a]
-	return ok && now.Before(u)
+// authenticated marks req's source as a customer of tc's trunk: a PBX on
+// digest alone that places more than a few calls a second is not a flood
+// (the trunk's CPS limit still applies to it). Other trunks do not trust
+// it for that.
+func (s *Server) authenticated(req *sip.Request, tc *TrunkConfig) {
+	if src, ok := sourceAddr(req); ok {
+		s.trusted.Add(trustKey{src, tc.Trunk.Sid}, s.clock().Add(trustTTL))
+	}
 }

@@ -147,22 +147,53 @@ func TestGuardFloodBanAndRecovery(t *testing.T) {
 }
 
 // TestGuardAuthFailures: failed digests ban a stranger; the request that
-// crosses the line is still challenged, the next gets nothing.
+// crosses the line is still challenged, the next gets nothing. An
+// address in a trunk's IP ACL is banned for its failures just the same,
+// on its own trunk too.
 func TestGuardAuthFailures(t *testing.T) {
 	s := guardServer(t, func(c *Config) { c.GuardMaxAuthFailures, c.GuardMaxRequests = 3, 0 })
 	bad := rawRequest{ruri: "sip:+14155550123@" + acmeHost,
 		extra: `Proxy-Authorization: Digest username="pbx1", realm="example.net", nonce="bogus", uri="sip:+14155550123@acme.pstn.example.net", response="00000000000000000000000000000000"` + "\r\n"}
-	for i := 0; i < 3; i++ {
-		expectStatus(t, s, stranger, bad, "SIP/2.0 407")
+	for _, src := range []string{stranger, customer} {
+		for i := 0; i < 3; i++ {
+			expectStatus(t, s, src, bad, "SIP/2.0 407")
+		}
+		expectStatus(t, s, src, bad, "")
+		expectStatus(t, s, src, register, "") // the customer's own trunk
 	}
-	expectStatus(t, s, stranger, bad, "")
-	expectStatus(t, s, stranger, register, "")
-	// A customer in an IP ACL is not banned for its failures.
+	if v := metricValue(scrape(t, s), `xtrunk_sip_guard_bans_total{reason="auth_failures"}`); v != 2 {
+		t.Errorf("auth bans %v, want 2", v)
+	}
+}
+
+// TestGuardACLExemptOnlyOnOwnTrunk: an address in one trunk's IP ACL may
+// send as much as it likes to that trunk, but floods another trunk like
+// anyone and is banned there, and the ban-hook hears of it; its own
+// trunk keeps answering it.
+func TestGuardACLExemptOnlyOnOwnTrunk(t *testing.T) {
+	banned := make(chan netip.Addr, 4)
+	s := guardServer(t, func(c *Config) { c.GuardMaxRequests, c.GuardRequestWindow = 5, time.Hour },
+		WithBanHooks(func(a netip.Addr) { banned <- a }, nil))
+	for i := 0; i < 20; i++ {
+		expectStatus(t, s, customer, register, "SIP/2.0 403") // own trunk: not counted
+	}
+	other := rawRequest{method: "REGISTER", ruri: "sip:" + acmeHost}
 	for i := 0; i < 5; i++ {
-		expectStatus(t, s, customer, bad, "SIP/2.0 407")
+		expectStatus(t, s, customer, other, "SIP/2.0 403")
 	}
-	if v := metricValue(scrape(t, s), `xtrunk_sip_guard_bans_total{reason="auth_failures"}`); v != 1 {
-		t.Errorf("auth bans %v, want 1", v)
+	expectStatus(t, s, customer, other, "") // the 6th to another tenant's trunk
+	select {
+	case a := <-banned:
+		if a != netip.MustParseAddr("127.0.0.2") {
+			t.Fatalf("ban hook got %s", a)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("ban hook not called")
+	}
+	expectStatus(t, s, customer, other, "")
+	expectStatus(t, s, customer, register, "SIP/2.0 403") // own trunk: still heard
+	if v := metricValue(scrape(t, s), `xtrunk_sip_guard_bans_total{reason="flood"}`); v != 1 {
+		t.Errorf("flood bans %v, want 1", v)
 	}
 }
 
@@ -281,8 +312,9 @@ func netipAddrPort(t *testing.T, s string) netip.AddrPort {
 }
 
 // TestGuardTrustsAuthenticated: a source that passed digest
-// authentication is a customer: it may send more than the flood limit
-// (a PBX on credentials alone placing several calls a second).
+// authentication on a trunk is that trunk's customer: it may send it
+// more than the flood limit (a PBX on credentials alone placing several
+// calls a second). Other trunks do not trust it for that.
 func TestGuardTrustsAuthenticated(t *testing.T) {
 	clock := &testClock{t: time.Unix(1_800_000_000, 0)}
 	s := guardServer(t, func(c *Config) {
@@ -290,21 +322,92 @@ func TestGuardTrustsAuthenticated(t *testing.T) {
 		c.DefaultCPS = 0
 	}, withClock(clock.now))
 	const uri = "sip:+14155550123@" + acmeHost
+	acmeRegister := rawRequest{method: "REGISTER", ruri: "sip:" + acmeHost}
 	// Max-Forwards 10: refused (483) right after authentication, so no
-	// call is placed.
+	// call is placed. Both INVITEs count toward the flood rule.
 	chal := challengeOf(t, exchange(t, stranger, s.Addr("UDP").String(), rawRequest{ruri: uri, maxForwards: 10}, 2*time.Second))
 	auth := answerChallenge(t, chal, testUser, testPassword, uri, 1, true)
 	expectStatus(t, s, stranger, rawRequest{ruri: uri, maxForwards: 10, extra: "Proxy-Authorization: " + auth + "\r\n"}, "SIP/2.0 483")
 	for i := 0; i < 20; i++ {
+		expectStatus(t, s, stranger, acmeRegister, "SIP/2.0 403")
+	}
+	// Another trunk: counted (2 so far), banned past 5.
+	for i := 0; i < 3; i++ {
 		expectStatus(t, s, stranger, register, "SIP/2.0 403")
 	}
+	expectStatus(t, s, stranger, register, "")
+	expectStatus(t, s, stranger, acmeRegister, "SIP/2.0 403") // still trusted where it authenticated
 	// Trust ends; the flood rule is back.
 	clock.add(trustTTL + time.Second)
-	for i := 0; i < 5; i++ {
-		got := exchange(t, stranger, s.Addr("UDP").String(), register, 500*time.Millisecond)
+	for i := 0; i < 6; i++ {
+		got := exchange(t, stranger, s.Addr("UDP").String(), acmeRegister, 500*time.Millisecond)
 		if got == "" {
 			return // banned again
 		}
 	}
 	t.Fatal("a source whose trust expired is never banned")
+}
+
+// TestDigestURIMustMatchRequestURI: credentials made for one Request-URI
+// on an INVITE whose Request-URI was rewritten (another number) get 403;
+// the INVITE they were made for is admitted.
+func TestDigestURIMustMatchRequestURI(t *testing.T) {
+	s := guardServer(t, nil)
+	const uri = "sip:+14155550123@" + acmeHost
+	const rewritten = "sip:+19005550199@" + acmeHost
+	chal := challengeOf(t, exchange(t, stranger, s.Addr("UDP").String(), rawRequest{ruri: uri, maxForwards: 10}, 2*time.Second))
+	auth := answerChallenge(t, chal, testUser, testPassword, uri, 1, true)
+	expectStatus(t, s, stranger, rawRequest{ruri: rewritten, maxForwards: 10, extra: "Proxy-Authorization: " + auth + "\r\n"}, "SIP/2.0 403")
+	// the same credentials on the Request-URI they name: taken (483 is
+	// the check right after authentication)
+	expectStatus(t, s, stranger, rawRequest{ruri: uri, maxForwards: 10, extra: "Proxy-Authorization: " + auth + "\r\n"}, "SIP/2.0 483")
+	if v := metricValue(scrape(t, s), `xtrunk_sip_refusals_total{code="403",reason="Digest URI does not match Request-URI"}`); v != 1 {
+		t.Errorf("403 refusals for a digest uri mismatch: %v, want 1", v)
+	}
+}
+
+// TestBanClosesTCPConnections: a source banned for failing digest over
+// UDP loses the TCP connection it holds open too, and so does every
+// source of a banned prefix; another source's connection stays.
+func TestBanClosesTCPConnections(t *testing.T) {
+	s := guardServer(t, func(c *Config) {
+		c.GuardMaxAuthFailures, c.GuardMaxRequests, c.GuardPrefixBans = 3, 0, 2
+	})
+	bad := rawRequest{ruri: "sip:+14155550123@" + acmeHost,
+		extra: `Proxy-Authorization: Digest username="pbx1", realm="example.net", nonce="bogus", uri="sip:+14155550123@acme.pstn.example.net", response="00000000000000000000000000000000"` + "\r\n"}
+	held, err := dialFrom("127.0.7.1", s.Addr("TCP").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	neighbour, err := dialFrom("127.0.7.9", s.Addr("TCP").String()) // same /24, never fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer neighbour.Close()
+	bystander, err := dialFrom("127.0.8.1", s.Addr("TCP").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bystander.Close()
+	waitFor(t, 10*time.Second, "connections accepted", func() bool { return s.conns.count() == 3 })
+
+	for i := 0; i < 3; i++ {
+		expectStatus(t, s, "127.0.7.1:0", bad, "SIP/2.0 407")
+	}
+	if !closedByPeer(held, 5*time.Second) {
+		t.Fatal("the banned source's TCP connection is still open")
+	}
+	if closedByPeer(neighbour, 200*time.Millisecond) {
+		t.Fatal("a neighbour's connection was closed before its prefix was banned")
+	}
+	for i := 0; i < 3; i++ { // a second source of 127.0.7.0/24: the prefix goes
+		expectStatus(t, s, "127.0.7.2:0", bad, "SIP/2.0 407")
+	}
+	if !closedByPeer(neighbour, 5*time.Second) {
+		t.Error("a connection inside the banned prefix is still open")
+	}
+	if closedByPeer(bystander, 200*time.Millisecond) {
+		t.Error("a bystander's connection was closed")
+	}
 }

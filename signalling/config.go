@@ -67,15 +67,24 @@ type Config struct {
 	DrainTimeout time.Duration `yaml:"drain-timeout"`
 
 	// The abuse guard (see limit.GuardConfig; 0 turns a check off).
-	// Carrier sources, addresses in any trunk's IP ACL and requests
-	// within calls in progress are exempt, except that ACL sources too
+	// Carrier sources and requests within calls in progress are exempt;
+	// a trunk's IP ACL exempts its addresses from the flood rule on that
+	// trunk only, and authentication failures count for everyone. All
 	// get one OPTIONS answered per OptionsInterval.
 	GuardMaxRequests     int           `yaml:"guard-max-requests"`
 	GuardRequestWindow   time.Duration `yaml:"guard-request-window"`
 	GuardMaxAuthFailures int           `yaml:"guard-max-auth-failures"`
 	GuardAuthWindow      time.Duration `yaml:"guard-auth-window"`
 	GuardBan             time.Duration `yaml:"guard-ban"`
-	OptionsInterval      time.Duration `yaml:"options-interval"`
+	// GuardMaxSources and GuardMaxBans bound the guard's tables (the
+	// least recently seen source, the oldest ban go first);
+	// GuardPrefixBans distinct sources of a /24 (/64) banned within
+	// GuardPrefixWindow ban the prefix (0: never).
+	GuardMaxSources   int           `yaml:"guard-max-sources"`
+	GuardMaxBans      int           `yaml:"guard-max-bans"`
+	GuardPrefixBans   int           `yaml:"guard-prefix-bans"`
+	GuardPrefixWindow time.Duration `yaml:"guard-prefix-window"`
+	OptionsInterval   time.Duration `yaml:"options-interval"`
 	// GCPercent is the Go garbage collector's target for the process
 	// (GOGC; the environment's GOGC wins). sipgo keeps every finished
 	// transaction for its 32 s timers, so the live heap grows with CPS; at
@@ -92,6 +101,10 @@ type Config struct {
 	TCPMaxPerSource     int           `yaml:"tcp-max-per-source"`
 	TCPMax              int           `yaml:"tcp-max"`
 	TLSHandshakeTimeout time.Duration `yaml:"tls-handshake-timeout"`
+	// DigestURICheck refuses (403) credentials whose uri= is not the
+	// Request-URI (on by default; off only for clients such as SIPp 3.6
+	// that put the server's address there).
+	DigestURICheck bool `yaml:"digest-uri-check"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
@@ -119,6 +132,10 @@ func DefaultConfig() Config {
 		GuardMaxAuthFailures: g.MaxAuthFails,
 		GuardAuthWindow:      g.AuthWindow,
 		GuardBan:             g.Ban,
+		GuardMaxSources:      g.MaxSources,
+		GuardMaxBans:         g.MaxBans,
+		GuardPrefixBans:      g.PrefixBans,
+		GuardPrefixWindow:    g.PrefixWindow,
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
 		GCPercent:            400,
@@ -126,6 +143,7 @@ func DefaultConfig() Config {
 		TCPMaxPerSource:      32,
 		TCPMax:               10000,
 		TLSHandshakeTimeout:  10 * time.Second,
+		DigestURICheck:       true,
 	}
 }
 
@@ -164,12 +182,12 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{{"drain_timeout", c.DrainTimeout}, {"media_timeout", c.MediaTimeout}, {"guard_request_window", c.GuardRequestWindow}, {"guard_auth_window", c.GuardAuthWindow},
-		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"tcp_idle_timeout", c.TCPIdleTimeout}} {
+		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"tcp_idle_timeout", c.TCPIdleTimeout}, {"guard_prefix_window", c.GuardPrefixWindow}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrConfig, d.name)
 		}
 	}
-	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 {
+	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 || c.GuardPrefixBans < 0 {
 		return fmt.Errorf("%w: guard limits are negative", ErrConfig)
 	}
 	if c.TCPMax < 0 || c.TCPMaxPerSource < 0 {
@@ -177,6 +195,15 @@ func (c Config) validate() error {
 	}
 	if c.TLSHandshakeTimeout <= 0 {
 		return fmt.Errorf("%w: tls_handshake_timeout must be positive", ErrConfig)
+	}
+	if c.GuardMaxAuthFailures > limit.MaxAuthFails {
+		return fmt.Errorf("%w: guard_max_auth_failures above %d", ErrConfig, limit.MaxAuthFails)
+	}
+	if c.GuardPrefixBans > limit.MaxPrefixBans {
+		return fmt.Errorf("%w: guard_prefix_bans above %d", ErrConfig, limit.MaxPrefixBans)
+	}
+	if c.GuardMaxSources < 1 || c.GuardMaxBans < 1 {
+		return fmt.Errorf("%w: guard_max_sources and guard_max_bans must be at least 1", ErrConfig)
 	}
 	return nil
 }
@@ -209,6 +236,8 @@ func (c Config) guard() limit.GuardConfig {
 	g.MaxAuthFails, g.AuthWindow = c.GuardMaxAuthFailures, c.GuardAuthWindow
 	g.Ban, g.OptionsEvery = c.GuardBan, c.OptionsInterval
 	g.Scanners = c.GuardScanners
+	g.MaxSources, g.MaxBans = c.GuardMaxSources, c.GuardMaxBans
+	g.PrefixBans, g.PrefixWindow = c.GuardPrefixBans, c.GuardPrefixWindow
 	return g
 }
 

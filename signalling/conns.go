@@ -93,6 +93,20 @@ func (t *connTracker) closeFrom(src netip.Addr) int {
 	return len(conns)
 }
 
+// sourcesIn lists the sources inside p with connections open now (at
+// most --tcp-max of them).
+func (t *connTracker) sourcesIn(p netip.Prefix) []netip.Addr {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []netip.Addr
+	for src := range t.bySrc {
+		if p.Contains(src) {
+			out = append(out, src)
+		}
+	}
+	return out
+}
+
 // count is the number of connections open now.
 func (t *connTracker) count() int {
 	t.mu.Lock()

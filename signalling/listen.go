@@ -174,7 +174,7 @@ func (l *guardedListener) Accept() (net.Conn, error) {
 			continue
 		}
 		delay = 0
-		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && l.s.abuse.IsBanned(a.AddrPort().Addr()) {
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok && l.s.dropEarly(a.AddrPort().Addr()) {
 			l.s.metrics.ignored(limit.ReasonBanned)
 			_ = c.Close()
 			continue

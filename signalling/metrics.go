@@ -62,8 +62,13 @@ type metrics struct {
 	// connections) not answered by the abuse guard: scanner, flood,
 	// banned, auth_failures, options_rate.
 	ignoredC *prometheus.CounterVec
-	// xtrunk_sip_guard_bans_total{reason}: sources banned (flood,
-	// auth_failures); xtrunk_sip_guard_banned_sources: under a ban now.
+	// xtrunk_sip_guard_bans_total{reason}: bans made — of a source (flood,
+	// auth_failures) or of its /24 or /64 after repeated bans in it
+	// (prefix). Read from the guard at scrape time:
+	// xtrunk_sip_guard_banned{kind="source"|"prefix"}: under a ban now;
+	// xtrunk_sip_guard_sources: sources whose rates are tracked (at most
+	// --guard-max-sources); xtrunk_sip_guard_evictions_total: entries
+	// pushed out of the guard's full tables (least recently seen first).
 	bans *prometheus.CounterVec
 	// xtrunk_sip_requests_total{method}: requests received (before the
 	// guard; retransmissions absorbed by sipgo are not counted).
@@ -115,8 +120,16 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 				}
 				return 0
 			}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned_sources", Help: "Sources under a ban now."},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned", Help: "Sources and prefixes (/24, /64) under a ban now.",
+			ConstLabels: prometheus.Labels{"kind": "source"}}, func() float64 { return float64(s.abuse.Stats().BannedSources) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned", Help: "Sources and prefixes (/24, /64) under a ban now.",
+			ConstLabels: prometheus.Labels{"kind": "prefix"}}, func() float64 { return float64(s.abuse.Stats().BannedPrefixes) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_banned_sources", Help: "Sources under a ban now (xtrunk_sip_guard_banned{kind=\"source\"})."},
 			func() float64 { return float64(s.abuse.BannedCount()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_guard_sources", Help: "Sources whose request rates the abuse guard tracks now."},
+			func() float64 { return float64(s.abuse.Stats().Sources) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "xtrunk_sip_guard_evictions_total", Help: "Entries pushed out of the abuse guard's full tables, least recently seen first."},
+			func() float64 { return float64(s.abuse.Stats().Evictions) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if certs != nil {
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_tls_certificate_expiry_timestamp_seconds",
@@ -125,7 +138,7 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	for _, r := range limit.Reasons {
 		m.ignoredC.WithLabelValues(r)
 	}
-	for _, r := range []string{limit.ReasonFlood, limit.ReasonAuth} {
+	for _, r := range []string{limit.ReasonFlood, limit.ReasonAuth, limit.ReasonPrefix} {
 		m.bans.WithLabelValues(r)
 	}
 	for _, meth := range knownMethods {

@@ -42,7 +42,6 @@ type Server struct {
 	st        *store.Store
 	cache     *Cache
 	cdrs      *cdrWriter // CDRs to the store, batched
-	acls      *aclSet
 	ng        *ngClient
 	ua        *sipgo.UserAgent
 	srv       *sipgo.Server
@@ -60,9 +59,13 @@ type Server struct {
 	// relayIfaces are --relay-interface: the relay's interface NAME by
 	// the address (as text) the signalling uses toward a leg.
 	relayIfaces map[string]string
-	allow       string      // the Allow header: the methods handled
-	clock       limit.Clock // the guard's (tests move it)
-	trusted     trustedSet  // sources that passed digest recently: exempt from the flood rule
+	allow       string                    // the Allow header: the methods handled
+	clock       limit.Clock               // the guard's (tests move it)
+	trusted     *limit.TTLSet[trustKey]   // sources that passed digest on a trunk lately: exempt there
+	exempted    *limit.TTLSet[netip.Addr] // sources some trunk exempted lately: parsed under flood bans
+	// banHook and prefixBanHook are told of every ban (WithBanHooks).
+	banHook       func(netip.Addr)
+	prefixBanHook func(netip.Prefix)
 
 	// TCP/TLS connections and sipgo's transport (conns.go, transport.go).
 	conns         *connTracker      // accepted TCP/TLS connections
@@ -96,6 +99,14 @@ type Option func(*Server)
 // WithLogger sets the logger (default: none).
 func WithLogger(l zerolog.Logger) Option { return func(s *Server) { s.log = l } }
 
+// WithBanHooks has onBan called with every source the abuse guard bans
+// and onPrefix with every /24 or /64 it bans, outside the guard's locks
+// and after the ban holds (say, to close the source's TCP/TLS
+// connections: sipgo's would otherwise live on). Either may be nil.
+func WithBanHooks(onBan func(netip.Addr), onPrefix func(netip.Prefix)) Option {
+	return func(s *Server) { s.banHook, s.prefixBanHook = onBan, onPrefix }
+}
+
 // withClock sets the abuse guard's clock (tests).
 func withClock(now limit.Clock) Option { return func(s *Server) { s.clock = now } }
 
@@ -122,9 +133,16 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(st, s.log)
-	s.acls = newACLSet(st, s.cache, s.log)
-	s.verifier = auth.New(cfg.realm())
-	s.abuse = limit.NewGuard(cfg.guard(), s.clock)
+	var authOpts []auth.Option
+	if !cfg.DigestURICheck {
+		authOpts = append(authOpts, auth.WithoutURICheck())
+	}
+	s.verifier = auth.New(cfg.realm(), authOpts...)
+	g := cfg.guard()
+	g.OnBan, g.OnPrefixBan = s.onBan, s.onPrefixBan
+	s.abuse = limit.NewGuard(g, s.clock)
+	s.trusted = limit.NewTTLSet[trustKey](maxTrusted)
+	s.exempted = limit.NewTTLSet[netip.Addr](maxTrusted)
 	tlsServer, tlsClient, certs, err := cfg.tlsConfigs()
 	if err != nil {
 		return nil, err

@@ -59,8 +59,9 @@ func TestSvwarLab(t *testing.T) {
 	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	sipAddr := netip.AddrPortFrom(tri.RelayCallerIP, 5060)
 	startEdge(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr.String(), false, nil)
-	// The PBX's IPv4 address is in the ACL trunk's list, and the abuse
-	// guard exempts it; its IPv6 address is in no list, like a scanner's.
+	// The PBX's IPv4 address is in the ACL trunk's list (that edge runs
+	// without flood and auth-failure bans: the ACL exempts it on its own
+	// trunk only); its IPv6 address is in no list, like a scanner's.
 	// A second edge listens on IPv6 for the scans from there.
 	sipAddr6 := netip.AddrPortFrom(tri.RelayCallerIP6, 5060)
 	edge6 := startEdgeQuiet(t, ctx, tri, bin, p.dsn, ngAddr, sipAddr6.String())
@@ -205,9 +206,10 @@ func svwarRun(t *testing.T, ctx context.Context, tri *testbed.Triangle, svwar, b
 		silence := strings.Contains(out, "socket error: timed out") || strings.Contains(out, "No server response")
 		switch {
 		case silence:
-			// the abuse guard's scanner rule; sources in a trunk's ACL
-			// are exempt from it
-			if !from.Is6() || ua != "" {
+			// the abuse guard's scanner rule; a trunk's ACL exempts its
+			// addresses from it on that trunk only, and the scans go to
+			// another, so the PBX's IPv4 address gets silence too
+			if ua != "" {
 				t.Errorf("svwar got no answer:\n%s", out)
 			}
 		case strings.Contains(out, "found nothing"):
@@ -216,8 +218,8 @@ func svwarRun(t *testing.T, ctx context.Context, tri *testbed.Triangle, svwar, b
 			if !strings.Contains(out, `"`+testUser+`" <sip:`+testUser+`@`) {
 				t.Errorf("svwar found nothing without comparing %q's answer:\n%s", testUser, out)
 			}
-			if from.Is6() && ua == "" {
-				t.Errorf("a scanner's User-Agent from an address in no ACL was answered:\n%s", out)
+			if ua == "" {
+				t.Errorf("a scanner's User-Agent was answered on a trunk whose ACL does not hold it:\n%s", out)
 			}
 		default:
 			t.Fatalf("svwar neither found nothing nor got no answer:\n%s", out)
@@ -233,8 +235,15 @@ func startEdgeQuiet(t *testing.T, ctx context.Context, tri *testbed.Triangle, bi
 	if err := os.WriteFile(cfgFile, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The lab's PBX address is in the open trunk's IP ACL, which exempts
+	// it on that trunk only and never from auth-failure bans: the scans
+	// and the digest-usernames probe to the acme trunk would be banned
+	// midway. This lab is about what a scanner learns, not bans
+	// (TestGuardAuthFailures, TestFloodIgnoredLoopback,
+	// TestGuardLoopbackSources).
 	proc, err := tri.Relay.Start(ctx, bin, "sip", "--config", cfgFile, "--listen-udp", listen, "--listen-tcp", "",
-		"--domain", testDomain, "--relay-ng", ngAddr, "--db", dsn, "--default-cps", "0", "--log-level", "info")
+		"--domain", testDomain, "--relay-ng", ngAddr, "--db", dsn, "--default-cps", "0", "--log-level", "info",
+		"--guard-max-auth-failures", "0", "--guard-max-requests", "0")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,20 +126,26 @@ func unsupported(req *sip.Request) (*refusal, []sip.Header) {
 }
 
 // authenticate checks Proxy-Authorization; without valid credentials it
-// returns a 407 with a fresh challenge (stale=true for an expired nonce).
+// returns a 407 with a fresh challenge (stale=true for an expired nonce),
+// or 403 for credentials whose uri= is not the Request-URI.
 func (s *Server) authenticate(ctx context.Context, req *sip.Request, tc *TrunkConfig) (*refusal, []sip.Header) {
 	h := req.GetHeader("Proxy-Authorization")
 	stale := false
 	if h != nil {
 		lookup := func(user string) (auth.Secret, bool) { return tc.Secret(ctx, s.st, user) }
-		_, err := s.verifier.Verify(auth.Request{Method: string(req.Method), Header: h.Value()}, lookup)
+		_, err := s.verifier.Verify(auth.Request{Method: string(req.Method), URI: req.Recipient.String(), Header: h.Value()}, lookup)
 		if err == nil {
-			s.authenticated(req)
+			s.authenticated(req, tc)
 			return nil, nil
 		}
 		s.authFailed(req, err)
 		if errors.Is(err, auth.ErrMalformed) {
 			return &refusal{400, "Bad Request"}, nil
+		}
+		if errors.Is(err, auth.ErrURIMismatch) {
+			// credentials made for another Request-URI: a rewritten
+			// request, not a client that needs a new challenge
+			return &refusal{403, "Digest URI does not match Request-URI"}, nil
 		}
 		stale = errors.Is(err, auth.ErrStale)
 	}

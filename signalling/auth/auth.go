@@ -64,7 +64,9 @@ type Verifier struct {
 	dummy Secret
 	mu    sync.Mutex
 	seen  map[string]nonceState // nonce -> highest nc accepted
-	sweep time.Time
+	// anyURI skips the uri= check (WithoutURICheck)
+	anyURI bool
+	sweep  time.Time
 }
 
 type nonceState struct {
@@ -81,6 +83,12 @@ func WithTTL(d time.Duration) Option { return func(v *Verifier) { v.ttl = d } }
 // WithKey sets the HMAC key signing nonces (default: random per process;
 // set one shared key when several signalling processes serve one realm).
 func WithKey(k []byte) Option { return func(v *Verifier) { v.key = append([]byte(nil), k...) } }
+
+// WithoutURICheck accepts credentials whatever their uri= names. Only
+// for clients that do not put the Request-URI there (SIPp 3.6 puts
+// sip:server-ip:port): it lets an on-path attacker move credentials to
+// another Request-URI.
+func WithoutURICheck() Option { return func(v *Verifier) { v.anyURI = true } }
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(v *Verifier) { v.now = now } }
@@ -151,11 +159,17 @@ var (
 	ErrRejected  = errors.New("authentication failed")
 	ErrStale     = errors.New("stale nonce")
 	ErrReplay    = errors.New("replayed credentials")
+	// ErrURIMismatch: the credentials are for another Request-URI (a
+	// rewritten request); a caller answers 403, not a new challenge.
+	ErrURIMismatch = errors.New("digest uri is not the Request-URI")
 )
 
 // Request is what a response is checked against.
 type Request struct {
 	Method string
+	// URI is the request's Request-URI: the credentials' uri= must name
+	// it (SameURI), or they are refused with ErrURIMismatch.
+	URI string
 	// Header is the Authorization or Proxy-Authorization value.
 	Header string
 }
@@ -168,6 +182,9 @@ func (v *Verifier) Verify(r Request, lookup Lookup) (string, error) {
 	}
 	if cr.Realm != v.realm {
 		return "", ErrRejected
+	}
+	if !v.anyURI && !SameURI(cr.URI, r.URI) {
+		return "", ErrURIMismatch
 	}
 	alg := cr.Algorithm
 	if alg == "" {

@@ -45,9 +45,9 @@ func FuzzVerifyReplay(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, method, header string) {
 		v := mk()
-		user, err := v.Verify(Request{Method: method, Header: header}, lookup)
+		user, err := v.Verify(Request{Method: method, URI: ruri, Header: header}, lookup)
 		if err != nil {
-			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrStale) && !errors.Is(err, ErrReplay) {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrRejected) && !errors.Is(err, ErrStale) && !errors.Is(err, ErrReplay) && !errors.Is(err, ErrURIMismatch) {
 				t.Fatalf("Verify: unexpected error %v", err)
 			}
 			if user != "" {
@@ -58,7 +58,7 @@ func FuzzVerifyReplay(f *testing.F) {
 		if _, ok := users[user]; !ok {
 			t.Fatalf("Verify accepted unknown user %q", user)
 		}
-		if _, err := v.Verify(Request{Method: method, Header: header}, lookup); !errors.Is(err, ErrReplay) {
+		if _, err := v.Verify(Request{Method: method, URI: ruri, Header: header}, lookup); !errors.Is(err, ErrReplay) {
 			t.Fatalf("the same credentials a second time: %v, want %v\n%s", err, ErrReplay, header)
 		}
 	})
