@@ -104,7 +104,7 @@ func TestBadInputLab(t *testing.T) {
 		return []string{"-sf", scenario,
 			"-i", tri.CallerIP.String(), "-p", "5060", "-mi", tri.CallerIP.String(), "-mp", "20000",
 			"-s", labCalled, "-key", "trunk", acmeHost, "-key", "caller", testDID,
-			"-au", testUser, "-ap", testPassword,
+			"-au", testUser, "-ap", testPassword, "-auth_uri", labCalled + "@" + acmeHost,
 			"-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"}
 	}
 	uac, err := tri.Caller.Start(ctx, sipp, append(uacArgs(longScen), "-trace_msg", "-message_file", uacMsgs, sipAddr)...)
@@ -270,8 +270,7 @@ func startEdge(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, ds
 		// parsing, not the flood rule (TestFloodIgnoredLoopback)
 		// and svwar's digest-usernames probe (more wrong passwords than
 		// the auth-failure limit) comes from that same ACL address
-		"--guard-max-requests", "0", "--guard-max-auth-failures", "0",
-		"--digest-uri-check=false"} // SIPp 3.6's uri= (lab_test.go)
+		"--guard-max-requests", "0", "--guard-max-auth-failures", "0"}
 	if tcp {
 		args = append(args, "--listen-tcp", listen)
 	}

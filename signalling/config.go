@@ -102,7 +102,7 @@ type Config struct {
 	TCPMax              int           `yaml:"tcp-max"`
 	TLSHandshakeTimeout time.Duration `yaml:"tls-handshake-timeout"`
 	// DigestURICheck refuses (403) credentials whose uri= is not the
-	// Request-URI (on by default; off only for clients such as SIPp 3.6
+	// Request-URI (on by default; off only for clients such as SIPp without -auth_uri
 	// that put the server's address there).
 	DigestURICheck bool `yaml:"digest-uri-check"`
 }

@@ -130,7 +130,7 @@ func (l *drainLab) start(t *testing.T, ctx context.Context, port uint16, callID 
 	}
 	t.Cleanup(func() { _ = r.uas.Stop() })
 	waitBoundUDP(t, tri.Callee, port, r.uas)
-	r.proc, err = tri.Relay.Start(ctx, l.bin, "sip", "--config", l.config, "--digest-uri-check=false", // SIPp 3.6's uri= (lab_test.go)
+	r.proc, err = tri.Relay.Start(ctx, l.bin, "sip", "--config", l.config,
 		"--listen-udp", r.sipAddr.String(), "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", l.ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--db", l.p.dsn, "--default-cps", "0", "--carrier", "sip:"+carrier.String(),

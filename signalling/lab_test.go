@@ -378,9 +378,7 @@ type sipOpts struct {
 func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 	t.Helper()
 	listen := netip.AddrPortFrom(l.tri.RelayCallerIP, uint16(l.port()))
-	// SIPp 3.6 puts sip:<server ip>:<port> in the digest uri=, not the
-	// Request-URI (its auth_uri is ignored): the labs' PBX needs the check off.
-	args := []string{"sip", "--config", l.config, "--digest-uri-check=false",
+	args := []string{"sip", "--config", l.config,
 		"--listen-udp", listen.String(), "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", l.ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--carrier-source", "198.18.2.0/24",
@@ -492,10 +490,11 @@ func lastLines(s string, lines int) string {
 }
 
 // pbxArgs are a termination UAC's: digest credentials, caller ID, trunk
-// host, called number.
+// host, called number. SIPp puts sip:<server ip>:<port> in the digest
+// uri= unless -auth_uri names the Request-URI, which the edge requires.
 func pbxArgs(called, server string) []string {
 	return []string{"-s", called, "-key", "trunk", labTrunkHost, "-key", "caller", labDID,
-		"-au", testUser, "-ap", testPassword, "-m", "1", server}
+		"-au", testUser, "-ap", testPassword, "-auth_uri", called + "@" + labTrunkHost, "-m", "1", server}
 }
 
 // carrierArgs are an origination UAC's: the DID dialed, the carrier's

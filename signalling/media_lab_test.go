@@ -387,7 +387,7 @@ func (w *wavFile) level(ch int, from, to time.Duration) float64 {
 // pbxArgsTo are pbxArgs for the trunk with domain name host.
 func pbxArgsTo(called, host, server string) []string {
 	return []string{"-s", called, "-key", "trunk", host, "-key", "caller", labDID,
-		"-au", testUser, "-ap", testPassword, "-m", "1", server}
+		"-au", testUser, "-ap", testPassword, "-auth_uri", called + "@" + host, "-m", "1", server}
 }
 
 // mediaSeries polls the relay (NG query) for one call every 100 ms and

@@ -542,10 +542,7 @@ func srtpExchange(t *testing.T, tri *testbed.Triangle, suite string, custKey, re
 // startB2BUAWith is startB2BUA with extra flags.
 func startB2BUAWith(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, config, dsn, ngAddr, listen string, carriers []string, extra ...string) {
 	t.Helper()
-	// SIPp 3.6 puts sip:<server ip>:<port> in the digest uri=, not the
-	// Request-URI (its auth_uri is ignored): the labs' PBX needs the check off.
 	args := []string{"sip", "--config", config, // an empty file: flags only
-		"--digest-uri-check=false",
 		"--listen-udp", listen, "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--db", dsn, "--default-cps", "0", "--log-level", "debug"}

@@ -142,7 +142,7 @@ func TestTerminationLab(t *testing.T) {
 		uac, err := tri.Caller.Start(ctx, sipp, "-sf", filepath.Join(testdata, scenario),
 			"-i", tri.CallerIP.String(), "-p", "5060", "-mi", tri.CallerIP.String(), "-mp", "20000",
 			"-s", labCalled, "-key", "trunk", acmeHost, "-key", "caller", testDID,
-			"-au", testUser, "-ap", testPassword,
+			"-au", testUser, "-ap", testPassword, "-auth_uri", labCalled+"@"+acmeHost,
 			"-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error",
 			server)
 		if err != nil {

@@ -133,7 +133,7 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.IntVar(&cfg.GuardMaxBans, "guard-max-bans", cfg.GuardMaxBans, "sources under a ban at once (a quarter of it for prefixes); full, the oldest ban ends")
 	fs.IntVar(&cfg.GuardPrefixBans, "guard-prefix-bans", cfg.GuardPrefixBans, "distinct sources banned in one /24 (IPv6 /64) within --guard-prefix-window that ban the prefix (0: never, at most 8)")
 	fs.DurationVar(&cfg.GuardPrefixWindow, "guard-prefix-window", cfg.GuardPrefixWindow, "window for --guard-prefix-bans")
-	fs.BoolVar(&cfg.DigestURICheck, "digest-uri-check", cfg.DigestURICheck, "refuse (403) digest credentials whose uri= is not the Request-URI; =false only for clients such as SIPp 3.6 that put the server's address there")
+	fs.BoolVar(&cfg.DigestURICheck, "digest-uri-check", cfg.DigestURICheck, "refuse (403) digest credentials whose uri= is not the Request-URI; =false only for clients that put the server's address there (SIPp without -auth_uri)")
 	fs.DurationVar(&cfg.OptionsInterval, "options-interval", cfg.OptionsInterval, "one OPTIONS per source is answered per interval; the others get nothing (0: all)")
 	fs.Var(&listFlag{vals: &cfg.GuardScanners}, "guard-scanner", "User-Agent substring that gets no answer (repeatable; replaces the built-in list)")
 	fs.DurationVar(&cfg.TCPIdleTimeout, "tcp-idle-timeout", cfg.TCPIdleTimeout, "close a TCP/TLS connection nothing (not even a CRLF keep-alive) came on for this long (0: never)")
