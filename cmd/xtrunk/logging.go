@@ -97,21 +97,21 @@ func (h *slogHandler) Enabled(_ context.Context, l slog.Level) bool {
 }
 
 func (h *slogHandler) Handle(_ context.Context, r slog.Record) error {
-	ev := h.log.WithLevel(zerologLevel(r.Level))
+	kv := make([]any, 0, 2*r.NumAttrs())
 	r.Attrs(func(a slog.Attr) bool {
-		addAttr(ev, h.prefix, a)
+		kv = attrFields(kv, h.prefix, a)
 		return true
 	})
-	ev.Msg(r.Message)
+	h.log.WithLevel(zerologLevel(r.Level)).Fields(kv).Msg(r.Message)
 	return nil
 }
 
 func (h *slogHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	ctx := h.log.With()
+	var kv []any
 	for _, a := range attrs {
-		ctx = addCtxAttr(ctx, h.prefix, a)
+		kv = attrFields(kv, h.prefix, a)
 	}
-	return &slogHandler{log: ctx.Logger(), prefix: h.prefix}
+	return &slogHandler{log: h.log.With().Fields(kv).Logger(), prefix: h.prefix}
 }
 
 func (h *slogHandler) WithGroup(name string) slog.Handler {
@@ -121,74 +121,25 @@ func (h *slogHandler) WithGroup(name string) slog.Handler {
 	return &slogHandler{log: h.log, prefix: h.prefix + name + "."}
 }
 
-// addAttr adds one slog attribute (groups flattened to dotted keys).
-func addAttr(ev *zerolog.Event, prefix string, a slog.Attr) {
+// attrFields appends one slog attribute to kv as key/value pairs for
+// zerolog's Fields (groups flattened to dotted keys; zerolog renders
+// durations, times and errors as its own Dur, Time and Err do).
+func attrFields(kv []any, prefix string, a slog.Attr) []any {
 	v := a.Value.Resolve()
-	if a.Key == "" && v.Kind() != slog.KindGroup {
-		return
-	}
-	k := prefix + a.Key
-	switch v.Kind() {
-	case slog.KindGroup:
+	if v.Kind() == slog.KindGroup {
 		p := prefix
 		if a.Key != "" {
-			p = k + "."
+			p = prefix + a.Key + "."
 		}
 		for _, g := range v.Group() {
-			addAttr(ev, p, g)
+			kv = attrFields(kv, p, g)
 		}
-	case slog.KindString:
-		ev.Str(k, v.String())
-	case slog.KindInt64:
-		ev.Int64(k, v.Int64())
-	case slog.KindUint64:
-		ev.Uint64(k, v.Uint64())
-	case slog.KindFloat64:
-		ev.Float64(k, v.Float64())
-	case slog.KindBool:
-		ev.Bool(k, v.Bool())
-	case slog.KindDuration:
-		ev.Dur(k, v.Duration())
-	case slog.KindTime:
-		ev.Time(k, v.Time())
-	default:
-		if err, ok := v.Any().(error); ok {
-			ev.AnErr(k, err)
-		} else {
-			ev.Interface(k, v.Any())
-		}
-	}
-}
-
-// addCtxAttr is addAttr for a logger's context (WithAttrs).
-func addCtxAttr(ctx zerolog.Context, prefix string, a slog.Attr) zerolog.Context {
-	v := a.Value.Resolve()
-	k := prefix + a.Key
-	switch v.Kind() {
-	case slog.KindGroup:
-		p := prefix
-		if a.Key != "" {
-			p = k + "."
-		}
-		for _, g := range v.Group() {
-			ctx = addCtxAttr(ctx, p, g)
-		}
-		return ctx
-	case slog.KindString:
-		return ctx.Str(k, v.String())
-	case slog.KindInt64:
-		return ctx.Int64(k, v.Int64())
-	case slog.KindDuration:
-		return ctx.Dur(k, v.Duration())
-	case slog.KindTime:
-		return ctx.Time(k, v.Time())
-	case slog.KindBool:
-		return ctx.Bool(k, v.Bool())
+		return kv
 	}
 	if a.Key == "" {
-		return ctx
+		return kv
 	}
-	return ctx.Interface(k, v.Any())
+	return append(kv, prefix+a.Key, v.Any())
 }
 
 // logLevelFromFile is the log-level the config file now says for c
