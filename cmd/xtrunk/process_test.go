@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -358,7 +359,8 @@ func TestSlogGoesIntoZerolog(t *testing.T) {
 	defer zerolog.SetGlobalLevel(zerolog.GlobalLevel())
 	zerolog.SetGlobalLevel(zerolog.InfoLevel)
 	l := slog.New(&slogHandler{log: zerolog.New(&buf).With().Timestamp().Logger()})
-	l.With("transport", "udp").WithGroup("req").Warn("parse failed", "len", 12, "src", "192.0.2.1:5060", slog.Group("via", "branch", "z9hG4bK1"))
+	l.With("transport", "udp").WithGroup("req").Warn("parse failed", "len", 12, "src", "192.0.2.1:5060", slog.Group("via", "branch", "z9hG4bK1"),
+		"took", 1500*time.Millisecond, "error", errors.New("bad header"))
 	l.Debug("noise")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 {
@@ -369,7 +371,8 @@ func TestSlogGoesIntoZerolog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if m["level"] != "warn" || m["message"] != "parse failed" || m["transport"] != "udp" || m["req.len"] != float64(12) ||
-		m["req.src"] != "192.0.2.1:5060" || m["req.via.branch"] != "z9hG4bK1" {
+		m["req.src"] != "192.0.2.1:5060" || m["req.via.branch"] != "z9hG4bK1" ||
+		m["req.took"] != float64(1500) || m["req.error"] != "bad header" {
 		t.Errorf("record %v", m)
 	}
 }
