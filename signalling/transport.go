@@ -9,8 +9,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/xtrunk/xtrunk/signalling/limit"
 )
 
 // How xtrunk sets up sipgo's transport layer (the fork's options, see
@@ -119,10 +117,8 @@ func (s *Server) onMalformed(p sip.TransportReadProps, data []byte, err error) {
 	if !src.IsValid() || s.isCarrierAddr(src) {
 		return
 	}
-	if _, reason := s.abuse.Check(src, methodMalformed, ""); reason == limit.ReasonFlood {
-		s.metrics.banned(reason)
-		s.log.Warn().Str("src", src.String()).Str("reason", reason).Dur("for", s.cfg.GuardBan).Msg("source banned")
-	}
+	// A ban is counted and logged by the guard's hook (onBan).
+	s.abuse.Check(src, methodMalformed, "")
 }
 
 // isCarrierAddr reports whether a is in a --carrier-source prefix.
