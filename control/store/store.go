@@ -148,7 +148,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 }
 
 func (s *Store) init(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	if s.pg {
@@ -167,6 +167,29 @@ func (s *Store) init(ctx context.Context) error {
 		}
 	}
 	return s.migrate(ctx)
+}
+
+// sqliteBusy is SQLite's SQLITE_BUSY result code.
+const sqliteBusy = 5
+
+// ping opens the first connection. On a new SQLite file, switching it to
+// WAL takes an exclusive lock that SQLite does not wait for (no busy
+// handler): processes opening the same new file at once get SQLITE_BUSY,
+// so that is tried again for up to 10 s.
+func (s *Store) ping(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := s.db.PingContext(ctx)
+		var coded interface{ Code() int }
+		if err == nil || s.pg || !errors.As(err, &coded) || coded.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Close closes the database; Watch channels close too.
