@@ -31,17 +31,7 @@ func serveIn(t *testing.T, ns *testbed.NS, cfg Config, st *store.Store) *Server 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ListenAndServe(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		s.Close()
-		if err := <-done; err != nil {
-			t.Errorf("ListenAndServe: %v", err)
-		}
-	})
-	return s
+	return run(t, s)
 }
 
 // TestSelfHost: in the edge (relay) namespace of a Triangle, a wildcard

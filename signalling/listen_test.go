@@ -98,6 +98,12 @@ func serve(t *testing.T, cfg Config, st *store.Store, opts ...Option) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return run(t, s)
+}
+
+// run serves s until the test ends.
+func run(t *testing.T, s *Server) *Server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.ListenAndServe(ctx) }()
