@@ -348,9 +348,28 @@ func TestXDPGarbage(t *testing.T) {
 		t.Fatal(err)
 	}
 	valid := frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: caller, dst: ap(l.relayA, 30000), payload: rtp(0, 7)}.bytes()
+	// The kernel's own frames on the lab's links (ARP, IPv6 MLD) pass the
+	// attached program too and now and then land inside the window: a
+	// round that counts more than its frames is run again, up to 3 times.
+	const n, rounds = 300, 3
+	for round := 1; ; round++ {
+		total := xdpGarbageRound(t, l, valid, n)
+		if total == n {
+			return
+		}
+		if round == rounds {
+			t.Errorf("%d frames counted %d reasons, want one each (in each of %d rounds)", n, total, rounds)
+			return
+		}
+		t.Logf("round %d: %d frames counted %d reasons; running again", round, n, total)
+	}
+}
+
+// xdpGarbageRound runs n garbage frames and returns how many exit reasons
+// were counted meanwhile.
+func xdpGarbageRound(t *testing.T, l *lab, valid []byte, n int) uint64 {
 	r := rand.New(rand.NewPCG(1, 2))
 	before, _ := l.dp.Reasons()
-	const n = 300
 	for i := 0; i < n; i++ {
 		var in []byte
 		switch i % 3 {
@@ -377,9 +396,7 @@ func TestXDPGarbage(t *testing.T) {
 	for _, v := range after.Sub(before) {
 		total += v
 	}
-	if total != n {
-		t.Errorf("%d frames counted %d reasons, want one each", n, total)
-	}
+	return total
 }
 
 // nextHops is key's next-hop cache as each CPU holds it.
