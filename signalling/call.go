@@ -84,6 +84,11 @@ type call struct {
 	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
 	reinvite  sync.Mutex   // one re-INVITE at a time
 
+	// Origination's one 3xx redirect (redirect.go) and the caller's CNAM
+	// name toward the PBX (cnam.go), under mu.
+	redir    redirectState
+	cnamName string
+
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
@@ -135,6 +140,7 @@ func (c *call) run() {
 	}()
 	c.log.Info().Str("from", c.p.from).Str("to", c.p.to).Msg("call admitted")
 	targets := c.s.order(c.p.targets)
+	waitCNAM := c.startCNAM() // while the relay prepares the media
 	offer, err := c.s.mediaOffer(c.ctx, c, targets)
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay offer failed")
@@ -149,6 +155,7 @@ func (c *call) run() {
 	c.mu.Lock()
 	c.sdpToB = offer
 	c.mu.Unlock()
+	waitCNAM()
 	status, reason := c.dialTargets(offer, targets)
 	if status == 200 {
 		go c.watchMedia()
@@ -171,6 +178,9 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		}
 		log := c.log.With().Str("target", t.Value.String()).Logger()
 		st, rs, err := c.dial(t.Value, offer)
+		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
+			st, rs, err = c.followRedirect(t.Value, offer, log)
+		}
 		if err == nil && st == 200 {
 			return 200, "OK"
 		}
@@ -231,6 +241,7 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	switch {
 	case errors.As(err, &de):
 		c.s.removeLeg(bID, c)
+		c.noteRedirect(de.Res)
 		return de.Res.StatusCode, de.Res.Reason, nil
 	case err != nil:
 		c.s.removeLeg(bID, c)

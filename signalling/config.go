@@ -105,6 +105,15 @@ type Config struct {
 	// Request-URI (on by default; off only for clients such as SIPp without -auth_uri
 	// that put the server's address there).
 	DigestURICheck bool `yaml:"digest-uri-check"`
+
+	// CNAM (cnam.go): the Lookup URL ({number} becomes the caller's E.164
+	// number, escaped; empty: no lookups), how long a call waits for it,
+	// how long a name is cached (its absence at most an hour) and how
+	// many numbers the cache holds.
+	CNAMURL       string        `yaml:"cnam-url"`
+	CNAMTimeout   time.Duration `yaml:"cnam-timeout"`
+	CNAMTTL       time.Duration `yaml:"cnam-ttl"`
+	CNAMCacheSize int           `yaml:"cnam-cache-size"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
@@ -144,6 +153,9 @@ func DefaultConfig() Config {
 		TCPMax:               10000,
 		TLSHandshakeTimeout:  10 * time.Second,
 		DigestURICheck:       true,
+		CNAMTimeout:          defaultCNAMTimeout,
+		CNAMTTL:              defaultCNAMTTL,
+		CNAMCacheSize:        defaultCNAMCacheSize,
 	}
 }
 
@@ -174,6 +186,9 @@ func (c Config) validate() error {
 	}
 	if c.RelayNG == "" {
 		return fmt.Errorf("%w: relay_ng is empty", ErrConfig)
+	}
+	if err := c.validateCNAM(); err != nil {
+		return err
 	}
 	if _, err := parseRelayInterfaces(c.RelayInterfaces); err != nil {
 		return err

@@ -8,6 +8,15 @@ var (
 	// ErrCallIDInUse is a new INVITE whose Call-ID is a live call's
 	// (482 Loop Detected): another source's, or a merged request.
 	ErrCallIDInUse = errors.New("signalling: Call-ID in use by a live call")
+
+	// ErrRedirectRefused is a 3xx from an origination URI that is not
+	// followed (REQUIREMENTS §3.7): no usable Contact, or one toward
+	// xtrunk itself.
+	ErrRedirectRefused = errors.New("signalling: redirect refused")
+	// ErrRedirectLoop is a redirect back to the target that sent it.
+	ErrRedirectLoop = errors.New("signalling: redirect loop")
+	// ErrCNAM is a CNAM lookup that failed (HTTP error, bad answer).
+	ErrCNAM = errors.New("signalling: CNAM lookup failed")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

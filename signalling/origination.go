@@ -246,5 +246,21 @@ func (s *Server) outboundInvite(c *call, d dest, peer netip.Addr) (*sip.Request,
 	for _, h := range d.headers {
 		req.AppendHeader(sip.NewHeader(h[0], h[1]))
 	}
+	if name := c.callerName(); name != "" {
+		withCallerName(req, &from, ua, name)
+	}
 	return req, ua
+}
+
+// withCallerName puts the caller's CNAM name (sanitised, cnam_name.go) in
+// the display name of the B-leg INVITE's From, Contact and
+// P-Asserted-Identity (REQUIREMENTS §3.9). The Contact is the leg UA's,
+// copied: the UA is shared by every call toward the same peer.
+func withCallerName(req *sip.Request, from *sip.FromHeader, ua *sipgo.DialogUA, name string) {
+	from.DisplayName = name
+	ct := ua.ContactHDR.Clone()
+	ct.DisplayName = name
+	req.AppendHeader(ct)
+	pai := sip.Uri{Scheme: "sip", User: from.Address.User, Host: from.Address.Host}
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", `"`+name+`" <`+pai.String()+`>`))
 }

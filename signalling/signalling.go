@@ -25,6 +25,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -73,6 +74,11 @@ type Server struct {
 	malformedLog  logLimiter        // malformed messages' log lines
 	resolver      *net.Resolver     // sipgo's DNS resolver (tests count its lookups)
 	udpMaxSources int               // sipgo's UDP source bound (0: maxUDPSources)
+
+	// xtrunk_sip_redirects_total (redirect.go); the CNAM client, nil
+	// without --cnam-url (cnam.go).
+	redirects *prometheus.CounterVec
+	cnam      *cnamClient
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
@@ -148,6 +154,8 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s, certs)
+	s.redirects = newRedirectMetric(s.metrics.reg)
+	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond

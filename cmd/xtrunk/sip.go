@@ -141,6 +141,10 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.IntVar(&cfg.TCPMax, "tcp-max", cfg.TCPMax, "TCP+TLS connections open at once in all; more are closed at accept (0: no cap)")
 	fs.DurationVar(&cfg.TLSHandshakeTimeout, "tls-handshake-timeout", cfg.TLSHandshakeTimeout, "a TLS client must finish its handshake within this")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
+	fs.StringVar(&cfg.CNAMURL, "cnam-url", cfg.CNAMURL, "CNAM source answering as Twilio Lookup v2 (caller_name), {number} replaced by the caller's E.164 number, e.g. https://AC…:token@lookups.twilio.com/v2/PhoneNumbers/{number}?Fields=caller_name (empty: no CNAM)")
+	fs.DurationVar(&cfg.CNAMTimeout, "cnam-timeout", cfg.CNAMTimeout, "the longest a CNAM lookup holds a call; later, the call goes on without a name")
+	fs.DurationVar(&cfg.CNAMTTL, "cnam-ttl", cfg.CNAMTTL, "how long a CNAM name is cached (no name: at most 1h)")
+	fs.IntVar(&cfg.CNAMCacheSize, "cnam-cache-size", cfg.CNAMCacheSize, "numbers whose CNAM result is cached; full, the least recently used goes (0: no cache)")
 	if err := cmd.parse(args, &cfg); err != nil {
 		return cfg, nil, err
 	}

@@ -48,6 +48,7 @@ type callJSON struct {
 	HangupCause     *string            `json:"hangup_cause"`
 	Edge            *string            `json:"edge"`
 	MediaQuality    []store.LegQuality `json:"media_quality"`
+	RedirectedTo    *string            `json:"redirected_to"`
 }
 
 func call(c store.Call) callJSON {
@@ -64,7 +65,7 @@ func call(c store.Call) callJSON {
 		CallerName: nz(c.CallerName), QueueTime: "0", TrunkSid: nz(c.TrunkSid), URI: u + ".json",
 		SubresourceURIs: map[string]string{"recordings": u + "/Recordings.json"},
 		AnswerTime:      rfc2822p(c.Answer), SIPResponseCode: c.SIPResponseCode, HangupCause: nz(c.HangupCause), Edge: nz(c.Edge),
-		MediaQuality: q,
+		MediaQuality: q, RedirectedTo: nz(c.RedirectedTo),
 	}
 }
 

@@ -215,6 +215,12 @@ CREATE TABLE changes (
 	at_us       BIGINT NOT NULL
 );
 `},
+	// Where a 3xx of the customer's PBX redirected an origination call
+	// (REQUIREMENTS §3.7); ADD COLUMN with a constant default is the same
+	// statement on SQLite and PostgreSQL.
+	{2, "calls.redirected_to", `
+ALTER TABLE calls ADD COLUMN redirected_to TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the version Open migrates to.
