@@ -127,11 +127,10 @@ func (c *call) followRedirect(d dest, offer []byte, log zerolog.Logger) (int, st
 // and recording settings apply as to any of its targets, since they come
 // from the call's trunk, not from the target.
 func (s *Server) redirectDest(ctx context.Context, res *sip.Response, d dest) (dest, error) {
-	ch := res.Contact()
-	if ch == nil || ch.Address.Wildcard || ch.Address.Host == "" {
-		return dest{}, fmt.Errorf("%w: no Contact", ErrRedirectRefused)
+	u, err := firstContact(res)
+	if err != nil {
+		return dest{}, err
 	}
-	u := ch.Address
 	scheme := strings.ToLower(u.Scheme)
 	if scheme != "sip" && scheme != "sips" {
 		return dest{}, fmt.Errorf("%w: Contact scheme %q", ErrRedirectRefused, u.Scheme)
@@ -160,6 +159,48 @@ func (s *Server) redirectDest(ctx context.Context, res *sip.Response, d dest) (d
 		return dest{}, err
 	}
 	return nd, nil
+}
+
+// firstContact is the URI of the first Contact of res: the first
+// Contact header, up to its first comma outside quotes and angle
+// brackets (sipgo's Contact() would read a list's last entry).
+func firstContact(res *sip.Response) (sip.Uri, error) {
+	var u sip.Uri
+	hs := res.GetHeaders("Contact")
+	if len(hs) == 0 {
+		hs = res.GetHeaders("m")
+	}
+	if len(hs) == 0 {
+		return u, fmt.Errorf("%w: no Contact", ErrRedirectRefused)
+	}
+	v := hs[0].Value()
+	inQuotes, inBrackets := false, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '\\' && inQuotes:
+			i++
+		case c == '"':
+			inQuotes = !inQuotes
+		case c == '<' && !inQuotes:
+			inBrackets = true
+		case c == '>' && !inQuotes:
+			inBrackets = false
+		case c == ',' && !inQuotes && !inBrackets:
+			v = v[:i]
+		}
+	}
+	v = strings.TrimSpace(v)
+	if v == "" || v == "*" {
+		return u, fmt.Errorf("%w: no usable Contact", ErrRedirectRefused)
+	}
+	var params sip.HeaderParams
+	if _, err := sip.ParseAddressValue(v, &u, &params); err != nil {
+		return u, fmt.Errorf("%w: Contact: %w", ErrRedirectRefused, err)
+	}
+	if u.Wildcard || u.Host == "" {
+		return u, fmt.Errorf("%w: no usable Contact", ErrRedirectRefused)
+	}
+	return u, nil
 }
 
 // validURIUser accepts a Request-URI user a redirect may set: printable
