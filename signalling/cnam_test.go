@@ -159,7 +159,9 @@ func TestCNAMClient(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := newCNAMClient(cfg, reg, zerolog.Nop())
 	ctx := context.Background()
-	count := func(result string) float64 { return counterValue(t, reg, "xtrunk_sip_cnam_lookups_total", "TK1", result) }
+	count := func(result string) float64 {
+		return counterValue(t, reg, "xtrunk_sip_cnam_lookups_total", "TK1", result)
+	}
 
 	if got := c.lookup(ctx, "TK1", "+12125550101"); got != "ACME CORP" {
 		t.Errorf("name: %q", got)
