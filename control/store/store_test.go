@@ -606,11 +606,13 @@ func TestCallsAndRecordings(t *testing.T) {
 				From: "+14155550100", To: fmt.Sprintf("+1415555020%d", i), Status: []string{"completed", "busy"}[i%2],
 				Start: start, Answer: start.Add(2 * time.Second), End: start.Add(62 * time.Second), Duration: 60, SIPResponseCode: 200,
 				HangupCause: "normal_clearing", Quality: []store.LegQuality{{Leg: "customer", PacketsReceived: 3000, PacketsLost: 3, JitterMs: 1.5}},
+				CallerName: "ACME CORP", RedirectedTo: "sip:+14155550999@198.51.100.7:5070;transport=udp",
 			})).must(t)
 			sids = append(sids, call.Sid)
 		}
 		got := r(s.Call(c, a.Sid, sids[0])).must(t)
-		if !got.Start.Equal(start) || got.Duration != 60 || len(got.Quality) != 1 || got.Quality[0].PacketsLost != 3 {
+		if !got.Start.Equal(start) || got.Duration != 60 || len(got.Quality) != 1 || got.Quality[0].PacketsLost != 3 ||
+			got.CallerName != "ACME CORP" || got.RedirectedTo != "sip:+14155550999@198.51.100.7:5070;transport=udp" {
 			t.Fatalf("%+v", got)
 		}
 		l := r3(s.ListCalls(c, a.Sid, store.CallFilter{}, store.Page{})).must(t)
