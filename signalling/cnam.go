@@ -178,7 +178,7 @@ func (c *cnamClient) fetch(number string, f *cnamFlight) {
 func (c *cnamClient) get(ctx context.Context, number string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cnamURL(c.tmpl, number), nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrCNAM, err)
+		return "", fmt.Errorf("%w: %w", ErrCNAM, redactURLError(err))
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "xtrunk")
