@@ -102,6 +102,9 @@ func (c *call) followRedirect(d dest, offer []byte, log zerolog.Logger) (int, st
 		log.Warn().Err(err).Int("status", res.StatusCode).Msg("redirect refused")
 		return redirectFailureStatus, redirectFailureReason, nil
 	}
+	if c.p.trunk.Secure {
+		nd.transport = "TLS" // as outboundInvite dials it: the CDR says what was dialled
+	}
 	c.mu.Lock()
 	c.redir.used, c.redir.to = true, nd.String()
 	c.mu.Unlock()
