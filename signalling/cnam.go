@@ -46,14 +46,15 @@ const (
 	maxCNAMBody = 64 << 10
 )
 
-// validateCNAM checks the CNAM settings: an http(s) URL template with
-// {number}, a positive timeout, a TTL and cache size not negative.
+// validateCNAM checks the CNAM settings when a URL is set: an http(s)
+// URL template with {number}, a positive timeout, a TTL and cache size
+// not negative.
 func (c Config) validateCNAM() error {
+	if c.CNAMURL == "" {
+		return nil // no lookups: the other settings are unused
+	}
 	if c.CNAMTimeout <= 0 || c.CNAMTTL < 0 || c.CNAMCacheSize < 0 {
 		return fmt.Errorf("%w: cnam_timeout must be positive, cnam_ttl and cnam_cache_size not negative", ErrConfig)
-	}
-	if c.CNAMURL == "" {
-		return nil
 	}
 	if !strings.Contains(c.CNAMURL, "{number}") {
 		return fmt.Errorf("%w: cnam_url has no {number}", ErrConfig)

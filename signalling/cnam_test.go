@@ -107,6 +107,10 @@ func TestCNAMURL(t *testing.T) {
 	if err := c.validateCNAM(); err != nil {
 		t.Errorf("Twilio's URL refused: %v", err)
 	}
+	c.CNAMTimeout = 0
+	if err := c.validateCNAM(); err == nil {
+		t.Error("a zero --cnam-timeout accepted")
+	}
 }
 
 func TestCNAMCacheLRU(t *testing.T) {
