@@ -92,39 +92,7 @@ func TestSecureRedirectLab(t *testing.T) {
 		"--tls-ca", custCert, "--carrier-source", tri.CalleeIP.String()+"/32")
 
 	carrierMedia := netip.AddrPortFrom(tri.CalleeIP, 40020)
-	carrierUA, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier-uac"), sipgo.WithUserAgentHostname(tri.CalleeIP.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer carrierUA.Close()
-	ccli, err := sipgo.NewClient(carrierUA, sipgo.WithClientHostname(tri.CalleeIP.String()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ccli.Close()
-	carrier := &sipgo.DialogUA{Client: ccli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gw", Host: tri.CalleeIP.String(), Port: 5090}}}
-	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: did, Host: sipUDP.Addr().String(), Port: int(sipUDP.Port())})
-	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: labCarrierFrom, Host: tri.CalleeIP.String()}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(12))
-	req.AppendHeader(&from)
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: did, Host: sipUDP.Addr().String()}})
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody([]byte(fmt.Sprintf("v=0\r\no=gw 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
-		carrierMedia.Addr(), carrierMedia.Port())))
-	var ds *sipgo.DialogClientSession
-	if err := tri.Callee.Do(func() error {
-		var err error
-		ds, err = carrier.WriteInvite(ctx, req)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := ds.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
-		t.Fatalf("origination INVITE: %v", err)
-	}
-	if err := tri.Callee.Do(func() error { return ds.Ack(ctx) }); err != nil {
-		t.Fatal(err)
-	}
+	ds := carrierCall(t, ctx, tri, sipUDP, did, carrierMedia)
 	if n := aInvites.Load(); n != 1 {
 		t.Errorf("PBX A got %d INVITEs, want 1", n)
 	}
@@ -161,4 +129,45 @@ func TestSecureRedirectLab(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// carrierCall places an origination call to did at sipAddr from a sipgo
+// carrier UAC in the callee namespace offering plain RTP at media, and
+// returns it answered and ACKed.
+func carrierCall(t *testing.T, ctx context.Context, tri *testbed.Triangle, sipUDP netip.AddrPort, did string, carrierMedia netip.AddrPort) *sipgo.DialogClientSession {
+	t.Helper()
+	carrierUA, err := sipgo.NewUA(sipgo.WithUserAgent("lab-carrier-uac"), sipgo.WithUserAgentHostname(tri.CalleeIP.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { carrierUA.Close() })
+	ccli, err := sipgo.NewClient(carrierUA, sipgo.WithClientHostname(tri.CalleeIP.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ccli.Close() })
+	carrier := &sipgo.DialogUA{Client: ccli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "gw", Host: tri.CalleeIP.String(), Port: 5090}}}
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: did, Host: sipUDP.Addr().String(), Port: int(sipUDP.Port())})
+	from := sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: labCarrierFrom, Host: tri.CalleeIP.String()}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(12))
+	req.AppendHeader(&from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: did, Host: sipUDP.Addr().String()}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody([]byte(fmt.Sprintf("v=0\r\no=gw 1 1 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\nm=audio %[2]d RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+		carrierMedia.Addr(), carrierMedia.Port())))
+	var ds *sipgo.DialogClientSession
+	if err := tri.Callee.Do(func() error {
+		var err error
+		ds, err = carrier.WriteInvite(ctx, req)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ds.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatalf("origination INVITE: %v", err)
+	}
+	if err := tri.Callee.Do(func() error { return ds.Ack(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	return ds
 }
