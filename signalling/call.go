@@ -83,6 +83,7 @@ type call struct {
 	sdpToB    []byte
 	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
 	reinvite  sync.Mutex   // one re-INVITE at a time
+	st        *sessionTimers // RFC 4028, both legs (sessiontimer.go)
 
 	start, answer time.Time
 	once          sync.Once
@@ -152,6 +153,7 @@ func (c *call) run() {
 	status, reason := c.dialTargets(offer, targets)
 	if status == 200 {
 		go c.watchMedia()
+		go c.watchSessionTimers()
 	} else {
 		c.closeWith(status, reason, hangupCallee)
 	}
@@ -231,6 +233,9 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	switch {
 	case errors.As(err, &de):
 		c.s.removeLeg(bID, c)
+		if de.Res.StatusCode == 422 && c.st.tooSmall(de.Res) {
+			return c.dial(target, offer) // once, with the callee's Min-SE (RFC 4028 §7.3)
+		}
 		return de.Res.StatusCode, de.Res.Reason, nil
 	case err != nil:
 		c.s.removeLeg(bID, c)
@@ -301,7 +306,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if c.p.trunk.RecordingMode == "record-from-answer" || c.p.trunk.RecordingMode == "record-from-answer-dual" {
 		c.s.startRecording(c.ctx, c)
 	}
-	if err := c.a.RespondSDP(sdp); err != nil {
+	if err := c.respondAnswer(res, sdp); err != nil {
 		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
 		c.log.Warn().Err(err).Msg("200 to A-leg failed")
 		c.closeWith(487, "Request Terminated", hangupCaller)
