@@ -369,6 +369,7 @@ type sipOpts struct {
 	carrier      string        // termination gateway (sip:HOST:PORT), optional
 	mediaTimeout time.Duration // 0: the default
 	metrics      string        // --metrics address (in the relay namespace), optional
+	extra        []string      // more flags
 }
 
 // startSIP runs one `xtrunk sip` in the relay namespace on the relay's
@@ -392,6 +393,7 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 	if o.mediaTimeout > 0 {
 		args = append(args, "--media-timeout", o.mediaTimeout.String())
 	}
+	args = append(args, o.extra...)
 	p, err := l.tri.Relay.Start(context.Background(), l.bin, args...)
 	if err != nil {
 		t.Fatal(err)

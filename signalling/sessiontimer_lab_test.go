@@ -1,0 +1,104 @@
+package signalling
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/xtrunk/xtrunk/control/store"
+)
+
+// labSessionTimers are the flags for second-scale session timers in the
+// session timer labs: the edge takes intervals down to 4 s.
+var labSessionTimers = []string{"--session-min-se", "4s"}
+
+// Issue 12, session timers (RFC 4028, REQUIREMENTS §4) with SIPp at both
+// ends, against xtrunk's relay and rtpengine: 422 below the minimum, the
+// edge refreshing both legs of a termination call (UPDATE toward the PBX,
+// re-INVITE toward the carrier) past the expiry, and a refresher that
+// never refreshes, on either leg, ending the call with BYE on both and a
+// CDR that says so.
+func TestSessionTimerLab(t *testing.T) {
+	for _, kind := range relayKinds {
+		t.Run(kind, func(t *testing.T) {
+			l := newTrunkLab(t, kind)
+			t.Run("termination Session-Expires below Min-SE gets 422", func(t *testing.T) { t.Parallel(); l.sessionTooSmall(t) })
+			t.Run("termination the edge refreshes both legs", func(t *testing.T) { t.Parallel(); l.sessionRefreshed(t) })
+			t.Run("termination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredTermination(t) })
+			t.Run("origination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredOrigination(t) })
+		})
+	}
+}
+
+// sessionTooSmall: Session-Expires: 30 with the default minimum (90 s)
+// gets 422 with Min-SE: 90 (checked by the scenario) and no call.
+func (l *trunkLab) sessionTooSmall(t *testing.T) {
+	tri := l.tri
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(l.port())})
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "timer-small-pbx", "uac_pbx_timer_small.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
+	uac.wait(t)
+}
+
+// sessionRefreshed: the PBX asks for 8 s refreshed by the edge, the
+// carrier answers 6 s refreshed by the edge: the PBX gets two UPDATEs,
+// the carrier at least two re-INVITEs, and the call is still up when
+// the PBX hangs up after its second refresh, past both intervals' first
+// expiry.
+func (l *trunkLab) sessionRefreshed(t *testing.T) {
+	tri := l.tri
+	carrierPort := l.port()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort), extra: labSessionTimers})
+	uas := l.startUAS(t, tri.Callee, "timer-refresh-carrier", "uas_carrier_timer_refresh.xml", tri.CalleeIP, carrierPort, 0, "-m", "1")
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "timer-refresh-pbx", "uac_pbx_timer_refresh.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	c := l.cdrs(t, called, 1)[0]
+	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
+		hangup: hangupCaller + ": BYE", answered: true})
+	if up := c.End.Sub(c.Answer); up < 6*time.Second {
+		t.Errorf("the call was up %v: the PBX hangs up only after its second refresh (8 s)", up)
+	}
+}
+
+// sessionExpiredTermination: the PBX takes the refresher role of 8 s and
+// never refreshes; the carrier does no timers. The edge BYEs both legs
+// (each scenario waits for its BYE) before the 8 s are over.
+func (l *trunkLab) sessionExpiredTermination(t *testing.T) {
+	tri := l.tri
+	carrierPort := l.port()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort), extra: labSessionTimers})
+	uas := l.startUAS(t, tri.Callee, "timer-silent-carrier", "uas_answer.xml", tri.CalleeIP, carrierPort, 0, "-m", "1")
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "timer-silent-pbx", "uac_pbx_timer_silent.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	l.checkExpiredCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called})
+}
+
+// sessionExpiredOrigination: the customer's PBX (B-leg) answers with 8 s
+// it refreshes itself and never does; the carrier does no timers and the
+// edge asks none of its own (--session-expires 0). The edge BYEs both.
+func (l *trunkLab) sessionExpiredOrigination(t *testing.T) {
+	tri := l.tri
+	custPort := l.port()
+	did := l.originationTrunk(t, "timer", origURL{l.customerURI(custPort), 10, 10})
+	sipAddr := l.startSIP(t, sipOpts{extra: append([]string{"--session-expires", "0"}, labSessionTimers...)})
+	uas := l.startUAS(t, tri.Caller, "timer-silent-customer", "uas_customer_timer_silent.xml", tri.CallerIP, custPort, l.port(), "-rtp_echo", "-m", "1")
+	uac := l.startSIPp(t, tri.Callee, "timer-silent-orig-carrier", "uac_carrier_timeout.xml", tri.CalleeIP, l.port(), l.port(), carrierArgs(did, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	l.checkExpiredCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did})
+}
+
+// checkExpiredCDR: answered, ended by the edge for the session timer, not
+// before the unrefreshed session's end (8 s − min(32, 8/3) s).
+func (l *trunkLab) checkExpiredCDR(t *testing.T, c store.Call, w cdrWant) {
+	t.Helper()
+	w.status, w.code, w.hangup, w.answered = "completed", 200, hangupSystem+": "+reasonSessionExpired, true
+	checkCDR(t, c, w)
+	if up := c.End.Sub(c.Answer); up < 5*time.Second {
+		t.Errorf("the call was up %v: ended before its 8 s session could expire (5.3 s)", up)
+	}
+}
