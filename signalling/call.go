@@ -81,8 +81,8 @@ type call struct {
 	recStart  time.Time // when the relay began recording, for the Recording's start time
 	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
-	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
-	reinvite  sync.Mutex   // one re-INVITE at a time
+	finalHdrs []sip.Header   // headers of an unanswered call's final response (Retry-After)
+	reinvite  sync.Mutex     // one re-INVITE at a time
 	st        *sessionTimers // RFC 4028, both legs (sessiontimer.go)
 
 	start, answer time.Time
