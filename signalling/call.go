@@ -81,13 +81,14 @@ type call struct {
 	recStart  time.Time // when the relay began recording, for the Recording's start time
 	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
-	finalHdrs []sip.Header   // headers of an unanswered call's final response (Retry-After)
-	reinvite  sync.Mutex     // one re-INVITE at a time
-	st        *sessionTimers // RFC 4028, both legs (sessiontimer.go)
+	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
+	reinvite  sync.Mutex   // one re-INVITE at a time
 
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
+
+	st *sessionTimers // RFC 4028, both legs (sessiontimer.go); nil: none
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
