@@ -248,10 +248,16 @@ func uasTimer(o timerOffer, minSE, dflt time.Duration, cur legTimer) (l legTimer
 
 // uacTimer reads a leg's timer from the 2xx to a request the edge sent
 // (RFC 4028 §7.2): no Session-Expires, no timer; refresher uas is the
-// peer, anything else the edge.
+// peer, anything else the edge. One exception: a leg the edge refreshes
+// alone because its peer does not do timers (§9: the edge answered its
+// INVITE with refresher=uas) stays so when such a peer's 2xx to a refresh
+// says nothing of timers.
 func uacTimer(o timerOffer, cur legTimer) legTimer {
 	l := legTimer{update: cur.update}
 	if o.se == nil {
+		if cur.interval > 0 && cur.edgeRefreshes && !o.supported && !o.require {
+			l.interval, l.edgeRefreshes = cur.interval, true
+		}
 		return l
 	}
 	l.interval = time.Duration(o.se.delta) * time.Second

@@ -152,8 +152,17 @@ func TestUASTimer(t *testing.T) {
 
 // TestUACTimer: the edge reading the 2xx to its request (§7.2).
 func TestUACTimer(t *testing.T) {
+	if l := uacTimer(timerOffer{}, legTimer{}); l.interval != 0 {
+		t.Errorf("a 2xx without Session-Expires is no timer, got %v", l.interval)
+	}
+	if l := uacTimer(timerOffer{supported: true}, legTimer{interval: time.Minute, edgeRefreshes: true}); l.interval != 0 {
+		t.Errorf("a peer doing timers turns it off with a 2xx without Session-Expires, got %v", l.interval)
+	}
 	if l := uacTimer(timerOffer{}, legTimer{interval: time.Minute}); l.interval != 0 {
-		t.Errorf("a 2xx without Session-Expires turns the timer off, got %v", l.interval)
+		t.Errorf("a leg the peer refreshed: off, got %v", l.interval)
+	}
+	if l := uacTimer(timerOffer{}, legTimer{interval: time.Minute, edgeRefreshes: true}); l.interval != time.Minute || !l.edgeRefreshes {
+		t.Errorf("a peer without timers on a leg the edge refreshes alone: kept, got %+v", l)
 	}
 	if l := uacTimer(timerOffer{se: &sessionExpires{120, "uas"}}, legTimer{}); l.interval != 2*time.Minute || l.edgeRefreshes {
 		t.Errorf("refresher=uas is the peer: %+v", l)
