@@ -26,6 +26,14 @@ func TestSessionTimerLab(t *testing.T) {
 			t.Run("termination the edge refreshes both legs", func(t *testing.T) { t.Parallel(); l.sessionRefreshed(t) })
 			t.Run("termination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredTermination(t) })
 			t.Run("origination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredOrigination(t) })
+			t.Run("origination the carrier refuses the refresh with 481", func(t *testing.T) {
+				t.Parallel()
+				l.sessionRefreshFailed(t, "refresh-481", "uac_carrier_timer_481.xml", reasonRefreshFailed+": Call/Transaction Does Not Exist")
+			})
+			t.Run("origination the carrier does not answer the refresh", func(t *testing.T) {
+				t.Parallel()
+				l.sessionRefreshFailed(t, "refresh-mute", "uac_carrier_timer_mute.xml", reasonRefreshFailed+": no answer")
+			})
 		})
 	}
 }
@@ -90,6 +98,26 @@ func (l *trunkLab) sessionExpiredOrigination(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	l.checkExpiredCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did})
+}
+
+// sessionRefreshFailed: the carrier asks for 8 s refreshed by the edge
+// and answers the edge's refresh re-INVITE per scenario (481, or not at
+// all): the edge BYEs both legs, and the CDR says why (hangup).
+func (l *trunkLab) sessionRefreshFailed(t *testing.T, name, scenario, hangup string) {
+	tri := l.tri
+	custPort := l.port()
+	did := l.originationTrunk(t, name, origURL{l.customerURI(custPort), 10, 10})
+	sipAddr := l.startSIP(t, sipOpts{extra: labSessionTimers})
+	uas := l.startUAS(t, tri.Caller, "timer-customer-"+name, "uas_answer.xml", tri.CallerIP, custPort, 0, "-m", "1")
+	uac := l.startSIPp(t, tri.Callee, "timer-carrier-"+name, scenario, tri.CalleeIP, l.port(), l.port(), carrierArgs(did, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	c := l.cdrs(t, did, 1)[0]
+	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+		hangup: hangupSystem + ": " + hangup, answered: true})
+	if up := c.End.Sub(c.Answer); up < 3*time.Second {
+		t.Errorf("the call was up %v: ended before the first refresh was due (4 s)", up)
+	}
 }
 
 // checkExpiredCDR: answered, ended by the edge for the session timer, not
