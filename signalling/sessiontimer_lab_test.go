@@ -1,6 +1,7 @@
 package signalling
 
 import (
+	"net/netip"
 	"strconv"
 	"testing"
 	"time"
@@ -76,13 +77,17 @@ func (l *trunkLab) sessionRefreshed(t *testing.T) {
 func (l *trunkLab) sessionExpiredTermination(t *testing.T) {
 	tri := l.tri
 	carrierPort := l.port()
-	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort), extra: labSessionTimers})
+	metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort), extra: labSessionTimers, metrics: metrics})
 	uas := l.startUAS(t, tri.Callee, "timer-silent-carrier", "uas_answer.xml", tri.CalleeIP, carrierPort, 0, "-m", "1")
 	called := l.number()
 	uac := l.startSIPp(t, tri.Caller, "timer-silent-pbx", "uac_pbx_timer_silent.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
 	uac.wait(t)
 	uas.wait(t)
-	l.checkExpiredCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called})
+	c := l.cdrs(t, called, 1)[0]
+	l.checkExpiredCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called})
+	waitSeries(t, func() string { return httpGetIn(t, tri.Relay, "http://"+metrics+"/metrics") },
+		`xtrunk_sip_session_timer_expired_total{trunk="`+c.TrunkSid+`"} 1`)
 }
 
 // sessionExpiredOrigination: the customer's PBX (B-leg) answers with 8 s
