@@ -25,6 +25,7 @@ func TestSessionTimerLab(t *testing.T) {
 			l := newTrunkLab(t, kind)
 			t.Run("termination Session-Expires below Min-SE gets 422", func(t *testing.T) { t.Parallel(); l.sessionTooSmall(t) })
 			t.Run("termination the edge refreshes both legs", func(t *testing.T) { t.Parallel(); l.sessionRefreshed(t) })
+			t.Run("termination the carrier's 422 is retried with its Min-SE", func(t *testing.T) { t.Parallel(); l.sessionCallee422(t) })
 			t.Run("termination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredTermination(t) })
 			t.Run("origination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredOrigination(t) })
 			t.Run("origination the carrier refuses the refresh with 481", func(t *testing.T) {
@@ -47,6 +48,23 @@ func (l *trunkLab) sessionTooSmall(t *testing.T) {
 	called := l.number()
 	uac := l.startSIPp(t, tri.Caller, "timer-small-pbx", "uac_pbx_timer_small.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
 	uac.wait(t)
+}
+
+// sessionCallee422: the carrier refuses the edge's 8 s with 422 and
+// Min-SE: 12; the edge asks again for 12 s (the carrier's scenario checks
+// Session-Expires and Min-SE) and the PBX's call goes through.
+func (l *trunkLab) sessionCallee422(t *testing.T) {
+	tri := l.tri
+	carrierPort := l.port()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort),
+		extra: append([]string{"--session-expires", "8s"}, labSessionTimers...)})
+	uas := l.startUAS(t, tri.Callee, "timer-422-carrier", "uas_carrier_timer_422.xml", tri.CalleeIP, carrierPort, 0, "-m", "2")
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "timer-422-pbx", "uac_auth.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
+		hangup: hangupCaller + ": BYE", answered: true})
 }
 
 // sessionRefreshed: the PBX asks for 8 s refreshed by the edge, the
