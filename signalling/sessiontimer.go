@@ -269,6 +269,7 @@ func uacTimer(o timerOffer, cur legTimer) legTimer {
 type sessionTimers struct {
 	minSE time.Duration // the edge's minimum (--session-min-se)
 	dflt  time.Duration // what the edge asks for (--session-expires)
+	allow string        // the edge's Allow (UPDATE among them): peers may refresh with UPDATE
 
 	mu       sync.Mutex
 	a, b     legTimer
@@ -280,7 +281,7 @@ type sessionTimers struct {
 }
 
 func (s *Server) newSessionTimers() *sessionTimers {
-	return &sessionTimers{minSE: s.cfg.SessionMinSE, dflt: s.cfg.SessionExpires, bMinSE: s.cfg.SessionMinSE, kick: make(chan struct{}, 1)}
+	return &sessionTimers{minSE: s.cfg.SessionMinSE, dflt: s.cfg.SessionExpires, bMinSE: s.cfg.SessionMinSE, allow: s.allow, kick: make(chan struct{}, 1)}
 }
 
 func (st *sessionTimers) leg(toA bool) *legTimer {
@@ -356,6 +357,9 @@ func (st *sessionTimers) inviteHeaders() []sip.Header {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	hdrs := []sip.Header{sip.NewHeader("Supported", optionTimer)}
+	if st.allow != "" {
+		hdrs = append(hdrs, sip.NewHeader("Allow", st.allow))
+	}
 	if st.bAsk > 0 {
 		hdrs = append(hdrs, sip.NewHeader("Session-Expires", strconv.FormatUint(uint64(seconds(st.bAsk)), 10)))
 	}
@@ -396,7 +400,11 @@ func (st *sessionTimers) answered(bRes *sip.Response) []sip.Header {
 	a, require, _ := uasTimer(ao, st.minSE, st.dflt, cur) // a too small interval was refused at admission
 	st.set(false, b)
 	st.set(true, a)
-	return timerHeaders(a, false, require)
+	hdrs := timerHeaders(a, false, require)
+	if st.allow != "" {
+		hdrs = append(hdrs, sip.NewHeader("Allow", st.allow))
+	}
+	return hdrs
 }
 
 // sessionTimerEnded counts a call a session timer ended.

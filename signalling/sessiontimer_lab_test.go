@@ -14,11 +14,12 @@ import (
 var labSessionTimers = []string{"--session-min-se", "4s"}
 
 // Issue 12, session timers (RFC 4028, REQUIREMENTS §4) with SIPp at both
-// ends, against xtrunk's relay and rtpengine: 422 below the minimum, the
-// edge refreshing both legs of a termination call (UPDATE toward the PBX,
-// re-INVITE toward the carrier) past the expiry, and a refresher that
-// never refreshes, on either leg, ending the call with BYE on both and a
-// CDR that says so.
+// ends, against xtrunk's relay and rtpengine: 422 below the minimum (and a
+// callee's 422 retried), the edge refreshing both legs of a termination
+// call (UPDATE toward the PBX, re-INVITE toward the carrier) past the
+// expiry, a PBX refreshing with UPDATE, and a refresher that never
+// refreshes (on either leg) or a refresh refused with 481 or unanswered,
+// each ending the call with BYE on both legs and a CDR that says why.
 func TestSessionTimerLab(t *testing.T) {
 	for _, kind := range relayKinds {
 		t.Run(kind, func(t *testing.T) {
@@ -26,6 +27,7 @@ func TestSessionTimerLab(t *testing.T) {
 			t.Run("termination Session-Expires below Min-SE gets 422", func(t *testing.T) { t.Parallel(); l.sessionTooSmall(t) })
 			t.Run("termination the edge refreshes both legs", func(t *testing.T) { t.Parallel(); l.sessionRefreshed(t) })
 			t.Run("termination the carrier's 422 is retried with its Min-SE", func(t *testing.T) { t.Parallel(); l.sessionCallee422(t) })
+			t.Run("termination the PBX refreshes with UPDATE", func(t *testing.T) { t.Parallel(); l.sessionPeerUpdates(t) })
 			t.Run("termination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredTermination(t) })
 			t.Run("origination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredOrigination(t) })
 			t.Run("origination the carrier refuses the refresh with 481", func(t *testing.T) {
@@ -65,6 +67,26 @@ func (l *trunkLab) sessionCallee422(t *testing.T) {
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
 		hangup: hangupCaller + ": BYE", answered: true})
+}
+
+// sessionPeerUpdates: the PBX refreshes its 8 s itself with UPDATE
+// without a body every 3 s; the edge answers each 200 with the timer and
+// the call outlives the 8 s until the PBX hangs up.
+func (l *trunkLab) sessionPeerUpdates(t *testing.T) {
+	tri := l.tri
+	carrierPort := l.port()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort), extra: labSessionTimers})
+	uas := l.startUAS(t, tri.Callee, "timer-update-carrier", "uas_answer.xml", tri.CalleeIP, carrierPort, 0, "-m", "1")
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "timer-update-pbx", "uac_pbx_timer_update.xml", tri.CallerIP, l.port(), l.port(), pbxArgs(called, sipAddr.String())...)
+	uac.wait(t)
+	uas.wait(t)
+	c := l.cdrs(t, called, 1)[0]
+	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
+		hangup: hangupCaller + ": BYE", answered: true})
+	if up := c.End.Sub(c.Answer); up < 6*time.Second {
+		t.Errorf("the call was up %v: the PBX hangs up only after 7 s", up)
+	}
 }
 
 // sessionRefreshed: the PBX asks for 8 s refreshed by the edge, the
