@@ -2,6 +2,7 @@ package signalling
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,9 @@ const (
 
 	// maxRefreshWait bounds one refresh transaction (Timer F/B).
 	maxRefreshWait = 32 * time.Second
+	// maxDelta is the longest interval a header can carry (32-bit
+	// delta-seconds, as parseDelta reads them).
+	maxDelta = math.MaxUint32 * time.Second
 	// refreshRetry is the pause before a refresh answered with a status
 	// that does not end the session (491, 5xx…) is tried again.
 	refreshRetry = 2 * time.Second
@@ -421,6 +425,9 @@ func (c Config) validateSessionTimers() error {
 	}
 	if c.SessionExpires < 0 || c.SessionExpires%time.Second != 0 {
 		return fmt.Errorf("%w: session_expires must be whole seconds (0: off)", ErrConfig)
+	}
+	if c.SessionMinSE > maxDelta || c.SessionExpires > maxDelta {
+		return fmt.Errorf("%w: session_min_se and session_expires must fit delta-seconds (at most %d s)", ErrConfig, uint64(math.MaxUint32))
 	}
 	if c.SessionExpires > 0 && c.SessionExpires < c.SessionMinSE {
 		return fmt.Errorf("%w: session_expires is below session_min_se", ErrConfig)

@@ -265,7 +265,7 @@ func TestSessionTimersInvite(t *testing.T) {
 }
 
 func TestSessionTimerConfig(t *testing.T) {
-	for _, tc := range []struct{ minSE, se time.Duration }{{0, 0}, {1500 * time.Millisecond, 0}, {90 * time.Second, 60 * time.Second}, {90 * time.Second, -time.Second}} {
+	for _, tc := range []struct{ minSE, se time.Duration }{{0, 0}, {1500 * time.Millisecond, 0}, {90 * time.Second, 60 * time.Second}, {90 * time.Second, -time.Second}, {90 * time.Second, 5000000000 * time.Second}} {
 		c := DefaultConfig()
 		c.SessionMinSE, c.SessionExpires = tc.minSE, tc.se
 		if err := c.validate(); !errors.Is(err, ErrConfig) {
