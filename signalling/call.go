@@ -92,6 +92,8 @@ type call struct {
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
+
+	st *sessionTimers // RFC 4028, both legs (sessiontimer.go); nil: none
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
@@ -159,6 +161,7 @@ func (c *call) run() {
 	status, reason := c.dialTargets(offer, targets)
 	if status == 200 {
 		go c.watchMedia()
+		go c.watchSessionTimers()
 	} else {
 		c.closeWith(status, reason, hangupCallee)
 	}
@@ -241,6 +244,9 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	switch {
 	case errors.As(err, &de):
 		c.s.removeLeg(bID, c)
+		if de.Res.StatusCode == 422 && c.st.tooSmall(de.Res) {
+			return c.dial(target, offer) // once, with the callee's Min-SE (RFC 4028 §7.3)
+		}
 		c.noteRedirect(de.Res)
 		return de.Res.StatusCode, de.Res.Reason, nil
 	case err != nil:
@@ -312,7 +318,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if c.p.trunk.RecordingMode == "record-from-answer" || c.p.trunk.RecordingMode == "record-from-answer-dual" {
 		c.s.startRecording(c.ctx, c)
 	}
-	if err := c.a.RespondSDP(sdp); err != nil {
+	if err := c.respondAnswer(res, sdp); err != nil {
 		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
 		c.log.Warn().Err(err).Msg("200 to A-leg failed")
 		c.closeWith(487, "Request Terminated", hangupCaller)

@@ -61,6 +61,12 @@ type Config struct {
 	// MediaTimeout ends an answered call with no RTP/RTCP in either
 	// direction for this long (0: never).
 	MediaTimeout time.Duration `yaml:"media-timeout"`
+	// Session timers (RFC 4028): SessionMinSE is the shortest
+	// Session-Expires accepted (shorter: 422 with Min-SE), SessionExpires
+	// the interval the edge asks for on a leg whose peer asks none (0:
+	// only the peers' own requests are honoured).
+	SessionMinSE   time.Duration `yaml:"session-min-se"`
+	SessionExpires time.Duration `yaml:"session-expires"`
 
 	// DrainTimeout is how long a SIGTERM waits for calls in progress to
 	// end on their own before the rest are hung up.
@@ -135,6 +141,8 @@ func DefaultConfig() Config {
 		DefaultCPS:           1,
 		DefaultConcurrency:   0,
 		MediaTimeout:         60 * time.Second,
+		SessionMinSE:         DefaultMinSE,
+		SessionExpires:       DefaultSessionExpires,
 		DrainTimeout:         60 * time.Second,
 		GuardMaxRequests:     g.MaxRequests,
 		GuardRequestWindow:   g.RequestWindow,
@@ -201,6 +209,9 @@ func (c Config) validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrConfig, d.name)
 		}
+	}
+	if err := c.validateSessionTimers(); err != nil {
+		return err
 	}
 	if c.GuardMaxRequests < 0 || c.GuardMaxAuthFailures < 0 || c.GuardPrefixBans < 0 {
 		return fmt.Errorf("%w: guard limits are negative", ErrConfig)

@@ -124,14 +124,15 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 		respond(tx, req, ref.status, ref.reason, hdr)
 		return
 	}
+	if c.st.refuseRefresh(req, tx) {
+		return
+	}
 	log := c.log.With().Bool("from_a", fromA).Logger()
 	if len(req.Body()) == 0 {
-		c.mu.Lock()
-		sdp := c.sdpToB
-		if fromA {
-			sdp = c.sdpToA
+		var sdp []byte // an UPDATE without an offer gets a 200 without an answer
+		if req.Method == sip.INVITE {
+			sdp = c.sdpTo(fromA)
 		}
-		c.mu.Unlock()
 		c.respondSDP(tx, req, sdp, fromA)
 		return
 	}
@@ -192,6 +193,7 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 	req := sip.NewRequest(sip.INVITE, target)
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(sdp)
+	c.st.requestHeaders(toA, req)
 	var txn sip.ClientTransaction
 	if toA {
 		txn, err = c.a.TransactionRequest(ctx, req)
@@ -208,6 +210,7 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 			if res.IsProvisional() {
 				continue
 			}
+			c.st.responded(toA, res)
 			if res.IsSuccess() {
 				ack := sip.NewRequest(sip.ACK, target)
 				if toA {
@@ -231,11 +234,17 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 	}
 }
 
-// respondSDP answers an in-dialog INVITE from the A-leg (fromA) or the
-// B-leg with 200 and sdp, with the Contact that leg already has.
+// respondSDP answers an in-dialog INVITE or UPDATE from the A-leg (fromA)
+// or the B-leg with 200 and sdp (none: no body), with the Contact that
+// leg already has and its session timer (the 200 refreshes it).
 func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte, fromA bool) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", sdp)
-	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	if sdp != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	for _, h := range c.st.refreshedBy(fromA, req) {
+		res.AppendHeader(h)
+	}
 	cont := c.aUA.ContactHDR
 	if !fromA {
 		c.mu.Lock()
@@ -247,6 +256,15 @@ func (c *call) respondSDP(tx sip.ServerTransaction, req *sip.Request, sdp []byte
 	res.AppendHeader(&cont)
 	if err := tx.Respond(res); err != nil {
 		c.log.Warn().Err(err).Msg("200 to re-INVITE")
+	}
+}
+
+// onUpdate takes an in-dialog UPDATE (RFC 3311) from either leg: a
+// session refresh without a body is answered at once, an offer goes the
+// way of a re-INVITE's.
+func (s *Server) onUpdate(req *sip.Request, tx sip.ServerTransaction) {
+	if c, fromA := s.inDialogCall(req, tx); c != nil {
+		c.reinviteFrom(fromA, req, tx)
 	}
 }
 

@@ -27,3 +27,7 @@ type refusal struct {
 }
 
 func (r *refusal) Error() string { return r.reason }
+
+// errTimerHeader is a Session-Expires or Min-SE header that does not
+// parse (RFC 4028 §4, §5).
+var errTimerHeader = errors.New("signalling: bad session timer header")

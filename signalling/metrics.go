@@ -85,6 +85,11 @@ type metrics struct {
 	draining prometheus.Gauge
 	// xtrunk_sip_tls_certificate_expiry_timestamp_seconds: when the
 	// served certificate expires (only with a TLS listener).
+
+	// xtrunk_sip_session_timer_expired_total{trunk}: answered calls
+	// ended by a session timer (RFC 4028): a leg's session expired
+	// unrefreshed, or the edge's refresh failed (timeout, 408, 481).
+	sessionExpired *prometheus.CounterVec
 }
 
 // Call directions, the direction label.
@@ -110,9 +115,11 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_requests_total", Help: "SIP requests received, by method."}, []string{"method"})
 	m.ngErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_relay_ng_errors_total", Help: "Failed NG commands to the relay, by command and kind (timeout, refused, other)."}, []string{"command", "kind"})
 	m.tlsFail = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_sip_tls_handshake_failures_total", Help: "TLS connections that did not complete a handshake."})
+	m.sessionExpired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_session_timer_expired_total",
+		Help: "Answered calls ended by a session timer (RFC 4028): a session expired unrefreshed or a refresh failed, by trunk."}, []string{"trunk"})
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
-		m.requests, m.ngErrors, m.tlsFail, m.draining,
+		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
 			func() float64 {
 				if s.relayUp() {

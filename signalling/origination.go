@@ -246,6 +246,9 @@ func (s *Server) outboundInvite(c *call, d dest, peer netip.Addr) (*sip.Request,
 	for _, h := range d.headers {
 		req.AppendHeader(sip.NewHeader(h[0], h[1]))
 	}
+	for _, h := range c.st.inviteHeaders() { // RFC 4028
+		req.AppendHeader(h)
+	}
 	if name := c.callerName(); name != "" {
 		withCallerName(req, &from, ua, name)
 	}

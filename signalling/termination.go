@@ -109,12 +109,13 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 }
 
 // unsupported refuses an INVITE that requires an extension xtrunk does
-// not do (100rel and anything else) with 420 and Unsupported.
+// not do (100rel and anything else but timer, RFC 4028) with 420 and
+// Unsupported.
 func unsupported(req *sip.Request) (*refusal, []sip.Header) {
 	var bad []string
 	for _, h := range req.GetHeaders("Require") {
 		for _, opt := range strings.Split(h.Value(), ",") {
-			if opt = strings.TrimSpace(opt); opt != "" {
+			if opt = strings.TrimSpace(opt); opt != "" && !strings.EqualFold(opt, optionTimer) {
 				bad = append(bad, opt)
 			}
 		}
@@ -172,6 +173,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		p, ref, hdrs = s.admit(ctx, req, log)
 	}
 	cancel()
+	var st *sessionTimers
+	if ref == nil {
+		// RFC 4028: 422 below --session-min-se, on an admitted call only
+		if st, ref, hdrs = s.sessionTimersOf(req); ref != nil && p.conc {
+			s.conc.Release(p.trunk.Sid)
+		}
+	}
 	if ref != nil {
 		if ref == silent {
 			log.Debug().Str("host", req.Recipient.Host).Msg("unknown domain: ignored")
@@ -183,6 +191,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c, err := s.newCall(req, tx, p, log)
+	if err == nil {
+		c.st = st
+	}
 	if err != nil {
 		if p.conc {
 			s.conc.Release(p.trunk.Sid)
