@@ -92,6 +92,12 @@ func (c *command) loadFile(path string, explicit bool, given map[string]bool, cf
 func findSection(path string, b []byte, name string) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
+		// "yaml: line N: msg" as "path:N: msg", like every other error
+		if rest, ok := strings.CutPrefix(err.Error(), "yaml: line "); ok {
+			if n, msg, ok := strings.Cut(rest, ": "); ok {
+				return nil, fmt.Errorf("%w: %s:%s: %s", ErrConfig, path, n, msg)
+			}
+		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
