@@ -86,6 +86,7 @@ func runInit(args []string) error {
 	force := fs.Bool("force", false, "replace an existing xtrunk.yaml (an existing credentials file is kept: the store's account is in it)")
 	customer := fs.String("customer-ip", "", "this host's address toward customers' PBXs (default: the default route's interface's, else the first global address)")
 	carrier := fs.String("carrier-ip", "", "this host's address toward carriers (default: the customer address)")
+	domain := fs.String("domain", "", "base domain of the trunks' termination URIs {prefix}.pstn.DOMAIN, for sip and api (default: theirs)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
@@ -102,6 +103,10 @@ func runInit(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *domain != "" {
+		p.values["sip"]["domain"] = []string{*domain}
+		p.values["api"]["domain"] = []string{*domain}
+	}
 	for _, w := range p.warnings {
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 	}
@@ -112,7 +117,7 @@ func runInit(args []string) error {
 	return nil
 }
 
-const initUsage = `usage: xtrunk init [--dir DIR] [--force] [--customer-ip IP] [--carrier-ip IP]
+const initUsage = `usage: xtrunk init [--dir DIR] [--force] [--domain D] [--customer-ip IP] [--carrier-ip IP]
 
 Writes DIR/xtrunk.yaml, every flag of every process with its usage as a
 comment, filled in for this host, and DIR/credentials (mode 0600): the
@@ -120,7 +125,7 @@ operator account's SID and auth token, which xtrunk api creates the main
 account from. Existing files are kept unless --force.
 
 examples:
-  xtrunk init                          # as root: /etc/xtrunk, store in /var/lib/xtrunk
+  xtrunk init --domain example.net     # as root: /etc/xtrunk, store in /var/lib/xtrunk
   xtrunk init --dir ./edge             # anywhere else: everything under ./edge
   xtrunk init --customer-ip 203.0.113.10 --carrier-ip 198.51.100.10
   xtrunk check-config /etc/xtrunk/xtrunk.yaml && xtrunk up --config /etc/xtrunk/xtrunk.yaml

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io/fs"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -230,6 +232,69 @@ func TestInitThenAPILogsIn(t *testing.T) {
 	}
 	if !strings.Contains(proc.log(), filepath.Join(dir, "credentials")) {
 		t.Errorf("the api does not say where the credentials came from")
+	}
+	proc.stop(t, os.Interrupt)
+}
+
+// TestRunAnEdgeProvisioning runs the README's "Run an edge" provisioning
+// on the real `xtrunk api` started from xtrunk init's file: the curl
+// script (examples/provision.sh) and the twilio-go example, then checks
+// both trunks through the API.
+func TestRunAnEdgeProvisioning(t *testing.T) {
+	testbed.RequireCommand(t, "jq")
+	dir := t.TempDir()
+	p := initIn(t, dir, "127.0.0.1", "", false)
+	proc := startProc(t, nil, "api", "--config", filepath.Join(dir, "xtrunk.yaml"), "--listen", "127.0.0.1:0", "--metrics", "", "--domain", "example.net")
+	base := "http://" + proc.waitLine(t, "api ready")["listen"].(string)
+	creds := filepath.Join(dir, "credentials")
+	env := append(os.Environ(), "API="+base, "DOMAIN=example.net")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	sh := exec.CommandContext(ctx, "sh", "../../examples/provision.sh", creds)
+	sh.Env = env
+	if out, err := sh.CombinedOutput(); err != nil || !strings.Contains(string(out), "acme.pstn.example.net") {
+		t.Fatalf("provision.sh: %v\n%s", err, out)
+	}
+	tw := exec.CommandContext(ctx, "go", "run", "../../examples/twilio-go", "-api", base, "-domain", "example.net")
+	tw.Env = append(os.Environ(), "XTRUNK_ACCOUNT_SID="+p.credentialsSaved.AccountSid, "XTRUNK_AUTH_TOKEN="+p.credentialsSaved.AuthToken)
+	if out, err := tw.CombinedOutput(); err != nil || !strings.Contains(string(out), "globex.pstn.example.net") {
+		t.Fatalf("twilio-go example: %v\n%s", err, out)
+	}
+
+	getJSON := func(path string, v any) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.SetBasicAuth(p.credentialsSaved.AccountSid, p.credentialsSaved.AuthToken)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, res.StatusCode)
+		}
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var trunks struct {
+		Trunks []struct{ Sid, DomainName string } `json:"trunks"`
+	}
+	getJSON("/v1/Trunks", &trunks)
+	if len(trunks.Trunks) != 2 {
+		t.Fatalf("trunks %+v", trunks)
+	}
+	for _, tr := range trunks.Trunks {
+		for _, sub := range []string{"OriginationUrls", "IpAccessControlLists", "CredentialLists", "PhoneNumbers"} {
+			var list map[string]any
+			getJSON("/v1/Trunks/"+tr.Sid+"/"+sub, &list)
+			key := map[string]string{"OriginationUrls": "origination_urls", "IpAccessControlLists": "ip_access_control_lists",
+				"CredentialLists": "credential_lists", "PhoneNumbers": "phone_numbers"}[sub]
+			if items, _ := list[key].([]any); len(items) != 1 {
+				t.Errorf("trunk %s: %s %v", tr.Sid, sub, list)
+			}
+		}
 	}
 	proc.stop(t, os.Interrupt)
 }
