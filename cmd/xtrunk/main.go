@@ -31,7 +31,7 @@ func subcommands() []subcommand {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: xtrunk COMMAND [flags]\n\ncommands:")
 	for _, c := range subcommands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.help)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
 	}
 	fmt.Fprint(w, `
 examples:
