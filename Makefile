@@ -38,8 +38,9 @@ check-generate: generate
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/xtrunk
 
-# dist/xtrunk_<version>_amd64.deb: /usr/bin/xtrunk, systemd units, an
-# example /etc/xtrunk/xtrunk.yaml, the xtrunk system user (deploy/debian).
+# dist/xtrunk_<version>_amd64.deb: /usr/bin/xtrunk, systemd units, the
+# xtrunk system user, /etc/xtrunk/xtrunk.yaml from xtrunk init on first
+# install (deploy/debian).
 deb:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o dist/xtrunk ./cmd/xtrunk
 	sh deploy/debian/build-deb.sh dist/xtrunk $(VERSION) dist

@@ -167,6 +167,10 @@ func DefaultConfig() Config {
 	}
 }
 
+// Validate checks the configuration as New does, without binding
+// anything (xtrunk check-config).
+func (c Config) Validate() error { return c.validate() }
+
 func (c Config) validate() error {
 	if c.Domain == "" {
 		return fmt.Errorf("%w: domain is empty", ErrConfig)

@@ -113,14 +113,15 @@ func runAPI(args []string) error {
 func apiConfig(args []string) (api.Config, string, *command, error) {
 	cfg := api.DefaultConfig()
 	cmd := newCommand("api", "The control plane: a Twilio-compatible REST API on SQLite (embedded) or PostgreSQL.", apiExamples)
-	cmd.env = []string{"XTRUNK_ACCOUNT_SID, XTRUNK_AUTH_TOKEN  the main account created on an empty store (else generated into --credentials-file)"}
+	cmd.env = []string{"XTRUNK_ACCOUNT_SID, XTRUNK_AUTH_TOKEN  the main account created on an empty store (they win over --credentials)"}
 	fs := cmd.fs
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP address (host:port, or unix:/path)")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "store: sqlite:PATH (embedded) or postgres://... (shared by several edges)")
 	fs.StringVar(&cfg.Domain, "domain", cfg.Domain, "base domain: trunk termination URIs are {prefix}.pstn.DOMAIN")
 	fs.Var(&listFlag{vals: &cfg.Edges}, "edges", "edge names, comma-separated or repeated (localized URIs {prefix}.pstn.EDGE.DOMAIN, edge= in origination URIs)")
 	fs.StringVar(&cfg.Realm, "realm", cfg.Realm, "SIP digest realm credentials are hashed for (default: the domain)")
-	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "where a generated main account's credentials are written (default: xtrunk-credentials.env beside the SQLite file)")
+	fs.StringVar(&cfg.CredentialsFile, "credentials", cfg.CredentialsFile, "the main account's credentials file (KEY=value, mode 0600, as xtrunk init writes it): on an empty store the account is created from it; absent, one is generated into it (default: xtrunk-credentials.env beside the SQLite file)")
+	fs.StringVar(&cfg.CredentialsFile, "credentials-file", cfg.CredentialsFile, "deprecated: --credentials")
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
 	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")

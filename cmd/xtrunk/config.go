@@ -15,7 +15,7 @@ import (
 // sections are xtrunk.yaml's top-level keys, one per process. A file may
 // hold every section: each process reads its own and checks only the
 // top-level keys of the others.
-var sections = []string{"relay", "sip", "api"}
+var sections = []string{"relay", "sip", "api", "up"}
 
 // loadFile applies section c.name of the YAML file at path to c's flags
 // and, for keys that are no flag (yaml-only tuning such as the relay's
@@ -27,7 +27,8 @@ var sections = []string{"relay", "sip", "api"}
 // Keys are the flag names. For configs written before that rule, a key
 // in snake_case (listen_udp) or the plural of a repeatable flag
 // (interfaces) is accepted with a deprecation note in c.notes. Errors
-// name the file and line.
+// name the file and line; every bad key of the section is reported (the
+// errors joined), not only the first.
 func (c *command) loadFile(path string, explicit bool, given map[string]bool, cfg any) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -41,6 +42,7 @@ func (c *command) loadFile(path string, explicit bool, given map[string]bool, cf
 		return err
 	}
 	var rest []*yaml.Node // key, value pairs for cfg's yaml-only fields
+	var errs []error
 	seen := map[string]int{}
 	for i := 0; i+1 < len(sec.Content); i += 2 {
 		k, v := sec.Content[i], sec.Content[i+1]
@@ -51,13 +53,16 @@ func (c *command) loadFile(path string, explicit bool, given map[string]bool, cf
 				rest = append(rest, k, v)
 				continue
 			}
-			return fmt.Errorf("%w: %s: unknown key (the keys are the flags of 'xtrunk %s', see xtrunk %s -h)", ErrUnknownKey, at, c.name, c.name)
+			errs = append(errs, fmt.Errorf("%w: %s: unknown key (the keys are the flags of 'xtrunk %s', see xtrunk %s -h)", ErrUnknownKey, at, c.name, c.name))
+			continue
 		}
 		if name == "config" {
-			return fmt.Errorf("%w: %s: the config file cannot name another one", ErrConfig, at)
+			errs = append(errs, fmt.Errorf("%w: %s: the config file cannot name another one", ErrConfig, at))
+			continue
 		}
 		if line, dup := seen[name]; dup {
-			return fmt.Errorf("%w: %s: already set on line %d", ErrConfig, at, line)
+			errs = append(errs, fmt.Errorf("%w: %s: already set on line %d", ErrConfig, at, line))
+			continue
 		}
 		seen[name] = k.Line
 		if note != "" {
@@ -67,8 +72,11 @@ func (c *command) loadFile(path string, explicit bool, given map[string]bool, cf
 			continue
 		}
 		if err := c.setFromYAML(name, v); err != nil {
-			return fmt.Errorf("%w: %s:%d: %s: %s: %w", ErrConfig, path, v.Line, c.name, k.Value, err)
+			errs = append(errs, fmt.Errorf("%w: %s:%d: %s: %s: %w", ErrConfig, path, v.Line, c.name, k.Value, err))
 		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
 	}
 	if len(rest) > 0 {
 		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: rest}
@@ -84,6 +92,12 @@ func (c *command) loadFile(path string, explicit bool, given map[string]bool, cf
 func findSection(path string, b []byte, name string) (*yaml.Node, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(b, &doc); err != nil {
+		// "yaml: line N: msg" as "path:N: msg", like every other error
+		if rest, ok := strings.CutPrefix(err.Error(), "yaml: line "); ok {
+			if n, msg, ok := strings.Cut(rest, ": "); ok {
+				return nil, fmt.Errorf("%w: %s:%s: %s", ErrConfig, path, n, msg)
+			}
+		}
 		return nil, fmt.Errorf("%w: %s: %w", ErrConfig, path, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -97,11 +111,16 @@ func findSection(path string, b []byte, name string) (*yaml.Node, error) {
 		return nil, fmt.Errorf("%w: %s:%d: want sections (relay:, sip:, api:)", ErrConfig, path, top.Line)
 	}
 	var sec *yaml.Node
+	seen := map[string]int{}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
 		if !slices.Contains(sections, k.Value) {
 			return nil, fmt.Errorf("%w: %s:%d: unknown section %q (want one of %s)", ErrUnknownKey, path, k.Line, k.Value, strings.Join(sections, ", "))
 		}
+		if line, dup := seen[k.Value]; dup {
+			return nil, fmt.Errorf("%w: %s:%d: section %s: already on line %d", ErrConfig, path, k.Line, k.Value, line)
+		}
+		seen[k.Value] = k.Line
 		if k.Value != name {
 			continue
 		}

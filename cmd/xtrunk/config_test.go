@@ -84,7 +84,7 @@ func TestConfigErrorsNameTheLine(t *testing.T) {
 		{"relay:\n  port-min: [1, 2]\n", ":2: relay: port-min: takes one value"},
 		{"relay:\n  port-min: 1\n  port_min: 2\n", ":3: relay: port_min: already set on line 2"},
 		{"relay:\n  config: other.yaml\n", ":2: relay: config: the config file cannot name another one"},
-		{"relay:\n  port-min: 1\n   bad indent: x\n", "line 3"},
+		{"relay:\n  port-min: 1\n   bad indent: x\n", ".yaml:3: mapping values"},
 		{"relay: [1]\n", ":1: relay: want a mapping"},
 	} {
 		p := writeYAML(t, tc.body)

@@ -42,8 +42,12 @@ func TestDebPackage(t *testing.T) {
 		!strings.Contains(string(out), "Depends: adduser") || !strings.Contains(string(out), "postinst") {
 		t.Errorf("dpkg-deb --info: %v\n%s", err, out)
 	}
-	if out, err := exec.Command("dpkg-deb", "--ctrl-tarfile", deb).Output(); err != nil || !strings.Contains(string(out), "/etc/xtrunk/xtrunk.yaml") {
-		t.Errorf("conffiles: %v", err)
+	// /etc/xtrunk/xtrunk.yaml is postinst's (xtrunk init), not a conffile
+	if out, err := exec.Command("dpkg-deb", "--ctrl-tarfile", deb).Output(); err != nil || strings.Contains(string(out), "conffiles") {
+		t.Errorf("control: %v, a conffiles entry for a generated file", err)
+	}
+	if out, err := exec.Command("dpkg-deb", "-I", deb, "postinst").Output(); err != nil || !strings.Contains(string(out), "xtrunk init --dir /etc/xtrunk") {
+		t.Errorf("postinst does not generate the config: %v", err)
 	}
 
 	root := filepath.Join(dir, "root")
@@ -51,7 +55,7 @@ func TestDebPackage(t *testing.T) {
 		t.Fatalf("dpkg -x: %v\n%s", err, out)
 	}
 	units := []string{"xtrunk.service", "xtrunk-relay.service", "xtrunk-sip.service", "xtrunk-api.service"}
-	for _, p := range append([]string{"usr/bin/xtrunk", "etc/xtrunk/xtrunk.yaml", "var/lib/xtrunk"}, prefixed("lib/systemd/system/", units)...) {
+	for _, p := range append([]string{"usr/bin/xtrunk", "etc/xtrunk", "usr/share/doc/xtrunk/examples/xtrunk.yaml", "var/lib/xtrunk"}, prefixed("lib/systemd/system/", units)...) {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			t.Errorf("package lacks /%s: %v", p, err)
 		}
@@ -62,8 +66,17 @@ func TestDebPackage(t *testing.T) {
 	if out, err := exec.Command(xt, "--version").CombinedOutput(); err != nil || !strings.Contains(string(out), "xtrunk v1.2.3-4-gabcdef") {
 		t.Errorf("%s --version: %v %q", xt, err, out)
 	}
+	// what postinst runs: the packaged binary generates the config and
+	// credentials, and checks the result
+	etc := filepath.Join(root, "etc/xtrunk")
+	if out, err := exec.Command(xt, "init", "--dir", etc, "--force").CombinedOutput(); err != nil || !strings.Contains(string(out), "xtrunk up --config "+etc+"/xtrunk.yaml") {
+		t.Errorf("%s init: %v\n%s", xt, err, out)
+	}
+	if out, err := exec.Command(xt, "check-config", filepath.Join(etc, "xtrunk.yaml")).CombinedOutput(); err != nil || !strings.Contains(string(out), ": ok") {
+		t.Errorf("%s check-config: %v\n%s", xt, err, out)
+	}
 	// the example config loads in every process (keys are flags, none unknown)
-	conf := filepath.Join(root, "etc/xtrunk/xtrunk.yaml")
+	conf := filepath.Join(root, "usr/share/doc/xtrunk/examples/xtrunk.yaml")
 	if _, _, err := relayConfig([]string{"--config", conf}); err != nil {
 		t.Errorf("example config, relay: %v", err)
 	}

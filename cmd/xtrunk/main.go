@@ -23,13 +23,15 @@ func subcommands() []subcommand {
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
 		{"demo", "place a test call through the relay in a namespace lab and show what XDP forwarded", runDemo},
 		{"version", "print the version, commit and Go version", func([]string) error { printVersion(os.Stdout); return nil }},
+		{"init", "write a commented xtrunk.yaml for this host and the operator's credentials", runInit},
+		{"check-config", "validate an xtrunk.yaml: unknown keys, bad values, with their line", runCheckConfig},
 	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: xtrunk COMMAND [flags]\n\ncommands:")
 	for _, c := range subcommands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.help)
+		fmt.Fprintf(w, "  %-12s %s\n", c.name, c.help)
 	}
 	fmt.Fprint(w, `
 examples:

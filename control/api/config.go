@@ -2,11 +2,11 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -20,7 +20,7 @@ type Config struct {
 	Domain          string   `yaml:"domain"`           // trunk domains are {prefix}.pstn.{domain}
 	Edges           []string `yaml:"edges"`            // edge names for localized URIs and edge=
 	Realm           string   `yaml:"realm"`            // SIP digest realm (default: domain)
-	CredentialsFile string   `yaml:"credentials-file"` // where generated main-account credentials go
+	CredentialsFile string   `yaml:"credentials-file"` // --credentials: read on an empty store, written when generated
 	PublicURL       string   `yaml:"public-url"`       // scheme://host in absolute URLs (default: from requests)
 	RecordingDir    string   `yaml:"recording-dir"`    // the relay's --recording-dir: recordings are served from here, by name
 	EdgeAddresses   []string `yaml:"edge-address"`     // the edge's addresses beyond this host's interfaces (no origination URI may point at them)
@@ -60,12 +60,24 @@ func (c Config) CredentialsPath() string {
 }
 
 // EnsureMainAccount bootstraps the store's main account. With sid/token
-// (XTRUNK_ACCOUNT_SID/XTRUNK_AUTH_TOKEN) it uses those; otherwise a new
-// store gets generated credentials, written to credFile (mode 0600) whose
-// path is logged, never the token itself.
+// (XTRUNK_ACCOUNT_SID/XTRUNK_AUTH_TOKEN) it uses those; else, when
+// credFile exists (`xtrunk init` wrote it), the credentials in it; else a
+// new store gets generated credentials, written to credFile (mode 0600)
+// whose path is logged, never the token itself. A credentials file
+// others may read, or a malformed one, is an error.
 func EnsureMainAccount(ctx context.Context, st *store.Store, sid, token, credFile string, log zerolog.Logger) (store.Account, error) {
 	if (sid == "") != (token == "") {
 		return store.Account{}, fmt.Errorf("set both XTRUNK_ACCOUNT_SID and XTRUNK_AUTH_TOKEN, or neither")
+	}
+	from := "XTRUNK_ACCOUNT_SID/XTRUNK_AUTH_TOKEN"
+	if sid == "" && credFile != "" {
+		c, err := ReadCredentials(credFile)
+		switch {
+		case err == nil:
+			sid, token, from = c.AccountSid, c.AuthToken, credFile
+		case !errors.Is(err, fs.ErrNotExist):
+			return store.Account{}, err
+		}
 	}
 	var path string
 	a, created, err := st.Bootstrap(ctx, sid, token, "", func(a store.Account) error {
@@ -73,52 +85,25 @@ func EnsureMainAccount(ctx context.Context, st *store.Store, sid, token, credFil
 			return nil
 		}
 		var err error
-		path, err = writeCredentials(credFile, a)
+		path, err = WriteCredentials(credFile, Credentials{AccountSid: a.Sid, AuthToken: a.AuthToken}, false)
 		return err
 	})
 	if err != nil {
+		if sid != "" {
+			return store.Account{}, fmt.Errorf("main account from %s: %w", from, err)
+		}
 		return store.Account{}, err
 	}
 	switch {
 	case !created:
 		if token != "" && token != a.AuthToken {
-			log.Warn().Str("account_sid", a.Sid).Msg("XTRUNK_AUTH_TOKEN differs from the stored auth token; the stored one stays in force")
+			log.Warn().Str("account_sid", a.Sid).Str("from", from).Msg("the auth token given differs from the stored one; the stored one stays in force")
 		}
 		log.Info().Str("account_sid", a.Sid).Msg("main account")
 	case sid != "":
-		log.Info().Str("account_sid", a.Sid).Msg("main account created from XTRUNK_ACCOUNT_SID/XTRUNK_AUTH_TOKEN")
+		log.Info().Str("account_sid", a.Sid).Str("from", from).Msg("main account created")
 	default:
 		log.Info().Str("account_sid", a.Sid).Str("credentials_file", path).Msg("main account created; its auth token is in the credentials file")
 	}
 	return a, nil
-}
-
-func writeCredentials(path string, a store.Account) (string, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Dir(abs)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".xtrunk-credentials-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	fmt.Fprintf(tmp, "# xtrunk main account, created %s. Keep this file secret.\n# Use it with Twilio's helper libraries as AccountSid / AuthToken.\nXTRUNK_ACCOUNT_SID=%s\nXTRUNK_AUTH_TOKEN=%s\n",
-		a.Created.Format(time.RFC3339), a.Sid, a.AuthToken)
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	return abs, os.Rename(tmp.Name(), abs)
 }
