@@ -74,3 +74,96 @@ func DecodeQuery(req Dict) (Query, error) {
 	}
 	return q, nil
 }
+
+// Ping is rtpengine's "ping"; the reply's result is "pong".
+type Ping struct{}
+
+// Dict encodes p.
+func (Ping) Dict() Dict { return Dict{"command": "ping"} }
+
+// List is rtpengine's "list": up to Limit call IDs (0: the relay's
+// default).
+type List struct {
+	Limit int64
+}
+
+// Dict encodes l.
+func (l List) Dict() Dict {
+	out := Dict{"command": "list"}
+	if l.Limit > 0 {
+		out["limit"] = l.Limit
+	}
+	return out
+}
+
+// DecodeList reads a "list" request; a limit that is not a positive
+// number reads as none.
+func DecodeList(req Dict) List {
+	n, ok := req.Int("limit")
+	if !ok || n <= 0 {
+		n = 0
+	}
+	return List{Limit: n}
+}
+
+// StartRecording is rtpengine's "start recording", with xtrunk's
+// recording options: Channels ("recording-channels": mono, dual, both)
+// and TrimSilence ("recording-trim: trim-silence", or the flag
+// "trim-silence").
+type StartRecording struct {
+	CallID      string
+	FromTag     string
+	Channels    string
+	TrimSilence bool
+}
+
+// Dict encodes s.
+func (s StartRecording) Dict() Dict {
+	out := Dict{"command": "start recording", "call-id": s.CallID}
+	putStr(out, "from-tag", s.FromTag)
+	putStr(out, "recording-channels", s.Channels)
+	if s.TrimSilence {
+		out["recording-trim"] = "trim-silence"
+	}
+	return out
+}
+
+// DecodeStartRecording reads a "start recording" request; a missing
+// call-id is ErrMissingKey.
+func DecodeStartRecording(req Dict) (StartRecording, error) {
+	s := StartRecording{CallID: req.Str("call-id"), FromTag: req.Str("from-tag"),
+		Channels: strings.ToLower(req.Str("recording-channels"))}
+	if s.CallID == "" {
+		return s, fmt.Errorf("%w: call-id", ErrMissingKey)
+	}
+	s.TrimSilence = NormFlag(req.Str("recording-trim")) == "trim-silence"
+	for _, f := range req.Strings("flags") {
+		if NormFlag(f) == "trim-silence" {
+			s.TrimSilence = true
+		}
+	}
+	return s, nil
+}
+
+// StopRecording is rtpengine's "stop recording".
+type StopRecording struct {
+	CallID  string
+	FromTag string
+}
+
+// Dict encodes s.
+func (s StopRecording) Dict() Dict {
+	out := Dict{"command": "stop recording", "call-id": s.CallID}
+	putStr(out, "from-tag", s.FromTag)
+	return out
+}
+
+// DecodeStopRecording reads a "stop recording" request; a missing
+// call-id is ErrMissingKey.
+func DecodeStopRecording(req Dict) (StopRecording, error) {
+	s := StopRecording{CallID: req.Str("call-id"), FromTag: req.Str("from-tag")}
+	if s.CallID == "" {
+		return s, fmt.Errorf("%w: call-id", ErrMissingKey)
+	}
+	return s, nil
+}
