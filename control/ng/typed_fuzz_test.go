@@ -14,7 +14,7 @@ func typedSeeds(f *testing.F) {
 	for _, d := range []Dict{
 		offerDict(),
 		{"command": "answer", "call-id": "c", "from-tag": "a", "to-tag": "b", "sdp": "v=0", "ICE": "Remove",
-			"SDES": []any{"off", "no-AES_CM_128_HMAC_SHA1_32", "only-aes_cm_128_hmac_sha1_80", "lifetime"},
+			"SDES":     []any{"off", "no-AES_CM_128_HMAC_SHA1_32", "only-aes_cm_128_hmac_sha1_80", "lifetime"},
 			"rtcp-mux": []any{"offer", "accept", "reject", "require"}, "record-call": "on", "recording-trim": "trim silence",
 			"transport-protocol": "RTP/SAVP", "received-from": []any{"IP6", "::ffff:192.0.2.1"}, "DTLS": "off"},
 		{"command": "play media", "call-id": "c", "from-tag": "a", "file": "/x.wav", "repeat-times": int64(2), "flags": []any{"all"}},
