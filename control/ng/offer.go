@@ -167,9 +167,7 @@ func decodeParams(req Dict, isAnswer bool) (Params, error) {
 
 // decodeOptions reads everything but the identifiers and the SDP.
 func (p *Params) decodeOptions(req Dict) {
-	for _, f := range req.Strings("flags") {
-		p.decodeFlag(f)
-	}
+	p.decodeFlags(req.Strings("flags"))
 	p.Replace = decodeReplace(req.Strings("replace"))
 	p.RTCPMux = decodeRTCPMux(req.Strings("rtcp-mux"))
 	p.SDES = decodeSDES(req.Strings("SDES"))
@@ -211,65 +209,48 @@ func (p *Params) decodeOptions(req Dict) {
 	}
 }
 
-// decodeFlag sets the field one "flags" entry names.
-func (p *Params) decodeFlag(f string) {
-	fl := &p.Flags
-	switch NormFlag(f) {
-	case "symmetric":
-		fl.Symmetric = true
-	case "asymmetric":
-		fl.Asymmetric = true
-	case "strict-source":
-		fl.StrictSource = true
-	case "sip-source-address":
-		fl.SIPSourceAddress = true
-	case "trust-address":
-		fl.TrustAddress = true
-	case "port-latching":
-		fl.PortLatching = true
-	case "media-handover":
-		fl.MediaHandover = true
-	case "record-call":
+// decodeFlags reads the "flags" list; "record-call" and "trim-silence"
+// are options of their own.
+func (p *Params) decodeFlags(list []string) {
+	f := &p.Flags
+	var record bool
+	f.Other = decodeEntries(list, map[string]*bool{
+		"symmetric": &f.Symmetric, "asymmetric": &f.Asymmetric, "strict-source": &f.StrictSource,
+		"sip-source-address": &f.SIPSourceAddress, "trust-address": &f.TrustAddress,
+		"port-latching": &f.PortLatching, "media-handover": &f.MediaHandover,
+		"record-call": &record, "trim-silence": &p.TrimSilence,
+	})
+	if record {
 		p.RecordCall = On
-	case "trim-silence":
-		p.TrimSilence = true
-	default:
-		fl.Other = append(fl.Other, strings.Clone(f))
 	}
 }
 
 func decodeReplace(list []string) Replace {
 	var r Replace
-	for _, f := range list {
-		switch NormFlag(f) {
-		case "origin":
-			r.Origin = true
-		case "session-connection", "session-conn":
-			r.SessionConnection = true
-		default:
-			r.Other = append(r.Other, strings.Clone(f))
-		}
-	}
+	r.Other = decodeEntries(list, map[string]*bool{
+		"origin": &r.Origin, "session-connection": &r.SessionConnection, "session-conn": &r.SessionConnection})
 	return r
 }
 
 func decodeRTCPMux(list []string) RTCPMux {
 	var m RTCPMux
-	for _, f := range list {
-		switch NormFlag(f) {
-		case "demux":
-			m.Demux = true
-		case "offer":
-			m.Offer = true
-		case "accept":
-			m.Accept = true
-		case "reject":
-			m.Reject = true
-		default:
-			m.Other = append(m.Other, strings.Clone(f))
+	m.Other = decodeEntries(list, map[string]*bool{"demux": &m.Demux, "offer": &m.Offer, "accept": &m.Accept, "reject": &m.Reject})
+	return m
+}
+
+// decodeEntries sets the field each entry of list names (by its
+// normalised spelling) and returns the entries no field stands for, as
+// sent.
+func decodeEntries(list []string, fields map[string]*bool) []string {
+	var other []string
+	for _, e := range list {
+		if f, ok := fields[NormFlag(e)]; ok {
+			*f = true
+		} else {
+			other = append(other, strings.Clone(e))
 		}
 	}
-	return m
+	return other
 }
 
 func decodeSDES(list []string) SDES {

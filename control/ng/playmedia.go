@@ -20,27 +20,35 @@ type PartySelect struct {
 	All     bool   // the flag "all"
 }
 
-func (s PartySelect) put(d Dict) {
-	putStr(d, "from-tag", s.FromTag)
+// dict is a request for command cmd to call callID's selected party.
+func (s PartySelect) dict(cmd, callID string) Dict {
+	d := callDict(cmd, callID, s.FromTag)
 	putStr(d, "to-tag", s.ToTag)
 	putStr(d, "label", s.Label)
 	putStr(d, "address", s.Address)
 	if s.All {
 		d["flags"] = []any{"all"}
 	}
+	return d
 }
 
-func decodePartySelect(req Dict) (PartySelect, error) {
-	s := PartySelect{FromTag: req.Str("from-tag"), ToTag: req.Str("to-tag"), Label: req.Str("label"), Address: req.Str("address")}
+// decodeCallParty reads the call-id and the party selection, both
+// required (ErrMissingKey).
+func decodeCallParty(req Dict) (string, PartySelect, error) {
+	id, from, err := decodeCall(req)
+	s := PartySelect{FromTag: from, ToTag: req.Str("to-tag"), Label: req.Str("label"), Address: req.Str("address")}
+	if err != nil {
+		return id, s, err
+	}
 	for _, f := range req.Strings("flags") {
 		if NormFlag(f) == "all" {
 			s.All = true
 		}
 	}
 	if s.FromTag == "" && s.Label == "" && s.Address == "" && !s.All {
-		return s, fmt.Errorf("%w: from-tag", ErrMissingKey)
+		return id, s, fmt.Errorf("%w: from-tag", ErrMissingKey)
 	}
-	return s, nil
+	return id, s, nil
 }
 
 // PlayMedia is rtpengine's "play media": play a file, a blob or a
@@ -63,8 +71,7 @@ type PlayMedia struct {
 
 // Dict encodes p.
 func (p PlayMedia) Dict() Dict {
-	out := Dict{"command": "play media", "call-id": p.CallID}
-	p.Party.put(out)
+	out := p.Party.dict("play media", p.CallID)
 	putStr(out, "file", p.File)
 	putStr(out, "blob", p.Blob)
 	for _, kv := range []struct {
@@ -81,14 +88,11 @@ func (p PlayMedia) Dict() Dict {
 // DecodePlayMedia reads a "play media" request: a call-id, a party and
 // a source are required (ErrMissingKey).
 func DecodePlayMedia(req Dict) (PlayMedia, error) {
-	p := PlayMedia{CallID: req.Str("call-id"), File: req.Str("file"), Blob: req.Str("blob"),
+	id, party, err := decodeCallParty(req)
+	p := PlayMedia{CallID: id, Party: party, File: req.Str("file"), Blob: req.Str("blob"),
 		DBID: intOf(req, "db-id"), RepeatTimes: intOf(req, "repeat-times"),
 		RepeatDuration: intOf(req, "repeat-duration"), StartPos: intOf(req, "start-pos")}
-	if p.CallID == "" {
-		return p, fmt.Errorf("%w: call-id", ErrMissingKey)
-	}
-	var err error
-	if p.Party, err = decodePartySelect(req); err != nil {
+	if err != nil {
 		return p, err
 	}
 	if p.File == "" && p.Blob == "" && p.DBID == 0 {
@@ -117,20 +121,13 @@ type StopMedia struct {
 
 // Dict encodes s.
 func (s StopMedia) Dict() Dict {
-	out := Dict{"command": "stop media", "call-id": s.CallID}
-	s.Party.put(out)
-	return out
+	return s.Party.dict("stop media", s.CallID)
 }
 
 // DecodeStopMedia reads a "stop media" request.
 func DecodeStopMedia(req Dict) (StopMedia, error) {
-	s := StopMedia{CallID: req.Str("call-id")}
-	if s.CallID == "" {
-		return s, fmt.Errorf("%w: call-id", ErrMissingKey)
-	}
-	var err error
-	s.Party, err = decodePartySelect(req)
-	return s, err
+	id, party, err := decodeCallParty(req)
+	return StopMedia{CallID: id, Party: party}, err
 }
 
 // StopMediaReply is the reply to "stop media": the last frame played
