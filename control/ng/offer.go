@@ -173,7 +173,7 @@ func (p *Params) decodeOptions(req Dict) {
 	p.SDES = decodeSDES(req.Strings("SDES"))
 	for _, k := range []string{"ice", "ICE"} { // "ICE" wins when both are given
 		if v := NormFlag(req.Str(k)); v != "" {
-			p.ICE = v
+			p.ICE = strings.Clone(v)
 		}
 	}
 	for _, d := range req.Strings("direction") {
@@ -195,7 +195,7 @@ func (p *Params) decodeOptions(req Dict) {
 		}
 	}
 	p.TransportProtocol = strings.Clone(req.Str("transport-protocol"))
-	p.RecordingChannels = strings.ToLower(req.Str("recording-channels"))
+	p.RecordingChannels = strings.Clone(strings.ToLower(req.Str("recording-channels")))
 	if NormFlag(req.Str("recording-trim")) == "trim-silence" {
 		p.TrimSilence = true
 	}
@@ -261,9 +261,9 @@ func decodeSDES(list []string) SDES {
 		case strings.EqualFold(t, "off"):
 			s.Off = true
 		case len(t) > 3 && strings.EqualFold(t[:3], "no-"):
-			s.No = append(s.No, strings.ToUpper(t[3:]))
+			s.No = append(s.No, strings.Clone(strings.ToUpper(t[3:])))
 		case len(t) > 5 && strings.EqualFold(t[:5], "only-"):
-			s.Only = append(s.Only, strings.ToUpper(t[5:]))
+			s.Only = append(s.Only, strings.Clone(strings.ToUpper(t[5:])))
 		default:
 			s.Other = append(s.Other, strings.Clone(v))
 		}
