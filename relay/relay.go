@@ -153,14 +153,21 @@ func (r *Relay) Close() error {
 	return r.closeErr
 }
 
-func (r *Relay) close() error {
-	r.cancel()
+// allCalls is a snapshot of the calls, to visit without holding r.mu
+// (the lock order is r.mu before c.mu).
+func (r *Relay) allCalls() []*call {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	calls := make([]*call, 0, len(r.calls))
 	for _, c := range r.calls {
 		calls = append(calls, c)
 	}
-	r.mu.Unlock()
+	return calls
+}
+
+func (r *Relay) close() error {
+	r.cancel()
+	calls := r.allCalls()
 	for _, c := range calls {
 		c.mu.Lock()
 		if c.rec != nil {
@@ -367,12 +374,7 @@ func (r *Relay) janitor() {
 // A call older than cfg.FinalTimeout, when set, is deleted whatever it
 // does: by default there is no such limit, so long calls are not cut.
 func (r *Relay) sweep(now time.Time) {
-	r.mu.Lock()
-	calls := make([]*call, 0, len(r.calls))
-	for _, c := range r.calls {
-		calls = append(calls, c)
-	}
-	r.mu.Unlock()
+	calls := r.allCalls()
 	for _, c := range calls {
 		c.mu.Lock()
 		if c.deleted {
