@@ -32,18 +32,24 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	reply := r.stats(c)
+	q := r.stats(c)
 	if c.rec != nil {
 		if res, err := r.stopRecording(c); err == nil {
-			reply["recording"] = recordingDict(res)
+			rec := recordingOf(res)
+			q.Recording = &rec
 		} else {
-			reply["recording"] = ng.Dict{"error": err.Error()}
+			q.Recording = &ng.Recording{Error: err.Error()}
 		}
 	}
 	r.legQualities(c)
 	r.release(c)
-	reply["result"] = "ok"
-	return reply
+	return reply(q.Dict())
+}
+
+// reply is a successful command's reply: d with result "ok".
+func reply(d ng.Dict) ng.Dict {
+	d["result"] = "ok"
+	return d
 }
 
 // errTagsMismatch is rtpengine's wording, word for word, for a delete
@@ -97,39 +103,32 @@ func (r *Relay) query(req ng.Dict) ng.Dict {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	reply := r.stats(c)
-	reply["result"] = "ok"
-	return reply
+	return reply(r.stats(c).Dict())
 }
 
 func (r *Relay) list(req ng.Dict) ng.Dict {
-	limit := int64(32)
-	if v, ok := req.Int("limit"); ok && v > 0 {
-		limit = v
+	limit := ng.DecodeList(req).Limit
+	if limit == 0 {
+		limit = 32
 	}
 	r.mu.Lock()
-	ids := make([]any, 0, min(int64(len(r.calls)), limit))
-	calls := make([]*call, 0, cap(ids))
+	var out ng.ListReply
+	calls := make([]*call, 0, min(int64(len(r.calls)), limit))
 	for id, c := range r.calls {
-		if int64(len(ids)) >= limit {
+		if int64(len(out.Calls)) >= limit {
 			break
 		}
-		ids = append(ids, id)
+		out.Calls = append(out.Calls, id)
 		calls = append(calls, c)
 	}
 	r.mu.Unlock()
-	var timedOut []any
 	for _, c := range calls {
 		c.mu.Lock()
 		if c.timedOut {
-			timedOut = append(timedOut, c.id)
+			// xtrunk extension: which of the listed calls have no media
+			out.TimedOut = append(out.TimedOut, c.id)
 		}
 		c.mu.Unlock()
 	}
-	reply := ng.Dict{"result": "ok", "calls": ids}
-	if len(timedOut) > 0 {
-		// xtrunk extension: which of the listed calls have no media
-		reply["timed out"] = timedOut
-	}
-	return reply
+	return reply(out.Dict())
 }

@@ -3,9 +3,7 @@ package relay
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -16,19 +14,6 @@ import (
 type recTap struct {
 	rec *record.Recording
 	ch  int
-}
-
-// recOpts are the NG keys for a recording: "recording-channels" (mono,
-// dual, both) and the "trim silence" flag or "recording-trim: trim-silence".
-func recOptsOf(req ng.Dict) (channels string, trim bool) {
-	channels = strings.ToLower(req.Str("recording-channels"))
-	trim = normFlag(req.Str("recording-trim")) == "trim-silence"
-	for _, f := range req.Strings("flags") {
-		if normFlag(f) == "trim-silence" {
-			trim = true
-		}
-	}
-	return channels, trim
 }
 
 // newRecording makes (but does not attach) a recording of c, whose tags
@@ -142,26 +127,33 @@ func (r *Relay) recLost(c *call) uint64 {
 	return n
 }
 
-func recordingDict(res record.Result) ng.Dict {
-	files := make([]any, len(res.Files))
-	for i, f := range res.Files {
-		files[i] = f
-	}
-	return ng.Dict{
-		"files":        files,
-		"metadata":     res.Sidecar,
-		"duration ms":  int64(res.DurationSec * 1000),
-		"packets lost": int64(res.PacketsLost),
-		"copies lost":  int64(res.CopiesLost),
-		"channels":     res.Channels,
+// recordingOf is a finished recording as NG replies report it.
+func recordingOf(res record.Result) ng.Recording {
+	return ng.Recording{
+		Files:       res.Files,
+		Metadata:    res.Sidecar,
+		DurationMs:  int64(res.DurationSec * 1000),
+		PacketsLost: int64(res.PacketsLost),
+		CopiesLost:  int64(res.CopiesLost),
+		Channels:    res.Channels,
 	}
 }
 
 // startStopRecording handles "start recording" and "stop recording".
 func (r *Relay) startStopRecording(req ng.Dict, start bool) ng.Dict {
-	id := req.Str("call-id")
-	if id == "" {
-		return errReply(fmt.Errorf("%w: call-id", ErrMissingKey))
+	var id string
+	var sr ng.StartRecording
+	var err error
+	if start {
+		sr, err = ng.DecodeStartRecording(req)
+		id = sr.CallID
+	} else {
+		var st ng.StopRecording
+		st, err = ng.DecodeStopRecording(req)
+		id = st.CallID
+	}
+	if err != nil {
+		return errReply(err)
 	}
 	r.mu.Lock()
 	c, ok := r.calls[id]
@@ -172,8 +164,7 @@ func (r *Relay) startStopRecording(req ng.Dict, start bool) ng.Dict {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if start {
-		channels, trim := recOptsOf(req)
-		if err := r.startRecording(c, channels, trim); err != nil {
+		if err := r.startRecording(c, sr.Channels, sr.TrimSilence); err != nil {
 			return errReply(err)
 		}
 		return ng.Dict{"result": "ok"}
@@ -182,7 +173,7 @@ func (r *Relay) startStopRecording(req ng.Dict, start bool) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	return ng.Dict{"result": "ok", "recording": recordingDict(res)}
+	return ng.Dict{"result": "ok", "recording": recordingOf(res).Dict()}
 }
 
 // readRecordCopies feeds the fast path's copies to the recordings.

@@ -7,7 +7,6 @@ package relay
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -154,14 +153,21 @@ func (r *Relay) Close() error {
 	return r.closeErr
 }
 
-func (r *Relay) close() error {
-	r.cancel()
+// allCalls is a snapshot of the calls, to visit without holding r.mu
+// (the lock order is r.mu before c.mu).
+func (r *Relay) allCalls() []*call {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	calls := make([]*call, 0, len(r.calls))
 	for _, c := range r.calls {
 		calls = append(calls, c)
 	}
-	r.mu.Unlock()
+	return calls
+}
+
+func (r *Relay) close() error {
+	r.cancel()
+	calls := r.allCalls()
 	for _, c := range calls {
 		c.mu.Lock()
 		if c.rec != nil {
@@ -231,177 +237,6 @@ func monoToTime(ns int64) time.Time {
 		return time.Time{}
 	}
 	return time.Now().Add(-time.Duration(monoNow() - ns))
-}
-
-// serve runs the packet loop of one socket until it is closed.
-func (r *Relay) serve(s *sock) {
-	defer r.wg.Done()
-	for {
-		b, err := s.udp.next()
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			continue
-		}
-		r.handle(s, b)
-		batchPool.Put(b)
-	}
-}
-
-// handle forwards one batch received on s. It allocates nothing.
-func (r *Relay) handle(s *sock, b *batch) {
-	now := monoNow()
-	rt := s.route.Load()
-	var cur *udpSock
-	var pkts, bytes, drops uint64
-	party := false   // a packet of the call's own party arrived
-	persist := false // an SRTP context needs the call record written before sending
-	for i := 0; i < b.n; i++ {
-		p, src := b.packet(i)
-		if len(p) == 0 {
-			// an empty datagram carries no media (and has no byte to queue)
-			drops++
-			r.m.drop(dropNotLearnable)
-			continue
-		}
-		if rt == nil || rt.drop {
-			drops++
-			r.m.drop(dropSession)
-			continue
-		}
-		isRTCP := s.isRTCP || looksRTCP(p)
-		learning := !rt.expect.IsValid()
-		if !learning && src != rt.expect {
-			drops++
-			r.m.drop(dropForeignSource)
-			continue
-		}
-		if learning && !s.learnable(rt.learn, src, p, now) {
-			drops++
-			r.m.drop(dropNotLearnable)
-			continue
-		}
-		if rt.decrypt != nil {
-			// SRTP: nothing is latched or forwarded before it authenticates
-			q, err := rt.decrypt.decrypt(p, isRTCP)
-			if err != nil {
-				drops++
-				r.m.drop(srtpDropReason(err, dropSRTPAuth))
-				continue
-			}
-			p = q
-			persist = persist || rt.decrypt.dirty()
-		}
-		if learning {
-			rt = r.latch(s, src, p)
-			if rt == nil || rt.drop || rt.expect != src {
-				drops++
-				r.m.drop(dropNotLearnable)
-				continue
-			}
-		}
-		// only the party's packets are media: a scanner spraying the port
-		// must not keep a dead call from timing out
-		party = true
-		if !isRTCP {
-			s.quality.update(p, now, rt.rate)
-			if rt.rec != nil {
-				rt.rec.Packet(rt.recCh, p, now)
-			}
-		}
-		out, dst := rt.out, rt.dst
-		if rt.demux && looksRTCP(p) {
-			out, dst = rt.rtcpOut, rt.rtcpDst
-		}
-		if !dst.IsValid() {
-			drops++
-			r.m.drop(dropNoDestination)
-			continue
-		}
-		if rt.encrypt != nil {
-			q, err := rt.encrypt.encrypt(p, isRTCP)
-			if err != nil {
-				drops++
-				r.m.drop(srtpDropReason(err, dropSRTPEncrypt))
-				continue
-			}
-			p = q
-			persist = persist || rt.encrypt.dirty()
-		}
-		if cur != nil && out != cur {
-			if persist {
-				r.persistNow(s.ep.c)
-				persist = false
-			}
-			s.errors.Add(uint64(cur.flush(b)))
-		}
-		cur = out
-		b.queue(p, dst)
-		pkts++
-		bytes += uint64(len(p))
-	}
-	if persist {
-		// before the packets leave: a restart must find the leases that
-		// cover what was encrypted
-		r.persistNow(s.ep.c)
-	}
-	if cur != nil {
-		s.errors.Add(uint64(cur.flush(b)))
-	}
-	if party {
-		s.lastNs.Store(now)
-	}
-	s.packets.Add(pkts)
-	s.bytes.Add(bytes)
-	s.drops.Add(drops)
-	r.m.userspace(pkts, bytes)
-}
-
-// srtpDropReason is the drop label of an SRTP context's refusal; other
-// errors are labelled def.
-func srtpDropReason(err error, def string) string {
-	switch {
-	case errors.Is(err, errSSRCLimit):
-		return dropSRTPSSRCs
-	case errors.Is(err, errIndexUsed):
-		return dropSRTPIndex
-	case errors.Is(err, errKeyExpired):
-		return dropSRTPEncrypt
-	}
-	return def
-}
-
-// latch locks endpoint s.ep (or its RTCP) to src and reinstalls the
-// stream's routes; it returns s's new route.
-func (r *Relay) latch(s *sock, src netip.AddrPort, p []byte) *route {
-	e := s.ep
-	c := e.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.deleted {
-		return nil
-	}
-	if s.isRTCP {
-		if !e.latchedRTCP.IsValid() {
-			e.latchedRTCP = src
-			if e.ssrc == 0 && looksRTCP(p) {
-				// the sender's SSRC: the RTP socket's candidates must carry it
-				e.ssrc = uint32(p[4])<<24 | uint32(p[5])<<16 | uint32(p[6])<<8 | uint32(p[7])
-			}
-		}
-	} else if !e.latched.IsValid() {
-		e.latched = src
-		if !looksRTCP(p) {
-			e.ssrc = ssrcOf(p)
-		}
-	}
-	r.log.Info().Str("call_id", c.id).Str("tag", e.sideOf().Tag).Bool("rtcp", s.isRTCP).
-		Stringer("local", s.udp.local).Stringer("source", src).Msg("latched")
-	r.m.latched()
-	r.installStream(c, e.st)
-	r.persist(c)
-	return s.route.Load()
 }
 
 // installStream recomputes and installs the routes of both endpoints of st,
@@ -539,12 +374,7 @@ func (r *Relay) janitor() {
 // A call older than cfg.FinalTimeout, when set, is deleted whatever it
 // does: by default there is no such limit, so long calls are not cut.
 func (r *Relay) sweep(now time.Time) {
-	r.mu.Lock()
-	calls := make([]*call, 0, len(r.calls))
-	for _, c := range r.calls {
-		calls = append(calls, c)
-	}
-	r.mu.Unlock()
+	calls := r.allCalls()
 	for _, c := range calls {
 		c.mu.Lock()
 		if c.deleted {

@@ -120,12 +120,16 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 	defer calleeConn.Close()
 
 	var out compatReplies
-	out.offer = do(t, s.c, ng.Dict{"command": "offer", "call-id": "compat-1", "from-tag": "caller",
-		"sdp": g711SDP(tri.CallerIP, 20000), "direction": []any{"customer", "carrier"},
-		"replace": []any{"origin"}, "flags": []any{"trust-address", "symmetric"}})
+	// the typed messages, as signalling sends them: both relays read them
+	opts := ng.Params{CallID: "compat-1", FromTag: "caller", Replace: ng.Replace{Origin: true},
+		Flags: ng.Flags{TrustAddress: true, Symmetric: true}}
+	offer := ng.Offer{Params: opts}
+	offer.SDP, offer.Direction = g711SDP(tri.CallerIP, 20000), []string{"customer", "carrier"}
+	out.offer = do(t, s.c, offer.Dict())
 	toCallee := checkOwnAddress(t, s, "offer", out.offer.Str("sdp"), tri.RelayCalleeIP)
-	out.answer = do(t, s.c, ng.Dict{"command": "answer", "call-id": "compat-1", "from-tag": "caller", "to-tag": "callee",
-		"sdp": g711SDP(tri.CalleeIP, 40000), "replace": []any{"origin"}, "flags": []any{"trust-address", "symmetric"}})
+	answer := ng.Answer{Params: opts}
+	answer.ToTag, answer.SDP = "callee", g711SDP(tri.CalleeIP, 40000)
+	out.answer = do(t, s.c, answer.Dict())
 	toCaller := checkOwnAddress(t, s, "answer", out.answer.Str("sdp"), tri.RelayCallerIP)
 
 	const n, pps = 100, 50
@@ -159,27 +163,27 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 		}
 	}
 
-	out.query = do(t, s.c, ng.Dict{"command": "query", "call-id": "compat-1"})
+	out.query = do(t, s.c, ng.Query{CallID: "compat-1"}.Dict())
 	checkReceived(t, s.name, "query", out.query, n)
 	// A delete whose from-tag (or to-tag) names no party of the call --
 	// another dialog reusing the Call-ID -- leaves the call alone: a
 	// warning, or with "fatal" an error, in rtpengine's words, both relays.
-	for _, bad := range []ng.Dict{
-		{"command": "delete", "call-id": "compat-1", "from-tag": "intruder"},
-		{"command": "delete", "call-id": "compat-1", "from-tag": "caller", "to-tag": "intruder"},
+	for _, bad := range []ng.Delete{
+		{CallID: "compat-1", FromTag: "intruder"},
+		{CallID: "compat-1", FromTag: "caller", ToTag: "intruder"},
 	} {
-		if r := do(t, s.c, bad); r.Str("warning") != "Call-ID not found or tags didn't match" || r.Dict("tags") != nil {
+		if r := do(t, s.c, bad.Dict()); r.Str("warning") != "Call-ID not found or tags didn't match" || r.Dict("tags") != nil {
 			t.Errorf("%s: delete with a stranger's tag answered %v, want only a warning", s.name, r)
 		}
 	}
-	bad := ng.Dict{"command": "delete", "call-id": "compat-1", "from-tag": "intruder", "flags": []any{"fatal"}}
+	bad := ng.Delete{CallID: "compat-1", FromTag: "intruder", Fatal: true}.Dict()
 	var re *ng.ReplyError
 	if _, err := s.c.Do(t.Context(), bad); !errors.As(err, &re) || re.Reason != "Call-ID not found or tags didn't match" || re.Class != ng.ClassUnknownCall {
 		t.Errorf("%s: fatal delete with a stranger's tag: %v", s.name, err)
 	}
-	out.del = do(t, s.c, ng.Dict{"command": "delete", "call-id": "compat-1", "from-tag": "caller"})
+	out.del = do(t, s.c, ng.Delete{CallID: "compat-1", FromTag: "caller"}.Dict())
 	checkReceived(t, s.name, "delete", out.del, n)
-	if r, err := s.c.Do(t.Context(), ng.Dict{"command": "query", "call-id": "compat-1"}); err == nil {
+	if r, err := s.c.Do(t.Context(), ng.Query{CallID: "compat-1"}.Dict()); err == nil {
 		t.Errorf("%s: query after delete answered %v", s.name, r)
 	}
 	return out
@@ -213,24 +217,26 @@ func checkOwnAddress(t *testing.T, s compatSubject, cmd, sdpText string, want ne
 // from a party under that party's tag.
 func checkReceived(t *testing.T, name, cmd string, reply ng.Dict, n int64) {
 	t.Helper()
+	q := ng.DecodeQueryReply(reply) // the typed reply, as signalling reads it
 	for _, tag := range []string{"caller", "callee"} {
-		medias := reply.Dict("tags").Dict(tag).List("medias")
+		medias := q.Tags[tag].Medias
 		if len(medias) == 0 {
 			t.Errorf("%s: %s: no medias for %q", name, cmd, tag)
 			continue
 		}
-		md, _ := medias[0].(ng.Dict)
-		streams := md.List("streams")
+		streams := medias[0].Streams
 		if len(streams) == 0 {
 			t.Errorf("%s: %s: no streams for %q", name, cmd, tag)
 			continue
 		}
-		sd, _ := streams[0].(ng.Dict)
-		if p := statInt(sd.Dict("stats"), "packets"); p != n {
-			t.Errorf("%s: %s: %q RTP stream counted %d packets, want %d", name, cmd, tag, p, n)
+		if p := streams[0].Stats.Packets; p != n || streams[0].IsRTCP() {
+			t.Errorf("%s: %s: %q RTP stream counted %d packets (flags %v), want %d", name, cmd, tag, p, streams[0].Flags, n)
+		}
+		if streams[0].LastPacket == 0 {
+			t.Errorf("%s: %s: %q RTP stream has no last packet", name, cmd, tag)
 		}
 	}
-	if p := statInt(reply.Dict("totals").Dict("RTP"), "packets"); p != 2*n {
+	if p := q.Totals.RTP.Packets; p != 2*n {
 		t.Errorf("%s: %s: totals RTP packets %d, want %d", name, cmd, p, 2*n)
 	}
 }

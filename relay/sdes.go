@@ -1,10 +1,102 @@
 package relay
 
 import (
+	"crypto/rand"
+	"fmt"
+	"slices"
 	"strings"
 
+	"github.com/pion/srtp/v2"
+
+	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay/sdp"
 )
+
+// SDES (RFC 4568) negotiation: which suites and keys each party's leg
+// uses, decided per m= line from the SDP and the offer's SDES options.
+// The SRTP contexts those keys drive are in srtp.go.
+
+// SDES suites the relay terminates (RFC 4568), in its default order of
+// preference.
+var sdesSuites = []struct {
+	name    string
+	profile srtp.ProtectionProfile
+}{
+	{"AES_CM_128_HMAC_SHA1_80", srtp.ProtectionProfileAes128CmHmacSha1_80},
+	{"AES_CM_128_HMAC_SHA1_32", srtp.ProtectionProfileAes128CmHmacSha1_32},
+}
+
+const sdesKeyLen = 30 // 128-bit master key + 112-bit salt
+
+func suiteProfile(name string) (srtp.ProtectionProfile, bool) {
+	for _, s := range sdesSuites {
+		if s.name == name {
+			return s.profile, true
+		}
+	}
+	return 0, false
+}
+
+// keying is one SRTP master key: the party's (to decrypt what it sends)
+// or the relay's (to encrypt what it receives).
+type keying struct {
+	Tag      int    `json:"tag"`
+	Suite    string `json:"suite"`
+	Key      []byte `json:"key"` // master key || master salt
+	Lifetime uint64 `json:"life,omitempty"`
+}
+
+func newKeying(tag int, suite string) (keying, error) {
+	k := keying{Tag: tag, Suite: suite, Key: make([]byte, sdesKeyLen)}
+	if _, err := rand.Read(k.Key); err != nil {
+		return k, fmt.Errorf("srtp key: %w", err)
+	}
+	return k, nil
+}
+
+// attr is the a=crypto value announcing k.
+func (k keying) attr() string {
+	c := sdp.Crypto{Tag: k.Tag, Suite: k.Suite, KeyParams: []sdp.KeyParam{{Method: "inline", Key: k.Key, Lifetime: k.Lifetime}}}
+	return c.String()
+}
+
+func (k keying) equal(o keying) bool {
+	return k.Tag == o.Tag && k.Suite == o.Suite && string(k.Key) == string(o.Key)
+}
+
+// suiteAllowed says whether the relay may use suite under the SDES
+// options ("no-SUITE" forbids it, "only-SUITE" allows it alone).
+func suiteAllowed(o ng.SDES, suite string) bool {
+	if _, ok := suiteProfile(suite); !ok || slices.Contains(o.No, suite) {
+		return false
+	}
+	return len(o.Only) == 0 || slices.Contains(o.Only, suite)
+}
+
+// pickCrypto chooses the party's first acceptable crypto line, in its order
+// of preference. MKI is not supported: an offer whose only usable lines
+// carry MKI is refused with a reason signalling can turn into a 488.
+func pickCrypto(cs []sdp.Crypto, o ng.SDES) (keying, error) {
+	sawMKI := false
+	for _, c := range cs {
+		if !suiteAllowed(o, c.Suite) || len(c.KeyParams) != 1 {
+			continue
+		}
+		kp := c.KeyParams[0]
+		if kp.HasMKI {
+			sawMKI = true
+			continue
+		}
+		if kp.Method != "inline" || len(kp.Key) != sdesKeyLen {
+			continue
+		}
+		return keying{Tag: c.Tag, Suite: c.Suite, Key: append([]byte(nil), kp.Key...), Lifetime: kp.Lifetime}, nil
+	}
+	if sawMKI {
+		return keying{}, ErrMKI
+	}
+	return keying{}, ErrNoCrypto
+}
 
 func isSAVP(proto string) bool { return strings.Contains(strings.ToUpper(proto), "SAVP") }
 
@@ -32,7 +124,7 @@ type keySet struct {
 // SRTP ⇄ SRTP (re-keyed) both work. It edits m's proto and crypto lines
 // for pe, and reads but does not change e and pe: the plan says what
 // changes. Caller holds the call's lock.
-func planSRTP(e, pe *endpoint, m *sdp.Media, o opts, isAnswer bool) (srtpPlan, error) {
+func planSRTP(e, pe *endpoint, m *sdp.Media, o *ng.Params, isAnswer bool) (srtpPlan, error) {
 	p := srtpPlan{proto: m.Proto}
 	var eSRTP bool // e's leg as it will be, and its suite
 	var eSuite string
@@ -43,7 +135,7 @@ func planSRTP(e, pe *endpoint, m *sdp.Media, o opts, isAnswer bool) (srtpPlan, e
 		if isAnswer {
 			k, err = pickAnswerCrypto(cs, e.offered)
 		} else {
-			k, err = pickCrypto(cs, o.sdes)
+			k, err = pickCrypto(cs, o.SDES)
 		}
 		if err != nil {
 			return p, err
@@ -69,8 +161,8 @@ func planSRTP(e, pe *endpoint, m *sdp.Media, o opts, isAnswer bool) (srtpPlan, e
 	if isAnswer {
 		outProto = pe.proto // answer in the offerer's own profile...
 	}
-	if o.transport != "" {
-		outProto = o.transport // ...unless told otherwise
+	if o.TransportProtocol != "" {
+		outProto = o.TransportProtocol // ...unless told otherwise
 	}
 	m.RemoveAttrs("crypto")
 	if isSAVP(outProto) && m.Port != 0 {
@@ -78,8 +170,8 @@ func planSRTP(e, pe *endpoint, m *sdp.Media, o opts, isAnswer bool) (srtpPlan, e
 			if pe.srtp {
 				m.AddAttr("crypto", pe.keyOut.attr())
 			}
-		} else if !o.sdes.off {
-			offered, err := pe.keysToOffer(eSRTP, eSuite, o.sdes)
+		} else if !o.SDES.Off {
+			offered, err := pe.keysToOffer(eSRTP, eSuite, o.SDES)
 			if err != nil {
 				return p, err
 			}
@@ -126,7 +218,7 @@ func pickAnswerCrypto(cs []sdp.Crypto, offered []keying) (keying, error) {
 			}
 		}
 	}
-	return pickCrypto(ok, sdesOpts{})
+	return pickCrypto(ok, ng.SDES{})
 }
 
 func (e *endpoint) offeredKey(tag int) keying {
@@ -143,13 +235,13 @@ func (e *endpoint) offeredKey(tag int) keying {
 // what the offerer's leg will be). The keys already offered are returned
 // when the suites are the same: a re-offer must not re-key a running
 // call.
-func (e *endpoint) keysToOffer(srtp bool, suite string, o sdesOpts) ([]keying, error) {
+func (e *endpoint) keysToOffer(srtp bool, suite string, o ng.SDES) ([]keying, error) {
 	var suites []string
-	if srtp && o.allowed(suite) {
+	if srtp && suiteAllowed(o, suite) {
 		suites = append(suites, suite)
 	}
 	for _, s := range sdesSuites {
-		if o.allowed(s.name) && (len(suites) == 0 || suites[0] != s.name) {
+		if suiteAllowed(o, s.name) && (len(suites) == 0 || suites[0] != s.name) {
 			suites = append(suites, s.name)
 		}
 	}

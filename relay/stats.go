@@ -52,11 +52,11 @@ func (r *Relay) quality(s *sock) (bpf.Quality, bool) {
 	return mergeQuality(fq, fok, uq, uok)
 }
 
-func endpointDict(a netip.AddrPort) ng.Dict {
+func endpointOf(a netip.AddrPort) ng.Endpoint {
 	if !a.IsValid() {
-		return ng.Dict{}
+		return ng.Endpoint{}
 	}
-	return ng.Dict{"family": familyOf(a.Addr()), "address": a.Addr().String(), "port": int64(a.Port())}
+	return ng.Endpoint{Family: familyOf(a.Addr()), Address: a.Addr().String(), Port: int64(a.Port())}
 }
 
 // stats renders a call in rtpengine's query/delete shape: totals, and per
@@ -65,123 +65,103 @@ func endpointDict(a netip.AddrPort) ng.Dict {
 // "drops" per stream and "status" / "timed out" per call; it has no
 // per-SSRC quality ("SSRC" at the top) nor a "codec" per media, which
 // rtpengine derives from RTCP and its codec handling. Caller holds c.mu.
-func (r *Relay) stats(c *call) ng.Dict {
+func (r *Relay) stats(c *call) ng.QueryReply {
 	var totRTP, totRTCP sockStats
-	tags := ng.Dict{}
+	q := ng.QueryReply{
+		Created:    c.created.Unix(),
+		CreatedUs:  int64(c.created.Nanosecond() / 1000),
+		LastSignal: c.lastSignal.Unix(),
+		Tags:       map[string]ng.Party{},
+		Status:     "active",
+		TimedOut:   c.timedOut,
+	}
+	if c.timedOut {
+		q.Status = "timed out"
+	}
 	for i, sd := range c.sides {
 		if sd == nil {
 			continue
 		}
-		var medias []any
+		var medias []ng.Media
 		for _, st := range c.streams {
 			e := st.ep[i]
 			if e == nil {
 				continue
 			}
-			var streams []any
-			for _, s := range []*sock{e.rtp, e.rtcp} {
-				ss := r.sockStats(s)
-				ep, adv := e.latched, e.sdp
-				flags := []any{"RTP"}
-				if s.isRTCP {
-					ep, adv = e.latchedRTCP, e.sdpRTCP
-					flags = []any{"RTCP"}
-					add(&totRTCP, ss)
-				} else {
-					add(&totRTP, ss)
-				}
-				if !ep.IsValid() {
-					ep = adv
-				} else {
-					flags = append(flags, "confirmed")
-				}
-				if adv.IsValid() {
-					flags = append(flags, "filled")
-				}
-				d := ng.Dict{
-					"local port":          int64(s.udp.local.Port()),
-					"local address":       s.udp.local.Addr().String(),
-					"family":              familyOf(s.udp.local.Addr()),
-					"endpoint":            endpointDict(ep),
-					"advertised endpoint": endpointDict(adv),
-					"flags":               flags,
-					"stats": ng.Dict{
-						"packets":   int64(ss.packets),
-						"bytes":     int64(ss.bytes),
-						"errors":    int64(ss.errors),
-						"drops":     int64(ss.drops),
-						"fast path": int64(ss.fast),
-						"userspace": int64(ss.user),
-					},
-				}
-				// like rtpengine, a stream that has seen nothing reports
-				// when it was made, so the key is always there
-				if ss.lastNs != 0 {
-					d["last packet"] = monoToTime(ss.lastNs).Unix()
-				} else {
-					d["last packet"] = sd.Created.Unix()
-				}
-				if !s.isRTCP && e.ssrc != 0 {
-					d["SSRC"] = int64(e.ssrc)
-				}
-				if !s.isRTCP {
-					if q, ok := r.quality(s); ok {
-						stats := d["stats"].(ng.Dict)
-						stats["expected"] = int64(q.Expected)
-						stats["lost"] = q.Lost
-						stats["jitter"] = jitterMicros(q) / 1000
-						stats["jitter us"] = jitterMicros(q)
-						d["SSRC"] = int64(q.SSRC)
-					}
-				}
-				streams = append(streams, d)
-			}
-			mflags := []any{}
+			streams := []ng.Stream{r.streamStats(e, e.rtp, sd, &totRTP), r.streamStats(e, e.rtcp, sd, &totRTCP)}
+			var mflags []string
 			if e.mux {
 				mflags = append(mflags, "RTCP-mux")
 			}
-			medias = append(medias, ng.Dict{
-				"index":    int64(st.Index),
-				"type":     st.Type,
-				"protocol": st.Proto,
-				"streams":  streams,
-				"flags":    mflags,
-			})
+			medias = append(medias, ng.Media{Index: int64(st.Index), Type: st.Type, Protocol: st.Proto, Streams: streams, Flags: mflags})
 		}
-		t := ng.Dict{
-			"tag":     sd.Tag,
-			"created": sd.Created.Unix(),
-			"medias":  medias,
-		}
+		p := ng.Party{Tag: sd.Tag, Created: sd.Created.Unix(), Medias: medias}
 		// rtpengine 10 replaced "in dialogue with" by these two lists
-		subs := []any{}
 		if o := c.sides[1-i]; o != nil && o.Tag != "" {
-			subs = append(subs, ng.Dict{"tag": o.Tag, "type": "offer/answer"})
+			p.Subscriptions = []ng.Subscription{{Tag: o.Tag, Type: "offer/answer"}}
 		}
-		t["subscriptions"], t["subscribers"] = subs, subs
 		key := sd.Tag
 		if key == "" {
 			key = "(pending)"
 		}
-		tags[key] = t
+		q.Tags[key] = p
 	}
-	reply := ng.Dict{
-		"created":     c.created.Unix(),
-		"created_us":  int64(c.created.Nanosecond() / 1000),
-		"last signal": c.lastSignal.Unix(),
-		"tags":        tags,
-		"totals": ng.Dict{
-			"RTP":  ng.Dict{"packets": int64(totRTP.packets), "bytes": int64(totRTP.bytes), "errors": int64(totRTP.errors)},
-			"RTCP": ng.Dict{"packets": int64(totRTCP.packets), "bytes": int64(totRTCP.bytes), "errors": int64(totRTCP.errors)},
+	q.Totals = ng.Totals{
+		RTP:  ng.Counts{Packets: int64(totRTP.packets), Bytes: int64(totRTP.bytes), Errors: int64(totRTP.errors)},
+		RTCP: ng.Counts{Packets: int64(totRTCP.packets), Bytes: int64(totRTCP.bytes), Errors: int64(totRTCP.errors)},
+	}
+	return q
+}
+
+// streamStats renders one of e's sockets (s, of side sd) as a stream,
+// adding its counters to tot.
+func (r *Relay) streamStats(e *endpoint, s *sock, sd *side, tot *sockStats) ng.Stream {
+	ss := r.sockStats(s)
+	add(tot, ss)
+	ep, adv := e.latched, e.sdp
+	flags := []string{"RTP"}
+	if s.isRTCP {
+		ep, adv = e.latchedRTCP, e.sdpRTCP
+		flags = []string{"RTCP"}
+	}
+	if !ep.IsValid() {
+		ep = adv
+	} else {
+		flags = append(flags, "confirmed")
+	}
+	if adv.IsValid() {
+		flags = append(flags, "filled")
+	}
+	out := ng.Stream{
+		LocalPort:          int64(s.udp.local.Port()),
+		LocalAddress:       s.udp.local.Addr().String(),
+		Family:             familyOf(s.udp.local.Addr()),
+		Endpoint:           endpointOf(ep),
+		AdvertisedEndpoint: endpointOf(adv),
+		Flags:              flags,
+		Stats: ng.StreamStats{
+			Counts: ng.Counts{Packets: int64(ss.packets), Bytes: int64(ss.bytes), Errors: int64(ss.errors)},
+			Drops:  int64(ss.drops), FastPath: int64(ss.fast), Userspace: int64(ss.user),
 		},
 	}
-	if c.timedOut {
-		reply["timed out"] = int64(1)
-		reply["status"] = "timed out"
+	// like rtpengine, a stream that has seen nothing reports when it was
+	// made, so the key is always there
+	if ss.lastNs != 0 {
+		out.LastPacket = monoToTime(ss.lastNs).Unix()
 	} else {
-		reply["status"] = "active"
+		out.LastPacket = sd.Created.Unix()
 	}
-	return reply
+	if s.isRTCP {
+		return out
+	}
+	out.SSRC = int64(e.ssrc)
+	if q, ok := r.quality(s); ok {
+		out.Stats.HasQuality = true
+		out.Stats.Expected, out.Stats.Lost = int64(q.Expected), q.Lost
+		out.Stats.Jitter, out.Stats.JitterUs = jitterMicros(q)/1000, jitterMicros(q)
+		out.SSRC = int64(q.SSRC)
+	}
+	return out
 }
 
 func add(t *sockStats, s sockStats) {

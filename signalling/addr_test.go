@@ -103,7 +103,7 @@ func TestSelfHost(t *testing.T) {
 	t.Run("relay interface by address", func(t *testing.T) {
 		wild.relayIfaces = map[string]string{tri.RelayCallerIP.String(): "net-a", tri.RelayCalleeIP.String(): "net-b"}
 		defer func() { wild.relayIfaces = nil }()
-		var term, orig, roles []any
+		var term, orig, roles []string
 		_ = tri.Relay.Do(func() error {
 			ctx := context.Background()
 			toCallee := []route.Target[dest]{{Value: dest{host: tri.CalleeIP.String(), transport: "UDP"}}}

@@ -46,16 +46,15 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 
 // recordingOf is the Recording row for the relay's "recording" entry of a
 // delete reply (nil when there is none or it failed).
-func recordingOf(c *call, callSid string, rd ng.Dict, recStart, answer time.Time) *store.Recording {
+func recordingOf(c *call, callSid string, rd *ng.Recording, recStart, answer time.Time) *store.Recording {
 	if rd == nil {
 		return nil
 	}
-	if e := rd.Str("error"); e != "" {
-		c.log.Error().Str("error", e).Msg("relay recording failed")
+	if rd.Error != "" {
+		c.log.Error().Str("error", rd.Error).Msg("relay recording failed")
 		return nil
 	}
-	files, _ := rd["files"].([]any)
-	if len(files) == 0 {
+	if len(rd.Files) == 0 {
 		return nil
 	}
 	channels := 1
@@ -69,9 +68,9 @@ func recordingOf(c *call, callSid string, rd ng.Dict, recStart, answer time.Time
 		Channels:   channels,
 		Source:     "Trunking",
 		Status:     "completed",
-		Duration:   int((num(rd["duration ms"]) + 500) / 1000),
+		Duration:   int((max(rd.DurationMs, 0) + 500) / 1000),
 		Start:      recStart,
-		MediaFile:  recordingFile(c, files[0]),
+		MediaFile:  recordingFile(c, rd.Files[0]),
 	}
 	if r.Start.IsZero() {
 		r.Start = answer
@@ -182,23 +181,12 @@ func (w *cdrWriter) close() {
 	<-w.done
 }
 
-func fileName(v any) string {
-	switch f := v.(type) {
-	case string:
-		return f
-	case []byte:
-		return string(f)
-	}
-	return ""
-}
-
 // recordingFile is the name the Recording keeps of the relay's file: the
 // last element of the path the relay replied with, when it is a recording
 // file's name (store.ValidRecordingFile), else nothing. The API serves the
 // name from its own --recording-dir, so a reply naming /etc/passwd or
 // ../../x cannot make it open anything else.
-func recordingFile(c *call, v any) string {
-	p := fileName(v)
+func recordingFile(c *call, p string) string {
 	name := path.Base(p)
 	if !store.ValidRecordingFile(name) {
 		c.log.Warn().Str("file", p).Msg("relay named a recording file that is not a recording's name: the Recording has no media")

@@ -38,7 +38,7 @@ func TestLegQuality(t *testing.T) {
 		"cust": ng.Dict{"medias": []any{ng.Dict{"streams": []any{stream(false, 100, 2, 1500), stream(true, 5, 0, 0)}}}},
 		"carr": ng.Dict{"medias": []any{ng.Dict{"streams": []any{stream(false, 90, 0, 250), stream(true, 4, 0, 0)}}}},
 	}}
-	q := legQuality(res, "cust")
+	q := legQuality(ng.DecodeQueryReply(res), "cust")
 	if len(q) != 2 {
 		t.Fatalf("got %+v", q)
 	}
@@ -49,7 +49,7 @@ func TestLegQuality(t *testing.T) {
 	if k.Leg != "carrier" || k.PacketsReceived != 90 || k.PacketsSent != 100 || k.BytesReceived != 90*172 {
 		t.Errorf("carrier leg %+v", k)
 	}
-	if legQuality(ng.Dict{"result": "ok"}, "cust") != nil {
+	if legQuality(ng.DecodeQueryReply(ng.Dict{"result": "ok"}), "cust") != nil {
 		t.Error("a reply without tags gives quality")
 	}
 }

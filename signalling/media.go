@@ -18,13 +18,13 @@ import (
 // --relay-interface names the one whose address is the address xtrunk's
 // signalling uses toward that leg's peer, so that media and signalling
 // leave by the same interface.
-func (s *Server) interfaces(ctx context.Context, c *call, targets []route.Target[dest]) []any {
+func (s *Server) interfaces(ctx context.Context, c *call, targets []route.Target[dest]) []string {
 	a, b := s.cfg.RelayCustomerIface, s.cfg.RelayCarrierIface
 	if !c.p.customerIsA() {
 		a, b = b, a
 	}
 	if len(s.relayIfaces) == 0 {
-		return []any{a, b}
+		return []string{a, b}
 	}
 	if c.aUA != nil {
 		if n, ok := s.relayIfaces[c.aUA.ContactHDR.Address.Host]; ok {
@@ -37,65 +37,66 @@ func (s *Server) interfaces(ctx context.Context, c *call, targets []route.Target
 			b = n
 		}
 	}
-	return []any{a, b}
+	return []string{a, b}
 }
 
-// latching is the NG flag for a party's leg: a customer on a trunk with
-// Symmetric RTP gets its media where its RTP comes from (NAT); everyone
-// else gets it where their SDP says (REQUIREMENTS §5).
-func latching(c *call, customer bool) string {
+// latching sets the NG flag for a party's leg: a customer on a trunk
+// with Symmetric RTP gets its media where its RTP comes from (NAT);
+// everyone else gets it where their SDP says (REQUIREMENTS §5).
+func latching(c *call, customer bool, f *ng.Flags) {
 	if customer && c.p.trunk.SymmetricRTPEnabled {
-		return "symmetric"
-	}
-	return "asymmetric"
-}
-
-// toward sets the NG keys that shape the SDP the relay writes for the
-// party that receives it: SRTP (AES_CM_128_HMAC_SHA1_80 only) toward the
-// customer of a Secure trunk, plain RTP toward everyone else.
-func toward(c *call, req ng.Dict, customer bool) {
-	if customer && c.p.trunk.Secure {
-		req["transport-protocol"] = "RTP/SAVP"
-		req["SDES"] = sdesOnly80
+		f.Symmetric = true
 		return
 	}
-	req["transport-protocol"] = "RTP/AVP"
+	f.Asymmetric = true
+}
+
+// toward sets the NG options that shape the SDP the relay writes for the
+// party that receives it: SRTP (AES_CM_128_HMAC_SHA1_80 only) toward the
+// customer of a Secure trunk, plain RTP toward everyone else.
+func toward(c *call, p *ng.Params, customer bool) {
+	if customer && c.p.trunk.Secure {
+		p.TransportProtocol = "RTP/SAVP"
+		p.SDES = sdesOnly80
+		return
+	}
+	p.TransportProtocol = "RTP/AVP"
 }
 
 // sdesOnly80 makes the relay offer AES_CM_128_HMAC_SHA1_80 alone
 // (REQUIREMENTS §5): "only-" for relays that know it (xtrunk's), and
 // "no-" for every other suite for those that do not (Debian's rtpengine
 // 10.5 ignores "only-" and offers all eleven).
-var sdesOnly80 = []any{"only-AES_CM_128_HMAC_SHA1_80",
-	"no-AES_CM_128_HMAC_SHA1_32", "no-AES_192_CM_HMAC_SHA1_80", "no-AES_192_CM_HMAC_SHA1_32",
-	"no-AES_256_CM_HMAC_SHA1_80", "no-AES_256_CM_HMAC_SHA1_32", "no-AEAD_AES_128_GCM", "no-AEAD_AES_256_GCM",
-	"no-F8_128_HMAC_SHA1_80", "no-F8_128_HMAC_SHA1_32", "no-NULL_HMAC_SHA1_80", "no-NULL_HMAC_SHA1_32"}
+var sdesOnly80 = ng.SDES{Only: []string{"AES_CM_128_HMAC_SHA1_80"}, No: []string{
+	"AES_CM_128_HMAC_SHA1_32", "AES_192_CM_HMAC_SHA1_80", "AES_192_CM_HMAC_SHA1_32",
+	"AES_256_CM_HMAC_SHA1_80", "AES_256_CM_HMAC_SHA1_32", "AEAD_AES_128_GCM", "AEAD_AES_256_GCM",
+	"F8_128_HMAC_SHA1_80", "F8_128_HMAC_SHA1_32", "NULL_HMAC_SHA1_80", "NULL_HMAC_SHA1_32"}}
 
 // mediaOffer asks the relay for the B-leg's SDP: the A-leg's offer comes
 // in on the A-leg's interface and leaves on the B-leg's (toward the first
 // of targets).
 func (s *Server) mediaOffer(ctx context.Context, c *call, targets []route.Target[dest]) ([]byte, error) {
-	return s.offerAnswer(ctx, c, "offer", c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(ctx, c, targets))
+	return s.offerAnswer(ctx, c, false, c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(ctx, c, targets))
 }
 
 // mediaAnswer hands the B-leg's SDP (toTag is its To tag) to the relay
 // and returns the A-leg's.
 func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, sdp []byte) ([]byte, error) {
-	return s.offerAnswer(ctx, c, "answer", c.fromTag, toTag, sdp, !c.p.customerIsA(), nil)
+	return s.offerAnswer(ctx, c, true, c.fromTag, toTag, sdp, !c.p.customerIsA(), nil)
 }
 
 // mediaReoffer passes a re-INVITE's offer from one leg (fromA) to the
 // relay and returns the SDP for the other leg.
 func (s *Server) mediaReoffer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	return s.offerAnswer(ctx, c, "offer", from, to, sdp, fromA == c.p.customerIsA(), nil)
+	return s.offerAnswer(ctx, c, false, from, to, sdp, fromA == c.p.customerIsA(), nil)
 }
 
 // mediaReanswer passes the answer to a re-INVITE sent by fromA and
 // returns the SDP for fromA.
 func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	return s.offerAnswer(ctx, c, "answer", from, to, sdp, fromA != c.p.customerIsA(), nil)
+	return s.offerAnswer(ctx, c, true, from, to, sdp, fromA != c.p.customerIsA(), nil)
 }
 
 // offerAnswer sends the relay an NG offer or answer: sdp is the party's
@@ -103,25 +104,15 @@ func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, sdp []b
 // party is the customer (its latching flag; an offer's SDP goes to the
 // other party, shaped by toward); direction names the interfaces on a
 // call's first offer.
-func (s *Server) offerAnswer(ctx context.Context, c *call, cmd, from, to string, sdp []byte, byCustomer bool, direction []any) ([]byte, error) {
-	req := ng.Dict{
-		"command":  cmd,
-		"call-id":  c.id,
-		"from-tag": from,
-		"sdp":      string(sdp),
-		"flags":    []any{latching(c, byCustomer)},
-		"replace":  []any{"origin", "session-connection"},
+func (s *Server) offerAnswer(ctx context.Context, c *call, isAnswer bool, from, to string, sdp []byte, byCustomer bool, direction []string) ([]byte, error) {
+	p := ng.Params{CallID: c.id, FromTag: from, ToTag: to, SDP: string(sdp), Direction: direction,
+		Replace: ng.Replace{Origin: true, SessionConnection: true}}
+	latching(c, byCustomer, &p.Flags)
+	if isAnswer {
+		return s.ngSDP(ctx, ng.Answer{Params: p}.Dict())
 	}
-	if to != "" {
-		req["to-tag"] = to
-	}
-	if direction != nil {
-		req["direction"] = direction
-	}
-	if cmd == "offer" {
-		toward(c, req, !byCustomer)
-	}
-	return s.ngSDP(ctx, req)
+	toward(c, &p, !byCustomer)
+	return s.ngSDP(ctx, ng.Offer{Params: p}.Dict())
 }
 
 // tags are the relay's (from-tag, to-tag) for an offer sent by the A-leg
@@ -189,11 +180,8 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 	if strings.HasSuffix(c.p.trunk.RecordingMode, "-dual") {
 		channels = "dual"
 	}
-	req := ng.Dict{"command": "start recording", "call-id": c.id, "from-tag": c.fromTag, "recording-channels": channels}
-	if c.p.trunk.RecordingTrim == "trim-silence" {
-		req["recording-trim"] = "trim-silence"
-	}
-	if _, err := s.ng.Do(ctx, req); err != nil {
+	req := ng.StartRecording{CallID: c.id, FromTag: c.fromTag, Channels: channels, TrimSilence: c.p.trunk.RecordingTrim == "trim-silence"}
+	if _, err := s.ng.Do(ctx, req.Dict()); err != nil {
 		c.log.Error().Err(err).Msg("relay did not start recording")
 		return
 	}
@@ -213,22 +201,13 @@ func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, go
 	if err != nil {
 		return 0, false, err
 	}
-	last := num(res["created"])
-	tags, _ := res["tags"].(ng.Dict)
-	for _, v := range tags {
-		td, _ := v.(ng.Dict)
-		medias, _ := td["medias"].([]any)
-		for _, m := range medias {
-			md, _ := m.(ng.Dict)
-			streams, _ := md["streams"].([]any)
-			for _, st := range streams {
-				std, _ := st.(ng.Dict)
-				stats, _ := std["stats"].(ng.Dict)
-				if num(stats["packets"]) == 0 {
-					continue
-				}
-				if lp := num(std["last packet"]); lp > last {
-					last = lp
+	q := ng.DecodeQueryReply(res)
+	last := max(q.Created, 0)
+	for _, party := range q.Tags {
+		for _, m := range party.Medias {
+			for _, st := range m.Streams {
+				if st.Stats.Packets > 0 && st.LastPacket > last {
+					last = st.LastPacket
 				}
 			}
 		}
@@ -276,7 +255,7 @@ func (c *call) watchMedia() {
 // deleted is what the relay's delete reply says about a finished call.
 type deleted struct {
 	quality   []store.LegQuality
-	recording ng.Dict // the relay's "recording" entry, nil when none
+	recording *ng.Recording // the relay's "recording" entry, nil when none
 }
 
 // mediaDelete ends the relay session and returns each leg's quality and
@@ -292,38 +271,31 @@ func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
 	if !c.p.customerIsA() {
 		customerTag, _ = c.tags(false)
 	}
-	rec, _ := res["recording"].(ng.Dict)
-	return deleted{quality: legQuality(res, customerTag), recording: rec}
+	q := ng.DecodeQueryReply(res)
+	return deleted{quality: legQuality(q, customerTag), recording: q.Recording}
 }
 
 // legQuality reads rtpengine's delete reply: tags → medias → streams →
 // stats, where a tag's RTP stream counts what that party sent to the
 // relay. customerTag is the customer's; the carrier is the other.
-func legQuality(res ng.Dict, customerTag string) []store.LegQuality {
-	tags, _ := res["tags"].(ng.Dict)
+func legQuality(q ng.QueryReply, customerTag string) []store.LegQuality {
 	type side struct {
 		packets, bytes, lost int64
 		jitter               float64
 		ok                   bool
 	}
 	var cust, carr side
-	for tag, v := range tags {
-		td, _ := v.(ng.Dict)
+	for tag, party := range q.Tags {
 		sd := side{}
-		medias, _ := td["medias"].([]any)
-		for _, m := range medias {
-			md, _ := m.(ng.Dict)
-			streams, _ := md["streams"].([]any)
-			for _, st := range streams {
-				std, _ := st.(ng.Dict)
-				if flags, _ := std["flags"].([]any); len(flags) > 0 && flags[0] == "RTCP" {
+		for _, m := range party.Medias {
+			for _, st := range m.Streams {
+				if st.IsRTCP() {
 					continue
 				}
-				stats, _ := std["stats"].(ng.Dict)
-				sd.packets += num(stats["packets"])
-				sd.bytes += num(stats["bytes"])
-				sd.lost += num(stats["lost"])
-				if j := float64(num(stats["jitter us"])) / 1000; j > sd.jitter {
+				sd.packets += max(st.Stats.Packets, 0)
+				sd.bytes += max(st.Stats.Bytes, 0)
+				sd.lost += max(st.Stats.Lost, 0)
+				if j := float64(max(st.Stats.JitterUs, 0)) / 1000; j > sd.jitter {
 					sd.jitter = j
 				}
 				sd.ok = true
@@ -344,18 +316,4 @@ func legQuality(res ng.Dict, customerTag string) []store.LegQuality {
 		{Leg: "carrier", PacketsReceived: uint64(carr.packets), BytesReceived: uint64(carr.bytes),
 			PacketsSent: uint64(cust.packets), BytesSent: uint64(cust.bytes), PacketsLost: carr.lost, JitterMs: carr.jitter},
 	}
-}
-
-func num(v any) int64 {
-	switch n := v.(type) {
-	case int64:
-		if n > 0 {
-			return n
-		}
-	case int:
-		if n > 0 {
-			return int64(n)
-		}
-	}
-	return 0
 }

@@ -54,7 +54,7 @@ func (s *Server) watchRelay(ctx context.Context) {
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, relayPingTimeout)
-		res, err := s.ng.Do(pctx, ng.Dict{"command": "ping"})
+		res, err := s.ng.Do(pctx, ng.Ping{}.Dict())
 		cancel()
 		if err == nil && res.Str("result") == "pong" {
 			s.relayPong.Store(time.Now().UnixNano())

@@ -22,10 +22,7 @@ type Delete struct {
 
 // Dict encodes d.
 func (d Delete) Dict() Dict {
-	out := Dict{"command": "delete", "call-id": d.CallID}
-	if d.FromTag != "" {
-		out["from-tag"] = d.FromTag
-	}
+	out := callDict("delete", d.CallID, d.FromTag)
 	if d.ToTag != "" {
 		out["to-tag"] = d.ToTag
 	}
@@ -38,9 +35,10 @@ func (d Delete) Dict() Dict {
 // DecodeDelete reads a "delete" request; a missing call-id is
 // ErrMissingKey.
 func DecodeDelete(req Dict) (Delete, error) {
-	d := Delete{CallID: req.Str("call-id"), FromTag: req.Str("from-tag"), ToTag: req.Str("to-tag")}
-	if d.CallID == "" {
-		return d, fmt.Errorf("%w: call-id", ErrMissingKey)
+	id, from, err := decodeCall(req)
+	d := Delete{CallID: id, FromTag: from, ToTag: req.Str("to-tag")}
+	if err != nil {
+		return d, err
 	}
 	for _, f := range req.Strings("flags") {
 		if strings.EqualFold(strings.TrimSpace(f), "fatal") {
@@ -57,20 +55,114 @@ type Query struct {
 }
 
 // Dict encodes q.
-func (q Query) Dict() Dict {
-	out := Dict{"command": "query", "call-id": q.CallID}
-	if q.FromTag != "" {
-		out["from-tag"] = q.FromTag
-	}
-	return out
-}
+func (q Query) Dict() Dict { return callDict("query", q.CallID, q.FromTag) }
 
 // DecodeQuery reads a "query" request; a missing call-id is
 // ErrMissingKey.
 func DecodeQuery(req Dict) (Query, error) {
-	q := Query{CallID: req.Str("call-id"), FromTag: req.Str("from-tag")}
-	if q.CallID == "" {
-		return q, fmt.Errorf("%w: call-id", ErrMissingKey)
+	id, from, err := decodeCall(req)
+	return Query{CallID: id, FromTag: from}, err
+}
+
+// callDict is a request for command cmd naming a call, and the party
+// whose view when fromTag is set.
+func callDict(cmd, callID, fromTag string) Dict {
+	out := Dict{"command": cmd, "call-id": callID}
+	putStr(out, "from-tag", fromTag)
+	return out
+}
+
+// decodeCall reads the call-id (required: ErrMissingKey) and from-tag
+// of a request.
+func decodeCall(req Dict) (callID, fromTag string, err error) {
+	callID, fromTag = req.Str("call-id"), req.Str("from-tag")
+	if callID == "" {
+		err = fmt.Errorf("%w: call-id", ErrMissingKey)
 	}
-	return q, nil
+	return callID, fromTag, err
+}
+
+// Ping is rtpengine's "ping"; the reply's result is "pong".
+type Ping struct{}
+
+// Dict encodes p.
+func (Ping) Dict() Dict { return Dict{"command": "ping"} }
+
+// List is rtpengine's "list": up to Limit call IDs (0: the relay's
+// default).
+type List struct {
+	Limit int64
+}
+
+// Dict encodes l.
+func (l List) Dict() Dict {
+	out := Dict{"command": "list"}
+	if l.Limit > 0 {
+		out["limit"] = l.Limit
+	}
+	return out
+}
+
+// DecodeList reads a "list" request; a limit that is not a positive
+// number reads as none.
+func DecodeList(req Dict) List {
+	n, ok := req.Int("limit")
+	if !ok || n <= 0 {
+		n = 0
+	}
+	return List{Limit: n}
+}
+
+// StartRecording is rtpengine's "start recording", with xtrunk's
+// recording options: Channels ("recording-channels": mono, dual, both)
+// and TrimSilence ("recording-trim: trim-silence", or the flag
+// "trim-silence").
+type StartRecording struct {
+	CallID      string
+	FromTag     string
+	Channels    string
+	TrimSilence bool
+}
+
+// Dict encodes s.
+func (s StartRecording) Dict() Dict {
+	out := callDict("start recording", s.CallID, s.FromTag)
+	putStr(out, "recording-channels", s.Channels)
+	if s.TrimSilence {
+		out["recording-trim"] = "trim-silence"
+	}
+	return out
+}
+
+// DecodeStartRecording reads a "start recording" request; a missing
+// call-id is ErrMissingKey.
+func DecodeStartRecording(req Dict) (StartRecording, error) {
+	id, from, err := decodeCall(req)
+	s := StartRecording{CallID: id, FromTag: from, Channels: strings.ToLower(req.Str("recording-channels"))}
+	if err != nil {
+		return s, err
+	}
+	s.TrimSilence = NormFlag(req.Str("recording-trim")) == "trim-silence"
+	for _, f := range req.Strings("flags") {
+		if NormFlag(f) == "trim-silence" {
+			s.TrimSilence = true
+		}
+	}
+	return s, nil
+}
+
+// StopRecording is rtpengine's "stop recording".
+type StopRecording struct {
+	CallID  string
+	FromTag string
+}
+
+// Dict encodes s.
+func (s StopRecording) Dict() Dict { return callDict("stop recording", s.CallID, s.FromTag) }
+
+// DecodeStopRecording reads a "stop recording" request; a missing
+// call-id is ErrMissingKey.
+func DecodeStopRecording(req Dict) (StopRecording, error) {
+	id, from, err := decodeCall(req)
+	return StopRecording{CallID: id, FromTag: from}, err
 }
