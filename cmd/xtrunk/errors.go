@@ -10,4 +10,6 @@ var (
 	ErrUnknownKey = errors.New("config: unknown key")
 	// ErrNotReady is a readiness check that failed (/readyz).
 	ErrNotReady = errors.New("not ready")
+	// ErrDemoFailed is a demo call that did not meet the bar (xtrunk demo).
+	ErrDemoFailed = errors.New("demo: a call failed")
 )
