@@ -192,8 +192,10 @@ func demo(ctx context.Context, w io.Writer) (rep *demoReport, err error) {
 		var err error
 		d, err = newDemoLab()
 		if err == nil {
-			fmt.Fprintf(w, "  namespaces %spbx… (ip netns list); pbx %s, edge %s | %s, carrier %s; files in %s\n",
-				d.tri.Lab.Prefix, d.tri.CallerIP, d.tri.RelayCallerIP, d.tri.RelayCalleeIP, d.tri.CalleeIP, d.dir)
+			tr := d.tri
+			fmt.Fprintf(w, "  pbx     %-20s %s\n  edge    %-20s %s | %s\n  carrier %-20s %s\n  files in %s\n",
+				tr.Caller.NetnsName, tr.CallerIP, tr.Relay.NetnsName, tr.RelayCallerIP, tr.RelayCalleeIP,
+				tr.Callee.NetnsName, tr.CalleeIP, d.dir)
 		}
 		return err
 	}); err != nil {
@@ -209,6 +211,8 @@ func demo(ctx context.Context, w io.Writer) (rep *demoReport, err error) {
 		return rep, err
 	}
 	if err := t.step("provision through the REST API", func() error {
+		fmt.Fprintf(w, "  (each line: curl -u $SID:$TOKEN http://%s<path> -d …, from the edge namespace: ip netns exec %s …)\n",
+			demoAPIAddr, d.tri.Relay.NetnsName)
 		var err error
 		pe.trunks, err = d.provision(ctx, "sip:"+netip.AddrPortFrom(d.tri.CallerIP, pbxSIPPort).String())
 		return err
@@ -294,6 +298,9 @@ func printSummary(w io.Writer, calls []*demoCall) {
 			fast := "-"
 			if f, ok := c.FastPath[dir]; ok {
 				fast = fmt.Sprintf("%.1f %%", 100*f)
+				if c.Secure {
+					fast += " (SRTP)" // the relay crypts in userspace
+				}
 			}
 			deliv := "-"
 			if c.Sent[dir] > 0 {

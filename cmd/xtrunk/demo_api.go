@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 )
@@ -55,8 +57,8 @@ func (d *demoLab) api(ctx context.Context, method, path string, form url.Values,
 	return out, nil
 }
 
-// create POSTs form to path, prints the request as curl would be typed,
-// and returns the new resource's sid.
+// create POSTs form to path, prints it the way it would be typed with
+// curl (secrets masked), and returns the new resource's sid.
 func (d *demoLab) create(ctx context.Context, what, path string, form url.Values) (string, error) {
 	out, err := d.api(ctx, http.MethodPost, path, form, http.StatusCreated)
 	if err != nil {
@@ -66,7 +68,16 @@ func (d *demoLab) create(ctx context.Context, what, path string, form url.Values
 	if sid == "" {
 		return "", fmt.Errorf("POST %s: no sid in %v", path, out)
 	}
-	fmt.Printf("    %-28s %s  (curl -u $SID:$TOKEN %s%s -d '%s')\n", what, sid, demoAPIAddr, path, form.Encode())
+	shown := strings.ReplaceAll(path, "/2010-04-01/Accounts/"+d.account, "/2010-04-01/Accounts/$SID")
+	var args []string
+	for _, k := range slices.Sorted(maps.Keys(form)) {
+		v := form.Get(k)
+		if k == "Password" {
+			v = "…"
+		}
+		args = append(args, "-d "+k+"="+v)
+	}
+	fmt.Printf("  %-26s %s  ← curl %s %s\n", what, sid, shown, strings.Join(args, " "))
 	return sid, nil
 }
 
@@ -89,13 +100,13 @@ func (d *demoLab) provision(ctx context.Context, pbxOrigination string) (demoTru
 		{"trunk acme", func() string { return "/v1/Trunks" },
 			func() url.Values { return url.Values{"FriendlyName": {"acme"}, "DomainName": {tr.acmeHost}} }, &tr.acme},
 		{"credential list", func() string { return acct + "/SIP/CredentialLists.json" },
-			func() url.Values { return url.Values{"FriendlyName": {"acme pbx"}} }, &cl},
+			func() url.Values { return url.Values{"FriendlyName": {"acme-pbx"}} }, &cl},
 		{"credential " + demoUser, func() string { return acct + "/SIP/CredentialLists/" + cl + "/Credentials.json" },
 			func() url.Values { return url.Values{"Username": {demoUser}, "Password": {d.password}} }, new(string)},
 		{"credential list → acme", func() string { return "/v1/Trunks/" + tr.acme + "/CredentialLists" },
 			func() url.Values { return url.Values{"CredentialListSid": {cl}} }, new(string)},
 		{"IP ACL", func() string { return acct + "/SIP/IpAccessControlLists.json" },
-			func() url.Values { return url.Values{"FriendlyName": {"acme pbx"}} }, &acl},
+			func() url.Values { return url.Values{"FriendlyName": {"acme-pbx"}} }, &acl},
 		{"IP address (the PBX)", func() string { return acct + "/SIP/IpAccessControlLists/" + acl + "/IpAddresses.json" },
 			func() url.Values {
 				return url.Values{"FriendlyName": {"pbx"}, "IpAddress": {d.tri.CallerIP.String()}, "CidrPrefixLength": {"32"}}

@@ -208,7 +208,9 @@ sip:
 func (d *demoLab) startEdge(ctx context.Context, cfgPath string) (stop func() error, err error) {
 	stop = d.stopEdge
 	for _, p := range demoProcs {
-		cmd := d.tri.Relay.Command(ctx, d.bin, p.name, "--config", cfgPath, "--log-format", "json")
+		// Not ctx: on Ctrl-C the edge gets SIGTERM from stop (sip drains,
+		// the relay detaches XDP and unpins), not SIGKILL.
+		cmd := d.tri.Relay.Command(context.WithoutCancel(ctx), d.bin, p.name, "--config", cfgPath, "--log-format", "json")
 		cmd.Env = append(os.Environ(), "XTRUNK_ACCOUNT_SID="+d.account, "XTRUNK_AUTH_TOKEN="+d.token)
 		proc, err := d.tri.Relay.StartCmd(cmd)
 		if err != nil {
@@ -226,12 +228,36 @@ func (d *demoLab) startEdge(ctx context.Context, cfgPath string) (stop func() er
 func (d *demoLab) stopEdge() error {
 	var errs []error
 	for i := len(d.procs) - 1; i >= 0; i-- {
-		if err := d.procs[i].Stop(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping %s: %w", d.procs[i], err))
+		if err := stopGracefully(d.procs[i], demoStopGrace); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	d.procs = nil
 	return errors.Join(errs...)
+}
+
+// demoStopGrace is how long an edge process may take to exit after
+// SIGTERM: sip drains live calls (drain-timeout 2s) and hangs up the rest.
+const demoStopGrace = 10 * time.Second
+
+// stopGracefully sends SIGTERM and waits up to grace before SIGKILL
+// (testbed's Stop waits 3 s only).
+func stopGracefully(p *testbed.Process, grace time.Duration) error {
+	select {
+	case <-p.Done():
+		return nil // exited already; a failure was reported where it happened
+	default:
+	}
+	if err := p.Cmd.Process.Signal(unix.SIGTERM); err != nil {
+		return fmt.Errorf("stopping %s: %w", p, err)
+	}
+	select {
+	case <-p.Done():
+		return nil
+	case <-time.After(grace):
+		_ = p.Kill()
+		return fmt.Errorf("%s did not exit %v after SIGTERM: killed", p, grace)
+	}
 }
 
 // waitReady polls http://addr/readyz until it answers 200.
