@@ -44,6 +44,9 @@ type demoCall struct {
 	From      string `json:"from"`
 	To        string `json:"to"`
 	SIPStatus int    `json:"sip_status"` // the final response the caller got (0: none)
+	// TLSVerified: the edge's certificate verified from the PBX's side
+	// (secure call only).
+	TLSVerified bool `json:"tls_verified,omitempty"`
 	// Sent: packets the sending peer put on the wire; Received: packets
 	// that arrived at the other peer (see README for the secure call).
 	Sent     map[string]int `json:"sent"`
