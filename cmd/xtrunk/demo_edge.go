@@ -2,16 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -65,7 +60,8 @@ type demoLab struct {
 	password string // the PBX's digest password
 	certFile string
 	keyFile  string
-	edge     *http.Client // reaches HTTP listeners inside the edge namespace
+	certPool *x509.CertPool // trusts certFile only
+	edge     *http.Client   // reaches HTTP listeners inside the edge namespace
 	procs    []*testbed.Process
 }
 
@@ -301,37 +297,15 @@ func lastLines(s string, n int) string {
 	return strings.Join(ls, "\n")
 }
 
-// selfSigned writes a self-signed certificate for the edge's customer-side
-// address and the secure trunk's host into the lab directory; baresip
-// trusts it as its CA.
+// selfSigned writes a self-signed certificate for the edge's
+// customer-side address and the secure trunk's host into the lab
+// directory, for xtrunk sip's TLS listener.
 func (d *demoLab) selfSigned(ip netip.Addr, names ...string) error {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
+	dir := filepath.Join(d.dir, "tls")
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return err
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: names[0]},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:              names,
-		IPAddresses:           []net.IP{ip.AsSlice()},
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return err
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return err
-	}
-	d.certFile, d.keyFile = filepath.Join(d.dir, "edge-cert.pem"), filepath.Join(d.dir, "edge-key.pem")
-	if err := os.WriteFile(d.certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return err
-	}
-	return os.WriteFile(d.keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	var err error
+	d.certFile, d.keyFile, d.certPool, err = testbed.SelfSigned(dir, ip, names...)
+	return err
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -109,19 +108,13 @@ func (d *demoLab) secureSteps(ctx context.Context, pe *demoPeers, res *demoCall,
 // the PBX's namespace, trusting only the certificate the demo made, for
 // host, and closes it.
 func (d *demoLab) checkEdgeCert(ctx context.Context, host string) error {
-	pem, err := os.ReadFile(d.certFile)
-	if err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	addr := netip.AddrPortFrom(d.tri.RelayCallerIP, demoTLSPort).String()
 	var conn *tls.Conn
-	err = d.tri.Caller.Do(func() error {
+	err := d.tri.Caller.Do(func() error {
 		var err error
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		td := &tls.Dialer{Config: &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}}
+		td := &tls.Dialer{Config: &tls.Config{RootCAs: d.certPool, ServerName: host, MinVersion: tls.VersionTLS12}}
 		c, err := td.DialContext(dctx, "tcp", addr)
 		if err == nil {
 			conn = c.(*tls.Conn)
@@ -146,40 +139,14 @@ func (d *demoLab) writeBaresip(dir, host string) error {
 	if err := os.WriteFile(filepath.Join(dir, "tone.wav"), toneWAV(440, demoTone), 0o644); err != nil {
 		return err
 	}
-	// net_interface: the namespace has no default route to choose an
-	// address by; dns_server: nothing asks the host's resolver.
-	config := fmt.Sprintf(`poll_method		epoll
-sip_listen		%[1]s:5060
-sip_cafile		%[2]s
-net_interface		%[3]s
-dns_server		%[4]s:53
-call_local_timeout	10
-call_max_calls		1
-audio_source		aufile,%[5]s/tone.wav
-ausrc_format		s16
-auplay_format		s16
-auenc_format		s16
-audec_format		s16
-rtp_ports		10000-10100
-rtcp_mux		no
-jitter_buffer_delay	1-5
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module			sndfile.so
-module			srtp.so
-module_tmp		account.so
-module_app		menu.so
-snd_path		%[5]s
-`, t.CallerIP, d.certFile, t.CallerLink.A.Name, t.RelayCallerIP, dir)
+	c := testbed.BaresipConfig{Dir: dir, Listen: t.CallerIP, Iface: t.CallerLink.A.Name, DNS: t.RelayCallerIP,
+		Source: filepath.Join(dir, "tone.wav"), CAFile: d.certFile}
+	if err := c.Write(); err != nil {
+		return err
+	}
 	accounts := fmt.Sprintf("<sip:%s@%s;transport=tls>;regint=0;outbound=\"sip:%s:%d;transport=tls\";answermode=manual;mediaenc=srtp-mand;audio_codecs=PCMU/8000/1\n",
 		demoDID, host, t.RelayCallerIP, demoTLSPort)
-	for name, body := range map[string]string{"config": config, "accounts": accounts} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return os.WriteFile(filepath.Join(dir, "accounts"), []byte(accounts), 0o644)
 }
 
 // toneWAV is a WAV file (8 kHz, mono, 16-bit PCM) of a tone lasting dur.
