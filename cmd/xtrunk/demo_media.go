@@ -30,29 +30,22 @@ func relayCall(ctx context.Context, c *ng.Client, id string) (map[string]relayPa
 		return nil, err
 	}
 	out := map[string]relayParty{}
-	for tag, v := range r.Dict("tags") {
-		td, _ := v.(ng.Dict)
-		for _, m := range td.List("medias") {
-			md, _ := m.(ng.Dict)
-			for _, s := range md.List("streams") {
-				sd, _ := s.(ng.Dict)
-				if sd.Has("flags", "RTCP") {
-					continue
-				}
-				p := relayParty{tag: tag}
-				port, _ := sd.Int("local port")
-				if a, err := netip.ParseAddr(sd.Str("local address")); err == nil {
-					p.local = netip.AddrPortFrom(a, uint16(port))
-				}
-				p.advertised, _ = netip.ParseAddr(sd.Dict("advertised endpoint").Str("address"))
-				st := sd.Dict("stats")
-				p.packets, _ = st.Int("packets")
-				p.fast, _ = st.Int("fast path")
-				p.user, _ = st.Int("userspace")
-				out[tag] = p
-			}
+	ng.Streams(r, func(tag string, sd ng.Dict, rtcp bool) {
+		if rtcp {
+			return
 		}
-	}
+		p := relayParty{tag: tag}
+		port, _ := sd.Int("local port")
+		if a, err := netip.ParseAddr(sd.Str("local address")); err == nil {
+			p.local = netip.AddrPortFrom(a, uint16(port))
+		}
+		p.advertised, _ = netip.ParseAddr(sd.Dict("advertised endpoint").Str("address"))
+		st := sd.Dict("stats")
+		p.packets, _ = st.Int("packets")
+		p.fast, _ = st.Int("fast path")
+		p.user, _ = st.Int("userspace")
+		out[tag] = p
+	})
 	return out, nil
 }
 
