@@ -63,15 +63,17 @@ type sippRun struct {
 	name string
 	p    *testbed.Process
 	errs string // -error_file
+	msgs string // -message_file
 }
 
 // startSIPp runs SIPp in ns bound to addr:port with scenario; the peer's
 // RTP port is -key rtpport. args end with the remote host for a UAC.
 func (d *demoLab) startSIPp(ctx context.Context, pe *demoPeers, ns *testbed.NS, name, scenario string, addr netip.Addr, port int, args ...string) (*sippRun, error) {
-	r := &sippRun{name: name, errs: filepath.Join(d.dir, name+"_errors.log")}
+	r := &sippRun{name: name, errs: filepath.Join(d.dir, name+"_errors.log"), msgs: filepath.Join(d.dir, name+"_messages.log")}
 	a := []string{"-sf", filepath.Join(pe.scenarios, scenario), "-i", addr.String(), "-p", strconv.Itoa(port),
 		"-mi", addr.String(), "-mp", strconv.Itoa(sippMediaPort), "-key", "rtpport", strconv.Itoa(peerRTPPort),
-		"-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file", r.errs, "-m", "1"}
+		"-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file", r.errs,
+		"-trace_msg", "-message_file", r.msgs, "-m", "1"}
 	var err error
 	if r.p, err = ns.Start(ctx, pe.sipp, append(a, args...)...); err != nil {
 		return nil, err
@@ -86,6 +88,37 @@ func (r *sippRun) wait() error {
 		return fmt.Errorf("SIPp %s: %w\n%s\n%s", r.name, err, lastLines(r.p.Output(), 15), lastLines(string(errs), 15))
 	}
 	return nil
+}
+
+// inviteStatus is the last final response to an INVITE that SIPp
+// received (0: none), from its message trace: what a caller whose call
+// was refused was told.
+func (r *sippRun) inviteStatus() int {
+	b, err := os.ReadFile(r.msgs)
+	if err != nil {
+		return 0
+	}
+	status := 0
+	for _, block := range strings.Split(string(b), "\n-----------------------------------------------") {
+		if !strings.Contains(block, "message received") {
+			continue
+		}
+		var code int
+		var isInvite bool
+		for _, line := range strings.Split(block, "\n") {
+			line = strings.TrimSpace(line)
+			if strings.HasPrefix(line, "SIP/2.0 ") && code == 0 {
+				code, _ = strconv.Atoi(strings.Fields(line + " x")[1])
+			}
+			if f := strings.Fields(line); len(f) == 3 && strings.EqualFold(f[0], "CSeq:") && f[2] == "INVITE" {
+				isInvite = true
+			}
+		}
+		if isInvite && code >= 200 {
+			status = code
+		}
+	}
+	return status
 }
 
 // waitBound waits until something in ns has UDP port bound, without
@@ -218,6 +251,9 @@ func (d *demoLab) sipCallSteps(ctx context.Context, pe *demoPeers, c *sipCall) (
 	}
 	id, pbxSide, carrierSide, err := findRelayCall(ctx, pe.ng, t.CallerIP, t.CalleeIP, c.uac.p.Done())
 	if err != nil {
+		c.res.SIPStatus = c.uac.inviteStatus()
+		// Not answered: SIPp would wait for its -timeout.
+		_ = c.uac.p.Kill()
 		return errors.Join(err, c.uac.wait())
 	}
 	sent, err := streamBoth(ctx, c.pbx.conn, pbxSide.local, c.carrier.conn, carrierSide.local)
