@@ -52,33 +52,8 @@ func runRelayDemo(args []string) error {
 	}
 	defer unix.Unmount(pinRoot, unix.MNT_DETACH)
 
-	cfg := relay.DefaultConfig()
-	cfg.Dataplane = *mode
-	cfg.PinPath = filepath.Join(pinRoot, "relay")
-	cfg.RemoveOnExit = true
-	cfg.Interfaces = []relay.Interface{
-		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
-		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
-	}
-	lw, err := logWriter(os.Stderr, logFormatConsole) // colours only on a terminal
+	r, pc, ngAddr, err := startRelayDemoRelay(tri, *mode, filepath.Join(pinRoot, "relay"))
 	if err != nil {
-		return err
-	}
-	log := zerolog.New(lw).With().Timestamp().Logger()
-	var r *relay.Relay
-	var pc net.PacketConn
-	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223)
-	if err := tri.Relay.Do(func() error {
-		var err error
-		if r, err = relay.New(cfg, relay.WithLogger(log)); err != nil {
-			return err
-		}
-		pc, err = net.ListenPacket("udp", ngAddr.String())
-		return err
-	}); err != nil {
-		if r != nil {
-			r.Close()
-		}
 		return err
 	}
 	defer r.Close()
@@ -95,21 +70,7 @@ func runRelayDemo(args []string) error {
 
 	caller := netip.AddrPortFrom(tri.CallerIP, 20000)
 	callee := netip.AddrPortFrom(tri.CalleeIP, 40000)
-	offer, err := client.Do(ctx, ng.Dict{"command": "offer", "call-id": "demo-call", "from-tag": "caller",
-		"sdp": demoSDP(caller), "direction": []any{"customer", "carrier"}})
-	if err != nil {
-		return fmt.Errorf("offer: %w", err)
-	}
-	answer, err := client.Do(ctx, ng.Dict{"command": "answer", "call-id": "demo-call", "from-tag": "caller", "to-tag": "callee",
-		"sdp": demoSDP(callee)})
-	if err != nil {
-		return fmt.Errorf("answer: %w", err)
-	}
-	toCallee, err := sdpMedia(offer.Str("sdp"))
-	if err != nil {
-		return err
-	}
-	toCaller, err := sdpMedia(answer.Str("sdp"))
+	toCaller, toCallee, err := relayDemoOfferAnswer(ctx, client, caller, callee)
 	if err != nil {
 		return err
 	}
@@ -143,6 +104,77 @@ func runRelayDemo(args []string) error {
 		return fmt.Errorf("delete: %w", err)
 	}
 
+	printRelayDemo(q, n, atCallee, atCaller)
+	if *mode == relay.DataplaneXDP {
+		fmt.Println("\nXDP program exits during the call (per reason):")
+		for i, v := range after.Sub(before) {
+			if v > 0 {
+				fmt.Printf("  %-22s %6d\n", bpf.Reason(i), v)
+			}
+		}
+	}
+	return nil
+}
+
+// startRelayDemoRelay starts the relay in-process in the relay
+// namespace with its NG socket there.
+func startRelayDemoRelay(tri *testbed.Triangle, mode, pins string) (*relay.Relay, net.PacketConn, netip.AddrPort, error) {
+	cfg := relay.DefaultConfig()
+	cfg.Dataplane = mode
+	cfg.PinPath = pins
+	cfg.RemoveOnExit = true
+	cfg.Interfaces = []relay.Interface{
+		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
+		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
+	}
+	ngAddr := netip.AddrPortFrom(tri.RelayCallerIP, 2223)
+	lw, err := logWriter(os.Stderr, logFormatConsole) // colours only on a terminal
+	if err != nil {
+		return nil, nil, ngAddr, err
+	}
+	log := zerolog.New(lw).With().Timestamp().Logger()
+	var r *relay.Relay
+	var pc net.PacketConn
+	if err := tri.Relay.Do(func() error {
+		var err error
+		if r, err = relay.New(cfg, relay.WithLogger(log)); err != nil {
+			return err
+		}
+		pc, err = net.ListenPacket("udp", ngAddr.String())
+		return err
+	}); err != nil {
+		if r != nil {
+			r.Close()
+		}
+		return nil, nil, ngAddr, err
+	}
+	return r, pc, ngAddr, nil
+}
+
+// relayDemoOfferAnswer sets the call up over NG and returns where each
+// party sends its RTP (the relay's sockets in the SDP it gets).
+func relayDemoOfferAnswer(ctx context.Context, client *ng.Client, caller, callee netip.AddrPort) (toCaller, toCallee netip.AddrPort, err error) {
+	offer, err := client.Do(ctx, ng.Dict{"command": "offer", "call-id": "demo-call", "from-tag": "caller",
+		"sdp": demoSDP(caller), "direction": []any{"customer", "carrier"}})
+	if err != nil {
+		return toCaller, toCallee, fmt.Errorf("offer: %w", err)
+	}
+	answer, err := client.Do(ctx, ng.Dict{"command": "answer", "call-id": "demo-call", "from-tag": "caller", "to-tag": "callee",
+		"sdp": demoSDP(callee)})
+	if err != nil {
+		return toCaller, toCallee, fmt.Errorf("answer: %w", err)
+	}
+	if toCallee, err = sdpMedia(offer.Str("sdp")); err != nil {
+		return toCaller, toCallee, err
+	}
+	toCaller, err = sdpMedia(answer.Str("sdp"))
+	return toCaller, toCallee, err
+}
+
+// printRelayDemo is the table of the relay-only demo: n packets sent each
+// way, what arrived intact, and the relay's fast path / userspace counts
+// from its delete reply q.
+func printRelayDemo(q ng.Dict, n int, atCallee, atCaller *rtpgen.Sink) {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "direction\tsent\treceived intact\tlost\tfast path (XDP)\tuserspace\t")
 	for _, d := range []struct {
@@ -156,16 +188,6 @@ func runRelayDemo(args []string) error {
 		fmt.Fprintf(w, "%s\t%d\t%d\t%d\t%d\t%d\t\n", d.name, n, good, n-good, fast, user)
 	}
 	w.Flush()
-	if *mode == relay.DataplaneXDP {
-		fmt.Println("\nXDP program exits during the call (per reason):")
-		delta := after.Sub(before)
-		for i, v := range delta {
-			if v > 0 {
-				fmt.Printf("  %-22s %6d\n", bpf.Reason(i), v)
-			}
-		}
-	}
-	return nil
 }
 
 func demoSDP(a netip.AddrPort) string {
