@@ -128,16 +128,26 @@ both ways: termination with digest auth (SIPp), origination to the DID
 call is answered, delivers ≥ 99 % of its packets each way, plain calls
 go > 90 % through the XDP fast path, and the CDRs are in the API.
 
+examples:
+  make demo                                  # installs SIPp and baresip, builds, runs this
+  xtrunk demo --json demo.json
+  xtrunk demo --relay-only --duration 10s
+
 flags:
 `)
 		fs.PrintDefaults()
 	}
+	fs.SetOutput(io.Discard) // the error is returned, the usage printed once for -h
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(os.Stdout)
 			fs.Usage()
+			return err
 		}
-		return err
+		return fmt.Errorf("%w (see xtrunk demo -h)", err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see xtrunk demo -h)", fs.Arg(0))
 	}
 	if err := testbed.Privileged(); err != nil {
 		return fmt.Errorf("the demo builds network namespaces and loads XDP: run it as root (%w)", err)

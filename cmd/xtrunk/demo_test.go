@@ -87,6 +87,21 @@ func TestDemo(t *testing.T) {
 	checkDemoGone(t, string(stdout))
 }
 
+// TestDemoHelp: -h exits 0 with the usage; a bad flag or argument exits
+// non-zero before building anything.
+func TestDemoHelp(t *testing.T) {
+	bin := xtrunkBinary(t)
+	out, err := exec.Command(bin, "demo", "-h").Output()
+	if err != nil || !strings.Contains(string(out), "examples:") || !strings.Contains(string(out), "-json") {
+		t.Errorf("demo -h: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"demo", "--no-such-flag"}, {"demo", "extra"}} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err == nil || !strings.Contains(string(out), "xtrunk demo -h") {
+			t.Errorf("%v: %v %s", args, err, out)
+		}
+	}
+}
+
 // TestDemoInterrupted: Ctrl-C during a call still removes everything.
 func TestDemoInterrupted(t *testing.T) {
 	testbed.RequirePrivileged(t)
