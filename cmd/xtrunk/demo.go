@@ -218,7 +218,11 @@ func demo(ctx context.Context, w io.Writer) (rep *demoReport, err error) {
 	if err != nil {
 		return rep, err
 	}
-	if err := t.step("start the edge: xtrunk relay (XDP), api, sip from one xtrunk.yaml", func() error {
+	how := "xtrunk relay (XDP), api, sip"
+	if hasUp() {
+		how = "xtrunk up: relay (XDP), api, sip"
+	}
+	if err := t.step("start the edge: "+how+" from one xtrunk.yaml", func() error {
 		return d.bringUp(ctx, w, pe)
 	}); err != nil {
 		return rep, err

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,15 @@ var demoProcs = []struct{ name, health string }{
 	{"relay", "127.0.0.1:9101"},
 	{"api", "127.0.0.1:9103"},
 	{"sip", "127.0.0.1:9102"},
+}
+
+// demoUpHealth is xtrunk up's /readyz (all children ready), when the
+// edge runs under it.
+const demoUpHealth = "127.0.0.1:9110"
+
+// hasUp: this binary has `xtrunk up` (the supervisor of issue 11).
+func hasUp() bool {
+	return slices.ContainsFunc(subcommands(), func(c subcommand) bool { return c.name == "up" })
 }
 
 // demoLab is the lab and what runs in it.
@@ -198,22 +208,34 @@ sip:
 }
 
 // startEdge starts the edge from cfgPath in the edge namespace and waits
-// until it is ready. Today that is the three subcommands, each reading its
-// section; once `xtrunk up` supervises them this becomes one process.
-// stop ends them in the reverse order (sip drains first).
+// until it is ready: `xtrunk up` when this binary has it (one supervisor,
+// its /readyz on demoUpHealth ready once every child is), else the three
+// subcommands it would supervise, each reading its section and waited
+// for on its /readyz. stop ends them (sip drains first).
 func (d *demoLab) startEdge(ctx context.Context, cfgPath string) (stop func() error, err error) {
 	stop = d.stopEdge
-	for _, p := range demoProcs {
+	type step struct {
+		args         []string
+		health, name string
+	}
+	steps := []step{{[]string{"up", "--metrics", demoUpHealth, "--data-dir", d.dir}, demoUpHealth, "up"}}
+	if !hasUp() {
+		steps = steps[:0]
+		for _, p := range demoProcs {
+			steps = append(steps, step{[]string{p.name}, p.health, p.name})
+		}
+	}
+	for _, st := range steps {
 		// Not ctx: on Ctrl-C the edge gets SIGTERM from stop (sip drains,
 		// the relay detaches XDP and unpins), not SIGKILL.
-		cmd := d.tri.Relay.Command(context.WithoutCancel(ctx), d.bin, p.name, "--config", cfgPath, "--log-format", "json")
+		cmd := d.tri.Relay.Command(context.WithoutCancel(ctx), d.bin, append(st.args, "--config", cfgPath, "--log-format", "json")...)
 		cmd.Env = append(os.Environ(), "XTRUNK_ACCOUNT_SID="+d.account, "XTRUNK_AUTH_TOKEN="+d.token)
 		proc, err := d.tri.Relay.StartCmd(cmd)
 		if err != nil {
 			return stop, err
 		}
 		d.procs = append(d.procs, proc)
-		if err := d.waitReady(ctx, p.name, p.health, proc); err != nil {
+		if err := d.waitReady(ctx, st.name, st.health, proc); err != nil {
 			return stop, err
 		}
 	}
@@ -233,8 +255,9 @@ func (d *demoLab) stopEdge() error {
 }
 
 // demoStopGrace is how long an edge process may take to exit after
-// SIGTERM: sip drains live calls (drain-timeout 2s) and hangs up the rest.
-const demoStopGrace = 10 * time.Second
+// SIGTERM: sip drains live calls (drain-timeout 2s) and hangs up the
+// rest; under xtrunk up, the others stop after it.
+const demoStopGrace = 20 * time.Second
 
 // stopGracefully sends SIGTERM and waits up to grace before SIGKILL
 // (testbed's Stop waits 3 s only).
