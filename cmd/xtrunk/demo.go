@@ -289,9 +289,12 @@ func (d *demoLab) bringUp(ctx context.Context, w io.Writer, pe *demoPeers) error
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "  config %s\n  SIP udp 0.0.0.0:%d, tls 0.0.0.0:%d; API http://%s (account %s); NG %s; readyz %s, %s, %s\n",
-		d.config, demoSIPPort, demoTLSPort, demoAPIAddr, d.account, demoNGAddr,
-		demoProcs[0].health, demoProcs[1].health, demoProcs[2].health)
+	ready := fmt.Sprintf("relay %s, api %s, sip %s", demoProcs[0].health, demoProcs[1].health, demoProcs[2].health)
+	if hasUp() {
+		ready = "up " + demoUpHealth + ", " + ready
+	}
+	fmt.Fprintf(w, "  config %s\n  SIP udp 0.0.0.0:%d, tls 0.0.0.0:%d; API http://%s (account %s); NG %s\n  /readyz: %s\n",
+		d.config, demoSIPPort, demoTLSPort, demoAPIAddr, d.account, demoNGAddr, ready)
 	return nil
 }
 
