@@ -1,4 +1,4 @@
-# xtrunk: make deps | test-deps | generate | build | deb | test | bench | demo
+# xtrunk: make deps | test-deps | demo-deps | generate | build | deb | test | bench | demo
 GO      ?= go
 BIN     := bin/xtrunk
 export GOFLAGS := -buildvcs=false
@@ -18,8 +18,11 @@ DEPS_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2
 # the tests run them as their own processes.
 TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd
 TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql
+# make demo's peers: SIPp (the PBX and the carrier) and baresip (the
+# TLS + SRTP PBX). Neither ships a service.
+DEMO_PKGS := sip-tester baresip
 
-.PHONY: deps test-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop
+.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop
 
 deps:
 	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
@@ -27,6 +30,9 @@ deps:
 
 test-deps: deps
 	@sh deploy/apt-install.sh --no-services $(TEST_SERVICES) -- $(TEST_PKGS)
+
+demo-deps: deps
+	@sh deploy/apt-install.sh -- $(DEMO_PKGS)
 
 generate:
 	$(GO) generate ./bpf/ ./bench/media/
@@ -84,8 +90,10 @@ bench: test-deps build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2000x ./control/ng/ ./relay/...
 	./$(BIN) bench media --calls 100,1000,2000 --duration 3s --out bench-out
 
-demo: deps build
-	./$(BIN) demo
+# A whole edge in a namespace lab, three real calls (xtrunk demo); the
+# results also in demo.json.
+demo: demo-deps build
+	./$(BIN) demo --json demo.json
 
 clean:
-	rm -rf bin dist
+	rm -rf bin dist demo.json

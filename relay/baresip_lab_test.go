@@ -192,39 +192,14 @@ func TestBaresipSRTP(t *testing.T) {
 
 func writeBaresipConfig(t *testing.T, dir string, tri *testbed.Triangle, uas netip.AddrPort) {
 	t.Helper()
-	// No audio device: the source is the WAV file (aufile); nothing plays,
-	// and sndfile dumps the decoded audio (1.0.0's aufile has no player).
-	// net_interface because the namespace has no default route to pick a
-	// source address from; dns_server so nothing ever asks the host's
-	// resolver.
-	config := fmt.Sprintf(`poll_method		epoll
-sip_listen		%[1]s:5060
-net_interface		%[2]s
-dns_server		%[3]s:53
-call_local_timeout	10
-call_max_calls		1
-audio_source		aufile,%[4]s/tone440.wav
-ausrc_format		s16
-auplay_format		s16
-auenc_format		s16
-audec_format		s16
-rtp_ports		10000-10100
-rtcp_mux		no
-jitter_buffer_delay	1-5
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aufile.so
-module			sndfile.so
-module			srtp.so
-module_tmp		account.so
-module_app		contact.so
-module_app		menu.so
-module_app		rtcpsummary.so
-snd_path		%[4]s
-`, tri.CallerIP, tri.CallerLink.A.Name, uas.Addr(), dir)
+	c := testbed.BaresipConfig{Dir: dir, Listen: tri.CallerIP, Iface: tri.CallerLink.A.Name, DNS: uas.Addr(),
+		Source: filepath.Join(dir, "tone440.wav")}
+	if err := c.Write(); err != nil {
+		t.Fatal(err)
+	}
 	accounts := fmt.Sprintf("<sip:customer@%s>;regint=0;answermode=manual;mediaenc=srtp-mand;audio_codecs=PCMU/8000/1\n", tri.CallerIP)
 	contacts := fmt.Sprintf("\"Carrier\" <sip:carrier@%s>\n", uas)
-	for name, body := range map[string]string{"config": config, "accounts": accounts, "contacts": contacts} {
+	for name, body := range map[string]string{"accounts": accounts, "contacts": contacts} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -580,25 +580,18 @@ func (l *trunkLab) relayCounts(callID string) (map[string]streamCounts, error) {
 		return nil, err
 	}
 	got := map[string]streamCounts{}
-	for tag, v := range r.Dict("tags") {
-		td, _ := v.(ng.Dict)
-		for _, m := range td.List("medias") {
-			md, _ := m.(ng.Dict)
-			for _, s := range md.List("streams") {
-				sd, _ := s.(ng.Dict)
-				if fl := sd.List("flags"); len(fl) > 0 && fl[0] == "RTCP" {
-					continue
-				}
-				st := sd.Dict("stats")
-				c := got[tag]
-				p, _ := st.Int("packets")
-				f, _ := st.Int("fast path")
-				u, _ := st.Int("userspace")
-				c.packets, c.fast, c.user = c.packets+p, c.fast+f, c.user+u
-				got[tag] = c
-			}
+	ng.Streams(r, func(tag string, sd ng.Dict, rtcp bool) {
+		if rtcp {
+			return
 		}
-	}
+		st := sd.Dict("stats")
+		c := got[tag]
+		p, _ := st.Int("packets")
+		f, _ := st.Int("fast path")
+		u, _ := st.Int("userspace")
+		c.packets, c.fast, c.user = c.packets+p, c.fast+f, c.user+u
+		got[tag] = c
+	})
 	return got, nil
 }
 

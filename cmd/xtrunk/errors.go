@@ -4,6 +4,8 @@ import "errors"
 
 // Sentinel errors of the command line and the config file.
 var (
+	// ErrDemoFailed is a demo call that did not meet the bar (xtrunk demo).
+	ErrDemoFailed = errors.New("demo: a call failed")
 	// ErrConfig is a bad flag, environment variable or config file value.
 	ErrConfig = errors.New("config")
 	// ErrUnknownKey is a config file key that is no flag nor setting.

@@ -21,7 +21,7 @@ func subcommands() []subcommand {
 		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", runSIP},
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
-		{"demo", "place a test call through the relay in a namespace lab and show what XDP forwarded", runDemo},
+		{"demo", "bring up an edge in a namespace lab, provision it through the API and place real calls (TLS+SRTP too)", runDemo},
 		{"version", "print the version, commit and Go version", func([]string) error { printVersion(os.Stdout); return nil }},
 		{"init", "write a commented xtrunk.yaml for this host and the operator's credentials", runInit},
 		{"check-config", "validate an xtrunk.yaml: unknown keys, bad values, with their line", runCheckConfig},
