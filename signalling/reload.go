@@ -30,6 +30,9 @@ var reloadable = []string{
 	"guard-ban", "guard-prefix-bans", "guard-prefix-window", "options-interval", "guard-scanner",
 }
 
+// ReloadableKeys are the sip: keys Reload applies without a restart.
+func ReloadableKeys() []string { return slices.Clone(reloadable) }
+
 // newSettings derives the live settings from cfg (validated).
 func newSettings(cfg Config) (*settings, error) {
 	l := &settings{cfg: cfg}

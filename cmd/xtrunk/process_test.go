@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -269,8 +270,8 @@ func TestAPIHealthMetricsNotifyAndHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	hup := p.waitLine(t, "SIGHUP: reloaded the log level; other settings take a restart")
-	if hup["log_level"] != "debug" {
+	hup := p.waitLine(t, "SIGHUP: configuration reloaded")
+	if hup["log_level"] != "debug" || !strings.Contains(fmt.Sprint(hup["restart_needed"]), "metrics") {
 		t.Errorf("SIGHUP line %v", hup)
 	}
 	if code, _ := get(t, base+"/healthz"); code != 200 {
