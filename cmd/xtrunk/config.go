@@ -15,7 +15,7 @@ import (
 // sections are xtrunk.yaml's top-level keys, one per process. A file may
 // hold every section: each process reads its own and checks only the
 // top-level keys of the others.
-var sections = []string{"relay", "sip", "api"}
+var sections = []string{"relay", "sip", "api", "up"}
 
 // loadFile applies section c.name of the YAML file at path to c's flags
 // and, for keys that are no flag (yaml-only tuning such as the relay's

@@ -17,6 +17,7 @@ type subcommand struct {
 
 func subcommands() []subcommand {
 	return []subcommand{
+		{"up", "run the whole edge: relay, api and sip as supervised child processes", runUp},
 		{"relay", "run the media relay (XDP fast path + NG control)", runRelay},
 		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", runSIP},
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
@@ -33,6 +34,7 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprint(w, `
 examples:
+  xtrunk up --config /etc/xtrunk/xtrunk.yaml    # the whole edge: relay, api, sip
   xtrunk relay --interface customer/203.0.113.10 --interface carrier/198.51.100.10
   xtrunk api --domain example.net
   xtrunk sip --domain example.net --carrier sip:gw1.carrier.net --relay-ng 127.0.0.1:2223
