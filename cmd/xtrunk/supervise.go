@@ -172,9 +172,12 @@ func (c *child) waitReady(timeout time.Duration) error {
 func (c *child) markReady() {
 	if !c.ready.Swap(true) {
 		c.mu.Lock()
-		took := timeSince(c.started)
+		took, pid := timeSince(c.started), 0
+		if c.proc != nil {
+			pid = c.proc.Pid
+		}
 		c.mu.Unlock()
-		c.log.Info().Str("child", c.name).Dur("took", took).Msg("child ready")
+		c.log.Info().Str("child", c.name).Int("pid", pid).Dur("took", took).Msg("child ready")
 	}
 	c.metrics.up.WithLabelValues(c.name).Set(1)
 }
