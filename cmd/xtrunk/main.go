@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 type subcommand struct {
@@ -65,6 +67,10 @@ func main() {
 	}
 	for _, c := range subcommands() {
 		if c.name == os.Args[1] {
+			// SIGHUP reloads (handleHUP); until that handler is in place a
+			// SIGHUP must not kill the process (its default action), as one
+			// forwarded by xtrunk up to a child still starting would.
+			signal.Ignore(syscall.SIGHUP)
 			err := c.run(os.Args[2:])
 			switch {
 			case errors.Is(err, flag.ErrHelp):

@@ -45,7 +45,7 @@ func defaultDataDir() string {
 }
 
 func upCommand(args []string) (upConfig, *command, error) {
-	cfg := upConfig{DataDir: defaultDataDir(), Metrics: "127.0.0.1:9100", StartTimeout: 60 * time.Second, StopTimeout: 15 * time.Second}
+	cfg := upConfig{DataDir: defaultDataDir(), Metrics: "127.0.0.1:9110", StartTimeout: 60 * time.Second, StopTimeout: 15 * time.Second}
 	cmd := newCommand("up", "The whole edge on one box: runs relay, api and sip as child processes (this binary's subcommands),\n"+
 		"each reading its own section of the one config file, and supervises them: start in order (relay, api, sip,\n"+
 		"each once ready), restart on a crash (backoff), SIGTERM drains sip then stops the others, SIGHUP reloads.", upExamples)
@@ -65,9 +65,9 @@ func upCommand(args []string) (upConfig, *command, error) {
 }
 
 const upExamples = `xtrunk up --config /etc/xtrunk/xtrunk.yaml
-xtrunk up --config ./xtrunk.yaml --data-dir ./state --metrics 127.0.0.1:9100
+xtrunk up --config ./xtrunk.yaml --data-dir ./state --metrics 127.0.0.1:9110
 kill -HUP $(pidof -s xtrunk)    # reload carriers, limits, log levels in every child
-curl -s 127.0.0.1:9100/readyz`
+curl -s 127.0.0.1:9110/readyz`
 
 // edge is what up found in the config file: each child's effective
 // configuration (flags it adds, as up starts it, included) and the
