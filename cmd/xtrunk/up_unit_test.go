@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,30 +99,86 @@ func hasFlag(args []string, name, value string) bool {
 	return false
 }
 
+// loopbackEdge is a config file for an edge on loopback: the relay's
+// userspace dataplane, every listener on a free port.
+func loopbackEdge(t *testing.T, dir, sipListen string) string {
+	t.Helper()
+	conf := filepath.Join(dir, "xtrunk.yaml")
+	ng := freeUDPPort(t)
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`up:
+  metrics: 127.0.0.1:0
+relay:
+  interface: [lo/127.0.0.1]
+  listen-ng: %[1]s
+  dataplane: userspace
+  port-min: 47000
+  port-max: 47999
+  metrics: 127.0.0.1:0
+  recording-dir: %[2]s
+sip:
+  listen-udp: %[3]s
+  listen-tcp: ""
+  relay-ng: %[1]s
+  drain-timeout: 5s
+api:
+  listen: 127.0.0.1:0
+`, ng, dir, sipListen)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+// TestUpNotify: up alone speaks to systemd — READY=1 once the three
+// children are ready, STOPPING=1 at SIGTERM — and its children do not get
+// NOTIFY_SOCKET; up's /readyz is 200 with a check per child.
+func TestUpNotify(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "notify")
+	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	p := startProc(t, []string{"NOTIFY_SOCKET=" + sock}, "up", "--config", loopbackEdge(t, dir, "127.0.0.1:0"), "--data-dir", filepath.Join(dir, "state"))
+	ready := p.waitLine(t, "xtrunk up: edge ready")
+	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	buf := make([]byte, 256)
+	if n, err := nc.Read(buf); err != nil || string(buf[:n]) != "READY=1" {
+		t.Errorf("sd_notify: %q %v", buf[:n], err)
+	}
+	body := waitStatus(t, "http://"+ready["up_metrics"].(string)+"/readyz", 200)
+	for _, c := range []string{"relay", "api", "sip"} {
+		if !strings.Contains(body, `"`+c+`":"ok"`) {
+			t.Errorf("up /readyz lacks %s: %s", c, body)
+		}
+	}
+	pids := procChildren(p.cmd.Process.Pid)
+	if len(pids) != 3 {
+		t.Fatalf("children %v, want 3", pids)
+	}
+	for _, pid := range pids {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if err != nil || strings.Contains(string(env), "NOTIFY_SOCKET=") {
+			t.Errorf("child %d environment: NOTIFY_SOCKET inherited (%v)", pid, err)
+		}
+	}
+	p.stop(t, syscall.SIGTERM)
+	if n, err := nc.Read(buf); err != nil || string(buf[:n]) != "STOPPING=1" {
+		t.Errorf("sd_notify at SIGTERM: %q %v", buf[:n], err)
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d left behind", pid)
+		}
+	}
+}
+
 // TestUpStartFailure: a child that cannot start (sip on an address this
 // host does not have) stops the start: up stops the children already
 // up, names the one that failed, exits 1, and leaves no process.
 func TestUpStartFailure(t *testing.T) {
 	dir := t.TempDir()
-	conf := filepath.Join(dir, "xtrunk.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`up:
-  metrics: ""
-relay:
-  interface: [lo/127.0.0.1]
-  listen-ng: %s
-  dataplane: userspace
-  port-min: 47000
-  port-max: 47999
-  metrics: 127.0.0.1:0
-  recording-dir: %s
-sip:
-  listen-udp: 192.0.2.1:5060
-  listen-tcp: ""
-api:
-  listen: 127.0.0.1:0
-`, freeUDPPort(t), dir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := loopbackEdge(t, dir, "192.0.2.1:5060")
 	p := startProc(t, nil, "up", "--config", conf, "--data-dir", filepath.Join(dir, "state"))
 	errc := make(chan error, 1)
 	go func() { errc <- p.cmd.Wait() }()
