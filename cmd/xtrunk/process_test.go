@@ -198,7 +198,7 @@ func TestVersionAndHelp(t *testing.T) {
 			t.Errorf("%v: %v %q", args, err, out)
 		}
 	}
-	for _, args := range [][]string{{"-h"}, {"relay", "-h"}, {"sip", "--help"}, {"api", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"relay", "-h"}, {"sip", "--help"}, {"api", "-h"}, {"up", "-h"}} {
 		out, err := exec.Command(bin, args...).Output()
 		if err != nil {
 			t.Errorf("%v: exit %v, want 0", args, err)

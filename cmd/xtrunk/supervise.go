@@ -227,7 +227,11 @@ func (c *child) supervise() {
 		err, sent := c.runErr, c.signals
 		c.mu.Unlock()
 		if c.stop.Load() {
-			c.log.Info().Str("child", c.name).Str("status", exitStatus(err)).Str("after", fmt.Sprint(sent)).Msg("child stopped")
+			ev := c.log.Info().Str("child", c.name).Str("status", exitStatus(err))
+			if len(sent) > 0 {
+				ev = ev.Str("after", fmt.Sprint(sent))
+			}
+			ev.Msg("child stopped")
 			return
 		}
 		if time.Since(started) >= backoffReset {

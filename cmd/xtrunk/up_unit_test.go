@@ -54,8 +54,19 @@ api:
 	if got := apiURL(e.api); got != "http://127.0.0.1:8080" {
 		t.Errorf("api URL %s", got)
 	}
-	if got := e.credentials(); got != filepath.Join(dir, "xtrunk-credentials.env") {
-		t.Errorf("credentials %s", got)
+	cred := filepath.Join(dir, "xtrunk-credentials.env")
+	if got := e.credentials(); !strings.HasPrefix(got, cred+" (absent") {
+		t.Errorf("credentials before the api made them: %s", got)
+	}
+	if err := os.WriteFile(cred, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.credentials(); got != cred {
+		t.Errorf("credentials %s, want %s", got, cred)
+	}
+	t.Setenv("XTRUNK_ACCOUNT_SID", "AC00000000000000000000000000000001")
+	if got := e.credentials(); !strings.Contains(got, "XTRUNK_ACCOUNT_SID") {
+		t.Errorf("credentials from the environment: %s", got)
 	}
 	if _, _, err := relayConfig([]string{"--config", p}); err != nil {
 		t.Errorf("relay refuses a file with an up: section: %v", err)

@@ -33,24 +33,29 @@ func (s *supervisor) child(name string) *child {
 }
 
 // startAll starts the children in order, each once the one before is
-// ready. A signal, a child that exits or one not ready in time stops
-// those started.
+// ready; a child is supervised (restarted after a crash) once it has
+// been ready. A signal, a child that exits or one not ready in time
+// stops those started.
 func (s *supervisor) startAll() error {
 	for i, c := range s.children {
 		if err := c.start(); err != nil {
 			s.haltAll(syscall.SIGTERM, s.children[:i])
 			return err
 		}
-		go c.supervise()
 		readyc := make(chan error, 1)
 		go func() { readyc <- c.waitReady(s.cfg.StartTimeout) }()
 		for waiting := true; waiting; {
 			select {
 			case err := <-readyc:
 				if err != nil {
+					// not restarted: a child that cannot start is a
+					// configuration to fix, not a crash
+					c.stop.Store(true)
+					go c.supervise()
 					s.haltAll(syscall.SIGTERM, s.children[:i+1])
 					return err
 				}
+				go c.supervise() // from now on a crash is restarted
 				waiting = false
 			case sig := <-s.sigs:
 				if sig == syscall.SIGHUP {
@@ -61,6 +66,8 @@ func (s *supervisor) startAll() error {
 				}
 				s.log.Info().Str("signal", sig.String()).Str("starting", c.name).Msg("signal while starting: stopping")
 				stopping(s.log)
+				c.stop.Store(true)
+				go c.supervise()
 				s.haltAll(sig, s.children[:i+1])
 				return errStopped
 			}
