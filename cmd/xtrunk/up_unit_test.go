@@ -226,3 +226,48 @@ func TestUpStartFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestUpHUPAndInterrupt: SIGHUP reaches every child (each logs its
+// reload) and up; SIGINT stops all three at once with SIGINT, up exits 0
+// and none is left.
+func TestUpHUPAndInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	p := startProc(t, nil, "up", "--config", loopbackEdge(t, dir, "127.0.0.1:0"), "--data-dir", filepath.Join(dir, "state"))
+	p.waitLine(t, "xtrunk up: edge ready")
+	pids := procChildren(p.cmd.Process.Pid)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for _, proc := range []string{"up", "relay", "api", "sip"} {
+		waitFor(t, p, proc+"'s reload", func(m map[string]any) bool {
+			return m["proc"] == proc && m["message"] == "SIGHUP: configuration reloaded"
+		})
+	}
+	p.stop(t, syscall.SIGINT)
+	for _, child := range []string{"relay", "api", "sip"} {
+		waitFor(t, p, child+" stopped by SIGINT", func(m map[string]any) bool {
+			return m["message"] == "child stopped" && m["child"] == child && m["after"] == "[interrupt]" && m["status"] == "exit status 0"
+		})
+	}
+	for _, pid := range pids {
+		if syscall.Kill(pid, 0) == nil {
+			t.Errorf("child %d left behind", pid)
+		}
+	}
+}
+
+// waitFor waits for a JSON line of p that pred accepts.
+func waitFor(t *testing.T, p *proc, what string, pred func(map[string]any) bool) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		p.mu.Lock()
+		for _, m := range p.lines {
+			if pred(m) {
+				p.mu.Unlock()
+				return
+			}
+		}
+		p.mu.Unlock()
+	}
+	t.Fatalf("no log line for %s", what)
+}
