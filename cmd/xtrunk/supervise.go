@@ -92,7 +92,9 @@ func readyzURL(addr string) string {
 	return "http://" + net.JoinHostPort(host, port) + "/readyz"
 }
 
-var readyClient = &http.Client{Timeout: checkTimeout + time.Second}
+// readyClient asks children's /readyz: directly, whatever HTTP_PROXY
+// says (they are on this host).
+var readyClient = &http.Client{Timeout: checkTimeout + time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}}
 
 // isReady asks the child's /readyz once.
 func (c *child) isReady(ctx context.Context) bool {
