@@ -79,7 +79,8 @@ func sippOK(t *testing.T, what string, p *testbed.Process) {
 }
 
 // drainAtStop: a call up (the PBX waits for the edge's BYE), SIGTERM to
-// up. sip drains: the call stays up; when drain-timeout (6 s) passes sip
+// up. sip drains: a new INVITE gets 503, the call stays up; when
+// drain-timeout (6 s) passes sip
 // hangs it up with a BYE both ways. Then api and relay stop, up exits 0,
 // and none of its children is left.
 func (l *upLab) drainAtStop(t *testing.T) {
@@ -102,6 +103,9 @@ func (l *upLab) drainAtStop(t *testing.T) {
 	l.log.wait(t, "sip's drain", func(m map[string]any) bool {
 		return m["proc"] == "sip" && m["message"] == "SIGTERM: draining, new calls get 503" && m["calls"] == float64(1)
 	})
+	if got := l.newInviteStatus(t); !strings.HasPrefix(got, "SIP/2.0 503") {
+		t.Errorf("a new INVITE while sip drains: %q, want 503", got)
+	}
 	time.Sleep(2 * time.Second) // well inside the 6 s drain
 	for what, p := range map[string]*testbed.Process{"the PBX": uac, "the carrier": uas, "xtrunk up": l.up} {
 		select {
@@ -232,4 +236,44 @@ func lastN(s string, n int) string {
 		ls = ls[len(ls)-n:]
 	}
 	return strings.Join(ls, "\n")
+}
+
+// newInviteStatus sends one new INVITE from the PBX's namespace and
+// returns the status line of the final answer ("" if none came).
+func (l *upLab) newInviteStatus(t *testing.T) string {
+	t.Helper()
+	server := netip.AddrPortFrom(l.tri.RelayCallerIP, 5060)
+	var status string
+	err := l.tri.Caller.Do(func() error {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.tri.CallerIP, 0)))
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		local := c.LocalAddr().String()
+		msg := "INVITE sip:" + upCalled + "@" + upTrunkHost + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + local + ";branch=z9hG4bK-drain-probe\r\nMax-Forwards: 70\r\n" +
+			"From: <sip:" + upDID + "@" + local + ">;tag=probe\r\nTo: <sip:" + upCalled + "@" + upTrunkHost + ">\r\n" +
+			"Call-ID: drain-probe@lab\r\nCSeq: 1 INVITE\r\nContact: <sip:pbx@" + local + ">\r\nContent-Length: 0\r\n\r\n"
+		if _, err := c.WriteToUDPAddrPort([]byte(msg), server); err != nil {
+			return err
+		}
+		buf := make([]byte, 4096)
+		for {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := c.Read(buf)
+			if err != nil {
+				return nil // no answer: status stays ""
+			}
+			line, _, _ := strings.Cut(string(buf[:n]), "\r\n")
+			if !strings.HasPrefix(line, "SIP/2.0 1") { // past 100 Trying
+				status = line
+				return nil
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
 }
