@@ -80,9 +80,8 @@ func sippOK(t *testing.T, what string, p *testbed.Process) {
 
 // drainAtStop: a call up (the PBX waits for the edge's BYE), SIGTERM to
 // up. sip drains: a new INVITE gets 503, the call stays up; when
-// drain-timeout (6 s) passes sip
-// hangs it up with a BYE both ways. Then api and relay stop, up exits 0,
-// and none of its children is left.
+// drain-timeout (6 s) passes sip hangs it up with a BYE both ways. Then
+// api and relay stop, up exits 0, and none of its children is left.
 func (l *upLab) drainAtStop(t *testing.T) {
 	uas := l.carrier(t, 5080)
 	uac := l.pbx(t, filepath.Join(l.own, "uac_wait_bye.xml"), "drain-1", 6200)
