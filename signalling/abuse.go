@@ -165,7 +165,7 @@ const reasonDraining = "draining"
 
 // retryAfter asks peers to stay away for as long as the drain may last.
 func (s *Server) retryAfter() sip.Header {
-	secs := int(s.cfg.DrainTimeout / time.Second)
+	secs := int(s.settings().cfg.DrainTimeout / time.Second)
 	return sip.NewHeader("Retry-After", strconv.Itoa(max(secs, 1)))
 }
 
@@ -194,7 +194,7 @@ func (s *Server) onBan(a netip.Addr) {
 		reason = limit.ReasonAuth
 	}
 	s.metrics.banned(reason)
-	s.log.Warn().Str("src", a.String()).Str("reason", reason).Dur("for", s.cfg.GuardBan).Msg("source banned")
+	s.log.Warn().Str("src", a.String()).Str("reason", reason).Dur("for", s.settings().cfg.GuardBan).Msg("source banned")
 	if s.dropEarly(a) {
 		// Its open TCP/TLS connections go too: a ban that only stops new
 		// ones would leave a connected attacker talking.
@@ -208,7 +208,7 @@ func (s *Server) onBan(a netip.Addr) {
 // onPrefixBan is onBan for a /24 or /64.
 func (s *Server) onPrefixBan(p netip.Prefix) {
 	s.metrics.banned(limit.ReasonPrefix)
-	s.log.Warn().Str("prefix", p.String()).Str("reason", limit.ReasonPrefix).Dur("for", s.cfg.GuardBan).Msg("prefix banned")
+	s.log.Warn().Str("prefix", p.String()).Str("reason", limit.ReasonPrefix).Dur("for", s.settings().cfg.GuardBan).Msg("prefix banned")
 	for _, a := range s.conns.sourcesIn(p) {
 		if s.dropEarly(a) {
 			s.closeConnectionsFrom(a)

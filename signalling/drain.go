@@ -1,6 +1,9 @@
 package signalling
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Drain stops taking new calls — an INVITE outside a dialog gets 503
 // Service Unavailable with Retry-After, OPTIONS get 503 — while requests
@@ -33,3 +36,7 @@ func (s *Server) Calls() int {
 	defer s.mu.Unlock()
 	return s.live
 }
+
+// DrainTimeout is how long a drain may last (drain-timeout, as last
+// reloaded).
+func (s *Server) DrainTimeout() time.Duration { return s.settings().cfg.DrainTimeout }

@@ -224,7 +224,7 @@ func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, go
 // watchMedia ends an answered call whose media stopped in both directions
 // for the media timeout (REQUIREMENTS §4), polling the relay.
 func (c *call) watchMedia() {
-	timeout := c.s.cfg.MediaTimeout
+	timeout := c.s.settings().cfg.MediaTimeout
 	if timeout <= 0 {
 		return
 	}

@@ -166,7 +166,7 @@ func (s *Server) fromCarrier(req *sip.Request) bool {
 		return false
 	}
 	a := src.Addr().Unmap()
-	for _, p := range s.carrierNets {
+	for _, p := range s.settings().carrierNets {
 		if p.Contains(a) {
 			return true
 		}

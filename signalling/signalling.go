@@ -53,10 +53,12 @@ type Server struct {
 	conc      *limit.Concurrent
 	abuse     *limit.Guard
 	metrics   *metrics
-	carriers  []route.Target[dest] // --carrier gateways: termination's targets
-	// carrierNets are the --carrier-source CIDRs: INVITEs from them are
-	// origination, and they are exempt from the abuse guard.
-	carrierNets []netip.Prefix
+	// liveCfg is what SIGHUP may change (reload.go): the --carrier
+	// gateways (termination's targets), the --carrier-source CIDRs
+	// (INVITEs from them are origination, and they are exempt from the
+	// abuse guard), limits and timeouts. reloadMu orders reloads.
+	liveCfg  atomic.Pointer[settings]
+	reloadMu sync.Mutex
 	// relayIfaces are --relay-interface: the relay's interface NAME by
 	// the address (as text) the signalling uses toward a leg.
 	relayIfaces map[string]string
@@ -128,14 +130,11 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
-	for _, c := range cfg.Carriers {
-		t, err := parseCarrier(c)
-		if err != nil {
-			return nil, err
-		}
-		s.carriers = append(s.carriers, route.Target[dest]{Priority: t.Priority, Weight: t.Weight, Value: destOfURI(t.Value)})
+	lv, err := newSettings(cfg)
+	if err != nil {
+		return nil, err
 	}
-	s.carrierNets, _ = parseCarrierSources(cfg.CarrierSources) // validated
+	s.liveCfg.Store(lv)
 	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(st, s.log)

@@ -80,7 +80,8 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 	if !allowed {
 		return nil, &refusal{403, "Caller ID is not a DID or verified caller ID of the account"}, nil
 	}
-	concLimit := s.cfg.DefaultConcurrency
+	lv := s.settings()
+	concLimit := lv.cfg.DefaultConcurrency
 	if tc.Trial {
 		verified, err := s.st.IsVerifiedCallerID(ctx, t.AccountSid, req.Recipient.User)
 		if err != nil {
@@ -98,14 +99,14 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 	if err != nil {
 		return nil, &refusal{483, "Too Many Hops"}, nil
 	}
-	if !s.cps.Allow(t.Sid, s.cfg.DefaultCPS) {
+	if !s.cps.Allow(t.Sid, lv.cfg.DefaultCPS) {
 		return nil, &refusal{503, "Trunk CPS limit exceeded"}, nil
 	}
 	if !s.conc.Acquire(t.Sid, concLimit) {
 		return nil, &refusal{503, "Trunk concurrency limit exceeded"}, nil
 	}
 	return &plan{dir: store.DirectionTerminating, trunk: t, from: number, to: req.Recipient.User,
-		maxFwd: mf, conc: true, targets: s.carriers}, nil, nil
+		maxFwd: mf, conc: true, targets: lv.carriers}, nil, nil
 }
 
 // unsupported refuses an INVITE that requires an extension xtrunk does

@@ -123,7 +123,7 @@ func (s *Server) onMalformed(p sip.TransportReadProps, data []byte, err error) {
 
 // isCarrierAddr reports whether a is in a --carrier-source prefix.
 func (s *Server) isCarrierAddr(a netip.Addr) bool {
-	for _, p := range s.carrierNets {
+	for _, p := range s.settings().carrierNets {
 		if p.Contains(a) {
 			return true
 		}

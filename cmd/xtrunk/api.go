@@ -75,7 +75,10 @@ func runAPI(args []string) error {
 		defer closeHTTP()
 		metricsAddr = bound
 	}
-	defer cmd.handleHUP(log)()
+	defer cmd.handleHUP(log, reloadFlagsOnly(cmd, func() (*command, error) {
+		_, _, fresh, err := apiConfig(args)
+		return fresh, err
+	}))()
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -59,6 +59,10 @@ func sectionChecks() []sectionCheck {
 			}
 			return nil
 		}},
+		{"up", func(path string) error {
+			_, _, err := upCommand([]string{"--config", path})
+			return err
+		}},
 	}
 }
 
@@ -75,6 +79,7 @@ var valueChecks = map[string]map[string]func(string) error{
 		"relay-ng": checkHostPort, "metrics": checkHostPortOrEmpty, "carrier-source": checkPrefix,
 		"relay-interface": checkRelayInterface, "db": checkDSN,
 	},
+	"up": {"metrics": checkHostPortOrEmpty},
 	"api": {
 		"listen": checkAPIListen, "metrics": checkHostPortOrEmpty, "db": checkDSN,
 		"edge-address": func(v string) error { _, err := api.ParseEdgeAddresses([]string{v}); return err },

@@ -12,7 +12,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// sections are xtrunk.yaml's top-level keys, one per process. A file may
+// sections are xtrunk.yaml's top-level keys, one per process (up: is
+// xtrunk up's own, the supervisor of the other three). A file may
 // hold every section: each process reads its own and checks only the
 // top-level keys of the others.
 var sections = []string{"relay", "sip", "api", "up"}
@@ -108,7 +109,7 @@ func findSection(path string, b []byte, name string) (*yaml.Node, error) {
 		return nil, nil
 	}
 	if top.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%w: %s:%d: want sections (relay:, sip:, api:)", ErrConfig, path, top.Line)
+		return nil, fmt.Errorf("%w: %s:%d: want sections (relay:, sip:, api:, up:)", ErrConfig, path, top.Line)
 	}
 	var sec *yaml.Node
 	seen := map[string]int{}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,20 +146,44 @@ func TestRelayFlagsEnvAndValidation(t *testing.T) {
 	}
 }
 
-func TestLogLevelReloadFromFile(t *testing.T) {
+// TestReloadFlagsOnly: SIGHUP's reload of a process that applies only
+// the log level (the relay): the level from the file, the changed keys
+// named as needing a restart, a bad file refused with the level kept.
+func TestReloadFlagsOnly(t *testing.T) {
+	defer zerolog.SetGlobalLevel(zerolog.GlobalLevel())
 	p := writeYAML(t, "relay:\n  log-level: warn\n  interface: [pub/192.0.2.1]\n")
 	_, cmd, err := relayConfig([]string{"--config", p})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if lvl, err := cmd.logLevelFromFile(); err != nil || lvl != zerolog.WarnLevel {
-		t.Errorf("level %v, %v", lvl, err)
-	}
-	if err := os.WriteFile(p, []byte("relay:\n  interface: [pub/192.0.2.1]\n"), 0o600); err != nil {
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
+	reload := reloadFlagsOnly(cmd, func() (*command, error) {
+		_, fresh, err := relayConfig([]string{"--config", p})
+		return fresh, err
+	})
+	var buf bytes.Buffer
+	log := zerolog.New(&buf)
+	if err := os.WriteFile(p, []byte("relay:\n  interface: [pub/192.0.2.1, priv/10.0.0.1]\n  port-max: 35000\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if lvl, err := cmd.logLevelFromFile(); err != nil || lvl != zerolog.InfoLevel {
-		t.Errorf("without the key: level %v, %v; want the default", lvl, err)
+	cmd.reloadNow(log, reload)
+	var m map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if zerolog.GlobalLevel() != zerolog.InfoLevel || m["message"] != "SIGHUP: configuration reloaded" || m["level"] != "warn" ||
+		fmt.Sprint(m["applied"]) != "[log-level]" || fmt.Sprint(m["restart_needed"]) != "[interface port-max]" {
+		t.Errorf("level %v, line %v", zerolog.GlobalLevel(), m)
+	}
+
+	buf.Reset()
+	if err := os.WriteFile(p, []byte("relay:\n  log-level: debug\n  port-max: lots\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd.reloadNow(log, reload)
+	if zerolog.GlobalLevel() != zerolog.InfoLevel || !strings.Contains(buf.String(), `"level":"error"`) || !strings.Contains(buf.String(), "port-max") ||
+		!strings.Contains(buf.String(), ":3:") {
+		t.Errorf("bad file: level %v, log %s", zerolog.GlobalLevel(), buf.String())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -15,9 +16,9 @@ import (
 
 // TestRunAnEdgeLab is the README's "Run an edge" in a namespace lab
 // (PBX 198.18.1.2 | edge 198.18.1.1, 198.18.2.1 | carrier 198.18.2.2, no
-// default route): xtrunk init in the edge namespace, the relay (XDP), api
-// and sip started from the generated file as written — flags only for
-// what a lab adds (a bpffs of its own, the carrier) — provisioning with
+// default route): xtrunk init in the edge namespace, xtrunk up (relay on
+// XDP, api, sip) on the generated file as written — the environment only
+// for what a lab adds (a bpffs of its own, the carrier) — provisioning with
 // examples/provision.sh, and a digest-authenticated termination call
 // from SIPp through the edge to a SIPp carrier with media both ways; its
 // CDR read through the API.
@@ -55,33 +56,37 @@ func TestRunAnEdgeLab(t *testing.T) {
 		t.Fatalf("check-config: %v %s", err, out)
 	}
 
-	// 2. the edge's processes from the file
+	// 2. the edge from the file, as the README runs it: xtrunk up. What
+	// the lab adds (a bpffs of its own, the carrier) comes through the
+	// environment, which up's children inherit, as systemd's
+	// Environment= would give it.
 	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
-	start := func(name string, args ...string) *testbed.Process {
-		t.Helper()
-		p, err := edge.Start(ctx, bin, append([]string{name, "--config", conf}, args...)...)
-		if err != nil {
-			t.Fatal(err)
+	// not ctx: its cancel at return would SIGKILL up before the cleanup's
+	// SIGTERM
+	up, err := edge.Start(context.Background(), "env", "XTRUNK_PIN_PATH="+pins, "XTRUNK_REMOVE_ON_EXIT=true",
+		"XTRUNK_CARRIER=sip:"+tri.CalleeIP.String()+":5060", "XTRUNK_CARRIER_SOURCE=198.18.2.0/24",
+		bin, "up", "--config", conf, "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// SIGTERM: sip drains (no call left), then api and relay stop;
+		// up exits 0 once every child has
+		_ = syscall.Kill(up.PID(), syscall.SIGTERM)
+		select {
+		case <-up.Done():
+			if err := up.Wait(); err != nil {
+				t.Errorf("xtrunk up after SIGTERM: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("xtrunk up still running 60 s after SIGTERM")
+			_ = up.Kill()
 		}
-		t.Cleanup(func() {
-			// sip may outlast the lab's 3 s stop grace while sipgo winds
-			// down its transactions: its shutdown is not what this tests
-			if err := p.Stop(); err != nil && name != "sip" {
-				t.Errorf("xtrunk %s: %v", name, err)
-			}
-			if t.Failed() {
-				t.Logf("xtrunk %s:\n%s", name, p.Output())
-			}
-		})
-		return p
-	}
-	relay := start("relay", "--pin-path", pins, "--remove-on-exit")
-	if err := testbed.WaitNG(edge, "127.0.0.1:2223", relay.Done(), 15*time.Second); err != nil {
-		t.Fatalf("relay: %v\n%s", err, relay.Output())
-	}
-	start("api")
-	start("sip", "--carrier", "sip:"+tri.CalleeIP.String()+":5060", "--carrier-source", "198.18.2.0/24")
-	for _, url := range []string{"http://127.0.0.1:9101/readyz", "http://127.0.0.1:8080/readyz", "http://127.0.0.1:9102/readyz"} {
+		if t.Failed() {
+			t.Logf("xtrunk up:\n%s", up.Output())
+		}
+	})
+	for _, url := range []string{"http://127.0.0.1:9110/readyz", "http://127.0.0.1:9101/readyz", "http://127.0.0.1:8080/readyz", "http://127.0.0.1:9102/readyz"} {
 		waitInNS(t, ctx, edge, url)
 	}
 

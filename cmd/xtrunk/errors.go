@@ -12,4 +12,7 @@ var (
 	ErrUnknownKey = errors.New("config: unknown key")
 	// ErrNotReady is a readiness check that failed (/readyz).
 	ErrNotReady = errors.New("not ready")
+	// ErrChildFailed is a child of xtrunk up that exited or did not get
+	// ready while the edge was starting.
+	ErrChildFailed = errors.New("child failed")
 )

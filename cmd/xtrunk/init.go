@@ -54,6 +54,7 @@ func processSections() []processSection {
 		{"relay", func() (*flag.FlagSet, error) { _, c, err := relayConfig(noFile); return flagsOf(c, err) }},
 		{"sip", func() (*flag.FlagSet, error) { _, c, err := sipConfig(noFile); return flagsOf(c, err) }},
 		{"api", func() (*flag.FlagSet, error) { _, _, c, err := apiConfig(noFile); return flagsOf(c, err) }},
+		{"up", func() (*flag.FlagSet, error) { _, c, err := upCommand(noFile); return flagsOf(c, err) }},
 	}
 }
 

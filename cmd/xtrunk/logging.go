@@ -142,29 +142,5 @@ func attrFields(kv []any, prefix string, a slog.Attr) []any {
 	return append(kv, prefix+a.Key, v.Any())
 }
 
-// logLevelFromFile is the log-level the config file now says for c
-// (SIGHUP), or the flag's default when it says none.
-func (c *command) logLevelFromFile() (zerolog.Level, error) {
-	def, _ := zerolog.ParseLevel(c.fs.Lookup("log-level").DefValue)
-	b, err := os.ReadFile(c.path)
-	if err != nil {
-		return def, err
-	}
-	sec, err := findSection(c.path, b, c.name)
-	if err != nil || sec == nil {
-		return def, err
-	}
-	for i := 0; i+1 < len(sec.Content); i += 2 {
-		if k := sec.Content[i].Value; k == "log-level" || k == "log_level" {
-			lvl, err := zerolog.ParseLevel(sec.Content[i+1].Value)
-			if err != nil {
-				return def, fmt.Errorf("%w: %s:%d: log-level: %w", ErrConfig, c.path, sec.Content[i+1].Line, err)
-			}
-			return lvl, nil
-		}
-	}
-	return def, nil
-}
-
 // timeSince is a duration rounded for log lines.
 func timeSince(t time.Time) time.Duration { return time.Since(t).Round(time.Millisecond) }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
 type subcommand struct {
@@ -17,6 +19,7 @@ type subcommand struct {
 
 func subcommands() []subcommand {
 	return []subcommand{
+		{"up", "run the whole edge: relay, api and sip as supervised child processes", runUp},
 		{"relay", "run the media relay (XDP fast path + NG control)", runRelay},
 		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", runSIP},
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
@@ -35,6 +38,7 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprint(w, `
 examples:
+  xtrunk up --config /etc/xtrunk/xtrunk.yaml    # the whole edge: relay, api, sip
   xtrunk relay --interface customer/203.0.113.10 --interface carrier/198.51.100.10
   xtrunk api --domain example.net
   xtrunk sip --domain example.net --carrier sip:gw1.carrier.net --relay-ng 127.0.0.1:2223
@@ -65,6 +69,10 @@ func main() {
 	}
 	for _, c := range subcommands() {
 		if c.name == os.Args[1] {
+			// SIGHUP reloads (handleHUP); until that handler is in place a
+			// SIGHUP must not kill the process (its default action), as one
+			// forwarded by xtrunk up to a child still starting would.
+			signal.Ignore(syscall.SIGHUP)
 			err := c.run(os.Args[2:])
 			switch {
 			case errors.Is(err, flag.ErrHelp):

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -197,7 +198,7 @@ func TestVersionAndHelp(t *testing.T) {
 			t.Errorf("%v: %v %q", args, err, out)
 		}
 	}
-	for _, args := range [][]string{{"-h"}, {"relay", "-h"}, {"sip", "--help"}, {"api", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"relay", "-h"}, {"sip", "--help"}, {"api", "-h"}, {"up", "-h"}} {
 		out, err := exec.Command(bin, args...).Output()
 		if err != nil {
 			t.Errorf("%v: exit %v, want 0", args, err)
@@ -269,8 +270,8 @@ func TestAPIHealthMetricsNotifyAndHUP(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	hup := p.waitLine(t, "SIGHUP: reloaded the log level; other settings take a restart")
-	if hup["log_level"] != "debug" {
+	hup := p.waitLine(t, "SIGHUP: configuration reloaded")
+	if hup["log_level"] != "debug" || !strings.Contains(fmt.Sprint(hup["restart_needed"]), "metrics") {
 		t.Errorf("SIGHUP line %v", hup)
 	}
 	if code, _ := get(t, base+"/healthz"); code != 200 {

@@ -33,7 +33,10 @@ func runRelay(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	defer cmd.handleHUP(log)()
+	defer cmd.handleHUP(log, reloadFlagsOnly(cmd, func() (*command, error) {
+		_, fresh, err := relayConfig(args)
+		return fresh, err
+	}))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
 		closeHTTP, bound, err := serveMetrics(cfg.Metrics, r.Metrics().Registry(),

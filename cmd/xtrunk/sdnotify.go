@@ -3,9 +3,7 @@ package main
 import (
 	"net"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/rs/zerolog"
 )
@@ -44,42 +42,5 @@ func ready(log zerolog.Logger) {
 func stopping(log zerolog.Logger) {
 	if err := sdNotify("STOPPING=1"); err != nil {
 		log.Debug().Err(err).Msg("sd_notify STOPPING=1")
-	}
-}
-
-// handleHUP makes SIGHUP reload what can change without a restart
-// instead of killing the process (the default action): the log level
-// from the config file (unless --log-level or XTRUNK_LOG_LEVEL pins it),
-// then every reload hook. Everything else takes a restart, and the log
-// line says so. The returned function stops the handling.
-func (c *command) handleHUP(log zerolog.Logger, hooks ...func(zerolog.Logger)) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-done:
-				return
-			case <-hup:
-			}
-			ev := log.Info()
-			if c.given["log-level"] {
-				ev = ev.Str("log_level", zerolog.GlobalLevel().String()+" (pinned by flag or environment)")
-			} else if lvl, err := c.logLevelFromFile(); err != nil {
-				log.Error().Err(err).Msg("SIGHUP: config file unreadable; log level unchanged")
-			} else {
-				zerolog.SetGlobalLevel(lvl)
-				ev = ev.Str("log_level", lvl.String())
-			}
-			for _, h := range hooks {
-				h(log)
-			}
-			ev.Str("config", c.path).Msg("SIGHUP: reloaded the log level; other settings take a restart")
-		}
-	}()
-	return func() {
-		signal.Stop(hup)
-		close(done)
 	}
 }

@@ -58,7 +58,7 @@ func runSIP(args []string) error {
 		serving.Store(false)
 		served <- err
 	}()
-	defer cmd.handleHUP(log)()
+	defer cmd.handleHUP(log, sipReload(cmd, args, srv))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
 		closeHTTP, bound, err := serveMetrics(cfg.Metrics, srv.Registry(), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
@@ -80,7 +80,7 @@ func runSIP(args []string) error {
 		return err // a listener failed
 	case sig := <-sigs:
 		if sig == syscall.SIGTERM {
-			drain(log, srv, sigs, cfg.DrainTimeout)
+			drain(log, srv, sigs, srv.DrainTimeout())
 		} else {
 			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
 		}
@@ -151,6 +151,22 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 		return cfg, nil, err
 	}
 	return cfg, cmd, nil
+}
+
+// sipReload re-reads sip's configuration and hands it to the server,
+// which applies carriers, limits and timeouts (signalling.Server.Reload).
+func sipReload(started *command, args []string, srv *signalling.Server) reloadFunc {
+	return func() (*command, []string, []string, error) {
+		next, fresh, err := sipConfig(args)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		applied, restart, err := srv.Reload(next)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return fresh, applied, union(restart, changedFlags(started, fresh, signalling.ReloadableKeys()...)), nil
+	}
 }
 
 // drain refuses new calls and waits for the ones up to end, until

@@ -115,9 +115,11 @@ const (
 // tables of their own, so that a flood of new sources pushes out rate
 // counters but not the bans already made. Every call is O(1).
 type Guard struct {
-	cfg      GuardConfig
-	now      Clock
-	scanners [][]byte // lower case
+	// tun is the configuration and the scanners (lower case) it
+	// implies, swapped whole by SetLimits: requests read it without a
+	// lock.
+	tun atomic.Pointer[tunables]
+	now Clock
 
 	src      *lru[netip.Addr, source]
 	fails    *lru[netip.Addr, failures]
@@ -203,20 +205,13 @@ func NewGuard(cfg GuardConfig, now Clock) *Guard {
 		now = time.Now
 	}
 	g := &Guard{now: now}
-	for _, s := range cfg.Scanners {
-		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
-			g.scanners = append(g.scanners, []byte(s))
-		}
-	}
 	if cfg.MaxSources <= 0 {
 		cfg.MaxSources = 1 << 16
 	}
 	if cfg.MaxBans <= 0 {
 		cfg.MaxBans = 1 << 16
 	}
-	cfg.PrefixBans = min(max(cfg.PrefixBans, 0), MaxPrefixBans)
-	cfg.MaxAuthFails = min(cfg.MaxAuthFails, MaxAuthFails)
-	g.cfg = cfg
+	g.tun.Store(newTunables(cfg))
 	g.src = newLRU[netip.Addr, source](cfg.MaxSources)
 	g.fails = newLRU[netip.Addr, failures](max(cfg.MaxSources/4, 1))
 	g.bans = newLRU[netip.Addr, ban](cfg.MaxBans)
@@ -225,9 +220,45 @@ func NewGuard(cfg GuardConfig, now Clock) *Guard {
 	return g
 }
 
+// tunables is the guard's configuration as requests read it.
+type tunables struct {
+	GuardConfig
+	scanners [][]byte // lower case
+}
+
+func newTunables(cfg GuardConfig) *tunables {
+	cfg.PrefixBans = min(max(cfg.PrefixBans, 0), MaxPrefixBans)
+	cfg.MaxAuthFails = min(cfg.MaxAuthFails, MaxAuthFails)
+	t := &tunables{GuardConfig: cfg}
+	for _, s := range cfg.Scanners {
+		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+			t.scanners = append(t.scanners, []byte(s))
+		}
+	}
+	return t
+}
+
+// SetLimits changes the guard's limits while it runs (a config reload):
+// the rates, windows, ban length, prefix rule, OPTIONS interval and
+// scanners of cfg take effect for the next request. Table sizes
+// (MaxSources, MaxBans) and the hooks stay as NewGuard set them: the
+// tables are not rebuilt, and what they track (rates, bans in force)
+// is kept.
+func (g *Guard) SetLimits(cfg GuardConfig) {
+	old := g.cfg()
+	cfg.MaxSources, cfg.MaxBans = old.MaxSources, old.MaxBans
+	cfg.OnBan, cfg.OnPrefixBan = old.OnBan, old.OnPrefixBan
+	g.tun.Store(newTunables(cfg))
+}
+
+// Limits is the configuration in force.
+func (g *Guard) Limits() GuardConfig { return g.cfg().GuardConfig }
+
+func (g *Guard) cfg() *tunables { return g.tun.Load() }
+
 // Scanner reports whether userAgent is a known scanner's.
 func (g *Guard) Scanner(userAgent string) bool {
-	for _, s := range g.scanners {
+	for _, s := range g.cfg().scanners {
 		if containsFold(userAgent, s) {
 			return true
 		}
@@ -273,8 +304,8 @@ func (g *Guard) Check(addr netip.Addr, method, userAgent string) (Verdict, strin
 	sh := g.src.shard(addr)
 	sh.mu.Lock()
 	s, _, evicted := sh.put(addr)
-	if g.cfg.MaxRequests > 0 && g.cfg.RequestWindow > 0 &&
-		s.reqs.add(now, int64(g.cfg.RequestWindow)) > float64(g.cfg.MaxRequests) {
+	if c := g.cfg(); c.MaxRequests > 0 && c.RequestWindow > 0 &&
+		s.reqs.add(now, int64(c.RequestWindow)) > float64(c.MaxRequests) {
 		s.reqs = window{}
 		sh.mu.Unlock()
 		g.countEviction(evicted)
@@ -297,7 +328,7 @@ func (g *Guard) CheckExempt(addr netip.Addr, method string) (Verdict, string) {
 	if g.banOf(addr, now) == BanAuth {
 		return Ignore, ReasonBanned
 	}
-	if !isOptions(method) || g.cfg.OptionsEvery <= 0 {
+	if !isOptions(method) || g.cfg().OptionsEvery <= 0 {
 		return Accept, ReasonAccepted
 	}
 	sh := g.src.shard(addr)
@@ -313,8 +344,8 @@ func isOptions(method string) bool { return strings.EqualFold(method, "OPTIONS")
 
 // options applies the OPTIONS rate; the source's shard is locked.
 func (g *Guard) options(s *source, method string, now int64) (Verdict, string) {
-	if g.cfg.OptionsEvery > 0 && isOptions(method) {
-		if s.lastOptions != 0 && now-s.lastOptions < int64(g.cfg.OptionsEvery) {
+	if every := g.cfg().OptionsEvery; every > 0 && isOptions(method) {
+		if s.lastOptions != 0 && now-s.lastOptions < int64(every) {
 			return Throttled, ReasonOptions
 		}
 		s.lastOptions = now
@@ -331,7 +362,8 @@ func (g *Guard) countEviction(evicted bool) {
 // AuthFailed records a failed authentication from addr, exempt or not;
 // it reports whether the source is now banned.
 func (g *Guard) AuthFailed(addr netip.Addr) bool {
-	if g.cfg.MaxAuthFails <= 0 || g.cfg.AuthWindow <= 0 {
+	c := g.cfg()
+	if c.MaxAuthFails <= 0 || c.AuthWindow <= 0 {
 		return false
 	}
 	addr = addr.Unmap()
@@ -339,7 +371,7 @@ func (g *Guard) AuthFailed(addr netip.Addr) bool {
 	sh := g.fails.shard(addr)
 	sh.mu.Lock()
 	f, _, evicted := sh.put(addr)
-	banned := f.add(now, int64(g.cfg.AuthWindow)) >= g.cfg.MaxAuthFails
+	banned := f.add(now, int64(c.AuthWindow)) >= c.MaxAuthFails
 	if banned {
 		sh.remove(addr)
 	}
@@ -356,7 +388,7 @@ func (g *Guard) AuthFailed(addr netip.Addr) bool {
 // ban bans addr and, when enough of its neighbours were banned lately,
 // its prefix; then it calls the hooks.
 func (g *Guard) ban(addr netip.Addr, auth bool, now int64) {
-	until := now + int64(g.cfg.Ban)
+	until := now + int64(g.cfg().Ban)
 	sh := g.bans.shard(addr)
 	sh.mu.Lock()
 	sweepBans(sh, now)
@@ -377,11 +409,11 @@ func (g *Guard) ban(addr netip.Addr, auth bool, now int64) {
 		psh.mu.Unlock()
 		g.prefixBans.Add(1)
 	}
-	if g.cfg.OnBan != nil {
-		g.cfg.OnBan(addr)
+	if c := g.cfg(); c.OnBan != nil {
+		c.OnBan(addr)
 	}
-	if prefixBanned && g.cfg.OnPrefixBan != nil {
-		g.cfg.OnPrefixBan(p)
+	if c := g.cfg(); prefixBanned && c.OnPrefixBan != nil {
+		c.OnPrefixBan(p)
 	}
 }
 
@@ -389,7 +421,8 @@ func (g *Guard) ban(addr netip.Addr, auth bool, now int64) {
 // has now seen PrefixBans distinct sources banned within PrefixWindow.
 func (g *Guard) hit(addr netip.Addr, now int64) (netip.Prefix, bool) {
 	p := PrefixOf(addr)
-	if g.cfg.PrefixBans <= 0 || !p.IsValid() {
+	c := g.cfg()
+	if c.PrefixBans <= 0 || !p.IsValid() {
 		return p, false
 	}
 	sh := g.hits.shard(p)
@@ -399,7 +432,7 @@ func (g *Guard) hit(addr netip.Addr, now int64) (netip.Prefix, bool) {
 	// keep the recent bans of other sources, then add this one
 	k := uint8(0)
 	for i := uint8(0); i < h.n; i++ {
-		if h.addr[i] != addr && now-h.at[i] < int64(g.cfg.PrefixWindow) {
+		if h.addr[i] != addr && now-h.at[i] < int64(c.PrefixWindow) {
 			h.addr[k], h.at[k] = h.addr[i], h.at[i]
 			k++
 		}
@@ -411,7 +444,7 @@ func (g *Guard) hit(addr netip.Addr, now int64) (netip.Prefix, bool) {
 	}
 	h.addr[k], h.at[k] = addr, now
 	h.n = k + 1
-	if int(h.n) < g.cfg.PrefixBans {
+	if int(h.n) < c.PrefixBans {
 		return p, false
 	}
 	sh.remove(p)
@@ -477,7 +510,7 @@ func (g *Guard) banOf(addr netip.Addr, now int64) BanKind {
 		kind = BanFlood
 	}
 	sh.mu.Unlock()
-	if kind != NotBanned || g.cfg.PrefixBans <= 0 {
+	if kind != NotBanned || g.cfg().PrefixBans <= 0 {
 		return kind
 	}
 	p := PrefixOf(addr)

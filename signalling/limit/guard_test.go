@@ -309,3 +309,55 @@ func BenchmarkGuardCheck(b *testing.B) {
 		}
 	})
 }
+
+// TestGuardSetLimits: new limits apply to the next request, under
+// concurrent checks (go test -race); bans in force and the table sizes
+// stay.
+func TestGuardSetLimits(t *testing.T) {
+	c := newClock()
+	cfg := DefaultGuard()
+	cfg.MaxRequests, cfg.PrefixBans = 2, 0
+	var bans sync.Map
+	cfg.OnBan = func(a netip.Addr) { bans.Store(a, true) }
+	g := NewGuard(cfg, c.now)
+	flooder := netip.MustParseAddr("198.18.9.1")
+	for range 3 {
+		g.Check(flooder, "INVITE", "")
+	}
+	if !g.IsBanned(flooder) {
+		t.Fatal("3 requests over a limit of 2: not banned")
+	}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 500 {
+				g.Check(nthAddr(i*1000+j), "OPTIONS", "sipcli")
+			}
+		})
+	}
+	next := cfg
+	next.MaxRequests, next.Scanners, next.MaxSources, next.OnBan = 10, []string{"EvilScanner"}, 1, nil
+	g.SetLimits(next)
+	wg.Wait()
+	if !g.IsBanned(flooder) {
+		t.Error("the ban in force was lost")
+	}
+	other := netip.MustParseAddr("198.18.9.2")
+	for i := range 5 {
+		if v, r := g.Check(other, "INVITE", "sipcli/1.0"); v != Accept {
+			t.Fatalf("request %d: %v %s under a limit of 10 and sipcli off the scanner list", i, v, r)
+		}
+	}
+	if v, _ := g.Check(other, "INVITE", "evilscanner 2"); v != Ignore {
+		t.Error("the new scanner list is not in force")
+	}
+	if l := g.Limits(); l.MaxSources != DefaultGuard().MaxSources || l.OnBan == nil || l.MaxRequests != 10 {
+		t.Errorf("limits after SetLimits: max sources %d (kept?), hook kept %v, max requests %d", l.MaxSources, l.OnBan != nil, l.MaxRequests)
+	}
+	for range 11 {
+		g.Check(other, "INVITE", "")
+	}
+	if _, ok := bans.Load(other); !ok {
+		t.Error("the ban hook is gone after SetLimits")
+	}
+}
