@@ -20,6 +20,9 @@ const (
 	hangupCaller = "caller"
 	hangupCallee = "callee"
 	hangupSystem = "system"
+	// hangupTransfer ends a leg's part in a call by a REFER transfer: the
+	// transferee (the A-leg) stays up, only the other leg is ended.
+	hangupTransfer = "transfer"
 )
 
 // noResponseTimeout is how long a gateway or origination URI may stay
@@ -82,6 +85,12 @@ type call struct {
 	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
 	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
+	sdpFromA  []byte       // the A-leg's SDP last seen, when a re-INVITE changed it (refer.go)
+	// cdrSid is the CDR's sid when it must be known before the end (a
+	// transfer links to it); parentSid marks a call made by a transfer
+	// (refer.go): its A-leg is already answered.
+	cdrSid, parentSid string
+	transferred       bool // the A-leg belongs to a transfer's call now: never BYE it
 	reinvite  sync.Mutex   // one re-INVITE at a time
 
 	start, answer time.Time
@@ -242,6 +251,9 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 // provisional relays a B-leg 18x to the A-leg: with SDP it is early media
 // (the relay answered, 183 with the relay's SDP), without it a 180.
 func (c *call) provisional(res *sip.Response) {
+	if c.parentSid != "" {
+		return // a transfer's target rings: the transferee's call is long answered
+	}
 	if len(res.Body()) == 0 {
 		c.mu.Lock()
 		early := c.early
@@ -301,6 +313,9 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if c.p.trunk.RecordingMode == "record-from-answer" || c.p.trunk.RecordingMode == "record-from-answer-dual" {
 		c.s.startRecording(c.ctx, c)
 	}
+	if c.parentSid != "" {
+		return c.bridgeTransferee(sdp)
+	}
 	if err := c.a.RespondSDP(sdp); err != nil {
 		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
 		c.log.Warn().Err(err).Msg("200 to A-leg failed")
@@ -318,14 +333,14 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 func (c *call) closeWith(status int, reason, by string) {
 	c.once.Do(func() {
 		c.mu.Lock()
-		answered, b, bID, hdrs := c.answered, c.b, c.bCallID, c.finalHdrs
+		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
 		c.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if answered {
 			var wg sync.WaitGroup
-			if by != hangupCaller {
+			if by != hangupCaller && by != hangupTransfer && !transferred {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -344,7 +359,7 @@ func (c *call) closeWith(status int, reason, by string) {
 				}()
 			}
 			wg.Wait()
-		} else if status > 0 {
+		} else if status > 0 && by != hangupTransfer {
 			go func() { _ = c.a.Respond(status, reason, nil, hdrs...) }()
 		}
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)

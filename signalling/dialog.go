@@ -170,9 +170,9 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	}
 	c.mu.Lock()
 	if fromA {
-		c.sdpToA, c.sdpToB = ans, out
+		c.sdpToA, c.sdpToB, c.sdpFromA = ans, out, req.Body()
 	} else {
-		c.sdpToB, c.sdpToA = ans, out
+		c.sdpToB, c.sdpToA, c.sdpFromA = ans, out, res.Body()
 	}
 	c.mu.Unlock()
 	c.respondSDP(tx, req, ans, fromA)

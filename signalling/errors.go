@@ -8,6 +8,8 @@ var (
 	// ErrCallIDInUse is a new INVITE whose Call-ID is a live call's
 	// (482 Loop Detected): another source's, or a merged request.
 	ErrCallIDInUse = errors.New("signalling: Call-ID in use by a live call")
+	// ErrReferTo is a REFER's Refer-To that names no usable target (400).
+	ErrReferTo = errors.New("signalling: bad Refer-To")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

@@ -195,6 +195,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		sip.REGISTER: s.onRegister,
 		sip.OPTIONS:  s.onOptions,
 		sip.INFO:     s.onInfo,
+		sip.REFER:    s.onRefer,
 	}
 	var allow []string
 	for m, h := range handlers {
