@@ -90,8 +90,8 @@ type call struct {
 	// transfer links to it); parentSid marks a call made by a transfer
 	// (refer.go): its A-leg is already answered.
 	cdrSid, parentSid string
-	transferred       bool // the A-leg belongs to a transfer's call now: never BYE it
-	reinvite  sync.Mutex   // one re-INVITE at a time
+	transferred       bool       // the A-leg belongs to a transfer's call now: never BYE it
+	reinvite          sync.Mutex // one re-INVITE at a time
 
 	start, answer time.Time
 	once          sync.Once
