@@ -86,16 +86,19 @@ type call struct {
 	sdpToB    []byte
 	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
 	sdpFromA  []byte       // the A-leg's SDP last seen, when a re-INVITE changed it (refer.go)
-	// cdrSid is the CDR's sid when it must be known before the end (a
-	// transfer links to it); parentSid marks a call made by a transfer
-	// (refer.go): its A-leg is already answered.
-	cdrSid, parentSid string
-	transferred       bool       // the A-leg belongs to a transfer's call now: never BYE it
-	reinvite          sync.Mutex // one re-INVITE at a time
+	reinvite  sync.Mutex   // one re-INVITE at a time
 
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
+
+	// Transfers (refer.go), under mu. cdrSid is the CDR's sid when it
+	// must be known before the end (a transfer's call links to it);
+	// parentSid marks a call made by a transfer: its A-leg is already
+	// answered. transferred: the A-leg belongs to a transfer's call now,
+	// never BYE it.
+	cdrSid, parentSid string
+	transferred       bool
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
