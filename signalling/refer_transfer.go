@@ -43,7 +43,7 @@ func (c *call) transfer(tt transferTarget) {
 		return
 	}
 	t := c.newTransferCall(p, parent)
-	log.Info().Str("transfer_call", t.id).Str("call_id", c.aCallID).Msg("transfer call placed")
+	log.Info().Str("transfer_call", t.id).Msg("transfer call placed")
 	stop := make(chan struct{})
 	go func() { // the original call ends (either side hangs up): so does the attempt
 		select {
@@ -97,7 +97,7 @@ func number(tt transferTarget) bool { return tt.number != "" }
 // forwarded call. status is non-zero when the rules refuse.
 func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int, string) {
 	p := &plan{dir: store.DirectionOriginating, trunk: c.p.trunk, from: c.p.from, to: tt.number,
-		diversion: c.p.to, maxFwd: c.p.maxFwd}
+		phoneSid: c.p.phoneSid, diversion: c.p.to, maxFwd: c.p.maxFwd}
 	if c.p.trunk.TransferCallerID == "from-transferor" {
 		p.from = c.p.to
 	}
