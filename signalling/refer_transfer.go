@@ -154,7 +154,8 @@ func (c *call) newTransferCall(p *plan, parent string) *call {
 		sdpA = c.a.InviteRequest.Body()
 	}
 	t := &call{s: c.s, id: id, aCallID: c.aCallID, aSrc: c.aSrc, p: p,
-		log: c.log.With().Str("call", id).Str("parent_call", c.id).Logger(),
+		log: c.s.log.With().Str("call_id", c.aCallID).Str("call", id).Str("parent_call", c.id).
+			Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
 		ctx: ctx, cancel: cancel, a: c.a, aUA: c.aUA, aTx: c.aTx, fromTag: c.fromTag,
 		sdpFromA: sdpA, parentSid: parent, start: time.Now(), done: make(chan struct{})}
 	c.s.track(t)
