@@ -40,6 +40,7 @@ type plan struct {
 	diversion string // the dialed number, for Diversion (origination)
 	maxFwd    uint32
 	conc      bool // holds a concurrency slot on the trunk
+	bCarrier  bool // the B-leg goes to a carrier too (a transfer to a number, refer.go)
 	// targets are the B-leg's candidates (carrier gateways or origination
 	// URIs); the call orders them by priority and weight.
 	targets []route.Target[dest]

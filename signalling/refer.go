@@ -95,6 +95,9 @@ func parseReferTo(v string) (referTarget, error) {
 		if u.Host == "" || strings.ContainsAny(u.Host, " \t\r\n<>\"") || strings.ContainsAny(u.User, " \t\r\n<>\"") {
 			return t, fmt.Errorf("%w: SIP URI without a usable host", ErrReferTo)
 		}
+		if m, ok := u.UriParams.Get("method"); ok && !strings.EqualFold(m, "INVITE") {
+			return t, fmt.Errorf("%w: method %q", ErrReferTo, m) // only INVITE makes a transfer
+		}
 		u.Headers = nil
 		t.uri, t.isSIP = u, true
 		return t, nil
@@ -211,7 +214,7 @@ func (c *call) checkRefer(fromA bool, req *sip.Request, tx sip.ServerTransaction
 		// server dialog, which a target's new client dialog cannot
 		// replace in this B2BUA.
 		return 501, "Transfer of termination calls not supported", tt
-	case fromA != c.p.customerIsA():
+	case fromA != c.p.customerIsA() || c.p.bCarrier:
 		return 403, "Only the customer may transfer", tt
 	}
 	hs := req.GetHeaders("Refer-To")

@@ -24,6 +24,8 @@ func TestParseReferTo(t *testing.T) {
 		{in: "tel:+442071234567;phone-context=x", number: "+442071234567"},
 		{in: "<sip:bob@pbx.example.com?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>", user: "bob", host: "pbx.example.com", replaces: true},
 		{in: "<sip:bob@pbx.example.com?Subject=x&replaces=abc>", user: "bob", host: "pbx.example.com", replaces: true},
+		{in: "<sip:bob@pbx.example.com;method=INVITE>", user: "bob", host: "pbx.example.com"},
+		{in: "<sip:bob@pbx.example.com;method=BYE>", bad: true},
 		{in: "<tel:5550123>", bad: true}, // a local number: no context to dial it in
 		{in: "<tel:+>", bad: true},
 		{in: "<mailto:bob@example.com>", bad: true},

@@ -53,7 +53,7 @@ func (c *call) transfer(tt transferTarget) {
 		}
 	}()
 	ring := time.AfterFunc(transferRingTimeout, t.cancel)
-	status, reason = t.placeTransfer(targets, number(tt))
+	status, reason = t.placeTransfer(targets, p.bCarrier)
 	ring.Stop()
 	close(stop)
 	if status != 200 {
@@ -85,8 +85,6 @@ func (c *call) transfer(tt transferTarget) {
 	log.Info().Str("transfer_call", t.id).Msg("transfer completed")
 	go t.watchMedia()
 }
-
-func number(tt transferTarget) bool { return tt.number != "" }
 
 // transferPlan is the new call's plan and targets: a number goes out
 // through the carriers under the termination rules (account active,
@@ -136,7 +134,7 @@ func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int
 	if !c.s.conc.Acquire(c.p.trunk.Sid, limit) {
 		return nil, nil, 503, "Trunk concurrency limit exceeded"
 	}
-	p.conc = true
+	p.conc, p.bCarrier = true, true
 	return p, c.s.order(c.s.carriers), 0, ""
 }
 
