@@ -66,7 +66,8 @@ func (l *trunkLab) referRefused(t *testing.T, mode, referTo string) {
 	custPort := l.port()
 	name := "refer-" + strings.ReplaceAll(mode, "-", "") + strconv.Itoa(custPort)
 	did := l.referTrunk(t, name, mode, "", custPort)
-	sipAddr := l.startSIP(t, sipOpts{})
+	metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+	sipAddr := l.startSIP(t, sipOpts{metrics: metrics})
 	pbx := l.startUAS(t, tri.Caller, name+"-pbx", "uas_pbx_refer_refused.xml", tri.CallerIP, custPort, l.port(),
 		"-rtp_echo", "-m", "1", "-key", "refer_to", referTo)
 	carrier := l.startSIPp(t, tri.Callee, name+"-carrier", "uac_carrier_byed.xml", tri.CalleeIP, l.port(), l.port(),
@@ -75,6 +76,7 @@ func (l *trunkLab) referRefused(t *testing.T, mode, referTo string) {
 	carrier.wait(t)
 	checkCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
 		hangup: hangupCallee + ": BYE", answered: true, media: true})
+	l.checkTransfers(t, metrics, transferRefused)
 }
 
 // referToSIP: sip-only, Refer-To a SIP URI (a second PBX in the
@@ -85,7 +87,8 @@ func (l *trunkLab) referToSIP(t *testing.T) {
 	tri := l.tri
 	custPort, targetPort := l.port(), l.port()
 	did := l.referTrunk(t, "refer-sip", "sip-only", "", custPort)
-	sipAddr := l.startSIP(t, sipOpts{})
+	metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+	sipAddr := l.startSIP(t, sipOpts{metrics: metrics})
 	target := l.startUAS(t, tri.Caller, "refer-sip-target", "uas_answer.xml", tri.CallerIP, targetPort, l.port(), "-rtp_echo", "-m", "1")
 	referTo := "<sip:sipbob@" + netip.AddrPortFrom(tri.CallerIP, uint16(targetPort)).String() + ">"
 	pbx := l.startUAS(t, tri.Caller, "refer-sip-pbx", "uas_pbx_refer.xml", tri.CallerIP, custPort, l.port(),
@@ -102,6 +105,7 @@ func (l *trunkLab) referToSIP(t *testing.T) {
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
 		hangup: hangupTransfer + ": Transferred", answered: true, media: true})
 	checkTransferCDR(t, l.cdrs(t, "sipbob", 1)[0], orig, labCarrierFrom, "completed", hangupCaller+": BYE")
+	l.checkTransfers(t, metrics, transferCompleted)
 }
 
 // referToNumber: enable-all, Refer-To tel:+…: out through the carrier
@@ -136,7 +140,8 @@ func (l *trunkLab) referBusy(t *testing.T) {
 	tri := l.tri
 	custPort, targetPort := l.port(), l.port()
 	did := l.referTrunk(t, "refer-busy", "enable-all", "", custPort)
-	sipAddr := l.startSIP(t, sipOpts{})
+	metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+	sipAddr := l.startSIP(t, sipOpts{metrics: metrics})
 	target := l.startUAS(t, tri.Caller, "refer-busy-target", "uas_busy.xml", tri.CallerIP, targetPort, 0, "-m", "1")
 	referTo := "<sip:busybob@" + netip.AddrPortFrom(tri.CallerIP, uint16(targetPort)).String() + ">"
 	pbx := l.startUAS(t, tri.Caller, "refer-busy-pbx", "uas_pbx_refer_failed.xml", tri.CallerIP, custPort, l.port(),
@@ -152,6 +157,23 @@ func (l *trunkLab) referBusy(t *testing.T) {
 	att := l.cdrs(t, "busybob", 1)[0]
 	if att.ParentCallSid != orig.Sid || att.Status != "busy" || att.SIPResponseCode != 486 {
 		t.Errorf("failed transfer's CDR: parent %q (want %q), status %s %d (want busy 486)", att.ParentCallSid, orig.Sid, att.Status, att.SIPResponseCode)
+	}
+	l.checkTransfers(t, metrics, transferFailed)
+}
+
+// checkTransfers wants the one transfer of the `xtrunk sip` whose
+// metrics are at addr counted under result, and no other.
+func (l *trunkLab) checkTransfers(t *testing.T, addr, result string) {
+	t.Helper()
+	page := scrapeIn(t, l.tri.Relay, addr)
+	var got []string
+	for _, line := range strings.Split(page, "\n") {
+		if strings.HasPrefix(line, "xtrunk_sip_transfers_total{") {
+			got = append(got, line)
+		}
+	}
+	if len(got) != 1 || !strings.HasPrefix(got[0], `xtrunk_sip_transfers_total{result="`+result+`",trunk="TK`) || !strings.HasSuffix(got[0], "} 1") {
+		t.Errorf("xtrunk_sip_transfers_total: %q, want one transfer with result %s", got, result)
 	}
 }
 
