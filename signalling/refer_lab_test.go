@@ -37,6 +37,7 @@ func TestReferLab(t *testing.T) {
 			t.Run("sip-only to a SIP URI", func(t *testing.T) { t.Parallel(); l.referToSIP(t) })
 			t.Run("enable-all to a number", func(t *testing.T) { t.Parallel(); l.referToNumber(t) })
 			t.Run("busy target keeps the call", func(t *testing.T) { t.Parallel(); l.referBusy(t) })
+			t.Run("termination REFER not implemented", func(t *testing.T) { t.Parallel(); l.referTermination(t) })
 		})
 	}
 }
@@ -159,6 +160,22 @@ func (l *trunkLab) referBusy(t *testing.T) {
 		t.Errorf("failed transfer's CDR: parent %q (want %q), status %s %d (want busy 486)", att.ParentCallSid, orig.Sid, att.Status, att.SIPResponseCode)
 	}
 	l.checkTransfers(t, metrics, transferFailed)
+}
+
+// referTermination: the PBX's REFER on its own call out gets 501 and the
+// call stays up (its BYE reaches the carrier).
+func (l *trunkLab) referTermination(t *testing.T) {
+	tri := l.tri
+	carrierPort := l.port()
+	sipAddr := l.startSIP(t, sipOpts{carrier: "sip:" + netip.AddrPortFrom(tri.CalleeIP, uint16(carrierPort)).String()})
+	uas := l.startUAS(t, tri.Callee, "refer-term-carrier", "uas_answer.xml", tri.CalleeIP, carrierPort, l.port(), "-rtp_echo", "-m", "1")
+	called := l.number()
+	uac := l.startSIPp(t, tri.Caller, "refer-term-pbx", "uac_pbx_refer.xml", tri.CallerIP, l.port(), l.port(),
+		append([]string{"-key", "refer_to", "<tel:" + l.number() + ">"}, pbxArgs(called, sipAddr.String())...)...)
+	uac.wait(t)
+	uas.wait(t)
+	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
+		hangup: hangupCaller + ": BYE", answered: true, media: true})
 }
 
 // checkTransfers wants the one transfer of the `xtrunk sip` whose
