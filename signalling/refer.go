@@ -118,7 +118,8 @@ func stripVisual(s string) string {
 
 // referDecision is what the trunk's TransferMode says of a target: ok, or
 // the status and reason of the refusal. own reports whether a SIP URI's
-// host is one of the edge's own (a number on it is a PSTN target).
+// host is one of the edge's own or a carrier's (a number on it is a PSTN
+// target).
 func referDecision(mode string, t referTarget, own func(host string) bool) (status int, reason string, number string) {
 	if t.replaces {
 		return 501, "Attended transfer (Replaces) not supported", ""
@@ -164,6 +165,35 @@ func (s *Server) ownHost(host string) bool {
 	}
 	return false
 }
+
+// carrierHost reports whether host is a carrier's: a --carrier
+// gateway's host, or an address in --carrier-source. A SIP URI there is
+// the PSTN by another name: its number goes out under the termination
+// rules like a tel: target, anything else is refused. Without this a
+// sip-only trunk could reach the PSTN around them.
+func (s *Server) carrierHost(host string) bool {
+	host = strings.Trim(host, "[]")
+	for _, t := range s.carriers {
+		if strings.EqualFold(strings.Trim(t.Value.host, "[]"), host) {
+			return true
+		}
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && s.inCarrierNets(a)
+}
+
+func (s *Server) inCarrierNets(a netip.Addr) bool {
+	for _, p := range s.carrierNets {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownOrCarrier is referDecision's own: the edge's hosts and the
+// carriers'.
+func (s *Server) ownOrCarrier(host string) bool { return s.ownHost(host) || s.carrierHost(host) }
 
 // onRefer answers a REFER inside a call: 202 and a transfer in the
 // background, or a refusal.
@@ -226,7 +256,7 @@ func (c *call) checkRefer(fromA bool, req *sip.Request, tx sip.ServerTransaction
 		c.log.Info().Err(err).Msg("bad Refer-To")
 		return 400, "Bad Refer-To", tt
 	}
-	status, reason, number := referDecision(c.p.trunk.TransferMode, t, c.s.ownHost)
+	status, reason, number := referDecision(c.p.trunk.TransferMode, t, c.s.ownOrCarrier)
 	if status != 0 {
 		return status, reason, tt
 	}

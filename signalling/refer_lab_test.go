@@ -16,7 +16,7 @@ import (
 // Issue 12, REFER (REQUIREMENTS §4): the customer's PBX, answering an
 // origination call from a SIPp carrier that plays G.711, transfers the
 // caller. Per trunk TransferMode: disable-all → 403; sip-only → 403 for
-// a tel: target, 202 for a SIP URI; enable-all → a number goes out
+// a tel: target or a number at a carrier's address, 202 for a SIP URI; enable-all → a number goes out
 // through the carrier gateway. The PBX's scenario checks the NOTIFYs
 // (sipfrag 100 Trying, then the final status) and the BYE that ends its
 // leg; the relay's counts show media between transferee and target on
@@ -33,6 +33,10 @@ func TestReferLab(t *testing.T) {
 			t.Run("sip-only refuses tel", func(t *testing.T) {
 				t.Parallel()
 				l.referRefused(t, "sip-only", "<tel:"+l.number()+">")
+			})
+			t.Run("sip-only refuses a SIP URI at a carrier", func(t *testing.T) {
+				t.Parallel()
+				l.referRefused(t, "sip-only", "<sip:"+l.number()+"@"+netip.AddrPortFrom(l.tri.CalleeIP, 5060).String()+">")
 			})
 			t.Run("sip-only to a SIP URI", func(t *testing.T) { t.Parallel(); l.referToSIP(t) })
 			t.Run("enable-all to a number", func(t *testing.T) { t.Parallel(); l.referToNumber(t) })

@@ -2,6 +2,8 @@ package signalling
 
 import (
 	"context"
+	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -100,6 +102,9 @@ func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int
 		p.from = c.p.to
 	}
 	if tt.number == "" {
+		if c.s.resolvesToCarrier(c.ctx, tt.uri.Host) {
+			return nil, nil, 403, "Refer-To host is a carrier"
+		}
 		p.to = tt.uri.User
 		return p, []route.Target[dest]{{Priority: 1, Weight: 1, Value: destOfURI(tt.uri)}}, 0, ""
 	}
@@ -271,4 +276,26 @@ func (s *Server) replaceCall(old, t *call) {
 		s.byA[old.aCallID] = t
 	}
 	s.mu.Unlock()
+}
+
+// resolvesToCarrier reports whether a SIP target's host name resolves to
+// an address in --carrier-source (carrierHost has seen literals and
+// gateway names already). A lookup that fails is no verdict: the INVITE
+// would fail the same way.
+func (s *Server) resolvesToCarrier(ctx context.Context, host string) bool {
+	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil || len(s.carrierNets) == 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return false
+	}
+	for _, ip := range ips {
+		if s.inCarrierNets(ip) {
+			return true
+		}
+	}
+	return false
 }
