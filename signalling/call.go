@@ -93,11 +93,11 @@ type call struct {
 	once          sync.Once
 	done          chan struct{}
 
-	// Transfers (refer.go), under mu. cdrSid is the CDR's sid when it
-	// must be known before the end (a transfer's call links to it);
-	// parentSid marks a call made by a transfer: its A-leg is already
-	// answered. transferred: the A-leg belongs to a transfer's call now,
-	// never BYE it.
+	// Transfers (refer.go). cdrSid is the CDR's sid when it must be
+	// known before the end (a transfer's call links to it); transferred:
+	// the A-leg belongs to a transfer's call now, never BYE it (both
+	// under mu). parentSid, set at creation, marks a call made by a
+	// transfer: its A-leg is already answered.
 	cdrSid, parentSid string
 	transferred       bool
 }
