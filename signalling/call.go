@@ -100,6 +100,9 @@ type call struct {
 	// transfer: its A-leg is already answered.
 	cdrSid, parentSid string
 	transferred       bool
+	// transferring: a REFER was accepted and its transfer runs;
+	// transferorGone: the transferor hung up meanwhile (both under mu).
+	transferring, transferorGone bool
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {

@@ -44,6 +44,9 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
+	if c.transferorLeft() {
+		return // a transfer in progress outlives its transferor (refer.go)
+	}
 	c.closeWith(0, "BYE", hangupCallee)
 }
 

@@ -216,11 +216,29 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 491, "Request Pending", nil)
 		return
 	}
+	c.mu.Lock()
+	c.transferring = true
+	c.mu.Unlock()
 	respond(tx, req, 202, "Accepted", nil)
 	go func() {
 		defer c.reinvite.Unlock()
 		c.transfer(tgt)
 	}()
+}
+
+// transferorLeft is onBye's question when the B-leg (the transferor)
+// hangs up: during a transfer, the BYE ends only the transferor's leg —
+// many PBXs hang up as soon as the REFER is accepted — and the transfer
+// goes on (true); otherwise the call ends as usual (false).
+func (c *call) transferorLeft() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.transferring {
+		return false
+	}
+	c.transferorGone = true
+	c.log.Info().Msg("transferor hung up; the transfer goes on")
+	return true
 }
 
 // transferTarget is an accepted REFER's target: a number (out through

@@ -41,6 +41,7 @@ func TestReferLab(t *testing.T) {
 			t.Run("sip-only to a SIP URI", func(t *testing.T) { t.Parallel(); l.referToSIP(t) })
 			t.Run("enable-all to a number", func(t *testing.T) { t.Parallel(); l.referToNumber(t) })
 			t.Run("busy target keeps the call", func(t *testing.T) { t.Parallel(); l.referBusy(t) })
+			t.Run("transferor hangs up at once", func(t *testing.T) { t.Parallel(); l.referHangup(t) })
 			t.Run("termination REFER not implemented", func(t *testing.T) { t.Parallel(); l.referTermination(t) })
 		})
 	}
@@ -164,6 +165,32 @@ func (l *trunkLab) referBusy(t *testing.T) {
 		t.Errorf("failed transfer's CDR: parent %q (want %q), status %s %d (want busy 486)", att.ParentCallSid, orig.Sid, att.Status, att.SIPResponseCode)
 	}
 	l.checkTransfers(t, metrics, transferFailed)
+}
+
+// referHangup: the PBX hangs up right after the 100 Trying NOTIFY, while
+// the target still rings; the transfer completes without it and the
+// caller reaches the target.
+func (l *trunkLab) referHangup(t *testing.T) {
+	tri := l.tri
+	custPort, targetPort := l.port(), l.port()
+	did := l.referTrunk(t, "refer-hup", "enable-all", "", custPort)
+	sipAddr := l.startSIP(t, sipOpts{})
+	target := l.startUAS(t, tri.Caller, "refer-hup-target", "uas_answer_late.xml", tri.CallerIP, targetPort, l.port(), "-rtp_echo", "-m", "1")
+	referTo := "<sip:hupbob@" + netip.AddrPortFrom(tri.CallerIP, uint16(targetPort)).String() + ">"
+	pbx := l.startUAS(t, tri.Caller, "refer-hup-pbx", "uas_pbx_refer_hangup.xml", tri.CallerIP, custPort, l.port(),
+		"-rtp_echo", "-m", "1", "-key", "refer_to", referTo)
+	callID := "refer-hup-1@lab"
+	w := watchCounts(t, func() (map[string]streamCounts, error) { return l.transferCounts(callID) })
+	carrier := l.startSIPp(t, tri.Callee, "refer-hup-carrier", "uac_carrier_transferee.xml", tri.CalleeIP, l.port(), l.port(),
+		append([]string{"-cid_str", "refer-hup-%u@lab"}, carrierArgs(did, sipAddr.String())...)...)
+	pbx.wait(t)
+	carrier.wait(t)
+	target.wait(t)
+	l.checkMedia(t, "transferee ↔ target after the transferor left", w.counts(), 50)
+	orig := l.cdrs(t, did, 1)[0]
+	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+		hangup: hangupCallee + ": BYE", answered: true, media: true})
+	checkTransferCDR(t, l.cdrs(t, "hupbob", 1)[0], orig, labCarrierFrom, "completed", hangupCaller+": BYE")
 }
 
 // referTermination: the PBX's REFER on its own call out gets 501 and the

@@ -33,6 +33,7 @@ func (c *call) transfer(tt transferTarget) {
 	}
 	parent := c.cdrSid
 	c.mu.Unlock()
+	defer c.transferDone()
 	log := c.log.With().Str("refer_to", tt.refer).Logger()
 	log.Info().Msg("transfer accepted")
 	c.notifyRefer(b, 100, "Trying", false)
@@ -82,10 +83,30 @@ func (c *call) transfer(tt transferTarget) {
 	c.mu.Unlock()
 	c.s.replaceCall(c, t)
 	c.notifyRefer(b, 200, "OK", true)
-	c.closeWith(0, "Transferred", hangupTransfer)
+	c.mu.Lock()
+	gone := c.transferorGone
+	c.mu.Unlock()
+	if gone {
+		c.closeWith(0, "BYE", hangupCallee) // nobody left to BYE on c
+	} else {
+		c.closeWith(0, "Transferred", hangupTransfer)
+	}
 	c.s.metrics.transfers.WithLabelValues(c.p.trunk.Sid, transferCompleted).Inc()
 	log.Info().Str("transfer_call", t.id).Msg("transfer completed")
 	go t.watchMedia()
+}
+
+// transferDone ends a transfer's hold on c: if the transferor hung up
+// during a transfer that failed, the transferee is alone and the call
+// ends (BYE to the transferee).
+func (c *call) transferDone() {
+	c.mu.Lock()
+	gone, moved := c.transferorGone, c.transferred
+	c.transferring = false
+	c.mu.Unlock()
+	if gone && !moved {
+		c.closeWith(0, "Transfer failed", hangupCallee)
+	}
 }
 
 // transferPlan is the new call's plan and targets: a number goes out
@@ -220,7 +241,10 @@ func (t *call) bridgeTransferee(sdp []byte) (int, string, error) {
 // NOTIFY in its dialog with the target's status as a message/sipfrag; the
 // final one ends the implicit subscription.
 func (c *call) notifyRefer(b *sipgo.DialogClientSession, status int, reason string, final bool) {
-	if b == nil {
+	c.mu.Lock()
+	gone := c.transferorGone
+	c.mu.Unlock()
+	if b == nil || gone {
 		return
 	}
 	target, err := c.remoteTarget(false, b)
