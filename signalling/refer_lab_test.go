@@ -110,8 +110,13 @@ func (l *trunkLab) referToSIP(t *testing.T) {
 	orig := l.cdrs(t, did, 1)[0]
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
 		hangup: hangupTransfer + ": Transferred", answered: true, media: true})
-	checkTransferCDR(t, l.cdrs(t, "sipbob", 1)[0], orig, labCarrierFrom, "completed", hangupCaller+": BYE")
+	tc := l.cdrs(t, "sipbob", 1)[0]
+	checkTransferCDR(t, tc, orig, labCarrierFrom, "completed", hangupCaller+": BYE")
 	l.checkTransfers(t, metrics, transferCompleted)
+	l.checkCallResource(t, tc)
+	if j := l.api.get(t, "/2010-04-01/Accounts/"+labAccountSid+"/Calls/"+tc.Sid+".json"); j["parent_call_sid"] != orig.Sid {
+		t.Errorf("Calls resource of the transfer: parent_call_sid %v, want %s", j["parent_call_sid"], orig.Sid)
+	}
 }
 
 // referToNumber: enable-all, Refer-To tel:+…: out through the carrier
