@@ -20,6 +20,9 @@ const (
 	hangupCaller = "caller"
 	hangupCallee = "callee"
 	hangupSystem = "system"
+	// hangupTransfer ends a leg's part in a call by a REFER transfer: the
+	// transferee (the A-leg) stays up, only the other leg is ended.
+	hangupTransfer = "transfer"
 )
 
 // noResponseTimeout is how long a gateway or origination URI may stay
@@ -37,6 +40,7 @@ type plan struct {
 	diversion string // the dialed number, for Diversion (origination)
 	maxFwd    uint32
 	conc      bool // holds a concurrency slot on the trunk
+	bCarrier  bool // the B-leg goes to a carrier too (a transfer to a number, refer.go)
 	// targets are the B-leg's candidates (carrier gateways or origination
 	// URIs); the call orders them by priority and weight.
 	targets []route.Target[dest]
@@ -82,6 +86,7 @@ type call struct {
 	sdpToA    []byte    // the SDP last sent to each leg (for offerless re-INVITEs)
 	sdpToB    []byte
 	finalHdrs []sip.Header // headers of an unanswered call's final response (Retry-After)
+	sdpFromA  []byte       // the A-leg's SDP last seen, when a re-INVITE changed it (refer.go)
 	reinvite  sync.Mutex   // one re-INVITE at a time
 
 	// Origination's one 3xx redirect (redirect.go) and the caller's CNAM
@@ -94,6 +99,16 @@ type call struct {
 	done          chan struct{}
 
 	st *sessionTimers // RFC 4028, both legs (sessiontimer.go); nil: none
+	// Transfers (refer.go). cdrSid is the CDR's sid when it must be
+	// known before the end (a transfer's call links to it); transferred:
+	// the A-leg belongs to a transfer's call now, never BYE it (both
+	// under mu). parentSid, set at creation, marks a call made by a
+	// transfer: its A-leg is already answered.
+	cdrSid, parentSid string
+	transferred       bool
+	// transferring: a REFER was accepted and its transfer runs;
+	// transferorGone: the transferor hung up meanwhile (both under mu).
+	transferring, transferorGone bool
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
@@ -259,6 +274,9 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 // provisional relays a B-leg 18x to the A-leg: with SDP it is early media
 // (the relay answered, 183 with the relay's SDP), without it a 180.
 func (c *call) provisional(res *sip.Response) {
+	if c.parentSid != "" {
+		return // a transfer's target rings: the transferee's call is long answered
+	}
 	if len(res.Body()) == 0 {
 		c.mu.Lock()
 		early := c.early
@@ -318,6 +336,9 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if c.p.trunk.RecordingMode == "record-from-answer" || c.p.trunk.RecordingMode == "record-from-answer-dual" {
 		c.s.startRecording(c.ctx, c)
 	}
+	if c.parentSid != "" {
+		return c.bridgeTransferee(sdp)
+	}
 	if err := c.respondAnswer(res, sdp); err != nil {
 		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
 		c.log.Warn().Err(err).Msg("200 to A-leg failed")
@@ -335,14 +356,14 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 func (c *call) closeWith(status int, reason, by string) {
 	c.once.Do(func() {
 		c.mu.Lock()
-		answered, b, bID, hdrs := c.answered, c.b, c.bCallID, c.finalHdrs
+		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
 		c.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if answered {
 			var wg sync.WaitGroup
-			if by != hangupCaller {
+			if by != hangupCaller && by != hangupTransfer && !transferred {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -361,7 +382,7 @@ func (c *call) closeWith(status int, reason, by string) {
 				}()
 			}
 			wg.Wait()
-		} else if status > 0 {
+		} else if status > 0 && by != hangupTransfer {
 			go func() { _ = c.a.Respond(status, reason, nil, hdrs...) }()
 		}
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)

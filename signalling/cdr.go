@@ -16,10 +16,14 @@ import (
 // relay made one, to the CDR writer.
 func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time, del deleted) {
 	c.mu.Lock()
-	answer, recStart := c.answer, c.recStart
+	answer, recStart, sid := c.answer, c.recStart, c.cdrSid
 	c.mu.Unlock()
+	if sid == "" {
+		sid = store.NewSid(store.PrefixCall)
+	}
 	rec := store.Call{
-		Sid:             store.NewSid(store.PrefixCall),
+		Sid:             sid,
+		ParentCallSid:   c.parentSid,
 		AccountSid:      c.p.trunk.AccountSid,
 		TrunkSid:        c.p.trunk.Sid,
 		PhoneNumberSid:  c.p.phoneSid,

@@ -44,6 +44,9 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
+	if c.transferorLeft() {
+		return // a transfer in progress outlives its transferor (refer.go)
+	}
 	c.closeWith(0, "BYE", hangupCallee)
 }
 
@@ -171,9 +174,9 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	}
 	c.mu.Lock()
 	if fromA {
-		c.sdpToA, c.sdpToB = ans, out
+		c.sdpToA, c.sdpToB, c.sdpFromA = ans, out, req.Body()
 	} else {
-		c.sdpToB, c.sdpToA = ans, out
+		c.sdpToB, c.sdpToA, c.sdpFromA = ans, out, res.Body()
 	}
 	c.mu.Unlock()
 	c.respondSDP(tx, req, ans, fromA)

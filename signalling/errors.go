@@ -17,6 +17,8 @@ var (
 	ErrRedirectLoop = errors.New("signalling: redirect loop")
 	// ErrCNAM is a CNAM lookup that failed (HTTP error, bad answer).
 	ErrCNAM = errors.New("signalling: CNAM lookup failed")
+	// ErrReferTo is a REFER's Refer-To that names no usable target (400).
+	ErrReferTo = errors.New("signalling: bad Refer-To")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

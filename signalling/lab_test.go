@@ -519,6 +519,11 @@ type mediaWatch struct {
 }
 
 func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
+	return watchCounts(t, func() (map[string]streamCounts, error) { return l.relayCounts(callID) })
+}
+
+// watchCounts polls counts (a relay query) until stopped.
+func watchCounts(t *testing.T, counts func() (map[string]streamCounts, error)) *mediaWatch {
 	w := &mediaWatch{stop: make(chan struct{}), done: make(chan struct{})}
 	t.Cleanup(func() { w.counts() })
 	go func() {
@@ -526,7 +531,7 @@ func (l *trunkLab) watchMedia(t *testing.T, callID string) *mediaWatch {
 		tick := time.NewTicker(200 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if got, err := l.relayCounts(callID); err == nil {
+			if got, err := counts(); err == nil {
 				w.mu.Lock()
 				w.last = got
 				w.mu.Unlock()
@@ -573,6 +578,12 @@ func (l *trunkLab) relayCounts(callID string) (map[string]streamCounts, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.relaySessionCounts(id)
+}
+
+// relaySessionCounts asks the relay (NG query) for the RTP counts per
+// party (tag) of its session id.
+func (l *trunkLab) relaySessionCounts(id string) (map[string]streamCounts, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	r, err := l.ng.Do(ctx, ng.Dict{"command": "query", "call-id": id})

@@ -83,6 +83,11 @@ type metrics struct {
 	// ping within 5 s (watchRelay pings every 2 s).
 	// xtrunk_sip_draining: 1 once a SIGTERM is draining the process.
 	draining prometheus.Gauge
+	// xtrunk_sip_transfers_total{trunk,result}: REFERs (call transfers,
+	// refer.go) by result: refused (4xx/5xx to the REFER), completed
+	// (transferee bridged to the target), failed (the target did not
+	// answer; the original call stays up).
+	transfers *prometheus.CounterVec
 	// xtrunk_sip_tls_certificate_expiry_timestamp_seconds: when the
 	// served certificate expires (only with a TLS listener).
 
@@ -118,8 +123,9 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	m.sessionExpired = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_session_timer_expired_total",
 		Help: "Answered calls ended by a session timer (RFC 4028): a session expired unrefreshed or a refresh failed, by trunk."}, []string{"trunk"})
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
+	m.transfers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_transfers_total", Help: "Call transfers (REFER) by trunk and result: refused, completed, failed."}, []string{"trunk", "result"})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
-		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired,
+		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired, m.transfers,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
 			func() float64 {
 				if s.relayUp() {

@@ -203,6 +203,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		sip.OPTIONS:  s.onOptions,
 		sip.INFO:     s.onInfo,
 		sip.UPDATE:   s.onUpdate,
+		sip.REFER:    s.onRefer,
 	}
 	var allow []string
 	for m, h := range handlers {
