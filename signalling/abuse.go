@@ -71,7 +71,7 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 	if !ok {
 		return false
 	}
-	carrier := s.fromCarrier(req)
+	carrier := s.fromCarrier(req) || s.screenedEdge(req)
 	if !carrier && !s.guardAllows(req, src) {
 		return false
 	}

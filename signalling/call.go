@@ -37,6 +37,9 @@ type plan struct {
 	diversion string // the dialed number, for Diversion (origination)
 	maxFwd    uint32
 	conc      bool // holds a concurrency slot on the trunk
+	// fromEdge is the edge that handed this origination call over
+	// (handover.go): it writes the CDR, and the call is not handed on.
+	fromEdge string
 	// targets are the B-leg's candidates (carrier gateways or origination
 	// URIs); the call orders them by priority and weight.
 	targets []route.Target[dest]
@@ -88,6 +91,9 @@ type call struct {
 	// name toward the PBX (cnam.go), under mu.
 	redir    redirectState
 	cnamName string
+	// edgeNote is the CDR's note on the ;edge= of the last target dialled
+	// (handover.go), under mu.
+	edgeNote string
 
 	start, answer time.Time
 	once          sync.Once
@@ -177,7 +183,7 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			return 487, "Request Terminated"
 		}
 		log := c.log.With().Str("target", t.Value.String()).Logger()
-		st, rs, err := c.dial(t.Value, offer)
+		st, rs, err := c.dialFrom(t.Value, offer)
 		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
 			st, rs, err = c.followRedirect(t.Value, offer, log)
 		}
@@ -205,6 +211,12 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 // gave no final answer (silence past 4 s, transport error).
 func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	req, ua := c.s.outboundInvite(c, target, c.s.peerOfDest(c.ctx, target))
+	return c.dialRequest(req, ua, offer)
+}
+
+// dialRequest sends the B-leg INVITE req (no body yet) with offer through
+// ua and waits for its answer, as dial says.
+func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte) (int, string, error) {
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	bID := req.CallID().Value()

@@ -17,6 +17,9 @@ var (
 	ErrRedirectLoop = errors.New("signalling: redirect loop")
 	// ErrCNAM is a CNAM lookup that failed (HTTP error, bad answer).
 	ErrCNAM = errors.New("signalling: CNAM lookup failed")
+	// ErrEdgeAuth is a hand-over INVITE whose X-Xtrunk-Edge-Auth is
+	// missing its parts, forged, stale, replayed or for another edge.
+	ErrEdgeAuth = errors.New("signalling: edge hand-over not authenticated")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

@@ -79,6 +79,8 @@ type Server struct {
 	// without --cnam-url (cnam.go).
 	redirects *prometheus.CounterVec
 	cnam      *cnamClient
+	// This edge in the store and the other edges (edges.go).
+	edges *edgeRegistry
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
@@ -156,6 +158,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.metrics = newMetrics(s, certs)
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
+	s.edges = newEdgeRegistry(s)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
@@ -223,6 +226,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
 	go s.watchRelay(ctx)
+	go s.edges.run(ctx)
 	return s.lis.serve(ctx, s)
 }
 
