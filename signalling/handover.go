@@ -152,7 +152,7 @@ func (s *Server) admitHandover(ctx context.Context, req *sip.Request, log zerolo
 	}
 	for _, t := range p.targets {
 		if t.Value.sid == a.target {
-			t.Value.edge = "" // dialled from here, whatever the URI says now
+			t.Value.edge = ""                   // dialled from here, whatever the URI says now
 			p.targets = []route.Target[dest]{t} // a copy: the cache's slice is shared
 			p.fromEdge = a.from
 			s.edges.count(a.from, handoverAccepted)
@@ -164,4 +164,3 @@ func (s *Server) admitHandover(ctx context.Context, req *sip.Request, log zerolo
 	log.Warn().Str("from_edge", a.from).Str("target", a.target).Msg("hand-over for an origination URI this edge does not have")
 	return nil, &refusal{480, "Temporarily Unavailable"}, nil
 }
-
