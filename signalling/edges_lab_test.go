@@ -40,8 +40,6 @@ func TestEdgeHandoverLab(t *testing.T) {
 	sipB := l.startSIP(t, sipOpts{metrics: mB, extra: append([]string{"--edge", "edgeb", "--relay-ng", ngB.String()}, edgeArgs...)})
 	scrapeA := func() string { return httpGetIn(t, tri.Relay, "http://"+mA+"/metrics") }
 	scrapeB := func() string { return httpGetIn(t, tri.Relay, "http://"+mB+"/metrics") }
-	waitSeries(t, scrapeA, "xtrunk_sip_edges_alive 2")
-
 	// URIs naming edges that are not the API's --edges go in through the
 	// store, which takes any edge name without a list.
 	st, err := store.Open(context.Background(), l.testDSN(t), store.Options{Domain: testDomain})
@@ -49,6 +47,14 @@ func TestEdgeHandoverLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	// edgec's last heartbeat was ten minutes ago: registered, dead. A
+	// reads the edges every heartbeat: it knows all three once it counts
+	// B alive.
+	if err := st.HeartbeatEdge(context.Background(), store.Edge{Name: "edgec", SIPAddress: "198.18.1.1:9",
+		Heartbeat: time.Now().Add(-10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	waitSeries(t, scrapeA, "xtrunk_sip_edges_alive 2")
 
 	t.Run("edge=edgeb: the call leaves from B, media on B's relay", func(t *testing.T) {
 		l.handedOver(t, st, sipA, sipB, ngB)
@@ -56,13 +62,12 @@ func TestEdgeHandoverLab(t *testing.T) {
 		waitSeries(t, scrapeB, `xtrunk_sip_edge_handovers_total{edge="lab",result="accepted"} 1`)
 	})
 	t.Run("dead edge: the call leaves from A, the CDR says so", func(t *testing.T) {
-		// edgec's last heartbeat was ten minutes ago.
-		if err := st.HeartbeatEdge(context.Background(), store.Edge{Name: "edgec", SIPAddress: "198.18.1.1:9",
-			Heartbeat: time.Now().Add(-10 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
 		l.leftLocally(t, st, sipA, "edgec", "edge edgec is dead: left from lab")
 		waitSeries(t, scrapeA, `xtrunk_sip_edge_handovers_total{edge="edgec",result="dead"} 1`)
+	})
+	t.Run("unknown edge: the call leaves from A, the CDR says so", func(t *testing.T) {
+		l.leftLocally(t, st, sipA, "nowhere", "edge nowhere is unknown: left from lab")
+		waitSeries(t, scrapeA, `xtrunk_sip_edge_handovers_total{edge="",result="unknown"} 1`)
 	})
 	t.Run("forged hand-over INVITE: 403", func(t *testing.T) {
 		if got := forgedHandover(t, tri.Caller, tri.CallerIP, sipB); !strings.HasPrefix(got, "SIP/2.0 403 ") {
