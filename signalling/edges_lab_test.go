@@ -70,10 +70,23 @@ func TestEdgeHandoverLab(t *testing.T) {
 		waitSeries(t, scrapeA, `xtrunk_sip_edge_handovers_total{edge="",result="unknown"} 1`)
 	})
 	t.Run("forged hand-over INVITE: 403", func(t *testing.T) {
-		if got := forgedHandover(t, tri.Caller, tri.CallerIP, sipB); !strings.HasPrefix(got, "SIP/2.0 403 ") {
+		a := edgeAuth{from: "lab", to: "edgeb", ts: time.Now().Unix(), target: "OU00000000000000000000000000000000", mac: make([]byte, 32)}
+		got := edgeInvite(t, tri.Caller, tri.CallerIP, sipB, "sip:+14155550100@"+sipB.String(), edgeAuthHeader+": "+a.String()+"\r\n", 5*time.Second)
+		if !strings.HasPrefix(got, "SIP/2.0 403 ") {
 			t.Fatalf("forged hand-over got %q, want 403", got)
 		}
 		waitSeries(t, scrapeB, `xtrunk_sip_edge_handovers_total{edge="",result="refused"} 1`)
+	})
+	t.Run("localized termination URI: only its edge answers", func(t *testing.T) {
+		// acme's digest trunk: its edge challenges (407); the other is
+		// silent, as for any domain that is not a trunk's.
+		ruri := "sip:+14155550199@acme.pstn.edgeb." + testDomain
+		if got := edgeInvite(t, tri.Caller, tri.CallerIP, sipB, ruri, "", 5*time.Second); !strings.HasPrefix(got, "SIP/2.0 407 ") {
+			t.Errorf("edge B answered its localized URI with %q, want 407", got)
+		}
+		if got := edgeInvite(t, tri.Caller, tri.CallerIP, sipA, ruri, "", 3*time.Second); got != "" {
+			t.Errorf("edge A answered edge B's localized URI with %q, want silence", got)
+		}
 	})
 }
 
@@ -261,10 +274,10 @@ func relayBCounts(cl *ng.Client) map[string]streamCounts {
 	return got
 }
 
-// forgedHandover sends edge B, from src in ns, an INVITE claiming to be a
-// hand-over with a MAC made without the secret, and returns the first
-// line of the answer.
-func forgedHandover(t *testing.T, ns *testbed.NS, src netip.Addr, to netip.AddrPort) string {
+// edgeInvite sends to, from src in ns, an INVITE for ruri with the extra
+// header lines, and returns the first line of its final answer, "" if
+// none came within wait.
+func edgeInvite(t *testing.T, ns *testbed.NS, src netip.Addr, to netip.AddrPort, ruri, extra string, wait time.Duration) string {
 	var line string
 	err := ns.Do(func() error {
 		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)))
@@ -272,20 +285,23 @@ func forgedHandover(t *testing.T, ns *testbed.NS, src netip.Addr, to netip.AddrP
 			return err
 		}
 		defer c.Close()
-		a := edgeAuth{from: "lab", to: "edgeb", ts: time.Now().Unix(), target: "OU00000000000000000000000000000000", mac: make([]byte, 32)}
 		me := c.LocalAddr().String()
-		msg := "INVITE sip:+14155550100@" + to.String() + " SIP/2.0\r\n" +
-			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bKforged1\r\n" +
-			"Max-Forwards: 70\r\nFrom: <sip:+12125550100@" + me + ">;tag=f1\r\nTo: <sip:+14155550100@" + to.String() + ">\r\n" +
-			"Call-ID: forged-handover-1\r\nCSeq: 1 INVITE\r\nContact: <sip:" + me + ">\r\n" +
-			edgeAuthHeader + ": " + a.String() + "\r\nContent-Length: 0\r\n\r\n"
+		msg := "INVITE " + ruri + " SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP " + me + ";branch=z9hG4bK" + newLegID() + "\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:" + labDID + "@" + me + ">;tag=f1\r\nTo: <" + ruri + ">\r\n" +
+			"Call-ID: " + newLegID() + "\r\nCSeq: 1 INVITE\r\nContact: <sip:" + me + ">\r\n" +
+			extra + "Content-Length: 0\r\n\r\n"
 		if _, err := c.WriteToUDPAddrPort([]byte(msg), to); err != nil {
 			return err
 		}
 		buf := make([]byte, 4096)
+		deadline := time.Now().Add(wait)
 		for {
-			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_ = c.SetReadDeadline(deadline)
 			n, _, err := c.ReadFromUDPAddrPort(buf)
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -293,10 +309,11 @@ func forgedHandover(t *testing.T, ns *testbed.NS, src netip.Addr, to netip.AddrP
 			if !strings.HasPrefix(line, "SIP/2.0 1") {
 				return nil
 			}
+			line = ""
 		}
 	})
 	if err != nil {
-		t.Fatalf("forged hand-over: %v", err)
+		t.Fatalf("INVITE %s to %s: %v", ruri, to, err)
 	}
 	return line
 }
