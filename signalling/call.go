@@ -93,7 +93,8 @@ type call struct {
 	cnamName string
 	// edgeNote is the CDR's note on the ;edge= of the last target dialled
 	// (handover.go), under mu.
-	edgeNote string
+	edgeNote    string
+	edgeRefused string // the last B-leg refusal by a named edge itself (handover.go)
 
 	start, answer time.Time
 	once          sync.Once
@@ -254,6 +255,7 @@ func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte) (
 	case errors.As(err, &de):
 		c.s.removeLeg(bID, c)
 		c.noteRedirect(de.Res)
+		c.noteEdgeRefused(de.Res)
 		return de.Res.StatusCode, de.Res.Reason, nil
 	case err != nil:
 		c.s.removeLeg(bID, c)

@@ -31,14 +31,15 @@ import (
 // Results of an ;edge= target, the result label of
 // xtrunk_sip_edge_handovers_total.
 const (
-	handoverSent        = "handed_over"    // the named edge took the INVITE (whatever the PBX answered)
-	handoverUnreachable = "unreachable"    // alive in the store, silent to the INVITE: left from here
-	handoverDead        = "dead"           // heartbeat too old: left from here
-	handoverUnknown     = "unknown"        // never registered: left from here
-	handoverOff         = "not_configured" // no --edge-secret or no --edge here: left from here
-	handoverSecure      = "secure_trunk"   // a Secure trunk's call is not handed over: left from here
-	handoverAccepted    = "accepted"       // (the named edge) an authenticated hand-over became a call
-	handoverRefused     = "refused"        // (the named edge) a hand-over INVITE that failed authentication
+	handoverSent         = "handed_over"    // the named edge took the INVITE (whatever the PBX answered)
+	handoverUnreachable  = "unreachable"    // alive in the store, silent to the INVITE: left from here
+	handoverDead         = "dead"           // heartbeat too old: left from here
+	handoverUnknown      = "unknown"        // never registered: left from here
+	handoverOff          = "not_configured" // no --edge-secret or no --edge here: left from here
+	handoverSecure       = "secure_trunk"   // a Secure trunk's call is not handed over: left from here
+	handoverRefusedThere = "refused_there"  // the named edge refused the hand-over itself (X-Xtrunk-Edge-Refused): left from here
+	handoverAccepted     = "accepted"       // (the named edge) an authenticated hand-over became a call
+	handoverRefused      = "refused"        // (the named edge) a hand-over INVITE that failed authentication
 )
 
 // edgeDeadAfter heartbeats missed make an edge dead.
@@ -71,7 +72,7 @@ func newEdgeRegistry(s *Server) *edgeRegistry {
 		r.every = defaultEdgeHeartbeat
 	}
 	r.handovers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_edge_handovers_total",
-		Help: "Origination targets with ;edge= naming another edge, by that edge and result (handed_over, unreachable, dead, unknown, not_configured, secure_trunk); on the named edge, hand-over INVITEs (accepted, refused)."},
+		Help: "Origination targets with ;edge= naming another edge, by that edge and result (handed_over, refused_there, unreachable, dead, unknown, not_configured, secure_trunk); on the named edge, hand-over INVITEs (accepted, refused)."},
 		[]string{"edge", "result"})
 	alive := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_edges_alive",
 		Help: "Edges registered in the store whose heartbeat is recent, this one included, as last read."},

@@ -77,6 +77,15 @@ func TestEdgeHandoverLab(t *testing.T) {
 		}
 		waitSeries(t, scrapeB, `xtrunk_sip_edge_handovers_total{edge="",result="refused"} 1`)
 	})
+	t.Run("wrong secret: B refuses, the call leaves from the receiving edge", func(t *testing.T) {
+		mA2 := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+		sipA2 := l.startSIP(t, sipOpts{metrics: mA2, extra: []string{"--edge", "laba2", "--edge-secret", "not-the-edges-secret-42", "--edge-heartbeat", "1s"}})
+		scrapeA2 := func() string { return httpGetIn(t, tri.Relay, "http://"+mA2+"/metrics") }
+		waitSeries(t, scrapeA2, "xtrunk_sip_edges_alive 3")
+		l.leftLocally(t, st, sipA2, "edgeb", "edge edgeb refused the hand-over (403 Forbidden, auth): left from laba2")
+		waitSeries(t, scrapeA2, `xtrunk_sip_edge_handovers_total{edge="edgeb",result="refused_there"} 1`)
+		waitSeries(t, scrapeB, `xtrunk_sip_edge_handovers_total{edge="",result="refused"} 2`)
+	})
 	t.Run("localized termination URI: only its edge answers", func(t *testing.T) {
 		// acme's digest trunk: its edge challenges (407); the other is
 		// silent, as for any domain that is not a trunk's.
@@ -133,8 +142,8 @@ func (l *trunkLab) handedOver(t *testing.T, st *store.Store, sipA, sipB netip.Ad
 	l.cdrs(t, did, 1)
 }
 
-// leftLocally: an origination URI naming edge (not alive) is dialled by
-// A itself, and the CDR notes why.
+// leftLocally: an origination URI naming edge (not alive, or refusing)
+// is dialled by the receiving edge at sipA itself, and the CDR notes why.
 func (l *trunkLab) leftLocally(t *testing.T, st *store.Store, sipA netip.AddrPort, edge, note string) {
 	tri := l.tri
 	pbxPort := l.port()
@@ -146,7 +155,7 @@ func (l *trunkLab) leftLocally(t *testing.T, st *store.Store, sipA netip.AddrPor
 	pbx.wait(t)
 	msgs, _ := os.ReadFile(pbx.msgs)
 	if !strings.Contains(string(msgs), "Via: SIP/2.0/UDP "+sipA.String()) {
-		t.Errorf("the PBX's INVITE did not come from edge A (%s):\n%s", sipA, lastLines(string(msgs), 60))
+		t.Errorf("the PBX's INVITE did not come from the receiving edge (%s):\n%s", sipA, lastLines(string(msgs), 60))
 	}
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,

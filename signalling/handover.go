@@ -51,6 +51,9 @@ func (c *call) dialFrom(target dest, offer []byte) (int, string, error) {
 		return local(why, "edge "+target.edge+" is dead")
 	}
 	st, rs, err := c.dialHandover(target, to, offer)
+	if why := c.takeEdgeRefused(); err == nil && why != "" {
+		return local(handoverRefusedThere, fmt.Sprintf("edge %s refused the hand-over (%d %s, %s)", target.edge, st, rs, why))
+	}
 	if err != nil {
 		if c.ctx.Err() != nil {
 			return st, rs, err
@@ -70,11 +73,51 @@ func (c *call) dialFrom(target dest, offer []byte) (int, string, error) {
 func (c *call) dialHandover(target, to dest, offer []byte) (int, string, error) {
 	to.user = c.p.to
 	to.headers = nil
+	c.takeEdgeRefused()
 	req, ua := c.s.outboundInvite(c, to, c.s.peerOfDest(c.ctx, to))
 	a := edgeAuth{from: c.s.edges.self, to: target.edge, ts: time.Now().Unix(), target: target.sid}
 	a.mac = a.sign(c.s.edges.secret, req.CallID().Value(), to.user)
 	req.AppendHeader(sip.NewHeader(edgeAuthHeader, a.String()))
 	return c.dialRequest(req, ua, offer)
+}
+
+// edgeRefusedHeader marks a named edge's own refusal of a hand-over
+// (authentication, the DID or URI unknown there, draining), as opposed to
+// the PBX's answer relayed: the receiving edge then dials the URI itself.
+// Its value is one of the edgeRefused* words.
+const edgeRefusedHeader = "X-Xtrunk-Edge-Refused"
+
+const (
+	edgeRefusedAuth     = "auth"
+	edgeRefusedTarget   = "target"
+	edgeRefusedDraining = "draining"
+)
+
+// noteEdgeRefused keeps a B-leg final response's edge refusal (dial calls
+// it on every failure response; only dialFrom, after a hand-over, reads
+// it).
+func (c *call) noteEdgeRefused(res *sip.Response) {
+	h := res.GetHeader(edgeRefusedHeader)
+	if h == nil {
+		return
+	}
+	why := "refused"
+	switch v := h.Value(); v {
+	case edgeRefusedAuth, edgeRefusedTarget, edgeRefusedDraining:
+		why = v
+	}
+	c.mu.Lock()
+	c.edgeRefused = why
+	c.mu.Unlock()
+}
+
+// takeEdgeRefused returns and clears the last edge refusal.
+func (c *call) takeEdgeRefused() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	why := c.edgeRefused
+	c.edgeRefused = ""
+	return why
 }
 
 func (c *call) setEdgeNote(n string) {
@@ -144,11 +187,11 @@ func (s *Server) admitHandover(ctx context.Context, req *sip.Request, log zerolo
 		log.Warn().Err(err).Str("src", req.Source()).Msg("hand-over refused")
 		s.edges.count("", handoverRefused)
 		s.authFailed(req, err)
-		return nil, &refusal{403, "Forbidden"}, nil
+		return nil, &refusal{403, "Forbidden"}, []sip.Header{sip.NewHeader(edgeRefusedHeader, edgeRefusedAuth)}
 	}
 	p, ref, hdrs := s.admitOrigination(ctx, req, log)
 	if ref != nil {
-		return nil, ref, hdrs
+		return nil, ref, append(hdrs, sip.NewHeader(edgeRefusedHeader, edgeRefusedTarget))
 	}
 	for _, t := range p.targets {
 		if t.Value.sid == a.target {
@@ -162,5 +205,5 @@ func (s *Server) admitHandover(ctx context.Context, req *sip.Request, log zerolo
 	}
 	// The URI was disabled or removed since the other edge read it.
 	log.Warn().Str("from_edge", a.from).Str("target", a.target).Msg("hand-over for an origination URI this edge does not have")
-	return nil, &refusal{480, "Temporarily Unavailable"}, nil
+	return nil, &refusal{480, "Temporarily Unavailable"}, []sip.Header{sip.NewHeader(edgeRefusedHeader, edgeRefusedTarget)}
 }
