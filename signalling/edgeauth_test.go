@@ -92,3 +92,24 @@ func FuzzParseEdgeAuth(f *testing.F) {
 		}
 	})
 }
+
+// The --edge-* settings are checked when the server is made.
+func TestEdgeConfig(t *testing.T) {
+	good := DefaultConfig()
+	good.Edge, good.EdgeSecret, good.EdgeSIPAddress = "ashburn", "0123456789abcdef", "198.18.0.1:5060"
+	if err := good.validate(); err != nil {
+		t.Fatalf("good: %v", err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"short secret":      func(c *Config) { c.EdgeSecret = "short" },
+		"bad address":       func(c *Config) { c.EdgeSIPAddress = "edge-b" },
+		"negative interval": func(c *Config) { c.EdgeHeartbeat = -time.Second },
+		"edge not a label":  func(c *Config) { c.Edge = "ash burn" },
+	} {
+		c := good
+		mod(&c)
+		if err := c.validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v, want ErrConfig", name, err)
+		}
+	}
+}

@@ -138,6 +138,9 @@ func (l *trunkLab) handedOver(t *testing.T, st *store.Store, sipA, sipB netip.Ad
 	if c.Edge != "lab" || c.EdgeNote != "handed over to edge edgeb" {
 		t.Errorf("CDR edge %q note %q, want lab / handed over to edge edgeb", c.Edge, c.EdgeNote)
 	}
+	if j := l.api.get(t, "/2010-04-01/Accounts/"+labAccountSid+"/Calls/"+c.Sid+".json"); j["edge_note"] != c.EdgeNote {
+		t.Errorf("Calls resource edge_note %v, want %q", j["edge_note"], c.EdgeNote)
+	}
 	time.Sleep(2 * time.Second) // B would have written its CDR by now if it wrote one
 	l.cdrs(t, did, 1)
 }
