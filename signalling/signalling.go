@@ -8,7 +8,10 @@
 // context; every way a call ends passes through its closeWith method.
 // Every request reaches its handler through the guard (guard.go): scanners,
 // floods and password guessers get silence. SIGTERM drains (drain.go);
-// metrics.go holds the Prometheus series.
+// metrics.go holds the Prometheus series. Several edges share one store:
+// each registers and heartbeats there (edges.go), and an origination URI
+// with ;edge= is handed over to the edge it names (handover.go,
+// edgeauth.go).
 package signalling
 
 import (
