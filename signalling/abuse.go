@@ -71,7 +71,7 @@ func (s *Server) screen(req *sip.Request, tx sip.ServerTransaction) bool {
 	if !ok {
 		return false
 	}
-	carrier := s.fromCarrier(req)
+	carrier := s.fromCarrier(req) || s.screenedEdge(req)
 	if !carrier && !s.guardAllows(req, src) {
 		return false
 	}
@@ -156,7 +156,11 @@ func (s *Server) dropEarly(addr netip.Addr) bool {
 // refuseDraining answers a new call while draining.
 func (s *Server) refuseDraining(req *sip.Request, tx sip.ServerTransaction) {
 	s.metrics.refused(503, reasonDraining)
-	respond(tx, req, 503, "Service Unavailable", []sip.Header{s.retryAfter()})
+	hdrs := []sip.Header{s.retryAfter()}
+	if isHandover(req) { // the edge that handed it over dials the URI itself
+		hdrs = append(hdrs, sip.NewHeader(edgeRefusedHeader, edgeRefusedDraining))
+	}
+	respond(tx, req, 503, "Service Unavailable", hdrs)
 }
 
 // reasonDraining is the refusals metric's reason for calls refused while

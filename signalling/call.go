@@ -41,6 +41,9 @@ type plan struct {
 	maxFwd    uint32
 	conc      bool // holds a concurrency slot on the trunk
 	bCarrier  bool // the B-leg goes to a carrier too (a transfer to a number, refer.go)
+	// fromEdge is the edge that handed this origination call over
+	// (handover.go): it writes the CDR, and the call is not handed on.
+	fromEdge string
 	// targets are the B-leg's candidates (carrier gateways or origination
 	// URIs); the call orders them by priority and weight.
 	targets []route.Target[dest]
@@ -93,6 +96,10 @@ type call struct {
 	// name toward the PBX (cnam.go), under mu.
 	redir    redirectState
 	cnamName string
+	// edgeNote is the CDR's note on the ;edge= of the last target dialled
+	// (handover.go), under mu.
+	edgeNote    string
+	edgeRefused string // the last B-leg refusal by a named edge itself (handover.go)
 
 	start, answer time.Time
 	once          sync.Once
@@ -195,7 +202,7 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			return 487, "Request Terminated"
 		}
 		log := c.log.With().Str("target", t.Value.String()).Logger()
-		st, rs, err := c.dial(t.Value, offer)
+		st, rs, err := c.dialFrom(t.Value, offer)
 		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
 			st, rs, err = c.followRedirect(t.Value, offer, log)
 		}
@@ -223,6 +230,14 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 // gave no final answer (silence past 4 s, transport error).
 func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	req, ua := c.s.outboundInvite(c, target, c.s.peerOfDest(c.ctx, target))
+	again := func() (int, string, error) { return c.dial(target, offer) }
+	return c.dialRequest(req, ua, offer, again)
+}
+
+// dialRequest sends the B-leg INVITE req (no body yet) with offer through
+// ua and waits for its answer, as dial says. again places the INVITE
+// anew after a 422 whose Min-SE the session timers take (nil: no retry).
+func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, again func() (int, string, error)) (int, string, error) {
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	bID := req.CallID().Value()
@@ -259,10 +274,11 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	switch {
 	case errors.As(err, &de):
 		c.s.removeLeg(bID, c)
-		if de.Res.StatusCode == 422 && c.st.tooSmall(de.Res) {
-			return c.dial(target, offer) // once, with the callee's Min-SE (RFC 4028 §7.3)
+		if de.Res.StatusCode == 422 && again != nil && c.st.tooSmall(de.Res) {
+			return again() // once, with the callee's Min-SE (RFC 4028 §7.3)
 		}
 		c.noteRedirect(de.Res)
+		c.noteEdgeRefused(de.Res)
 		return de.Res.StatusCode, de.Res.Reason, nil
 	case err != nil:
 		c.s.removeLeg(bID, c)

@@ -15,6 +15,9 @@ import (
 // writeCDR hands the finished call's CDR, and its recording when the
 // relay made one, to the CDR writer.
 func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time, del deleted) {
+	if c.p.fromEdge != "" {
+		return // a hand-over: the edge the carrier called writes the call's one CDR
+	}
 	c.mu.Lock()
 	answer, recStart, sid := c.answer, c.recStart, c.cdrSid
 	c.mu.Unlock()
@@ -33,6 +36,7 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 		CallerName:      c.callerName(),
 		ForwardedFrom:   c.p.diversion,
 		RedirectedTo:    c.redirectedTo(),
+		EdgeNote:        c.edgeNoteValue(),
 		Status:          callStatus(status, answer),
 		Start:           c.start,
 		Answer:          answer,

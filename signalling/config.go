@@ -120,6 +120,14 @@ type Config struct {
 	CNAMTimeout   time.Duration `yaml:"cnam-timeout"`
 	CNAMTTL       time.Duration `yaml:"cnam-ttl"`
 	CNAMCacheSize int           `yaml:"cnam-cache-size"`
+
+	// Several edges on one store (edges.go): the SIP address other edges
+	// hand calls over to (HOST:PORT or a sip: URI; default: --advertise
+	// or the UDP listener, with its port), the secret every edge shares
+	// (hand-overs are off without it) and how often this edge heartbeats.
+	EdgeSIPAddress string        `yaml:"edge-sip-address"`
+	EdgeSecret     string        `yaml:"edge-secret"`
+	EdgeHeartbeat  time.Duration `yaml:"edge-heartbeat"`
 }
 
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
@@ -164,6 +172,7 @@ func DefaultConfig() Config {
 		CNAMTimeout:          defaultCNAMTimeout,
 		CNAMTTL:              defaultCNAMTTL,
 		CNAMCacheSize:        defaultCNAMCacheSize,
+		EdgeHeartbeat:        defaultEdgeHeartbeat,
 	}
 }
 
@@ -200,6 +209,9 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: relay_ng is empty", ErrConfig)
 	}
 	if err := c.validateCNAM(); err != nil {
+		return err
+	}
+	if err := c.validateEdges(); err != nil {
 		return err
 	}
 	if _, err := parseRelayInterfaces(c.RelayInterfaces); err != nil {

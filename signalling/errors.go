@@ -19,6 +19,9 @@ var (
 	ErrCNAM = errors.New("signalling: CNAM lookup failed")
 	// ErrReferTo is a REFER's Refer-To that names no usable target (400).
 	ErrReferTo = errors.New("signalling: bad Refer-To")
+	// ErrEdgeAuth is a hand-over INVITE whose X-Xtrunk-Edge-Auth is
+	// missing its parts, forged, stale, replayed or for another edge.
+	ErrEdgeAuth = errors.New("signalling: edge hand-over not authenticated")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

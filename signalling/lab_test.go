@@ -121,11 +121,22 @@ type trunkLab struct {
 	sips     []*testbed.Process // every `xtrunk sip` started, for relayCallID
 	relay    *testbed.Process   // xtrunk's relay (relayXtrunk)
 	nextNum  atomic.Int32
+	pgDSN    string // the test's DSN of a PostgreSQL store (postgresLabStore), "" on SQLite
 }
 
 // newTrunkLab builds a lab with relay kind and the acme trunk:
 // credential list (testUser/testPassword), labDID.
 func newTrunkLab(t *testing.T, kind string, relayArgs ...string) *trunkLab {
+	t.Helper()
+	return newTrunkLabOn(t, kind, nil, relayArgs...)
+}
+
+// labStore gives a lab another store than its SQLite file: the DSN its
+// processes use (in the relay namespace) and the one the test uses.
+type labStore func(t *testing.T, l *trunkLab) (procDSN, testDSN string)
+
+// newTrunkLabOn is newTrunkLab on the store st gives (nil: SQLite).
+func newTrunkLabOn(t *testing.T, kind string, st labStore, relayArgs ...string) *trunkLab {
 	t.Helper()
 	sipp := sippPath(t)
 	if _, err := os.Stat(labG711Pcap); err != nil {
@@ -154,6 +165,10 @@ func newTrunkLab(t *testing.T, kind string, relayArgs ...string) *trunkLab {
 		t.Fatal(err)
 	}
 	l.dsn = "sqlite:" + filepath.Join(l.dir, "xtrunk.db")
+	testDSN := l.dsn
+	if st != nil {
+		l.dsn, testDSN = st(t, l)
+	}
 
 	switch kind {
 	case relayXtrunk:
@@ -176,7 +191,7 @@ func newTrunkLab(t *testing.T, kind string, relayArgs ...string) *trunkLab {
 	l.startAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if l.st, err = store.Open(ctx, l.dsn, store.Options{Domain: testDomain, Edges: []string{"lab"}}); err != nil {
+	if l.st, err = store.Open(ctx, testDSN, store.Options{Domain: testDomain, Edges: []string{"lab"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.st.Close() })

@@ -25,6 +25,9 @@ type dest struct {
 	port      int         // 0: the transport's default
 	transport string      // "UDP", "TCP" or "TLS"
 	headers   [][2]string // X- headers for every call
+	// An origination URI's sid and the edge its ;edge= (;region=) names
+	// ("" for none): the call leaves from that edge (edges.go).
+	sid, edge string
 }
 
 func (d dest) String() string {
@@ -125,11 +128,15 @@ func (c *Cache) loadNumber(ctx context.Context, e164 string) (*NumberConfig, err
 			if !o.Enabled {
 				continue
 			}
-			u, err := store.ParseSipURL(o.SipURL, c.edges)
+			// Any edge's name: ;edge= naming another edge is what hands
+			// calls over (edges.go), not a URI to skip.
+			u, err := store.ParseSipURL(o.SipURL, nil)
 			if err != nil {
 				continue // the store validated it on write; a rule change since is not a call failure
 			}
-			nc.Targets = append(nc.Targets, route.Target[dest]{Priority: o.Priority, Weight: o.Weight, Value: destOfSipURL(u)})
+			d := destOfSipURL(u)
+			d.sid, d.edge = o.Sid, u.Edge()
+			nc.Targets = append(nc.Targets, route.Target[dest]{Priority: o.Priority, Weight: o.Weight, Value: d})
 		}
 		if next == "" {
 			break

@@ -8,7 +8,10 @@
 // context; every way a call ends passes through its closeWith method.
 // Every request reaches its handler through the guard (guard.go): scanners,
 // floods and password guessers get silence. SIGTERM drains (drain.go);
-// metrics.go holds the Prometheus series.
+// metrics.go holds the Prometheus series. Several edges share one store:
+// each registers and heartbeats there (edges.go), and an origination URI
+// with ;edge= is handed over to the edge it names (handover.go,
+// edgeauth.go).
 package signalling
 
 import (
@@ -81,6 +84,8 @@ type Server struct {
 	// without --cnam-url (cnam.go).
 	redirects *prometheus.CounterVec
 	cnam      *cnamClient
+	// This edge in the store and the other edges (edges.go).
+	edges *edgeRegistry
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
@@ -155,6 +160,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.metrics = newMetrics(s, certs)
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
+	s.edges = newEdgeRegistry(s)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
@@ -224,6 +230,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
 	go s.watchRelay(ctx)
+	go s.edges.run(ctx)
 	return s.lis.serve(ctx, s)
 }
 

@@ -168,9 +168,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var p *plan
 	var ref *refusal
 	var hdrs []sip.Header
-	if s.fromCarrier(req) {
+	switch {
+	case isHandover(req): // from another edge, or claiming to be
+		p, ref, hdrs = s.admitHandover(ctx, req, log)
+	case s.fromCarrier(req):
 		p, ref, hdrs = s.admitOrigination(ctx, req, log)
-	} else {
+	default:
 		p, ref, hdrs = s.admit(ctx, req, log)
 	}
 	cancel()

@@ -147,6 +147,9 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.DurationVar(&cfg.CNAMTimeout, "cnam-timeout", cfg.CNAMTimeout, "the longest a CNAM lookup holds a call; later, the call goes on without a name")
 	fs.DurationVar(&cfg.CNAMTTL, "cnam-ttl", cfg.CNAMTTL, "how long a CNAM name is cached (no name: at most 1h)")
 	fs.IntVar(&cfg.CNAMCacheSize, "cnam-cache-size", cfg.CNAMCacheSize, "numbers whose CNAM result is cached; full, the least recently used goes (0: no cache)")
+	fs.StringVar(&cfg.EdgeSIPAddress, "edge-sip-address", cfg.EdgeSIPAddress, "the SIP address other edges hand calls over to, registered in the store: HOST:PORT or sip:HOST:PORT;transport=tcp|tls (default: --advertise or the UDP listener, with its port)")
+	fs.StringVar(&cfg.EdgeSecret, "edge-secret", cfg.EdgeSecret, "secret shared by every edge (16+ characters; prefer the environment or the config file): signs and checks hand-over INVITEs for ;edge= origination URIs (empty: no hand-overs)")
+	fs.DurationVar(&cfg.EdgeHeartbeat, "edge-heartbeat", cfg.EdgeHeartbeat, "how often the edge heartbeats in the store; an edge silent for 3 heartbeats is dead")
 	if err := cmd.parse(args, &cfg); err != nil {
 		return cfg, nil, err
 	}

@@ -49,6 +49,7 @@ type callJSON struct {
 	Edge            *string            `json:"edge"`
 	MediaQuality    []store.LegQuality `json:"media_quality"`
 	RedirectedTo    *string            `json:"redirected_to"`
+	EdgeNote        *string            `json:"edge_note"`
 }
 
 func call(c store.Call) callJSON {
@@ -65,7 +66,7 @@ func call(c store.Call) callJSON {
 		CallerName: nz(c.CallerName), QueueTime: "0", TrunkSid: nz(c.TrunkSid), URI: u + ".json",
 		SubresourceURIs: map[string]string{"recordings": u + "/Recordings.json"},
 		AnswerTime:      rfc2822p(c.Answer), SIPResponseCode: c.SIPResponseCode, HangupCause: nz(c.HangupCause), Edge: nz(c.Edge),
-		MediaQuality: q, RedirectedTo: nz(c.RedirectedTo),
+		MediaQuality: q, RedirectedTo: nz(c.RedirectedTo), EdgeNote: nz(c.EdgeNote),
 	}
 }
 

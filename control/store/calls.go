@@ -45,6 +45,10 @@ type Call struct {
 	// RedirectedTo is the target a 3xx of the customer's PBX sent the
 	// call to (origination, REQUIREMENTS §3.7), "" when not redirected.
 	RedirectedTo string
+	// EdgeNote says where an origination call with ;edge= left from when
+	// that was not as asked (an unknown, dead or unreachable edge: the
+	// receiving edge dialled itself), or that it was handed over.
+	EdgeNote string
 }
 
 // LegQuality is one call leg's media statistics (from the relay's NG
@@ -62,14 +66,14 @@ type LegQuality struct {
 func (c Call) key() (int64, string) { return c.Created.UnixMicro(), c.Sid }
 
 const callCols = `sid, account_sid, trunk_sid, parent_call_sid, phone_number_sid, direction, from_number, to_number, caller_name,
-	forwarded_from, status, start_us, answer_us, end_us, duration, sip_response_code, hangup_cause, edge, quality, created_us, updated_us, redirected_to`
+	forwarded_from, status, start_us, answer_us, end_us, duration, sip_response_code, hangup_cause, edge, quality, created_us, updated_us, redirected_to, edge_note`
 
 func scanCall(r scanner) (Call, error) {
 	var c Call
 	var start, answer, end, cr, up int64
 	var quality string
 	err := r.Scan(&c.Sid, &c.AccountSid, &c.TrunkSid, &c.ParentCallSid, &c.PhoneNumberSid, &c.Direction, &c.From, &c.To, &c.CallerName,
-		&c.ForwardedFrom, &c.Status, &start, &answer, &end, &c.Duration, &c.SIPResponseCode, &c.HangupCause, &c.Edge, &quality, &cr, &up, &c.RedirectedTo)
+		&c.ForwardedFrom, &c.Status, &start, &answer, &end, &c.Duration, &c.SIPResponseCode, &c.HangupCause, &c.Edge, &quality, &cr, &up, &c.RedirectedTo, &c.EdgeNote)
 	if err != nil {
 		return c, err
 	}
@@ -137,7 +141,7 @@ func (s *Store) InsertCalls(ctx context.Context, cs []Call) ([]Call, error) {
 	return out, nil
 }
 
-const insertCallSQL = `INSERT INTO calls (` + callCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const insertCallSQL = `INSERT INTO calls (` + callCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // prepCall validates a CDR, fills its sid and times (created at t) and
 // returns the insert's arguments; times come back at the store's
@@ -155,7 +159,7 @@ func prepCall(c Call, t time.Time) (Call, []any, error) {
 	if err := oneOf("Status", c.Status, CallStatuses); err != nil {
 		return Call{}, nil, err
 	}
-	for _, f := range [][2]string{{"From", c.From}, {"To", c.To}, {"CallerName", c.CallerName}, {"ForwardedFrom", c.ForwardedFrom}, {"HangupCause", c.HangupCause}, {"Edge", c.Edge}, {"RedirectedTo", c.RedirectedTo}} {
+	for _, f := range [][2]string{{"From", c.From}, {"To", c.To}, {"CallerName", c.CallerName}, {"ForwardedFrom", c.ForwardedFrom}, {"HangupCause", c.HangupCause}, {"Edge", c.Edge}, {"RedirectedTo", c.RedirectedTo}, {"EdgeNote", c.EdgeNote}} {
 		if err := CheckText(f[0], f[1], 256); err != nil {
 			return Call{}, nil, err
 		}
@@ -167,7 +171,7 @@ func prepCall(c Call, t time.Time) (Call, []any, error) {
 	c.Created, c.Updated = t, t
 	args := []any{c.Sid, c.AccountSid, c.TrunkSid, c.ParentCallSid, c.PhoneNumberSid, c.Direction, c.From, c.To, c.CallerName,
 		c.ForwardedFrom, c.Status, toMicros(c.Start), toMicros(c.Answer), toMicros(c.End), c.Duration, c.SIPResponseCode,
-		c.HangupCause, c.Edge, string(quality), t.UnixMicro(), t.UnixMicro(), c.RedirectedTo}
+		c.HangupCause, c.Edge, string(quality), t.UnixMicro(), t.UnixMicro(), c.RedirectedTo, c.EdgeNote}
 	c.Start, c.Answer, c.End = fromMicros(toMicros(c.Start)), fromMicros(toMicros(c.Answer)), fromMicros(toMicros(c.End))
 	return c, args, nil
 }

@@ -221,6 +221,19 @@ CREATE TABLE changes (
 	{2, "calls.redirected_to", `
 ALTER TABLE calls ADD COLUMN redirected_to TEXT NOT NULL DEFAULT '';
 `},
+	// Several edges on one store (REQUIREMENTS §3.6, §6): each xtrunk sip
+	// registers its edge (name, the SIP address other edges hand calls
+	// over to) and heartbeats; a CDR notes an edge= the call could not
+	// leave from.
+	{3, "edges", `
+CREATE TABLE edges (
+	name         TEXT PRIMARY KEY,
+	sip_address  TEXT NOT NULL,
+	started_us   BIGINT NOT NULL,
+	heartbeat_us BIGINT NOT NULL
+);
+ALTER TABLE calls ADD COLUMN edge_note TEXT NOT NULL DEFAULT '';
+`},
 }
 
 // SchemaVersion is the version Open migrates to.

@@ -239,7 +239,8 @@ func (u SipURL) Param(name string) (string, bool) {
 // ParseSipURL parses and validates an origination URI. Only sip: (and
 // sips:, which origination handles as sip: with transport=tls) are
 // accepted; transport must be udp, tcp or tls; edge/region must name one of
-// edges when edges is non-empty; headers must be X- headers.
+// edges when edges is non-empty (a legacy region code, us1 … au1, names
+// its edge: EdgeOfRegion); headers must be X- headers.
 func ParseSipURL(s string, edges []string) (SipURL, error) {
 	var u SipURL
 	bad := func(format string, args ...any) (SipURL, error) {
@@ -286,7 +287,11 @@ func ParseSipURL(s string, edges []string) (SipURL, error) {
 				if val == "" {
 					return bad("%s needs a value", name)
 				}
-				if len(edges) > 0 && !containsFold(edges, val) {
+				e := strings.ToLower(val)
+				if strings.EqualFold(name, "region") {
+					e = EdgeOfRegion(val) // legacy us1 … au1
+				}
+				if len(edges) > 0 && !containsFold(edges, e) {
 					return bad("edge %q is not one of %s", val, strings.Join(edges, ", "))
 				}
 			}
