@@ -89,6 +89,11 @@ type call struct {
 	redir    redirectState
 	cnamName string
 
+	// Disaster recovery (drtwiml.go), under mu: the CDR's Call SID once
+	// a DR request has named it, and the <Dial> leg being placed.
+	sid   string
+	drLeg *drDialLeg
+
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
@@ -159,12 +164,17 @@ func (c *call) run() {
 	c.mu.Unlock()
 	waitCNAM()
 	status, reason := c.dialTargets(offer, targets)
-	if status == 200 {
+	by := hangupCallee
+	if status != 200 && c.wantsDR(status) {
+		status, reason, by = c.disasterRecovery(offer, status, reason)
+	}
+	switch {
+	case status == 200:
 		go c.watchMedia()
 		go c.watchSessionTimers()
-	} else {
-		c.closeWith(status, reason, hangupCallee)
-	}
+	case status > 0:
+		c.closeWith(status, reason, by)
+	} // 0: disaster recovery ended the call
 	<-c.done
 }
 
@@ -208,6 +218,7 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 // gave no final answer (silence past 4 s, transport error).
 func (c *call) dial(target dest, offer []byte) (int, string, error) {
 	req, ua := c.s.outboundInvite(c, target, c.s.peerOfDest(c.ctx, target))
+	c.drShape(req) // a disaster-recovery <Dial>'s caller ID and number
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	bID := req.CallID().Value()
@@ -233,6 +244,10 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 		}
 	})
 	defer timer.Stop()
+	if ring := c.drRing(); ring > 0 { // <Dial timeout>: CANCEL after it
+		rt := time.AfterFunc(ring, func() { acancel(errDialTimeout) })
+		defer rt.Stop()
+	}
 	err = b.WaitAnswer(actx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		heardOnce.Do(func() { close(heard) })
 		if res.StatusCode > 100 && res.StatusCode < 200 {

@@ -19,7 +19,7 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 	answer, recStart := c.answer, c.recStart
 	c.mu.Unlock()
 	rec := store.Call{
-		Sid:             store.NewSid(store.PrefixCall),
+		Sid:             c.callSid(),
 		AccountSid:      c.p.trunk.AccountSid,
 		TrunkSid:        c.p.trunk.Sid,
 		PhoneNumberSid:  c.p.phoneSid,

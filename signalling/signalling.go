@@ -79,6 +79,7 @@ type Server struct {
 	// without --cnam-url (cnam.go).
 	redirects *prometheus.CounterVec
 	cnam      *cnamClient
+	dr        *drState // disaster recovery's HTTP client and metric (drtwiml.go)
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
@@ -156,6 +157,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.metrics = newMetrics(s, certs)
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
+	s.dr = newDRState(s.metrics.reg)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
