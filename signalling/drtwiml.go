@@ -95,6 +95,9 @@ type drRun struct {
 	hops   int    // <Redirect>s followed
 	status int    // what the carrier hears if the document ends unanswered
 	reason string // … and its reason phrase
+	// bIface is the relay interface of the last <Dial> offer (reoffer).
+	bIface  string
+	offered bool
 }
 
 // wantsDR reports whether an origination call that no URI took (final

@@ -1,6 +1,7 @@
 package signalling
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -335,10 +336,16 @@ func (r *drRun) dial(v twimlVerb, base *url.URL) (int, string, *drNext) {
 			c.log.Warn().Str("noun", n.Name).Msg("disaster recovery: unsupported <Dial> noun skipped")
 			continue
 		}
+		offer, err := r.reoffer(targets, n.Name == "Number")
+		if err != nil {
+			c.log.Error().Err(err).Msg("disaster recovery: relay offer failed")
+			status, reason = 500, "Server Internal Error"
+			continue
+		}
 		c.mu.Lock()
 		c.drLeg = &drDialLeg{from: v.attr("callerId"), to: to, ring: ring}
 		c.mu.Unlock()
-		status, reason = c.dialTargets(r.offer, targets)
+		status, reason = c.dialTargets(offer, targets)
 		c.mu.Lock()
 		c.drLeg, c.redir.res = nil, nil
 		c.mu.Unlock()
@@ -414,4 +421,33 @@ func sdpAudioPayloadTypes(body []byte) []int {
 		return out
 	}
 	return nil
+}
+
+// reoffer makes the relay's offer for a <Dial> leg on the interface
+// facing its targets: the carrier side for a <Number>, the customer side
+// (or the one --relay-interface names for the target's address) for a
+// <Sip>. The unanswered session of the origination attempts is deleted
+// and offered again when the side differs, since the relay fixes a
+// call's interfaces at its first offer.
+func (r *drRun) reoffer(targets []route.Target[dest], carrier bool) ([]byte, error) {
+	c := r.c
+	ifs := c.s.interfaces(c.ctx, c, targets)
+	if carrier && len(c.s.relayIfaces) == 0 {
+		ifs[1] = c.s.cfg.RelayCarrierIface
+	}
+	if r.offered && ifs[1] == r.bIface {
+		return r.offer, nil
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	c.s.mediaDelete(ctx, c)
+	offer, err := c.s.offerAnswer(ctx, c, false, c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), ifs)
+	if err != nil {
+		return nil, err
+	}
+	r.offer, r.bIface, r.offered = offer, ifs[1], true
+	c.mu.Lock()
+	c.sdpToB = offer
+	c.mu.Unlock()
+	return offer, nil
 }

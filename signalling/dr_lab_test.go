@@ -1,0 +1,384 @@
+package signalling
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xtrunk/xtrunk/control/store"
+)
+
+// Issue 12, disaster recovery (REQUIREMENTS §3.8): origination calls no
+// URI takes go to the trunk's DisasterRecoveryUrl — a real HTTP server in
+// the relay namespace that checks X-Twilio-Signature with Twilio's
+// documented algorithm (written here from the documentation, not shared
+// with the edge's code) — and the TwiML it answers is run against SIPp
+// carriers and PBXs in the lab's namespaces.
+
+// drRequest is one request the DR server got.
+type drRequest struct {
+	method, path string
+	params       url.Values
+	fullURL      string
+	signature    string
+}
+
+// drServer serves TwiML by path (docs) and WAV files (media), and
+// records every request.
+type drServer struct {
+	addr string
+	mu   sync.Mutex
+	docs map[string]string
+	reqs []drRequest
+}
+
+func startDRServer(t *testing.T, l *trunkLab) *drServer {
+	t.Helper()
+	ds := &drServer{docs: map[string]string{}}
+	var ln net.Listener
+	if err := l.tri.Relay.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(l.tri.RelayCallerIP, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ds.addr = ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(ds.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	})
+	return ds
+}
+
+func (ds *drServer) url(path string) string { return "http://" + ds.addr + path }
+
+func (ds *drServer) set(path, body string) {
+	ds.mu.Lock()
+	ds.docs[path] = body
+	ds.mu.Unlock()
+}
+
+func (ds *drServer) serve(w http.ResponseWriter, r *http.Request) {
+	_ = r.ParseForm()
+	req := drRequest{method: r.Method, path: r.URL.Path, fullURL: "http://" + r.Host + r.URL.RequestURI(),
+		signature: r.Header.Get("X-Twilio-Signature")}
+	if r.Method == http.MethodPost {
+		req.params = r.PostForm
+	} else {
+		req.params = r.URL.Query()
+	}
+	ds.mu.Lock()
+	ds.reqs = append(ds.reqs, req)
+	body, ok := ds.docs[r.URL.Path]
+	ds.mu.Unlock()
+	switch {
+	case r.URL.Path == "/slow":
+		select { // past the edge's 5 s
+		case <-time.After(8 * time.Second):
+		case <-r.Context().Done():
+		}
+		return
+	case r.URL.Path == "/error":
+		http.Error(w, "boom", http.StatusInternalServerError)
+		return
+	case !ok:
+		http.NotFound(w, r)
+		return
+	}
+	if strings.HasSuffix(r.URL.Path, ".wav") {
+		w.Header().Set("Content-Type", "audio/wav")
+	} else {
+		w.Header().Set("Content-Type", "text/xml")
+	}
+	_, _ = w.Write([]byte(body))
+}
+
+func (ds *drServer) requests(path string) []drRequest {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	var out []drRequest
+	for _, r := range ds.reqs {
+		if r.path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// validSignature is Twilio's request validation as its security
+// documentation describes it: the full URL of the request, then for a
+// POST every parameter sorted by name, its name and value appended with
+// no delimiter; HMAC-SHA1 keyed with the auth token, base64-encoded, must
+// equal X-Twilio-Signature.
+func validSignature(authToken string, r drRequest) bool {
+	data := r.fullURL
+	if r.method == http.MethodPost {
+		names := make([]string, 0, len(r.params))
+		for n := range r.params {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			for _, v := range r.params[n] {
+				data += n + v
+			}
+		}
+	}
+	mac := hmac.New(sha1.New, []byte(authToken))
+	mac.Write([]byte(data))
+	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
+	return hmac.Equal([]byte(want), []byte(r.signature))
+}
+
+// alawWAV is a WAV of A-law samples.
+func alawWAV(samples []byte) []byte {
+	var b bytes.Buffer
+	le := func(v any) { _ = binary.Write(&b, binary.LittleEndian, v) }
+	b.WriteString("RIFF")
+	le(uint32(4 + 8 + 16 + 8 + len(samples)))
+	b.WriteString("WAVEfmt ")
+	for _, v := range []any{uint32(16), uint16(6), uint16(1), uint32(8000), uint32(8000), uint16(1), uint16(8)} {
+		le(v)
+	}
+	b.WriteString("data")
+	le(uint32(len(samples)))
+	b.Write(samples)
+	return b.Bytes()
+}
+
+func TestDisasterRecoveryLab(t *testing.T) {
+	l := newTrunkLab(t, relayXtrunk)
+	tri := l.tri
+	ds := startDRServer(t, l)
+	carrierPort := l.port()
+	metrics := netip.AddrPortFrom(tri.RelayCallerIP, uint16(l.port())).String()
+	sipAddr := l.startSIP(t, sipOpts{metrics: metrics,
+		carrier: "sip:" + netip.AddrPortFrom(tri.CalleeIP, uint16(carrierPort)).String()})
+	scrape := func() string { return httpGetIn(t, tri.Relay, "http://"+metrics+"/metrics") }
+	drTrunk := func(name, path, method string, urls ...origURL) (string, string) {
+		return l.origTrunk(t, name, url.Values{"DisasterRecoveryUrl": {ds.url(path)}, "DisasterRecoveryMethod": {method}}, urls...)
+	}
+	// refused places a carrier call that DR refuses and returns the final
+	// status the carrier saw.
+	refused := func(t *testing.T, name, did string) int {
+		uac := l.startSIPp(t, tri.Callee, name, "uac_carrier_dr_final.xml", tri.CalleeIP, l.port(), l.port(), carrierArgs(did, sipAddr.String())...)
+		uac.wait(t)
+		msgs, _ := os.ReadFile(uac.msgs)
+		for _, code := range []int{486, 500, 503, 603} {
+			if bytes.Contains(msgs, []byte("SIP/2.0 "+strconv.Itoa(code)+" ")) {
+				return code
+			}
+		}
+		t.Fatalf("no final refusal in the carrier's messages:\n%s", lastLines(string(msgs), 60))
+		return 0
+	}
+
+	t.Run("all URIs fail: signed POST with Twilio's parameters, Reject busy", func(t *testing.T) {
+		ds.set("/busy", `<?xml version="1.0"?><Response><Say>not run</Say><Reject reason="busy"/></Response>`)
+		pbx := l.port()
+		trunk, did := drTrunk("dr-busy", "/busy", "POST", origURL{l.customerURI(pbx), 1, 10})
+		uas := l.startUAS(t, tri.Caller, "dr-busy-pbx", "uas_503.xml", tri.CallerIP, pbx, 0, "-m", "1")
+		if got := refused(t, "dr-busy-carrier", did); got != 486 {
+			t.Errorf("carrier got %d, want 486", got)
+		}
+		uas.wait(t)
+		c := l.cdrs(t, did, 1)[0]
+		reqs := ds.requests("/busy")
+		if len(reqs) != 1 {
+			t.Fatalf("%d DR requests, want 1", len(reqs))
+		}
+		r := reqs[0]
+		want := map[string]string{"CallSid": c.Sid, "AccountSid": labAccountSid, "From": labCarrierFrom, "To": did,
+			"CallStatus": "ringing", "Direction": "inbound", "ApiVersion": "2010-04-01", "ForwardedFrom": did}
+		for k, v := range want {
+			if got := r.params.Get(k); got != v {
+				t.Errorf("DR %s=%q, want %q", k, got, v)
+			}
+		}
+		if r.method != http.MethodPost || !validSignature(labAuthToken, r) {
+			t.Errorf("%s request, signature %q does not validate", r.method, r.signature)
+		}
+		if validSignature("0123456789abcdef0123456789abcdef", r) {
+			t.Error("the signature validates with another auth token")
+		}
+		r.params.Set("To", "+15550000000")
+		if validSignature(labAuthToken, r) {
+			t.Error("the signature validates with a changed parameter")
+		}
+		if c.SIPResponseCode != 486 || c.Sid == "" {
+			t.Errorf("CDR %s code %d hangup %q", c.Sid, c.SIPResponseCode, c.HangupCause)
+		}
+		waitSeries(t, scrape, `xtrunk_sip_dr_requests_total{result="ok",trunk="`+trunk+`"} 1`)
+	})
+
+	t.Run("GET, Redirect followed, Reject rejected is 603", func(t *testing.T) {
+		ds.set("/first", `<Response><Redirect method="GET">/second?x=1</Redirect></Response>`)
+		ds.set("/second", `<Response><Reject/></Response>`)
+		_, did := drTrunk("dr-redirect", "/first", "GET")
+		if got := refused(t, "dr-redirect-carrier", did); got != 603 {
+			t.Errorf("carrier got %d, want 603", got)
+		}
+		first, second := ds.requests("/first"), ds.requests("/second")
+		if len(first) != 1 || len(second) != 1 {
+			t.Fatalf("requests: %d first, %d second", len(first), len(second))
+		}
+		for _, r := range append(first, second...) {
+			if r.method != http.MethodGet || !validSignature(labAuthToken, r) || r.params.Get("To") != did {
+				t.Errorf("%s %s: signature valid %v, To %q", r.method, r.fullURL, validSignature(labAuthToken, r), r.params.Get("To"))
+			}
+		}
+		if second[0].params.Get("x") != "1" {
+			t.Errorf("redirect lost its query: %s", second[0].fullURL)
+		}
+	})
+
+	t.Run("Dial Sip reaches PBX B", func(t *testing.T) {
+		b := l.port()
+		ds.set("/sip", `<Response><Dial timeout="20"><Sip>sip:+14155550777@`+netip.AddrPortFrom(tri.CallerIP, uint16(b)).String()+`</Sip></Dial></Response>`)
+		_, did := drTrunk("dr-sip", "/sip", "POST")
+		uas := l.startUAS(t, tri.Caller, "dr-sip-pbx", "uas_answer.xml", tri.CallerIP, b, l.port(), "-rtp_echo", "-m", "1")
+		uac := l.startSIPp(t, tri.Callee, "dr-sip-carrier", "uac_carrier.xml", tri.CalleeIP, l.port(), l.port(),
+			append([]string{"-d", "2000"}, carrierArgs(did, sipAddr.String())...)...)
+		uac.wait(t)
+		uas.wait(t)
+		c := l.cdrs(t, did, 1)[0]
+		checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+			hangup: hangupCaller + ": BYE", answered: true, media: true})
+		msgs, _ := os.ReadFile(uas.msgs)
+		if !bytes.Contains(msgs, []byte("INVITE sip:+14155550777@")) {
+			t.Errorf("PBX B's INVITE:\n%s", lastLines(string(msgs), 40))
+		}
+	})
+
+	t.Run("Dial Number goes out through the carrier", func(t *testing.T) {
+		ds.set("/number", `<Response><Dial callerId="`+labDID+`"><Number>+14155550888</Number></Dial></Response>`)
+		_, did := drTrunk("dr-number", "/number", "POST")
+		uas := l.startUAS(t, tri.Callee, "dr-number-gw", "uas_carrier.xml", tri.CalleeIP, carrierPort, l.port(), "-m", "1")
+		uac := l.startSIPp(t, tri.Callee, "dr-number-carrier", "uac_carrier.xml", tri.CalleeIP, l.port(), l.port(),
+			append([]string{"-d", "1500"}, carrierArgs(did, sipAddr.String())...)...)
+		uac.wait(t)
+		uas.wait(t)
+		c := l.cdrs(t, did, 1)[0]
+		if c.Status != "completed" || c.SIPResponseCode != 200 {
+			t.Errorf("CDR %s %d %q", c.Status, c.SIPResponseCode, c.HangupCause)
+		}
+		msgs, _ := os.ReadFile(uas.msgs)
+		if !bytes.Contains(msgs, []byte("INVITE sip:+14155550888@")) {
+			t.Errorf("carrier gateway's INVITE:\n%s", lastLines(string(msgs), 40))
+		}
+	})
+
+	t.Run("Play: the carrier receives the WAV's samples, then BYE", func(t *testing.T) {
+		samples := make([]byte, 8000) // 1 s, 50 frames
+		for i := range samples {
+			samples[i] = byte(i*13%251 + 1)
+		}
+		ds.set("/tone.wav", string(alawWAV(samples)))
+		ds.set("/play", `<Response><Play>/tone.wav</Play><Unknown/></Response>`)
+		trunk, did := drTrunk("dr-play", "/play", "POST")
+		mport := l.port()
+		var pc *net.UDPConn
+		if err := tri.Callee.Do(func() error {
+			var err error
+			pc, err = net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tri.CalleeIP, uint16(mport))))
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		got := make(chan map[uint16][]byte, 1)
+		go func() {
+			frames := map[uint16][]byte{}
+			buf := make([]byte, 2048)
+			for {
+				_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				n, err := pc.Read(buf)
+				if err != nil {
+					break
+				}
+				if n == 12+160 && buf[1]&0x7F == 8 {
+					frames[binary.BigEndian.Uint16(buf[2:])] = append([]byte(nil), buf[12:n]...)
+				}
+				if len(frames) == 50 {
+					break
+				}
+			}
+			got <- frames
+		}()
+		uac := l.startSIPp(t, tri.Callee, "dr-play-carrier", "uac_carrier_dr_play.xml", tri.CalleeIP, l.port(), 0,
+			append([]string{"-key", "mip", tri.CalleeIP.String(), "-key", "mport", strconv.Itoa(mport)}, carrierArgs(did, sipAddr.String())...)...)
+		frames := <-got
+		uac.wait(t)
+		if len(frames) != 50 {
+			t.Fatalf("%d RTP frames of payload type 8, want 50", len(frames))
+		}
+		seqs := make([]int, 0, 50)
+		for s := range frames {
+			seqs = append(seqs, int(s))
+		}
+		sort.Ints(seqs)
+		if seqs[49]-seqs[0] != 49 { // no wrap in 50 unless it starts near 65535
+			t.Logf("sequence numbers wrap: %v", seqs)
+		}
+		var all []byte
+		first := uint16(seqs[0])
+		if seqs[49]-seqs[0] != 49 {
+			for s := range frames {
+				if _, ok := frames[s-1]; !ok {
+					first = s
+				}
+			}
+		}
+		for i := 0; i < 50; i++ {
+			all = append(all, frames[first+uint16(i)]...)
+		}
+		if !bytes.Equal(all, samples) {
+			t.Error("the RTP payloads are not the WAV's samples in order")
+		}
+		c := l.cdrs(t, did, 1)[0]
+		if c.Status != "completed" || c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, hangupSystem+": ") {
+			t.Errorf("CDR %s answer %v hangup %q", c.Status, c.Answer, c.HangupCause)
+		}
+		waitSeries(t, scrape, `xtrunk_sip_dr_requests_total{result="ok",trunk="`+trunk+`"} 1`)
+	})
+
+	t.Run("HTTP timeout is 503, HTTP error 503, bad XML 500", func(t *testing.T) {
+		for _, tc := range []struct {
+			path, result, cause string
+			code                int
+		}{
+			{"/slow", "timeout", "Disaster Recovery Timeout", 503},
+			{"/error", "http_error", "Disaster Recovery HTTP Error", 503},
+			{"/bad", "bad_twiml", "Disaster Recovery Bad TwiML", 500},
+		} {
+			ds.set("/bad", `<Response><Dial>`)
+			trunk, did := drTrunk("dr"+strings.TrimPrefix(tc.path, "/"), tc.path, "POST")
+			if got := refused(t, "dr-fail"+strings.TrimPrefix(tc.path, "/"), did); got != tc.code {
+				t.Errorf("%s: carrier got %d, want %d", tc.path, got, tc.code)
+			}
+			c := l.cdrs(t, did, 1)[0]
+			if c.SIPResponseCode != tc.code || c.HangupCause != hangupSystem+": "+tc.cause {
+				t.Errorf("%s: CDR %d %q", tc.path, c.SIPResponseCode, c.HangupCause)
+			}
+			waitSeries(t, scrape, `xtrunk_sip_dr_requests_total{result="`+tc.result+`",trunk="`+trunk+`"} 1`)
+		}
+	})
+}
