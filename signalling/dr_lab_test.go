@@ -268,6 +268,28 @@ func TestDisasterRecoveryLab(t *testing.T) {
 		}
 	})
 
+	t.Run("Dial action after a busy PBX: DialCallStatus, its TwiML runs", func(t *testing.T) {
+		b := l.port()
+		ds.set("/dial-busy", `<Response><Dial action="/after" timeout="10"><Sip>sip:`+netip.AddrPortFrom(tri.CallerIP, uint16(b)).String()+
+			`</Sip></Dial><Hangup/></Response>`)
+		ds.set("/after", `<Response><Reject/></Response>`)
+		_, did := drTrunk("dr-action", "/dial-busy", "POST")
+		uas := l.startUAS(t, tri.Caller, "dr-action-pbx", "uas_busy.xml", tri.CallerIP, b, 0, "-m", "1")
+		if got := refused(t, "dr-action-carrier", did); got != 603 {
+			t.Errorf("carrier got %d, want the action's 603", got)
+		}
+		uas.wait(t)
+		after := ds.requests("/after")
+		if len(after) != 1 {
+			t.Fatalf("%d action requests, want 1", len(after))
+		}
+		r := after[0]
+		if r.params.Get("DialCallStatus") != "busy" || r.params.Get("To") != did || !validSignature(labAuthToken, r) {
+			t.Errorf("action %s: DialCallStatus %q To %q signature valid %v", r.method, r.params.Get("DialCallStatus"),
+				r.params.Get("To"), validSignature(labAuthToken, r))
+		}
+	})
+
 	t.Run("Dial Number goes out through the carrier", func(t *testing.T) {
 		ds.set("/number", `<Response><Dial callerId="`+labDID+`"><Number>+14155550888</Number></Dial></Response>`)
 		_, did := drTrunk("dr-number", "/number", "POST")
