@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/wav"
 )
 
 var (
@@ -56,7 +57,7 @@ var ErrNotReady = errors.New("relay not ready")
 var (
 	// ErrMediaFormat is returned for a media file the relay cannot play:
 	// not a WAV of 8 kHz mono G.711 (μ-law or A-law).
-	ErrMediaFormat = errors.New("unsupported media file")
+	ErrMediaFormat = wav.ErrFormat
 	// ErrMediaSource is returned for a "play media" whose source the
 	// relay cannot read (a file it cannot open, a "db-id": no database).
 	ErrMediaSource = errors.New("media source unavailable")

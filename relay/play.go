@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/wav"
 )
 
 // Media playback: rtpengine's "play media" and "stop media" NG commands,
-// for G.711 WAV files (wav.go). The relay sends the file's samples, in
+// for G.711 WAV files (package wav). The relay sends the file's samples, in
 // 20 ms RTP packets with their own SSRC, sequence numbers and timestamps,
 // from its own port of the selected party's audio stream to that party
 // (where it latched, else where its SDP said), from userspace: the fast
@@ -47,7 +48,7 @@ func (r *Relay) playMedia(req ng.Dict) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	m, err := parseWAV(raw)
+	m, err := wav.Parse(raw)
 	if err != nil {
 		return errReply(err)
 	}
@@ -78,7 +79,7 @@ func (r *Relay) playMedia(req ng.Dict) ng.Dict {
 	if started == 0 {
 		return errReply(ErrNoMediaStream)
 	}
-	ms := int64(len(m.samples)) / 8 // 8 samples a millisecond
+	ms := int64(len(m.Samples)) / 8 // 8 samples a millisecond
 	return ng.Dict{"result": "ok", "duration": ms}
 }
 
@@ -118,7 +119,7 @@ func (r *Relay) stopMedia(req ng.Dict) ng.Dict {
 }
 
 // mediaBytes is the source of a "play media": the blob itself or the
-// file on the relay's disk (both capped at maxMediaBytes).
+// file on the relay's disk (both capped at wav.MaxBytes).
 func mediaBytes(p ng.PlayMedia) ([]byte, error) {
 	switch {
 	case p.Blob != "":
@@ -128,8 +129,8 @@ func mediaBytes(p ng.PlayMedia) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrMediaSource, err)
 		}
-		if fi.Size() > maxMediaBytes {
-			return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMediaFormat, fi.Size(), maxMediaBytes)
+		if fi.Size() > wav.MaxBytes {
+			return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrMediaFormat, fi.Size(), wav.MaxBytes)
 		}
 		b, err := os.ReadFile(p.File)
 		if err != nil {
@@ -180,14 +181,14 @@ func (c *call) audioEndpoint(side int) *endpoint {
 }
 
 // startPlayer replaces the tag's playback with a new one. c.mu is held.
-func (r *Relay) startPlayer(c *call, e *endpoint, tag string, m wavMedia, p ng.PlayMedia) {
+func (r *Relay) startPlayer(c *call, e *endpoint, tag string, m wav.Media, p ng.PlayMedia) {
 	key := playKey(c.id, tag)
 	ctx, cancel := context.WithCancel(r.ctx)
 	pl := &player{cancel: cancel, done: make(chan struct{})}
 	if old, ok := r.plays.Swap(key, pl); ok {
 		old.(*player).cancel() // it ends on its own; the call's lock is not waited for here
 	}
-	frames := (int64(len(m.samples)) + frameSamples - 1) / frameSamples
+	frames := (int64(len(m.Samples)) + frameSamples - 1) / frameSamples
 	times := max(p.RepeatTimes, 1)
 	until := time.Duration(p.RepeatDuration) * time.Millisecond
 	start := min(max(p.StartPos, 0), frames-1)
@@ -202,9 +203,9 @@ func (r *Relay) startPlayer(c *call, e *endpoint, tag string, m wavMedia, p ng.P
 // play sends the frames, paced against the wall clock so that scheduling
 // delays do not add up, until the repeats are done, the call is deleted
 // or the playback is stopped.
-func (r *Relay) play(ctx context.Context, c *call, e *endpoint, m wavMedia, pl *player, frames, times int64, until time.Duration, startPos int64) {
+func (r *Relay) play(ctx context.Context, c *call, e *endpoint, m wav.Media, pl *player, frames, times int64, until time.Duration, startPos int64) {
 	silence := byte(0xFF) // μ-law zero
-	if m.pt == ptPCMA {
+	if m.PT == wav.PCMA {
 		silence = 0xD5
 	}
 	seq, ts, ssrc := uint16(rand.Uint32()), rand.Uint32(), rand.Uint32()
@@ -225,14 +226,14 @@ func (r *Relay) play(ctx context.Context, c *call, e *endpoint, m wavMedia, pl *
 			return
 		case <-timer.C:
 		}
-		pkt[0], pkt[1] = 0x80, m.pt
+		pkt[0], pkt[1] = 0x80, m.PT
 		if i == 0 {
 			pkt[1] |= 0x80 // marker: a talkspurt begins
 		}
 		binary.BigEndian.PutUint16(pkt[2:], seq+uint16(i))
 		binary.BigEndian.PutUint32(pkt[4:], ts+uint32(i)*frameSamples)
 		binary.BigEndian.PutUint32(pkt[8:], ssrc)
-		n := copy(pkt[12:], m.samples[min(f*frameSamples, int64(len(m.samples))):])
+		n := copy(pkt[12:], m.Samples[min(f*frameSamples, int64(len(m.Samples))):])
 		for j := 12 + n; j < len(pkt); j++ {
 			pkt[j] = silence
 		}

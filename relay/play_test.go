@@ -3,7 +3,6 @@ package relay
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -173,32 +172,4 @@ func TestPlayMediaRefusals(t *testing.T) {
 			t.Errorf("%s: %v", name, rep)
 		}
 	}
-}
-
-func TestParseWAVErrors(t *testing.T) {
-	for name, b := range map[string][]byte{
-		"empty":     nil,
-		"truncated": testWAV(7, make([]byte, 10))[:30],
-		"stereo":    bytes.Replace(testWAV(7, make([]byte, 10)), []byte{7, 0, 1, 0}, []byte{7, 0, 2, 0}, 1),
-	} {
-		if _, err := parseWAV(b); !errors.Is(err, ErrMediaFormat) {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	m, err := parseWAV(testWAV(6, []byte{1, 2, 3}))
-	if err != nil || m.pt != ptPCMA || !bytes.Equal(m.samples, []byte{1, 2, 3}) {
-		t.Errorf("A-law: %+v %v", m, err)
-	}
-}
-
-func FuzzParseWAV(f *testing.F) {
-	f.Add(testWAV(7, []byte{1, 2, 3}))
-	f.Add(testWAV(6, make([]byte, 400)))
-	f.Add([]byte("RIFF\xff\xff\xff\xffWAVEfmt \xff\xff\xff\x7f"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := parseWAV(b)
-		if err == nil && len(m.samples) == 0 {
-			t.Error("accepted without samples")
-		}
-	})
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/wav"
 	"github.com/xtrunk/xtrunk/signalling/route"
 	"github.com/xtrunk/xtrunk/signalling/sipmsg"
 )
@@ -25,9 +26,13 @@ import (
 // follows: a document redirecting to itself must not hold the call.
 const maxDRRedirects = 10
 
-// maxPlayBytes caps a <Play> file: it travels to the relay inside one NG
-// datagram (ng.MaxDatagram, 64 KiB), about 7.5 s of G.711.
-const maxPlayBytes = ng.MaxDatagram - 4096
+// maxPlayBytes caps a <Play> file (about 17 minutes of G.711).
+const maxPlayBytes = 8 << 20
+
+// playChunk is the samples one "play media" carries: 6 s, so that the
+// command fits one NG datagram (ng.MaxDatagram, 64 KiB). A longer file is
+// played as consecutive pieces.
+const playChunk = 6 * 8000
 
 // run executes verbs, the document at base, until one ends the call or
 // connects it, or the document ends.
@@ -134,8 +139,9 @@ func (r *drRun) sleep(d time.Duration) {
 }
 
 // play fetches <Play>'s WAV, answers the call if needed and has the relay
-// play it to the carrier (NG "play media" with the file as a blob),
-// waiting while it plays: loop times (0: until the caller hangs up).
+// play it to the carrier (NG "play media" with the file as a blob, in
+// pieces of playChunk samples), waiting while it plays: loop times (0:
+// until the caller hangs up).
 func (r *drRun) play(v twimlVerb, base *url.URL) error {
 	c := r.c
 	loops := int64(1)
@@ -146,28 +152,34 @@ func (r *drRun) play(v twimlVerb, base *url.URL) error {
 		}
 		loops = min(k, 1000)
 	}
-	wav, err := r.fetchMedia(resolve(base, v.Text))
+	raw, err := r.fetchMedia(resolve(base, v.Text))
 	if err != nil {
 		return err
 	}
-	if err := c.answerForMedia(wavPayloadType(wav)); err != nil {
+	m, err := wav.Parse(raw)
+	if err != nil {
 		return err
 	}
-	repeat := loops
-	if loops == 0 {
-		repeat = 1 << 20 // "forever": the call ends first
+	if err := c.answerForMedia(int(m.PT)); err != nil {
+		return err
 	}
-	res, err := c.s.ng.Do(c.ctx, ng.PlayMedia{CallID: c.id, Party: ng.PartySelect{FromTag: c.fromTag},
-		Blob: string(wav), RepeatTimes: repeat}.Dict())
-	if err != nil {
-		return fmt.Errorf("relay play media: %w", err)
+	for n := int64(0); loops == 0 || n < loops; n++ {
+		for off := 0; off < len(m.Samples); off += playChunk {
+			piece := wav.Media{PT: m.PT, Samples: m.Samples[off:min(off+playChunk, len(m.Samples))]}
+			sent := time.Now()
+			if _, err := c.s.ng.Do(c.ctx, ng.PlayMedia{CallID: c.id, Party: ng.PartySelect{FromTag: c.fromTag},
+				Blob: string(wav.Encode(piece))}.Dict()); err != nil {
+				return fmt.Errorf("relay play media: %w", err)
+			}
+			// the piece's frames, and a little more so that the next
+			// piece does not cut the last one short
+			frames := (len(piece.Samples) + 159) / 160
+			r.sleep(time.Until(sent.Add(time.Duration(frames)*20*time.Millisecond + 10*time.Millisecond)))
+			if c.ctx.Err() != nil {
+				return nil
+			}
+		}
 	}
-	dur := time.Duration(ng.DecodePlayMediaReply(res).Duration) * time.Millisecond
-	if loops == 0 {
-		<-c.ctx.Done()
-		return nil
-	}
-	r.sleep(dur*time.Duration(loops) + 100*time.Millisecond) // the last frames leave the relay
 	return nil
 }
 
@@ -197,15 +209,6 @@ func (r *drRun) fetchMedia(u string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: <Play> file larger than %d bytes", ErrDRRequest, maxPlayBytes)
 	}
 	return b, nil
-}
-
-// wavPayloadType guesses the RTP payload type of a canonical WAV from its
-// format tag (the relay checks the file properly): 8 for A-law, else 0.
-func wavPayloadType(b []byte) int {
-	if len(b) > 21 && b[20] == 6 && b[21] == 0 {
-		return 8
-	}
-	return 0
 }
 
 // answerForMedia answers the carrier's leg so that media can be played to
