@@ -290,6 +290,23 @@ func TestDisasterRecoveryLab(t *testing.T) {
 		}
 	})
 
+	t.Run("Dial timeout: CANCEL after it, action with no-answer", func(t *testing.T) {
+		b := l.port()
+		ds.set("/dial-ring", `<Response><Dial action="/after-ring" timeout="2"><Sip>sip:`+netip.AddrPortFrom(tri.CallerIP, uint16(b)).String()+
+			`</Sip></Dial></Response>`)
+		ds.set("/after-ring", `<Response><Reject reason="busy"/></Response>`)
+		_, did := drTrunk("dr-ring", "/dial-ring", "GET")
+		uas := l.startUAS(t, tri.Caller, "dr-ring-pbx", "uas_cancel.xml", tri.CallerIP, b, 0, "-m", "1")
+		if got := refused(t, "dr-ring-carrier", did); got != 486 {
+			t.Errorf("carrier got %d, want the action's 486", got)
+		}
+		uas.wait(t) // it got the CANCEL
+		after := ds.requests("/after-ring")
+		if len(after) != 1 || after[0].params.Get("DialCallStatus") != "no-answer" || !validSignature(labAuthToken, after[0]) {
+			t.Errorf("action requests: %+v", after)
+		}
+	})
+
 	t.Run("Dial Number goes out through the carrier", func(t *testing.T) {
 		ds.set("/number", `<Response><Dial callerId="`+labDID+`"><Number>+14155550888</Number></Dial></Response>`)
 		_, did := drTrunk("dr-number", "/number", "POST")
