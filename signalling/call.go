@@ -311,6 +311,9 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		_ = b.Bye(c.ctx)
 		return 488, "Not Acceptable Here", nil
 	}
+	if c.drBridging() { // a disaster-recovery <Dial> after <Play> answered the A-leg
+		return c.drBridge(b)
+	}
 	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay answer failed")

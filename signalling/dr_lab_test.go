@@ -384,6 +384,22 @@ func TestDisasterRecoveryLab(t *testing.T) {
 		waitSeries(t, scrape, `xtrunk_sip_dr_requests_total{result="ok",trunk="`+trunk+`"} 1`)
 	})
 
+	t.Run("Play then Dial Sip: the answered call is bridged with a re-INVITE", func(t *testing.T) {
+		b := l.port()
+		ds.set("/short.wav", string(alawWAV(bytes.Repeat([]byte{0x2A}, 4000))))
+		ds.set("/play-dial", `<Response><Play>/short.wav</Play><Dial><Sip>sip:+14155550666@`+
+			netip.AddrPortFrom(tri.CallerIP, uint16(b)).String()+`</Sip></Dial></Response>`)
+		_, did := drTrunk("dr-play-dial", "/play-dial", "POST")
+		uas := l.startUAS(t, tri.Caller, "dr-play-dial-pbx", "uas_answer.xml", tri.CallerIP, b, l.port(), "-rtp_echo", "-m", "1")
+		uac := l.startSIPp(t, tri.Callee, "dr-play-dial-carrier", "uac_carrier_dr_play_dial.xml", tri.CalleeIP, l.port(), l.port(),
+			append([]string{"-d", "2000"}, carrierArgs(did, sipAddr.String())...)...)
+		uac.wait(t)
+		uas.wait(t)
+		c := l.cdrs(t, did, 1)[0]
+		checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+			hangup: hangupCaller + ": BYE", answered: true, media: true})
+	})
+
 	t.Run("HTTP timeout is 503, HTTP error 503, bad XML 500", func(t *testing.T) {
 		for _, tc := range []struct {
 			path, result, cause string

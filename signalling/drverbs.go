@@ -264,6 +264,7 @@ func containsInt(list []int, v int) bool {
 type drDialLeg struct {
 	from, to string
 	ring     time.Duration
+	bridge   bool // the A-leg is answered: re-INVITE it on the leg's 200
 }
 
 // drShape applies a <Dial>'s caller ID and called number to the B-leg
@@ -299,10 +300,9 @@ func (c *call) drRing() time.Duration {
 // action, the document to fetch next.
 func (r *drRun) dial(v twimlVerb, base *url.URL) (int, string, *drNext) {
 	c := r.c
-	if c.isAnswered() {
-		// the placeholder party of <Play> holds the relay's other side
-		c.log.Warn().Msg("disaster recovery: <Dial> after the call was answered is not supported")
-		return r.dialDone(v, base, 488, "Not Acceptable Here", false)
+	bridge := c.isAnswered() // after <Play>: the new leg is bridged with a re-INVITE (drbridge.go)
+	if bridge {
+		r.stopMedia()
 	}
 	ring := 30 * time.Second
 	if k, err := strconv.Atoi(v.attr("timeout")); err == nil && k > 0 {
@@ -339,14 +339,14 @@ func (r *drRun) dial(v twimlVerb, base *url.URL) (int, string, *drNext) {
 			c.log.Warn().Str("noun", n.Name).Msg("disaster recovery: unsupported <Dial> noun skipped")
 			continue
 		}
-		offer, err := r.reoffer(targets, n.Name == "Number")
+		offer, err := r.reoffer(targets, n.Name == "Number", bridge)
 		if err != nil {
 			c.log.Error().Err(err).Msg("disaster recovery: relay offer failed")
 			status, reason = 500, "Server Internal Error"
 			continue
 		}
 		c.mu.Lock()
-		c.drLeg = &drDialLeg{from: v.attr("callerId"), to: to, ring: ring}
+		c.drLeg = &drDialLeg{from: v.attr("callerId"), to: to, ring: ring, bridge: bridge}
 		c.mu.Unlock()
 		status, reason = c.dialTargets(offer, targets)
 		c.mu.Lock()
@@ -431,14 +431,15 @@ func sdpAudioPayloadTypes(body []byte) []int {
 // (or the one --relay-interface names for the target's address) for a
 // <Sip>. The unanswered session of the origination attempts is deleted
 // and offered again when the side differs, since the relay fixes a
-// call's interfaces at its first offer.
-func (r *drRun) reoffer(targets []route.Target[dest], carrier bool) ([]byte, error) {
+// call's interfaces at its first offer. force makes a new session
+// whatever the side: the A-leg was answered against <Play>'s placeholder.
+func (r *drRun) reoffer(targets []route.Target[dest], carrier, force bool) ([]byte, error) {
 	c := r.c
 	ifs := c.s.interfaces(c.ctx, c, targets)
 	if carrier && len(c.s.relayIfaces) == 0 {
 		ifs[1] = c.s.cfg.RelayCarrierIface
 	}
-	if r.offered && ifs[1] == r.bIface {
+	if r.offered && ifs[1] == r.bIface && !force {
 		return r.offer, nil
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
