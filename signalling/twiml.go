@@ -44,9 +44,7 @@ func parseTwiML(b []byte) ([]twimlVerb, error) {
 	d := xml.NewDecoder(bytes.NewReader(b))
 	d.Strict = true
 	d.Entity = xml.HTMLEntity
-	var root *twimlVerb
-	var stack []*twimlVerb
-	count := 0
+	var tp twimlParser
 	for {
 		tok, err := d.Token()
 		if errors.Is(err, io.EOF) {
@@ -57,56 +55,74 @@ func parseTwiML(b []byte) ([]twimlVerb, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if root != nil && len(stack) == 0 {
-				return nil, fmt.Errorf("%w: content after </Response>", ErrBadTwiML)
+			if err := tp.start(t); err != nil {
+				return nil, err
 			}
-			if len(stack) >= maxTwiMLDepth {
-				return nil, fmt.Errorf("%w: nested deeper than %d", ErrBadTwiML, maxTwiMLDepth)
-			}
-			if count++; count > maxTwiMLVerbs {
-				return nil, fmt.Errorf("%w: more than %d elements", ErrBadTwiML, maxTwiMLVerbs)
-			}
-			v := twimlVerb{Name: t.Name.Local, Attrs: map[string]string{}}
-			for _, a := range t.Attr {
-				v.Attrs[a.Name.Local] = a.Value
-			}
-			if len(stack) == 0 {
-				if v.Name != "Response" {
-					return nil, fmt.Errorf("%w: root element <%s>, want <Response>", ErrBadTwiML, v.Name)
-				}
-				root = &v
-				stack = append(stack, root)
-				continue
-			}
-			parent := stack[len(stack)-1]
-			parent.Children = append(parent.Children, v)
-			stack = append(stack, &parent.Children[len(parent.Children)-1])
 		case xml.EndElement:
-			if len(stack) == 0 { // the decoder checks nesting; kept as a guard
+			if len(tp.stack) == 0 { // the decoder checks nesting; kept as a guard
 				return nil, fmt.Errorf("%w: unbalanced </%s>", ErrBadTwiML, t.Name.Local)
 			}
-			top := stack[len(stack)-1]
+			top := tp.stack[len(tp.stack)-1]
 			top.Text = strings.TrimSpace(top.Text)
-			stack = stack[:len(stack)-1]
+			tp.stack = tp.stack[:len(tp.stack)-1]
 		case xml.CharData:
-			if len(stack) == 0 {
+			if len(tp.stack) == 0 {
 				if len(bytes.TrimSpace(t)) > 0 {
 					return nil, fmt.Errorf("%w: text outside <Response>", ErrBadTwiML)
 				}
 				continue
 			}
-			top := stack[len(stack)-1]
+			top := tp.stack[len(tp.stack)-1]
 			if len(top.Text)+len(t) > maxTwiMLText {
 				return nil, fmt.Errorf("%w: text longer than %d", ErrBadTwiML, maxTwiMLText)
 			}
 			top.Text += string(t)
 		}
 	}
-	if root == nil {
+	if tp.root == nil {
 		return nil, fmt.Errorf("%w: no <Response>", ErrBadTwiML)
 	}
-	if len(stack) != 0 {
-		return nil, fmt.Errorf("%w: unterminated <%s>", ErrBadTwiML, stack[len(stack)-1].Name)
+	if len(tp.stack) != 0 {
+		return nil, fmt.Errorf("%w: unterminated <%s>", ErrBadTwiML, tp.stack[len(tp.stack)-1].Name)
 	}
-	return root.Children, nil
+	return tp.root.Children, nil
+}
+
+// twimlParser is the document being read: its root, the open elements
+// (each pointer stays valid while open, since only the innermost one
+// gets children) and the elements counted so far.
+type twimlParser struct {
+	root  *twimlVerb
+	stack []*twimlVerb
+	count int
+}
+
+// start opens an element: the <Response> root, or a child of the
+// innermost open element.
+func (tp *twimlParser) start(t xml.StartElement) error {
+	if tp.root != nil && len(tp.stack) == 0 {
+		return fmt.Errorf("%w: content after </Response>", ErrBadTwiML)
+	}
+	if len(tp.stack) >= maxTwiMLDepth {
+		return fmt.Errorf("%w: nested deeper than %d", ErrBadTwiML, maxTwiMLDepth)
+	}
+	if tp.count++; tp.count > maxTwiMLVerbs {
+		return fmt.Errorf("%w: more than %d elements", ErrBadTwiML, maxTwiMLVerbs)
+	}
+	v := twimlVerb{Name: t.Name.Local, Attrs: map[string]string{}}
+	for _, a := range t.Attr {
+		v.Attrs[a.Name.Local] = a.Value
+	}
+	if len(tp.stack) == 0 {
+		if v.Name != "Response" {
+			return fmt.Errorf("%w: root element <%s>, want <Response>", ErrBadTwiML, v.Name)
+		}
+		tp.root = &v
+		tp.stack = append(tp.stack, tp.root)
+		return nil
+	}
+	parent := tp.stack[len(tp.stack)-1]
+	parent.Children = append(parent.Children, v)
+	tp.stack = append(tp.stack, &parent.Children[len(parent.Children)-1])
+	return nil
 }
