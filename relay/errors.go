@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/relay/wav"
 )
 
 var (
@@ -51,3 +52,16 @@ var (
 
 // ErrNotReady is returned by Ready when the relay cannot carry calls.
 var ErrNotReady = errors.New("relay not ready")
+
+// Media playback ("play media", play.go).
+var (
+	// ErrMediaFormat is returned for a media file the relay cannot play:
+	// not a WAV of 8 kHz mono G.711 (μ-law or A-law).
+	ErrMediaFormat = wav.ErrFormat
+	// ErrMediaSource is returned for a "play media" whose source the
+	// relay cannot read (a file it cannot open, a "db-id": no database).
+	ErrMediaSource = errors.New("media source unavailable")
+	// ErrNoMediaStream is returned when the selected party has no audio
+	// stream the relay can send to (none, no address yet, or SRTP).
+	ErrNoMediaStream = errors.New("no audio stream to play media to")
+)

@@ -13,7 +13,7 @@ import (
 )
 
 // ServeNG implements ng.Handler: rtpengine's ping, offer, answer, delete,
-// query and list.
+// query, list, start/stop recording and play/stop media.
 func (r *Relay) ServeNG(ctx context.Context, from netip.AddrPort, req ng.Dict) (reply ng.Dict) {
 	cmd := strings.ToLower(req.Str("command"))
 	start := time.Now()
@@ -49,6 +49,10 @@ func (r *Relay) ServeNG(ctx context.Context, from netip.AddrPort, req ng.Dict) (
 		return r.startStopRecording(req, true)
 	case "stop recording":
 		return r.startStopRecording(req, false)
+	case "play media":
+		return r.playMedia(req)
+	case "stop media":
+		return r.stopMedia(req)
 	case "":
 		return ng.ErrorReply("No command given")
 	}

@@ -47,6 +47,7 @@ type Relay struct {
 
 	binder    *binder
 	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
+	plays     sync.Map // playKey -> *player: media being played (play.go)
 	recReader *bpf.RecordReader
 
 	ctx       context.Context

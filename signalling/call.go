@@ -101,18 +101,24 @@ type call struct {
 	edgeNote    string
 	edgeRefused string // the last B-leg refusal by a named edge itself (handover.go)
 
+	// Under mu: the CDR's Call SID once a disaster-recovery request or
+	// a transfer has named it (callSid), and the disaster-recovery
+	// <Dial> leg being placed (drtwiml.go).
+	sid   string
+	drLeg *drDialLeg
+
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
 
 	st *sessionTimers // RFC 4028, both legs (sessiontimer.go); nil: none
-	// Transfers (refer.go). cdrSid is the CDR's sid when it must be
-	// known before the end (a transfer's call links to it); transferred:
-	// the A-leg belongs to a transfer's call now, never BYE it (both
-	// under mu). parentSid, set at creation, marks a call made by a
-	// transfer: its A-leg is already answered.
-	cdrSid, parentSid string
-	transferred       bool
+	// Transfers (refer.go). transferred: the A-leg belongs to a
+	// transfer's call now, never BYE it (under mu). parentSid, set at
+	// creation, marks a call made by a transfer: its A-leg is already
+	// answered; a transfer's call links to its parent by the parent's
+	// sid (callSid).
+	parentSid   string
+	transferred bool
 	// transferring: a REFER was accepted and its transfer runs;
 	// transferorGone: the transferor hung up meanwhile (both under mu).
 	transferring, transferorGone bool
@@ -181,12 +187,17 @@ func (c *call) run() {
 	c.mu.Unlock()
 	waitCNAM()
 	status, reason := c.dialTargets(offer, targets)
-	if status == 200 {
+	by := hangupCallee
+	if status != 200 && c.wantsDR(status) {
+		status, reason, by = c.disasterRecovery(offer, status, reason)
+	}
+	switch {
+	case status == 200:
 		go c.watchMedia()
 		go c.watchSessionTimers()
-	} else {
-		c.closeWith(status, reason, hangupCallee)
-	}
+	case status > 0:
+		c.closeWith(status, reason, by)
+	} // 0: disaster recovery ended the call
 	<-c.done
 }
 
@@ -238,6 +249,7 @@ func (c *call) dial(target dest, offer []byte) (int, string, error) {
 // ua and waits for its answer, as dial says. again places the INVITE
 // anew after a 422 whose Min-SE the session timers take (nil: no retry).
 func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, again func() (int, string, error)) (int, string, error) {
+	c.drShape(req) // a disaster-recovery <Dial>'s caller ID and number
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
 	bID := req.CallID().Value()
@@ -263,6 +275,10 @@ func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, a
 		}
 	})
 	defer timer.Stop()
+	if ring := c.drRing(); ring > 0 { // <Dial timeout>: CANCEL after it
+		rt := time.AfterFunc(ring, func() { acancel(errDialTimeout) })
+		defer rt.Stop()
+	}
 	err = b.WaitAnswer(actx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		heardOnce.Do(func() { close(heard) })
 		if res.StatusCode > 100 && res.StatusCode < 200 {
@@ -329,6 +345,9 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		_ = b.Ack(c.ctx)
 		_ = b.Bye(c.ctx)
 		return 488, "Not Acceptable Here", nil
+	}
+	if c.drBridging() { // a disaster-recovery <Dial> after <Play> answered the A-leg
+		return c.drBridge(b)
 	}
 	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
 	if err != nil {

@@ -19,11 +19,9 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 		return // a hand-over: the edge the carrier called writes the call's one CDR
 	}
 	c.mu.Lock()
-	answer, recStart, sid := c.answer, c.recStart, c.cdrSid
+	answer, recStart := c.answer, c.recStart
 	c.mu.Unlock()
-	if sid == "" {
-		sid = store.NewSid(store.PrefixCall)
-	}
+	sid := c.callSid()
 	rec := store.Call{
 		Sid:             sid,
 		ParentCallSid:   c.parentSid,

@@ -36,3 +36,13 @@ func (r *refusal) Error() string { return r.reason }
 // errTimerHeader is a Session-Expires or Min-SE header that does not
 // parse (RFC 4028 §4, §5).
 var errTimerHeader = errors.New("signalling: bad session timer header")
+
+// Disaster recovery (drtwiml.go, twiml.go).
+var (
+	// ErrBadTwiML is a disaster-recovery answer that is not a TwiML
+	// document the edge can run (not XML, no <Response>, too large).
+	ErrBadTwiML = errors.New("signalling: bad TwiML")
+	// ErrDRRequest is a disaster-recovery URL that could not be fetched:
+	// transport error, timeout, or an HTTP status other than 2xx.
+	ErrDRRequest = errors.New("signalling: disaster recovery request failed")
+)

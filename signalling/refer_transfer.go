@@ -26,12 +26,9 @@ const transferRingTimeout = 60 * time.Second
 // (re-INVITE), then ends with BYE to the transferor only. A failure
 // leaves c as it was. The caller holds c.reinvite.
 func (c *call) transfer(tt transferTarget) {
+	parent := c.callSid()
 	c.mu.Lock()
 	b := c.b
-	if c.cdrSid == "" {
-		c.cdrSid = store.NewSid(store.PrefixCall)
-	}
-	parent := c.cdrSid
 	c.mu.Unlock()
 	defer c.transferDone()
 	log := c.log.With().Str("refer_to", tt.refer).Logger()

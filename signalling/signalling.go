@@ -86,6 +86,7 @@ type Server struct {
 	cnam      *cnamClient
 	// This edge in the store and the other edges (edges.go).
 	edges *edgeRegistry
+	dr    *drState // disaster recovery's HTTP client and metric (drtwiml.go)
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
@@ -161,6 +162,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
 	s.edges = newEdgeRegistry(s)
+	s.dr = newDRState(s.metrics.reg)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
