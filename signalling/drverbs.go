@@ -395,16 +395,7 @@ func (r *drRun) sipDest(text string) (dest, error) {
 	if err := r.c.s.checkNotSelf(r.c.ctx, u.Host); err != nil {
 		return dest{}, err
 	}
-	d := dest{user: u.User, host: u.Host, port: u.Port, transport: "UDP"}
-	if u.UriParams != nil {
-		if t, ok := u.UriParams.Get("transport"); ok && t != "" {
-			d.transport = strings.ToUpper(t)
-		}
-	}
-	if u.IsEncrypted() {
-		d.transport = "TLS"
-	}
-	return d, nil
+	return destOfURI(u), nil
 }
 
 // sdpAudioPayloadTypes are the payload types of an SDP's first audio
