@@ -29,6 +29,10 @@ const (
 // silent before the next one is tried (REQUIREMENTS §3.3).
 const noResponseTimeout = 4 * time.Second
 
+// finalResponseWait bounds how long ending a call waits for its final
+// response to the A-leg to be sent.
+const finalResponseWait = 2 * time.Second
+
 // plan is what admission decided about a call, in either direction: the
 // trunk, the numbers for the CDR, where the B-leg may go and how its
 // INVITE is shaped.
@@ -385,9 +389,17 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	return 200, "OK", nil
 }
 
+// releaseSlot gives the call's concurrency slot back to its trunk.
+func (c *call) releaseSlot() {
+	if c.p.conc {
+		c.s.conc.Release(c.p.trunk.Sid)
+	}
+}
+
 // closeWith ends the call once, whichever way: a final status to the
 // A-leg if it was never answered, BYE to the legs still up, relay delete,
 // limits released, CDR written.
+
 func (c *call) closeWith(status int, reason, by string) {
 	c.once.Do(func() {
 		c.mu.Lock()
@@ -396,6 +408,7 @@ func (c *call) closeWith(status int, reason, by string) {
 		c.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		released := false
 		if answered {
 			var wg sync.WaitGroup
 			if by != hangupCaller && by != hangupTransfer && !transferred {
@@ -418,13 +431,27 @@ func (c *call) closeWith(status int, reason, by string) {
 			}
 			wg.Wait()
 		} else if status > 0 && by != hangupTransfer {
-			go func() { _ = c.a.Respond(status, reason, nil, hdrs...) }()
+			// The trunk's call slot is free before the caller hears the
+			// call is over: a retry right after the answer must not find
+			// it taken.
+			released = true
+			c.releaseSlot()
+			// The final response must be sent before the INVITE's handler
+			// returns (run waits on c.done): sipgo terminates a transaction
+			// that has no final response yet at once, and a response sent
+			// after that is lost. Bounded, should the transaction be stuck.
+			sent := make(chan struct{})
+			go func() { defer close(sent); _ = c.a.Respond(status, reason, nil, hdrs...) }()
+			select {
+			case <-sent:
+			case <-time.After(finalResponseWait):
+			}
 		}
 		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
 		del := c.s.mediaDelete(dctx, c) // its own time: BYEs that timed out must not cost the CDR its quality
 		dcancel()
-		if c.p.conc {
-			c.s.conc.Release(c.p.trunk.Sid)
+		if !released {
+			c.releaseSlot()
 		}
 		c.s.removeCall(c)
 		if bID != "" {
