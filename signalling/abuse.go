@@ -155,7 +155,7 @@ func (s *Server) dropEarly(addr netip.Addr) bool {
 
 // refuseDraining answers a new call while draining.
 func (s *Server) refuseDraining(req *sip.Request, tx sip.ServerTransaction) {
-	s.metrics.refused(503, reasonDraining)
+	s.metrics.refused("", 503, reasonDraining)
 	respond(tx, req, 503, "Service Unavailable", []sip.Header{s.retryAfter()})
 }
 

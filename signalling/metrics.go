@@ -55,9 +55,33 @@ type metrics struct {
 	// xtrunk_sip_call_duration_seconds{direction,trunk}: answered calls,
 	// from the 200 to the end (ACD = sum / count).
 	duration *prometheus.HistogramVec
-	// xtrunk_sip_refusals_total{code,reason}: INVITEs answered with an
-	// error before becoming a call (407 challenges included).
+	// xtrunk_sip_refusals_total{trunk,code,reason}: INVITEs answered
+	// with an error before becoming a call (407 challenges included);
+	// trunk is "unknown" until the trunk is known (unknown domain,
+	// draining).
 	refusals *prometheus.CounterVec
+	// xtrunk_sip_failovers_total{direction,target}: B-leg targets that
+	// failed (no answer, or a status that fails over) with another target
+	// left to try; target is the gateway (host:port;transport).
+	failovers *prometheus.CounterVec
+	// Per carrier gateway (termination's B-leg targets, gateway =
+	// host:port;transport): xtrunk_sip_carrier_up (the OPTIONS probe:
+	// 1 up, 0 down), xtrunk_sip_carrier_attempts_total (INVITEs sent),
+	// xtrunk_sip_carrier_answers_total (200s), and
+	// xtrunk_sip_carrier_failures_total{gateway,class} (class 3xx, 4xx,
+	// 5xx, 6xx or timeout: no final answer), and
+	// xtrunk_sip_carrier_setup_seconds (INVITE sent to its 200).
+	carrierUpG                                *prometheus.GaugeVec
+	carrierAttempts, carrierAnswers, carrierF *prometheus.CounterVec
+	carrierSetup                              *prometheus.HistogramVec
+	// xtrunk_sip_cdr_write_failures_total: CDRs that could not be
+	// written to the store (lost).
+	cdrFailed prometheus.Counter
+	// Call quality at call end, per trunk and leg (customer, carrier: what
+	// that party sent to the relay): xtrunk_sip_call_loss_ratio (lost over
+	// expected), xtrunk_sip_call_jitter_seconds (RFC 3550 interarrival
+	// jitter) and xtrunk_sip_call_mos (ITU-T G.107 E-model, mos.go).
+	qLoss, qJitter, qMOS *prometheus.HistogramVec
 	// xtrunk_sip_guard_ignored_total{reason}: requests (and TCP/TLS
 	// connections) not answered by the abuse guard: scanner, flood,
 	// banned, auth_failures, options_rate.
@@ -109,7 +133,8 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 		Buckets: []float64{.1, .25, .5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 120}}, dt)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_sip_call_duration_seconds", Help: "Answered calls' duration, from the 200 to the end.",
 		Buckets: []float64{5, 15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200}}, dt)
-	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_refusals_total", Help: "INVITEs refused before becoming a call, by status and reason."}, []string{"code", "reason"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_refusals_total", Help: "INVITEs refused before becoming a call, by trunk, status and reason."}, []string{"trunk", "code", "reason"})
+	m.newNOC()
 	m.ignoredC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_ignored_total", Help: "Requests and connections left unanswered by the abuse guard, by reason."}, []string{"reason"})
 	m.bans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_bans_total", Help: "Sources banned by the abuse guard, by reason."}, []string{"reason"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_requests_total", Help: "SIP requests received, by method."}, []string{"method"})
@@ -119,7 +144,8 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 		Help: "Answered calls ended by a session timer (RFC 4028): a session expired unrefreshed or a refresh failed, by trunk."}, []string{"trunk"})
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
-		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired,
+		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired, m.failovers, m.carrierUpG, m.carrierAttempts,
+		m.carrierAnswers, m.carrierF, m.carrierSetup, m.cdrFailed, m.qLoss, m.qJitter, m.qMOS,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
 			func() float64 {
 				if s.relayUp() {
@@ -215,9 +241,13 @@ func (c *call) talkTime(end time.Time) time.Duration {
 }
 
 // refused counts an INVITE refused before it became a call. reason must
-// be a constant of the code (it is a label).
-func (m *metrics) refused(status int, reason string) {
-	m.refusals.WithLabelValues(strconv.Itoa(status), reason).Inc()
+// be a constant of the code (it is a label); trunk is the trunk's sid,
+// "" when not known.
+func (m *metrics) refused(trunk string, status int, reason string) {
+	if trunk == "" {
+		trunk = "unknown"
+	}
+	m.refusals.WithLabelValues(trunk, strconv.Itoa(status), reason).Inc()
 }
 
 func (m *metrics) ignored(reason string) { m.ignoredC.WithLabelValues(reason).Inc() }

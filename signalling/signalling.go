@@ -84,6 +84,7 @@ type Server struct {
 
 	draining  atomic.Bool
 	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
+	carriers  *carrierHealth // the carrier gateways' probe state (probeCarriers)
 	closeOnce sync.Once
 	closeErr  error
 
@@ -126,7 +127,8 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: zerolog.Nop(), cps: limit.NewCPS(time.Now), conc: limit.NewConcurrent(),
-		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, byA: map[string]*call{}, byB: map[string]*call{}, clock: time.Now}
+		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, byA: map[string]*call{}, byB: map[string]*call{}, clock: time.Now,
+		carriers: newCarrierHealth()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -153,6 +155,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s, certs)
+	s.cdrs.failed = s.metrics.cdrFailed.Inc
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
@@ -223,6 +226,8 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
 	go s.watchRelay(ctx)
+	go s.probeCarriers(ctx)
+	go s.watchTrunkDeletes(ctx)
 	return s.lis.serve(ctx, s)
 }
 
