@@ -59,7 +59,7 @@ func TestDrainLab(t *testing.T) {
 		}
 		m := scrapeIn(t, tri.Relay, r.metricsAddr)
 		for series, want := range map[string]float64{
-			`xtrunk_sip_refusals_total{code="503",reason="draining"}`: 1,
+			`xtrunk_sip_refusals_total{code="503",reason="draining",trunk="unknown"}`: 1,
 			`xtrunk_sip_draining`: 1,
 			fmt.Sprintf(`xtrunk_sip_call_attempts_total{direction="termination",trunk=%q}`, lab.open.Sid):  1,
 			fmt.Sprintf(`xtrunk_sip_calls_answered_total{direction="termination",trunk=%q}`, lab.open.Sid): 1,

@@ -83,7 +83,7 @@ type Server struct {
 	cnam      *cnamClient
 
 	draining  atomic.Bool
-	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
+	relayPong atomic.Int64   // unix nanos of the relay's last pong (watchRelay)
 	carriers  *carrierHealth // the carrier gateways' probe state (probeCarriers)
 	closeOnce sync.Once
 	closeErr  error
