@@ -208,6 +208,17 @@ func (m *metrics) callStarted(dir, trunk string) {
 	dir = direction(dir)
 	m.attempts.WithLabelValues(dir, trunk).Inc()
 	m.active.WithLabelValues(dir, trunk).Inc()
+	// The call's later series exist from its start, at zero, so that
+	// PromQL's increase() sees the first answer and the first quality
+	// observation of a trunk (a series born at 1 shows no increase).
+	m.answered.WithLabelValues(dir, trunk)
+	m.setup.WithLabelValues(dir, trunk)
+	m.duration.WithLabelValues(dir, trunk)
+	for _, leg := range []string{"customer", "carrier"} {
+		m.qLoss.WithLabelValues(trunk, leg)
+		m.qJitter.WithLabelValues(trunk, leg)
+		m.qMOS.WithLabelValues(trunk, leg)
+	}
 }
 
 // callAnswered counts an answered call and its setup time (admission to
