@@ -96,6 +96,7 @@ func TestNOCLab(t *testing.T) {
 		}
 		return ""
 	}})
+	t.Logf("%d expectations on Prometheus", len(pending))
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		var still []nocCheck
@@ -188,6 +189,7 @@ func (l *trunkLab) nocExpectations(t *testing.T, lossySid string) []nocCheck {
 			return fmt.Sprintf("loss %.4f (clean %.4f), MOS %.2f (clean %.2f): want about 5 %% loss and a MOS lower by 0.2 or more",
 				loss, cleanLoss, mosLossy, mosClean)
 		}
+		t.Logf("customer leg: lossy trunk loss %.4f MOS %.2f, clean trunk loss %.4f MOS %.2f", loss, mosLossy, cleanLoss, mosClean)
 		return ""
 	}})
 	return checks
