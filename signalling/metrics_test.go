@@ -114,7 +114,7 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 		`xtrunk_sip_call_setup_seconds_count{direction="origination",trunk="TK1"}`:      1,
 		`xtrunk_sip_calls_failed_total{code="486",direction="termination",trunk="TK1"}`: 1,
 		`xtrunk_sip_calls_active{direction="termination",trunk="TK1"}`:                  0,
-		`xtrunk_sip_call_duration_seconds_count{direction="termination",trunk="TK1"}`:   -1, // unanswered: no duration
+		`xtrunk_sip_call_duration_seconds_count{direction="termination",trunk="TK1"}`:   0, // unanswered: no duration (the series exists from the call's start)
 	} {
 		if v := metricValue(text, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
