@@ -1,7 +1,10 @@
 package signalling
 
 import (
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
@@ -56,5 +59,81 @@ func TestHealthyTargets(t *testing.T) {
 	}
 	if l := gatewayLabel(dest{host: "2001:db8::1", transport: "TLS", user: "x"}); l != "[2001:db8::1];transport=tls" {
 		t.Errorf("gateway label %q", l)
+	}
+}
+
+// TestCarrierProbeFollowsReload: the prober probes the carriers in force —
+// two loopback gateways, one answering OPTIONS, one silent: the silent one
+// goes down, the other stays up — and after a reload that replaces the
+// silent one, its state and series go and the new gateway is probed.
+func TestCarrierProbeFollowsReload(t *testing.T) {
+	answering, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer answering.Close()
+	go answerOptions(answering)
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	p := provision(t)
+	cfg := testConfig(t)
+	cfg.CarrierProbeInterval = 100 * time.Millisecond
+	cfg.Carriers = []string{"sip:" + answering.LocalAddr().String(), "sip:" + silent.LocalAddr().String()}
+	s := serve(t, cfg, p.st)
+	upSeries := func(a net.Addr) string {
+		return `xtrunk_sip_carrier_up{gateway="` + a.String() + `;transport=udp"}`
+	}
+	waitFor := func(what string, ok func(text string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok(scrape(t, s)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; scrape:\n%s", what, grepLines(scrape(t, s), "xtrunk_sip_carrier_up"))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("the silent gateway is not probed down", func(text string) bool {
+		return metricValue(text, upSeries(silent.LocalAddr())) == 0 && metricValue(text, upSeries(answering.LocalAddr())) == 1
+	})
+
+	fresh, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	go answerOptions(fresh)
+	next := cfg
+	next.Carriers = []string{"sip:" + answering.LocalAddr().String(), "sip:" + fresh.LocalAddr().String()}
+	if _, _, err := s.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the reload is not followed", func(text string) bool {
+		return metricValue(text, upSeries(silent.LocalAddr())) == -1 && metricValue(text, upSeries(fresh.LocalAddr())) == 1
+	})
+}
+
+// answerOptions answers each request read from pc with a 200 (enough SIP
+// for sipgo's client transaction: Via, From, To, Call-ID and CSeq copied).
+func answerOptions(pc net.PacketConn) {
+	buf := make([]byte, 4096)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var hdrs []string
+		for _, line := range strings.Split(string(buf[:n]), "\r\n") {
+			name, _, _ := strings.Cut(line, ":")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "via", "from", "to", "call-id", "cseq":
+				hdrs = append(hdrs, line)
+			}
+		}
+		res := "SIP/2.0 200 OK\r\n" + strings.Join(hdrs, "\r\n") + "\r\nContent-Length: 0\r\n\r\n"
+		_, _ = pc.WriteTo([]byte(res), from)
 	}
 }
