@@ -73,6 +73,9 @@ type metrics struct {
 	// xtrunk_relay_ng_refused_total: NG datagrams dropped unanswered
 	// because their source is outside --ng-allow.
 	ngRefused prometheus.Counter
+	// xtrunk_relay_media_packets_total, _bytes_total{interface,direction,path}
+	// (mediacount.go)
+	mediaPkts, mediaBytes *prometheus.CounterVec
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -106,6 +109,8 @@ func newMetrics(r *Relay) *metrics {
 	m.ngRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_ng_refused_total", Help: "NG datagrams dropped unanswered: source outside --ng-allow."})
 	m.persistErrs.WithLabelValues("too_large")
 	m.persistErrs.WithLabelValues("map")
+	m.mediaPkts, m.mediaBytes = newMediaCounters()
+	m.reg.MustRegister(m.mediaPkts, m.mediaBytes)
 	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost, m.recFailed, m.persistErrs, m.ngRefused)
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.timeoutDeletes, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
