@@ -123,12 +123,8 @@ func (m *metrics) trunkGone(trunk string) {
 // drops the series of each trunk deleted, so a deleted trunk's label
 // leaves the scrape (a trunk made again gets a new sid).
 func (s *Server) watchTrunkDeletes(ctx context.Context) {
-	var seen int64 = -1
+	seen := s.startRev // what came before New is not ours to replay
 	for rev := range s.st.Watch(ctx) {
-		if seen < 0 { // the revision at start: what came before is not ours to replay
-			seen = rev
-			continue
-		}
 		for seen < rev {
 			chs, err := s.st.ChangesSince(ctx, seen, 0)
 			if err != nil || len(chs) == 0 {

@@ -179,3 +179,35 @@ func TestMetricsRelayErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsDeletedTrunk: a deleted trunk's series leave the scrape
+// (the store's change feed), another trunk's stay.
+func TestMetricsDeletedTrunk(t *testing.T) {
+	p := provision(t)
+	s := serve(t, testConfig(t), p.st)
+	s.metrics.callStarted("trunking-terminating", p.acme.Sid)
+	s.metrics.callEnded("trunking-terminating", p.acme.Sid, 486, 0)
+	s.metrics.refused(p.acme.Sid, 403, "Forbidden")
+	s.metrics.callStarted("trunking-terminating", "TKother")
+	series := `xtrunk_sip_call_attempts_total{direction="termination",trunk="` + p.acme.Sid + `"}`
+	if v := metricValue(scrape(t, s), series); v != 1 {
+		t.Fatalf("%s = %v before the delete", series, v)
+	}
+	if err := p.st.DeleteTrunk(context.Background(), p.account, p.acme.Sid); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		text := scrape(t, s)
+		if !strings.Contains(text, p.acme.Sid) {
+			if v := metricValue(text, `xtrunk_sip_call_attempts_total{direction="termination",trunk="TKother"}`); v != 1 {
+				t.Errorf("another trunk's series went too (%v)", v)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted trunk's series are still scraped:\n%s", grepLines(text, p.acme.Sid))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -85,6 +85,7 @@ type Server struct {
 	draining  atomic.Bool
 	relayPong atomic.Int64   // unix nanos of the relay's last pong (watchRelay)
 	carriers  *carrierHealth // the carrier gateways' probe state (probeCarriers)
+	startRev  int64          // the store's revision at New (watchTrunkDeletes)
 	closeOnce sync.Once
 	closeErr  error
 
@@ -156,6 +157,9 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	s.metrics = newMetrics(s, certs)
 	s.cdrs.failed = s.metrics.cdrFailed.Inc
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
+	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
