@@ -59,16 +59,18 @@ func TestNOCLab(t *testing.T) {
 	live := "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(carrierPort) + ";priority=20"
 	silent := "sip:" + tri.CalleeIP.String() + ":" + strconv.Itoa(silentPort) + ";priority=5"
 	silentGW := tri.CalleeIP.String() + ":" + strconv.Itoa(silentPort) + ";transport=udp"
+	// Prometheus first: it scrapes sip from its start, and the first calls
+	// come while the silent gateway is still counted up (3 probes, about
+	// 10 s), so they try it, time out and fail over.
+	prom := l.startPrometheus(t, promAddr, map[string]string{"xtrunk-api": apiMetrics, "xtrunk-sip": sipMetrics, "xtrunk-relay": relayMetrics})
+	lossyScenario := l.lossyScenario(t)
 	sipAddr := l.startSIP(t, sipOpts{metrics: sipMetrics, extra: []string{"--carrier", silent, "--carrier", live,
 		"--carrier-probe-interval", "2s"}})
 	l.startUAS(t, tri.Callee, "noc-carrier", "uas_carrier_options.xml", tri.CalleeIP, carrierPort, carrierMedia,
 		"-rtp_echo", "-timeout", "180s")
 
-	prom := l.startPrometheus(t, promAddr, map[string]string{"xtrunk-api": apiMetrics, "xtrunk-sip": sipMetrics, "xtrunk-relay": relayMetrics})
-
 	// Two calls on each trunk, one after the other (so that increase()
 	// sees every counter move), both trunks at once.
-	lossyScenario := l.lossyScenario(t)
 	clean := l.startSIPp(t, tri.Caller, "noc-clean", "uac_auth.xml", tri.CallerIP, l.port(), l.port(),
 		nocPBXArgs(l.number(), labTrunkHost, sipAddr.String(), "noc-clean-%u@lab")...)
 	lossy := l.startSIPp(t, tri.Caller, "noc-lossy", lossyScenario, tri.CallerIP, l.port(), l.port(),
