@@ -25,7 +25,9 @@ import (
 // SIP methods, anything else "other"), command (NG commands). Never a
 // source address or a number.
 //
-// CPS, ASR and ACD are derived in PromQL:
+// CPS, ASR, ACD and NER are recording rules in
+// deploy/prometheus/recording.rules.yml (per trunk and per edge); the
+// Grafana dashboard and the alert rules use them. In plain PromQL:
 //
 //	CPS per trunk:  sum by (trunk) (rate(xtrunk_sip_call_attempts_total[1m]))
 //	ASR per trunk:  sum by (trunk) (increase(xtrunk_sip_calls_answered_total[1h]))
