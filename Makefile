@@ -16,13 +16,13 @@ DEPS_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2
 # Their services (Kamailio on 5060, rtpengine on NG 2223 and media
 # 30000-40000, PostgreSQL) are installed without starting, then disabled:
 # the tests run them as their own processes.
-TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd
-TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql
+TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd prometheus
+TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql prometheus prometheus-node-exporter
 # make demo's peers: SIPp (the PBX and the carrier) and baresip (the
 # TLS + SRTP PBX). Neither ships a service.
 DEMO_PKGS := sip-tester baresip
 
-.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop
+.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop grafana-check
 
 deps:
 	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
@@ -67,6 +67,16 @@ PG_BIN  ?= /usr/lib/postgresql/15/bin
 PG_PORT ?= 55432
 PG_DIR  ?= /tmp/xtrunk-pg
 export XTRUNK_TEST_POSTGRES ?= postgres://xtrunk@127.0.0.1:$(PG_PORT)/xtrunk?sslmode=disable
+
+# The NOC's rules and dashboard: promtool checks the rule files; a Go test
+# checks the dashboard's structure (Grafana is not packaged for Debian);
+# the NOC lab scrapes real api, sip and relay processes (promtool check
+# metrics on their output) with a real Prometheus evaluating the rules and
+# every dashboard expression (root: it builds network namespaces).
+grafana-check: test-deps build
+	promtool check rules deploy/prometheus/recording.rules.yml deploy/prometheus/alerts.rules.yml
+	$(GO) test -count=1 -run 'TestDashboard' ./deploy/grafana/
+	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -run 'TestNOCLab' ./signalling/
 
 postgres:
 	@test -x $(PG_BIN)/initdb || sh deploy/apt-install.sh --no-services postgresql -- postgresql

@@ -101,6 +101,7 @@ type sock struct {
 	packets, bytes, errors, drops atomic.Uint64
 	lastNs                        atomic.Int64 // monotonic ns
 	quality                       rtpQuality   // of the RTP it accepted
+	seen                          sockSeen     // counted in the media metrics (countMedia)
 }
 
 // route is what to do with packets arriving at a sock. It is immutable;

@@ -73,6 +73,9 @@ type metrics struct {
 	// xtrunk_relay_ng_refused_total: NG datagrams dropped unanswered
 	// because their source is outside --ng-allow.
 	ngRefused prometheus.Counter
+	// xtrunk_relay_media_packets_total, _bytes_total{interface,direction,path}
+	// (mediacount.go)
+	mediaPkts, mediaBytes *prometheus.CounterVec
 }
 
 func newMetrics(r *Relay) *metrics {
@@ -106,11 +109,13 @@ func newMetrics(r *Relay) *metrics {
 	m.ngRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_ng_refused_total", Help: "NG datagrams dropped unanswered: source outside --ng-allow."})
 	m.persistErrs.WithLabelValues("too_large")
 	m.persistErrs.WithLabelValues("map")
+	m.mediaPkts, m.mediaBytes = newMediaCounters()
+	m.reg.MustRegister(m.mediaPkts, m.mediaBytes)
 	m.reg.MustRegister(m.legJitter, m.legLoss, m.lostTotal, m.recActive, m.recLost, m.recFailed, m.persistErrs, m.ngRefused)
 	m.reg.MustRegister(m.callsG, m.commands, m.cmdLatency, m.userPkts, m.userBytes, m.drops, m.latchedC, m.timeouts, m.timeoutDeletes, m.fpErrors, m.mode,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&xdpCollector{r: r},
-		&portsCollector{r: r})
+		&portsCollector{r: r}, &sessionsCollector{r: r})
 	return m
 }
 
@@ -213,4 +218,40 @@ func (c *portsCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *portsCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(portsUsedDesc, prometheus.GaugeValue, float64(c.r.ports.inUse()))
 	ch <- prometheus.MustNewConstMetric(portsTotalDesc, prometheus.GaugeValue, float64(c.r.ports.pairs()))
+}
+
+// sessionsCollector: xtrunk_relay_sessions{state}, the calls held by
+// state, counted at scrape time: offered (no answer yet), answered (both
+// parties known), timed_out (no media for the media timeout; deleted
+// TimeoutLinger later unless media comes back).
+type sessionsCollector struct{ r *Relay }
+
+var sessionsDesc = prometheus.NewDesc("xtrunk_relay_sessions", "Calls held by the relay, by state (offered, answered, timed_out).", []string{"state"}, nil)
+
+func (c *sessionsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sessionsDesc }
+
+func (c *sessionsCollector) Collect(ch chan<- prometheus.Metric) {
+	c.r.mu.Lock()
+	calls := make([]*call, 0, len(c.r.calls))
+	for _, cl := range c.r.calls {
+		calls = append(calls, cl)
+	}
+	c.r.mu.Unlock()
+	n := map[string]int{"offered": 0, "answered": 0, "timed_out": 0}
+	for _, cl := range calls {
+		cl.mu.Lock()
+		switch {
+		case cl.deleted:
+		case cl.timedOut:
+			n["timed_out"]++
+		case cl.sides[1] != nil && cl.sides[1].Tag != "":
+			n["answered"]++
+		default:
+			n["offered"]++
+		}
+		cl.mu.Unlock()
+	}
+	for state, v := range n {
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(v), state)
+	}
 }

@@ -292,6 +292,9 @@ func (r *Relay) closeSockets(c *call) {
 // release frees everything a call holds: fast-path entries, sockets,
 // ports and its persisted record. Caller holds c.mu.
 func (r *Relay) release(c *call) {
+	if !c.deleted {
+		r.countMedia(c) // before the fast-path entries go
+	}
 	if c.rec != nil {
 		_, _ = r.stopRecording(c)
 	}
@@ -382,6 +385,7 @@ func (r *Relay) sweep(now time.Time) {
 			c.mu.Unlock()
 			continue
 		}
+		r.countMedia(c)
 		last := c.lastSignal
 		if la := r.lastActivity(c); la.After(last) {
 			last = la

@@ -155,7 +155,7 @@ func (s *Server) dropEarly(addr netip.Addr) bool {
 
 // refuseDraining answers a new call while draining.
 func (s *Server) refuseDraining(req *sip.Request, tx sip.ServerTransaction) {
-	s.metrics.refused(503, reasonDraining)
+	s.metrics.refused("", 503, reasonDraining)
 	hdrs := []sip.Header{s.retryAfter()}
 	if isHandover(req) { // the edge that handed it over dials the URI itself
 		hdrs = append(hdrs, sip.NewHeader(edgeRefusedHeader, edgeRefusedDraining))

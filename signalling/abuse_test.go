@@ -361,8 +361,12 @@ func TestDigestURIMustMatchRequestURI(t *testing.T) {
 	// the same credentials on the Request-URI they name: taken (483 is
 	// the check right after authentication)
 	expectStatus(t, s, stranger, rawRequest{ruri: uri, maxForwards: 10, extra: "Proxy-Authorization: " + auth + "\r\n"}, "SIP/2.0 483")
-	if v := metricValue(scrape(t, s), `xtrunk_sip_refusals_total{code="403",reason="Digest URI does not match Request-URI"}`); v != 1 {
+	text := scrape(t, s)
+	if v := metricWith(text, "xtrunk_sip_refusals_total", `code="403"`, `reason="Digest URI does not match Request-URI"`); v != 1 {
 		t.Errorf("403 refusals for a digest uri mismatch: %v, want 1", v)
+	}
+	if v := metricWith(text, "xtrunk_sip_refusals_total", `code="403"`, `trunk="unknown"`); v != -1 {
+		t.Errorf("a refusal on a known trunk is labelled trunk=unknown (%v)", v)
 	}
 }
 

@@ -96,7 +96,7 @@ func TestSuspendedAccountCallsProcesses(t *testing.T) {
 	carrier := startLoopbackCarrier(t)
 	listen := freeUDPPort(t, "127.0.0.1")
 	sipProc := startProcess(t, bin, nil, "sip", "--config", config, "--listen-udp", listen, "--listen-tcp", "",
-		"--domain", testDomain, "--db", dsn, "--relay-ng", loopbackRelay(t), "--carrier", "sip:"+carrier.String(),
+		"--domain", testDomain, "--db", dsn, "--relay-ng", loopbackRelay(t), "--carrier", "sip:"+carrier.String(), "--carrier-probe-interval", "0",
 		"--carrier-source", "127.0.0.2/32", "--default-cps", "0", "--log-level", "info")
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		got, _ := tryExchange("127.0.0.1:0", listen, rawRequest{method: "OPTIONS", ruri: "sip:" + tenantHost}, 200*time.Millisecond)

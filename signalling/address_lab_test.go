@@ -54,7 +54,7 @@ func testWildcardAddress(t *testing.T, kind string) {
 		"--listen-udp", "0.0.0.0:5060", "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", l.ngAddr, "--relay-customer-iface", "carrier", "--relay-carrier-iface", "customer",
 		"--relay-interface", "customer/" + tri.RelayCallerIP.String(), "--relay-interface", "carrier/" + tri.RelayCalleeIP.String(),
-		"--carrier", "sip:" + carrier.String(),
+		"--carrier", "sip:" + carrier.String(), "--carrier-probe-interval", "0",
 		"--db", l.dsn, "--default-cps", "0", "--log-level", "debug"}
 	edge, err := tri.Relay.Start(t.Context(), l.bin, args...)
 	if err != nil {

@@ -276,7 +276,7 @@ func startEdge(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, ds
 	}
 	args = append(args, extra...)
 	for _, c := range carriers {
-		args = append(args, "--carrier", c)
+		args = append(args, "--carrier", c, "--carrier-probe-interval", "0")
 	}
 	proc, err := tri.Relay.Start(ctx, bin, args...)
 	if err != nil {

@@ -212,17 +212,26 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 	if len(targets) == 0 {
 		return 480, "Temporarily Unavailable"
 	}
-	for _, t := range targets {
+	toCarrier := c.p.customerIsA()
+	for i, t := range targets {
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
 		log := c.log.With().Str("target", t.Value.String()).Logger()
+		gw := gatewayLabel(t.Value)
+		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)
+		if c.ctx.Err() == nil { // a caller's CANCEL is not the gateway's failure
+			c.s.metrics.targetTried(toCarrier, gw, st, time.Since(sent))
+		}
 		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
 			st, rs, err = c.followRedirect(t.Value, offer, log)
 		}
 		if err == nil && st == 200 {
 			return 200, "OK"
+		}
+		if i < len(targets)-1 && c.ctx.Err() == nil && (err != nil || route.Failover(st)) {
+			c.s.metrics.failedOver(c.p.dir, gw)
 		}
 		if err != nil {
 			log.Warn().Err(err).Msg("attempt failed")
@@ -463,6 +472,7 @@ func (c *call) closeWith(status int, reason, by string) {
 			finalStatus = 200
 		}
 		c.s.metrics.callEnded(c.p.dir, c.p.trunk.Sid, finalStatus, c.talkTime(end))
+		c.s.metrics.quality(c.p.trunk.Sid, del.quality, c.codec())
 		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
 		c.s.writeCDR(c, finalStatus, reason, by, end, del)
 		close(c.done)

@@ -105,13 +105,15 @@ type cdrWriter struct {
 
 	mu     sync.Mutex
 	closed bool
+	// failed counts a CDR not written (xtrunk_sip_cdr_write_failures_total).
+	failed func()
 }
 
 // cdrBatch bounds one commit.
 const cdrBatch = 256
 
 func newCDRWriter(st *store.Store, log zerolog.Logger) *cdrWriter {
-	w := &cdrWriter{st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{})}
+	w := &cdrWriter{st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
 	go w.run()
 	return w
 }
@@ -163,6 +165,7 @@ func (w *cdrWriter) flush(batch []cdrItem) {
 		for _, it := range batch {
 			if _, err := w.st.InsertCall(ctx, it.call); err != nil {
 				it.log.Error().Err(err).Msg("CDR not written")
+				w.failed()
 			}
 		}
 	}

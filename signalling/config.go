@@ -72,6 +72,10 @@ type Config struct {
 	// end on their own before the rest are hung up.
 	DrainTimeout time.Duration `yaml:"drain-timeout"`
 
+	// CarrierProbeInterval is how often each carrier gateway gets an
+	// OPTIONS (0: never probed, every gateway counts as up).
+	CarrierProbeInterval time.Duration `yaml:"carrier-probe-interval"`
+
 	// The abuse guard (see limit.GuardConfig; 0 turns a check off).
 	// Carrier sources and requests within calls in progress are exempt;
 	// a trunk's IP ACL exempts its addresses from the flood rule on that
@@ -152,6 +156,7 @@ func DefaultConfig() Config {
 		SessionMinSE:         DefaultMinSE,
 		SessionExpires:       DefaultSessionExpires,
 		DrainTimeout:         60 * time.Second,
+		CarrierProbeInterval: 10 * time.Second,
 		GuardMaxRequests:     g.MaxRequests,
 		GuardRequestWindow:   g.RequestWindow,
 		GuardMaxAuthFailures: g.MaxAuthFails,
@@ -221,7 +226,7 @@ func (c Config) validate() error {
 		name string
 		v    time.Duration
 	}{{"drain_timeout", c.DrainTimeout}, {"media_timeout", c.MediaTimeout}, {"guard_request_window", c.GuardRequestWindow}, {"guard_auth_window", c.GuardAuthWindow},
-		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"tcp_idle_timeout", c.TCPIdleTimeout}, {"guard_prefix_window", c.GuardPrefixWindow}} {
+		{"guard_ban", c.GuardBan}, {"options_interval", c.OptionsInterval}, {"carrier_probe_interval", c.CarrierProbeInterval}, {"tcp_idle_timeout", c.TCPIdleTimeout}, {"guard_prefix_window", c.GuardPrefixWindow}} {
 		if d.v < 0 {
 			return fmt.Errorf("%w: %s is negative", ErrConfig, d.name)
 		}

@@ -59,7 +59,7 @@ func TestDrainLab(t *testing.T) {
 		}
 		m := scrapeIn(t, tri.Relay, r.metricsAddr)
 		for series, want := range map[string]float64{
-			`xtrunk_sip_refusals_total{code="503",reason="draining"}`: 1,
+			`xtrunk_sip_refusals_total{code="503",reason="draining",trunk="unknown"}`: 1,
 			`xtrunk_sip_draining`: 1,
 			fmt.Sprintf(`xtrunk_sip_call_attempts_total{direction="termination",trunk=%q}`, lab.open.Sid):  1,
 			fmt.Sprintf(`xtrunk_sip_calls_answered_total{direction="termination",trunk=%q}`, lab.open.Sid): 1,
@@ -133,7 +133,7 @@ func (l *drainLab) start(t *testing.T, ctx context.Context, port uint16, callID 
 	r.proc, err = tri.Relay.Start(ctx, l.bin, "sip", "--config", l.config,
 		"--listen-udp", r.sipAddr.String(), "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", l.ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
-		"--db", l.p.dsn, "--default-cps", "0", "--carrier", "sip:"+carrier.String(),
+		"--db", l.p.dsn, "--default-cps", "0", "--carrier", "sip:"+carrier.String(), "--carrier-probe-interval", "0",
 		"--drain-timeout", "120s", "--metrics", r.metricsAddr, "--log-level", "debug")
 	if err != nil {
 		t.Fatal(err)

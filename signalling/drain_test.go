@@ -68,7 +68,7 @@ func TestDrain(t *testing.T) {
 	again.end()
 
 	m := scrape(t, s)
-	if v := metricValue(m, `xtrunk_sip_refusals_total{code="503",reason="draining"}`); v != 1 {
+	if v := metricValue(m, `xtrunk_sip_refusals_total{code="503",reason="draining",trunk="unknown"}`); v != 1 {
 		t.Errorf("draining refusals %v, want 1", v)
 	}
 	if v := metricValue(m, `xtrunk_sip_draining`); v != 1 {

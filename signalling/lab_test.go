@@ -398,7 +398,10 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 		"--listen-udp", listen.String(), "--domain", testDomain, "--edge", "lab",
 		"--relay-ng", l.ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--carrier-source", "198.18.2.0/24",
-		"--db", l.dsn, "--default-cps", "0", "--log-level", "debug"}
+		"--db", l.dsn, "--default-cps", "0", "--log-level", "debug",
+		// no OPTIONS probe unless a test asks (o.extra): the labs' SIPp
+		// carriers answer their scenario's calls, not probes
+		"--carrier-probe-interval", "0"}
 	if o.carrier != "" {
 		args = append(args, "--carrier", o.carrier)
 	}

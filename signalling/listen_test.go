@@ -86,6 +86,7 @@ func testConfig(t *testing.T) Config {
 	cfg.ListenUDP = "127.0.0.1:0"
 	cfg.RelayNG = freeUDPPort(t, "127.0.0.1") // nothing answers: no call gets that far
 	cfg.DefaultCPS = 0
+	cfg.CarrierProbeInterval = 0 // the tests' carriers answer calls, not probes
 	return cfg
 }
 

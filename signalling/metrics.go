@@ -25,7 +25,9 @@ import (
 // SIP methods, anything else "other"), command (NG commands). Never a
 // source address or a number.
 //
-// CPS, ASR and ACD are derived in PromQL:
+// CPS, ASR, ACD and NER are recording rules in
+// deploy/prometheus/recording.rules.yml (per trunk and per edge); the
+// Grafana dashboard and the alert rules use them. In plain PromQL:
 //
 //	CPS per trunk:  sum by (trunk) (rate(xtrunk_sip_call_attempts_total[1m]))
 //	ASR per trunk:  sum by (trunk) (increase(xtrunk_sip_calls_answered_total[1h]))
@@ -55,9 +57,33 @@ type metrics struct {
 	// xtrunk_sip_call_duration_seconds{direction,trunk}: answered calls,
 	// from the 200 to the end (ACD = sum / count).
 	duration *prometheus.HistogramVec
-	// xtrunk_sip_refusals_total{code,reason}: INVITEs answered with an
-	// error before becoming a call (407 challenges included).
+	// xtrunk_sip_refusals_total{trunk,code,reason}: INVITEs answered
+	// with an error before becoming a call (407 challenges included);
+	// trunk is "unknown" until the trunk is known (unknown domain,
+	// draining).
 	refusals *prometheus.CounterVec
+	// xtrunk_sip_failovers_total{direction,target}: B-leg targets that
+	// failed (no answer, or a status that fails over) with another target
+	// left to try; target is the gateway (host:port;transport).
+	failovers *prometheus.CounterVec
+	// Per carrier gateway (termination's B-leg targets, gateway =
+	// host:port;transport): xtrunk_sip_carrier_up (the OPTIONS probe:
+	// 1 up, 0 down), xtrunk_sip_carrier_attempts_total (INVITEs sent),
+	// xtrunk_sip_carrier_answers_total (200s), and
+	// xtrunk_sip_carrier_failures_total{gateway,class} (class 3xx, 4xx,
+	// 5xx, 6xx or timeout: no final answer), and
+	// xtrunk_sip_carrier_setup_seconds (INVITE sent to its 200).
+	carrierUpG                                *prometheus.GaugeVec
+	carrierAttempts, carrierAnswers, carrierF *prometheus.CounterVec
+	carrierSetup                              *prometheus.HistogramVec
+	// xtrunk_sip_cdr_write_failures_total: CDRs that could not be
+	// written to the store (lost).
+	cdrFailed prometheus.Counter
+	// Call quality at call end, per trunk and leg (customer, carrier: what
+	// that party sent to the relay): xtrunk_sip_call_loss_ratio (lost over
+	// expected), xtrunk_sip_call_jitter_seconds (RFC 3550 interarrival
+	// jitter) and xtrunk_sip_call_mos (ITU-T G.107 E-model, mos.go).
+	qLoss, qJitter, qMOS *prometheus.HistogramVec
 	// xtrunk_sip_guard_ignored_total{reason}: requests (and TCP/TLS
 	// connections) not answered by the abuse guard: scanner, flood,
 	// banned, auth_failures, options_rate.
@@ -114,7 +140,8 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 		Buckets: []float64{.1, .25, .5, 1, 2, 3, 5, 8, 13, 20, 30, 45, 60, 120}}, dt)
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_sip_call_duration_seconds", Help: "Answered calls' duration, from the 200 to the end.",
 		Buckets: []float64{5, 15, 30, 60, 120, 180, 300, 600, 1200, 1800, 3600, 7200}}, dt)
-	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_refusals_total", Help: "INVITEs refused before becoming a call, by status and reason."}, []string{"code", "reason"})
+	m.refusals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_refusals_total", Help: "INVITEs refused before becoming a call, by trunk, status and reason."}, []string{"trunk", "code", "reason"})
+	m.newNOC()
 	m.ignoredC = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_ignored_total", Help: "Requests and connections left unanswered by the abuse guard, by reason."}, []string{"reason"})
 	m.bans = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_guard_bans_total", Help: "Sources banned by the abuse guard, by reason."}, []string{"reason"})
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_requests_total", Help: "SIP requests received, by method."}, []string{"method"})
@@ -125,7 +152,8 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	m.draining = prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_sip_draining", Help: "1 while draining (SIGTERM): new calls get 503."})
 	m.transfers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_transfers_total", Help: "Call transfers (REFER) by trunk and result: refused, completed, failed."}, []string{"trunk", "result"})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
-		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired, m.transfers,
+		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired, m.transfers, m.failovers, m.carrierUpG, m.carrierAttempts,
+		m.carrierAnswers, m.carrierF, m.carrierSetup, m.cdrFailed, m.qLoss, m.qJitter, m.qMOS,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
 			func() float64 {
 				if s.relayUp() {
@@ -188,6 +216,17 @@ func (m *metrics) callStarted(dir, trunk string) {
 	dir = direction(dir)
 	m.attempts.WithLabelValues(dir, trunk).Inc()
 	m.active.WithLabelValues(dir, trunk).Inc()
+	// The call's later series exist from its start, at zero, so that
+	// PromQL's increase() sees the first answer and the first quality
+	// observation of a trunk (a series born at 1 shows no increase).
+	m.answered.WithLabelValues(dir, trunk)
+	m.setup.WithLabelValues(dir, trunk)
+	m.duration.WithLabelValues(dir, trunk)
+	for _, leg := range []string{"customer", "carrier"} {
+		m.qLoss.WithLabelValues(trunk, leg)
+		m.qJitter.WithLabelValues(trunk, leg)
+		m.qMOS.WithLabelValues(trunk, leg)
+	}
 }
 
 // callAnswered counts an answered call and its setup time (admission to
@@ -221,9 +260,13 @@ func (c *call) talkTime(end time.Time) time.Duration {
 }
 
 // refused counts an INVITE refused before it became a call. reason must
-// be a constant of the code (it is a label).
-func (m *metrics) refused(status int, reason string) {
-	m.refusals.WithLabelValues(strconv.Itoa(status), reason).Inc()
+// be a constant of the code (it is a label); trunk is the trunk's sid,
+// "" when not known.
+func (m *metrics) refused(trunk string, status int, reason string) {
+	if trunk == "" {
+		trunk = "unknown"
+	}
+	m.refusals.WithLabelValues(trunk, strconv.Itoa(status), reason).Inc()
 }
 
 func (m *metrics) ignored(reason string) { m.ignoredC.WithLabelValues(reason).Inc() }

@@ -37,6 +37,35 @@ func metricValue(text, series string) float64 {
 	return -1
 }
 
+// metricWith sums the series of name whose labels include every one of
+// labels (k="v" each): -1 when none matches.
+func metricWith(text, name string, labels ...string) float64 {
+	sum, found := 0.0, false
+	for _, line := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(line, name+"{")
+		if !ok {
+			continue
+		}
+		set, v, ok := strings.Cut(rest, "} ")
+		if !ok {
+			continue
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(","+set+",", ","+l+",") {
+				match = false
+			}
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); match && err == nil {
+			sum, found = sum+f, true
+		}
+	}
+	if !found {
+		return -1
+	}
+	return sum
+}
+
 // TestMetricsRefusal: a refused INVITE moves the refusal and request
 // counters; the guard's series start at zero.
 func TestMetricsRefusal(t *testing.T) {
@@ -53,9 +82,11 @@ func TestMetricsRefusal(t *testing.T) {
 		t.Fatalf("want 403, got %q", statusLine(got))
 	}
 	after := scrape(t, s)
+	if v := metricWith(after, "xtrunk_sip_refusals_total", `code="403"`, `reason="Forbidden"`); v != 1 {
+		t.Errorf("403 Forbidden refusals: %v, want 1", v)
+	}
 	for series, want := range map[string]float64{
-		`xtrunk_sip_refusals_total{code="403",reason="Forbidden"}`: 1,
-		`xtrunk_sip_requests_total{method="INVITE"}`:               1,
+		`xtrunk_sip_requests_total{method="INVITE"}`: 1,
 	} {
 		if v := metricValue(after, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
@@ -83,7 +114,7 @@ func TestMetricsLabelsAreBounded(t *testing.T) {
 		`xtrunk_sip_call_setup_seconds_count{direction="origination",trunk="TK1"}`:      1,
 		`xtrunk_sip_calls_failed_total{code="486",direction="termination",trunk="TK1"}`: 1,
 		`xtrunk_sip_calls_active{direction="termination",trunk="TK1"}`:                  0,
-		`xtrunk_sip_call_duration_seconds_count{direction="termination",trunk="TK1"}`:   -1, // unanswered: no duration
+		`xtrunk_sip_call_duration_seconds_count{direction="termination",trunk="TK1"}`:   0, // unanswered: no duration (the series exists from the call's start)
 	} {
 		if v := metricValue(text, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
@@ -146,5 +177,37 @@ func TestMetricsRelayErrors(t *testing.T) {
 		if v := metricValue(m, series); v != want {
 			t.Errorf("%s = %v, want %v", series, v, want)
 		}
+	}
+}
+
+// TestMetricsDeletedTrunk: a deleted trunk's series leave the scrape
+// (the store's change feed), another trunk's stay.
+func TestMetricsDeletedTrunk(t *testing.T) {
+	p := provision(t)
+	s := serve(t, testConfig(t), p.st)
+	s.metrics.callStarted("trunking-terminating", p.acme.Sid)
+	s.metrics.callEnded("trunking-terminating", p.acme.Sid, 486, 0)
+	s.metrics.refused(p.acme.Sid, 403, "Forbidden")
+	s.metrics.callStarted("trunking-terminating", "TKother")
+	series := `xtrunk_sip_call_attempts_total{direction="termination",trunk="` + p.acme.Sid + `"}`
+	if v := metricValue(scrape(t, s), series); v != 1 {
+		t.Fatalf("%s = %v before the delete", series, v)
+	}
+	if err := p.st.DeleteTrunk(context.Background(), p.account, p.acme.Sid); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		text := scrape(t, s)
+		if !strings.Contains(text, p.acme.Sid) {
+			if v := metricValue(text, `xtrunk_sip_call_attempts_total{direction="termination",trunk="TKother"}`); v != 1 {
+				t.Errorf("another trunk's series went too (%v)", v)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the deleted trunk's series are still scraped:\n%s", grepLines(text, p.acme.Sid))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

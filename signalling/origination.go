@@ -204,7 +204,7 @@ func (s *Server) admitOrigination(ctx context.Context, req *sip.Request, log zer
 		return nil, &refusal{404, "Not Found"}, nil
 	}
 	if !nc.Active {
-		return nil, &refusal{403, "Account suspended"}, nil
+		return &plan{trunk: nc.Trunk}, &refusal{403, "Account suspended"}, nil
 	}
 	from := ""
 	if f := req.From(); f != nil {

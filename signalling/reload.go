@@ -28,6 +28,7 @@ var reloadable = []string{
 	"default-cps", "default-concurrency", "media-timeout", "drain-timeout",
 	"guard-max-requests", "guard-request-window", "guard-max-auth-failures", "guard-auth-window",
 	"guard-ban", "guard-prefix-bans", "guard-prefix-window", "options-interval", "guard-scanner",
+	"carrier-probe-interval",
 }
 
 // ReloadableKeys are the sip: keys Reload applies without a restart.

@@ -507,7 +507,7 @@ func startB2BUAWith(t *testing.T, ctx context.Context, tri *testbed.Triangle, bi
 		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--db", dsn, "--default-cps", "0", "--log-level", "debug"}
 	for _, c := range carriers {
-		args = append(args, "--carrier", c)
+		args = append(args, "--carrier", c, "--carrier-probe-interval", "0")
 	}
 	args = append(args, extra...)
 	proc, err := tri.Relay.Start(ctx, bin, args...)

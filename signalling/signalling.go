@@ -89,7 +89,9 @@ type Server struct {
 	dr    *drState // disaster recovery's HTTP client and metric (drtwiml.go)
 
 	draining  atomic.Bool
-	relayPong atomic.Int64 // unix nanos of the relay's last pong (watchRelay)
+	relayPong atomic.Int64   // unix nanos of the relay's last pong (watchRelay)
+	carriers  *carrierHealth // the carrier gateways' probe state (probeCarriers)
+	startRev  int64          // the store's revision at New (watchTrunkDeletes)
 	closeOnce sync.Once
 	closeErr  error
 
@@ -132,7 +134,8 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, st: st, log: zerolog.Nop(), cps: limit.NewCPS(time.Now), conc: limit.NewConcurrent(),
-		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, byA: map[string]*call{}, byB: map[string]*call{}, clock: time.Now}
+		rnd: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0)), calls: map[string]*call{}, byA: map[string]*call{}, byB: map[string]*call{}, clock: time.Now,
+		carriers: newCarrierHealth()}
 	for _, o := range opts {
 		o(s)
 	}
@@ -159,6 +162,10 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s, certs)
+	s.cdrs.failed = s.metrics.cdrFailed.Inc
+	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
+	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
 	s.edges = newEdgeRegistry(s)
@@ -233,6 +240,8 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
 	go s.watchRelay(ctx)
 	go s.edges.run(ctx)
+	go s.probeCarriers(ctx)
+	go s.watchTrunkDeletes(ctx)
 	return s.lis.serve(ctx, s)
 }
 

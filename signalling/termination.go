@@ -23,8 +23,16 @@ var silent = &refusal{}
 const trialConcurrency = 4
 
 // admit runs the termination checks of REQUIREMENTS §2 in order. The
-// concurrency slot it takes on success is the call's to release.
-func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger) (*plan, *refusal, []sip.Header) {
+// concurrency slot it takes on success is the call's to release. A
+// refusal once the trunk is known comes with a plan holding only the
+// trunk, for the refusal's metric label.
+func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger) (p *plan, ref *refusal, hdrs []sip.Header) {
+	var known *store.Trunk
+	defer func() {
+		if ref != nil && known != nil {
+			p = &plan{trunk: *known}
+		}
+	}()
 	tc, ok, err := s.cache.Trunk(ctx, req.Recipient.Host)
 	if err != nil {
 		log.Error().Err(err).Msg("trunk lookup failed")
@@ -34,6 +42,7 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 		return nil, silent, nil
 	}
 	t := tc.Trunk
+	known = &t
 	if !t.HasIPACL && !t.HasCredentialList {
 		// A trunk nobody can authenticate to takes no calls: open
 		// termination would be toll fraud waiting to happen.
@@ -106,7 +115,7 @@ func (s *Server) admit(ctx context.Context, req *sip.Request, log zerolog.Logger
 		return nil, &refusal{503, "Trunk concurrency limit exceeded"}, nil
 	}
 	return &plan{dir: store.DirectionTerminating, trunk: t, from: number, to: req.Recipient.User,
-		maxFwd: mf, conc: true, targets: lv.carriers}, nil, nil
+		maxFwd: mf, conc: true, targets: s.healthy(lv.carriers)}, nil, nil
 }
 
 // unsupported refuses an INVITE that requires an extension xtrunk does
@@ -190,7 +199,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		log.Info().Int("status", ref.status).Str("reason", ref.reason).Str("src", req.Source()).Msg("call refused")
-		s.metrics.refused(ref.status, ref.reason)
+		trunk := ""
+		if p != nil {
+			trunk = p.trunk.Sid
+		}
+		s.metrics.refused(trunk, ref.status, ref.reason)
 		respond(tx, req, ref.status, ref.reason, hdrs)
 		return
 	}
@@ -206,7 +219,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			// Another dialog's Call-ID (another tenant's, or a merged
 			// request, RFC 3261 §8.2.2.2): the live call stays untouched.
 			log.Warn().Str("src", req.Source()).Str("trunk", p.trunk.Sid).Msg("INVITE reuses a live call's Call-ID")
-			s.metrics.refused(482, "Call-ID in use")
+			s.metrics.refused(p.trunk.Sid, 482, "Call-ID in use")
 			respond(tx, req, 482, "Loop Detected", nil)
 			return
 		}

@@ -188,6 +188,7 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
 		"--db", dsn,
 		"--carrier", "sip:"+carrierSIP.String(),
+		"--carrier-probe-interval", "0", // the SIPp carrier answers calls, not OPTIONS probes
 		"--default-cps", "0", "--default-concurrency", "0",
 		"--log-level", cfg.LogLevel)
 	cmd.Dir, cmd.Env = dir, harness.CleanEnv()

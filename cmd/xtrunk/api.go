@@ -59,13 +59,13 @@ func runAPI(args []string) error {
 	}
 	// /healthz and /readyz answer without auth beside the API; everything
 	// else is the API and its Basic auth.
+	reg := prometheus.NewRegistry()
 	mux := http.NewServeMux()
 	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
-		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs)))
+		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs), api.WithRegistry(reg)))
 	addHealth(mux, storeCheck(st))
 	metricsAddr := ""
 	if metrics != "" {
-		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		closeHTTP, bound, err := serveMetrics(metrics, reg, storeCheck(st))
 		if err != nil {

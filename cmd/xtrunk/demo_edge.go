@@ -191,6 +191,7 @@ sip:
   edge: %[8]s
   carrier: [sip:%[14]s:%[10]d]
   carrier-source: [%[14]s/32]
+  carrier-probe-interval: 0s # the demo's SIPp carrier answers calls, not OPTIONS probes
   relay-ng: %[2]s
   relay-customer-iface: customer
   relay-carrier-iface: carrier

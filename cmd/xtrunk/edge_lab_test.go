@@ -64,7 +64,7 @@ func TestRunAnEdgeLab(t *testing.T) {
 	// not ctx: its cancel at return would SIGKILL up before the cleanup's
 	// SIGTERM
 	up, err := edge.Start(context.Background(), "env", "XTRUNK_PIN_PATH="+pins, "XTRUNK_REMOVE_ON_EXIT=true",
-		"XTRUNK_CARRIER=sip:"+tri.CalleeIP.String()+":5060", "XTRUNK_CARRIER_SOURCE=198.18.2.0/24",
+		"XTRUNK_CARRIER=sip:"+tri.CalleeIP.String()+":5060", "XTRUNK_CARRIER_SOURCE=198.18.2.0/24", "XTRUNK_CARRIER_PROBE_INTERVAL=0s",
 		bin, "up", "--config", conf, "--data-dir", dir)
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,7 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", cfg.MediaTimeout, "end an answered call with no RTP/RTCP in either direction for this long (0: never)")
 	fs.DurationVar(&cfg.SessionMinSE, "session-min-se", cfg.SessionMinSE, "session timers (RFC 4028): shortest Session-Expires accepted; shorter gets 422 with Min-SE (whole seconds)")
 	fs.DurationVar(&cfg.SessionExpires, "session-expires", cfg.SessionExpires, "session timers (RFC 4028): interval the edge asks for on a leg whose peer asks none (0: only the peers' own)")
+	fs.DurationVar(&cfg.CarrierProbeInterval, "carrier-probe-interval", cfg.CarrierProbeInterval, "how often each carrier gateway gets an OPTIONS: down after 3 unanswered, up after 2 answered; a down gateway is skipped while another is up (0: no probe)")
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", cfg.DrainTimeout, "on SIGTERM, how long calls in progress may go on before they are hung up")
 	fs.IntVar(&cfg.GuardMaxRequests, "guard-max-requests", cfg.GuardMaxRequests, "requests per --guard-request-window from one source before it is banned (0: no limit)")
 	fs.DurationVar(&cfg.GuardRequestWindow, "guard-request-window", cfg.GuardRequestWindow, "window for --guard-max-requests")

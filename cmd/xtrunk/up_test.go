@@ -66,6 +66,7 @@ sip:
   relay-ng: %[1]s:2223
   carrier: [sip:%[3]s:%[6]d]
   carrier-source: [%[3]s/32]
+  carrier-probe-interval: 0s # the SIPp carrier answers calls, not probes
   default-cps: 0
   drain-timeout: 6s
   metrics: %[1]s:9102

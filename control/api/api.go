@@ -45,6 +45,7 @@ type Server struct {
 	hostAddrs    func() ([]netip.Addr, error) // this host's addresses
 	recordingDir string                       // where recordings' files are, by name
 	logins       *loginLimiter                // failed logins per source
+	metrics      *apiMetrics                  // nil without WithRegistry
 }
 
 // Option configures a Server.
@@ -95,10 +96,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, hr *http.Request) {
 			}
 		}
 		s.log.Debug().Str("method", hr.Method).Str("path", hr.URL.Path).Int("status", rec.status).Dur("took", time.Since(began)).Msg("api request")
+		s.observe(hr, rec.status, time.Since(began))
 	}()
 	if err := s.serve(rec, hr); err != nil {
 		ae, internal := toAPIError(err, hr.URL.Path)
 		if internal {
+			s.storeFailed()
 			s.log.Error().Err(err).Str("method", hr.Method).Str("path", hr.URL.Path).Msg("api request failed")
 		}
 		writeError(rec, ae)

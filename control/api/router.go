@@ -12,6 +12,7 @@ import (
 // p["TK"]). On 2010 routes the last segment may carry ".json"; media
 // routes need ".wav".
 type route struct {
+	tmpl    string // the pattern, the metrics' route label
 	segs    []string
 	v2010   bool
 	media   bool
@@ -25,7 +26,7 @@ const (
 )
 
 func r1(path string, m map[string]handler) route {
-	return route{segs: strings.Split(strings.TrimPrefix(path, "/"), "/"), methods: m}
+	return route{tmpl: path, segs: strings.Split(strings.TrimPrefix(path, "/"), "/"), methods: m}
 }
 
 func r2010(path string, m map[string]handler) route {
@@ -70,6 +71,7 @@ func (s *Server) table() []route {
 		func() route {
 			rt := r2010("/Accounts/AC*/Recordings/RE*", map[string]handler{get: s.recordingMedia})
 			rt.v2010, rt.media = false, true
+			rt.tmpl += ".wav"
 			return rt
 		}(),
 	}
