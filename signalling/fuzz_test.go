@@ -171,7 +171,7 @@ func FuzzRequest(f *testing.F) {
 				if pl, _, _ := s.admitOrigination(ctx, req, log); pl != nil && pl.conc {
 					s.conc.Release(pl.trunk.Sid)
 				}
-			} else if pl, _, _ := s.admit(ctx, req, log); pl != nil {
+			} else if pl, ref, _ := s.admit(ctx, req, log); pl != nil && ref == nil { // a refusal names its trunk (metrics) but admits nothing
 				if pl.conc {
 					s.conc.Release(pl.trunk.Sid)
 				}
