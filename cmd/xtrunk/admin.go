@@ -89,9 +89,9 @@ func sipAdmin(srv *signalling.Server) func(*http.ServeMux) {
 // RelayStats is the relay's admin summary: counters since start (the
 // console turns two readings into rates).
 type RelayStats struct {
-	Sessions      map[string]float64 `json:"sessions"`       // by state
-	Packets       map[string]float64 `json:"packets"`        // forwarded, by path (xdp, userspace)
-	Drops         map[string]float64 `json:"drops"`          // by reason
+	Sessions      map[string]float64 `json:"sessions"`        // by state
+	Packets       map[string]float64 `json:"packets"`         // forwarded, by path (xdp, userspace)
+	Drops         map[string]float64 `json:"drops"`           // by reason
 	PortPairsUsed float64            `json:"port_pairs_used"` // RTP/RTCP port pairs allocated
 	PortPairs     float64            `json:"port_pairs"`
 }
