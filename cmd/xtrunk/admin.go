@@ -15,23 +15,41 @@ import (
 )
 
 // The /admin/ endpoints of sip and relay, on their --metrics listener,
-// for xtrunk ctl and xtrunk top. They answer loopback clients only: the
+// for xtrunk ctl and xtrunk top. They answer local clients only: the
 // metrics listener may be bound wider for Prometheus, but ending calls and
 // lifting bans stay with whoever has a shell on the edge (remote
 // operators use ssh). Every answer is JSON; errors are {"error": "..."}.
 
-// adminOnly wraps h so that only loopback clients reach it (403 else).
+// adminOnly wraps h so that only local clients reach it (403 else):
+// loopback, or this host itself through one of its own addresses (the
+// client's address is the one it connected to: a TCP handshake from
+// outside with that source could not complete).
 func adminOnly(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		a, perr := netip.ParseAddr(host)
-		if err != nil || perr != nil || !a.Unmap().IsLoopback() {
-			adminError(w, http.StatusForbidden, "admin endpoints answer loopback clients only")
+		if !localClient(r) {
+			adminError(w, http.StatusForbidden, "admin endpoints answer local clients only")
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r)
 	}
+}
+
+func localClient(r *http.Request) bool {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	remote := ap.Addr().Unmap()
+	if remote.IsLoopback() {
+		return true
+	}
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok {
+		return false
+	}
+	lp, err := netip.ParseAddrPort(la.String())
+	return err == nil && lp.Addr().Unmap() == remote
 }
 
 func adminJSON(w http.ResponseWriter, code int, v any) {
