@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
@@ -165,7 +164,7 @@ func relayStatsOf(mfs []*dto.MetricFamily) RelayStats {
 func label(m *dto.Metric, name string) string {
 	for _, l := range m.GetLabel() {
 		if l.GetName() == name {
-			return strings.ToLower(l.GetValue())
+			return l.GetValue()
 		}
 	}
 	return ""

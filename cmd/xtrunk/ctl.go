@@ -234,10 +234,10 @@ func printCalls(w io.Writer, body []byte) error {
 }
 
 func shortDir(d string) string {
-	switch d {
-	case "terminating":
+	switch {
+	case strings.HasSuffix(d, "terminating"):
 		return "term"
-	case "originating":
+	case strings.HasSuffix(d, "originating"):
 		return "orig"
 	}
 	return d

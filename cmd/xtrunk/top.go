@@ -255,6 +255,9 @@ func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
 			paths = append(paths, fmt.Sprintf("%s %.0f pps", k, max(cur.relay.Packets[k]-prev.Packets[k], 0)/dt))
 		}
 		for _, k := range sortedKeys(cur.relay.Drops) {
+			if cur.relay.Drops[k] == 0 {
+				continue
+			}
 			drops = append(drops, fmt.Sprintf("%s %.0f (%.0f/s)", k, cur.relay.Drops[k], max(cur.relay.Drops[k]-prev.Drops[k], 0)/dt))
 		}
 		sessions := 0.0
@@ -273,7 +276,7 @@ func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
 		add("calls: %v", cur.callsErr)
 		return out
 	}
-	add("%-26s %-36s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
+	add("%-32s %-34s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
 	calls := append([]signalling.LiveCall(nil), cur.calls...)
 	sort.SliceStable(calls, func(i, j int) bool { return worstMOS(calls[i]) < worstMOS(calls[j]) })
 	for i, c := range calls {
@@ -282,7 +285,7 @@ func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
 			break
 		}
 		l := worstLeg(c)
-		add("%-26s %-36s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 26), trunc(c.Trunk, 36), trunc(c.From, 14), trunc(c.To, 14), c.Status,
+		add("%-32s %-34s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 32), trunc(c.Trunk, 34), trunc(c.From, 14), trunc(c.To, 14), c.Status,
 			l.LossPct, l.JitterMs, l.MOS, 100*l.XDPShare)
 	}
 	if len(calls) == 0 {
