@@ -148,6 +148,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 		cancel()
 		return nil, err
 	}
+	s.writeLive(c)
 	return c, nil
 }
 
@@ -403,6 +404,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		return 200, "OK", nil
 	}
 	c.sip("A", "out", "200 OK")
+	c.s.writeLive(c)
 	c.log.Info().Msg("call answered")
 	c.s.metrics.callAnswered(c.p.dir, c.p.trunk.Sid, time.Since(c.start))
 	return 200, "OK", nil

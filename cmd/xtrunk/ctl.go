@@ -348,6 +348,9 @@ func printRelayRates(w io.Writer, a, b []byte, every time.Duration) error {
 		fmt.Fprintf(t, "packets\t%s\t%.0f\t%s\n", k, rb.Packets[k], rate(ra.Packets, rb.Packets, k))
 	}
 	for _, k := range sortedKeys(rb.Drops) {
+		if rb.Drops[k] == 0 {
+			continue
+		}
 		fmt.Fprintf(t, "drops\t%s\t%.0f\t%s\n", k, rb.Drops[k], rate(ra.Drops, rb.Drops, k))
 	}
 	return t.Flush()

@@ -71,6 +71,13 @@ func TestCtlTopLab(t *testing.T) {
 			t.Errorf("leg %+v: a clean lab call's MOS should be G.711's (about 4.4), no loss", leg)
 		}
 	}
+	// the API lists it as in-progress while it is up
+	if live := l.apiCalls(t, "in-progress"); len(live) != 1 || live[0].Sid != call.Sid || live[0].AnswerTime == nil || live[0].EndTime != nil {
+		t.Errorf("API Calls?Status=in-progress: %+v", live)
+	}
+	if ringing := l.apiCalls(t, "ringing"); len(ringing) != 0 {
+		t.Errorf("API Calls?Status=ringing: %+v", ringing)
+	}
 	table, err := ctl("calls")
 	if err != nil || !strings.Contains(table, call.ID) || !strings.Contains(table, "in-progress") || !strings.Contains(table, "customer") ||
 		!strings.Contains(table, "carrier") || !strings.Contains(table, "MOS") {
@@ -113,6 +120,9 @@ func TestCtlTopLab(t *testing.T) {
 		t.Errorf("a second hangup: %v %s", err, out)
 	}
 	cause := l.cdrHangupCause(t, call.Sid)
+	if live := l.apiCalls(t, "in-progress"); len(live) != 0 {
+		t.Errorf("API Calls?Status=in-progress after the hangup: %+v", live)
+	}
 	if cause != "system: administratively ended" {
 		t.Errorf("CDR hangup cause %q", cause)
 	}
@@ -167,7 +177,8 @@ func topInTmux(t *testing.T, l *upLab, tmux, bin, callID string) string {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		out, err := run("capture-pane", "-p", "-t", "top")
 		screen = out
-		if err == nil && strings.Contains(out, callID) && strings.Contains(out, "CPS") && strings.Contains(out, "pps") {
+		if err == nil && strings.Contains(out, callID) && strings.Contains(out, "CPS") && strings.Contains(out, "pps") &&
+			!strings.Contains(out, "over the last 0 s") { // a second frame: rates
 			break
 		}
 		if time.Now().After(deadline) {
@@ -214,4 +225,32 @@ func (l *upLab) cdrHangupCause(t *testing.T, sid string) string {
 			t.Fatalf("no CDR %s: %v", sid, err)
 		}
 	}
+}
+
+// apiCall is what the lab reads of an API Call.
+type apiCall struct {
+	Sid        string  `json:"sid"`
+	Status     string  `json:"status"`
+	AnswerTime *string `json:"answer_time"`
+	EndTime    *string `json:"end_time"`
+}
+
+// apiCalls lists the account's calls with status through the API.
+func (l *upLab) apiCalls(t *testing.T, status string) []apiCall {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://xtrunk/2010-04-01/Accounts/"+upAccountSid+"/Calls.json?Status="+status, nil)
+	req.SetBasicAuth(upAccountSid, upAuthToken)
+	res, err := l.api.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	var out struct {
+		Calls []apiCall `json:"calls"`
+	}
+	if res.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
+		t.Fatalf("GET Calls.json?Status=%s: %d %s", status, res.StatusCode, b)
+	}
+	return out.Calls
 }
