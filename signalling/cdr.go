@@ -54,6 +54,16 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 // left behind when it stopped without ending them (killed, crashed).
 const hangupRestart = "signalling restarted"
 
+// finishLeftovers ends the live-call rows a previous run of this edge
+// left (it died with calls up): they are no longer live.
+func (s *Server) finishLeftovers(ctx context.Context, st *store.Store, edge string) {
+	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupSystem+": "+hangupRestart); err != nil {
+		s.log.Warn().Err(err).Msg("live calls of a previous run not finished")
+	} else if n > 0 {
+		s.log.Warn().Int64("calls", n).Msg("live calls of a previous run finished")
+	}
+}
+
 // writeLive writes the call's live row (status ringing before the answer,
 // in-progress after): at admission and at the answer, through the CDR
 // writer's batches, so that the API lists calls while they happen. The

@@ -165,13 +165,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.cdrs.failed = s.metrics.cdrFailed.Inc
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
-	// the live-call rows a previous run of this edge left (it died with
-	// calls up) are no longer live
-	if n, err := st.FinishLiveCalls(rctx, cfg.Edge, time.Now(), hangupSystem+": "+hangupRestart); err != nil {
-		s.log.Warn().Err(err).Msg("live calls of a previous run not finished")
-	} else if n > 0 {
-		s.log.Warn().Int64("calls", n).Msg("live calls of a previous run finished")
-	}
+	s.finishLeftovers(rctx, st, cfg.Edge)
 	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)

@@ -128,6 +128,13 @@ func TestCtlTopLab(t *testing.T) {
 	}
 
 	// 6. a ban and its lifting
+	banAndUnban(t, l, ctl)
+}
+
+// banAndUnban has a PBX with a wrong password banned, sees the ban in
+// ctl bans, lifts it with ctl unban and places a good call.
+func banAndUnban(t *testing.T, l *upLab, ctl func(...string) (string, error)) {
+	t.Helper()
 	bad := l.runSIPp(t, l.tri.Caller, "pbx-bad", filepath.Join(l.testdata, "uac_auth.xml"), l.tri.CallerIP, 6300,
 		"-s", upCalled, "-key", "trunk", upTrunkHost, "-key", "caller", upDID, "-au", upUser, "-ap", "wrong-password",
 		"-auth_uri", upCalled+"@"+upTrunkHost, "-m", "12", "-r", "20", l.tri.RelayCallerIP.String()+":5060")

@@ -189,109 +189,127 @@ func (s *topSample) readSIP(mfs map[string]*dto.MetricFamily) {
 // topLines renders the view from the readings in hist (oldest first) for
 // a screen width columns wide.
 func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
-	cur, old := hist[len(hist)-1], hist[0]
-	span := cur.at.Sub(old.at).Seconds()
-	var out []string
-	add := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	cur := hist[len(hist)-1]
+	var v topView
 	rule := func(title string) {
-		out = append(out, "── "+title+" "+strings.Repeat("─", max(width-len(title)-4, 0)))
+		v.lines = append(v.lines, "── "+title+" "+strings.Repeat("─", max(width-len(title)-4, 0)))
 	}
-	add("xtrunk top — %s   sip %s   relay %s   (q quits)", cur.at.Format("15:04:05"), sipURL, relayURL)
+	v.add("xtrunk top — %s   sip %s   relay %s   (q quits)", cur.at.Format("15:04:05"), sipURL, relayURL)
 	rule("calls")
-	if cur.sipErr != nil {
-		add("sip: %v", cur.sipErr)
-	} else {
-		cps, asr, acd := "-", "-", "-"
-		if span > 0 {
-			cps = fmt.Sprintf("%.2f", (cur.attempts-old.attempts)/span)
-		}
-		att, ans := cur.attempts-old.attempts, cur.answered-old.answered
-		if att <= 0 { // nothing new in the window: since sip started
-			att, ans = cur.attempts, cur.answered
-		}
-		if att > 0 {
-			asr = fmt.Sprintf("%.0f%%", 100*ans/att)
-		}
-		ds, dc := cur.durSum-old.durSum, cur.durCount-old.durCount
-		if dc <= 0 {
-			ds, dc = cur.durSum, cur.durCount
-		}
-		if dc > 0 {
-			acd = (time.Duration(ds/dc) * time.Second).String()
-		}
-		total := 0.0
-		for _, v := range cur.active {
-			total += v
-		}
-		add("CPS %s   ASR %s   ACD %s   active %.0f   attempts %.0f   answered %.0f   (rates over the last %.0f s)",
-			cps, asr, acd, total, cur.attempts, cur.answered, span)
-		trunks := make([]string, 0, len(cur.active))
-		for k := range cur.active {
-			trunks = append(trunks, k)
-		}
-		sort.Slice(trunks, func(i, j int) bool { return cur.active[trunks[i]] > cur.active[trunks[j]] })
-		for i, k := range trunks {
-			if i == 8 {
-				add("  … %d more trunks", len(trunks)-i)
-				break
-			}
-			add("  %-40s %5.0f active", k, cur.active[k])
-		}
-	}
+	v.calls(hist)
 	rule("relay")
-	if cur.relayErr != nil {
-		add("relay: %v", cur.relayErr)
-	} else {
-		prev := old.relay
-		if len(hist) > 1 {
-			prev = hist[len(hist)-2].relay
-		}
-		dt := 1.0
-		if len(hist) > 1 {
-			dt = max(cur.at.Sub(hist[len(hist)-2].at).Seconds(), 0.001)
-		}
-		var paths, drops []string
-		for _, k := range sortedKeys(cur.relay.Packets) {
-			paths = append(paths, fmt.Sprintf("%s %.0f pps", k, max(cur.relay.Packets[k]-prev.Packets[k], 0)/dt))
-		}
-		for _, k := range sortedKeys(cur.relay.Drops) {
-			if cur.relay.Drops[k] == 0 {
-				continue
-			}
-			drops = append(drops, fmt.Sprintf("%s %.0f (%.0f/s)", k, cur.relay.Drops[k], max(cur.relay.Drops[k]-prev.Drops[k], 0)/dt))
-		}
-		sessions := 0.0
-		for _, v := range cur.relay.Sessions {
-			sessions += v
-		}
-		add("sessions %.0f   port pairs %.0f/%.0f   %s", sessions, cur.relay.PortPairsUsed, cur.relay.PortPairs, strings.Join(paths, "   "))
-		if len(drops) > 0 {
-			add("drops: %s", strings.Join(drops, "   "))
-		} else {
-			add("drops: none")
-		}
-	}
+	v.relay(hist)
 	rule("worst calls (lowest MOS first)")
-	if cur.callsErr != nil {
-		add("calls: %v", cur.callsErr)
-		return out
+	v.worst(cur)
+	return v.lines
+}
+
+// topView collects the screen's lines.
+type topView struct{ lines []string }
+
+func (v *topView) add(format string, a ...any) { v.lines = append(v.lines, fmt.Sprintf(format, a...)) }
+
+// calls: CPS, ASR and ACD over the window, active calls per trunk.
+func (v *topView) calls(hist []topSample) {
+	cur, old := hist[len(hist)-1], hist[0]
+	if cur.sipErr != nil {
+		v.add("sip: %v", cur.sipErr)
+		return
 	}
-	add("%-32s %-34s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
+	span := cur.at.Sub(old.at).Seconds()
+	cps, asr, acd := "-", "-", "-"
+	if span > 0 {
+		cps = fmt.Sprintf("%.2f", (cur.attempts-old.attempts)/span)
+	}
+	att, ans := cur.attempts-old.attempts, cur.answered-old.answered
+	if att <= 0 { // nothing new in the window: since sip started
+		att, ans = cur.attempts, cur.answered
+	}
+	if att > 0 {
+		asr = fmt.Sprintf("%.0f%%", 100*ans/att)
+	}
+	ds, dc := cur.durSum-old.durSum, cur.durCount-old.durCount
+	if dc <= 0 {
+		ds, dc = cur.durSum, cur.durCount
+	}
+	if dc > 0 {
+		acd = (time.Duration(ds/dc) * time.Second).String()
+	}
+	total := 0.0
+	for _, n := range cur.active {
+		total += n
+	}
+	v.add("CPS %s   ASR %s   ACD %s   active %.0f   attempts %.0f   answered %.0f   (rates over the last %.0f s)",
+		cps, asr, acd, total, cur.attempts, cur.answered, span)
+	trunks := make([]string, 0, len(cur.active))
+	for k := range cur.active {
+		trunks = append(trunks, k)
+	}
+	sort.Slice(trunks, func(i, j int) bool { return cur.active[trunks[i]] > cur.active[trunks[j]] })
+	for i, k := range trunks {
+		if i == 8 {
+			v.add("  … %d more trunks", len(trunks)-i)
+			break
+		}
+		v.add("  %-40s %5.0f active", k, cur.active[k])
+	}
+}
+
+// relay: sessions, port pairs, packets per second by path, drops.
+func (v *topView) relay(hist []topSample) {
+	cur := hist[len(hist)-1]
+	if cur.relayErr != nil {
+		v.add("relay: %v", cur.relayErr)
+		return
+	}
+	prev, dt := cur.relay, 1.0
+	if len(hist) > 1 {
+		prev = hist[len(hist)-2].relay
+		dt = max(cur.at.Sub(hist[len(hist)-2].at).Seconds(), 0.001)
+	}
+	var paths, drops []string
+	for _, k := range sortedKeys(cur.relay.Packets) {
+		paths = append(paths, fmt.Sprintf("%s %.0f pps", k, max(cur.relay.Packets[k]-prev.Packets[k], 0)/dt))
+	}
+	for _, k := range sortedKeys(cur.relay.Drops) {
+		if cur.relay.Drops[k] == 0 {
+			continue
+		}
+		drops = append(drops, fmt.Sprintf("%s %.0f (%.0f/s)", k, cur.relay.Drops[k], max(cur.relay.Drops[k]-prev.Drops[k], 0)/dt))
+	}
+	sessions := 0.0
+	for _, n := range cur.relay.Sessions {
+		sessions += n
+	}
+	v.add("sessions %.0f   port pairs %.0f/%.0f   %s", sessions, cur.relay.PortPairsUsed, cur.relay.PortPairs, strings.Join(paths, "   "))
+	if len(drops) > 0 {
+		v.add("drops: %s", strings.Join(drops, "   "))
+	} else {
+		v.add("drops: none")
+	}
+}
+
+// worst: the live calls, lowest MOS first.
+func (v *topView) worst(cur topSample) {
+	if cur.callsErr != nil {
+		v.add("calls: %v", cur.callsErr)
+		return
+	}
+	v.add("%-32s %-34s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
 	calls := append([]signalling.LiveCall(nil), cur.calls...)
 	sort.SliceStable(calls, func(i, j int) bool { return worstMOS(calls[i]) < worstMOS(calls[j]) })
 	for i, c := range calls {
 		if i == 20 {
-			add("… %d more calls", len(calls)-i)
+			v.add("… %d more calls", len(calls)-i)
 			break
 		}
 		l := worstLeg(c)
-		add("%-32s %-34s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 32), trunc(c.Trunk, 34), trunc(c.From, 14), trunc(c.To, 14), c.Status,
+		v.add("%-32s %-34s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 32), trunc(c.Trunk, 34), trunc(c.From, 14), trunc(c.To, 14), c.Status,
 			l.LossPct, l.JitterMs, l.MOS, 100*l.XDPShare)
 	}
 	if len(calls) == 0 {
-		add("no calls in progress")
+		v.add("no calls in progress")
 	}
-	return out
 }
 
 // worstLeg is the call's leg with the lowest MOS (a zero leg when the

@@ -44,3 +44,17 @@ func TestBansAndUnban(t *testing.T) {
 		t.Errorf("bans left %+v", got)
 	}
 }
+
+// FuzzUnban: any text is an address, a prefix or nothing; no panic, and
+// nothing is lifted from a guard without bans.
+func FuzzUnban(f *testing.F) {
+	for _, s := range []string{"198.18.9.1", "198.18.9.0/24", "2001:db8::/64", "::ffff:1.2.3.4", "", "1.2.3.4/33", "zz"} {
+		f.Add(s)
+	}
+	g := NewGuard(DefaultGuard(), nil)
+	f.Fuzz(func(t *testing.T, s string) {
+		if g.Unban(s) {
+			t.Fatalf("Unban(%q) lifted a ban that was never made", s)
+		}
+	})
+}
