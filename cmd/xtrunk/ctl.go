@@ -29,7 +29,8 @@ const ctlUsage = `usage: xtrunk ctl [flags] COMMAND [ARG]
 
 The operator's console: live calls, bans, carriers and the relay, from the
 /admin/ endpoints of xtrunk sip and xtrunk relay on their --metrics
-listeners (loopback clients only: run it on the edge).
+listeners (local clients only: run it on the edge). Flags may come before
+or after the command.
 
 commands:
   calls          live calls: trunk, numbers, state, per-leg packets/loss/jitter/MOS, XDP share
@@ -102,10 +103,19 @@ func runCtl(args []string) error {
 	f.register(fs)
 	fs.BoolVar(&f.json, "json", false, "print the endpoint's JSON instead of a table")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), ctlUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
-		return err
+	// flags before and after the command (and its argument)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() == 0 {
+	if len(pos) == 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: ctl: a command is needed", ErrConfig)
 	}
@@ -114,7 +124,7 @@ func runCtl(args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	return ctl(ctx, &f, fs.Args(), os.Stdout)
+	return ctl(ctx, &f, pos, os.Stdout)
 }
 
 // ctlCommands are ctl's commands: method, process, path and how many

@@ -78,7 +78,7 @@ func TestCtlTopLab(t *testing.T) {
 	if ringing := l.apiCalls(t, "ringing"); len(ringing) != 0 {
 		t.Errorf("API Calls?Status=ringing: %+v", ringing)
 	}
-	table, err := ctl("calls")
+	table, err := ctl("calls", "--timeout", "20s") // flags after the command too
 	if err != nil || !strings.Contains(table, call.ID) || !strings.Contains(table, "in-progress") || !strings.Contains(table, "customer") ||
 		!strings.Contains(table, "carrier") || !strings.Contains(table, "MOS") {
 		t.Errorf("ctl calls: %v\n%s", err, table)
