@@ -16,7 +16,7 @@ DEPS_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2
 # Their services (Kamailio on 5060, rtpengine on NG 2223 and media
 # 30000-40000, PostgreSQL) are installed without starting, then disabled:
 # the tests run them as their own processes.
-TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd prometheus
+TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd prometheus tmux
 TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql prometheus prometheus-node-exporter
 # make demo's peers: SIPp (the PBX and the carrier) and baresip (the
 # TLS + SRTP PBX). Neither ships a service.

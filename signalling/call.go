@@ -111,6 +111,8 @@ type call struct {
 	sid   string
 	drLeg *drDialLeg
 
+	ladder ladder // the SIP messages so far, for the console (admin.go)
+
 	start, answer time.Time
 	once          sync.Once
 	done          chan struct{}
@@ -141,10 +143,12 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 		log: log.With().Str("call", id).Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
 		ctx: ctx, cancel: cancel, a: a, aUA: ua, aTx: tx, start: time.Now(), done: make(chan struct{})}
 	c.fromTag = fromTagOf(req)
+	c.sip("A", "in", "INVITE %s", req.Recipient.String())
 	if err := s.addCall(c); err != nil {
 		cancel()
 		return nil, err
 	}
+	s.writeLive(c)
 	return c, nil
 }
 
@@ -273,6 +277,7 @@ func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, a
 	if err != nil {
 		return 0, "", err
 	}
+	c.sip("B", "out", "INVITE %s", req.Recipient.String())
 	c.mu.Lock()
 	c.b, c.bCallID = b, bID
 	c.mu.Unlock()
@@ -294,6 +299,7 @@ func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, a
 	}
 	err = b.WaitAnswer(actx, sipgo.AnswerOptions{OnResponse: func(res *sip.Response) error {
 		heardOnce.Do(func() { close(heard) })
+		c.sip("B", "in", "%d %s", res.StatusCode, res.Reason)
 		if res.StatusCode > 100 && res.StatusCode < 200 {
 			c.provisional(res)
 		}
@@ -302,6 +308,7 @@ func (c *call) dialRequest(req *sip.Request, ua *sipgo.DialogUA, offer []byte, a
 	var de *sipgo.ErrDialogResponse
 	switch {
 	case errors.As(err, &de):
+		c.sip("B", "in", "%d %s", de.Res.StatusCode, de.Res.Reason)
 		c.s.removeLeg(bID, c)
 		if de.Res.StatusCode == 422 && again != nil && c.st.tooSmall(de.Res) {
 			return again() // once, with the callee's Min-SE (RFC 4028 §7.3)
@@ -328,6 +335,7 @@ func (c *call) provisional(res *sip.Response) {
 		c.mu.Unlock()
 		if !early { // a 180 after early media would not stop it; say nothing
 			_ = c.a.Respond(180, "Ringing", nil)
+			c.sip("A", "out", "180 Ringing")
 		}
 		return
 	}
@@ -342,6 +350,7 @@ func (c *call) provisional(res *sip.Response) {
 	c.early, c.bTag, c.sdpToA = true, toTag, sdp
 	c.mu.Unlock()
 	_ = c.a.Respond(183, "Session Progress", sdp, sip.NewHeader("Content-Type", "application/sdp"))
+	c.sip("A", "out", "183 Session Progress")
 	if c.p.trunk.RecordingMode == "record-from-ringing" || c.p.trunk.RecordingMode == "record-from-ringing-dual" {
 		c.s.startRecording(c.ctx, c)
 	}
@@ -376,6 +385,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if err := b.Ack(c.ctx); err != nil {
 		c.log.Warn().Err(err).Msg("ACK to B-leg failed")
 	}
+	c.sip("B", "out", "ACK")
 	c.mu.Lock()
 	c.answered = true
 	c.answer = time.Now()
@@ -393,6 +403,8 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 		c.closeWith(487, "Request Terminated", hangupCaller)
 		return 200, "OK", nil
 	}
+	c.sip("A", "out", "200 OK")
+	c.s.writeLive(c)
 	c.log.Info().Msg("call answered")
 	c.s.metrics.callAnswered(c.p.dir, c.p.trunk.Sid, time.Since(c.start))
 	return 200, "OK", nil
@@ -418,6 +430,7 @@ func (c *call) closeWith(status int, reason, by string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		released := false
+		c.sip("-", "-", "end: %s: %s", by, reason)
 		if answered {
 			var wg sync.WaitGroup
 			if by != hangupCaller && by != hangupTransfer && !transferred {

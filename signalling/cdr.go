@@ -50,6 +50,42 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 	s.cdrs.add(cdrItem{call: rec, rec: recordingOf(c, rec.Sid, del.recording, recStart, answer), log: c.log})
 }
 
+// hangupRestart is the hangup cause of live calls a signalling process
+// left behind when it stopped without ending them (killed, crashed).
+const hangupRestart = "signalling restarted"
+
+// finishLeftovers ends the live-call rows a previous run of this edge
+// left (it died with calls up): they are no longer live.
+func (s *Server) finishLeftovers(ctx context.Context, st *store.Store, edge string) {
+	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupSystem+": "+hangupRestart); err != nil {
+		s.log.Warn().Err(err).Msg("live calls of a previous run not finished")
+	} else if n > 0 {
+		s.log.Warn().Int64("calls", n).Msg("live calls of a previous run finished")
+	}
+}
+
+// writeLive writes the call's live row (status ringing before the answer,
+// in-progress after): at admission and at the answer, through the CDR
+// writer's batches, so that the API lists calls while they happen. The
+// CDR at the end replaces it.
+func (s *Server) writeLive(c *call) {
+	if c.p.fromEdge != "" {
+		return // a hand-over: the edge the carrier called keeps the call's row
+	}
+	c.mu.Lock()
+	answer := c.answer
+	c.mu.Unlock()
+	status := store.CallRinging
+	if !answer.IsZero() {
+		status = store.CallInProgress
+	}
+	s.cdrs.add(cdrItem{call: store.Call{
+		Sid: c.callSid(), ParentCallSid: c.parentSid, AccountSid: c.p.trunk.AccountSid, TrunkSid: c.p.trunk.Sid,
+		PhoneNumberSid: c.p.phoneSid, Direction: c.p.dir, From: c.p.from, To: c.p.to, ForwardedFrom: c.p.diversion,
+		Status: status, Start: c.start, Answer: answer, Edge: s.cfg.Edge,
+	}, log: c.log})
+}
+
 // recordingOf is the Recording row for the relay's "recording" entry of a
 // delete reply (nil when there is none or it failed).
 func recordingOf(c *call, callSid string, rd *ng.Recording, recStart, answer time.Time) *store.Recording {
@@ -160,10 +196,11 @@ func (w *cdrWriter) flush(batch []cdrItem) {
 	for i, it := range batch {
 		calls[i] = it.call
 	}
-	if _, err := w.st.InsertCalls(ctx, calls); err != nil {
+	// upserts: a CDR replaces its call's live row (writeLive)
+	if _, err := w.st.UpsertCalls(ctx, calls); err != nil {
 		w.log.Warn().Err(err).Int("calls", len(batch)).Msg("CDR batch failed; writing one by one")
 		for _, it := range batch {
-			if _, err := w.st.InsertCall(ctx, it.call); err != nil {
+			if _, err := w.st.UpsertCalls(ctx, []store.Call{it.call}); err != nil {
 				it.log.Error().Err(err).Msg("CDR not written")
 				w.failed()
 			}

@@ -34,6 +34,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 			respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 			return
 		}
+		c.sip("A", "in", "BYE")
 		c.closeWith(0, "BYE", hangupCaller)
 		return
 	}
@@ -47,6 +48,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 	if c.transferorLeft() {
 		return // a transfer in progress outlives its transferor (refer.go)
 	}
+	c.sip("B", "in", "BYE")
 	c.closeWith(0, "BYE", hangupCallee)
 }
 

@@ -22,6 +22,11 @@ var (
 	// ErrEdgeAuth is a hand-over INVITE whose X-Xtrunk-Edge-Auth is
 	// missing its parts, forged, stale, replayed or for another edge.
 	ErrEdgeAuth = errors.New("signalling: edge hand-over not authenticated")
+	// ErrNoSuchCall is an operator's request (xtrunk ctl) naming no call
+	// in progress.
+	ErrNoSuchCall = errors.New("signalling: no such call in progress")
+	// ErrNotBanned is an unban of a source or prefix under no ban.
+	ErrNotBanned = errors.New("signalling: not banned")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

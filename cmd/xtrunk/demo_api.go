@@ -150,8 +150,13 @@ func (d *demoLab) cdr(ctx context.Context, to string) (map[string]any, error) {
 			return nil, err
 		}
 		calls, _ := out["calls"].([]any)
+		var c map[string]any
 		if len(calls) > 0 {
-			c, _ := calls[0].(map[string]any)
+			c, _ = calls[0].(map[string]any)
+		}
+		// a call's row is there from its start (ringing, in-progress):
+		// the CDR is the row once the call is over
+		if st, _ := c["status"].(string); c != nil && st != "ringing" && st != "in-progress" {
 			sid, _ := c["sid"].(string)
 			return d.api(ctx, http.MethodGet, "/2010-04-01/Accounts/"+d.account+"/Calls/"+sid+".json", nil, http.StatusOK)
 		}

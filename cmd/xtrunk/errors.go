@@ -15,4 +15,7 @@ var (
 	// ErrChildFailed is a child of xtrunk up that exited or did not get
 	// ready while the edge was starting.
 	ErrChildFailed = errors.New("child failed")
+	// ErrCtl is an admin request of xtrunk ctl or top that failed: the
+	// process unreachable, or its answer an error.
+	ErrCtl = errors.New("ctl")
 )

@@ -130,7 +130,16 @@ func ngPing(name, addr string) check {
 // serveMetrics serves /metrics (reg plus xtrunk_build_info), /healthz and
 // /readyz (checks) on addr, the --metrics listener.
 func serveMetrics(addr string, reg prometheus.Gatherer, checks ...check) (stop func(), bound string, err error) {
+	return serveMetricsAdmin(addr, reg, nil, checks...)
+}
+
+// serveMetricsAdmin is serveMetrics plus the process's /admin/ endpoints
+// (admin.go), mounted by mount when it is not nil.
+func serveMetricsAdmin(addr string, reg prometheus.Gatherer, mount func(*http.ServeMux), checks ...check) (stop func(), bound string, err error) {
 	mux := http.NewServeMux()
+	if mount != nil {
+		mount(mux)
+	}
 	mh, err := metricsHandler(reg)
 	if err != nil {
 		return nil, "", err

@@ -25,6 +25,8 @@ func subcommands() []subcommand {
 		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
 		{"demo", "bring up an edge in a namespace lab, provision it through the API and place real calls (TLS+SRTP too)", runDemo},
+		{"ctl", "the operator's console: live calls, hangup, bans, carriers, relay stats (admin endpoints)", runCtl},
+		{"top", "a full-screen live view of the edge: CPS, ASR, ACD, calls per trunk, relay pps, worst calls", runTop},
 		{"version", "print the version, commit and Go version", func([]string) error { printVersion(os.Stdout); return nil }},
 		{"init", "write a commented xtrunk.yaml for this host and the operator's credentials", runInit},
 		{"check-config", "validate an xtrunk.yaml: unknown keys, bad values, with their line", runCheckConfig},

@@ -103,6 +103,12 @@ func (s *Store) InsertCall(ctx context.Context, c Call) (Call, error) {
 // together cost one commit (one fsync on SQLite) instead of one each. All
 // are written or none; they come back with their sids and times set.
 func (s *Store) InsertCalls(ctx context.Context, cs []Call) ([]Call, error) {
+	return s.writeCalls(ctx, cs, func(Call) string { return insertCallSQL })
+}
+
+// writeCalls runs query(c) (an insert or an upsert of callCols) for each
+// c of cs in one transaction.
+func (s *Store) writeCalls(ctx context.Context, cs []Call, query func(Call) string) ([]Call, error) {
 	t := now()
 	out := make([]Call, len(cs))
 	args := make([][]any, len(cs))
@@ -123,13 +129,22 @@ func (s *Store) InsertCalls(ctx context.Context, cs []Call) ([]Call, error) {
 	if err != nil {
 		return nil, classify(fmt.Errorf("store: begin: %w", err))
 	}
-	stmt, err := tx.PrepareContext(ctx, s.q(insertCallSQL))
-	if err != nil {
-		tx.Rollback()
-		return nil, classify(fmt.Errorf("store: insert calls: %w", err))
-	}
-	defer stmt.Close()
-	for _, a := range args {
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
+	for i, a := range args {
+		q := query(out[i])
+		stmt := stmts[q]
+		if stmt == nil {
+			if stmt, err = tx.PrepareContext(ctx, s.q(q)); err != nil {
+				tx.Rollback()
+				return nil, classify(fmt.Errorf("store: insert calls: %w", err))
+			}
+			stmts[q] = stmt
+		}
 		if _, err := stmt.ExecContext(ctx, a...); err != nil {
 			tx.Rollback()
 			return nil, classify(fmt.Errorf("store: insert calls: %w", err))
@@ -156,7 +171,7 @@ func prepCall(c Call, t time.Time) (Call, []any, error) {
 	if err := oneOf("Direction", c.Direction, []string{DirectionTerminating, DirectionOriginating}); err != nil {
 		return Call{}, nil, err
 	}
-	if err := oneOf("Status", c.Status, CallStatuses); err != nil {
+	if err := oneOf("Status", c.Status, allCallStatuses); err != nil {
 		return Call{}, nil, err
 	}
 	for _, f := range [][2]string{{"From", c.From}, {"To", c.To}, {"CallerName", c.CallerName}, {"ForwardedFrom", c.ForwardedFrom}, {"HangupCause", c.HangupCause}, {"Edge", c.Edge}, {"RedirectedTo", c.RedirectedTo}, {"EdgeNote", c.EdgeNote}} {
