@@ -311,10 +311,20 @@ func (r *Relay) setFast(s *sock, rt *route) {
 	if r.fp == nil {
 		return
 	}
-	if err := r.fp.SetSession(s.udp.local, fastPathEntry(rt)); err != nil {
+	entry := fastPathEntry(rt)
+	if s.fastSet && s.fast == entry {
+		// an answer or a latch reinstalls every route of the stream:
+		// the entries that did not change need no map write (nor a new
+		// generation, which would only drop cached next hops)
+		return
+	}
+	s.fastSet = false
+	if err := r.fp.SetSession(s.udp.local, entry); err != nil {
 		r.log.Error().Err(err).Stringer("local", s.udp.local).Msg("fast path update failed; packets go through userspace")
 		r.m.fastPathError()
+		return
 	}
+	s.fast, s.fastSet = entry, true
 }
 
 func (r *Relay) closeSockets(c *call) {
