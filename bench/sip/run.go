@@ -397,7 +397,7 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	}
 	st.SIPCPUusPerCall = cpuPerCall(st.SIPCPUPct, st.AchievedCPS)
 	st.MediaCPUusPerCall = cpuPerCall(st.MediaCPUPct, st.AchievedCPS)
-	st.EdgeCPUusPerCall = cpuPerCall(st.EdgeCPUPct, st.AchievedCPS)
+	st.EdgeCPUusPerCall = st.SIPCPUusPerCall + st.MediaCPUusPerCall
 	if st.Failed > 0 {
 		st.ErrorSample = firstLines(filepath.Join(dir, "errors.log"), 6)
 	}
