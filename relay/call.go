@@ -101,6 +101,8 @@ type sock struct {
 	// mu), so that unchanged entries are not written again
 	fast    bpf.Session
 	fastSet bool
+	// set under the call's mu when the call ends (see freezeStats)
+	final *finalStats
 
 	// Counted by the userspace path only; the XDP path has its own.
 	packets, bytes, errors, drops atomic.Uint64

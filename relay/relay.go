@@ -464,6 +464,7 @@ func (r *Relay) sweep(now time.Time) {
 		}
 		if why != "" {
 			c.endReason = why
+			r.freezeStats(c)
 			r.legQualities(c)
 			r.release(c)
 		}
