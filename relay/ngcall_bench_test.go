@@ -2,13 +2,16 @@ package relay
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,6 +33,9 @@ import (
 //   - relay-cpu-µs/call (rtpengine only): rtpengine's threads' CPU time
 //     (schedstat), the figure to compare with xtrunk's proc-cpu minus
 //     rtpengine's client-only proc-cpu from the same run.
+//
+// Calls go one at a time, or -ngcall.inflight at once (as a busy SIP
+// proxy sends them), which is where CPU per call matters.
 //
 // Run: XTRUNK_REQUIRE_PRIVILEGED=1 go test -run '^$' -bench NGCall -benchtime 2000x ./relay/
 func BenchmarkNGCall(b *testing.B) {
@@ -54,6 +60,8 @@ func BenchmarkNGCall(b *testing.B) {
 		runNGCalls(b, tri, addr, p.PID())
 	})
 }
+
+var ngInFlight = flag.Int("ngcall.inflight", 1, "BenchmarkNGCall: calls set up at once")
 
 // startBenchRelay runs a relay with an NG server in tri's relay namespace
 // and returns the NG address.
@@ -161,8 +169,18 @@ func runNGCalls(b *testing.B, tri *testbed.Triangle, addr string, pid int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := range b.N {
-		call(i)
+	if *ngInFlight <= 1 {
+		for i := range b.N {
+			call(i)
+		}
+	} else {
+		var next atomic.Int64
+		b.SetParallelism((*ngInFlight + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				call(int(next.Add(1)))
+			}
+		})
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((selfCPU()-self0).Microseconds())/float64(b.N), "proc-cpu-µs/call")
