@@ -203,15 +203,20 @@ func (b *batch) doWrite(fd uintptr) bool {
 }
 
 // flush sends every queued datagram of b out of this socket and returns how
-// many the kernel refused. A full send buffer drops what does not fit, as
-// rtpengine does: waiting for it would hold up every socket of the poller.
+// many the kernel refused. A full send buffer gets a short wait
+// (sendBufferWait) and then drops what does not fit, as rtpengine does:
+// waiting longer would hold up every socket of the poller.
 func (s *udpSock) flush(b *batch) int {
 	if b.nout == 0 {
 		return 0
 	}
 	b.woff, b.failed, b.err = 0, 0, nil
 	s.mu.RLock()
-	if s.closed || !b.doWrite(uintptr(s.fd)) {
+	ok := !s.closed && b.doWrite(uintptr(s.fd))
+	if !ok && !s.closed && waitWritable(s.fd) {
+		ok = b.doWrite(uintptr(s.fd))
+	}
+	if !ok {
 		b.failed += b.nout - b.woff
 	}
 	s.mu.RUnlock()
@@ -220,6 +225,16 @@ func (s *udpSock) flush(b *batch) int {
 }
 
 // Close unregisters the socket from its poller and closes it.
+// sendBufferWait bounds the wait for room in a full send buffer.
+const sendBufferWait = 2 // ms
+
+// waitWritable waits up to sendBufferWait for fd to take more datagrams.
+func waitWritable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(pfd, sendBufferWait)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLOUT != 0
+}
+
 func (s *udpSock) Close() error {
 	if s.pl != nil {
 		s.pl.remove(s)
