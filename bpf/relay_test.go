@@ -621,4 +621,27 @@ func TestCallRecords(t *testing.T) {
 	if err := dp.SaveCall(5, make([]byte, MaxCallRecord+1)); !errors.Is(err, ErrBlobTooLarge) {
 		t.Errorf("save over the limit: %v", err)
 	}
+
+	// once Calls has read the map, saves and deletes touch only the
+	// pieces a record has: a record new to this process that grows,
+	// shrinks and goes leaves no piece behind
+	for _, b := range [][]byte{[]byte("one"), big, []byte("again one")} {
+		if err := dp.SaveCall(6, b); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = dp.Calls()
+		if !bytes.Equal(got[6], b) {
+			t.Errorf("record 6 read back as %d bytes, saved %d", len(got[6]), len(b))
+		}
+	}
+	if err := dp.DeleteCall(6); err != nil {
+		t.Fatal(err)
+	}
+	n = 0
+	for it := dp.objs.XtrCallsV2.Iterate(); it.Next(&k, &v); {
+		n++
+	}
+	if got, _ = dp.Calls(); got[6] != nil || n != 3 {
+		t.Errorf("after deleting record 6: %d map entries, record %q", n, got[6])
+	}
 }

@@ -97,6 +97,13 @@ type sock struct {
 	isRTCP bool
 	route  atomic.Pointer[route]
 
+	// the fast-path entry last written for this socket (under the call's
+	// mu), so that unchanged entries are not written again
+	fast    bpf.Session
+	fastSet bool
+	// set under the call's mu when the call ends (see freezeStats)
+	final *finalStats
+
 	// Counted by the userspace path only; the XDP path has its own.
 	packets, bytes, errors, drops atomic.Uint64
 	lastNs                        atomic.Int64 // monotonic ns

@@ -5,26 +5,10 @@ import (
 	"net/netip"
 )
 
-// The userspace packet path: each socket's loop reads a batch, admits
+// The userspace packet path: a poller (poll.go) reads a batch of a socket, admits
 // the party's packets (learning where it sends from, authenticating
 // SRTP), and forwards them to the other party. The fast path (XDP)
 // forwards what the routes installed there cover without reaching here.
-
-// serve runs the packet loop of one socket until it is closed.
-func (r *Relay) serve(s *sock) {
-	defer r.wg.Done()
-	for {
-		b, err := s.udp.next()
-		if err != nil {
-			if isClosed(err) {
-				return
-			}
-			continue
-		}
-		r.handle(s, b)
-		batchPool.Put(b)
-	}
-}
 
 // handle forwards one batch received on s. It allocates nothing.
 func (r *Relay) handle(s *sock, b *batch) {

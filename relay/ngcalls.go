@@ -32,6 +32,7 @@ func (r *Relay) delete(req ng.Dict) ng.Dict {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	r.freezeStats(c)
 	q := r.stats(c)
 	if c.rec != nil {
 		if res, err := r.stopRecording(c); err == nil {

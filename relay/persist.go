@@ -184,7 +184,11 @@ func (r *Relay) adoptCall(num uint64, rec callRecord) error {
 				r.release(c)
 				return fmt.Errorf("rebind %v: %w", er.Local, err)
 			}
-			e := r.startEndpoint(c, st, i, ifc, rtpU, rtcpU)
+			e, err := r.startEndpoint(c, st, i, ifc, rtpU, rtcpU)
+			if err != nil {
+				r.release(c)
+				return err
+			}
 			e.sdp, e.sdpRTCP, e.mux, e.disabled, e.isRTP, e.pts = er.SDP, er.SDPRTCP, er.Mux, er.Disabled, !er.NotRTP, er.PTs
 			e.latched, e.latchedRTCP, e.ssrc, e.ssrcs = er.Latched, er.LatchedRTCP, er.SSRC, er.SSRCs
 			e.proto, e.offered, e.rate = er.Proto, er.Offered, er.Rate

@@ -9,7 +9,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,6 +48,8 @@ type Relay struct {
 	nextNum uint64
 
 	binder    *binder
+	pollers   []*poller
+	nextPoll  atomic.Uint32
 	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
 	plays     sync.Map // playKey -> *player: media being played (play.go)
 	recReader *bpf.RecordReader
@@ -94,6 +98,17 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	r.ports.bind = b.bind
 	r.m = newMetrics(r)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	started := false
+	defer func() {
+		if !started { // New failed: nothing may keep running
+			r.stopPollers()
+			r.wg.Wait()
+			b.close()
+		}
+	}()
+	if err := r.startPollers(); err != nil {
+		return nil, err
+	}
 
 	if cfg.Dataplane == DataplaneXDP {
 		dp, err := bpf.Open(bpf.Options{PinDir: cfg.PinPath, PortMin: uint16(cfg.PortMin), PortMax: uint16(cfg.PortMax)})
@@ -144,7 +159,36 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	}
 	r.wg.Add(1)
 	go r.janitor()
+	started = true
 	return r, nil
+}
+
+// startPollers starts one socket poller per CPU the runtime uses: enough
+// to spread the userspace packet path over the CPUs, whatever the number
+// of calls.
+func (r *Relay) startPollers() error {
+	for range runtime.GOMAXPROCS(0) {
+		p, err := newPoller()
+		if err != nil {
+			return err
+		}
+		r.pollers = append(r.pollers, p)
+		r.wg.Add(1)
+		go r.poll(p)
+	}
+	return nil
+}
+
+func (r *Relay) stopPollers() {
+	for _, p := range r.pollers {
+		_ = p.close()
+	}
+}
+
+// register hands s to a poller, round robin.
+func (r *Relay) register(s *sock) error {
+	p := r.pollers[int(r.nextPoll.Add(1))%len(r.pollers)]
+	return p.add(s)
 }
 
 // Close stops the relay. In xdp mode the pins stay (media keeps flowing
@@ -181,6 +225,7 @@ func (r *Relay) close() error {
 	if r.recReader != nil {
 		r.recReader.Close()
 	}
+	r.stopPollers()
 	r.wg.Wait()
 	r.finishing.Wait()
 	r.binder.close()
@@ -267,10 +312,20 @@ func (r *Relay) setFast(s *sock, rt *route) {
 	if r.fp == nil {
 		return
 	}
-	if err := r.fp.SetSession(s.udp.local, fastPathEntry(rt)); err != nil {
+	entry := fastPathEntry(rt)
+	if s.fastSet && s.fast == entry {
+		// an answer or a latch reinstalls every route of the stream:
+		// the entries that did not change need no map write (nor a new
+		// generation, which would only drop cached next hops)
+		return
+	}
+	s.fastSet = false
+	if err := r.fp.SetSession(s.udp.local, entry); err != nil {
 		r.log.Error().Err(err).Stringer("local", s.udp.local).Msg("fast path update failed; packets go through userspace")
 		r.m.fastPathError()
+		return
 	}
+	s.fast, s.fastSet = entry, true
 }
 
 func (r *Relay) closeSockets(c *call) {
@@ -337,20 +392,27 @@ func (r *Relay) newEndpoint(c *call, st *stream, sideIdx int, ifc *Interface) (*
 	if err != nil {
 		return nil, err
 	}
-	return r.startEndpoint(c, st, sideIdx, ifc, rtpU, rtcpU), nil
+	return r.startEndpoint(c, st, sideIdx, ifc, rtpU, rtcpU)
 }
 
-func (r *Relay) startEndpoint(c *call, st *stream, sideIdx int, ifc *Interface, rtpU, rtcpU *udpSock) *endpoint {
+// startEndpoint makes the endpoint of a bound pair and hands its sockets
+// to the pollers. On error the pair is closed and its ports released.
+func (r *Relay) startEndpoint(c *call, st *stream, sideIdx int, ifc *Interface, rtpU, rtcpU *udpSock) (*endpoint, error) {
 	e := &endpoint{st: st, side: sideIdx, c: c, iface: ifc, local: rtpU.local, isRTP: true}
 	e.rtp = &sock{udp: rtpU, ep: e}
 	e.rtcp = &sock{udp: rtcpU, ep: e, isRTCP: true}
 	drop := &route{drop: true}
 	e.rtp.route.Store(drop)
 	e.rtcp.route.Store(drop)
-	r.wg.Add(2)
-	go r.serve(e.rtp)
-	go r.serve(e.rtcp)
-	return e
+	for _, s := range []*sock{e.rtp, e.rtcp} {
+		if err := r.register(s); err != nil {
+			rtpU.Close()
+			rtcpU.Close()
+			r.ports.release(e.local)
+			return nil, err
+		}
+	}
+	return e, nil
 }
 
 // janitorPeriod is how often the janitor sweeps the calls.
@@ -407,6 +469,7 @@ func (r *Relay) sweep(now time.Time) {
 		}
 		if why != "" {
 			c.endReason = why
+			r.freezeStats(c)
 			r.legQualities(c)
 			r.release(c)
 		}

@@ -15,6 +15,9 @@ type sockStats struct {
 }
 
 func (r *Relay) sockStats(s *sock) sockStats {
+	if s.final != nil {
+		return s.final.st
+	}
 	st := sockStats{
 		user:   s.packets.Load(),
 		bytes:  s.bytes.Load(),
@@ -43,6 +46,9 @@ func familyOf(a netip.Addr) string {
 
 // quality merges a socket's fast-path and userspace reception statistics.
 func (r *Relay) quality(s *sock) (bpf.Quality, bool) {
+	if s.final != nil {
+		return s.final.q, s.final.qok
+	}
 	uq, uok := s.quality.snapshot()
 	var fq bpf.Quality
 	var fok bool
@@ -171,4 +177,33 @@ func add(t *sockStats, s sockStats) {
 	t.drops += s.drops
 	t.fast += s.fast
 	t.user += s.user
+}
+
+// finalStats are a socket's counters and quality read once when its call
+// ends, for the delete reply, the metrics and the log line alike: reading
+// the fast path's per-CPU maps once per call instead of three times.
+type finalStats struct {
+	st  sockStats
+	q   bpf.Quality
+	qok bool
+}
+
+// freezeStats reads the counters of c's sockets for the last time. Caller
+// holds c.mu; c is ending.
+func (r *Relay) freezeStats(c *call) {
+	for _, st := range c.streams {
+		for _, e := range st.ep {
+			if e == nil {
+				continue
+			}
+			for _, s := range []*sock{e.rtp, e.rtcp} {
+				if s.final != nil {
+					continue
+				}
+				f := &finalStats{st: r.sockStats(s)}
+				f.q, f.qok = r.quality(s)
+				s.final = f
+			}
+		}
+	}
 }

@@ -2,10 +2,11 @@ package relay
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -34,8 +35,6 @@ type batch struct {
 
 	woff, failed int
 	err          error
-	readFn       func(fd uintptr) bool
-	writeFn      func(fd uintptr) bool
 }
 
 var batchPool = sync.Pool{New: func() any { return newBatch() }}
@@ -53,8 +52,6 @@ func newBatch() *batch {
 		b.out[i].Hdr.SetIovlen(1)
 		b.out[i].Hdr.Name = (*byte)(unsafe.Pointer(&b.outName[i]))
 	}
-	b.readFn = b.doRead
-	b.writeFn = b.doWrite
 	return b
 }
 
@@ -111,64 +108,64 @@ func addrPortToSockaddr(ap netip.AddrPort, sa *unix.RawSockaddrInet6) uint32 {
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
 
-// udpSock is one bound relay socket with batched, allocation-free I/O.
-// Reads happen on the socket's own goroutine; writes may come from several
-// (both directions of a call can send through one socket), which is safe
-// because all per-call state lives in the caller's batch.
+// udpSock is one bound relay socket with batched, allocation-free I/O: a
+// non-blocking descriptor of the relay's own, not a net.UDPConn, so it
+// costs no goroutine and no runtime poller entry. A poller (see poll.go)
+// reads it; writes may come from several goroutines (both directions of a
+// call can send through one socket), which is safe because all per-call
+// state lives in the caller's batch.
 type udpSock struct {
-	conn  *net.UDPConn
-	rc    syscall.RawConn
+	fd    int
 	local netip.AddrPort
 
-	// reader state, used by the socket's one reading goroutine only
-	rb     *batch
-	readFn func(fd uintptr) bool
+	// mu is read-held while fd is in use, so that Close, which takes it
+	// to close fd, never closes a descriptor under a system call (where a
+	// new socket could reuse its number).
+	mu     sync.RWMutex
+	closed bool
+	pl     *poller // where the socket is registered, if anywhere
+	id     uint64  // its id there
 }
 
+// listenUDP binds a non-blocking UDP socket to local: two system calls
+// (socket, bind), where net.ListenUDP makes five.
 func listenUDP(local netip.AddrPort) (*udpSock, error) {
-	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(local))
-	if err != nil {
-		return nil, err
-	}
-	rc, err := c.SyscallConn()
-	if err != nil {
-		c.Close()
-		return nil, err
-	}
-	s := &udpSock{conn: c, rc: rc, local: local}
-	s.readFn = s.doRead
-	return s, nil
-}
-
-// doRead takes a batch from the pool only once the socket is readable, so
-// a relay with tens of thousands of idle sockets holds no buffers for them.
-func (s *udpSock) doRead(fd uintptr) bool {
-	b := batchPool.Get().(*batch)
-	b.reset()
-	if !b.doRead(fd) {
-		batchPool.Put(b)
-		return false
-	}
-	s.rb = b
-	return true
-}
-
-// next blocks until datagrams arrive and returns them in a pooled batch
-// the caller puts back.
-func (s *udpSock) next() (*batch, error) {
-	s.rb = nil
-	if err := s.rc.Read(s.readFn); err != nil {
-		if s.rb != nil {
-			batchPool.Put(s.rb)
+	addr := local.Addr()
+	family := unix.AF_INET6
+	var sa unix.Sockaddr
+	if addr.Is4() || addr.Is4In6() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Port: int(local.Port()), Addr: addr.Unmap().As4()}
+	} else {
+		sa6 := &unix.SockaddrInet6{Port: int(local.Port()), Addr: addr.As16()}
+		if z := addr.Zone(); z != "" {
+			if ifi, err := net.InterfaceByName(z); err == nil {
+				sa6.ZoneId = uint32(ifi.Index)
+			}
 		}
-		return nil, err
+		sa = sa6
 	}
-	b := s.rb
-	if b.err != nil {
-		batchPool.Put(b)
-		return nil, b.err
+	fd, err := unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
 	}
-	return b, nil
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("bind %v: %w", local, os.NewSyscallError("bind", err))
+	}
+	return &udpSock{fd: fd, local: local}, nil
+}
+
+// read fills b with what the socket holds, without waiting; b.n is 0 when
+// there is nothing. It returns net.ErrClosed once the socket is closed.
+func (s *udpSock) read(b *batch) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	b.doRead(uintptr(s.fd))
+	return b.err
 }
 
 func (b *batch) doRead(fd uintptr) bool {
@@ -206,19 +203,49 @@ func (b *batch) doWrite(fd uintptr) bool {
 }
 
 // flush sends every queued datagram of b out of this socket and returns how
-// many the kernel refused.
+// many the kernel refused. A full send buffer gets a short wait
+// (sendBufferWait) and then drops what does not fit, as rtpengine does:
+// waiting longer would hold up every socket of the poller.
 func (s *udpSock) flush(b *batch) int {
 	if b.nout == 0 {
 		return 0
 	}
 	b.woff, b.failed, b.err = 0, 0, nil
-	if err := s.rc.Write(b.writeFn); err != nil {
-		b.failed = b.nout - b.woff
+	s.mu.RLock()
+	ok := !s.closed && b.doWrite(uintptr(s.fd))
+	if !ok && !s.closed && waitWritable(s.fd) {
+		ok = b.doWrite(uintptr(s.fd))
 	}
+	if !ok {
+		b.failed += b.nout - b.woff
+	}
+	s.mu.RUnlock()
 	b.nout = 0
 	return b.failed
 }
 
-func (s *udpSock) Close() error { return s.conn.Close() }
+// Close unregisters the socket from its poller and closes it.
+// sendBufferWait bounds the wait for room in a full send buffer.
+const sendBufferWait = 2 // ms
+
+// waitWritable waits up to sendBufferWait for fd to take more datagrams.
+func waitWritable(fd int) bool {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, err := unix.Poll(pfd, sendBufferWait)
+	return err == nil && n > 0 && pfd[0].Revents&unix.POLLOUT != 0
+}
+
+func (s *udpSock) Close() error {
+	if s.pl != nil {
+		s.pl.remove(s)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return unix.Close(s.fd)
+}
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }

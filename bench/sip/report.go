@@ -12,16 +12,16 @@ import (
 // WriteTable prints the steps of every target, then the summary.
 func (r *Results) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tCPS\tachieved\tattempted\tsucceeded\tfailed\tfailed %\tp50 ms\tp99 ms\tretrans\tsip CPU %\tmedia CPU %\tSIPp CPU %\tbusy %\tstatus\t")
+	fmt.Fprintln(tw, "target\tCPS\tachieved\tattempted\tsucceeded\tfailed\tfailed %\tp50 ms\tp99 ms\tretrans\tsip CPU %\tmedia CPU %\tsip µs/call\tmedia µs/call\tSIPp CPU %\tbusy %\tstatus\t")
 	for _, t := range r.Targets {
 		for _, s := range t.Steps {
-			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%.1f\t%d\t%d\t%d\t%s\t%s\t%s\t%d\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%s\t\n",
 				t.Target, s.OfferedCPS, s.AchievedCPS, s.Attempted, s.Succeeded, s.Failed, report.Pct(s.FailPct),
 				msStr(s.SetupP50ms, s.Answered), msStr(s.SetupP99ms, s.Answered), s.Retransmissions,
-				s.SIPCPUPct, s.MediaCPUPct, s.SIPpCPUPct, s.BusyCPUPct, s.Status)
+				s.SIPCPUPct, s.MediaCPUPct, s.SIPCPUusPerCall, s.MediaCPUusPerCall, s.SIPpCPUPct, s.BusyCPUPct, s.Status)
 		}
 		if t.Error != "" {
-			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t\t\terror\t\n", t.Target)
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\terror\t\n", t.Target)
 		}
 	}
 	if err := tw.Flush(); err != nil {

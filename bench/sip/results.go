@@ -117,6 +117,12 @@ type Step struct {
 	EdgeCPUPct  float64 `json:"edge_cpu_pct"`
 	SIPpCPUPct  float64 `json:"sipp_cpu_pct"`
 	BusyCPUPct  float64 `json:"busy_cpu_pct"`
+	// CPU time per call in µs: the CPU percentages above over the
+	// achieved call rate (each call's setup, media through its hold, and
+	// teardown, at the steady state of placing calls).
+	SIPCPUusPerCall   float64 `json:"sip_cpu_us_per_call"`
+	MediaCPUusPerCall float64 `json:"media_cpu_us_per_call"`
+	EdgeCPUusPerCall  float64 `json:"edge_cpu_us_per_call"`
 	// RelaySessionsLeft is how many calls the relay still held after the
 	// step and the settle pause: should be 0.
 	RelaySessionsLeft int `json:"relay_sessions_left"`

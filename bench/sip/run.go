@@ -395,6 +395,9 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	if st.Answered == 1 {
 		st.AchievedCPS = 1 / cfg.Duration.Seconds()
 	}
+	st.SIPCPUusPerCall = cpuPerCall(st.SIPCPUPct, st.AchievedCPS)
+	st.MediaCPUusPerCall = cpuPerCall(st.MediaCPUPct, st.AchievedCPS)
+	st.EdgeCPUusPerCall = st.SIPCPUusPerCall + st.MediaCPUusPerCall
 	if st.Failed > 0 {
 		st.ErrorSample = firstLines(filepath.Join(dir, "errors.log"), 6)
 	}
@@ -441,4 +444,13 @@ func hostInfo(cfg *Config) Host {
 		h.RTPEngine = strings.TrimSpace(strings.TrimPrefix(version(cfg.RTPEngineBin, "--version"), "Version:"))
 	}
 	return h
+}
+
+// cpuPerCall turns a CPU percentage of one CPU at cps calls a second into
+// µs of CPU per call; 0 without calls.
+func cpuPerCall(pct, cps float64) float64 {
+	if cps <= 0 {
+		return 0
+	}
+	return pct / 100 * 1e6 / cps
 }

@@ -79,6 +79,9 @@ func TestSmoke(t *testing.T) {
 		if s.SIPCPUPct <= 0 || s.MediaCPUPct <= 0 || s.BusyCPUPct <= 0 || s.BusyCPUPct > float64(100*runtime.NumCPU())+5 {
 			t.Errorf("%s: CPU sip %.1f %% media %.1f %% busy %.1f %%", tr.Target, s.SIPCPUPct, s.MediaCPUPct, s.BusyCPUPct)
 		}
+		if s.SIPCPUusPerCall <= 0 || s.MediaCPUusPerCall <= 0 || s.EdgeCPUusPerCall != s.SIPCPUusPerCall+s.MediaCPUusPerCall {
+			t.Errorf("%s: CPU per call sip %.0f µs media %.0f µs edge %.0f µs", tr.Target, s.SIPCPUusPerCall, s.MediaCPUusPerCall, s.EdgeCPUusPerCall)
+		}
 		if s.RelaySessionsLeft != 0 {
 			t.Errorf("%s: the relay still holds %d calls after the step", tr.Target, s.RelaySessionsLeft)
 		}

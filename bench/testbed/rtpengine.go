@@ -30,6 +30,14 @@ const rtpengineStartTimeout = 15 * time.Second
 // its end rtpengine is stopped, and its output logged if the test failed.
 func StartRtpengine(t testing.TB, tri *Triangle) string {
 	t.Helper()
+	addr, _ := StartRtpengineProcess(t, tri)
+	return addr
+}
+
+// StartRtpengineProcess is StartRtpengine that also returns rtpengine's
+// process, for benchmarks that read its CPU time.
+func StartRtpengineProcess(t testing.TB, tri *Triangle) (string, *Process) {
+	t.Helper()
 	bin := RequireCommand(t, "rtpengine")
 	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
 	p, err := tri.Relay.Start(context.Background(), bin,
@@ -58,7 +66,7 @@ func StartRtpengine(t testing.TB, tri *Triangle) string {
 	if err := WaitNG(tri.Caller, addr, p.Done(), rtpengineStartTimeout); err != nil {
 		t.Fatalf("rtpengine: %v\n%s", err, p.Output())
 	}
-	return addr
+	return addr, p
 }
 
 // WaitNG sends NG pings to addr from ns until one is answered with pong,
