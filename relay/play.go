@@ -262,7 +262,7 @@ func (r *Relay) sendPlayed(c *call, e *endpoint, pkt []byte) bool {
 	if !dst.IsValid() || u == nil {
 		return true // no address yet (or on hold): the frame is skipped, time goes on
 	}
-	if _, err := u.conn.WriteToUDPAddrPort(pkt, dst); err != nil {
+	if err := u.writeTo(pkt, dst); err != nil {
 		if isClosed(err) {
 			return false
 		}

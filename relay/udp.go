@@ -224,7 +224,6 @@ func (s *udpSock) flush(b *batch) int {
 	return b.failed
 }
 
-// Close unregisters the socket from its poller and closes it.
 // sendBufferWait bounds the wait for room in a full send buffer.
 const sendBufferWait = 2 // ms
 
@@ -235,6 +234,29 @@ func waitWritable(fd int) bool {
 	return err == nil && n > 0 && pfd[0].Revents&unix.POLLOUT != 0
 }
 
+// writeTo sends one datagram to dst outside the batched path (media
+// playback: a frame every 20 ms). It returns net.ErrClosed once the
+// socket is closed; a full send buffer drops the datagram (EAGAIN), as
+// flush does after its wait.
+func (s *udpSock) writeTo(pkt []byte, dst netip.AddrPort) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return net.ErrClosed
+	}
+	var sa unix.Sockaddr
+	if a := dst.Addr(); a.Is4() || a.Is4In6() {
+		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.Unmap().As4()}
+	} else {
+		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: a.As16()}
+	}
+	if err := unix.Sendto(s.fd, pkt, unix.MSG_DONTWAIT, sa); err != nil {
+		return os.NewSyscallError("sendto", err)
+	}
+	return nil
+}
+
+// Close unregisters the socket from its poller and closes it.
 func (s *udpSock) Close() error {
 	if s.pl != nil {
 		s.pl.remove(s)
