@@ -207,9 +207,15 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return fail(err)
 	}
 	s.addresses = newLegAddrs()
+	s.route()
+	return s, nil
+}
 
-	// Every handler goes through guard (malformed requests, panics) and
-	// the abuse guard (screened): add new methods here.
+// route registers the request handlers, each behind guard (malformed
+// requests, panics) and the abuse guard (screened), and the Allow header
+// they make.
+func (s *Server) route() {
+	// add new methods here
 	handlers := map[sip.RequestMethod]sipgo.RequestHandler{
 		sip.INVITE:   s.onInvite,
 		sip.ACK:      s.onAck,
@@ -231,7 +237,6 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	slices.SortFunc(allow, func(a, b string) int { return methodOrder(a) - methodOrder(b) })
 	s.allow = strings.Join(allow, ", ")
 	s.srv.OnNoRoute(s.guard(s.screened(s.onOther)))
-	return s, nil
 }
 
 // ListenAndServe serves the listeners bound by New and keeps the cache
