@@ -13,8 +13,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stopGrace is how long Stop waits after SIGTERM before SIGKILL.
-const stopGrace = 3 * time.Second
+// stopGrace is how long Stop waits after SIGTERM before SIGKILL: long
+// enough for a process on a loaded 2-CPU CI machine to finish its
+// shutdown (the api drains its requests, sip its transactions).
+const stopGrace = 10 * time.Second
 
 // outputLimit bounds the output a Process keeps (the most recent bytes).
 const outputLimit = 1 << 20
