@@ -8,10 +8,11 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
-# Debian packages building and running the edge needs: clang/llvm and the
-# kernel/libbpf headers for bpf2go, iproute2 for the namespace labs of
+# Debian packages building and running the edge needs: clang/llvm for
+# bpf2go (the BPF programs compile against bpf/headers only, -nostdinc:
+# no libbpf-dev or linux-libc-dev), iproute2 for the namespace labs of
 # make demo.
-DEPS_PKGS := clang llvm libbpf-dev linux-libc-dev iproute2
+DEPS_PKGS := clang llvm iproute2
 # The tests' real peers, and systemd-analyze for the package's units.
 # Their services (Kamailio on 5060, rtpengine on NG 2223 and media
 # 30000-40000, PostgreSQL) are installed without starting, then disabled:

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -34,6 +35,10 @@ const (
 type Options struct {
 	// PinDir holds the pinned maps and links, e.g. /sys/fs/bpf/xtrunk/relay.
 	PinDir string
+	// LockWait is how long Open waits for another process holding PinDir
+	// (an old relay still exiting) before refusing with ErrPinDirBusy:
+	// zero means DefaultLockWait, negative not at all.
+	LockWait time.Duration
 	// PortMin and PortMax bound the relay's port range: UDP to a relay
 	// address inside it without a session is dropped, unless a host
 	// socket owns the port.
@@ -64,6 +69,7 @@ type Dataplane struct {
 	attach  []Attachment
 	adopted bool
 	stale   []string // pins of another layout version, removed by Open
+	lock    *pinLock // exclusive flock on pinDir, held until Close
 
 	gen atomic.Uint32 // the last session generation written
 
@@ -103,28 +109,19 @@ func stalePins(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Open loads the program and its maps, pinning them under o.PinDir. Maps
-// already pinned there are adopted with their contents, so sessions set by
-// a previous relay process keep forwarding.
-func Open(o Options) (*Dataplane, error) {
-	if o.PinDir == "" {
-		return nil, fmt.Errorf("%w: empty pin path", ErrNotBPFFS)
-	}
-	if err := ensureBPFFS(o.PinDir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(o.PinDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create pin dir: %w", err)
-	}
+// load loads the program and its maps, pinning them under dir (the pin
+// directory, locked by the caller, or an install directory). Maps already
+// pinned there are adopted with their contents.
+func load(o Options, dir string) (*Dataplane, error) {
 	// Maps of an older (or newer) layout cannot be adopted: their pins go,
 	// and with them the calls recorded there. The program using them goes
 	// on forwarding until Attach replaces it on the pinned links.
-	stale, err := stalePins(o.PinDir)
+	stale, err := stalePins(dir)
 	if err != nil {
 		return nil, fmt.Errorf("read pin dir: %w", err)
 	}
 	for _, name := range stale {
-		if err := os.Remove(filepath.Join(o.PinDir, name)); err != nil {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
 			return nil, fmt.Errorf("remove pin %s of another map layout: %w", name, err)
 		}
 	}
@@ -138,15 +135,15 @@ func Open(o Options) (*Dataplane, error) {
 			continue
 		}
 		m.Pinning = ebpf.PinByName
-		if _, err := os.Stat(filepath.Join(o.PinDir, name)); err == nil {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: o.PinDir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}, stale: stale}
+	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}, stale: stale}
 	// generations start anywhere: a restarted process must not write one
 	// that a CPU's next-hop cache still holds
 	d.gen.Store(rand.Uint32())
-	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: o.PinDir}})
+	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}})
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
@@ -464,7 +461,9 @@ func (d *Dataplane) Close() error {
 		l.Close()
 	}
 	d.links = map[int]link.Link{}
-	return d.objs.Close()
+	err := d.objs.Close()
+	d.lock.release() // last: the next relay adopts only what this one left
+	return err
 }
 
 // Remove detaches the program from every device and deletes all pins: a
@@ -482,8 +481,10 @@ func (d *Dataplane) Remove() error {
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, d.Close())
+	// the directory goes while still locked: a relay waiting for the lock
+	// then finds it gone and installs a new one
 	_ = os.Remove(d.pinDir)
+	errs = append(errs, d.Close())
 	return errors.Join(errs...)
 }
 

@@ -11,6 +11,9 @@ var (
 	ErrNoXDP = errors.New("cannot attach XDP")
 	// ErrLayout is returned when pins of another map layout are found.
 	ErrLayout = errors.New("pinned maps have an incompatible layout")
+	// ErrPinDirBusy is returned when another process (another relay)
+	// holds the pin directory's lock past Options.LockWait.
+	ErrPinDirBusy = errors.New("pin directory in use")
 	// ErrFull is returned when every session slot is taken.
 	ErrFull = errors.New("fast path session table full")
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.

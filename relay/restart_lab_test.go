@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -67,6 +68,30 @@ func TestRestartKeepsMedia(t *testing.T) {
 		return p
 	}
 	first := start("first")
+
+	// A second relay with the same pin path is refused at start, naming
+	// the first (after waiting bpf.DefaultLockWait for it to go), and
+	// leaves the first one's maps alone.
+	intruderArgs := append([]string(nil), args...)
+	for i, a := range intruderArgs {
+		if a == ngAddr {
+			intruderArgs[i] = netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
+		}
+	}
+	intruder, err := tri.Relay.Start(context.Background(), bin, intruderArgs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = intruder.Kill() })
+	select {
+	case <-intruder.Done():
+	case <-time.After(bpf.DefaultLockWait + 30*time.Second):
+		t.Fatalf("a second relay on the pin path of a running one did not exit:\n%s", intruder.Output())
+	}
+	want := fmt.Sprintf("pin directory %s is in use by another relay (pid %d)", pin, first.PID())
+	if err := intruder.Wait(); err == nil || !strings.Contains(intruder.Output(), want) {
+		t.Errorf("second relay on the same pin path: exit %v, output lacks %q:\n%s", err, want, intruder.Output())
+	}
 
 	var c *ng.Client
 	if err := tri.Caller.Do(func() error {

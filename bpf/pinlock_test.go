@@ -1,0 +1,99 @@
+package bpf
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+)
+
+// A second Open of a pin directory in use is refused, naming the holder;
+// once the holder closes, the next Open takes the lock and adopts the maps
+// with what the first one wrote.
+func TestOpenLocksPinDir(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	dir := filepath.Join(testbed.MountBPFFS(t), "relay")
+	first, err := Open(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Adopted() {
+		t.Error("a fresh pin directory reported as adopted")
+	}
+	if err := first.SaveCall(7, []byte(`{"id":"kept"}`)); err != nil {
+		t.Fatal(err)
+	}
+
+	_, err = Open(Options{PinDir: dir, LockWait: -1})
+	if !errors.Is(err, ErrPinDirBusy) {
+		t.Fatalf("second Open of a pin directory in use: %v, want ErrPinDirBusy", err)
+	}
+	want := "pin directory " + dir + " is in use by another relay (pid " + strconv.Itoa(os.Getpid()) + ")"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second, err := Open(Options{PinDir: dir, LockWait: -1})
+	if err != nil {
+		t.Fatalf("Open after the holder closed: %v", err)
+	}
+	defer second.Remove()
+	if !second.Adopted() {
+		t.Error("the successor did not adopt the pinned maps")
+	}
+	if calls, err := second.Calls(); err != nil || string(calls[7]) != `{"id":"kept"}` {
+		t.Errorf("call record across the handover: %q, %v", calls[7], err)
+	}
+}
+
+// New pins go in through an install directory renamed onto the pin
+// directory: none is left behind, and one a crashed Open left (unlocked,
+// half pinned) is removed by the next Open.
+func TestOpenInstallsThroughRename(t *testing.T) {
+	testbed.RequirePrivileged(t)
+	root := testbed.MountBPFFS(t)
+	dir := filepath.Join(root, "relay")
+	abandoned := filepath.Join(root, tempPrefix(dir)+"crashed")
+	if err := os.Mkdir(abandoned, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "half", Type: ebpf.Hash, KeySize: 4, ValueSize: 4, MaxEntries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Pin(filepath.Join(abandoned, "xtr_sessions"+layout)); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+
+	dp, err := Open(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Remove()
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix(dir)) {
+			t.Errorf("install directory %s left beside the pin directory", e.Name())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "xtr_sessions"+layout)); err != nil {
+		t.Errorf("maps not pinned in the pin directory: %v", err)
+	}
+	// the lock moved with the rename
+	if _, err := Open(Options{PinDir: dir, LockWait: -1}); !errors.Is(err, ErrPinDirBusy) {
+		t.Errorf("Open of an installed pin directory in use: %v, want ErrPinDirBusy", err)
+	}
+}
