@@ -178,7 +178,16 @@ func (d *Dataplane) StalePins() []string { return append([]string(nil), d.stale.
 // Program is the XDP program (for tests through BPF_PROG_TEST_RUN).
 func (d *Dataplane) Program() *ebpf.Program { return d.objs.XtrRelay }
 
-func linkPin(dir, dev string) string { return filepath.Join(dir, "link_"+dev) }
+// linkPin is where the link on dev is pinned. bpffs refuses names with a
+// dot, which device names may have (a VLAN such as eth0.100): a dot
+// becomes "@", which no device name has.
+func linkPin(dir, dev string) string {
+	return filepath.Join(dir, "link_"+strings.ReplaceAll(dev, ".", "@"))
+}
+
+// modePin is where the mode a link was attached in is marked: a second
+// pin of the link (bpffs holds no files), "@" and not "." (refused).
+func modePin(pin string, m XDPMode) string { return pin + "@" + string(m) }
 
 // Attach puts the program on device dev. A link pinned there by an earlier
 // process is updated in place (no gap in forwarding); otherwise a new link
@@ -248,11 +257,11 @@ func (d *Dataplane) Attach(dev string, mode XDPMode) (Attachment, error) {
 }
 
 // The kernel's link info does not say which XDP mode a link uses, so the
-// mode is remembered as a second pin of the same link, "link_DEV.MODE"
+// mode is remembered as a second pin of the same link, "link_DEV@MODE"
 // (bpffs holds no regular files).
 func readMode(pin string) (XDPMode, bool) {
 	for _, m := range []XDPMode{ModeNative, ModeGeneric} {
-		if _, err := os.Stat(pin + "." + string(m)); err == nil {
+		if _, err := os.Stat(modePin(pin, m)); err == nil {
 			return m, true
 		}
 	}
@@ -260,10 +269,29 @@ func readMode(pin string) (XDPMode, bool) {
 }
 
 func writeMode(pin string, m XDPMode) {
-	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
-		_ = l.Pin(pin + "." + string(m))
-		l.Close()
+	l, err := link.LoadPinnedLink(pin, nil)
+	if err != nil {
+		return
 	}
+	defer l.Close()
+	// A link loaded from a pin moves that pin when pinned again
+	// (cilium/ebpf renames): pin a duplicate descriptor, which knows no
+	// path, so that both pins stay.
+	raw, ok := l.(interface{ FD() int })
+	if !ok {
+		return
+	}
+	fd, err := unix.FcntlInt(uintptr(raw.FD()), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	dup, err := link.NewFromFD(fd)
+	if err != nil {
+		unix.Close(fd)
+		return
+	}
+	defer dup.Close()
+	_ = dup.Pin(modePin(pin, m))
 }
 
 // Attachments lists the devices the program is on.

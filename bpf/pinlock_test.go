@@ -97,3 +97,43 @@ func TestOpenInstallsThroughRename(t *testing.T) {
 		t.Errorf("Open of an installed pin directory in use: %v, want ErrPinDirBusy", err)
 	}
 }
+
+// A successor adopting a pinned link learns the XDP mode it was attached
+// in (a second pin of the link marks it), and both pins stay.
+func TestAdoptRemembersMode(t *testing.T) {
+	l := newLab(t)
+	dir, dev := l.dp.pinDir, l.inIf.Name
+	for _, p := range []string{linkPin(dir, dev), modePin(linkPin(dir, dev), ModeNative)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("pin after attach: %v", err)
+		}
+	}
+	if err := l.dp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := Open(Options{PinDir: dir, PortMin: 30000, PortMax: 39999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = next.Remove() })
+	var a Attachment
+	if err := l.tri.Relay.Do(func() (err error) { a, err = next.Attach(dev, ModeAuto); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if !a.Adopted || a.Mode != ModeNative {
+		t.Errorf("adopted attachment %+v, want adopted in mode %s", a, ModeNative)
+	}
+	if _, err := os.Stat(linkPin(dir, dev)); err != nil {
+		t.Errorf("the link's pin after adoption: %v", err)
+	}
+}
+
+// Device names may hold a dot (VLANs), which bpffs refuses in pin names.
+func TestLinkPinHasNoDot(t *testing.T) {
+	if p := filepath.Base(linkPin("/sys/fs/bpf/x", "eth0.100")); strings.Contains(p, ".") {
+		t.Errorf("pin name %q has a dot", p)
+	}
+	if p := filepath.Base(modePin(linkPin("/sys/fs/bpf/x", "eth0"), ModeGeneric)); strings.Contains(p, ".") {
+		t.Errorf("mode pin name %q has a dot", p)
+	}
+}
