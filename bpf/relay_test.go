@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // xdpMd mirrors struct xdp_md for BPF_PROG_TEST_RUN contexts.
@@ -79,8 +80,8 @@ func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
 
 func newLab(t *testing.T, opts ...testbed.Option) *lab {
 	t.Helper()
-	tri := testbed.NewTriangle(t, opts...)
-	root := testbed.MountBPFFS(t)
+	tri := labtest.NewTriangle(t, opts...)
+	root := labtest.MountBPFFS(t)
 	dp, err := Open(Options{PinDir: filepath.Join(root, "relay"), PortMin: 30000, PortMax: 39999})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +134,7 @@ func (l *lab) run(t *testing.T, ifindex int, in []byte) (uint32, []byte) {
 func ap(a netip.Addr, p uint16) netip.AddrPort { return netip.AddrPortFrom(a, p) }
 
 func TestXDPPaths(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	l := newLab(t, testbed.WithStaticNeighbors())
 	tri := l.tri
 
@@ -340,7 +341,7 @@ func mustNeighMAC(t *testing.T, l *lab) net.HardwareAddr {
 // counted reason and nothing may be forwarded that was not a valid session
 // packet.
 func TestXDPGarbage(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	l := newLab(t, testbed.WithStaticNeighbors())
 	tri := l.tri
 	caller := ap(tri.CallerIP, 20000)
@@ -420,7 +421,7 @@ func nextHops(t *testing.T, l *lab, key netip.AddrPort) []relayXtrLeg {
 // one entry), and a later update of the session from userspace makes the
 // cached hop stale: the next packet follows the new entry.
 func TestNextHopCache(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	l := newLab(t, testbed.WithStaticNeighbors())
 	tri := l.tri
 	caller := ap(tri.CallerIP, 20000)
@@ -477,7 +478,7 @@ func TestNextHopCache(t *testing.T) {
 // driver would drop it): it goes to the kernel, which fragments it or
 // answers ICMP, whether its next hop comes from a lookup or the cache.
 func TestMTU(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	l := newLab(t, testbed.WithStaticNeighbors())
 	tri := l.tri
 	caller := ap(tri.CallerIP, 20000)
@@ -516,8 +517,8 @@ func TestMTU(t *testing.T) {
 // An upgrade over pins of an older map layout: Open removes them (the
 // calls they held cannot be adopted), says which, and loads fresh maps.
 func TestOpenRemovesOldLayoutPins(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	dir := filepath.Join(testbed.MountBPFFS(t), "relay")
+	labtest.RequirePrivileged(t)
+	dir := filepath.Join(labtest.MountBPFFS(t), "relay")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -574,8 +575,8 @@ func equalSets(a, b []string) bool {
 // Call records longer than one map value span several; a shorter save
 // leaves none of a longer one's pieces behind, and delete takes them all.
 func TestCallRecords(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	dp, err := Open(Options{PinDir: filepath.Join(testbed.MountBPFFS(t), "relay")})
+	labtest.RequirePrivileged(t)
+	dp, err := Open(Options{PinDir: filepath.Join(labtest.MountBPFFS(t), "relay")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay/sdp"
 )
@@ -84,7 +84,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func testBadInput(t *testing.T, mode string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
 	p := dialRawNG(t, lr)
 

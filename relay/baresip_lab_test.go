@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay/record"
 )
@@ -30,12 +31,12 @@ import (
 // SRTP), baresip hears 1 kHz (it decrypted the relay's SRTP), and SRTCP
 // authenticates both ways.
 func TestBaresipSRTP(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
 		t.Fatalf("baresip is not installed (apt-get install baresip; `make deps` does it): %v", err)
 	}
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, DataplaneXDP))
 	c := lr.ngClient(t)
 

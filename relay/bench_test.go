@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -27,7 +27,7 @@ type benchCall struct {
 
 func newBenchCall(b *testing.B) *benchCall {
 	b.Helper()
-	ns, err := testbed.NewT(b).AddNS("bench")
+	ns, err := labtest.NewLab(b).AddNS("bench")
 	if err != nil {
 		b.Fatal(err)
 	}

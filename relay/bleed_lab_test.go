@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -231,7 +232,7 @@ func TestRTPBleed(t *testing.T) {
 }
 
 func testBleed(t *testing.T, mode string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	atk := addAttacker(t, tri)
 	cfg := bleedConfig(t, tri, mode)
 	lr := startLabRelay(t, tri, cfg)
@@ -365,7 +366,7 @@ func TestSymmetricNAT(t *testing.T) {
 }
 
 func testNAT(t *testing.T, mode, flag string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	natIP := netip.MustParseAddr("198.18.1.3")
 	if _, err := tri.Caller.IP("addr", "add", netip.PrefixFrom(natIP, 24).String(), "dev", tri.CallerLink.A.Name); err != nil {
 		t.Fatal(err)

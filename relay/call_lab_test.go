@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -35,7 +35,7 @@ func TestCallThroughRelay(t *testing.T) {
 }
 
 func testCall(t *testing.T, mode string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
 	c := lr.ngClient(t)
 

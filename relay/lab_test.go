@@ -13,6 +13,7 @@ import (
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -36,7 +37,7 @@ func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 		{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
 	}
 	if dataplane == DataplaneXDP {
-		cfg.PinPath = filepath.Join(testbed.MountBPFFS(t), "relay")
+		cfg.PinPath = filepath.Join(labtest.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
 	}
 	return cfg

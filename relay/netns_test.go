@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // A relay made inside a lab's namespace, while the process's other threads
@@ -14,7 +14,7 @@ import (
 // TestNGAllowProcess. This test process cannot assert it: threads earlier
 // tests locked into lab namespaces may still be there.)
 func TestBinderInLabNamespace(t *testing.T) {
-	ns, err := testbed.NewT(t).AddNS("here")
+	ns, err := labtest.NewLab(t).AddNS("here")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -27,7 +27,7 @@ import (
 // word and counts it in xtrunk_relay_ng_refused_total; restarted with
 // --ng-allow 127.0.0.99/32 added, it answers 127.0.0.99 too.
 func TestNGAllowProcess(t *testing.T) {
-	bin := testbed.BuildXtrunk(t)
+	bin := labtest.BuildXtrunk(t)
 	t.Run("default", func(t *testing.T) {
 		ngAddr, metrics := startLoopbackRelay(t, bin)
 		if !pingFrom(t, "127.0.0.1", ngAddr) {

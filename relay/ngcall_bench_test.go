@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -41,7 +42,7 @@ import (
 func BenchmarkNGCall(b *testing.B) {
 	for _, dp := range []string{DataplaneUserspace, DataplaneXDP} {
 		b.Run("xtrunk-"+dp, func(b *testing.B) {
-			tri := testbed.NewTriangle(b)
+			tri := labtest.NewTriangle(b)
 			addr := startBenchRelay(b, tri, dp)
 			runNGCalls(b, tri, addr, 0)
 		})
@@ -49,14 +50,14 @@ func BenchmarkNGCall(b *testing.B) {
 	// the same relay as its own process, measured as rtpengine is
 	for _, dp := range []string{DataplaneUserspace, DataplaneXDP} {
 		b.Run("xtrunk-process-"+dp, func(b *testing.B) {
-			tri := testbed.NewTriangle(b)
+			tri := labtest.NewTriangle(b)
 			addr, pid := startRelayProcess(b, tri, dp)
 			runNGCalls(b, tri, addr, pid)
 		})
 	}
 	b.Run("rtpengine", func(b *testing.B) {
-		tri := testbed.NewTriangle(b)
-		addr, p := testbed.StartRtpengineProcess(b, tri)
+		tri := labtest.NewTriangle(b)
+		addr, p := labtest.StartRtpengineProcess(b, tri)
 		runNGCalls(b, tri, addr, p.PID())
 	})
 }
@@ -74,7 +75,7 @@ func startBenchRelay(b *testing.B, tri *testbed.Triangle, dataplane string) stri
 		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
 	}
 	if dataplane == DataplaneXDP {
-		cfg.PinPath = filepath.Join(testbed.MountBPFFS(b), "relay")
+		cfg.PinPath = filepath.Join(labtest.MountBPFFS(b), "relay")
 		cfg.RemoveOnExit = true
 	}
 	var r *Relay
@@ -109,7 +110,7 @@ func startBenchRelay(b *testing.B, tri *testbed.Triangle, dataplane string) stri
 // returns its NG address and process id.
 func startRelayProcess(b *testing.B, tri *testbed.Triangle, dataplane string) (string, int) {
 	b.Helper()
-	bin := testbed.BuildXtrunk(b)
+	bin := labtest.BuildXtrunk(b)
 	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
 	args := []string{"relay", "--dataplane", dataplane,
 		"--interface", "customer/" + tri.RelayCallerIP.String(),
@@ -117,7 +118,7 @@ func startRelayProcess(b *testing.B, tri *testbed.Triangle, dataplane string) (s
 		"--listen-ng", addr, "--ng-allow", "198.18.0.0/15", "--metrics", "",
 	}
 	if dataplane == DataplaneXDP {
-		pin := filepath.Join(testbed.MountBPFFS(b), "relay")
+		pin := filepath.Join(labtest.MountBPFFS(b), "relay")
 		args = append(args, "--pin-path", pin)
 		b.Cleanup(func() { _ = bpf.RemovePins(pin) })
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -29,7 +30,7 @@ type sent struct {
 }
 
 func testQuality(t *testing.T, mode string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
 	c := lr.ngClient(t)
 	// The truth is taken from userspace send times: on a loaded 2-vCPU

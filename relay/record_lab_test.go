@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay/record"
 )
@@ -82,7 +82,7 @@ func TestRecording(t *testing.T) {
 }
 
 func testRecording(t *testing.T, mode string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	cfg := labConfig(t, tri, DataplaneXDP)
 	cfg.RecordingDir = t.TempDir()
 	lr := startLabRelay(t, tri, cfg)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
@@ -22,13 +23,13 @@ import (
 // call from its pinned record — it answers query and delete for it and
 // holds its ports until the delete.
 func TestRestartKeepsMedia(t *testing.T) {
-	tri := testbed.NewTriangle(t)
-	bin := testbed.BuildXtrunk(t)
+	tri := labtest.NewTriangle(t)
+	bin := labtest.BuildXtrunk(t)
 
 	// A bpffs of the test's own in the host mount namespace: `ip netns
 	// exec` gives each process a fresh /sys, so /sys/fs/bpf would not be
 	// shared between the two relay processes, but this mount is.
-	pin := filepath.Join(testbed.MountBPFFS(t), "relay")
+	pin := filepath.Join(labtest.MountBPFFS(t), "relay")
 	t.Cleanup(func() {
 		// runs before the unmount: detach XDP, whatever state the test left
 		if err := bpf.RemovePins(pin); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -35,13 +36,13 @@ type compatReplies struct {
 func TestRtpengineCompat(t *testing.T) {
 	var subjects []compatSubject
 
-	xt := testbed.NewTriangle(t)
+	xt := labtest.NewTriangle(t)
 	lr := startLabRelay(t, xt, labConfig(t, xt, DataplaneXDP))
 	def := DefaultConfig()
 	subjects = append(subjects, compatSubject{name: "xtrunk", tri: xt, c: lr.ngClient(t), portMin: def.PortMin, portMax: def.PortMax})
 
-	rt := testbed.NewTriangle(t)
-	addr := testbed.StartRtpengine(t, rt)
+	rt := labtest.NewTriangle(t)
+	addr := labtest.StartRtpengine(t, rt)
 	var rc *ng.Client
 	if err := rt.Caller.Do(func() error {
 		var err error

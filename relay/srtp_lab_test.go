@@ -12,7 +12,7 @@ import (
 	"github.com/pion/srtp/v2"
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay/sdp"
 )
@@ -66,7 +66,7 @@ func TestSRTPToRTP(t *testing.T) {
 }
 
 func testSRTPCall(t *testing.T, suite string) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, DataplaneXDP))
 	c := lr.ngClient(t)
 	caller := netip.AddrPortFrom(tri.CallerIP, 20000)
@@ -173,7 +173,7 @@ func testSRTPCall(t *testing.T, suite string) {
 // learning window, from the customer's own signalling address, cannot latch
 // it: latching waits for a packet that authenticates.
 func TestSRTPAttackerCannotLatch(t *testing.T) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	lr := startLabRelay(t, tri, labConfig(t, tri, DataplaneUserspace))
 	c := lr.ngClient(t)
 	caller := netip.AddrPortFrom(tri.CallerIP, 20000)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -82,7 +83,7 @@ func TestMediaTimeout(t *testing.T) {
 
 func testTimeout(t *testing.T, mode string) {
 	const timeout = 2 * time.Second
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	cfg := labConfig(t, tri, mode)
 	cfg.Timeout = timeout
 	lr := startLabRelay(t, tri, cfg)
@@ -188,7 +189,7 @@ func TestMediaTimeoutUnderAttack(t *testing.T) {
 
 func testTimeoutUnderAttack(t *testing.T, mode string) {
 	const timeout = 2 * time.Second
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	atk := addAttacker(t, tri)
 	cfg := bleedConfig(t, tri, mode)
 	cfg.Timeout = timeout

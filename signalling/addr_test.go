@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
@@ -40,7 +41,7 @@ func serveIn(t *testing.T, ns *testbed.NS, cfg Config, st *store.Store) *Server 
 // toward a peer that is not loopback; a specific listen address and
 // --advertise name every leg the same.
 func TestSelfHost(t *testing.T) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	p := provision(t)
 	cfg := testConfig(t)
 	cfg.ListenUDP = "0.0.0.0:0"

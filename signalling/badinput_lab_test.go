@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
@@ -51,7 +52,7 @@ var (
 const barrageSize = 2000
 
 func TestBadInputLab(t *testing.T) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	sipp := sippPath(t)
 	p := provision(t)
 	ngAddr := startLabRelay(t, tri)

@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
@@ -27,7 +28,7 @@ import (
 // --drain-timeout; /metrics shows it all. A second SIGTERM instead hangs
 // up the call (BYE both ways) and exits 0 at once.
 func TestDrainLab(t *testing.T) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	lab := &drainLab{tri: tri, sipp: sippPath(t), p: provision(t), ngAddr: startLabRelay(t, tri), bin: buildXtrunk(t)}
 	var err error
 	if lab.testdata, err = filepath.Abs("testdata"); err != nil {

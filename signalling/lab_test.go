@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/store"
 )
@@ -63,41 +63,11 @@ const (
 	labG711Pcap    = "/usr/share/sip-tester/g711a.pcap"
 )
 
-var (
-	xtrunkBinOnce sync.Once
-	xtrunkBinPath string
-	xtrunkBinErr  error
-	xtrunkBinDir  string
-)
-
 // TestMain removes the binary the lab tests built, once.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if xtrunkBinDir != "" {
-		os.RemoveAll(xtrunkBinDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // xtrunkBinary builds cmd/xtrunk once per test binary run.
-func xtrunkBinary(t *testing.T) string {
-	t.Helper()
-	xtrunkBinOnce.Do(func() {
-		xtrunkBinDir, xtrunkBinErr = os.MkdirTemp("", "xtrunk-lab-bin-")
-		if xtrunkBinErr != nil {
-			return
-		}
-		xtrunkBinPath = filepath.Join(xtrunkBinDir, "xtrunk")
-		out, err := exec.Command("go", "build", "-o", xtrunkBinPath, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
-		if err != nil {
-			xtrunkBinErr = fmt.Errorf("go build: %w\n%s", err, out)
-		}
-	})
-	if xtrunkBinErr != nil {
-		t.Fatal(xtrunkBinErr)
-	}
-	return xtrunkBinPath
-}
+func xtrunkBinary(t *testing.T) string { return labtest.BuildXtrunk(t) }
 
 // trunkLab is one lab: a Triangle with a relay, the API and the store.
 type trunkLab struct {
@@ -148,7 +118,7 @@ func newTrunkLabOn(t *testing.T, kind string, st labStore, relayArgs ...string) 
 	if l.testdata, err = filepath.Abs("testdata"); err != nil {
 		t.Fatal(err)
 	}
-	l.tri = testbed.NewTriangle(t, testbed.WithoutIPv6())
+	l.tri = labtest.NewTriangle(t, testbed.WithoutIPv6())
 	// `xtrunk sip` sends its UDP requests from its listening socket, but
 	// anything that still used an ephemeral port on a single-box edge
 	// (the kernel's default range, 32768-60999, overlaps xtrunk's media
@@ -175,7 +145,7 @@ func newTrunkLabOn(t *testing.T, kind string, st labStore, relayArgs ...string) 
 		l.startXtrunkRelay(t, relayArgs...)
 	case relayRtpengine:
 		// Debian's rtpengine, userspace only, as relay's tests run it.
-		l.ngAddr = testbed.StartRtpengine(t, l.tri)
+		l.ngAddr = labtest.StartRtpengine(t, l.tri)
 	default:
 		t.Fatalf("unknown relay kind %q", kind)
 	}
@@ -219,7 +189,7 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T, extra ...string) {
 	t.Helper()
 	tri := l.tri
 	l.ngAddr = netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
-	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
+	pins := filepath.Join(labtest.MountBPFFS(t), "relay")
 	l.recDir = filepath.Join(l.dir, "recordings")
 	args := append([]string{"relay", "--config", l.config, "--recording-dir", l.recDir,
 		"--interface", "customer/" + tri.RelayCallerIP.String(),

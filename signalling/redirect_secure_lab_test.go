@@ -17,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
@@ -63,7 +64,7 @@ func startLab302TLS(t *testing.T, tri *testbed.Triangle, addr netip.AddrPort, ce
 // TLS with an SRTP offer, and SRTP audio flows between B and the carrier
 // through the relay (REQUIREMENTS §3.7: TLS/SRTP carry over).
 func TestSecureRedirectLab(t *testing.T) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	p := provision(t)
 	ngAddr := startLabRelay(t, tri)
 	bin := buildXtrunk(t)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/relay/sdp"
 )
@@ -189,11 +190,11 @@ func TestSecureTrunkLab(t *testing.T) {
 }
 
 func testSecureTrunk(t *testing.T, kind string) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	p := provision(t)
 	var ngAddr string
 	if kind == "rtpengine" {
-		ngAddr = testbed.StartRtpengine(t, tri)
+		ngAddr = labtest.StartRtpengine(t, tri)
 	} else {
 		ngAddr = startLabRelay(t, tri)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // svwar (Debian's sipvicious) enumerates extensions by how a server
@@ -49,7 +50,7 @@ func svwarPath(t *testing.T) string {
 }
 
 func TestSvwarLab(t *testing.T) {
-	tri := testbed.NewTriangle(t)
+	tri := labtest.NewTriangle(t)
 	svwar := svwarPath(t)
 	p := provision(t)
 	bin := buildXtrunk(t)

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/relay"
@@ -73,7 +74,7 @@ func sippPath(t *testing.T) string {
 }
 
 func TestTerminationLab(t *testing.T) {
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	sipp := sippPath(t)
 	if _, err := os.Stat("/usr/share/sip-tester/g711a.pcap"); err != nil {
 		t.Fatalf("uac_auth.xml plays Debian sip-tester's g711a.pcap: %v", err)

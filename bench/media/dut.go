@@ -86,7 +86,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	}
 	switch mode {
 	case ModeXDP:
-		if r.pinRoot, err = harness.MountBPFFS("xtrunk-bench-"); err != nil {
+		if r.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-"); err != nil {
 			return r, fmt.Errorf("media: %w", err)
 		}
 		args = append(args, "xdp", "--xdp-mode", "native", "--pin-path", r.pinRoot+"/relay", "--remove-on-exit")
@@ -258,7 +258,7 @@ func (r *ngRelay) stop() error {
 		}
 	}
 	if r.pinRoot != "" {
-		if err := harness.UnmountBPFFS(r.pinRoot); err != nil {
+		if err := testbed.UnmountBPFFS(r.pinRoot); err != nil {
 			errs = append(errs, fmt.Errorf("media: %w", err))
 		}
 		r.pinRoot = ""

@@ -23,7 +23,7 @@ var (
 //
 //	caller (gen A, sink A) ⇄ relay ⇄ callee (gen B, sink B)
 //
-// Like testbed.NewTriangle, but IPv4 only, static neighbours, and with the
+// Like labtest.NewTriangle, but IPv4 only, static neighbours, and with the
 // benchmark's sink (not an XDP_PASS program) on the caller's and callee's
 // veth ends, so frames redirected to them arrive and are counted.
 type lab struct {

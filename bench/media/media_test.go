@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // TestSmoke runs a tiny benchmark in all four modes and checks the
@@ -20,9 +20,9 @@ import (
 // was not sent, the per-call counts add up, results.json and the PNG come
 // out readable, and nothing is left behind.
 func TestSmoke(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	testbed.RequireCommand(t, "rtpengine")
-	bin := testbed.BuildXtrunk(t)
+	labtest.RequirePrivileged(t)
+	labtest.RequireCommand(t, "rtpengine")
+	bin := labtest.BuildXtrunk(t)
 
 	const calls = 20
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -125,7 +125,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 
-	if m := harness.ActiveMounts(); len(m) > 0 {
+	if m := testbed.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 
@@ -139,16 +139,16 @@ func TestSmoke(t *testing.T) {
 // deliveries, nothing was delivered that was not sent, no latency is
 // claimed, and SRTP calls per core follows from the relay's CPU.
 func TestSmokeSRTP(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	modes := SRTPModes
 	if _, err := exec.LookPath("rtpengine"); err != nil {
-		if os.Getenv(testbed.RequirePrivilegedEnv) == "1" {
+		if testbed.RequirePrivilegedSet() {
 			t.Fatalf("rtpengine not installed (make deps): %v", err)
 		}
 		t.Logf("rtpengine not installed, SRTP smoke without it: %v", err)
 		modes = []string{ModeXDP, ModeUserspace}
 	}
-	bin := testbed.BuildXtrunk(t)
+	bin := labtest.BuildXtrunk(t)
 
 	const calls = 10
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -223,7 +223,7 @@ func TestSmokeSRTP(t *testing.T) {
 	if !strings.Contains(table.String(), "SRTP calls/core") {
 		t.Errorf("table:\n%s", table.String())
 	}
-	if m := harness.ActiveMounts(); len(m) > 0 {
+	if m := testbed.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 }
@@ -231,8 +231,8 @@ func TestSmokeSRTP(t *testing.T) {
 // TestCancel: a run cancelled in the middle of a step stops promptly and
 // leaves no bpffs mount behind.
 func TestCancel(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	bin := testbed.BuildXtrunk(t)
+	labtest.RequirePrivileged(t)
+	bin := labtest.BuildXtrunk(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()
@@ -250,7 +250,7 @@ func TestCancel(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("cancelled run took %v", d)
 	}
-	if m := harness.ActiveMounts(); len(m) > 0 {
+	if m := testbed.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs mounts left behind: %v", m)
 	}
 

@@ -11,7 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // XDP actions.
@@ -77,7 +77,7 @@ func ipChecksum(h []byte) uint16 {
 
 func loadObjects(t *testing.T, to any) {
 	t.Helper()
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	spec, err := loadXm()
 	if err != nil {
 		t.Fatal(err)

@@ -130,7 +130,7 @@ func (r *relayProc) stop() error {
 		errs = append(errs, stopProcess(r.proc, r.name))
 	}
 	if r.pinRoot != "" {
-		if err := harness.UnmountBPFFS(r.pinRoot); err != nil {
+		if err := testbed.UnmountBPFFS(r.pinRoot); err != nil {
 			errs = append(errs, fmt.Errorf("sip: %w", err))
 		}
 		r.pinRoot = ""
@@ -169,7 +169,7 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 	}
 	if cfg.Dataplane == DataplaneXDP {
 		// ip netns exec remounts /sys: pins go to a bpffs of our own.
-		if e.relay.pinRoot, err = harness.MountBPFFS("xtrunk-bench-sip-"); err != nil {
+		if e.relay.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-sip-"); err != nil {
 			return e, fmt.Errorf("sip: %w", err)
 		}
 		args = append(args, "--xdp-mode", "native", "--pin-path", e.relay.pinRoot+"/relay", "--remove-on-exit")

@@ -10,19 +10,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // TestSmoke runs a short, low-rate benchmark through both targets and
 // checks the machinery, not the speed: every call set up and torn down,
 // the numbers add up, the JSON reads back, and nothing is left behind.
 func TestSmoke(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	for _, c := range []string{"sipp", "kamailio", "rtpengine"} {
-		testbed.RequireCommand(t, c)
+		labtest.RequireCommand(t, c)
 	}
-	bin := testbed.BuildXtrunk(t)
+	bin := labtest.BuildXtrunk(t)
 
 	const cps = 20
 	dur := 3 * time.Second
@@ -117,7 +117,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("table has no row for %s", tr.Target)
 		}
 	}
-	if m := harness.ActiveMounts(); len(m) > 0 {
+	if m := testbed.ActiveMounts(); len(m) > 0 {
 		t.Errorf("bpffs still mounted: %v", m)
 	}
 	labPrefixes.Lock()

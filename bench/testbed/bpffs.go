@@ -1,26 +1,66 @@
 package testbed
 
 import (
+	"errors"
+	"fmt"
 	"os"
-	"path/filepath"
-	"testing"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// MountBPFFS mounts a bpffs of the test's own, in the host's mount
-// namespace, and unmounts it when the test ends. Pins under it are shared
-// by every process of the test (`ip netns exec` gives each process a
-// fresh /sys, so /sys/fs/bpf would not be).
-func MountBPFFS(t testing.TB) string {
-	t.Helper()
-	root := filepath.Join(t.TempDir(), "bpffs")
-	if err := os.MkdirAll(root, 0o700); err != nil {
-		t.Fatal(err)
+// mounts are this process's bpffs mounts still mounted.
+var mounts struct {
+	sync.Mutex
+	dirs map[string]bool
+}
+
+// MountBPFFS mounts a fresh bpffs for one relay's pins on a new directory
+// under /run named from pattern (as os.MkdirTemp). `ip netns exec`
+// remounts /sys, so /sys/fs/bpf would not be shared with the relay.
+func MountBPFFS(pattern string) (string, error) {
+	dir, err := os.MkdirTemp("/run", pattern)
+	if err != nil {
+		return "", err
 	}
-	if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-		t.Fatalf("mount bpffs: %v", err)
+	if err := unix.Mount("bpf", dir, "bpf", 0, "mode=0700"); err != nil {
+		os.Remove(dir)
+		return "", fmt.Errorf("mount bpffs on %s: %w", dir, err)
 	}
-	t.Cleanup(func() { _ = unix.Unmount(root, unix.MNT_DETACH) })
-	return root
+	mounts.Lock()
+	if mounts.dirs == nil {
+		mounts.dirs = map[string]bool{}
+	}
+	mounts.dirs[dir] = true
+	mounts.Unlock()
+	return dir, nil
+}
+
+// UnmountBPFFS lazily unmounts a bpffs from MountBPFFS (pins left in it
+// go with it) and removes the directory.
+func UnmountBPFFS(dir string) error {
+	var errs []error
+	if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+		errs = append(errs, fmt.Errorf("unmount %s: %w", dir, err))
+	} else {
+		mounts.Lock()
+		delete(mounts.dirs, dir)
+		mounts.Unlock()
+	}
+	if err := os.Remove(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// ActiveMounts lists the bpffs mounts from MountBPFFS still up (tests
+// check that a run leaves none).
+func ActiveMounts() []string {
+	mounts.Lock()
+	defer mounts.Unlock()
+	var out []string
+	for d := range mounts.dirs {
+		out = append(out, d)
+	}
+	return out
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,40 +14,10 @@ import (
 // into failures (set by `make test` and CI).
 const RequirePrivilegedEnv = "XTRUNK_REQUIRE_PRIVILEGED"
 
-// RequirePrivileged skips the test unless the process can build labs: root
-// with CAP_SYS_ADMIN (namespaces), CAP_NET_ADMIN (links) and CAP_BPF (XDP).
-// With XTRUNK_REQUIRE_PRIVILEGED=1 it fails the test instead, so CI cannot
-// pass by skipping.
-func RequirePrivileged(t testing.TB) {
-	t.Helper()
-	err := privileged()
-	if err == nil {
-		return
-	}
-	if os.Getenv(RequirePrivilegedEnv) == "1" {
-		t.Fatalf("privileged test skipped but %s=1: %v", RequirePrivilegedEnv, err)
-	}
-	t.Skipf("privileged test: %v", err)
-}
-
-// RequireCommand looks name up in PATH for a lab test and returns its
-// path. Without it the test is skipped, or fails with
-// XTRUNK_REQUIRE_PRIVILEGED=1 (make deps installs the lab's peers).
-func RequireCommand(t testing.TB, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv(RequirePrivilegedEnv) == "1" {
-		t.Fatalf("%s not installed (make deps): %v", name, err)
-	}
-	t.Skipf("%s not installed: %v", name, err)
-	return ""
-}
-
-// privileged is Privileged, replaceable in tests.
-var privileged = Privileged
+// RequirePrivilegedSet reports whether XTRUNK_REQUIRE_PRIVILEGED=1 is set,
+// in which case a privileged test that cannot run must fail, not skip
+// (bench/testbed/labtest acts on it).
+func RequirePrivilegedSet() bool { return os.Getenv(RequirePrivilegedEnv) == "1" }
 
 // Privileged returns nil if the process can build labs, or an error wrapping
 // ErrNotPrivileged that says what is missing.

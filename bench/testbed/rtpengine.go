@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"testing"
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -19,54 +18,29 @@ const (
 	RtpenginePortMax = 40999
 )
 
-// rtpengineStartTimeout bounds the wait for rtpengine's first pong.
-const rtpengineStartTimeout = 15 * time.Second
-
-// StartRtpengine runs Debian's rtpengine in the triangle's relay namespace
-// for a test, userspace only (no kernel table, so no iptables either),
-// with the logical interfaces customer (RelayCallerIP) and carrier
-// (RelayCalleeIP), and waits until it answers ping. It returns the NG
-// address. Without rtpengine the test is skipped (see RequireCommand); at
-// its end rtpengine is stopped, and its output logged if the test failed.
-func StartRtpengine(t testing.TB, tri *Triangle) string {
-	t.Helper()
-	addr, _ := StartRtpengineProcess(t, tri)
-	return addr
-}
-
-// StartRtpengineProcess is StartRtpengine that also returns rtpengine's
-// process, for benchmarks that read its CPU time.
-func StartRtpengineProcess(t testing.TB, tri *Triangle) (string, *Process) {
-	t.Helper()
-	bin := RequireCommand(t, "rtpengine")
-	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
-	p, err := tri.Relay.Start(context.Background(), bin,
+// RtpengineArgs returns the command line StartRtpengine (in
+// bench/testbed/labtest) runs rtpengine with in the triangle's relay
+// namespace: userspace only (no kernel table, so no iptables either), with
+// the logical interfaces customer (RelayCallerIP) and carrier
+// (RelayCalleeIP), NG on ngAddr.
+func RtpengineArgs(tri *Triangle, ngAddr string) []string {
+	return []string{
 		"--config-file=none", // no /etc/rtpengine/rtpengine.conf
 		"--foreground", "--log-stderr", "--no-log-timestamps", "--log-level=6",
 		"--table=-1", // userspace forwarding, no kernel module
-		"--interface=customer/"+tri.RelayCallerIP.String(),
-		"--interface=carrier/"+tri.RelayCalleeIP.String(),
-		"--listen-ng="+addr,
+		"--interface=customer/" + tri.RelayCallerIP.String(),
+		"--interface=carrier/" + tri.RelayCalleeIP.String(),
+		"--listen-ng=" + ngAddr,
 		fmt.Sprintf("--port-min=%d", RtpenginePortMin),
 		fmt.Sprintf("--port-max=%d", RtpenginePortMax),
 		"--delete-delay=0", // delete means gone, as in xtrunk
 		"--num-threads=2",
-	)
-	if err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Errorf("stopping rtpengine: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("rtpengine output:\n%s", p.Output())
-		}
-	})
-	if err := WaitNG(tri.Caller, addr, p.Done(), rtpengineStartTimeout); err != nil {
-		t.Fatalf("rtpengine: %v\n%s", err, p.Output())
-	}
-	return addr, p
+}
+
+// RtpengineNGAddr is the NG address rtpengine listens on in a triangle.
+func RtpengineNGAddr(tri *Triangle) string {
+	return netip.AddrPortFrom(tri.RelayCallerIP, 2224).String()
 }
 
 // WaitNG sends NG pings to addr from ns until one is answered with pong,

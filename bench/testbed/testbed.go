@@ -12,9 +12,12 @@
 // the benchmarking ranges 198.18.0.0/15 (RFC 2544) and 2001:2::/48 (RFC 5180),
 // and AddRoute refuses default routes.
 //
-// Everything here needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF). Tests call
-// NewT, NewTriangle or RequirePrivileged, which skip without privileges unless
-// XTRUNK_REQUIRE_PRIVILEGED=1, in which case they fail.
+// Everything here needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_BPF). The
+// package does not import testing, so `xtrunk demo` and `xtrunk bench` can
+// use it without test code in the binary; tests use the wrappers in
+// bench/testbed/labtest (NewLab, NewTriangle, RequirePrivileged, ...), which
+// skip without privileges unless XTRUNK_REQUIRE_PRIVILEGED=1, in which case
+// they fail.
 //
 // Link, address and namespace setup shells out to ip(8) from iproute2;
 // switching a thread into a namespace (NS.Do), sysctls and XDP attachment are
@@ -32,7 +35,6 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -118,23 +120,6 @@ func New(opts ...Option) (*Lab, error) {
 		c.prefix = NetnsPrefix + hex.EncodeToString(b[:]) + "-"
 	}
 	return &Lab{Prefix: c.prefix, cfg: c}, nil
-}
-
-// NewT creates a lab for a test and closes it when the test ends, whether it
-// passes or fails. It skips the test without privileges (see RequirePrivileged).
-func NewT(t testing.TB, opts ...Option) *Lab {
-	t.Helper()
-	RequirePrivileged(t)
-	l, err := New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("closing lab %s: %v", l.Prefix, err)
-		}
-	})
-	return l
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"testing"
 )
 
 // Triangle is the three-host lab most tests use:
@@ -43,28 +42,9 @@ var (
 	TriangleCalleeIP6      = netip.MustParseAddr("2001:2:0:2::2")
 )
 
-// NewTriangle builds a Triangle for a test and tears it down when the test
-// ends. It skips without privileges (see RequirePrivileged).
-func NewTriangle(t testing.TB, opts ...Option) *Triangle {
-	t.Helper()
-	RequirePrivileged(t)
-	tr, err := NewTriangleLab(opts...)
-	if tr != nil {
-		t.Cleanup(func() {
-			if err := tr.Lab.Close(); err != nil {
-				t.Errorf("closing lab %s: %v", tr.Lab.Prefix, err)
-			}
-		})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tr
-}
-
-// NewTriangleLab builds a Triangle in a new lab, for programs (the demo, the
-// benchmarks) rather than tests; the caller closes tr.Lab. On error the lab is
-// already closed and tr is nil.
+// NewTriangleLab builds a Triangle in a new lab; the caller closes tr.Lab
+// (tests use labtest.NewTriangle, which closes it when the test ends). On
+// error the lab is already closed and tr is nil.
 func NewTriangleLab(opts ...Option) (tr *Triangle, err error) {
 	l, err := New(opts...)
 	if err != nil {

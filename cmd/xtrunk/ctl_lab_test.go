@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/signalling"
 	"github.com/xtrunk/xtrunk/signalling/limit"
 )
@@ -25,9 +26,9 @@ import (
 // wrong password is banned, `ctl bans` lists it and `ctl unban` lifts
 // the ban.
 func TestCtlTopLab(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	tmux := testbed.RequireCommand(t, "tmux")
-	l := &upLab{tri: testbed.NewTriangle(t, testbed.WithoutIPv6()), dir: t.TempDir(), sipp: testbed.RequireCommand(t, "sipp")}
+	labtest.RequirePrivileged(t)
+	tmux := labtest.RequireCommand(t, "tmux")
+	l := &upLab{tri: labtest.NewTriangle(t, testbed.WithoutIPv6()), dir: t.TempDir(), sipp: labtest.RequireCommand(t, "sipp")}
 	var err error
 	if l.testdata, err = filepath.Abs("../../signalling/testdata"); err != nil {
 		t.Fatal(err)

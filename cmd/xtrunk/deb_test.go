@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // TestDebPackage builds the .deb the way `make deb` does (the binary
@@ -17,19 +17,14 @@ import (
 // reports unknown keys and bad values as warnings with exit 0), and runs
 // the packaged /usr/bin/xtrunk --version.
 func TestDebPackage(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	for _, tool := range []string{"dpkg-deb", "dpkg", "systemd-analyze"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Fatalf("%s: %v (make test-deps installs it)", tool, err)
 		}
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "xtrunk")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1.2.3-4-gabcdef -X main.revision=abcdef", "-o", bin, "github.com/xtrunk/xtrunk/cmd/xtrunk")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := labtest.Build{LDFlags: "-X main.version=v1.2.3-4-gabcdef -X main.revision=abcdef", Env: []string{"CGO_ENABLED=0"}}.Binary(t)
 	out, err := exec.Command("sh", "../../deploy/debian/build-deb.sh", bin, "v1.2.3-4-gabcdef", filepath.Join(dir, "dist")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("build-deb.sh: %v\n%s", err, out)

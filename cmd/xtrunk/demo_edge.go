@@ -27,8 +27,8 @@ import (
 //	SIPp, baresip          relay (XDP), api, sip           SIPp
 //
 // The edge's processes read one xtrunk.yaml written into a temporary
-// directory with everything else they keep (SQLite store, bpffs pins, TLS
-// certificate).
+// directory with everything else they keep (SQLite store, TLS
+// certificate); the relay's pins go on a bpffs of their own under /run.
 const (
 	demoDomain  = "demo.test" // RFC 2606: never a real host
 	demoEdge    = "demo"
@@ -61,10 +61,10 @@ func hasUp() bool {
 // demoLab is the lab and what runs in it.
 type demoLab struct {
 	tri      *testbed.Triangle
-	dir      string // temporary: config, store, pins, certificate, peers' files
+	dir      string // temporary: config, store, certificate, peers' files
 	bin      string // this binary, for the edge's processes
 	config   string
-	pins     string // bpffs mount for the relay's pins
+	pins     string // bpffs mount for the relay's pins (testbed.MountBPFFS)
 	account  string // the operator's account SID and token, given to xtrunk api
 	token    string
 	password string // the PBX's digest password
@@ -92,13 +92,8 @@ func newDemoLab() (d *demoLab, err error) {
 	if d.dir, err = os.MkdirTemp("", "xtrunk-demo-"); err != nil {
 		return d, err
 	}
-	d.pins = filepath.Join(d.dir, "bpf")
-	if err := os.Mkdir(d.pins, 0o700); err != nil {
+	if d.pins, err = testbed.MountBPFFS("xtrunk-demo-bpffs-"); err != nil {
 		return d, err
-	}
-	if err := unix.Mount("bpf", d.pins, "bpf", 0, "mode=0700"); err != nil {
-		d.pins = ""
-		return d, fmt.Errorf("mount bpffs: %w", err)
 	}
 	if d.tri, err = testbed.NewTriangleLab(testbed.WithoutIPv6()); err != nil {
 		return d, err
@@ -126,9 +121,7 @@ func (d *demoLab) close() error {
 		errs = append(errs, d.tri.Lab.Close())
 	}
 	if d.pins != "" {
-		if err := unix.Unmount(d.pins, unix.MNT_DETACH); err != nil {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", d.pins, err))
-		}
+		errs = append(errs, testbed.UnmountBPFFS(d.pins))
 	}
 	if d.dir != "" {
 		errs = append(errs, os.RemoveAll(d.dir))

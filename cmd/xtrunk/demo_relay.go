@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/bench/rtpgen"
 	"github.com/xtrunk/xtrunk/bench/testbed"
@@ -42,15 +41,11 @@ func runRelayDemo(args []string) error {
 	}
 	defer tri.Lab.Close()
 
-	pinRoot, err := os.MkdirTemp("/run", "xtrunk-demo-")
+	pinRoot, err := testbed.MountBPFFS("xtrunk-demo-bpffs-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(pinRoot)
-	if err := unix.Mount("bpf", pinRoot, "bpf", 0, "mode=0700"); err != nil {
-		return fmt.Errorf("mount bpffs: %w", err)
-	}
-	defer unix.Unmount(pinRoot, unix.MNT_DETACH)
+	defer testbed.UnmountBPFFS(pinRoot)
 
 	r, pc, ngAddr, err := startRelayDemoRelay(tri, *mode, filepath.Join(pinRoot, "relay"))
 	if err != nil {

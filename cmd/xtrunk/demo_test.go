@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // Issue 11's "done when" for make demo: the built binary's `xtrunk demo
@@ -22,9 +22,9 @@ import (
 // fast path, and their CDRs fetched through the API; and nothing of the
 // lab is left behind.
 func TestDemo(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	testbed.RequireCommand(t, "sipp")
-	testbed.RequireCommand(t, "baresip")
+	labtest.RequirePrivileged(t)
+	labtest.RequireCommand(t, "sipp")
+	labtest.RequireCommand(t, "baresip")
 	bin := xtrunkBinary(t)
 	out := filepath.Join(t.TempDir(), "demo.json")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -104,9 +104,9 @@ func TestDemoHelp(t *testing.T) {
 
 // TestDemoInterrupted: Ctrl-C during a call still removes everything.
 func TestDemoInterrupted(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	testbed.RequireCommand(t, "sipp")
-	testbed.RequireCommand(t, "baresip")
+	labtest.RequirePrivileged(t)
+	labtest.RequireCommand(t, "sipp")
+	labtest.RequireCommand(t, "baresip")
 	bin := xtrunkBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

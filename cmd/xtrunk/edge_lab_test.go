@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/api"
 )
 
@@ -23,9 +24,9 @@ import (
 // from SIPp through the edge to a SIPp carrier with media both ways; its
 // CDR read through the API.
 func TestRunAnEdgeLab(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	sipp := testbed.RequireCommand(t, "sipp")
-	testbed.RequireCommand(t, "jq")
+	labtest.RequirePrivileged(t)
+	sipp := labtest.RequireCommand(t, "sipp")
+	labtest.RequireCommand(t, "jq")
 	if _, err := os.Stat("/usr/share/sip-tester/g711a.pcap"); err != nil {
 		t.Fatalf("uac_auth.xml plays Debian sip-tester's g711a.pcap: %v", err)
 	}
@@ -38,7 +39,7 @@ func TestRunAnEdgeLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := xtrunkBinary(t)
-	tri := testbed.NewTriangle(t, testbed.WithoutIPv6())
+	tri := labtest.NewTriangle(t, testbed.WithoutIPv6())
 	edge := tri.Relay
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -60,7 +61,7 @@ func TestRunAnEdgeLab(t *testing.T) {
 	// the lab adds (a bpffs of its own, the carrier) comes through the
 	// environment, which up's children inherit, as systemd's
 	// Environment= would give it.
-	pins := filepath.Join(testbed.MountBPFFS(t), "relay")
+	pins := filepath.Join(labtest.MountBPFFS(t), "relay")
 	// not ctx: its cancel at return would SIGKILL up before the cleanup's
 	// SIGTERM
 	up, err := edge.Start(context.Background(), "env", "XTRUNK_PIN_PATH="+pins, "XTRUNK_REMOVE_ON_EXIT=true",

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/api"
 )
 
@@ -160,9 +161,9 @@ func TestInitKeepsExistingFiles(t *testing.T) {
 // first link's), with one the address of the default route's interface
 // (the second link's).
 func TestInitAddressInNamespace(t *testing.T) {
-	testbed.RequirePrivileged(t)
+	labtest.RequirePrivileged(t)
 	bin := xtrunkBinary(t)
-	lab := testbed.NewT(t)
+	lab := labtest.NewLab(t)
 	edge, a, b := mustNS(t, lab, "edge"), mustNS(t, lab, "a"), mustNS(t, lab, "b")
 	la, err := lab.Link(edge, a, testbed.LinkOptions{AAddrs: []netip.Prefix{netip.MustParsePrefix("198.18.1.1/24")}, BAddrs: []netip.Prefix{netip.MustParsePrefix("198.18.1.2/24")}})
 	if err != nil {
@@ -241,7 +242,7 @@ func TestInitThenAPILogsIn(t *testing.T) {
 // script (examples/provision.sh) and the twilio-go example, then checks
 // both trunks through the API.
 func TestRunAnEdgeProvisioning(t *testing.T) {
-	testbed.RequireCommand(t, "jq")
+	labtest.RequireCommand(t, "jq")
 	dir := t.TempDir()
 	p := initIn(t, dir, "127.0.0.1", "", false)
 	proc := startProc(t, nil, "api", "--config", filepath.Join(dir, "xtrunk.yaml"), "--listen", "127.0.0.1:0", "--metrics", "", "--domain", "example.net")

@@ -23,45 +23,21 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/ng"
-)
-
-// The binary under test, built once per test binary with the version
-// stamped the way the Makefile does.
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binOut  []byte
 )
 
 const testVersion = "v0.0.0-test"
 
+// xtrunkBinary is the binary under test, built once per test binary with
+// the version stamped the way the Makefile does.
 func xtrunkBinary(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "xtrunk-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "xtrunk")
-		binOut, binErr = exec.Command("go", "build", "-ldflags", "-X main.version="+testVersion+" -X main.revision=0123abcd",
-			"-o", binPath, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
-	})
-	if binErr != nil {
-		t.Fatalf("go build: %v\n%s", binErr, binOut)
-	}
-	return binPath
+	return labtest.Build{LDFlags: "-X main.version=" + testVersion + " -X main.revision=0123abcd"}.Binary(t)
 }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+// TestMain removes the binaries the tests built.
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // proc is a running xtrunk subcommand whose stderr (JSON lines) is kept.
 type proc struct {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // getIn is an HTTP GET from inside namespace ns: the socket is made in
@@ -46,8 +47,8 @@ func getIn(t *testing.T, ns *testbed.NS, addr, path string) (int, string, error)
 // once the program is attached and NG answers, and exports which build and
 // which XDP mode it runs.
 func TestRelayReadyWithXDP(t *testing.T) {
-	tri := testbed.NewTriangle(t)
-	pins := testbed.MountBPFFS(t)
+	tri := labtest.NewTriangle(t)
+	pins := labtest.MountBPFFS(t)
 	empty := filepath.Join(t.TempDir(), "xtrunk.yaml")
 	if err := os.WriteFile(empty, nil, 0o600); err != nil {
 		t.Fatal(err)

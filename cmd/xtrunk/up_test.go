@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // The lab's operator account (XTRUNK_ACCOUNT_SID / XTRUNK_AUTH_TOKEN),
@@ -84,7 +85,7 @@ api:
 // through sip's drain and is hung up (BYE both ways) when drain-timeout
 // passes, every child exits, up exits 0, no process is left.
 func TestUpLab(t *testing.T) {
-	l := &upLab{tri: testbed.NewTriangle(t, testbed.WithoutIPv6()), dir: t.TempDir(), sipp: testbed.RequireCommand(t, "sipp")}
+	l := &upLab{tri: labtest.NewTriangle(t, testbed.WithoutIPv6()), dir: t.TempDir(), sipp: labtest.RequireCommand(t, "sipp")}
 	var err error
 	if l.testdata, err = filepath.Abs("../../signalling/testdata"); err != nil {
 		t.Fatal(err)

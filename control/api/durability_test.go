@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/control/store/storetest"
 )
@@ -229,41 +229,11 @@ func TestConcurrentWriters(t *testing.T) {
 	})
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 // TestMain removes the binary xtrunkBinary built.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(labtest.Main(m)) }
 
 // xtrunkBinary builds cmd/xtrunk once per test process.
-func xtrunkBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "xtrunk-api-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "xtrunk")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/xtrunk/xtrunk/cmd/xtrunk").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+func xtrunkBinary(t *testing.T) string { return labtest.BuildXtrunk(t) }
 
 // apiProcess is a running `xtrunk api`.
 type apiProcess struct {

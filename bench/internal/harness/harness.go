@@ -1,7 +1,8 @@
 // Package harness is what the benchmarks (bench/media, bench/sip) share
 // around the processes they measure: the environment and output of those
-// processes, a bpffs for their XDP pins, waiting for an NG server to come
-// up, the descriptor limit they inherit, and a description of the host.
+// processes, waiting for an NG server to come up, the descriptor limit they
+// inherit, and a description of the host. (The bpffs for their XDP pins is
+// bench/testbed's MountBPFFS, shared with the demo and the tests.)
 package harness
 
 import (

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// module is the module path every in-repo package starts with.
+const module = "github.com/xtrunk/xtrunk/"
+
+// goListDeps runs `go list` over the whole module and returns each
+// package's transitive non-test dependencies (go list's Deps leaves test
+// imports out, which is what ends up in a binary).
+func goListDeps(t *testing.T, pattern string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}", pattern).CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list %s: %v\n%s", pattern, err, out)
+	}
+	deps := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		deps[f[0]] = f[1:]
+	}
+	return deps
+}
+
+// TestBinaryHasNoTestCode keeps test helpers out of the xtrunk binary:
+// bench/testbed (used by xtrunk demo and xtrunk bench) must not import
+// testing; the testing.TB wrappers live in bench/testbed/labtest.
+func TestBinaryHasNoTestCode(t *testing.T) {
+	deps := goListDeps(t, module+"cmd/xtrunk")
+	bin := deps[module+"cmd/xtrunk"]
+	if len(bin) == 0 {
+		t.Fatal("go list gave no dependencies for cmd/xtrunk")
+	}
+	for _, d := range bin {
+		if d == "testing" || strings.HasSuffix(d, "test") && strings.HasPrefix(d, module) {
+			t.Errorf("cmd/xtrunk depends on %s", d)
+		}
+	}
+}
+
+// layerRules are ARCHITECTURE.md's import rules: for each package (a path
+// relative to the module; "x/..." is x and everything under it) the
+// in-module packages it must not depend on, directly or not. Anything not
+// denied is allowed, so a new leaf package needs no entry.
+var layerRules = []struct {
+	pkg  string
+	deny []string
+}{
+	{"control/store/...", []string{"control/ng/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
+	{"control/ng/...", []string{"control/store/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
+	{"bpf/...", []string{"control/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
+	{"relay/...", []string{"control/store/...", "control/api/...", "signalling/...", "bench/...", "cmd/..."}},
+	// Signalling drives the relay over NG only; leaf libraries under
+	// relay/ (sdp, wav) are shared code, the relay itself is not.
+	{"signalling/...", []string{"relay", "bpf/...", "control/api/...", "bench/...", "cmd/..."}},
+	{"control/api/...", []string{"control/ng/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
+	{"bench/testbed/...", []string{"control/store/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/internal/...", "bench/media/...", "bench/sip/...", "cmd/..."}},
+	{"bench/...", []string{"cmd/..."}},
+}
+
+// matches reports whether pkg (relative to the module) is pattern.
+func matches(pattern, pkg string) bool {
+	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return pkg == p || strings.HasPrefix(pkg, p+"/")
+	}
+	return pkg == pattern
+}
+
+// TestImportLayering checks the layering ARCHITECTURE.md states, and that
+// no package but a test helper (a path ending in "test": labtest,
+// storetest) depends on testing.
+func TestImportLayering(t *testing.T) {
+	all := goListDeps(t, module+"...")
+	if len(all) < 10 {
+		t.Fatalf("go list found only %d packages", len(all))
+	}
+	for full, deps := range all {
+		pkg := strings.TrimPrefix(full, module)
+		for _, d := range deps {
+			if d == "testing" && !strings.HasSuffix(pkg, "test") {
+				t.Errorf("%s depends on testing", pkg)
+			}
+			dep, ok := strings.CutPrefix(d, module)
+			if !ok {
+				continue
+			}
+			for _, r := range layerRules {
+				if !matches(r.pkg, pkg) {
+					continue
+				}
+				for _, deny := range r.deny {
+					if matches(deny, dep) && !matches(r.pkg, dep) {
+						t.Errorf("%s depends on %s (ARCHITECTURE.md: %s must not import %s)", pkg, dep, r.pkg, deny)
+					}
+				}
+			}
+		}
+	}
+}
