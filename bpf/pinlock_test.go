@@ -10,15 +10,15 @@ import (
 
 	"github.com/cilium/ebpf"
 
-	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
 )
 
 // A second Open of a pin directory in use is refused, naming the holder;
 // once the holder closes, the next Open takes the lock and adopts the maps
 // with what the first one wrote.
 func TestOpenLocksPinDir(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	dir := filepath.Join(testbed.MountBPFFS(t), "relay")
+	labtest.RequirePrivileged(t)
+	dir := filepath.Join(labtest.MountBPFFS(t), "relay")
 	first, err := Open(Options{PinDir: dir})
 	if err != nil {
 		t.Fatal(err)
@@ -59,8 +59,8 @@ func TestOpenLocksPinDir(t *testing.T) {
 // directory: none is left behind, and one a crashed Open left (unlocked,
 // half pinned) is removed by the next Open.
 func TestOpenInstallsThroughRename(t *testing.T) {
-	testbed.RequirePrivileged(t)
-	root := testbed.MountBPFFS(t)
+	labtest.RequirePrivileged(t)
+	root := labtest.MountBPFFS(t)
 	dir := filepath.Join(root, "relay")
 	abandoned := filepath.Join(root, tempPrefix(dir)+"crashed")
 	if err := os.Mkdir(abandoned, 0o700); err != nil {
