@@ -102,6 +102,11 @@ type Config struct {
 	// hundreds of ms near capacity (BENCHMARKS.md).
 	GCPercent     int      `yaml:"gc-percent"`
 	GuardScanners []string `yaml:"guard-scanner"`
+	// FinishLiveCalls: at start, end the live-call rows (ringing,
+	// in-progress) a previous run of this edge left in the store. Only
+	// sound when no other sip of this edge's name runs on the store:
+	// xtrunk up sets it for the one sip it supervises.
+	FinishLiveCalls bool `yaml:"finish-live-calls"`
 
 	// TCP and TLS connections (conns.go): closed after TCPIdleTimeout with
 	// nothing read (CRLF keep-alives count; 0: never), refused at accept

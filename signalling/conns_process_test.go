@@ -61,7 +61,17 @@ func TestTCPLimitsProcess(t *testing.T) {
 		}
 		return len(ents)
 	}
-	fds0 := fds()
+	// the count once the process has opened what it keeps open (store
+	// connections, the relay's NG socket): the same three times in a row
+	fds0, same := fds(), 0
+	for deadline := time.Now().Add(5 * time.Second); same < 3 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if n := fds(); n == fds0 {
+			same++
+		} else {
+			fds0, same = n, 0
+		}
+	}
 
 	var one []*net.TCPConn
 	for i := 0; i < 40; i++ {

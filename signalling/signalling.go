@@ -165,7 +165,9 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.cdrs.failed = s.metrics.cdrFailed.Inc
 	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
 	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
-	s.finishLeftovers(rctx, st, cfg.Edge)
+	if cfg.FinishLiveCalls {
+		s.finishLeftovers(rctx, st, cfg.Edge)
+	}
 	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)

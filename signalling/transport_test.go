@@ -137,7 +137,7 @@ func TestTCPConnectionCaps(t *testing.T) {
 	addr := s.Addr("TCP").String()
 	open := func() int { return s.conns.count() }
 	closed := func(reason string) int { return closedFor(t, s, reason) }
-	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	fds0, g0 := openFDs(t), settledGoroutines()
 
 	var one []*net.TCPConn
 	for i := 0; i < 40; i++ {
@@ -196,7 +196,7 @@ func TestTCPIdleTimeout(t *testing.T) {
 	cfg.TLSCert, cfg.TLSKey = pki.cert, pki.key
 	cfg.TCPIdleTimeout = 2 * time.Second
 	s := serve(t, cfg, p.st)
-	fds0, g0 := openFDs(t), runtime.NumGoroutine()
+	fds0, g0 := openFDs(t), settledGoroutines()
 
 	alive := map[string]net.Conn{
 		"TCP": dialTCP(t, s.Addr("TCP").String()),
@@ -258,8 +258,17 @@ func TestTCPIdleTimeout(t *testing.T) {
 	for _, c := range alive {
 		c.Close()
 	}
+	var fds, gs int
+	defer func() {
+		if t.Failed() {
+			t.Logf("descriptors %d (before %d), goroutines %d (before %d), connections %d", fds, fds0, gs, g0, s.conns.count())
+			buf := make([]byte, 1<<20)
+			t.Logf("%s", buf[:runtime.Stack(buf, true)])
+		}
+	}()
 	waitFor(t, 30*time.Second, "descriptors and goroutines back", func() bool {
-		return s.conns.count() == 0 && openFDs(t) <= fds0+5 && runtime.NumGoroutine() <= g0+10
+		fds, gs = openFDs(t), runtime.NumGoroutine()
+		return s.conns.count() == 0 && fds <= fds0+5 && gs <= g0+10
 	})
 }
 
@@ -406,4 +415,20 @@ func TestConfigTCPLimits(t *testing.T) {
 			t.Errorf("%s: want ErrConfig, got %v", name, err)
 		}
 	}
+}
+
+// settledGoroutines is the goroutine count once the server's background
+// goroutines (started by ListenAndServe after serve returns) are up: the
+// same count three times in a row, 100 ms apart (at most 5 s).
+func settledGoroutines() int {
+	n, same := runtime.NumGoroutine(), 0
+	for deadline := time.Now().Add(5 * time.Second); same < 3 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		if m := runtime.NumGoroutine(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
 }

@@ -111,6 +111,9 @@ func planEdge(cmd *command, cfg upConfig, log zerolog.Logger) (*edge, error) {
 	if err := e.shareStore(cfg, log); err != nil {
 		return nil, err
 	}
+	// up runs this edge's one sip: the live-call rows a crashed run left
+	// are its own
+	e.extra["sip"] = append(e.extra["sip"], "--finish-live-calls")
 	for _, m := range []struct {
 		child string
 		addr  *string
