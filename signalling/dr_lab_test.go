@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
 	"net"
 	"net/http"
 	"net/netip"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/relay/wav"
 )
 
 // Issue 12, disaster recovery (REQUIREMENTS §3.8): origination calls no
@@ -146,22 +146,6 @@ func validSignature(authToken string, r drRequest) bool {
 	mac.Write([]byte(data))
 	want := base64.StdEncoding.EncodeToString(mac.Sum(nil))
 	return hmac.Equal([]byte(want), []byte(r.signature))
-}
-
-// alawWAV is a WAV of A-law samples.
-func alawWAV(samples []byte) []byte {
-	var b bytes.Buffer
-	le := func(v any) { _ = binary.Write(&b, binary.LittleEndian, v) }
-	b.WriteString("RIFF")
-	le(uint32(4 + 8 + 16 + 8 + len(samples)))
-	b.WriteString("WAVEfmt ")
-	for _, v := range []any{uint32(16), uint16(6), uint16(1), uint32(8000), uint32(8000), uint16(1), uint16(8)} {
-		le(v)
-	}
-	b.WriteString("data")
-	le(uint32(len(samples)))
-	b.Write(samples)
-	return b.Bytes()
 }
 
 func TestDisasterRecoveryLab(t *testing.T) {
@@ -363,7 +347,7 @@ func (d *drLab) drPlay(t *testing.T) {
 	for i := range samples {
 		samples[i] = byte(i*13%251 + 1)
 	}
-	d.ds.set("/tone.wav", string(alawWAV(samples)))
+	d.ds.set("/tone.wav", string(wav.Encode(wav.Media{PT: wav.PCMA, Samples: samples})))
 	d.ds.set("/play", `<Response><Play>/tone.wav</Play><Unknown/></Response>`)
 	trunk, did := d.drTrunk(t, "dr-play", "/play", "POST")
 	mport := d.l.port()
@@ -417,7 +401,7 @@ func (d *drLab) drPlay(t *testing.T) {
 // drPlayThenDial: Play then Dial Sip: the answered call is bridged with a re-INVITE.
 func (d *drLab) drPlayThenDial(t *testing.T) {
 	b := d.l.port()
-	d.ds.set("/short.wav", string(alawWAV(bytes.Repeat([]byte{0x2A}, 4000))))
+	d.ds.set("/short.wav", string(wav.Encode(wav.Media{PT: wav.PCMA, Samples: bytes.Repeat([]byte{0x2A}, 4000)})))
 	d.ds.set("/play-dial", `<Response><Play>/short.wav</Play><Dial><Sip>sip:+14155550666@`+
 		netip.AddrPortFrom(d.l.tri.CallerIP, uint16(b)).String()+`</Sip></Dial></Response>`)
 	_, did := d.drTrunk(t, "dr-play-dial", "/play-dial", "POST")
