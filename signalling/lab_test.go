@@ -396,6 +396,12 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 		}
 	})
 	l.waitBound(t, l.tri.Relay, listen.Port(), p)
+	if o.metrics != "" {
+		// sip opens its HTTP listener after the SIP ones: wait for it too
+		if ap, err := netip.ParseAddrPort(o.metrics); err == nil {
+			l.waitListening(t, l.tri.Relay, "-Hltn", ap.Port(), p)
+		}
+	}
 	return listen
 }
 
@@ -403,9 +409,16 @@ func (l *trunkLab) startSIP(t *testing.T, o sipOpts) netip.AddrPort {
 // sending it anything, so no abuse guard counts the probes).
 func (l *trunkLab) waitBound(t *testing.T, ns *testbed.NS, port uint16, p *testbed.Process) {
 	t.Helper()
+	l.waitListening(t, ns, "-Hlun", port, p)
+}
+
+// waitListening waits until ss (with flags: -Hlun for UDP, -Hltn for TCP)
+// shows port bound in ns.
+func (l *trunkLab) waitListening(t *testing.T, ns *testbed.NS, flags string, port uint16, p *testbed.Process) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		out, err := ns.Run(context.Background(), "ss", "-Hlun", fmt.Sprintf("sport = :%d", port))
+		out, err := ns.Run(context.Background(), "ss", flags, fmt.Sprintf("sport = :%d", port))
 		if err == nil && strings.TrimSpace(out) != "" {
 			return
 		}
@@ -415,7 +428,7 @@ func (l *trunkLab) waitBound(t *testing.T, ns *testbed.NS, port uint16, p *testb
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: nothing bound to UDP port %d in %s (%v)", p, port, ns, err)
+			t.Fatalf("%s: nothing bound to port %d (ss %s) in %s (%v)", p, port, flags, ns, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
