@@ -62,6 +62,7 @@ func TestNOCLab(t *testing.T) {
 	// Prometheus first: it scrapes sip from its start, and the first calls
 	// come while the silent gateway is still counted up (3 probes, about
 	// 10 s), so they try it, time out and fail over.
+	promStart := time.Now()
 	prom := l.startPrometheus(t, promAddr, map[string]string{"xtrunk-api": apiMetrics, "xtrunk-sip": sipMetrics, "xtrunk-relay": relayMetrics})
 	lossyScenario := l.lossyScenario(t)
 	sipAddr := l.startSIP(t, sipOpts{metrics: sipMetrics, extra: []string{"--carrier", silent, "--carrier", live,
@@ -110,7 +111,7 @@ func TestNOCLab(t *testing.T) {
 		}
 		pending = still
 		if len(pending) == 0 {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			for _, c := range pending {
@@ -120,6 +121,7 @@ func TestNOCLab(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	renderDashboard(t, prom, time.Since(promStart))
 }
 
 // nocPBXArgs are a termination UAC's for two calls in a row on host.
