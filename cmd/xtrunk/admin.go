@@ -14,26 +14,14 @@ import (
 )
 
 // The /admin/ endpoints of sip and relay, on their --metrics listener,
-// for xtrunk ctl and xtrunk top. They answer local clients only: the
-// metrics listener may be bound wider for Prometheus, but ending calls and
-// lifting bans stay with whoever has a shell on the edge (remote
-// operators use ssh). Every answer is JSON; errors are {"error": "..."}.
+// for xtrunk ctl and xtrunk top. Local clients (loopback, or this host
+// through one of its own addresses) reach them as they are; others need
+// the operator's credentials in HTTP Basic (admin_auth.go), so that a
+// NOC's ctl can reach an edge whose metrics listener is bound to a
+// management network. Every answer is JSON; errors are {"error": "..."}.
 
-// adminOnly wraps h so that only local clients reach it (403 else):
-// loopback, or this host itself through one of its own addresses (the
-// client's address is the one it connected to: a TCP handshake from
-// outside with that source could not complete).
-func adminOnly(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if !localClient(r) {
-			adminError(w, http.StatusForbidden, "admin endpoints answer local clients only")
-			return
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		h(w, r)
-	}
-}
-
+// localClient: the client's address is loopback, or the one it connected
+// to (a TCP handshake from outside with that source could not complete).
 func localClient(r *http.Request) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
@@ -63,7 +51,9 @@ func adminError(w http.ResponseWriter, code int, msg string) {
 
 // sipAdmin mounts sip's admin endpoints: calls, calls/{id},
 // calls/{id}/hangup, bans, bans/{addr}, carriers.
-func sipAdmin(srv *signalling.Server) func(*http.ServeMux) {
+func sipAdmin(srv *signalling.Server, check credCheck) func(*http.ServeMux) {
+	g := guard(check, srv.Registry())
+	adminOnly := g.wrap
 	return func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /admin/calls", adminOnly(func(w http.ResponseWriter, r *http.Request) {
 			adminJSON(w, http.StatusOK, srv.LiveCalls(r.Context()))
@@ -116,7 +106,8 @@ type RelayStats struct {
 // relayAdmin mounts the relay's /admin/relay: its own metrics, read back
 // from its registry (what it already counts, nothing new on the packet
 // path).
-func relayAdmin(reg prometheus.Gatherer) func(*http.ServeMux) {
+func relayAdmin(reg *prometheus.Registry, check credCheck) func(*http.ServeMux) {
+	adminOnly := guard(check, reg).wrap
 	return func(mux *http.ServeMux) {
 		mux.HandleFunc("GET /admin/relay", adminOnly(func(w http.ResponseWriter, _ *http.Request) {
 			mfs, err := reg.Gather()
@@ -127,6 +118,17 @@ func relayAdmin(reg prometheus.Gatherer) func(*http.ServeMux) {
 			adminJSON(w, http.StatusOK, relayStatsOf(mfs))
 		}))
 	}
+}
+
+// guard is the admin guard with its failure counter on reg. Registering
+// fails only for a second guard on one registry, a wiring mistake; the
+// guard then still guards, its counter unexported.
+func guard(check credCheck, reg prometheus.Registerer) *adminGuard {
+	g, err := newAdminGuard(check, reg)
+	if err != nil {
+		g, _ = newAdminGuard(check, nil)
+	}
+	return g
 }
 
 func relayStatsOf(mfs []*dto.MetricFamily) RelayStats {

@@ -8,6 +8,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The admin endpoints answer loopback and the host's own addresses, and
@@ -63,5 +66,86 @@ func TestAdminURL(t *testing.T) {
 		if got := adminURL(in, "127.0.0.1:9102"); got != want {
 			t.Errorf("adminURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A remote client reaches /admin/ with the operator's credentials only:
+// none → 401 with a JSON error and a Basic challenge, wrong → 401, both
+// counted; right → through; a source failing adminMaxFailures times is
+// answered 429 until its window passes, even with the right ones.
+func TestAdminRemoteAuth(t *testing.T) {
+	t.Setenv("XTRUNK_ACCOUNT_SID", "AC0123456789abcdef0123456789abcdef")
+	t.Setenv("XTRUNK_AUTH_TOKEN", "0123456789abcdef0123456789abcdef")
+	reg := prometheus.NewRegistry()
+	g, err := newAdminGuard(envOperator(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := g.wrap(func(w http.ResponseWriter, _ *http.Request) { adminJSON(w, http.StatusOK, []string{}) })
+	do := func(remote, user, pass string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("GET", "/admin/calls", nil)
+		req.RemoteAddr = remote
+		la, _ := net.ResolveTCPAddr("tcp", "198.51.100.1:9102")
+		req = req.WithContext(context.WithValue(req.Context(), http.LocalAddrContextKey, la))
+		if user != "" {
+			req.SetBasicAuth(user, pass)
+		}
+		w := httptest.NewRecorder()
+		h(w, req)
+		return w
+	}
+	const noc = "198.51.100.7:40000"
+	if w := do(noc, "", ""); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), `"error"`) ||
+		!strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic") {
+		t.Errorf("no credentials: %d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if w := do(noc, "AC0123456789abcdef0123456789abcdef", "ffffffffffffffffffffffffffffffff"); w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), "invalid operator credentials") {
+		t.Errorf("wrong token: %d %s", w.Code, w.Body)
+	}
+	if w := do(noc, "AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"); w.Code != http.StatusOK {
+		t.Errorf("the operator's credentials: %d %s", w.Code, w.Body)
+	}
+	if w := do("127.0.0.1:4000", "", ""); w.Code != http.StatusOK {
+		t.Errorf("loopback without credentials: %d %s", w.Code, w.Body)
+	}
+	// an attacker's source: limited after adminMaxFailures, right ones or not
+	const bad = "203.0.113.9:5000"
+	for range adminMaxFailures {
+		do(bad, "AC0123456789abcdef0123456789abcdef", "nope")
+	}
+	if w := do(bad, "AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+		t.Errorf("after %d failures: %d %v %s", adminMaxFailures, w.Code, w.Header(), w.Body)
+	}
+	if w := do(noc, "AC0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcdef"); w.Code != http.StatusOK {
+		t.Errorf("another source is not limited: %d", w.Code)
+	}
+	want := map[string]float64{"missing": 1, "wrong": 1 + adminMaxFailures, "limited": 1}
+	for reason, n := range want {
+		if got := testutil.ToFloat64(g.failures.WithLabelValues(reason)); got != n {
+			t.Errorf("xtrunk_admin_auth_failures_total{reason=%q} = %v, want %v", reason, got, n)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "xtrunk_admin_auth_failures_total"); err != nil || n != 3 {
+		t.Errorf("registered series: %d %v", n, err)
+	}
+}
+
+// Without operator credentials in its environment, the relay's admin
+// stays local-only (403), as before.
+func TestAdminRemoteWithoutCredentials(t *testing.T) {
+	t.Setenv("XTRUNK_ACCOUNT_SID", "")
+	if envOperator() != nil {
+		t.Fatal("envOperator without XTRUNK_ACCOUNT_SID")
+	}
+	g, err := newAdminGuard(envOperator(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/admin/relay", nil)
+	req.RemoteAddr = "198.51.100.7:40000"
+	w := httptest.NewRecorder()
+	g.wrap(func(w http.ResponseWriter, _ *http.Request) {})(w, req)
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "local clients only") {
+		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }

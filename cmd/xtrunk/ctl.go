@@ -17,20 +17,24 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/xtrunk/xtrunk/control/api"
 	"github.com/xtrunk/xtrunk/signalling"
 	"github.com/xtrunk/xtrunk/signalling/limit"
 )
 
 // xtrunk ctl talks to the /admin/ endpoints of sip and relay (admin.go)
-// on their --metrics listeners, which answer loopback clients only: run
-// it on the edge.
+// on their --metrics listeners: as they are from the edge itself, with
+// the operator's credentials (HTTP Basic) from anywhere else.
 
 const ctlUsage = `usage: xtrunk ctl [flags] COMMAND [ARG]
 
 The operator's console: live calls, bans, carriers and the relay, from the
 /admin/ endpoints of xtrunk sip and xtrunk relay on their --metrics
-listeners (local clients only: run it on the edge). Flags may come before
-or after the command.
+listeners. On the edge itself nothing else is needed; from another host
+(--sip/--relay HOST:PORT of a metrics listener bound to a management
+network) the operator's credentials are sent: --credentials FILE (the
+file xtrunk init writes), else XTRUNK_ACCOUNT_SID and XTRUNK_AUTH_TOKEN.
+Flags may come before or after the command.
 
 commands:
   calls          live calls: trunk, numbers, state, per-leg packets/loss/jitter/MOS, XDP share
@@ -47,6 +51,8 @@ flags:
 // ctlFlags are ctl's and top's flags: where sip and relay serve /admin/.
 type ctlFlags struct {
 	sip, relay, config string
+	credentials        string
+	user, pass         string // the operator's AccountSid and AuthToken, when known
 	json               bool
 	timeout            time.Duration
 }
@@ -55,11 +61,22 @@ func (f *ctlFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.sip, "sip", "", "xtrunk sip's metrics listener, http://HOST:PORT (default: sip: metrics in the config file, else 127.0.0.1:9102)")
 	fs.StringVar(&f.relay, "relay", "", "xtrunk relay's metrics listener (default: relay: metrics in the config file, else 127.0.0.1:9101)")
 	fs.StringVar(&f.config, "config", os.Getenv("XTRUNK_CONFIG"), "the edge's config file, for the default addresses (default ./xtrunk.yaml)")
+	fs.StringVar(&f.credentials, "credentials", "", "the operator's credentials file (KEY=value, as xtrunk init writes it), sent to a remote edge (default: XTRUNK_ACCOUNT_SID and XTRUNK_AUTH_TOKEN)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Second, "give up on a request after this long")
 }
 
-// resolve fills in the addresses left empty from the config file.
+// resolve fills in the addresses left empty from the config file, and
+// the credentials.
 func (f *ctlFlags) resolve() error {
+	if f.credentials != "" {
+		c, err := api.ReadCredentials(f.credentials)
+		if err != nil {
+			return fmt.Errorf("%w: --credentials: %w", ErrConfig, err)
+		}
+		f.user, f.pass = c.AccountSid, c.AuthToken
+	} else {
+		f.user, f.pass = os.Getenv("XTRUNK_ACCOUNT_SID"), os.Getenv("XTRUNK_AUTH_TOKEN")
+	}
 	args := []string{}
 	if f.config != "" {
 		args = append(args, "--config", f.config)
@@ -164,7 +181,7 @@ func ctl(ctx context.Context, f *ctlFlags, args []string, w io.Writer) error {
 	if c.toRelay {
 		base = f.relay
 	}
-	body, err := adminDo(ctx, c.method, base+path)
+	body, err := f.adminDo(ctx, c.method, base+path)
 	if err != nil {
 		return err
 	}
@@ -175,7 +192,7 @@ func ctl(ctx context.Context, f *ctlFlags, args []string, w io.Writer) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		second, err := adminDo(ctx, c.method, base+path)
+		second, err := f.adminDo(ctx, c.method, base+path)
 		if err != nil {
 			return err
 		}
@@ -188,12 +205,16 @@ func ctl(ctx context.Context, f *ctlFlags, args []string, w io.Writer) error {
 	return c.print(w, body)
 }
 
-// adminDo sends one admin request; a non-2xx answer is an error carrying
-// the endpoint's message.
-func adminDo(ctx context.Context, method, u string) ([]byte, error) {
+// adminDo sends one admin request, with the operator's credentials when
+// known (a local edge ignores them); a non-2xx answer is an error
+// carrying the endpoint's message.
+func (f *ctlFlags) adminDo(ctx context.Context, method, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrCtl, err)
+	}
+	if f.user != "" && f.pass != "" {
+		req.SetBasicAuth(f.user, f.pass)
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

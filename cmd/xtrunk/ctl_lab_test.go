@@ -79,6 +79,8 @@ func TestCtlTopLab(t *testing.T) {
 	if ringing := l.apiCalls(t, "ringing"); len(ringing) != 0 {
 		t.Errorf("API Calls?Status=ringing: %+v", ringing)
 	}
+	// the same from another host, with the operator's credentials
+	ctlFromAfar(t, l, bin, call.ID)
 	table, err := ctl("calls", "--timeout", "20s") // flags after the command too
 	if err != nil || !strings.Contains(table, call.ID) || !strings.Contains(table, "in-progress") || !strings.Contains(table, "customer") ||
 		!strings.Contains(table, "carrier") || !strings.Contains(table, "MOS") {
@@ -193,6 +195,7 @@ func topInTmux(t *testing.T, l *upLab, tmux, bin, callID string) string {
 			t.Fatalf("xtrunk top's screen never showed the call: %v\n%s", err, out)
 		}
 	}
+	topScreenshot(t, run, 160, 48)
 	if out, err := run("send-keys", "-t", "top", "q"); err != nil {
 		t.Errorf("send-keys: %v %s", err, out)
 	}

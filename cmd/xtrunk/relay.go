@@ -39,7 +39,7 @@ func runRelay(args []string) error {
 	}))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
-		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry()),
+		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry(), envOperator()),
 			check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
 			ngPing("ng", pc.LocalAddr().String()))
 		if err != nil {

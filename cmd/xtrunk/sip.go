@@ -61,7 +61,7 @@ func runSIP(args []string) error {
 	defer cmd.handleHUP(log, sipReload(cmd, args, srv))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
-		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
+		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
 		if err != nil {
 			return err
 		}

@@ -22,7 +22,7 @@ import (
 
 // xtrunk top: a full-screen view of the edge refreshed every second, from
 // sip's /metrics and /admin/calls and the relay's /admin/relay (the same
-// loopback-only listeners as xtrunk ctl).
+// listeners and credentials as xtrunk ctl).
 
 // topWindow is how far back CPS, ASR and ACD look: long enough for ASR and
 // ACD to mean something at a few calls a minute, short enough to show a
@@ -130,12 +130,12 @@ func topRead(f *ctlFlags) topSample {
 	} else {
 		s.readSIP(mfs)
 	}
-	if b, err := adminDo(ctx, http.MethodGet, f.sip+"/admin/calls"); err != nil {
+	if b, err := f.adminDo(ctx, http.MethodGet, f.sip+"/admin/calls"); err != nil {
 		s.callsErr = err
 	} else if err := json.Unmarshal(b, &s.calls); err != nil {
 		s.callsErr = err
 	}
-	if b, err := adminDo(ctx, http.MethodGet, f.relay+"/admin/relay"); err != nil {
+	if b, err := f.adminDo(ctx, http.MethodGet, f.relay+"/admin/relay"); err != nil {
 		s.relayErr = err
 	} else if err := json.Unmarshal(b, &s.relay); err != nil {
 		s.relayErr = err
