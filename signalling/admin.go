@@ -223,28 +223,38 @@ func (s *Server) liveCall(ctx context.Context, c *call) LiveCall {
 		a := answer.UTC()
 		lc.Answer = &a
 	}
+	q, customerTag, ok := s.queryMedia(ctx, c, "relay query for the console")
+	if !ok {
+		return lc
+	}
+	share := xdpShares(q, customerTag)
+	for _, lq := range withMOS(legQuality(q, customerTag), lc.Codec) {
+		lc.Legs = append(lc.Legs, LiveLeg{Leg: lq.Leg, Packets: lq.PacketsReceived, Lost: lq.PacketsLost,
+			LossPct: 100 * lossRatio(lq), JitterMs: lq.JitterMs, MOS: lq.MOS, XDPShare: share[lq.Leg]})
+	}
+	return lc
+}
+
+// queryMedia asks the relay for the call's media so far (an NG query, at
+// most adminQueryTimeout): the reply and the customer leg's tag; false
+// when the relay did not answer (logged at debug as what, unless the
+// relay just does not know the call yet).
+func (s *Server) queryMedia(ctx context.Context, c *call, what string) (ng.QueryReply, string, bool) {
 	qctx, cancel := context.WithTimeout(ctx, adminQueryTimeout)
 	defer cancel()
 	res, err := s.ng.Do(qctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
 	if err != nil {
 		var re *ng.ReplyError
 		if !errors.As(err, &re) {
-			c.log.Debug().Err(err).Msg("relay query for the console")
+			c.log.Debug().Err(err).Msg(what)
 		}
-		return lc
+		return ng.QueryReply{}, "", false
 	}
 	customerTag := c.fromTag
 	if !c.p.customerIsA() {
 		customerTag, _ = c.tags(false)
 	}
-	q := ng.DecodeQueryReply(res)
-	share := xdpShares(q, customerTag)
-	for _, lq := range legQuality(q, customerTag) {
-		loss := lossRatio(lq)
-		lc.Legs = append(lc.Legs, LiveLeg{Leg: lq.Leg, Packets: lq.PacketsReceived, Lost: lq.PacketsLost,
-			LossPct: 100 * loss, JitterMs: lq.JitterMs, MOS: mos(loss, lq.JitterMs, lc.Codec), XDPShare: share[lq.Leg]})
-	}
-	return lc
+	return ng.DecodeQueryReply(res), customerTag, true
 }
 
 // xdpShares is, per leg (customer, carrier), the share of the RTP packets

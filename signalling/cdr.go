@@ -42,7 +42,7 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 		SIPResponseCode: status,
 		HangupCause:     by + ": " + reason,
 		Edge:            s.cfg.Edge,
-		Quality:         del.quality,
+		Quality:         withMOS(del.quality, c.codec()),
 	}
 	if !answer.IsZero() {
 		rec.Duration = int(end.Sub(answer).Round(time.Second) / time.Second)
@@ -72,6 +72,13 @@ func (s *Server) writeLive(c *call) {
 	if c.p.fromEdge != "" {
 		return // a hand-over: the edge the carrier called keeps the call's row
 	}
+	row := s.liveRow(c)
+	s.cdrs.add(cdrItem{call: row, log: c.log})
+}
+
+// liveRow is the call's live row as it stands: ringing before the
+// answer, in-progress after.
+func (s *Server) liveRow(c *call) store.Call {
 	c.mu.Lock()
 	answer := c.answer
 	c.mu.Unlock()
@@ -79,11 +86,11 @@ func (s *Server) writeLive(c *call) {
 	if !answer.IsZero() {
 		status = store.CallInProgress
 	}
-	s.cdrs.add(cdrItem{call: store.Call{
+	return store.Call{
 		Sid: c.callSid(), ParentCallSid: c.parentSid, AccountSid: c.p.trunk.AccountSid, TrunkSid: c.p.trunk.Sid,
 		PhoneNumberSid: c.p.phoneSid, Direction: c.p.dir, From: c.p.from, To: c.p.to, ForwardedFrom: c.p.diversion,
 		Status: status, Start: c.start, Answer: answer, Edge: s.cfg.Edge,
-	}, log: c.log})
+	}
 }
 
 // recordingOf is the Recording row for the relay's "recording" entry of a

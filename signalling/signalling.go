@@ -250,6 +250,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.edges.run(ctx)
 	go s.probeCarriers(ctx)
 	go s.watchTrunkDeletes(ctx)
+	go s.refreshLiveQuality(ctx)
 	return s.lis.serve(ctx, s)
 }
 

@@ -58,7 +58,7 @@ type ctlFlags struct {
 }
 
 func (f *ctlFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.sip, "sip", "", "xtrunk sip's metrics listener, http://HOST:PORT (default: sip: metrics in the config file, else 127.0.0.1:9102)")
+	fs.StringVar(&f.sip, "sip", "", "xtrunk sip's metrics listener, HOST:PORT or http://HOST:PORT (default: sip: metrics in the config file, else 127.0.0.1:9102)")
 	fs.StringVar(&f.relay, "relay", "", "xtrunk relay's metrics listener (default: relay: metrics in the config file, else 127.0.0.1:9101)")
 	fs.StringVar(&f.config, "config", os.Getenv("XTRUNK_CONFIG"), "the edge's config file, for the default addresses (default ./xtrunk.yaml)")
 	fs.StringVar(&f.credentials, "credentials", "", "the operator's credentials file (KEY=value, as xtrunk init writes it), sent to a remote edge (default: XTRUNK_ACCOUNT_SID and XTRUNK_AUTH_TOKEN)")
@@ -80,6 +80,12 @@ func (f *ctlFlags) resolve() error {
 	args := []string{}
 	if f.config != "" {
 		args = append(args, "--config", f.config)
+	}
+	if f.sip != "" {
+		f.sip = adminURL(f.sip, "")
+	}
+	if f.relay != "" {
+		f.relay = adminURL(f.relay, "")
 	}
 	if f.sip == "" {
 		cfg, _, err := sipConfig(args)

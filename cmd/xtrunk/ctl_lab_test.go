@@ -72,6 +72,11 @@ func TestCtlTopLab(t *testing.T) {
 			t.Errorf("leg %+v: a clean lab call's MOS should be G.711's (about 4.4), no loss", leg)
 		}
 	}
+	// 3. xtrunk top in tmux shows the call (first, while the PBX's audio
+	// still plays: the screenshot shows packets per second)
+	screen := topInTmux(t, l, tmux, bin, call.ID)
+	t.Logf("xtrunk top:\n%s", screen)
+
 	// the API lists it as in-progress while it is up
 	if live := l.apiCalls(t, "in-progress"); len(live) != 1 || live[0].Sid != call.Sid || live[0].AnswerTime == nil || live[0].EndTime != nil {
 		t.Errorf("API Calls?Status=in-progress: %+v", live)
@@ -79,6 +84,7 @@ func TestCtlTopLab(t *testing.T) {
 	if ringing := l.apiCalls(t, "ringing"); len(ringing) != 0 {
 		t.Errorf("API Calls?Status=ringing: %+v", ringing)
 	}
+	liveQualityInAPI(t, l)
 	// the same from another host, with the operator's credentials
 	ctlFromAfar(t, l, bin, call.ID)
 	table, err := ctl("calls", "--timeout", "20s") // flags after the command too
@@ -95,10 +101,6 @@ func TestCtlTopLab(t *testing.T) {
 		t.Errorf("ctl call: %v\n%s", err, detail)
 	}
 	t.Logf("xtrunk ctl call %s:\n%s", call.Sid, detail)
-
-	// 3. xtrunk top in tmux shows the call
-	screen := topInTmux(t, l, tmux, bin, call.ID)
-	t.Logf("xtrunk top:\n%s", screen)
 
 	// 4. carriers and relay
 	if out, err := ctl("carriers"); err != nil || !strings.Contains(out, l.tri.CalleeIP.String()+":5070") {
@@ -240,10 +242,19 @@ func (l *upLab) cdrHangupCause(t *testing.T, sid string) string {
 
 // apiCall is what the lab reads of an API Call.
 type apiCall struct {
-	Sid        string  `json:"sid"`
-	Status     string  `json:"status"`
-	AnswerTime *string `json:"answer_time"`
-	EndTime    *string `json:"end_time"`
+	Sid        string                `json:"sid"`
+	Status     string                `json:"status"`
+	AnswerTime *string               `json:"answer_time"`
+	EndTime    *string               `json:"end_time"`
+	Quality    map[string]apiQuality `json:"quality"`
+}
+
+// apiQuality is a leg's entry in a Call's "quality".
+type apiQuality struct {
+	Packets  uint64  `json:"packets"`
+	LossPct  float64 `json:"loss_pct"`
+	JitterMs float64 `json:"jitter_ms"`
+	MOS      float64 `json:"mos"`
 }
 
 // apiCalls lists the account's calls with status through the API.

@@ -66,3 +66,27 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// liveQualityInAPI: the API's in-progress call shows both legs' quality
+// so far (sip refreshes the live row from the relay every few seconds).
+func liveQualityInAPI(t *testing.T, l *upLab) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		live := l.apiCalls(t, "in-progress")
+		if len(live) == 1 {
+			cu, ca := live[0].Quality["customer"], live[0].Quality["carrier"]
+			if cu.Packets > 20 && ca.Packets > 20 {
+				for _, q := range []apiQuality{cu, ca} {
+					if q.MOS < 3.5 || q.MOS > 4.5 || q.LossPct != 0 {
+						t.Errorf("live quality %+v: a clean lab call's MOS should be about 4.4, no loss", q)
+					}
+				}
+				t.Logf("API Calls?Status=in-progress quality: customer %+v, carrier %+v", cu, ca)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("API Calls?Status=in-progress never showed both legs' quality: %+v", live)
+		}
+	}
+}

@@ -103,21 +103,48 @@ func runTop(args []string) error {
 	}
 }
 
-func drawLines(scr tcell.Screen, lines []string) {
+func drawLines(scr tcell.Screen, lines []topLine) {
 	scr.Clear()
-	bold := tcell.StyleDefault.Bold(true)
+	w, _ := scr.Size()
 	for y, l := range lines {
-		st := tcell.StyleDefault
-		if y == 0 || strings.HasPrefix(l, "──") {
-			st = bold
-		}
 		x := 0
-		for _, r := range l {
-			scr.SetContent(x, y, r, nil, st)
+		for _, r := range l.text {
+			scr.SetContent(x, y, r, nil, l.style)
 			x++
+		}
+		if y == 0 { // the title bar spans the screen
+			for ; x < w; x++ {
+				scr.SetContent(x, y, ' ', nil, l.style)
+			}
 		}
 	}
 	scr.Show()
+}
+
+// The view's colours: a title bar, section rules, and what needs a look
+// (drops, errors, poor calls) in red or yellow, good quality in green.
+var (
+	topTitle = tcell.StyleDefault.Bold(true).Foreground(tcell.ColorWhite).Background(tcell.ColorNavy)
+	topRule  = tcell.StyleDefault.Bold(true).Foreground(tcell.ColorTeal)
+	topHead  = tcell.StyleDefault.Bold(true)
+	topGood  = tcell.StyleDefault.Foreground(tcell.ColorGreen)
+	topWarn  = tcell.StyleDefault.Foreground(tcell.ColorOlive)
+	topBad   = tcell.StyleDefault.Bold(true).Foreground(tcell.ColorMaroon)
+)
+
+// mosStyle colours a call by its worst leg's MOS: 4.0 and up is what
+// G.711 on a clean path scores, under 3.6 is what users complain about
+// (the XtrunkQualityDegraded alert's threshold).
+func mosStyle(c signalling.LiveCall) tcell.Style {
+	switch m := worstMOS(c); {
+	case len(c.Legs) == 0:
+		return tcell.StyleDefault
+	case m >= 4:
+		return topGood
+	case m >= 3.6:
+		return topWarn
+	}
+	return topBad
 }
 
 // topRead takes one reading; what fails is noted in the sample and shown.
@@ -188,13 +215,13 @@ func (s *topSample) readSIP(mfs map[string]*dto.MetricFamily) {
 
 // topLines renders the view from the readings in hist (oldest first) for
 // a screen width columns wide.
-func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
+func topLines(hist []topSample, width int, sipURL, relayURL string) []topLine {
 	cur := hist[len(hist)-1]
 	var v topView
 	rule := func(title string) {
-		v.lines = append(v.lines, "── "+title+" "+strings.Repeat("─", max(width-len(title)-4, 0)))
+		v.style(topRule, "%s", "── "+title+" "+strings.Repeat("─", max(width-len(title)-4, 0)))
 	}
-	v.add("xtrunk top — %s   sip %s   relay %s   (q quits)", cur.at.Format("15:04:05"), sipURL, relayURL)
+	v.style(topTitle, "xtrunk top — %s   sip %s   relay %s   (q quits)", cur.at.Format("15:04:05"), sipURL, relayURL)
 	rule("calls")
 	v.calls(hist)
 	rule("relay")
@@ -204,16 +231,26 @@ func topLines(hist []topSample, width int, sipURL, relayURL string) []string {
 	return v.lines
 }
 
-// topView collects the screen's lines.
-type topView struct{ lines []string }
+// topLine is one line of the screen and how it is drawn.
+type topLine struct {
+	text  string
+	style tcell.Style
+}
 
-func (v *topView) add(format string, a ...any) { v.lines = append(v.lines, fmt.Sprintf(format, a...)) }
+// topView collects the screen's lines.
+type topView struct{ lines []topLine }
+
+func (v *topView) add(format string, a ...any) { v.style(tcell.StyleDefault, format, a...) }
+
+func (v *topView) style(st tcell.Style, format string, a ...any) {
+	v.lines = append(v.lines, topLine{text: fmt.Sprintf(format, a...), style: st})
+}
 
 // calls: CPS, ASR and ACD over the window, active calls per trunk.
 func (v *topView) calls(hist []topSample) {
 	cur, old := hist[len(hist)-1], hist[0]
 	if cur.sipErr != nil {
-		v.add("sip: %v", cur.sipErr)
+		v.style(topBad, "sip: %v", cur.sipErr)
 		return
 	}
 	span := cur.at.Sub(old.at).Seconds()
@@ -259,7 +296,7 @@ func (v *topView) calls(hist []topSample) {
 func (v *topView) relay(hist []topSample) {
 	cur := hist[len(hist)-1]
 	if cur.relayErr != nil {
-		v.add("relay: %v", cur.relayErr)
+		v.style(topBad, "relay: %v", cur.relayErr)
 		return
 	}
 	prev, dt := cur.relay, 1.0
@@ -283,19 +320,19 @@ func (v *topView) relay(hist []topSample) {
 	}
 	v.add("sessions %.0f   port pairs %.0f/%.0f   %s", sessions, cur.relay.PortPairsUsed, cur.relay.PortPairs, strings.Join(paths, "   "))
 	if len(drops) > 0 {
-		v.add("drops: %s", strings.Join(drops, "   "))
+		v.style(topBad, "drops: %s", strings.Join(drops, "   "))
 	} else {
-		v.add("drops: none")
+		v.style(topGood, "drops: none")
 	}
 }
 
 // worst: the live calls, lowest MOS first.
 func (v *topView) worst(cur topSample) {
 	if cur.callsErr != nil {
-		v.add("calls: %v", cur.callsErr)
+		v.style(topBad, "calls: %v", cur.callsErr)
 		return
 	}
-	v.add("%-32s %-34s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
+	v.style(topHead, "%-32s %-34s %-14s %-14s %-11s %6s %6s %6s %5s", "CALL", "TRUNK", "FROM", "TO", "STATUS", "LOSS%", "JIT ms", "MOS", "XDP%")
 	calls := append([]signalling.LiveCall(nil), cur.calls...)
 	sort.SliceStable(calls, func(i, j int) bool { return worstMOS(calls[i]) < worstMOS(calls[j]) })
 	for i, c := range calls {
@@ -304,7 +341,7 @@ func (v *topView) worst(cur topSample) {
 			break
 		}
 		l := worstLeg(c)
-		v.add("%-32s %-34s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 32), trunc(c.Trunk, 34), trunc(c.From, 14), trunc(c.To, 14), c.Status,
+		v.style(mosStyle(c), "%-32s %-34s %-14s %-14s %-11s %6.1f %6.1f %6.2f %5.0f", trunc(c.ID, 32), trunc(c.Trunk, 34), trunc(c.From, 14), trunc(c.To, 14), c.Status,
 			l.LossPct, l.JitterMs, l.MOS, 100*l.XDPShare)
 	}
 	if len(calls) == 0 {
@@ -343,6 +380,6 @@ func trunc(s string, n int) string {
 func topOnce(f *ctlFlags, w io.Writer) {
 	s := topRead(f)
 	for _, l := range topLines([]topSample{s}, 120, f.sip, f.relay) {
-		fmt.Fprintln(w, l)
+		fmt.Fprintln(w, l.text)
 	}
 }

@@ -22,10 +22,18 @@ func topScreenshot(t *testing.T, tmux func(...string) (string, error), cols, row
 	if err != nil {
 		t.Fatalf("capture-pane -e: %v %s", err, capture)
 	}
-	if !strings.Contains(capture, "\x1b[") {
-		t.Errorf("xtrunk top's screen has no colour:\n%s", capture)
-	}
 	sc := termshot.Parse(capture, cols, rows)
+	// the title bar has a background, the call's row (MOS 4.4) is green
+	var fg, bg bool
+	for _, row := range sc.Cells {
+		for _, c := range row {
+			fg = fg || c.R != ' ' && c.FG != termshot.DefaultFG && c.FG != termshot.DefaultBG
+			bg = bg || c.BG != termshot.DefaultBG
+		}
+	}
+	if !fg || !bg || !strings.Contains(capture, "\x1b[") {
+		t.Errorf("xtrunk top's screen without colours (foreground %v, background %v):\n%q", fg, bg, capture)
+	}
 	b, err := sc.PNG()
 	if err != nil {
 		t.Fatal(err)

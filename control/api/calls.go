@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"io/fs"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,13 +44,14 @@ type callJSON struct {
 	SubresourceURIs map[string]string `json:"subresource_uris"`
 
 	// xtrunk's CDR fields (Twilio's clients ignore them).
-	AnswerTime      *string            `json:"answer_time"`
-	SIPResponseCode int                `json:"sip_response_code"`
-	HangupCause     *string            `json:"hangup_cause"`
-	Edge            *string            `json:"edge"`
-	MediaQuality    []store.LegQuality `json:"media_quality"`
-	RedirectedTo    *string            `json:"redirected_to"`
-	EdgeNote        *string            `json:"edge_note"`
+	AnswerTime      *string               `json:"answer_time"`
+	SIPResponseCode int                   `json:"sip_response_code"`
+	HangupCause     *string               `json:"hangup_cause"`
+	Edge            *string               `json:"edge"`
+	MediaQuality    []store.LegQuality    `json:"media_quality"`
+	Quality         map[string]legQuality `json:"quality"` // by leg: customer, carrier
+	RedirectedTo    *string               `json:"redirected_to"`
+	EdgeNote        *string               `json:"edge_note"`
 }
 
 func call(c store.Call) callJSON {
@@ -66,8 +68,33 @@ func call(c store.Call) callJSON {
 		CallerName: nz(c.CallerName), QueueTime: "0", TrunkSid: nz(c.TrunkSid), URI: u + ".json",
 		SubresourceURIs: map[string]string{"recordings": u + "/Recordings.json"},
 		AnswerTime:      rfc2822p(c.Answer), SIPResponseCode: c.SIPResponseCode, HangupCause: nz(c.HangupCause), Edge: nz(c.Edge),
-		MediaQuality: q, RedirectedTo: nz(c.RedirectedTo), EdgeNote: nz(c.EdgeNote),
+		MediaQuality: q, Quality: quality(q), RedirectedTo: nz(c.RedirectedTo), EdgeNote: nz(c.EdgeNote),
 	}
+}
+
+// legQuality is one leg's media as the Call resource's "quality" shows
+// it: so far on a live call (sip refreshes its row every few seconds),
+// final on a CDR.
+type legQuality struct {
+	Packets     uint64  `json:"packets"` // received from the leg
+	PacketsLost int64   `json:"packets_lost"`
+	LossPct     float64 `json:"loss_pct"` // lost over expected (received + lost)
+	JitterMs    float64 `json:"jitter_ms"`
+	MOS         float64 `json:"mos"` // ITU-T G.107 E-model estimate; 0 when not computed
+}
+
+func quality(legs []store.LegQuality) map[string]legQuality {
+	out := make(map[string]legQuality, len(legs))
+	for _, l := range legs {
+		lost := max(l.PacketsLost, 0)
+		pct := 0.0
+		if exp := float64(l.PacketsReceived) + float64(lost); exp > 0 {
+			pct = math.Round(100*100*float64(lost)/exp) / 100
+		}
+		out[l.Leg] = legQuality{Packets: l.PacketsReceived, PacketsLost: l.PacketsLost, LossPct: pct,
+			JitterMs: l.JitterMs, MOS: math.Round(100*l.MOS) / 100}
+	}
+	return out
 }
 
 func (s *Server) fetchCall(w http.ResponseWriter, r *request) error {

@@ -61,6 +61,10 @@ type LegQuality struct {
 	BytesSent       uint64  `json:"bytes_sent"`
 	PacketsLost     int64   `json:"packets_lost"`
 	JitterMs        float64 `json:"jitter_ms"`
+	// MOS is the E-model's estimate (ITU-T G.107, signalling/mos.go) from
+	// the leg's loss, jitter and codec; 0 when not computed (rows
+	// written before it was).
+	MOS float64 `json:"mos,omitempty"`
 }
 
 func (c Call) key() (int64, string) { return c.Created.UnixMicro(), c.Sid }

@@ -105,6 +105,9 @@ const (
 	marginPx  = 6
 	defaultW  = 1800
 	maxPoints = 240
+	// maxPanels and maxRows bound the image a dashboard can ask for.
+	maxPanels = 200
+	maxRows   = 400
 )
 
 var varRef = regexp.MustCompile(`\$\{(\w+)(?::\w+)?\}|\$(\w+)`)
@@ -132,9 +135,16 @@ func Render(ctx context.Context, dashboardJSON []byte, o Options) (Result, error
 		panels = append(panels, p)
 		panels = append(panels, p.Panels...)
 	}
+	if len(panels) > maxPanels {
+		return Result{}, fmt.Errorf("%w: %d panels, at most %d", ErrDashboard, len(panels), maxPanels)
+	}
 	rows := 0
-	for _, p := range panels {
-		rows = max(rows, p.GridPos.Y+p.GridPos.H)
+	for i := range panels {
+		g := &panels[i].GridPos
+		if g.X < 0 || g.Y < 0 || g.W <= 0 || g.H <= 0 || g.X+g.W > 24 || g.Y+g.H > maxRows {
+			return Result{}, fmt.Errorf("%w: panel %q: gridPos %+v off the 24-column grid (or past %d rows)", ErrDashboard, panels[i].Title, *g, maxRows)
+		}
+		rows = max(rows, g.Y+g.H)
 	}
 	if rows == 0 {
 		return Result{}, fmt.Errorf("%w: no panels", ErrDashboard)
@@ -192,7 +202,7 @@ func (o Options) withDefaults() Options {
 	if o.Step <= 0 {
 		o.Step = max(o.Range/maxPoints, time.Second)
 	}
-	if o.Width <= 0 {
+	if o.Width <= 0 || o.Width > 8000 {
 		o.Width = defaultW
 	}
 	return o
