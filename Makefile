@@ -23,7 +23,7 @@ TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql
 # TLS + SRTP PBX). Neither ships a service.
 DEMO_PKGS := sip-tester baresip
 
-.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop grafana-check
+.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop grafana-check noc-screenshots
 
 deps:
 	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
@@ -76,8 +76,14 @@ export XTRUNK_TEST_POSTGRES ?= postgres://xtrunk@127.0.0.1:$(PG_PORT)/xtrunk?ssl
 # every dashboard expression (root: it builds network namespaces).
 grafana-check: test-deps build
 	promtool check rules deploy/prometheus/recording.rules.yml deploy/prometheus/alerts.rules.yml
-	$(GO) test -count=1 -run 'TestDashboard' ./deploy/grafana/
+	$(GO) test -count=1 ./deploy/grafana/... ./deploy/termshot/
 	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -run 'TestNOCLab' ./signalling/
+
+# The README's screenshots (docs/noc-dashboard.png, docs/xtrunk-top.png),
+# drawn from the NOC lab's Prometheus and xtrunk top's tmux pane.
+noc-screenshots: test-deps build
+	XTRUNK_REQUIRE_PRIVILEGED=1 XTRUNK_NOC_SCREENSHOTS=docs $(GO) test -count=1 -run 'TestNOCLab' ./signalling/
+	XTRUNK_REQUIRE_PRIVILEGED=1 XTRUNK_NOC_SCREENSHOTS=docs $(GO) test -count=1 -run 'TestCtlTopLab' ./cmd/xtrunk/
 
 postgres:
 	@test -x $(PG_BIN)/initdb || sh deploy/apt-install.sh --no-services postgresql -- postgresql

@@ -43,7 +43,9 @@ func TestLegend(t *testing.T) {
 // exercises the dashboard's reading and layout, not the network.
 type errTransport struct{}
 
-func (errTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errors.New("no network here") }
+func (errTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errors.New("no network here")
+}
 
 // The committed dashboard draws (every panel saying "No data" without a
 // Prometheus), and any input is an error or an image, never a panic or
