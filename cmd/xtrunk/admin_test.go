@@ -6,11 +6,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xtrunk/xtrunk/control/store"
 )
 
 // The admin endpoints answer loopback and the host's own addresses, and
@@ -147,5 +150,39 @@ func TestAdminRemoteWithoutCredentials(t *testing.T) {
 	g.wrap(func(w http.ResponseWriter, _ *http.Request) {})(w, req)
 	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "local clients only") {
 		t.Errorf("%d %s", w.Code, w.Body)
+	}
+}
+
+// sip's check: the store's main account only — a subaccount's own
+// credentials, a wrong token or an unknown SID are refused.
+func TestAdminStoreOperator(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "x.db"), store.Options{Domain: "example.net"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	main, _, err := st.Bootstrap(ctx, "", "", "operator", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := st.CreateSubaccount(ctx, main.Sid, "tenant", store.TypeFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := storeOperator(st)
+	for _, c := range []struct {
+		name, user, pass string
+		want             bool
+	}{
+		{"the main account", main.Sid, main.AuthToken, true},
+		{"a wrong token", main.Sid, sub.AuthToken, false},
+		{"a subaccount", sub.Sid, sub.AuthToken, false},
+		{"an unknown account", store.NewSid(store.PrefixAccount), main.AuthToken, false},
+		{"not a SID", "operator", main.AuthToken, false},
+	} {
+		if got, err := check(ctx, c.user, c.pass); err != nil || got != c.want {
+			t.Errorf("%s: %v %v, want %v", c.name, got, err, c.want)
+		}
 	}
 }
