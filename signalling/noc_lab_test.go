@@ -71,11 +71,16 @@ func TestNOCLab(t *testing.T) {
 		"-rtp_echo", "-timeout", "180s")
 
 	// Two calls on each trunk, one after the other (so that increase()
-	// sees every counter move), both trunks at once.
+	// sees every counter move), both trunks at once; eight for the
+	// README's screenshot, so that its graphs span a minute or so.
+	calls := "2"
+	if os.Getenv("XTRUNK_NOC_SCREENSHOTS") != "" {
+		calls = "8"
+	}
 	clean := l.startSIPp(t, tri.Caller, "noc-clean", "uac_auth.xml", tri.CallerIP, l.port(), l.port(),
-		nocPBXArgs(l.number(), labTrunkHost, sipAddr.String(), "noc-clean-%u@lab")...)
+		nocPBXArgs(l.number(), labTrunkHost, sipAddr.String(), "noc-clean-%u@lab", calls)...)
 	lossy := l.startSIPp(t, tri.Caller, "noc-lossy", lossyScenario, tri.CallerIP, l.port(), l.port(),
-		nocPBXArgs(l.number(), lossyHost, sipAddr.String(), "noc-lossy-%u@lab")...)
+		nocPBXArgs(l.number(), lossyHost, sipAddr.String(), "noc-lossy-%u@lab", calls)...)
 	clean.wait(t)
 	lossy.wait(t)
 	api2.get(t, "/v1/Trunks")
@@ -124,10 +129,10 @@ func TestNOCLab(t *testing.T) {
 	renderDashboard(t, prom, time.Since(promStart))
 }
 
-// nocPBXArgs are a termination UAC's for two calls in a row on host.
-func nocPBXArgs(called, host, server, cid string) []string {
+// nocPBXArgs are a termination UAC's for calls (a count) in a row on host.
+func nocPBXArgs(called, host, server, cid, calls string) []string {
 	return []string{"-cid_str", cid, "-s", called, "-key", "trunk", host, "-key", "caller", labDID,
-		"-au", testUser, "-ap", testPassword, "-auth_uri", called + "@" + host, "-m", "2", "-l", "1", "-r", "1", server}
+		"-au", testUser, "-ap", testPassword, "-auth_uri", called + "@" + host, "-m", calls, "-l", "1", "-r", "1", server}
 }
 
 // nocCheck is one expectation on Prometheus, retried until it holds.
