@@ -131,12 +131,12 @@ func (r *ring) pending() uint32 {
 }
 
 // available returns how many entries (at most n) a consumer can read,
-// reading the kernel's producer index only when the cached view is
-// empty. A producer index more than a ring ahead (only a corrupted ring)
-// is clamped to the ring's size.
+// reading the kernel's producer index only when the cached view holds
+// fewer than n. A producer index more than a ring ahead (only a
+// corrupted ring) is clamped to the ring's size.
 func (r *ring) available(n uint32) uint32 {
 	a := r.cachedProd - r.cachedCons
-	if a == 0 {
+	if a < n {
 		r.cachedProd = atomic.LoadUint32(r.producer)
 		a = r.cachedProd - r.cachedCons
 		if a > r.size {
