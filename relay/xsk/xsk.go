@@ -201,7 +201,7 @@ func Open(cfg Config) (*Socket, error) {
 // open makes one attempt with the given bind flags. bindErr says the
 // failure came from bind, where a zero-copy attempt may be retried in
 // copy mode.
-func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err error) {
+func open(cfg Config, mode uint16, where string) (*Socket, bool, error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.EAFNOSUPPORT {
@@ -209,20 +209,25 @@ func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err e
 		}
 		return nil, false, fmt.Errorf("%w: %s: socket: %w", ErrSetup, where, err)
 	}
-	s = &Socket{fd: fd, where: where, frameSize: uint64(cfg.FrameSize)}
+	s := &Socket{fd: fd, where: where, frameSize: uint64(cfg.FrameSize)}
 	s.frameShift = uint(bits.TrailingZeros64(s.frameSize))
-	defer func() {
-		if err != nil {
-			s.release()
-			s = nil
-		}
-	}()
+	bindErr, err := s.setup(cfg, mode)
+	if err != nil {
+		s.release() // unmaps whatever was mapped and closes fd
+		return nil, bindErr, err
+	}
+	return s, false, nil
+}
+
+// setup registers the UMEM, maps the rings, fills the fill ring and
+// binds. bindErr says the failure was the bind's.
+func (s *Socket) setup(cfg Config, mode uint16) (bindErr bool, err error) {
 	if err := s.setupUMEM(cfg); err != nil {
-		return nil, false, err
+		return false, err
 	}
 	hasFlags, err := s.setupRings(cfg)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	s.initFrames(uint32(cfg.Frames))
 
@@ -231,19 +236,19 @@ func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err e
 		flags |= unix.XDP_USE_NEED_WAKEUP
 	}
 	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(cfg.Ifindex), QueueID: uint32(cfg.Queue)}
-	if err := unix.Bind(fd, sa); err != nil {
-		return nil, true, bindError(err, where, mode)
+	if err := unix.Bind(s.fd, sa); err != nil {
+		return true, bindError(err, s.where, mode)
 	}
 	s.mode = ModeCopy
-	if opts, err := unix.GetsockoptInt(fd, unix.SOL_XDP, unix.XDP_OPTIONS); err == nil {
+	if opts, err := unix.GetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_OPTIONS); err == nil {
 		if opts&unix.XDP_OPTIONS_ZEROCOPY != 0 {
 			s.mode = ModeZeroCopy
 		}
 	} else if mode == unix.XDP_ZEROCOPY {
 		s.mode = ModeZeroCopy // before 5.3 there is no XDP_OPTIONS; the bind forced it
 	}
-	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	return s, false, nil
+	s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
+	return false, nil
 }
 
 func bindError(err error, where string, mode uint16) error {
@@ -272,6 +277,7 @@ func (s *Socket) setupUMEM(cfg Config) error {
 		return fmt.Errorf("%w: %s: mmap UMEM of %d bytes: %w", ErrSetup, s.where, size, err)
 	}
 	s.umem = mem
+	nameUMEM(mem)
 	reg := unix.XDPUmemReg{
 		Addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))),
 		Len:  uint64(size),
@@ -284,6 +290,18 @@ func (s *Socket) setupUMEM(cfg Config) error {
 		return fmt.Errorf("%w: %s: register UMEM: %w", ErrSetup, s.where, err)
 	}
 	return nil
+}
+
+// umemName labels the UMEM in /proc/PID/maps ("[anon:xsk-umem]"), so an
+// operator can tell the locked frames from the Go heap (and tests can
+// check that none is left behind).
+var umemName = []byte("xsk-umem\x00")
+
+// nameUMEM names the mapping; kernels before 5.17 or without
+// CONFIG_ANON_VMA_NAME refuse, which changes nothing else.
+func nameUMEM(mem []byte) {
+	_ = unix.PrctlArg5Ptr(unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME,
+		uintptr(unsafe.Pointer(unsafe.SliceData(mem))), uintptr(len(mem)), unsafe.Pointer(unsafe.SliceData(umemName)))
 }
 
 // setupRings sizes and maps the four rings. hasFlags is false on kernels
