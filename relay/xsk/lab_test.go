@@ -278,14 +278,16 @@ func (l *xskLab) sendTx(t testing.TB, s *Socket, payload []byte) bool {
 	return true
 }
 
-// drainTx flushes and reaps until every submitted frame has completed.
-func drainTx(t testing.TB, s *Socket) {
+// drainTx flushes and reaps until every submitted frame has completed,
+// and returns how many times it called FlushTx.
+func drainTx(t testing.TB, s *Socket) (flushes int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.TxInFlight() > 0 {
 		if err := s.FlushTx(); err != nil {
 			t.Fatal(err)
 		}
+		flushes++
 		if s.Reap() == 0 {
 			if time.Now().After(deadline) {
 				st, _ := s.Stats()
@@ -294,6 +296,7 @@ func drainTx(t testing.TB, s *Socket) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	return flushes
 }
 
 // expect reads n datagrams from ch and checks each arrives once.
@@ -333,7 +336,7 @@ func TestTransmitLab(t *testing.T) {
 				flushes++
 			}
 		}
-		drainTx(t, s)
+		flushes += drainTx(t, s)
 		expect(t, ch, seen, n)
 	}
 	for i := range total {
@@ -351,5 +354,9 @@ func TestTransmitLab(t *testing.T) {
 	if st.Transmitted != total || st.Completed != total || st.TxInvalidDescs != 0 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	t.Logf("stats: %+v (explicit flushes %d)", st, flushes)
+	// At most one system call per FlushTx, never one per frame.
+	if st.Kicks == 0 || st.Kicks+st.KicksSkipped > uint64(flushes) {
+		t.Fatalf("%d kicks and %d skipped for %d flushes", st.Kicks, st.KicksSkipped, flushes)
+	}
+	t.Logf("stats: %+v (flushes %d)", st, flushes)
 }
