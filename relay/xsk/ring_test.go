@@ -353,3 +353,36 @@ func BenchmarkRingBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "descs/s")
 }
+
+// TestNoAllocationPerPacket runs a whole receive/transmit cycle on the
+// fake rings and counts allocations: the hot path must make none.
+func TestNoAllocationPerPacket(t *testing.T) {
+	f := newFakeSocket(t, 64, 2048, 32, 1<<32-100)
+	out := make([]Desc, 16)
+	var seq uint32
+	allocs := testing.AllocsPerRun(1000, func() {
+		f.deliver(16, &seq)
+		n := f.Receive(out)
+		_ = f.Frame(out[0])
+		f.TxFromRx(out[0])
+		f.Release(out[1:n])
+		for range 8 {
+			addr, _, ok := f.NextTx()
+			if !ok {
+				break
+			}
+			f.SubmitTx(addr, 100)
+		}
+		if err := f.FlushTx(); err != nil {
+			t.Fatal(err)
+		}
+		f.transmit()
+		f.Reap()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per cycle", allocs)
+	}
+	if r := f.c.refused.Load(); r != 0 {
+		t.Fatalf("%d refused", r)
+	}
+}
