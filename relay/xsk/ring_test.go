@@ -386,3 +386,79 @@ func TestNoAllocationPerPacket(t *testing.T) {
 		t.Fatalf("%d refused", r)
 	}
 }
+
+// TestLaggingConsumerIndexes plays a kernel that publishes its consumer
+// index late (after the RX descriptors or completions of the same batch,
+// as net/xdp does): with rings exactly as large as each side, the frames
+// given back in that window find no room and must wait in the socket's
+// queues, not be lost.
+func TestLaggingConsumerIndexes(t *testing.T) {
+	const frames, size = 16, 8
+	f := newFakeSocket(t, frames, 2048, size, 1<<32-3)
+	var seq uint32
+	// RX: the kernel uses every fill entry but has not released them.
+	m := f.kFill.available(size)
+	fi, ri := f.kFill.peek(m), f.kRx.reserve(m)
+	for i := range m {
+		f.kRx.descs[(ri+i)&f.kRx.mask] = unix.XDPDesc{Addr: f.kFill.addrs[(fi+i)&f.kFill.mask] + 256, Len: 4}
+	}
+	f.kRx.submit()
+	out := make([]Desc, size)
+	if n := f.Receive(out); n != size {
+		t.Fatalf("received %d", n)
+	}
+	f.Release(out)
+	if len(f.fillq) != size || f.c.refused.Load() != 0 {
+		t.Fatalf("fill queue %d, refused %d", len(f.fillq), f.c.refused.Load())
+	}
+	f.kFill.release()
+	f.Receive(out) // nothing to receive, but the queued frames move on
+	if len(f.fillq) != 0 || f.kFill.available(size) != size {
+		t.Fatalf("fill queue %d after the kernel caught up", len(f.fillq))
+	}
+	if f.deliver(size, &seq) != size {
+		t.Fatal("refilled frames not usable")
+	}
+
+	// TX: completions arrive before the TX consumer index moves.
+	submitAll := func() {
+		for {
+			addr, _, ok := f.NextTx()
+			if !ok {
+				return
+			}
+			f.SubmitTx(addr, 60)
+		}
+	}
+	submitAll()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	m = f.kTx.available(size)
+	ti, ci := f.kTx.peek(m), f.kComp.reserve(m)
+	for i := range m {
+		f.kComp.addrs[(ci+i)&f.kComp.mask] = f.kTx.descs[(ti+i)&f.kTx.mask].Addr
+	}
+	f.kComp.submit()
+	if f.Reap() != size {
+		t.Fatal("completions not reaped")
+	}
+	submitAll()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.txq) != size {
+		t.Fatalf("TX queue %d, want %d waiting for room", len(f.txq), size)
+	}
+	f.kTx.release()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.txq) != 0 || f.transmit() != size || f.Reap() != size {
+		t.Fatalf("TX queue %d after the kernel caught up", len(f.txq))
+	}
+	c := f.census()
+	if c[frameTxFree] != frames/2 || f.TxInFlight() != 0 || f.c.refused.Load() != 0 {
+		t.Fatalf("census %v, in flight %d, refused %d", c, f.TxInFlight(), f.c.refused.Load())
+	}
+}

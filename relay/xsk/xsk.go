@@ -123,6 +123,16 @@ type Socket struct {
 	txInFlight int      // submitted, completion not reaped
 	fillDirty  bool     // fill ring entries published since the last wakeup check
 
+	// fillq and txq hold frames on their way into the fill and TX rings
+	// when the ring shows no room. That happens although each ring can
+	// hold its whole side: the kernel publishes its consumer index after
+	// it has used the entries (for the fill ring, after the RX
+	// descriptors of the same batch; for the TX ring, possibly after the
+	// completions), so for a moment the slots of frames already back with
+	// us still look taken. Without the queues such a frame would be lost.
+	fillq []uint64
+	txq   []unix.XDPDesc
+
 	pfd    [1]unix.PollFd
 	closed bool
 
@@ -347,6 +357,8 @@ func (s *Socket) initFrames(frames uint32) {
 	s.rxFrames = frames / 2
 	s.state = make([]uint8, frames)
 	s.free = make([]uint64, 0, frames)
+	s.fillq = make([]uint64, 0, frames)
+	s.txq = make([]unix.XDPDesc, 0, frames)
 	idx := s.fill.reserve(s.rxFrames)
 	for i := range s.rxFrames {
 		s.fill.addrs[(idx+i)&s.fill.mask] = uint64(i) << s.frameShift
