@@ -18,7 +18,7 @@ var (
 	// RX queues (or the kernel refused the bind's arguments, EINVAL).
 	ErrQueue = errors.New("xsk: bad queue")
 	// ErrBusy is returned when the queue already has an XDP socket or UMEM
-	// bound to it (EBUSY).
+	// bound to it (EBUSY) and still has after Open's retries.
 	ErrBusy = errors.New("xsk: queue busy")
 	// ErrSetup wraps every other failure while creating the socket, the
 	// UMEM or the rings (memory limits, mmap).

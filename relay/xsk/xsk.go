@@ -32,11 +32,13 @@
 package xsk
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"net"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -184,22 +186,45 @@ func describe(ifindex, queue int) string {
 	return fmt.Sprintf("ifindex %d queue %d", ifindex, queue)
 }
 
+// busyWait is how long Open keeps retrying a queue that is busy, and
+// busyRetry how often. Closing an XDP socket frees its queue only after
+// an RCU grace period and a kernel work item (the buffer pool's deferred
+// release), so a socket re-created at once (a restart, a test) finds the
+// queue busy for a few milliseconds.
+const (
+	busyWait  = time.Second
+	busyRetry = 10 * time.Millisecond
+)
+
 // Open creates the UMEM and the four rings and binds the socket to
 // cfg.Queue of cfg.Ifindex. Everything it mapped or opened is released
-// again when it fails.
+// again when it fails. A queue still held by another socket is retried
+// for up to a second before Open gives up with ErrBusy.
 func Open(cfg Config) (*Socket, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	where := describe(cfg.Ifindex, cfg.Queue)
+	deadline := time.Now().Add(busyWait)
+	for {
+		s, err := openMode(cfg, where)
+		if err == nil || !errors.Is(err, ErrBusy) || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(busyRetry)
+	}
+}
+
+// openMode tries zero-copy if asked, then copy mode.
+func openMode(cfg Config, where string) (*Socket, error) {
 	if cfg.ZeroCopy {
 		s, bindErr, err := open(cfg, unix.XDP_ZEROCOPY, where)
 		if err == nil {
 			return s, nil
 		}
-		if !bindErr {
-			return nil, err
+		if !bindErr || errors.Is(err, ErrBusy) || errors.Is(err, ErrNoInterface) {
+			return nil, err // copy mode would fail the same way
 		}
 		// The driver cannot do zero-copy on this queue (EOPNOTSUPP on
 		// veth, or its own error): copy mode works on every driver.
