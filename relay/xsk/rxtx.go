@@ -182,7 +182,6 @@ func (s *Socket) queueTx(f, addr uint64, n uint32) {
 	s.txq = append(s.txq, unix.XDPDesc{Addr: addr, Len: n}) // cap is the frame count
 	s.state[f] = frameKernelTx
 	s.txInFlight++
-	s.c.transmitted.Add(1)
 }
 
 // TxFromRx transmits a received frame as it now is in the UMEM (d.Len may
@@ -262,6 +261,7 @@ func (s *Socket) pushTx() {
 	}
 	s.txq = s.txq[:copy(s.txq, s.txq[n:])]
 	s.tx.submit()
+	s.c.transmitted.Add(uint64(n))
 }
 
 // Reap moves completed TX frames from the completion ring to the free
