@@ -142,8 +142,9 @@ func (l *xskLab) open(t testing.TB, cfg Config) *Socket {
 }
 
 // receiveN takes n descriptors off s, waiting at most a generous deadline,
-// and hands each to fn before releasing them all.
-func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc)) {
+// and hands each to fn before releasing them all (or, with hold, keeping
+// them there).
+func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc), hold *[]Desc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for got := 0; got < n; {
@@ -161,16 +162,28 @@ func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc)) {
 		for _, d := range out[:k] {
 			fn(d)
 		}
-		s.Release(out[:k])
+		if hold != nil {
+			*hold = append(*hold, out[:k]...)
+		} else {
+			s.Release(out[:k])
+		}
 		got += k
 	}
 }
 
 func TestReceiveLab(t *testing.T) {
+	// A small UMEM so 3000 datagrams wrap the fill and RX rings ~23 times,
+	// and the defaults (rings of 2048) wrapped twice.
+	t.Run("small", func(t *testing.T) { testReceive(t, 256, 128, 3000) })
+	t.Run("defaults", func(t *testing.T) { testReceive(t, 0, 0, 5000) })
+}
+
+func testReceive(t *testing.T, frames, ring, total int) {
 	l := newXSKLab(t)
-	// A small UMEM so 3000 datagrams wrap the fill and RX rings ~23 times.
-	const frames, ring, total = 256, 128, 3000
 	s := l.open(t, Config{Frames: frames, RingSize: ring})
+	if frames == 0 {
+		frames = DefaultFrames
+	}
 	if s.Mode() != ModeCopy {
 		t.Fatalf("mode %q on a veth, want copy", s.Mode())
 	}
@@ -202,18 +215,25 @@ func TestReceiveLab(t *testing.T) {
 			}
 		}
 	}
-	// Windows of half the receive frames: the fill ring never runs dry,
-	// so nothing may be dropped.
-	const window = frames / 4
+	// Windows of half the receive frames (at most 128, half the veth's
+	// ring): the fill ring never runs dry, so nothing may be dropped.
+	window := min(frames/4, 128)
 	for i := 0; i < total; i += window {
 		n := min(window, total-i)
 		send(i, i+n)
-		receiveN(t, s, n, out, check)
+		receiveN(t, s, n, out, check, nil)
 	}
-	// Every receive frame must be back in the fill ring: a burst of
-	// exactly that many all arrives.
-	send(total, total+frames/2)
-	receiveN(t, s, frames/2, out, check)
+	// Every receive frame must be back in the fill ring: exactly that
+	// many datagrams arrive while none is released.
+	var held []Desc
+	for i := total; i < total+frames/2; i += window {
+		send(i, i+window)
+		receiveN(t, s, window, out, check, &held)
+	}
+	if s.Receive(out) != 0 {
+		t.Fatal("more frames than the receive half")
+	}
+	s.Release(held)
 	for i, c := range seen {
 		if c != 1 {
 			t.Fatalf("datagram %d arrived %d times", i, c)
@@ -227,7 +247,7 @@ func TestReceiveLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Received != total+frames/2 || st.RxDropped != 0 || st.RxInvalidDescs != 0 || st.Refused != 0 {
+	if st.Received != uint64(total+frames/2) || st.RxDropped != 0 || st.RxInvalidDescs != 0 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	// In copy mode the kernel never asks for fill ring wakeups: every

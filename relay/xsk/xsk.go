@@ -73,8 +73,10 @@ type Config struct {
 	// half receive, half transmit.
 	Frames int
 	// FrameSize is each frame's size (default 2048), a power of two from
-	// 2048 to the page size. In copy mode a received packet starts 256
-	// bytes (XDP_PACKET_HEADROOM) into its frame.
+	// 2048 to the page size. A received packet starts 256 bytes
+	// (XDP_PACKET_HEADROOM) into its frame, so the largest one is
+	// FrameSize-256 bytes with its Ethernet header; the kernel drops
+	// longer ones (RxDropped). A transmitted one may fill the frame.
 	FrameSize int
 	// RingSize is the number of entries of each ring (default 2048), a
 	// power of two of at least Frames/2, so the fill ring holds every
