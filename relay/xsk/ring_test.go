@@ -462,3 +462,27 @@ func TestLaggingConsumerIndexes(t *testing.T) {
 		t.Fatalf("census %v, in flight %d, refused %d", c, f.TxInFlight(), f.c.refused.Load())
 	}
 }
+
+func TestReleaseHonoursFillNeedWakeup(t *testing.T) {
+	f := newFakeSocket(t, 16, 2048, 8, 0)
+	var seq uint32
+	out := make([]Desc, 8)
+	f.deliver(4, &seq)
+	f.Receive(out)
+	f.Release(out[:2]) // flag clear: published, no system call
+	if f.c.fillWakeups.Load() != 0 || f.c.fillWakeupsSkipped.Load() != 1 {
+		t.Fatalf("flag clear: wakeups %d, skipped %d", f.c.fillWakeups.Load(), f.c.fillWakeupsSkipped.Load())
+	}
+	atomic.StoreUint32(f.fill.flags, unix.XDP_RING_NEED_WAKEUP)
+	f.Release(out[2:4]) // flag set: recvfrom (on this fake, fd -1, it fails harmlessly)
+	if f.c.fillWakeups.Load() != 1 || f.c.fillWakeupsSkipped.Load() != 1 {
+		t.Fatalf("flag set: wakeups %d, skipped %d", f.c.fillWakeups.Load(), f.c.fillWakeupsSkipped.Load())
+	}
+	f.Release(nil) // nothing published: no wakeup either way
+	if f.c.fillWakeups.Load() != 1 {
+		t.Fatal("wakeup without new fill entries")
+	}
+	if f.kFill.available(8) != 8 {
+		t.Fatal("released frames not in the fill ring")
+	}
+}
