@@ -181,6 +181,24 @@ func TestReceiveLab(t *testing.T) {
 func testReceive(t *testing.T, frames, ring, total int) {
 	l := newXSKLab(t)
 	s := l.open(t, Config{Frames: frames, RingSize: ring})
+	// A metrics scrape from another goroutine, as the package allows
+	// (go test -race checks the claim).
+	stop, scraped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				if _, err := s.Stats(); err != nil {
+					t.Errorf("Stats: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-scraped }()
 	if frames == 0 {
 		frames = DefaultFrames
 	}

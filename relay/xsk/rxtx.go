@@ -239,9 +239,19 @@ func (s *Socket) FlushTx() error {
 			s.c.kickRetries.Add(1)
 			return nil
 		}
+		if gone(e) {
+			return fmt.Errorf("%w: %w: %s: sendto: %w", ErrKick, ErrNoInterface, s.where, e)
+		}
 		return fmt.Errorf("%w: %s: sendto: %w", ErrKick, s.where, e)
 	}
 	return nil
+}
+
+// gone reports whether an error means the bound device went away: the
+// kernel unbinds the socket then (ENXIO on sendto) and sets ENETDOWN as
+// its pending error.
+func gone(e unix.Errno) bool {
+	return e == unix.ENXIO || e == unix.ENETDOWN || e == unix.ENODEV
 }
 
 // pushTx moves queued descriptors into the TX ring, as many as it has
@@ -300,6 +310,11 @@ func (s *Socket) TxInFlight() int { return s.txInFlight }
 // passes (a negative timeout waits for ever) and reports whether it has.
 // It is for idle loops only: a busy loop calls Receive. poll also lets
 // the kernel process the rings, as a wakeup would.
+//
+// When the interface is removed the kernel unbinds the socket and poll
+// just times out, so after a timeout Wait reads the socket's pending
+// error: from then on it returns ErrNoInterface (the socket must be
+// closed and, once the interface is back, opened again).
 func (s *Socket) Wait(timeout time.Duration) (bool, error) {
 	if s.closed {
 		return false, ErrClosed
@@ -319,5 +334,13 @@ func (s *Socket) Wait(timeout time.Duration) (bool, error) {
 	if s.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 		return false, fmt.Errorf("%w: %s: poll: events %#x", ErrSetup, s.where, s.pfd[0].Revents)
 	}
-	return n > 0 && s.pfd[0].Revents&unix.POLLIN != 0, nil
+	if n > 0 && s.pfd[0].Revents&unix.POLLIN != 0 {
+		return true, nil
+	}
+	if s.down == nil {
+		if e, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+			s.down = fmt.Errorf("%w: %s: socket unbound: %w", ErrNoInterface, s.where, unix.Errno(e))
+		}
+	}
+	return false, s.down
 }

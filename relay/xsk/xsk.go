@@ -139,6 +139,7 @@ type Socket struct {
 
 	pfd    [1]unix.PollFd
 	closed bool
+	down   error // the interface went away (Wait found the socket's error)
 
 	c counters
 }
