@@ -19,12 +19,16 @@
 // XDP_RING_NEED_WAKEUP flag is set (in copy mode the TX flag is always set:
 // sendto is what transmits). Nothing allocates per packet.
 //
-// A Socket belongs to one goroutine: Receive, Release, NextTx, SubmitTx,
-// FlushTx, Reap, TxFromRx and Wait must all be called from the goroutine
-// that polls the socket, because the rings are single-producer/single-
-// consumer and their cached indexes are not locked. Stats may be called
-// from another goroutine (a metrics scrape) at any time before Close;
-// Close must not run concurrently with any other method.
+// A Socket belongs to one goroutine: Receive, Frame, Release, NextTx,
+// DropTx, SubmitTx, FlushTx, Reap, TxFromRx and TxInFlight must all be
+// called from the goroutine that polls the socket (or be serialised by a
+// lock of the caller's), because the rings are single-producer/single-
+// consumer and their cached indexes, the free list and the frame states
+// are not locked. Two exceptions, both before Close: Stats may be called
+// from any goroutine (a metrics scrape), and Wait (one caller at a time)
+// touches only the descriptor, so a poller may block in it while another
+// goroutine, under that lock, transmits. Close must not run concurrently
+// with any other method.
 //
 // Open must run in the network namespace of the interface (the kernel
 // resolves the ifindex there); the Socket can then be used from any
