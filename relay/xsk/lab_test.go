@@ -356,6 +356,24 @@ func TestTransmitLab(t *testing.T) {
 	const frames, ring, total = 256, 128, 3000
 	s := l.open(t, Config{Frames: frames, RingSize: ring})
 	ch := l.listen(t)
+	// A poller blocked in Wait beside the transmitting goroutine, as the
+	// package allows (go test -race checks the claim).
+	stop, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Wait(time.Millisecond); err != nil {
+				t.Errorf("Wait: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-polled }()
 	seen := map[string]int{}
 	flushes := 0
 	for i := 0; i < total; {
