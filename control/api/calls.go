@@ -93,11 +93,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]callJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, call(c))
-	}
-	r.writeList(w, "calls", out, len(out), pr, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid))
+	writePage(w, r, "calls", pr, items, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid), call)
 	return nil
 }
 
@@ -180,15 +176,11 @@ func (s *Server) recordings(w http.ResponseWriter, r *request, callSid string) e
 	if err != nil {
 		return err
 	}
-	out := make([]recordingMetaJSON, 0, len(items))
-	for _, x := range items {
-		out = append(out, r.recording(x))
-	}
 	f := filters("CallSid", callSid)
 	if r.p["CA"] != "" {
 		f = nil
 	}
-	r.writeList(w, "recordings", out, len(out), pr, next, f)
+	writePage(w, r, "recordings", pr, items, next, f, r.recording)
 	return nil
 }
 

@@ -107,11 +107,7 @@ func (k *namedLists) listHandler(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]sipListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, k.json(l))
-	}
-	r.writeList(w, k.pageKey, out, len(out), pr, next, nil)
+	writePage(w, r, k.pageKey, pr, items, next, nil, k.json)
 	return nil
 }
 
@@ -154,10 +150,6 @@ func (k *namedLists) listOnTrunkHandler(w http.ResponseWriter, r *request) error
 	if err != nil {
 		return err
 	}
-	out := make([]trunkListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, r.trunkList(l, k.path))
-	}
-	r.writeList(w, k.pageKey, out, len(out), pr, next, nil)
+	writePage(w, r, k.pageKey, pr, items, next, nil, func(l store.NamedList) trunkListJSON { return r.trunkList(l, k.path) })
 	return nil
 }

@@ -10,35 +10,23 @@ import (
 // 2010-04-01: IncomingPhoneNumbers and OutgoingCallerIds.
 
 type numberJSON struct {
-	AccountSid             string            `json:"account_sid"`
-	AddressSid             *string           `json:"address_sid"`
-	AddressRequirements    string            `json:"address_requirements"`
-	APIVersion             string            `json:"api_version"`
-	Beta                   bool              `json:"beta"`
-	Capabilities           capabilitiesJSON  `json:"capabilities"`
-	DateCreated            string            `json:"date_created"`
-	DateUpdated            string            `json:"date_updated"`
-	FriendlyName           string            `json:"friendly_name"`
-	IdentitySid            *string           `json:"identity_sid"`
-	PhoneNumber            string            `json:"phone_number"`
-	Origin                 string            `json:"origin"`
-	Sid                    string            `json:"sid"`
-	SmsApplicationSid      *string           `json:"sms_application_sid"`
-	SmsFallbackMethod      string            `json:"sms_fallback_method"`
-	SmsFallbackURL         *string           `json:"sms_fallback_url"`
-	SmsMethod              string            `json:"sms_method"`
-	SmsURL                 *string           `json:"sms_url"`
-	StatusCallback         *string           `json:"status_callback"`
-	StatusCallbackMethod   string            `json:"status_callback_method"`
-	TrunkSid               *string           `json:"trunk_sid"`
-	URI                    string            `json:"uri"`
-	VoiceReceiveMode       string            `json:"voice_receive_mode"`
-	VoiceApplicationSid    *string           `json:"voice_application_sid"`
-	VoiceCallerIDLookup    bool              `json:"voice_caller_id_lookup"`
-	VoiceFallbackMethod    string            `json:"voice_fallback_method"`
-	VoiceFallbackURL       *string           `json:"voice_fallback_url"`
-	VoiceMethod            string            `json:"voice_method"`
-	VoiceURL               *string           `json:"voice_url"`
+	AccountSid          string           `json:"account_sid"`
+	AddressSid          *string          `json:"address_sid"`
+	AddressRequirements string           `json:"address_requirements"`
+	APIVersion          string           `json:"api_version"`
+	Beta                bool             `json:"beta"`
+	Capabilities        capabilitiesJSON `json:"capabilities"`
+	DateCreated         string           `json:"date_created"`
+	DateUpdated         string           `json:"date_updated"`
+	FriendlyName        string           `json:"friendly_name"`
+	IdentitySid         *string          `json:"identity_sid"`
+	PhoneNumber         string           `json:"phone_number"`
+	Origin              string           `json:"origin"`
+	Sid                 string           `json:"sid"`
+	numberSMSJSON
+	URI              string `json:"uri"`
+	VoiceReceiveMode string `json:"voice_receive_mode"`
+	numberVoiceJSON
 	EmergencyStatus        string            `json:"emergency_status"`
 	EmergencyAddressSid    *string           `json:"emergency_address_sid"`
 	EmergencyAddressStatus string            `json:"emergency_address_status"`
@@ -46,6 +34,39 @@ type numberJSON struct {
 	Status                 string            `json:"status"`
 	Type                   string            `json:"type"`
 	SubresourceURIs        map[string]string `json:"subresource_uris"`
+}
+
+// numberSMSJSON and numberVoiceJSON are the fields a phone number has
+// alike as an IncomingPhoneNumber (2010) and as a trunk's PhoneNumber (v1),
+// in the order both list them.
+type numberSMSJSON struct {
+	SmsApplicationSid    *string `json:"sms_application_sid"`
+	SmsFallbackMethod    string  `json:"sms_fallback_method"`
+	SmsFallbackURL       *string `json:"sms_fallback_url"`
+	SmsMethod            string  `json:"sms_method"`
+	SmsURL               *string `json:"sms_url"`
+	StatusCallback       *string `json:"status_callback"`
+	StatusCallbackMethod string  `json:"status_callback_method"`
+	TrunkSid             *string `json:"trunk_sid"`
+}
+
+type numberVoiceJSON struct {
+	VoiceApplicationSid *string `json:"voice_application_sid"`
+	VoiceCallerIDLookup bool    `json:"voice_caller_id_lookup"`
+	VoiceFallbackMethod string  `json:"voice_fallback_method"`
+	VoiceFallbackURL    *string `json:"voice_fallback_url"`
+	VoiceMethod         string  `json:"voice_method"`
+	VoiceURL            *string `json:"voice_url"`
+}
+
+func numberSMS(n store.PhoneNumber) numberSMSJSON {
+	return numberSMSJSON{SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
+		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid)}
+}
+
+func numberVoice(n store.PhoneNumber) numberVoiceJSON {
+	return numberVoiceJSON{VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod,
+		VoiceFallbackURL: nz(n.VoiceFallbackURL), VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL)}
 }
 
 // numberType is Twilio's local/tollfree (xtrunk does not know mobile
@@ -64,10 +85,8 @@ func number(n store.PhoneNumber) numberJSON {
 	return numberJSON{
 		AccountSid: n.AccountSid, AddressRequirements: "none", APIVersion: apiVersion, Capabilities: capabilitiesJSON{Voice: true},
 		DateCreated: rfc2822(n.Created), DateUpdated: rfc2822(n.Updated), FriendlyName: n.FriendlyName, PhoneNumber: n.PhoneNumber,
-		Origin: "hosted", Sid: n.Sid, SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
-		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid), URI: u + ".json",
-		VoiceReceiveMode: "voice", VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod,
-		VoiceFallbackURL: nz(n.VoiceFallbackURL), VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL),
+		Origin: "hosted", Sid: n.Sid, numberSMSJSON: numberSMS(n), URI: u + ".json",
+		VoiceReceiveMode: "voice", numberVoiceJSON: numberVoice(n),
 		EmergencyStatus: "Inactive", EmergencyAddressStatus: "unregistered", Status: "in-use", Type: numberType(n.PhoneNumber),
 		SubresourceURIs: map[string]string{"assigned_add_ons": u + "/AssignedAddOns.json"},
 	}
@@ -178,11 +197,7 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]numberJSON, 0, len(items))
-	for _, n := range items {
-		out = append(out, number(n))
-	}
-	r.writeList(w, "incoming_phone_numbers", out, len(out), pr, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName))
+	writePage(w, r, "incoming_phone_numbers", pr, items, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName), number)
 	return nil
 }
 
@@ -272,10 +287,6 @@ func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]callerIDJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, callerID(c))
-	}
-	r.writeList(w, "outgoing_caller_ids", out, len(out), pr, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName))
+	writePage(w, r, "outgoing_caller_ids", pr, items, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName), callerID)
 	return nil
 }

@@ -57,6 +57,15 @@ func pageQuery(filters url.Values, size, page int, token string) string {
 	return q.Encode()
 }
 
+// writePage renders one page of items, each through render (see writeList).
+func writePage[T, J any](w http.ResponseWriter, r *request, key string, pr pageReq, items []T, next string, filters url.Values, render func(T) J) {
+	out := make([]J, 0, len(items))
+	for _, x := range items {
+		out = append(out, render(x))
+	}
+	r.writeList(w, key, out, len(out), pr, next, filters)
+}
+
 // writeList renders one page of a list: v1 with a "meta" block of absolute
 // URLs, 2010 with top-level relative URIs. items must be a slice (an empty
 // one renders as []).

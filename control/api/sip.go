@@ -88,11 +88,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]accountJSON, 0, len(items))
-	for _, a := range items {
-		out = append(out, account(a))
-	}
-	r.writeList(w, "accounts", out, len(out), pr, next, filters("FriendlyName", f.FriendlyName, "Status", f.Status))
+	writePage(w, r, "accounts", pr, items, next, filters("FriendlyName", f.FriendlyName, "Status", f.Status), account)
 	return nil
 }
 
@@ -205,11 +201,7 @@ func (s *Server) listIPs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]ipJSON, 0, len(items))
-	for _, a := range items {
-		out = append(out, ip(a))
-	}
-	r.writeList(w, "ip_addresses", out, len(out), pr, next, nil)
+	writePage(w, r, "ip_addresses", pr, items, next, nil, ip)
 	return nil
 }
 
@@ -291,10 +283,6 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]credentialJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, credential(c))
-	}
-	r.writeList(w, "credentials", out, len(out), pr, next, nil)
+	writePage(w, r, "credentials", pr, items, next, nil, credential)
 	return nil
 }

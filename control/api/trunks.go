@@ -120,11 +120,7 @@ func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]trunkJSON, 0, len(items))
-	for _, t := range items {
-		out = append(out, r.trunk(t))
-	}
-	r.writeList(w, "trunks", out, len(out), pr, next, nil)
+	writePage(w, r, "trunks", pr, items, next, nil, r.trunk)
 	return nil
 }
 
@@ -237,11 +233,7 @@ func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]originationJSON, 0, len(items))
-	for _, o := range items {
-		out = append(out, r.origination(o))
-	}
-	r.writeList(w, "origination_urls", out, len(out), pr, next, nil)
+	writePage(w, r, "origination_urls", pr, items, next, nil, r.origination)
 	return nil
 }
 
@@ -270,32 +262,20 @@ type capabilitiesJSON struct {
 
 // trunkNumberJSON is Trunking v1's PhoneNumber.
 type trunkNumberJSON struct {
-	AccountSid           string            `json:"account_sid"`
-	AddressRequirements  string            `json:"address_requirements"`
-	APIVersion           string            `json:"api_version"`
-	Beta                 bool              `json:"beta"`
-	Capabilities         capabilitiesJSON  `json:"capabilities"`
-	DateCreated          string            `json:"date_created"`
-	DateUpdated          string            `json:"date_updated"`
-	FriendlyName         *string           `json:"friendly_name"`
-	Links                map[string]string `json:"links"`
-	PhoneNumber          string            `json:"phone_number"`
-	Sid                  string            `json:"sid"`
-	SmsApplicationSid    *string           `json:"sms_application_sid"`
-	SmsFallbackMethod    string            `json:"sms_fallback_method"`
-	SmsFallbackURL       *string           `json:"sms_fallback_url"`
-	SmsMethod            string            `json:"sms_method"`
-	SmsURL               *string           `json:"sms_url"`
-	StatusCallback       *string           `json:"status_callback"`
-	StatusCallbackMethod string            `json:"status_callback_method"`
-	TrunkSid             *string           `json:"trunk_sid"`
-	URL                  string            `json:"url"`
-	VoiceApplicationSid  *string           `json:"voice_application_sid"`
-	VoiceCallerIDLookup  bool              `json:"voice_caller_id_lookup"`
-	VoiceFallbackMethod  string            `json:"voice_fallback_method"`
-	VoiceFallbackURL     *string           `json:"voice_fallback_url"`
-	VoiceMethod          string            `json:"voice_method"`
-	VoiceURL             *string           `json:"voice_url"`
+	AccountSid          string            `json:"account_sid"`
+	AddressRequirements string            `json:"address_requirements"`
+	APIVersion          string            `json:"api_version"`
+	Beta                bool              `json:"beta"`
+	Capabilities        capabilitiesJSON  `json:"capabilities"`
+	DateCreated         string            `json:"date_created"`
+	DateUpdated         string            `json:"date_updated"`
+	FriendlyName        *string           `json:"friendly_name"`
+	Links               map[string]string `json:"links"`
+	PhoneNumber         string            `json:"phone_number"`
+	Sid                 string            `json:"sid"`
+	numberSMSJSON
+	URL string `json:"url"`
+	numberVoiceJSON
 }
 
 func (r *request) trunkNumber(n store.PhoneNumber, trunk string) trunkNumberJSON {
@@ -303,11 +283,8 @@ func (r *request) trunkNumber(n store.PhoneNumber, trunk string) trunkNumberJSON
 		AccountSid: n.AccountSid, AddressRequirements: "none", APIVersion: apiVersion, Capabilities: capabilitiesJSON{Voice: true},
 		DateCreated: v1Time(n.Created), DateUpdated: v1Time(n.Updated), FriendlyName: nz(n.FriendlyName),
 		Links:       map[string]string{"phone_number": r.base + "/2010-04-01/Accounts/" + n.AccountSid + "/IncomingPhoneNumbers/" + n.Sid + ".json"},
-		PhoneNumber: n.PhoneNumber, Sid: n.Sid, SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
-		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid),
-		URL:                 r.base + "/v1/Trunks/" + trunk + "/PhoneNumbers/" + n.Sid,
-		VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod, VoiceFallbackURL: nz(n.VoiceFallbackURL),
-		VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL),
+		PhoneNumber: n.PhoneNumber, Sid: n.Sid, numberSMSJSON: numberSMS(n),
+		URL: r.base + "/v1/Trunks/" + trunk + "/PhoneNumbers/" + n.Sid, numberVoiceJSON: numberVoice(n),
 	}
 }
 
@@ -350,10 +327,6 @@ func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]trunkNumberJSON, 0, len(items))
-	for _, n := range items {
-		out = append(out, r.trunkNumber(n, r.p["TK"]))
-	}
-	r.writeList(w, "phone_numbers", out, len(out), pr, next, nil)
+	writePage(w, r, "phone_numbers", pr, items, next, nil, func(n store.PhoneNumber) trunkNumberJSON { return r.trunkNumber(n, r.p["TK"]) })
 	return nil
 }

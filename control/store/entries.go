@@ -116,12 +116,8 @@ func (s *Store) UpdateIPAddress(ctx context.Context, account, acl, sid string, f
 // DeleteIPAddress removes one entry.
 func (s *Store) DeleteIPAddress(ctx context.Context, account, acl, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM ip_addresses WHERE sid = ? AND acl_sid = ? AND account_sid = ?`, sid, acl, account)
-		if err != nil {
+		if err := w.execOne("IpAddress", sid, `DELETE FROM ip_addresses WHERE sid = ? AND acl_sid = ? AND account_sid = ?`, sid, acl, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("IpAddress", sid)
 		}
 		w.changed(account, "ip_address", sid, "delete")
 		return nil
@@ -260,12 +256,8 @@ func (s *Store) SetCredentialPassword(ctx context.Context, account, list, sid, p
 // DeleteCredential removes one credential.
 func (s *Store) DeleteCredential(ctx context.Context, account, list, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM credentials WHERE sid = ? AND list_sid = ? AND account_sid = ?`, sid, list, account)
-		if err != nil {
+		if err := w.execOne("Credential", sid, `DELETE FROM credentials WHERE sid = ? AND list_sid = ? AND account_sid = ?`, sid, list, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("Credential", sid)
 		}
 		w.changed(account, "credential", sid, "delete")
 		return nil

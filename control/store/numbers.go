@@ -253,12 +253,8 @@ func (s *Store) UpdatePhoneNumber(ctx context.Context, account, sid string, fn f
 // DeletePhoneNumber releases one of account's numbers.
 func (s *Store) DeletePhoneNumber(ctx context.Context, account, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM phone_numbers WHERE sid = ? AND account_sid = ?`, sid, account)
-		if err != nil {
+		if err := w.execOne("IncomingPhoneNumber", sid, `DELETE FROM phone_numbers WHERE sid = ? AND account_sid = ?`, sid, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("IncomingPhoneNumber", sid)
 		}
 		w.changed(account, "phone_number", sid, "delete")
 		return nil
@@ -522,12 +518,8 @@ func (s *Store) RenameCallerID(ctx context.Context, account, sid, name string) (
 // DeleteCallerID removes one of account's caller IDs.
 func (s *Store) DeleteCallerID(ctx context.Context, account, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM outgoing_caller_ids WHERE sid = ? AND account_sid = ? AND verified = ?`, sid, account, true)
-		if err != nil {
+		if err := w.execOne("OutgoingCallerId", sid, `DELETE FROM outgoing_caller_ids WHERE sid = ? AND account_sid = ? AND verified = ?`, sid, account, true); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("OutgoingCallerId", sid)
 		}
 		w.changed(account, "outgoing_caller_id", sid, "delete")
 		return nil

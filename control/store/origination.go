@@ -119,12 +119,8 @@ func (s *Store) UpdateOriginationURL(ctx context.Context, account, trunk, sid st
 // DeleteOriginationURL removes one origination URL.
 func (s *Store) DeleteOriginationURL(ctx context.Context, account, trunk, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM origination_urls WHERE sid = ? AND trunk_sid = ? AND account_sid = ?`, sid, trunk, account)
-		if err != nil {
+		if err := w.execOne("OriginationUrl", sid, `DELETE FROM origination_urls WHERE sid = ? AND trunk_sid = ? AND account_sid = ?`, sid, trunk, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("OriginationUrl", sid)
 		}
 		w.changed(account, "origination_url", sid, "delete")
 		return nil
