@@ -72,11 +72,7 @@ func call(c store.Call) callJSON {
 
 func (s *Server) fetchCall(w http.ResponseWriter, r *request) error {
 	c, err := s.st.Call(r.ctx, r.account, r.p["CA"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, call(c))
-	return nil
+	return writeResult(w, http.StatusOK, call, c, err)
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
@@ -131,11 +127,7 @@ func (r *request) recording(x store.Recording) recordingMetaJSON {
 
 func (s *Server) fetchRecording(w http.ResponseWriter, r *request) error {
 	x, err := s.st.Recording(r.ctx, r.account, r.p["RE"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.recording(x))
-	return nil
+	return writeResult(w, http.StatusOK, r.recording, x, err)
 }
 
 func (s *Server) deleteRecording(w http.ResponseWriter, r *request) error {

@@ -61,20 +61,12 @@ func (k *namedLists) createHandler(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	l, err := k.create(r.ctx, r.account, name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, k.json(l))
-	return nil
+	return writeResult(w, http.StatusCreated, k.json, l, err)
 }
 
 func (k *namedLists) fetchHandler(w http.ResponseWriter, r *request) error {
 	l, err := k.fetch(r.ctx, r.account, r.p[k.prefix])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, k.json(l))
-	return nil
+	return writeResult(w, http.StatusOK, k.json, l, err)
 }
 
 func (k *namedLists) updateHandler(w http.ResponseWriter, r *request) error {
@@ -83,19 +75,11 @@ func (k *namedLists) updateHandler(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	l, err := k.rename(r.ctx, r.account, r.p[k.prefix], name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, k.json(l))
-	return nil
+	return writeResult(w, http.StatusOK, k.json, l, err)
 }
 
 func (k *namedLists) deleteHandler(w http.ResponseWriter, r *request) error {
-	if err := k.remove(r.ctx, r.account, r.p[k.prefix]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, k.remove(r.ctx, r.account, r.p[k.prefix]))
 }
 
 func (k *namedLists) listHandler(w http.ResponseWriter, r *request) error {
@@ -134,11 +118,7 @@ func (k *namedLists) fetchOnTrunkHandler(w http.ResponseWriter, r *request) erro
 }
 
 func (k *namedLists) detachHandler(w http.ResponseWriter, r *request) error {
-	if err := k.detach(r.ctx, r.account, r.p["TK"], r.p[k.prefix]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, k.detach(r.ctx, r.account, r.p["TK"], r.p[k.prefix]))
 }
 
 func (k *namedLists) listOnTrunkHandler(w http.ResponseWriter, r *request) error {

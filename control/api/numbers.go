@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/xtrunk/xtrunk/control/store"
@@ -131,20 +132,12 @@ func (s *Server) createNumber(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	n, err := s.st.CreatePhoneNumber(r.ctx, n)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, number(n))
-	return nil
+	return writeResult(w, http.StatusCreated, number, n, err)
 }
 
 func (s *Server) fetchNumber(w http.ResponseWriter, r *request) error {
 	n, err := s.st.PhoneNumber(r.ctx, r.account, r.p["PN"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, number(n))
-	return nil
+	return writeResult(w, http.StatusOK, number, n, err)
 }
 
 // updateNumber updates a number; an AccountSid other than the path's
@@ -170,25 +163,28 @@ func (s *Server) updateNumber(w http.ResponseWriter, r *request) error {
 		}
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, number(n))
-	return nil
+	return writeResult(w, http.StatusOK, number, n, err)
 }
 
 func (s *Server) deleteNumber(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeletePhoneNumber(r.ctx, r.account, r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeletePhoneNumber(r.ctx, r.account, r.p["PN"]))
+}
+
+// numberFilter reads the filters both lists of numbers take.
+func (p *params) numberFilter() store.NumberFilter {
+	var f store.NumberFilter
+	p.setStr(&f.PhoneNumber, "PhoneNumber", 32)
+	p.setStr(&f.FriendlyName, "FriendlyName", 0)
+	return f
+}
+
+// numberFilters is f in paging URLs.
+func numberFilters(f store.NumberFilter) url.Values {
+	return filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName)
 }
 
 func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
-	var f store.NumberFilter
-	r.form.setStr(&f.PhoneNumber, "PhoneNumber", 32)
-	r.form.setStr(&f.FriendlyName, "FriendlyName", 0)
+	f := r.form.numberFilter()
 	pr := r.form.page()
 	if r.form.err != nil {
 		return r.form.err
@@ -197,7 +193,7 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writePage(w, r, "incoming_phone_numbers", pr, items, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName), number)
+	writePage(w, r, "incoming_phone_numbers", pr, items, next, numberFilters(f), number)
 	return nil
 }
 
@@ -247,11 +243,7 @@ func (s *Server) createCallerID(w http.ResponseWriter, r *request) error {
 
 func (s *Server) fetchCallerID(w http.ResponseWriter, r *request) error {
 	c, err := s.st.CallerID(r.ctx, r.account, r.p["PN"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, callerID(c))
-	return nil
+	return writeResult(w, http.StatusOK, callerID, c, err)
 }
 
 func (s *Server) updateCallerID(w http.ResponseWriter, r *request) error {
@@ -260,25 +252,15 @@ func (s *Server) updateCallerID(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	c, err := s.st.RenameCallerID(r.ctx, r.account, r.p["PN"], name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, callerID(c))
-	return nil
+	return writeResult(w, http.StatusOK, callerID, c, err)
 }
 
 func (s *Server) deleteCallerID(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteCallerID(r.ctx, r.account, r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteCallerID(r.ctx, r.account, r.p["PN"]))
 }
 
 func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
-	var f store.NumberFilter
-	r.form.setStr(&f.PhoneNumber, "PhoneNumber", 32)
-	r.form.setStr(&f.FriendlyName, "FriendlyName", 0)
+	f := r.form.numberFilter()
 	pr := r.form.page()
 	if r.form.err != nil {
 		return r.form.err
@@ -287,6 +269,6 @@ func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	writePage(w, r, "outgoing_caller_ids", pr, items, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName), callerID)
+	writePage(w, r, "outgoing_caller_ids", pr, items, next, numberFilters(f), callerID)
 	return nil
 }

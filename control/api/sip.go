@@ -47,20 +47,12 @@ func (s *Server) createAccount(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	a, err := s.st.CreateSubaccount(r.ctx, r.auth.Sid, name, typ)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, account(a))
-	return nil
+	return writeResult(w, http.StatusCreated, account, a, err)
 }
 
 func (s *Server) fetchAccount(w http.ResponseWriter, r *request) error {
 	a, err := s.st.Account(r.ctx, r.account)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, account(a))
-	return nil
+	return writeResult(w, http.StatusOK, account, a, err)
 }
 
 func (s *Server) updateAccount(w http.ResponseWriter, r *request) error {
@@ -69,11 +61,7 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *request) error {
 		r.form.setStr(&a.Status, "Status", 0)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, account(a))
-	return nil
+	return writeResult(w, http.StatusOK, account, a, err)
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *request) error {
@@ -153,20 +141,12 @@ func (s *Server) createIP(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	a, err := s.st.CreateIPAddress(r.ctx, a)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, ip(a))
-	return nil
+	return writeResult(w, http.StatusCreated, ip, a, err)
 }
 
 func (s *Server) fetchIP(w http.ResponseWriter, r *request) error {
 	a, err := s.st.IPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ip(a))
-	return nil
+	return writeResult(w, http.StatusOK, ip, a, err)
 }
 
 func (s *Server) updateIP(w http.ResponseWriter, r *request) error {
@@ -177,19 +157,11 @@ func (s *Server) updateIP(w http.ResponseWriter, r *request) error {
 		r.form.ip(a)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ip(a))
-	return nil
+	return writeResult(w, http.StatusOK, ip, a, err)
 }
 
 func (s *Server) deleteIP(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteIPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteIPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"]))
 }
 
 func (s *Server) listIPs(w http.ResponseWriter, r *request) error {
@@ -229,20 +201,12 @@ func (s *Server) createCredential(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	c, err := s.st.CreateCredential(r.ctx, r.account, r.p["CL"], user, pass)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, credential(c))
-	return nil
+	return writeResult(w, http.StatusCreated, credential, c, err)
 }
 
 func (s *Server) fetchCredential(w http.ResponseWriter, r *request) error {
 	c, err := s.st.Credential(r.ctx, r.account, r.p["CL"], r.p["CR"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, credential(c))
-	return nil
+	return writeResult(w, http.StatusOK, credential, c, err)
 }
 
 func (s *Server) updateCredential(w http.ResponseWriter, r *request) error {
@@ -267,11 +231,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) deleteCredential(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteCredential(r.ctx, r.account, r.p["CL"], r.p["CR"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteCredential(r.ctx, r.account, r.p["CL"], r.p["CR"]))
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *request) error {

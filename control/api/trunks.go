@@ -75,20 +75,12 @@ func (s *Server) createTrunk(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	t, err := s.st.CreateTrunk(r.ctx, t)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusCreated, r.trunk, t, err)
 }
 
 func (s *Server) fetchTrunk(w http.ResponseWriter, r *request) error {
 	t, err := s.st.Trunk(r.ctx, r.account, r.p["TK"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusOK, r.trunk, t, err)
 }
 
 func (s *Server) updateTrunk(w http.ResponseWriter, r *request) error {
@@ -96,19 +88,11 @@ func (s *Server) updateTrunk(w http.ResponseWriter, r *request) error {
 		r.form.trunk(t)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusOK, r.trunk, t, err)
 }
 
 func (s *Server) deleteTrunk(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteTrunk(r.ctx, r.account, r.p["TK"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteTrunk(r.ctx, r.account, r.p["TK"]))
 }
 
 func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
@@ -185,20 +169,12 @@ func (s *Server) createOriginationURL(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	o, err := s.st.CreateOriginationURL(r.ctx, o)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusCreated, r.origination, o, err)
 }
 
 func (s *Server) fetchOriginationURL(w http.ResponseWriter, r *request) error {
 	o, err := s.st.OriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusOK, r.origination, o, err)
 }
 
 func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
@@ -209,19 +185,11 @@ func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
 		}
 		return s.checkOriginationTarget(r.ctx, o.SipURL)
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusOK, r.origination, o, err)
 }
 
 func (s *Server) deleteOriginationURL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"]))
 }
 
 func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
@@ -311,11 +279,7 @@ func (s *Server) fetchTrunkNumber(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) disassociateNumber(w http.ResponseWriter, r *request) error {
-	if err := s.st.DisassociatePhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DisassociatePhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"]))
 }
 
 func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
