@@ -146,20 +146,6 @@ var (
 	errReplay    = errors.New("srtp: replayed or too old")
 )
 
-// admit checks the first packet of an SSRC not seen yet, n being how
-// many are known: within maxSSRCs, and authentic (a new SSRC starts at
-// rollover counter 0, as pion assumes).
-func (c *cryptoCtx) admit(p []byte, n int, isRTCP bool) error {
-	if n >= maxSSRCs {
-		return errSSRCLimit
-	}
-	if !c.authentic(p, isRTCP, 0) {
-		c.authFail.Add(1)
-		return errAuth
-	}
-	return nil
-}
-
 func (c *cryptoCtx) findRTP(ssrc uint32) *ssrcState {
 	for i := range c.ssrcs {
 		if c.ssrcs[i].ssrc == ssrc {
@@ -193,6 +179,20 @@ func (c *cryptoCtx) authentic(p []byte, isRTCP bool, roc uint32) bool {
 	}
 	sum := h.Sum(c.mac[:0])
 	return hmac.Equal(sum[:tag], p[len(p)-tag:])
+}
+
+// admit checks the first packet of an SSRC not seen yet, n being how
+// many are known: within maxSSRCs, and authentic (a new SSRC starts at
+// rollover counter 0, as pion assumes).
+func (c *cryptoCtx) admit(p []byte, n int, isRTCP bool) error {
+	if n >= maxSSRCs {
+		return errSSRCLimit
+	}
+	if !c.authentic(p, isRTCP, 0) {
+		c.authFail.Add(1)
+		return errAuth
+	}
+	return nil
 }
 
 // decrypt authenticates and decrypts p in place. A packet of an SSRC the
