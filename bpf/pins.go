@@ -11,9 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// layout is the version suffix of the map names (see maps.h).
-const layout = "_v2"
-
 // stalePins lists the pins in dir of another map layout: xtr_* maps whose
 // version suffix is not layout.
 func stalePins(dir string) ([]string, error) {
