@@ -71,10 +71,7 @@ func (s *Store) CreateIPAddress(ctx context.Context, a IPAddress) (IPAddress, er
 		w.changed(a.AccountSid, "ip_address", a.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return IPAddress{}, err
-	}
-	return a, nil
+	return orZero(a, err)
 }
 
 const ipWhere = ` WHERE i.sid = ? AND i.acl_sid = ? AND i.account_sid = ?`
@@ -107,10 +104,7 @@ func (s *Store) UpdateIPAddress(ctx context.Context, account, acl, sid string, f
 		w.changed(account, "ip_address", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return IPAddress{}, err
-	}
-	return a, nil
+	return orZero(a, err)
 }
 
 // DeleteIPAddress removes one entry.
@@ -214,10 +208,7 @@ func (s *Store) CreateCredential(ctx context.Context, account, list, username, p
 		w.changed(account, "credential", c.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return Credential{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 const credWhere = ` WHERE c.sid = ? AND c.list_sid = ? AND c.account_sid = ?`
@@ -247,10 +238,7 @@ func (s *Store) SetCredentialPassword(ctx context.Context, account, list, sid, p
 		w.changed(account, "credential", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return Credential{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // DeleteCredential removes one credential.

@@ -113,10 +113,7 @@ func (s *Store) CreatePhoneNumber(ctx context.Context, n PhoneNumber) (PhoneNumb
 		w.changed(n.AccountSid, "phone_number", n.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 const numberWhere = ` WHERE n.sid = ? AND n.account_sid = ?`
@@ -244,10 +241,7 @@ func (s *Store) UpdatePhoneNumber(ctx context.Context, account, sid string, fn f
 		}
 		return w.saveNumber(n)
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 // DeletePhoneNumber releases one of account's numbers.
@@ -315,10 +309,7 @@ func (s *Store) AssociatePhoneNumber(ctx context.Context, account, trunk, sid st
 		n.TrunkSid, n.Updated = trunk, w.now
 		return w.saveNumber(n)
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 // DisassociatePhoneNumber takes a number off a trunk; it stays in the
@@ -443,10 +434,7 @@ func (s *Store) RequestCallerID(ctx context.Context, account, phone, name string
 		w.changed(account, "outgoing_caller_id", c.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return CallerID{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // VerifyCallerID confirms a pending caller ID with the code the callee
@@ -509,10 +497,7 @@ func (s *Store) RenameCallerID(ctx context.Context, account, sid, name string) (
 		w.changed(account, "outgoing_caller_id", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return CallerID{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // DeleteCallerID removes one of account's caller IDs.

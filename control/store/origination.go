@@ -73,10 +73,7 @@ func (s *Store) CreateOriginationURL(ctx context.Context, o OriginationURL) (Ori
 		w.changed(o.AccountSid, "origination_url", o.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return OriginationURL{}, err
-	}
-	return o, nil
+	return orZero(o, err)
 }
 
 // OriginationURL fetches one origination URL of account's trunk.
@@ -110,10 +107,7 @@ func (s *Store) UpdateOriginationURL(ctx context.Context, account, trunk, sid st
 		w.changed(account, "origination_url", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return OriginationURL{}, err
-	}
-	return o, nil
+	return orZero(o, err)
 }
 
 // DeleteOriginationURL removes one origination URL.

@@ -150,6 +150,16 @@ func found[T any](v T, err error, what, sid string) (T, error) {
 	return v, nil
 }
 
+// orZero is v, or with err the zero value: a failed write hands back
+// nothing half made.
+func orZero[T any](v T, err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return v, nil
+}
+
 // execOne runs a statement that must touch a row (a DELETE by sid): none
 // is what's sid not found.
 func (w *wtx) execOne(what, sid, query string, args ...any) error {
