@@ -4,6 +4,17 @@ import (
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
+// knownCall is the call named id, or ErrUnknownCall.
+func (r *Relay) knownCall(id string) (*call, error) {
+	r.mu.Lock()
+	c, ok := r.calls[id]
+	r.mu.Unlock()
+	if !ok {
+		return nil, ErrUnknownCall
+	}
+	return c, nil
+}
+
 // delete ends a call and replies with its final statistics.
 func (r *Relay) delete(req ng.Dict) ng.Dict {
 	d, err := ng.DecodeDelete(req)
@@ -96,11 +107,9 @@ func (r *Relay) query(req ng.Dict) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	r.mu.Lock()
-	c, ok := r.calls[q.CallID]
-	r.mu.Unlock()
-	if !ok {
-		return errReply(ErrUnknownCall)
+	c, err := r.knownCall(q.CallID)
+	if err != nil {
+		return errReply(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -52,11 +52,9 @@ func (r *Relay) playMedia(req ng.Dict) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	r.mu.Lock()
-	c, ok := r.calls[p.CallID]
-	r.mu.Unlock()
-	if !ok {
-		return errReply(ErrUnknownCall)
+	c, err := r.knownCall(p.CallID)
+	if err != nil {
+		return errReply(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -90,11 +88,9 @@ func (r *Relay) stopMedia(req ng.Dict) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	r.mu.Lock()
-	c, ok := r.calls[s.CallID]
-	r.mu.Unlock()
-	if !ok {
-		return errReply(ErrUnknownCall)
+	c, err := r.knownCall(s.CallID)
+	if err != nil {
+		return errReply(err)
 	}
 	c.mu.Lock()
 	sides, err := c.selected(s.Party)

@@ -155,11 +155,9 @@ func (r *Relay) startStopRecording(req ng.Dict, start bool) ng.Dict {
 	if err != nil {
 		return errReply(err)
 	}
-	r.mu.Lock()
-	c, ok := r.calls[id]
-	r.mu.Unlock()
-	if !ok {
-		return errReply(ErrUnknownCall)
+	c, err := r.knownCall(id)
+	if err != nil {
+		return errReply(err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

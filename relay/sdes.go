@@ -272,26 +272,24 @@ func (e *endpoint) keysToOffer(srtp bool, suite string, o ng.SDES) ([]keying, er
 // index again and repeat keystream (RFC 3711 section 9.1), and a fresh
 // decrypt context would forget which packets it has seen (replays).
 func (e *endpoint) keysFor(in, out keying) (*keySet, error) {
-	ks := &keySet{in: in, out: out}
-	if e.dec != nil && sameKey(e.keyIn, in) {
-		ks.dec = e.dec
-	} else {
-		dec, err := newCryptoCtx(in, true)
-		if err != nil {
-			return nil, err
-		}
-		ks.dec = dec
+	dec, err := keepOrNew(e.dec, e.keyIn, in, true)
+	if err != nil {
+		return nil, err
 	}
-	if e.enc != nil && sameKey(e.keyOut, out) {
-		ks.enc = e.enc
-	} else {
-		enc, err := newCryptoCtx(out, false)
-		if err != nil {
-			return nil, err
-		}
-		ks.enc = enc
+	enc, err := keepOrNew(e.enc, e.keyOut, out, false)
+	if err != nil {
+		return nil, err
 	}
-	return ks, nil
+	return &keySet{in: in, out: out, dec: dec, enc: enc}, nil
+}
+
+// keepOrNew is cur when it already works under k's key, else a new
+// context for k.
+func keepOrNew(cur *cryptoCtx, curKey, k keying, decrypt bool) (*cryptoCtx, error) {
+	if cur != nil && sameKey(curKey, k) {
+		return cur, nil
+	}
+	return newCryptoCtx(k, decrypt)
 }
 
 // sameKey: the same master key and salt under the same suite, whatever

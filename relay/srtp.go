@@ -181,6 +181,20 @@ func (c *cryptoCtx) authentic(p []byte, isRTCP bool, roc uint32) bool {
 	return hmac.Equal(sum[:tag], p[len(p)-tag:])
 }
 
+// admit checks the first packet of an SSRC not seen yet, n being how
+// many are known: within maxSSRCs, and authentic (a new SSRC starts at
+// rollover counter 0, as pion assumes).
+func (c *cryptoCtx) admit(p []byte, n int, isRTCP bool) error {
+	if n >= maxSSRCs {
+		return errSSRCLimit
+	}
+	if !c.authentic(p, isRTCP, 0) {
+		c.authFail.Add(1)
+		return errAuth
+	}
+	return nil
+}
+
 // decrypt authenticates and decrypts p in place. A packet of an SSRC the
 // context has no state for yet must authenticate before pion sees it, and
 // no more than maxSSRCs ever get state.
@@ -198,12 +212,8 @@ func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 		}
 		ssrc := binary.BigEndian.Uint32(p[4:])
 		if c.findRTCP(ssrc) == nil {
-			if len(c.rssrcs) >= maxSSRCs {
-				return nil, errSSRCLimit
-			}
-			if !c.authentic(p, true, 0) {
-				c.authFail.Add(1)
-				return nil, errAuth
+			if err := c.admit(p, len(c.rssrcs), true); err != nil {
+				return nil, err
 			}
 			c.rssrcs = append(c.rssrcs, rtcpState{ssrc: ssrc})
 		}
@@ -218,13 +228,8 @@ func (c *cryptoCtx) decrypt(p []byte, isRTCP bool) ([]byte, error) {
 		ssrc := ssrcOf(p)
 		st := c.findRTP(ssrc)
 		if st == nil {
-			if len(c.ssrcs) >= maxSSRCs {
-				return nil, errSSRCLimit
-			}
-			// a new SSRC starts at rollover counter 0, as pion assumes
-			if !c.authentic(p, false, 0) {
-				c.authFail.Add(1)
-				return nil, errAuth
+			if err := c.admit(p, len(c.ssrcs), false); err != nil {
+				return nil, err
 			}
 			c.ssrcs = append(c.ssrcs, ssrcState{ssrc: ssrc})
 			st = &c.ssrcs[len(c.ssrcs)-1]

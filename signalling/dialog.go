@@ -149,11 +149,14 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	ctx, cancel := context.WithTimeout(c.ctx, reinviteTimeout)
 	defer cancel()
-	out, err := c.s.mediaReoffer(ctx, c, fromA, req.Body())
-	if err != nil {
-		log.Warn().Err(err).Msg("relay refused the re-INVITE's offer")
+	relayRefused := func(err error, what string) {
+		log.Warn().Err(err).Msg("relay refused the re-INVITE's " + what)
 		status, reason, hdrs := relayRefusal(err, true)
 		respond(tx, req, status, reason, hdrs)
+	}
+	out, err := c.s.mediaReoffer(ctx, c, fromA, req.Body())
+	if err != nil {
+		relayRefused(err, "offer")
 		return
 	}
 	res, err := c.sendReinvite(ctx, !fromA, out)
@@ -169,9 +172,7 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	}
 	ans, err := c.s.mediaReanswer(ctx, c, fromA, res.Body())
 	if err != nil {
-		log.Warn().Err(err).Msg("relay refused the re-INVITE's answer")
-		status, reason, hdrs := relayRefusal(err, true)
-		respond(tx, req, status, reason, hdrs)
+		relayRefused(err, "answer")
 		return
 	}
 	c.mu.Lock()
@@ -185,20 +186,34 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 	log.Info().Msg("re-INVITE done")
 }
 
-// sendReinvite sends a re-INVITE with sdp to the A-leg (toA) or the
-// B-leg, ACKs a 2xx and returns the final response.
-func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Response, error) {
+// inDialogRequest builds a request the edge sends in the dialog of the
+// A-leg (toA) or the B-leg: to the leg's Contact, with the leg's session
+// timer headers and, an INVITE, sdp as its body. b is the B-leg's dialog
+// to send it on.
+func (c *call) inDialogRequest(method sip.RequestMethod, toA bool, sdp []byte) (req *sip.Request, b *sipgo.DialogClientSession, err error) {
 	c.mu.Lock()
-	b := c.b
+	b = c.b
 	c.mu.Unlock()
 	target, err := c.remoteTarget(toA, b)
 	if err != nil {
+		return nil, nil, err
+	}
+	req = sip.NewRequest(method, target)
+	if method == sip.INVITE {
+		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		req.SetBody(sdp)
+	}
+	c.st.requestHeaders(toA, req)
+	return req, b, nil
+}
+
+// sendReinvite sends a re-INVITE with sdp to the A-leg (toA) or the
+// B-leg, ACKs a 2xx and returns the final response.
+func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Response, error) {
+	req, b, err := c.inDialogRequest(sip.INVITE, toA, sdp)
+	if err != nil {
 		return nil, err
 	}
-	req := sip.NewRequest(sip.INVITE, target)
-	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	req.SetBody(sdp)
-	c.st.requestHeaders(toA, req)
 	var txn sip.ClientTransaction
 	if toA {
 		txn, err = c.a.TransactionRequest(ctx, req)
@@ -217,7 +232,7 @@ func (c *call) sendReinvite(ctx context.Context, toA bool, sdp []byte) (*sip.Res
 			}
 			c.st.responded(toA, res)
 			if res.IsSuccess() {
-				ack := sip.NewRequest(sip.ACK, target)
+				ack := sip.NewRequest(sip.ACK, req.Recipient)
 				if toA {
 					err = c.a.WriteRequest(ack)
 				} else {

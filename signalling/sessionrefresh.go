@@ -195,15 +195,10 @@ func (st *sessionTimers) raiseInterval(toA bool, res *sip.Response) bool {
 // sendUpdate sends an UPDATE without a body to a leg (a refresh) and
 // returns its final response.
 func (c *call) sendUpdate(ctx context.Context, toA bool) (*sip.Response, error) {
-	c.mu.Lock()
-	b := c.b
-	c.mu.Unlock()
-	target, err := c.remoteTarget(toA, b)
+	req, b, err := c.inDialogRequest(sip.UPDATE, toA, nil)
 	if err != nil {
 		return nil, err
 	}
-	req := sip.NewRequest(sip.UPDATE, target)
-	c.st.requestHeaders(toA, req)
 	var res *sip.Response
 	if toA {
 		res, err = c.a.Do(ctx, req)

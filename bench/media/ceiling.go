@@ -29,12 +29,8 @@ type ceilObjects struct {
 }
 
 func startCeiling(l *lab) (c *ceiling, err error) {
-	spec, err := loadXm()
-	if err != nil {
-		return nil, fmt.Errorf("media: ceiling: %w", err)
-	}
-	var o ceilObjects
-	if err := spec.LoadAndAssign(&o, nil); err != nil {
+	var o ceilObjects // only the objects named in o are loaded
+	if err := loadXmObjects(&o, nil); err != nil {
 		return nil, fmt.Errorf("media: load ceiling: %w", err)
 	}
 	c = &ceiling{prog: o.Prog, dirs: o.Dirs, tx: o.Tx}

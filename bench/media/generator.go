@@ -56,12 +56,8 @@ type genObjects struct {
 }
 
 func newGenerator(end, peer *testbed.End, ssrcBase uint32) (*generator, error) {
-	spec, err := loadXm()
-	if err != nil {
-		return nil, fmt.Errorf("media: generator: %w", err)
-	}
-	var o genObjects
-	if err := spec.LoadAndAssign(&o, nil); err != nil {
+	var o genObjects // only the objects named in o are loaded
+	if err := loadXmObjects(&o, nil); err != nil {
 		return nil, fmt.Errorf("media: load generator: %w", err)
 	}
 	g := &generator{end: end, peer: peer, ssrcBase: ssrcBase, prog: o.Prog, cfg: o.Cfg, calls: o.Calls, state: o.State,

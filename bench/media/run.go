@@ -272,17 +272,8 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 }
 
 func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
-	l, cfg := r.l, r.cfg
 	st := Step{Calls: n}
-	sa0, err := l.sinkA.snap(n)
-	if err != nil {
-		return st, err
-	}
-	sb0, err := l.sinkB.snap(n)
-	if err != nil {
-		return st, err
-	}
-	rs0, err := r.d.reasons()
+	before, err := r.snap(n)
 	if err != nil {
 		return st, err
 	}
@@ -292,7 +283,86 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		return st, err
 	}
 
-	rate := float64(n * cfg.PacketsPerCall) // per direction
+	rate := float64(n * r.cfg.PacketsPerCall) // per direction
+	ga, gb, err := r.send(ctx, si, n, rate)
+	if err != nil {
+		return st, err
+	}
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	c1, err := cpu.ReadProcs(pids)
+	if err != nil {
+		return st, err
+	}
+	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
+	if err := harness.Sleep(ctx, drainTime); err != nil {
+		return st, err
+	}
+	after, err := r.snap(n)
+	if err != nil {
+		return st, err
+	}
+
+	da, db := after.a.sub(before.a), after.b.sub(before.b)
+	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
+	st.DurationS = elapsed
+	st.Sent = ga.Sent + gb.Sent
+	st.Delivered = da.RTP + db.RTP
+	st.Lost = int64(st.Sent) - int64(st.Delivered)
+	st.OfferedPPS = 2 * rate
+	if elapsed > 0 {
+		st.SentPPS = float64(st.Sent) / elapsed
+		st.DeliveredPPS = float64(st.Delivered) / elapsed
+	}
+	if st.Sent > 0 {
+		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
+	}
+	st.ToCallee, st.ToCaller = newFlow(ga.Sent, db.RTP), newFlow(gb.Sent, da.RTP)
+	if r.l.srtpA == nil {
+		// --srtp has no latency: the caller's stamps were encrypted before
+		// sending, and the callee's are encrypted by the relay.
+		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = latencies(da, db)
+	}
+	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = c1.Pct(c0, pids...), c1.SoftirqPct(c0), c1.BusyPct(c0)
+	if r.l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
+		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
+	}
+	st.count(da, db)
+	st.XDPReasons = reasonDeltas(before.reasons, after.reasons)
+	switch {
+	case st.LossPct >= CleanLoss:
+		st.Status = StatusLoss
+	case st.SentPPS < MinSentRatio*st.OfferedPPS:
+		st.Status = StatusShort
+	default:
+		st.Status = StatusOK
+	}
+	return st, nil
+}
+
+// counters is what measure reads before and after a step: both sinks'
+// counters for the first n calls and the device's exit reasons.
+type counters struct {
+	a, b    sinkSnap
+	reasons map[string]uint64
+}
+
+func (r *runner) snap(n int) (c counters, err error) {
+	if c.a, err = r.l.sinkA.snap(n); err != nil {
+		return c, err
+	}
+	if c.b, err = r.l.sinkB.snap(n); err != nil {
+		return c, err
+	}
+	c.reasons, err = r.d.reasons()
+	return c, err
+}
+
+// send runs both directions' generators at rate packets a second each for
+// the configured duration, reporting progress while they run.
+func (r *runner) send(ctx context.Context, si, n int, rate float64) (ga, gb genResult, err error) {
+	cfg := r.cfg
 	stopTick := make(chan struct{})
 	var tickWG sync.WaitGroup
 	tickWG.Add(1)
@@ -311,54 +381,17 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 			}
 		}
 	}()
-	var ga, gb genResult
 	p := pacing{Chunk: cfg.Chunk}
 	err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
-		func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
+		func() error { var err error; gb, err = r.l.genB.run(ctx, rate, cfg.Duration, p); return err })
 	close(stopTick)
 	tickWG.Wait()
-	if err != nil {
-		return st, err
-	}
-	if err := ctx.Err(); err != nil {
-		return st, err
-	}
-	c1, err := cpu.ReadProcs(pids)
-	if err != nil {
-		return st, err
-	}
-	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
-	if err := harness.Sleep(ctx, drainTime); err != nil {
-		return st, err
-	}
-	sa1, err := l.sinkA.snap(n)
-	if err != nil {
-		return st, err
-	}
-	sb1, err := l.sinkB.snap(n)
-	if err != nil {
-		return st, err
-	}
-	rs1, err := r.d.reasons()
-	if err != nil {
-		return st, err
-	}
+	return ga, gb, err
+}
 
-	da, db := sa1.sub(sa0), sb1.sub(sb0)
-	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
-	st.DurationS = elapsed
-	st.Sent = ga.Sent + gb.Sent
-	st.Delivered = da.RTP + db.RTP
-	st.Lost = int64(st.Sent) - int64(st.Delivered)
-	st.OfferedPPS = 2 * rate
-	if elapsed > 0 {
-		st.SentPPS = float64(st.Sent) / elapsed
-		st.DeliveredPPS = float64(st.Delivered) / elapsed
-	}
-	if st.Sent > 0 {
-		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
-	}
-	st.ToCallee, st.ToCaller = newFlow(ga.Sent, db.RTP), newFlow(gb.Sent, da.RTP)
+// latencies is the p50, p99 and p99.9 one-way latency in microseconds over
+// both sinks' histograms (0 where nothing was stamped).
+func latencies(da, db sinkSnap) (p50, p99, p999 float64) {
 	hist := make([]uint64, histBuckets)
 	for i := range hist {
 		hist[i] = da.Hist[i] + db.Hist[i]
@@ -370,16 +403,12 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		}
 		return float64(d) / float64(time.Microsecond)
 	}
-	if l.srtpA == nil {
-		// --srtp has no latency: the caller's stamps were encrypted before
-		// sending, and the callee's are encrypted by the relay.
-		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
-	}
-	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = c1.Pct(c0, pids...), c1.SoftirqPct(c0), c1.BusyPct(c0)
-	if l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
-		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
-	}
-	for _, d := range []sinkSnap{da, db} {
+	return us(0.5), us(0.99), us(0.999)
+}
+
+// count adds the sinks' per-call packets, silent calls and bad packets.
+func (st *Step) count(snaps ...sinkSnap) {
+	for _, d := range snaps {
 		for _, v := range d.PerCall {
 			st.PerCallSum += v
 			if v == 0 {
@@ -388,23 +417,21 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		}
 		st.Bad += d.Bad
 	}
-	if rs1 != nil {
-		st.XDPReasons = map[string]uint64{}
-		for k, v := range rs1 {
-			if dv := v - rs0[k]; v >= rs0[k] && dv > 0 {
-				st.XDPReasons[k] = dv
-			}
+}
+
+// reasonDeltas is what each exit reason counted between two reads: nil when
+// the device has no reasons, reasons that did not grow left out.
+func reasonDeltas(before, after map[string]uint64) map[string]uint64 {
+	if after == nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for k, v := range after {
+		if dv := v - before[k]; v >= before[k] && dv > 0 {
+			out[k] = dv
 		}
 	}
-	switch {
-	case st.LossPct >= CleanLoss:
-		st.Status = StatusLoss
-	case st.SentPPS < MinSentRatio*st.OfferedPPS:
-		st.Status = StatusShort
-	default:
-		st.Status = StatusOK
-	}
-	return st, nil
+	return out
 }
 
 // both runs f and g concurrently and returns their errors.

@@ -32,12 +32,8 @@ type sinkObjects struct {
 
 // newSink loads a sink and attaches it to e (the lab detaches it).
 func newSink(tl *testbed.Lab, e *testbed.End) (*sink, error) {
-	spec, err := loadXm()
-	if err != nil {
-		return nil, fmt.Errorf("media: sink: %w", err)
-	}
-	var o sinkObjects
-	if err := spec.LoadAndAssign(&o, nil); err != nil {
+	var o sinkObjects // only the objects named in o are loaded
+	if err := loadXmObjects(&o, nil); err != nil {
 		return nil, fmt.Errorf("media: load sink: %w", err)
 	}
 	s := &sink{prog: o.Prog, cfg: o.Cfg, calls: o.Calls, hist: o.Hist, counters: o.Counters, ncpu: ebpf.MustPossibleCPU()}

@@ -103,29 +103,7 @@ func (l *Lab) Link(a, b *NS, o LinkOptions) (*Link, error) {
 		A: &End{NS: a, Name: an, Addrs: o.AAddrs},
 		B: &End{NS: b, Name: bn, Addrs: o.BAddrs},
 	}
-
-	// Create both ends directly in their namespaces: nothing appears in the
-	// host's namespace, so names only need to be unique per namespace.
-	//
-	// The two ends get different ifindexes. Left to the kernel, both would be
-	// 2 in fresh namespaces, and a veth whose ifindex equals its peer's
-	// (its iflink) has its carrier change queued in linkwatch for up to a
-	// second; until then IPv6 on it is not ready and neighbour discovery
-	// stalls, so the first IPv6 datagrams wait a second or are lost.
-	l.mu.Lock()
-	ai := firstIfindex + l.ifindexes
-	l.ifindexes += 2
-	l.mu.Unlock()
-	args := []string{"-n", a.NetnsName, "link", "add", an, "index", strconv.Itoa(ai)}
-	if o.MTU > 0 {
-		args = append(args, "mtu", strconv.Itoa(o.MTU))
-	}
-	args = append(args, "type", "veth", "peer", "name", bn, "index", strconv.Itoa(ai+1))
-	if o.MTU > 0 {
-		args = append(args, "mtu", strconv.Itoa(o.MTU))
-	}
-	args = append(args, "netns", b.NetnsName)
-	if err := runIP(args...); err != nil {
+	if err := l.addVeth(k, o.MTU); err != nil {
 		a.releaseIfname(an)
 		b.releaseIfname(bn)
 		return nil, err
@@ -133,11 +111,45 @@ func (l *Lab) Link(a, b *NS, o LinkOptions) (*Link, error) {
 	l.mu.Lock()
 	l.links = append(l.links, k)
 	l.mu.Unlock()
+	if err := l.setUp(k, o); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
 
+// addVeth creates k's veth pair, each end directly in its namespace:
+// nothing appears in the host's namespace, so names only need to be unique
+// per namespace.
+//
+// The two ends get different ifindexes. Left to the kernel, both would be
+// 2 in fresh namespaces, and a veth whose ifindex equals its peer's (its
+// iflink) has its carrier change queued in linkwatch for up to a second;
+// until then IPv6 on it is not ready and neighbour discovery stalls, so the
+// first IPv6 datagrams wait a second or are lost.
+func (l *Lab) addVeth(k *Link, mtu int) error {
+	l.mu.Lock()
+	ai := firstIfindex + l.ifindexes
+	l.ifindexes += 2
+	l.mu.Unlock()
+	args := []string{"-n", k.A.NS.NetnsName, "link", "add", k.A.Name, "index", strconv.Itoa(ai)}
+	if mtu > 0 {
+		args = append(args, "mtu", strconv.Itoa(mtu))
+	}
+	args = append(args, "type", "veth", "peer", "name", k.B.Name, "index", strconv.Itoa(ai+1))
+	if mtu > 0 {
+		args = append(args, "mtu", strconv.Itoa(mtu))
+	}
+	args = append(args, "netns", k.B.NS.NetnsName)
+	return runIP(args...)
+}
+
+// setUp configures, addresses and brings up both ends of k, waits for them
+// to be operational, then applies the options that need them running.
+func (l *Lab) setUp(k *Link, o LinkOptions) error {
 	for _, e := range []*End{k.A, k.B} {
 		if o.TxChecksumOff {
 			if err := e.setFeature(ethtoolSTXCSUM, false); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		for _, p := range e.Addrs {
@@ -146,17 +158,17 @@ func (l *Lab) Link(a, b *NS, o LinkOptions) (*Link, error) {
 				args = append(args, "nodad")
 			}
 			if _, err := e.NS.IP(args...); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if _, err := e.NS.IP("link", "set", e.Name, "up"); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for _, e := range []*End{k.A, k.B} {
 		ifi, err := e.waitReady(linkReadyTimeout)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		e.Index, e.MAC = ifi.Index, ifi.HardwareAddr
 	}
@@ -166,21 +178,21 @@ func (l *Lab) Link(a, b *NS, o LinkOptions) (*Link, error) {
 	if o.GRO {
 		for _, e := range []*End{k.A, k.B} {
 			if err := e.setFeature(ethtoolSGRO, true); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if o.XDPPassA {
 		if err := l.AttachXDPPass(k.A); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if o.XDPPassB {
 		if err := l.AttachXDPPass(k.B); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return k, nil
+	return nil
 }
 
 // linkReadyTimeout bounds the wait for a new veth to become operational.

@@ -99,11 +99,7 @@ func quality(legs []store.LegQuality) map[string]legQuality {
 
 func (s *Server) fetchCall(w http.ResponseWriter, r *request) error {
 	c, err := s.st.Call(r.ctx, r.account, r.p["CA"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, call(c))
-	return nil
+	return writeResult(w, http.StatusOK, call, c, err)
 }
 
 func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
@@ -120,11 +116,7 @@ func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]callJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, call(c))
-	}
-	r.writeList(w, "calls", out, len(out), pr, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid))
+	writePage(w, r, "calls", pr, items, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid), call)
 	return nil
 }
 
@@ -162,11 +154,7 @@ func (r *request) recording(x store.Recording) recordingMetaJSON {
 
 func (s *Server) fetchRecording(w http.ResponseWriter, r *request) error {
 	x, err := s.st.Recording(r.ctx, r.account, r.p["RE"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.recording(x))
-	return nil
+	return writeResult(w, http.StatusOK, r.recording, x, err)
 }
 
 func (s *Server) deleteRecording(w http.ResponseWriter, r *request) error {
@@ -207,15 +195,11 @@ func (s *Server) recordings(w http.ResponseWriter, r *request, callSid string) e
 	if err != nil {
 		return err
 	}
-	out := make([]recordingMetaJSON, 0, len(items))
-	for _, x := range items {
-		out = append(out, r.recording(x))
-	}
 	f := filters("CallSid", callSid)
 	if r.p["CA"] != "" {
 		f = nil
 	}
-	r.writeList(w, "recordings", out, len(out), pr, next, f)
+	writePage(w, r, "recordings", pr, items, next, f, r.recording)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/xtrunk/xtrunk/control/store"
@@ -10,35 +11,23 @@ import (
 // 2010-04-01: IncomingPhoneNumbers and OutgoingCallerIds.
 
 type numberJSON struct {
-	AccountSid             string            `json:"account_sid"`
-	AddressSid             *string           `json:"address_sid"`
-	AddressRequirements    string            `json:"address_requirements"`
-	APIVersion             string            `json:"api_version"`
-	Beta                   bool              `json:"beta"`
-	Capabilities           capabilitiesJSON  `json:"capabilities"`
-	DateCreated            string            `json:"date_created"`
-	DateUpdated            string            `json:"date_updated"`
-	FriendlyName           string            `json:"friendly_name"`
-	IdentitySid            *string           `json:"identity_sid"`
-	PhoneNumber            string            `json:"phone_number"`
-	Origin                 string            `json:"origin"`
-	Sid                    string            `json:"sid"`
-	SmsApplicationSid      *string           `json:"sms_application_sid"`
-	SmsFallbackMethod      string            `json:"sms_fallback_method"`
-	SmsFallbackURL         *string           `json:"sms_fallback_url"`
-	SmsMethod              string            `json:"sms_method"`
-	SmsURL                 *string           `json:"sms_url"`
-	StatusCallback         *string           `json:"status_callback"`
-	StatusCallbackMethod   string            `json:"status_callback_method"`
-	TrunkSid               *string           `json:"trunk_sid"`
-	URI                    string            `json:"uri"`
-	VoiceReceiveMode       string            `json:"voice_receive_mode"`
-	VoiceApplicationSid    *string           `json:"voice_application_sid"`
-	VoiceCallerIDLookup    bool              `json:"voice_caller_id_lookup"`
-	VoiceFallbackMethod    string            `json:"voice_fallback_method"`
-	VoiceFallbackURL       *string           `json:"voice_fallback_url"`
-	VoiceMethod            string            `json:"voice_method"`
-	VoiceURL               *string           `json:"voice_url"`
+	AccountSid          string           `json:"account_sid"`
+	AddressSid          *string          `json:"address_sid"`
+	AddressRequirements string           `json:"address_requirements"`
+	APIVersion          string           `json:"api_version"`
+	Beta                bool             `json:"beta"`
+	Capabilities        capabilitiesJSON `json:"capabilities"`
+	DateCreated         string           `json:"date_created"`
+	DateUpdated         string           `json:"date_updated"`
+	FriendlyName        string           `json:"friendly_name"`
+	IdentitySid         *string          `json:"identity_sid"`
+	PhoneNumber         string           `json:"phone_number"`
+	Origin              string           `json:"origin"`
+	Sid                 string           `json:"sid"`
+	numberSMSJSON
+	URI              string `json:"uri"`
+	VoiceReceiveMode string `json:"voice_receive_mode"`
+	numberVoiceJSON
 	EmergencyStatus        string            `json:"emergency_status"`
 	EmergencyAddressSid    *string           `json:"emergency_address_sid"`
 	EmergencyAddressStatus string            `json:"emergency_address_status"`
@@ -46,6 +35,39 @@ type numberJSON struct {
 	Status                 string            `json:"status"`
 	Type                   string            `json:"type"`
 	SubresourceURIs        map[string]string `json:"subresource_uris"`
+}
+
+// numberSMSJSON and numberVoiceJSON are the fields a phone number has
+// alike as an IncomingPhoneNumber (2010) and as a trunk's PhoneNumber (v1),
+// in the order both list them.
+type numberSMSJSON struct {
+	SmsApplicationSid    *string `json:"sms_application_sid"`
+	SmsFallbackMethod    string  `json:"sms_fallback_method"`
+	SmsFallbackURL       *string `json:"sms_fallback_url"`
+	SmsMethod            string  `json:"sms_method"`
+	SmsURL               *string `json:"sms_url"`
+	StatusCallback       *string `json:"status_callback"`
+	StatusCallbackMethod string  `json:"status_callback_method"`
+	TrunkSid             *string `json:"trunk_sid"`
+}
+
+type numberVoiceJSON struct {
+	VoiceApplicationSid *string `json:"voice_application_sid"`
+	VoiceCallerIDLookup bool    `json:"voice_caller_id_lookup"`
+	VoiceFallbackMethod string  `json:"voice_fallback_method"`
+	VoiceFallbackURL    *string `json:"voice_fallback_url"`
+	VoiceMethod         string  `json:"voice_method"`
+	VoiceURL            *string `json:"voice_url"`
+}
+
+func numberSMS(n store.PhoneNumber) numberSMSJSON {
+	return numberSMSJSON{SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
+		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid)}
+}
+
+func numberVoice(n store.PhoneNumber) numberVoiceJSON {
+	return numberVoiceJSON{VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod,
+		VoiceFallbackURL: nz(n.VoiceFallbackURL), VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL)}
 }
 
 // numberType is Twilio's local/tollfree (xtrunk does not know mobile
@@ -64,10 +86,8 @@ func number(n store.PhoneNumber) numberJSON {
 	return numberJSON{
 		AccountSid: n.AccountSid, AddressRequirements: "none", APIVersion: apiVersion, Capabilities: capabilitiesJSON{Voice: true},
 		DateCreated: rfc2822(n.Created), DateUpdated: rfc2822(n.Updated), FriendlyName: n.FriendlyName, PhoneNumber: n.PhoneNumber,
-		Origin: "hosted", Sid: n.Sid, SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
-		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid), URI: u + ".json",
-		VoiceReceiveMode: "voice", VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod,
-		VoiceFallbackURL: nz(n.VoiceFallbackURL), VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL),
+		Origin: "hosted", Sid: n.Sid, numberSMSJSON: numberSMS(n), URI: u + ".json",
+		VoiceReceiveMode: "voice", numberVoiceJSON: numberVoice(n),
 		EmergencyStatus: "Inactive", EmergencyAddressStatus: "unregistered", Status: "in-use", Type: numberType(n.PhoneNumber),
 		SubresourceURIs: map[string]string{"assigned_add_ons": u + "/AssignedAddOns.json"},
 	}
@@ -112,20 +132,12 @@ func (s *Server) createNumber(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	n, err := s.st.CreatePhoneNumber(r.ctx, n)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, number(n))
-	return nil
+	return writeResult(w, http.StatusCreated, number, n, err)
 }
 
 func (s *Server) fetchNumber(w http.ResponseWriter, r *request) error {
 	n, err := s.st.PhoneNumber(r.ctx, r.account, r.p["PN"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, number(n))
-	return nil
+	return writeResult(w, http.StatusOK, number, n, err)
 }
 
 // updateNumber updates a number; an AccountSid other than the path's
@@ -151,25 +163,28 @@ func (s *Server) updateNumber(w http.ResponseWriter, r *request) error {
 		}
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, number(n))
-	return nil
+	return writeResult(w, http.StatusOK, number, n, err)
 }
 
 func (s *Server) deleteNumber(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeletePhoneNumber(r.ctx, r.account, r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeletePhoneNumber(r.ctx, r.account, r.p["PN"]))
+}
+
+// numberFilter reads the filters both lists of numbers take.
+func (p *params) numberFilter() store.NumberFilter {
+	var f store.NumberFilter
+	p.setStr(&f.PhoneNumber, "PhoneNumber", 32)
+	p.setStr(&f.FriendlyName, "FriendlyName", 0)
+	return f
+}
+
+// numberFilters is f in paging URLs.
+func numberFilters(f store.NumberFilter) url.Values {
+	return filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName)
 }
 
 func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
-	var f store.NumberFilter
-	r.form.setStr(&f.PhoneNumber, "PhoneNumber", 32)
-	r.form.setStr(&f.FriendlyName, "FriendlyName", 0)
+	f := r.form.numberFilter()
 	pr := r.form.page()
 	if r.form.err != nil {
 		return r.form.err
@@ -178,11 +193,7 @@ func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]numberJSON, 0, len(items))
-	for _, n := range items {
-		out = append(out, number(n))
-	}
-	r.writeList(w, "incoming_phone_numbers", out, len(out), pr, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName))
+	writePage(w, r, "incoming_phone_numbers", pr, items, next, numberFilters(f), number)
 	return nil
 }
 
@@ -232,11 +243,7 @@ func (s *Server) createCallerID(w http.ResponseWriter, r *request) error {
 
 func (s *Server) fetchCallerID(w http.ResponseWriter, r *request) error {
 	c, err := s.st.CallerID(r.ctx, r.account, r.p["PN"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, callerID(c))
-	return nil
+	return writeResult(w, http.StatusOK, callerID, c, err)
 }
 
 func (s *Server) updateCallerID(w http.ResponseWriter, r *request) error {
@@ -245,25 +252,15 @@ func (s *Server) updateCallerID(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	c, err := s.st.RenameCallerID(r.ctx, r.account, r.p["PN"], name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, callerID(c))
-	return nil
+	return writeResult(w, http.StatusOK, callerID, c, err)
 }
 
 func (s *Server) deleteCallerID(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteCallerID(r.ctx, r.account, r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteCallerID(r.ctx, r.account, r.p["PN"]))
 }
 
 func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
-	var f store.NumberFilter
-	r.form.setStr(&f.PhoneNumber, "PhoneNumber", 32)
-	r.form.setStr(&f.FriendlyName, "FriendlyName", 0)
+	f := r.form.numberFilter()
 	pr := r.form.page()
 	if r.form.err != nil {
 		return r.form.err
@@ -272,10 +269,6 @@ func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]callerIDJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, callerID(c))
-	}
-	r.writeList(w, "outgoing_caller_ids", out, len(out), pr, next, filters("PhoneNumber", f.PhoneNumber, "FriendlyName", f.FriendlyName))
+	writePage(w, r, "outgoing_caller_ids", pr, items, next, numberFilters(f), callerID)
 	return nil
 }

@@ -57,6 +57,34 @@ func pageQuery(filters url.Values, size, page int, token string) string {
 	return q.Encode()
 }
 
+// writeResult answers a handler's store call: err, or v rendered with
+// status.
+func writeResult[T, J any](w http.ResponseWriter, status int, render func(T) J, v T, err error) error {
+	if err != nil {
+		return err
+	}
+	writeJSON(w, status, render(v))
+	return nil
+}
+
+// noContent answers a DELETE: err, or 204 without a body.
+func noContent(w http.ResponseWriter, err error) error {
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// writePage renders one page of items, each through render (see writeList).
+func writePage[T, J any](w http.ResponseWriter, r *request, key string, pr pageReq, items []T, next string, filters url.Values, render func(T) J) {
+	out := make([]J, 0, len(items))
+	for _, x := range items {
+		out = append(out, render(x))
+	}
+	r.writeList(w, key, out, len(out), pr, next, filters)
+}
+
 // writeList renders one page of a list: v1 with a "meta" block of absolute
 // URLs, 2010 with top-level relative URIs. items must be a slice (an empty
 // one renders as []).

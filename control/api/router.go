@@ -36,27 +36,28 @@ func r2010(path string, m map[string]handler) route {
 }
 
 func (s *Server) table() []route {
+	acls, cls := ipACLs(s.st), credentialLists(s.st)
 	return []route{
 		r1("/v1/Trunks", map[string]handler{get: s.listTrunks, post: s.createTrunk}),
 		r1("/v1/Trunks/TK*", map[string]handler{get: s.fetchTrunk, post: s.updateTrunk, del: s.deleteTrunk}),
 		r1("/v1/Trunks/TK*/OriginationUrls", map[string]handler{get: s.listOriginationURLs, post: s.createOriginationURL}),
 		r1("/v1/Trunks/TK*/OriginationUrls/OU*", map[string]handler{get: s.fetchOriginationURL, post: s.updateOriginationURL, del: s.deleteOriginationURL}),
-		r1("/v1/Trunks/TK*/IpAccessControlLists", map[string]handler{get: s.listTrunkACLs, post: s.attachTrunkACL}),
-		r1("/v1/Trunks/TK*/IpAccessControlLists/AL*", map[string]handler{get: s.fetchTrunkACL, del: s.detachTrunkACL}),
-		r1("/v1/Trunks/TK*/CredentialLists", map[string]handler{get: s.listTrunkCLs, post: s.attachTrunkCL}),
-		r1("/v1/Trunks/TK*/CredentialLists/CL*", map[string]handler{get: s.fetchTrunkCL, del: s.detachTrunkCL}),
+		r1("/v1/Trunks/TK*/IpAccessControlLists", map[string]handler{get: acls.listOnTrunkHandler, post: acls.attachHandler}),
+		r1("/v1/Trunks/TK*/IpAccessControlLists/AL*", map[string]handler{get: acls.fetchOnTrunkHandler, del: acls.detachHandler}),
+		r1("/v1/Trunks/TK*/CredentialLists", map[string]handler{get: cls.listOnTrunkHandler, post: cls.attachHandler}),
+		r1("/v1/Trunks/TK*/CredentialLists/CL*", map[string]handler{get: cls.fetchOnTrunkHandler, del: cls.detachHandler}),
 		r1("/v1/Trunks/TK*/PhoneNumbers", map[string]handler{get: s.listTrunkNumbers, post: s.associateNumber}),
 		r1("/v1/Trunks/TK*/PhoneNumbers/PN*", map[string]handler{get: s.fetchTrunkNumber, del: s.disassociateNumber}),
 		r1("/v1/Trunks/TK*/Recording", map[string]handler{get: s.fetchRecordingSettings, post: s.updateRecordingSettings}),
 
 		r2010("/Accounts", map[string]handler{get: s.listAccounts, post: s.createAccount}),
 		r2010("/Accounts/AC*", map[string]handler{get: s.fetchAccount, post: s.updateAccount}),
-		r2010("/Accounts/AC*/SIP/IpAccessControlLists", map[string]handler{get: s.listACLs, post: s.createACL}),
-		r2010("/Accounts/AC*/SIP/IpAccessControlLists/AL*", map[string]handler{get: s.fetchACL, post: s.updateACL, del: s.deleteACL}),
+		r2010("/Accounts/AC*/SIP/IpAccessControlLists", map[string]handler{get: acls.listHandler, post: acls.createHandler}),
+		r2010("/Accounts/AC*/SIP/IpAccessControlLists/AL*", map[string]handler{get: acls.fetchHandler, post: acls.updateHandler, del: acls.deleteHandler}),
 		r2010("/Accounts/AC*/SIP/IpAccessControlLists/AL*/IpAddresses", map[string]handler{get: s.listIPs, post: s.createIP}),
 		r2010("/Accounts/AC*/SIP/IpAccessControlLists/AL*/IpAddresses/IP*", map[string]handler{get: s.fetchIP, post: s.updateIP, del: s.deleteIP}),
-		r2010("/Accounts/AC*/SIP/CredentialLists", map[string]handler{get: s.listCLs, post: s.createCL}),
-		r2010("/Accounts/AC*/SIP/CredentialLists/CL*", map[string]handler{get: s.fetchCL, post: s.updateCL, del: s.deleteCL}),
+		r2010("/Accounts/AC*/SIP/CredentialLists", map[string]handler{get: cls.listHandler, post: cls.createHandler}),
+		r2010("/Accounts/AC*/SIP/CredentialLists/CL*", map[string]handler{get: cls.fetchHandler, post: cls.updateHandler, del: cls.deleteHandler}),
 		r2010("/Accounts/AC*/SIP/CredentialLists/CL*/Credentials", map[string]handler{get: s.listCredentials, post: s.createCredential}),
 		r2010("/Accounts/AC*/SIP/CredentialLists/CL*/Credentials/CR*", map[string]handler{get: s.fetchCredential, post: s.updateCredential, del: s.deleteCredential}),
 		r2010("/Accounts/AC*/IncomingPhoneNumbers", map[string]handler{get: s.listNumbers, post: s.createNumber}),

@@ -47,20 +47,12 @@ func (s *Server) createAccount(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	a, err := s.st.CreateSubaccount(r.ctx, r.auth.Sid, name, typ)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, account(a))
-	return nil
+	return writeResult(w, http.StatusCreated, account, a, err)
 }
 
 func (s *Server) fetchAccount(w http.ResponseWriter, r *request) error {
 	a, err := s.st.Account(r.ctx, r.account)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, account(a))
-	return nil
+	return writeResult(w, http.StatusOK, account, a, err)
 }
 
 func (s *Server) updateAccount(w http.ResponseWriter, r *request) error {
@@ -69,11 +61,7 @@ func (s *Server) updateAccount(w http.ResponseWriter, r *request) error {
 		r.form.setStr(&a.Status, "Status", 0)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, account(a))
-	return nil
+	return writeResult(w, http.StatusOK, account, a, err)
 }
 
 func (s *Server) listAccounts(w http.ResponseWriter, r *request) error {
@@ -88,11 +76,7 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]accountJSON, 0, len(items))
-	for _, a := range items {
-		out = append(out, account(a))
-	}
-	r.writeList(w, "accounts", out, len(out), pr, next, filters("FriendlyName", f.FriendlyName, "Status", f.Status))
+	writePage(w, r, "accounts", pr, items, next, filters("FriendlyName", f.FriendlyName, "Status", f.Status), account)
 	return nil
 }
 
@@ -122,74 +106,6 @@ func sipList(l store.NamedList, kind, sub, subKey string) sipListJSON {
 	u := acctURI(l.AccountSid) + "/SIP/" + kind + "/" + l.Sid
 	return sipListJSON{Sid: l.Sid, AccountSid: l.AccountSid, FriendlyName: l.FriendlyName, DateCreated: rfc2822(l.Created),
 		DateUpdated: rfc2822(l.Updated), SubresourceURIs: map[string]string{subKey: u + "/" + sub + ".json"}, URI: u + ".json"}
-}
-
-func acl(l store.NamedList) sipListJSON {
-	return sipList(l, "IpAccessControlLists", "IpAddresses", "ip_addresses")
-}
-
-func cl(l store.NamedList) sipListJSON {
-	return sipList(l, "CredentialLists", "Credentials", "credentials")
-}
-
-func (s *Server) createACL(w http.ResponseWriter, r *request) error {
-	name := r.form.required("FriendlyName", 0)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.CreateIPAccessControlList(r.ctx, r.account, name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, acl(l))
-	return nil
-}
-
-func (s *Server) fetchACL(w http.ResponseWriter, r *request) error {
-	l, err := s.st.IPAccessControlList(r.ctx, r.account, r.p["AL"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, acl(l))
-	return nil
-}
-
-func (s *Server) updateACL(w http.ResponseWriter, r *request) error {
-	name := r.form.required("FriendlyName", 0)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.RenameIPAccessControlList(r.ctx, r.account, r.p["AL"], name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, acl(l))
-	return nil
-}
-
-func (s *Server) deleteACL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteIPAccessControlList(r.ctx, r.account, r.p["AL"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listACLs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListIPAccessControlLists(r.ctx, r.account, pr.Page)
-	if err != nil {
-		return err
-	}
-	out := make([]sipListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, acl(l))
-	}
-	r.writeList(w, "ip_access_control_lists", out, len(out), pr, next, nil)
-	return nil
 }
 
 type ipJSON struct {
@@ -225,20 +141,12 @@ func (s *Server) createIP(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	a, err := s.st.CreateIPAddress(r.ctx, a)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, ip(a))
-	return nil
+	return writeResult(w, http.StatusCreated, ip, a, err)
 }
 
 func (s *Server) fetchIP(w http.ResponseWriter, r *request) error {
 	a, err := s.st.IPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ip(a))
-	return nil
+	return writeResult(w, http.StatusOK, ip, a, err)
 }
 
 func (s *Server) updateIP(w http.ResponseWriter, r *request) error {
@@ -249,19 +157,11 @@ func (s *Server) updateIP(w http.ResponseWriter, r *request) error {
 		r.form.ip(a)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ip(a))
-	return nil
+	return writeResult(w, http.StatusOK, ip, a, err)
 }
 
 func (s *Server) deleteIP(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteIPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteIPAddress(r.ctx, r.account, r.p["AL"], r.p["IP"]))
 }
 
 func (s *Server) listIPs(w http.ResponseWriter, r *request) error {
@@ -273,71 +173,7 @@ func (s *Server) listIPs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]ipJSON, 0, len(items))
-	for _, a := range items {
-		out = append(out, ip(a))
-	}
-	r.writeList(w, "ip_addresses", out, len(out), pr, next, nil)
-	return nil
-}
-
-func (s *Server) createCL(w http.ResponseWriter, r *request) error {
-	name := r.form.required("FriendlyName", 0)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.CreateCredentialList(r.ctx, r.account, name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, cl(l))
-	return nil
-}
-
-func (s *Server) fetchCL(w http.ResponseWriter, r *request) error {
-	l, err := s.st.CredentialList(r.ctx, r.account, r.p["CL"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, cl(l))
-	return nil
-}
-
-func (s *Server) updateCL(w http.ResponseWriter, r *request) error {
-	name := r.form.required("FriendlyName", 0)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.RenameCredentialList(r.ctx, r.account, r.p["CL"], name)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, cl(l))
-	return nil
-}
-
-func (s *Server) deleteCL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteCredentialList(r.ctx, r.account, r.p["CL"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listCLs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListCredentialLists(r.ctx, r.account, pr.Page)
-	if err != nil {
-		return err
-	}
-	out := make([]sipListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, cl(l))
-	}
-	r.writeList(w, "credential_lists", out, len(out), pr, next, nil)
+	writePage(w, r, "ip_addresses", pr, items, next, nil, ip)
 	return nil
 }
 
@@ -365,20 +201,12 @@ func (s *Server) createCredential(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	c, err := s.st.CreateCredential(r.ctx, r.account, r.p["CL"], user, pass)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, credential(c))
-	return nil
+	return writeResult(w, http.StatusCreated, credential, c, err)
 }
 
 func (s *Server) fetchCredential(w http.ResponseWriter, r *request) error {
 	c, err := s.st.Credential(r.ctx, r.account, r.p["CL"], r.p["CR"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, credential(c))
-	return nil
+	return writeResult(w, http.StatusOK, credential, c, err)
 }
 
 func (s *Server) updateCredential(w http.ResponseWriter, r *request) error {
@@ -403,11 +231,7 @@ func (s *Server) updateCredential(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) deleteCredential(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteCredential(r.ctx, r.account, r.p["CL"], r.p["CR"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteCredential(r.ctx, r.account, r.p["CL"], r.p["CR"]))
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *request) error {
@@ -419,10 +243,6 @@ func (s *Server) listCredentials(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]credentialJSON, 0, len(items))
-	for _, c := range items {
-		out = append(out, credential(c))
-	}
-	r.writeList(w, "credentials", out, len(out), pr, next, nil)
+	writePage(w, r, "credentials", pr, items, next, nil, credential)
 	return nil
 }

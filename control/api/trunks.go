@@ -75,20 +75,12 @@ func (s *Server) createTrunk(w http.ResponseWriter, r *request) error {
 		return r.form.err
 	}
 	t, err := s.st.CreateTrunk(r.ctx, t)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusCreated, r.trunk, t, err)
 }
 
 func (s *Server) fetchTrunk(w http.ResponseWriter, r *request) error {
 	t, err := s.st.Trunk(r.ctx, r.account, r.p["TK"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusOK, r.trunk, t, err)
 }
 
 func (s *Server) updateTrunk(w http.ResponseWriter, r *request) error {
@@ -96,19 +88,11 @@ func (s *Server) updateTrunk(w http.ResponseWriter, r *request) error {
 		r.form.trunk(t)
 		return r.form.err
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunk(t))
-	return nil
+	return writeResult(w, http.StatusOK, r.trunk, t, err)
 }
 
 func (s *Server) deleteTrunk(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteTrunk(r.ctx, r.account, r.p["TK"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteTrunk(r.ctx, r.account, r.p["TK"]))
 }
 
 func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
@@ -120,11 +104,7 @@ func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]trunkJSON, 0, len(items))
-	for _, t := range items {
-		out = append(out, r.trunk(t))
-	}
-	r.writeList(w, "trunks", out, len(out), pr, next, nil)
+	writePage(w, r, "trunks", pr, items, next, nil, r.trunk)
 	return nil
 }
 
@@ -189,20 +169,12 @@ func (s *Server) createOriginationURL(w http.ResponseWriter, r *request) error {
 		return err
 	}
 	o, err := s.st.CreateOriginationURL(r.ctx, o)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusCreated, r.origination, o, err)
 }
 
 func (s *Server) fetchOriginationURL(w http.ResponseWriter, r *request) error {
 	o, err := s.st.OriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusOK, r.origination, o, err)
 }
 
 func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
@@ -213,19 +185,11 @@ func (s *Server) updateOriginationURL(w http.ResponseWriter, r *request) error {
 		}
 		return s.checkOriginationTarget(r.ctx, o.SipURL)
 	})
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.origination(o))
-	return nil
+	return writeResult(w, http.StatusOK, r.origination, o, err)
 }
 
 func (s *Server) deleteOriginationURL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DeleteOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DeleteOriginationURL(r.ctx, r.account, r.p["TK"], r.p["OU"]))
 }
 
 func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
@@ -237,11 +201,7 @@ func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]originationJSON, 0, len(items))
-	for _, o := range items {
-		out = append(out, r.origination(o))
-	}
-	r.writeList(w, "origination_urls", out, len(out), pr, next, nil)
+	writePage(w, r, "origination_urls", pr, items, next, nil, r.origination)
 	return nil
 }
 
@@ -261,100 +221,6 @@ func (r *request) trunkList(l store.NamedList, sub string) trunkListJSON {
 		DateCreated: v1Time(l.Created), DateUpdated: v1Time(l.Updated), URL: r.base + "/v1/Trunks/" + l.TrunkSid + "/" + sub + "/" + l.Sid}
 }
 
-func (s *Server) attachTrunkACL(w http.ResponseWriter, r *request) error {
-	sid := r.form.sid("IpAccessControlListSid", store.PrefixIPACL)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.AttachIPAccessControlList(r.ctx, r.account, r.p["TK"], sid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.trunkList(l, "IpAccessControlLists"))
-	return nil
-}
-
-func (s *Server) fetchTrunkACL(w http.ResponseWriter, r *request) error {
-	l, err := s.st.TrunkIPAccessControlList(r.ctx, r.account, r.p["TK"], r.p["AL"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunkList(l, "IpAccessControlLists"))
-	return nil
-}
-
-func (s *Server) detachTrunkACL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DetachIPAccessControlList(r.ctx, r.account, r.p["TK"], r.p["AL"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listTrunkACLs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListTrunkIPAccessControlLists(r.ctx, r.account, r.p["TK"], pr.Page)
-	if err != nil {
-		return err
-	}
-	out := make([]trunkListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, r.trunkList(l, "IpAccessControlLists"))
-	}
-	r.writeList(w, "ip_access_control_lists", out, len(out), pr, next, nil)
-	return nil
-}
-
-func (s *Server) attachTrunkCL(w http.ResponseWriter, r *request) error {
-	sid := r.form.sid("CredentialListSid", store.PrefixCredentialList)
-	if r.form.err != nil {
-		return r.form.err
-	}
-	l, err := s.st.AttachCredentialList(r.ctx, r.account, r.p["TK"], sid)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, r.trunkList(l, "CredentialLists"))
-	return nil
-}
-
-func (s *Server) fetchTrunkCL(w http.ResponseWriter, r *request) error {
-	l, err := s.st.TrunkCredentialList(r.ctx, r.account, r.p["TK"], r.p["CL"])
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, r.trunkList(l, "CredentialLists"))
-	return nil
-}
-
-func (s *Server) detachTrunkCL(w http.ResponseWriter, r *request) error {
-	if err := s.st.DetachCredentialList(r.ctx, r.account, r.p["TK"], r.p["CL"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
-}
-
-func (s *Server) listTrunkCLs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListTrunkCredentialLists(r.ctx, r.account, r.p["TK"], pr.Page)
-	if err != nil {
-		return err
-	}
-	out := make([]trunkListJSON, 0, len(items))
-	for _, l := range items {
-		out = append(out, r.trunkList(l, "CredentialLists"))
-	}
-	r.writeList(w, "credential_lists", out, len(out), pr, next, nil)
-	return nil
-}
-
 type capabilitiesJSON struct {
 	Voice bool `json:"voice"`
 	SMS   bool `json:"sms"`
@@ -364,32 +230,20 @@ type capabilitiesJSON struct {
 
 // trunkNumberJSON is Trunking v1's PhoneNumber.
 type trunkNumberJSON struct {
-	AccountSid           string            `json:"account_sid"`
-	AddressRequirements  string            `json:"address_requirements"`
-	APIVersion           string            `json:"api_version"`
-	Beta                 bool              `json:"beta"`
-	Capabilities         capabilitiesJSON  `json:"capabilities"`
-	DateCreated          string            `json:"date_created"`
-	DateUpdated          string            `json:"date_updated"`
-	FriendlyName         *string           `json:"friendly_name"`
-	Links                map[string]string `json:"links"`
-	PhoneNumber          string            `json:"phone_number"`
-	Sid                  string            `json:"sid"`
-	SmsApplicationSid    *string           `json:"sms_application_sid"`
-	SmsFallbackMethod    string            `json:"sms_fallback_method"`
-	SmsFallbackURL       *string           `json:"sms_fallback_url"`
-	SmsMethod            string            `json:"sms_method"`
-	SmsURL               *string           `json:"sms_url"`
-	StatusCallback       *string           `json:"status_callback"`
-	StatusCallbackMethod string            `json:"status_callback_method"`
-	TrunkSid             *string           `json:"trunk_sid"`
-	URL                  string            `json:"url"`
-	VoiceApplicationSid  *string           `json:"voice_application_sid"`
-	VoiceCallerIDLookup  bool              `json:"voice_caller_id_lookup"`
-	VoiceFallbackMethod  string            `json:"voice_fallback_method"`
-	VoiceFallbackURL     *string           `json:"voice_fallback_url"`
-	VoiceMethod          string            `json:"voice_method"`
-	VoiceURL             *string           `json:"voice_url"`
+	AccountSid          string            `json:"account_sid"`
+	AddressRequirements string            `json:"address_requirements"`
+	APIVersion          string            `json:"api_version"`
+	Beta                bool              `json:"beta"`
+	Capabilities        capabilitiesJSON  `json:"capabilities"`
+	DateCreated         string            `json:"date_created"`
+	DateUpdated         string            `json:"date_updated"`
+	FriendlyName        *string           `json:"friendly_name"`
+	Links               map[string]string `json:"links"`
+	PhoneNumber         string            `json:"phone_number"`
+	Sid                 string            `json:"sid"`
+	numberSMSJSON
+	URL string `json:"url"`
+	numberVoiceJSON
 }
 
 func (r *request) trunkNumber(n store.PhoneNumber, trunk string) trunkNumberJSON {
@@ -397,11 +251,8 @@ func (r *request) trunkNumber(n store.PhoneNumber, trunk string) trunkNumberJSON
 		AccountSid: n.AccountSid, AddressRequirements: "none", APIVersion: apiVersion, Capabilities: capabilitiesJSON{Voice: true},
 		DateCreated: v1Time(n.Created), DateUpdated: v1Time(n.Updated), FriendlyName: nz(n.FriendlyName),
 		Links:       map[string]string{"phone_number": r.base + "/2010-04-01/Accounts/" + n.AccountSid + "/IncomingPhoneNumbers/" + n.Sid + ".json"},
-		PhoneNumber: n.PhoneNumber, Sid: n.Sid, SmsFallbackMethod: "POST", SmsMethod: n.SmsMethod, SmsURL: nz(n.SmsURL),
-		StatusCallback: nz(n.StatusCallback), StatusCallbackMethod: n.StatusCallbackMethod, TrunkSid: nz(n.TrunkSid),
-		URL:                 r.base + "/v1/Trunks/" + trunk + "/PhoneNumbers/" + n.Sid,
-		VoiceCallerIDLookup: n.VoiceCallerIDLookup, VoiceFallbackMethod: n.VoiceFallbackMethod, VoiceFallbackURL: nz(n.VoiceFallbackURL),
-		VoiceMethod: n.VoiceMethod, VoiceURL: nz(n.VoiceURL),
+		PhoneNumber: n.PhoneNumber, Sid: n.Sid, numberSMSJSON: numberSMS(n),
+		URL: r.base + "/v1/Trunks/" + trunk + "/PhoneNumbers/" + n.Sid, numberVoiceJSON: numberVoice(n),
 	}
 }
 
@@ -428,11 +279,7 @@ func (s *Server) fetchTrunkNumber(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) disassociateNumber(w http.ResponseWriter, r *request) error {
-	if err := s.st.DisassociatePhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"]); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return noContent(w, s.st.DisassociatePhoneNumber(r.ctx, r.account, r.p["TK"], r.p["PN"]))
 }
 
 func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
@@ -444,10 +291,6 @@ func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
 	if err != nil {
 		return err
 	}
-	out := make([]trunkNumberJSON, 0, len(items))
-	for _, n := range items {
-		out = append(out, r.trunkNumber(n, r.p["TK"]))
-	}
-	r.writeList(w, "phone_numbers", out, len(out), pr, next, nil)
+	writePage(w, r, "phone_numbers", pr, items, next, nil, func(n store.PhoneNumber) trunkNumberJSON { return r.trunkNumber(n, r.p["TK"]) })
 	return nil
 }

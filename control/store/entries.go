@@ -71,10 +71,7 @@ func (s *Store) CreateIPAddress(ctx context.Context, a IPAddress) (IPAddress, er
 		w.changed(a.AccountSid, "ip_address", a.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return IPAddress{}, err
-	}
-	return a, nil
+	return orZero(a, err)
 }
 
 const ipWhere = ` WHERE i.sid = ? AND i.acl_sid = ? AND i.account_sid = ?`
@@ -107,21 +104,14 @@ func (s *Store) UpdateIPAddress(ctx context.Context, account, acl, sid string, f
 		w.changed(account, "ip_address", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return IPAddress{}, err
-	}
-	return a, nil
+	return orZero(a, err)
 }
 
 // DeleteIPAddress removes one entry.
 func (s *Store) DeleteIPAddress(ctx context.Context, account, acl, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM ip_addresses WHERE sid = ? AND acl_sid = ? AND account_sid = ?`, sid, acl, account)
-		if err != nil {
+		if err := w.execOne("IpAddress", sid, `DELETE FROM ip_addresses WHERE sid = ? AND acl_sid = ? AND account_sid = ?`, sid, acl, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("IpAddress", sid)
 		}
 		w.changed(account, "ip_address", sid, "delete")
 		return nil
@@ -218,10 +208,7 @@ func (s *Store) CreateCredential(ctx context.Context, account, list, username, p
 		w.changed(account, "credential", c.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return Credential{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 const credWhere = ` WHERE c.sid = ? AND c.list_sid = ? AND c.account_sid = ?`
@@ -251,21 +238,14 @@ func (s *Store) SetCredentialPassword(ctx context.Context, account, list, sid, p
 		w.changed(account, "credential", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return Credential{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // DeleteCredential removes one credential.
 func (s *Store) DeleteCredential(ctx context.Context, account, list, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM credentials WHERE sid = ? AND list_sid = ? AND account_sid = ?`, sid, list, account)
-		if err != nil {
+		if err := w.execOne("Credential", sid, `DELETE FROM credentials WHERE sid = ? AND list_sid = ? AND account_sid = ?`, sid, list, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("Credential", sid)
 		}
 		w.changed(account, "credential", sid, "delete")
 		return nil

@@ -147,12 +147,8 @@ func (s *Store) attachList(ctx context.Context, k listKind, account, trunk, sid 
 
 func (s *Store) detachList(ctx context.Context, k listKind, account, trunk, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM `+k.assoc+` WHERE trunk_sid = ? AND `+k.assocCol+` = ? AND account_sid = ?`, trunk, sid, account)
-		if err != nil {
+		if err := w.execOne(k.what, sid, `DELETE FROM `+k.assoc+` WHERE trunk_sid = ? AND `+k.assocCol+` = ? AND account_sid = ?`, trunk, sid, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound(k.what, sid)
 		}
 		w.changed(account, "trunk", trunk, "update")
 		return nil

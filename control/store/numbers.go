@@ -113,10 +113,7 @@ func (s *Store) CreatePhoneNumber(ctx context.Context, n PhoneNumber) (PhoneNumb
 		w.changed(n.AccountSid, "phone_number", n.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 const numberWhere = ` WHERE n.sid = ? AND n.account_sid = ?`
@@ -244,21 +241,14 @@ func (s *Store) UpdatePhoneNumber(ctx context.Context, account, sid string, fn f
 		}
 		return w.saveNumber(n)
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 // DeletePhoneNumber releases one of account's numbers.
 func (s *Store) DeletePhoneNumber(ctx context.Context, account, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM phone_numbers WHERE sid = ? AND account_sid = ?`, sid, account)
-		if err != nil {
+		if err := w.execOne("IncomingPhoneNumber", sid, `DELETE FROM phone_numbers WHERE sid = ? AND account_sid = ?`, sid, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("IncomingPhoneNumber", sid)
 		}
 		w.changed(account, "phone_number", sid, "delete")
 		return nil
@@ -319,10 +309,7 @@ func (s *Store) AssociatePhoneNumber(ctx context.Context, account, trunk, sid st
 		n.TrunkSid, n.Updated = trunk, w.now
 		return w.saveNumber(n)
 	})
-	if err != nil {
-		return PhoneNumber{}, err
-	}
-	return n, nil
+	return orZero(n, err)
 }
 
 // DisassociatePhoneNumber takes a number off a trunk; it stays in the
@@ -447,10 +434,7 @@ func (s *Store) RequestCallerID(ctx context.Context, account, phone, name string
 		w.changed(account, "outgoing_caller_id", c.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return CallerID{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // VerifyCallerID confirms a pending caller ID with the code the callee
@@ -513,21 +497,14 @@ func (s *Store) RenameCallerID(ctx context.Context, account, sid, name string) (
 		w.changed(account, "outgoing_caller_id", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return CallerID{}, err
-	}
-	return c, nil
+	return orZero(c, err)
 }
 
 // DeleteCallerID removes one of account's caller IDs.
 func (s *Store) DeleteCallerID(ctx context.Context, account, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM outgoing_caller_ids WHERE sid = ? AND account_sid = ? AND verified = ?`, sid, account, true)
-		if err != nil {
+		if err := w.execOne("OutgoingCallerId", sid, `DELETE FROM outgoing_caller_ids WHERE sid = ? AND account_sid = ? AND verified = ?`, sid, account, true); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("OutgoingCallerId", sid)
 		}
 		w.changed(account, "outgoing_caller_id", sid, "delete")
 		return nil

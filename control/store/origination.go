@@ -73,10 +73,7 @@ func (s *Store) CreateOriginationURL(ctx context.Context, o OriginationURL) (Ori
 		w.changed(o.AccountSid, "origination_url", o.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return OriginationURL{}, err
-	}
-	return o, nil
+	return orZero(o, err)
 }
 
 // OriginationURL fetches one origination URL of account's trunk.
@@ -110,21 +107,14 @@ func (s *Store) UpdateOriginationURL(ctx context.Context, account, trunk, sid st
 		w.changed(account, "origination_url", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return OriginationURL{}, err
-	}
-	return o, nil
+	return orZero(o, err)
 }
 
 // DeleteOriginationURL removes one origination URL.
 func (s *Store) DeleteOriginationURL(ctx context.Context, account, trunk, sid string) error {
 	return s.write(ctx, func(w *wtx) error {
-		res, err := w.exec(`DELETE FROM origination_urls WHERE sid = ? AND trunk_sid = ? AND account_sid = ?`, sid, trunk, account)
-		if err != nil {
+		if err := w.execOne("OriginationUrl", sid, `DELETE FROM origination_urls WHERE sid = ? AND trunk_sid = ? AND account_sid = ?`, sid, trunk, account); err != nil {
 			return err
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return notFound("OriginationUrl", sid)
 		}
 		w.changed(account, "origination_url", sid, "delete")
 		return nil

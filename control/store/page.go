@@ -127,6 +127,18 @@ func list[T keyed](ctx context.Context, s *Store, spec listSpec, p Page, scan fu
 // get runs a single-row query and maps no rows to ErrNotFound.
 func get[T any](ctx context.Context, s *Store, what, sid string, query string, args []any, scan func(scanner) (T, error)) (T, error) {
 	v, err := scan(s.db.QueryRowContext(ctx, s.q(query), args...))
+	return found(v, err, what, sid)
+}
+
+// getTx is get inside a write transaction.
+func getTx[T any](w *wtx, what, sid string, query string, args []any, scan func(scanner) (T, error)) (T, error) {
+	v, err := scan(w.QueryRowContext(w.ctx, w.s.q(query), args...))
+	return found(v, err, what, sid)
+}
+
+// found is a single-row scan's result with no rows as what's sid not
+// found.
+func found[T any](v T, err error, what, sid string) (T, error) {
 	if err == sql.ErrNoRows {
 		var zero T
 		return zero, notFound(what, sid)
@@ -138,16 +150,25 @@ func get[T any](ctx context.Context, s *Store, what, sid string, query string, a
 	return v, nil
 }
 
-// getTx is get inside a write transaction.
-func getTx[T any](w *wtx, what, sid string, query string, args []any, scan func(scanner) (T, error)) (T, error) {
-	v, err := scan(w.QueryRowContext(w.ctx, w.s.q(query), args...))
-	if err == sql.ErrNoRows {
-		var zero T
-		return zero, notFound(what, sid)
-	}
+// orZero is v, or with err the zero value: a failed write hands back
+// nothing half made.
+func orZero[T any](v T, err error) (T, error) {
 	if err != nil {
 		var zero T
-		return zero, fmt.Errorf("store: %s: %w", what, err)
+		return zero, err
 	}
 	return v, nil
+}
+
+// execOne runs a statement that must touch a row (a DELETE by sid): none
+// is what's sid not found.
+func (w *wtx) execOne(what, sid, query string, args ...any) error {
+	res, err := w.exec(query, args...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(what, sid)
+	}
+	return nil
 }

@@ -171,10 +171,7 @@ func (s *Store) CreateTrunk(ctx context.Context, t Trunk) (Trunk, error) {
 		w.changed(t.AccountSid, "trunk", t.Sid, "create")
 		return nil
 	})
-	if err != nil {
-		return Trunk{}, err
-	}
-	return t, nil
+	return orZero(t, err)
 }
 
 func nullIfEmpty(s string) any {
@@ -248,10 +245,7 @@ func (s *Store) UpdateTrunk(ctx context.Context, account, sid string, fn func(*T
 		w.changed(account, "trunk", sid, "update")
 		return nil
 	})
-	if err != nil {
-		return Trunk{}, err
-	}
-	return t, nil
+	return orZero(t, err)
 }
 
 // DeleteTrunk deletes one of account's trunks with its origination URLs

@@ -15,9 +15,44 @@ func Parse(b []byte) (*Session, error) {
 	if i := strings.IndexByte(src, 0); i >= 0 {
 		return nil, fmt.Errorf("%w at line %d: NUL byte", ErrBadLine, strings.Count(src[:i], "\n")+1)
 	}
+	p := newParser(src)
+	for rest := src; rest != ""; {
+		var raw string
+		raw, rest = cutLine(rest)
+		if err := p.line(raw); err != nil {
+			return nil, err
+		}
+	}
+	if p.lineNo == 0 {
+		return nil, ErrNoVersion
+	}
+	p.lineNo++ // "before line N" for a missing o= or s= means end of input
+	if err := p.sectionEnd(); err != nil {
+		return nil, err
+	}
+	return p.s, nil
+}
 
-	// Size the shared backing arrays in one cheap pass, so the parse proper
-	// does not grow slices line by line.
+// parser is Parse's state: the session being built, the backing arrays its
+// sections share, and where the current section starts in them.
+type parser struct {
+	s       *Session
+	lines   []line
+	attrs   []Attr
+	formats []string
+	medias  []Media
+
+	cur      *Media // nil while in the session section
+	curLine  int    // line number of cur's m= line
+	secLines int    // start of the current section in lines
+	secAttrs int    // start of the current section in attrs
+	haveName bool
+	lineNo   int
+}
+
+// newParser sizes the shared backing arrays in one cheap pass, so the parse
+// proper does not grow slices line by line.
+func newParser(src string) parser {
 	var nMedia, nAttrs, nLines, nFormats int
 	for rest := src; rest != ""; {
 		var raw string
@@ -32,148 +67,169 @@ func Parse(b []byte) (*Session, error) {
 			nLines++
 		}
 	}
-
-	s := &Session{eol: "\r\n"}
-	lines := make([]line, 0, nLines)
-	attrs := make([]Attr, 0, nAttrs+attrSlack*(nMedia+1))
-	formats := make([]string, 0, nFormats)
-	var medias []Media
+	p := parser{
+		s:       &Session{eol: "\r\n"},
+		lines:   make([]line, 0, nLines),
+		attrs:   make([]Attr, 0, nAttrs+attrSlack*(nMedia+1)),
+		formats: make([]string, 0, nFormats),
+	}
 	if nMedia > 0 {
-		medias = make([]Media, nMedia)
-		s.Media = make([]*Media, 0, nMedia)
+		p.medias = make([]Media, nMedia)
+		p.s.Media = make([]*Media, 0, nMedia)
 	}
+	return p
+}
 
-	var (
-		cur        *Media // nil while in the session section
-		curLine    int    // line number of cur's m= line
-		secLines   int    // start of the current section in lines
-		secAttrs   int    // start of the current section in attrs
-		haveName   bool
-		lineNo     int
-		sectionEnd = func() error {
-			// The section's attributes keep attrSlack spare slots of the
-			// shared array as capacity; the next section starts after them.
-			end := min(len(attrs)+attrSlack, cap(attrs))
-			secAttrList := attrs[secAttrs:len(attrs):end]
-			secLineList := lines[secLines:len(lines):len(lines)]
-			attrs = attrs[:end]
-			if cur == nil {
-				s.lines, s.Attrs = secLineList, secAttrList
-				if s.oLine == 0 {
-					return fmt.Errorf("%w (before line %d)", ErrNoOrigin, lineNo)
-				}
-				if !haveName {
-					return fmt.Errorf("%w (before line %d)", ErrNoSessionName, lineNo)
-				}
-				s.dir = direction(s.Attrs)
-			} else {
-				cur.lines, cur.Attrs = secLineList, secAttrList
-				if cur.Port != 0 && !cur.Conn.IsValid() {
-					return fmt.Errorf("%w at line %d", ErrNoConnection, curLine)
-				}
-				cur.origConn = cur.Conn
-				cur.derive(s.dir)
-			}
-			secLines, secAttrs = len(lines), len(attrs)
-			return nil
+// line parses one line, terminator included.
+func (p *parser) line(raw string) error {
+	p.lineNo++
+	text, term := splitTerm(raw)
+	if p.lineNo == 1 {
+		if trimWS(text) != "v=0" {
+			return ErrNoVersion
 		}
-	)
+		if term != "" {
+			p.s.eol = term
+		}
+	}
+	if strings.IndexByte(text, '\r') >= 0 {
+		return fmt.Errorf("%w at line %d: CR inside the line", ErrBadLine, p.lineNo)
+	}
+	if isBlank(text) {
+		p.keep(raw)
+		return nil
+	}
+	if len(text) < 2 || text[1] != '=' || text[0] < 'a' || text[0] > 'z' {
+		return fmt.Errorf("%w at line %d: not <letter>=<value>", ErrBadLine, p.lineNo)
+	}
+	value := trimWS(text[2:])
 
-	for rest := src; rest != ""; {
-		var raw string
-		raw, rest = cutLine(rest)
-		lineNo++
-		text, term := splitTerm(raw)
-		if lineNo == 1 {
-			if trimWS(text) != "v=0" {
-				return nil, ErrNoVersion
-			}
-			if term != "" {
-				s.eol = term
-			}
+	var err error
+	switch text[0] {
+	case 'v':
+		if p.lineNo != 1 {
+			err = fmt.Errorf("%w at line %d: v= again", ErrBadLine, p.lineNo)
 		}
-		if strings.IndexByte(text, '\r') >= 0 {
-			return nil, fmt.Errorf("%w at line %d: CR inside the line", ErrBadLine, lineNo)
+	case 'o':
+		err = p.origin(value)
+	case 's':
+		if p.cur != nil {
+			err = fmt.Errorf("%w at line %d: s= inside a media section", ErrBadLine, p.lineNo)
 		}
-		if isBlank(text) {
-			lines = append(lines, line{raw: raw, at: len(attrs) - secAttrs})
-			continue
-		}
-		if len(text) < 2 || text[1] != '=' || text[0] < 'a' || text[0] > 'z' {
-			return nil, fmt.Errorf("%w at line %d: not <letter>=<value>", ErrBadLine, lineNo)
-		}
-		value := trimWS(text[2:])
+		p.haveName = true
+	case 'c':
+		err = p.conn(value)
+	case 'a':
+		return p.attr(raw, value)
+	case 'm':
+		return p.media(raw, value)
+	}
+	if err != nil {
+		return err
+	}
+	p.keep(raw)
+	return nil
+}
 
-		switch text[0] {
-		case 'v':
-			if lineNo != 1 {
-				return nil, fmt.Errorf("%w at line %d: v= again", ErrBadLine, lineNo)
-			}
-		case 'o':
-			if cur != nil {
-				return nil, fmt.Errorf("%w at line %d: o= inside a media section", ErrBadLine, lineNo)
-			}
-			if s.oLine > 0 {
-				return nil, fmt.Errorf("%w at line %d: second o=", ErrBadOrigin, lineNo)
-			}
-			o, ok := parseOrigin(value)
-			if !ok {
-				return nil, fmt.Errorf("%w at line %d", ErrBadOrigin, lineNo)
-			}
-			s.Origin, s.oLine = o, len(lines)-secLines+1
-		case 's':
-			if cur != nil {
-				return nil, fmt.Errorf("%w at line %d: s= inside a media section", ErrBadLine, lineNo)
-			}
-			haveName = true
-		case 'c':
-			addr, ok := parseConn(value, true)
-			if !ok {
-				return nil, fmt.Errorf("%w at line %d", ErrBadConnection, lineNo)
-			}
-			if cur == nil {
-				if s.cLine > 0 {
-					return nil, fmt.Errorf("%w at line %d: second c=", ErrBadConnection, lineNo)
-				}
-				s.Conn, s.origConn, s.cLine = addr, addr, len(lines)-secLines+1
-			} else {
-				if cur.cLine > 0 {
-					return nil, fmt.Errorf("%w at line %d: second c=", ErrBadConnection, lineNo)
-				}
-				cur.Conn, cur.cLine = addr, len(lines)-secLines+1
-			}
-		case 'a':
-			k, v, has := splitAttr(value)
-			if cur != nil && k == "rtcp" {
-				if _, _, ok := parseRTCP(v); !ok {
-					return nil, fmt.Errorf("%w at line %d", ErrBadRTCP, lineNo)
-				}
-			}
-			attrs = append(attrs, Attr{Key: k, Value: v, HasValue: has, raw: raw})
-			continue
-		case 'm':
-			if err := sectionEnd(); err != nil {
-				return nil, err
-			}
-			m := &medias[len(s.Media)]
-			if err := parseMLine(m, value, &formats); err != "" {
-				return nil, fmt.Errorf("%w at line %d: %s", ErrBadMedia, lineNo, err)
-			}
-			m.mline, m.Conn = raw, s.Conn
-			s.Media = append(s.Media, m)
-			cur, curLine = m, lineNo
-			continue
+// keep records a line of the current section that is not an attribute,
+// with how many of the section's attributes precede it.
+func (p *parser) keep(raw string) {
+	p.lines = append(p.lines, line{raw: raw, at: len(p.attrs) - p.secAttrs})
+}
+
+// sectionLine is the 1-based index in its section the next kept line gets.
+func (p *parser) sectionLine() int { return len(p.lines) - p.secLines + 1 }
+
+func (p *parser) origin(value string) error {
+	if p.cur != nil {
+		return fmt.Errorf("%w at line %d: o= inside a media section", ErrBadLine, p.lineNo)
+	}
+	if p.s.oLine > 0 {
+		return fmt.Errorf("%w at line %d: second o=", ErrBadOrigin, p.lineNo)
+	}
+	o, ok := parseOrigin(value)
+	if !ok {
+		return fmt.Errorf("%w at line %d", ErrBadOrigin, p.lineNo)
+	}
+	p.s.Origin, p.s.oLine = o, p.sectionLine()
+	return nil
+}
+
+func (p *parser) conn(value string) error {
+	addr, ok := parseConn(value, true)
+	if !ok {
+		return fmt.Errorf("%w at line %d", ErrBadConnection, p.lineNo)
+	}
+	if p.cur == nil {
+		if p.s.cLine > 0 {
+			return fmt.Errorf("%w at line %d: second c=", ErrBadConnection, p.lineNo)
 		}
-		lines = append(lines, line{raw: raw, at: len(attrs) - secAttrs})
+		p.s.Conn, p.s.origConn, p.s.cLine = addr, addr, p.sectionLine()
+		return nil
 	}
-	if lineNo == 0 {
-		return nil, ErrNoVersion
+	if p.cur.cLine > 0 {
+		return fmt.Errorf("%w at line %d: second c=", ErrBadConnection, p.lineNo)
 	}
-	lineNo++ // "before line N" for a missing o= or s= means end of input
-	if err := sectionEnd(); err != nil {
-		return nil, err
+	p.cur.Conn, p.cur.cLine = addr, p.sectionLine()
+	return nil
+}
+
+func (p *parser) attr(raw, value string) error {
+	k, v, has := splitAttr(value)
+	if p.cur != nil && k == "rtcp" {
+		if _, _, ok := parseRTCP(v); !ok {
+			return fmt.Errorf("%w at line %d", ErrBadRTCP, p.lineNo)
+		}
 	}
-	return s, nil
+	p.attrs = append(p.attrs, Attr{Key: k, Value: v, HasValue: has, raw: raw})
+	return nil
+}
+
+// media ends the current section and starts the one of an m= line.
+func (p *parser) media(raw, value string) error {
+	if err := p.sectionEnd(); err != nil {
+		return err
+	}
+	m := &p.medias[len(p.s.Media)]
+	if err := parseMLine(m, value, &p.formats); err != "" {
+		return fmt.Errorf("%w at line %d: %s", ErrBadMedia, p.lineNo, err)
+	}
+	m.mline, m.Conn = raw, p.s.Conn
+	p.s.Media = append(p.s.Media, m)
+	p.cur, p.curLine = m, p.lineNo
+	return nil
+}
+
+// sectionEnd closes the current section: it gets its slices of the shared
+// arrays and is checked for what it must have.
+func (p *parser) sectionEnd() error {
+	// The section's attributes keep attrSlack spare slots of the shared
+	// array as capacity; the next section starts after them.
+	end := min(len(p.attrs)+attrSlack, cap(p.attrs))
+	secAttrList := p.attrs[p.secAttrs:len(p.attrs):end]
+	secLineList := p.lines[p.secLines:len(p.lines):len(p.lines)]
+	p.attrs = p.attrs[:end]
+	if p.cur == nil {
+		s := p.s
+		s.lines, s.Attrs = secLineList, secAttrList
+		if s.oLine == 0 {
+			return fmt.Errorf("%w (before line %d)", ErrNoOrigin, p.lineNo)
+		}
+		if !p.haveName {
+			return fmt.Errorf("%w (before line %d)", ErrNoSessionName, p.lineNo)
+		}
+		s.dir = direction(s.Attrs)
+	} else {
+		cur := p.cur
+		cur.lines, cur.Attrs = secLineList, secAttrList
+		if cur.Port != 0 && !cur.Conn.IsValid() {
+			return fmt.Errorf("%w at line %d", ErrNoConnection, p.curLine)
+		}
+		cur.origConn = cur.Conn
+		cur.derive(p.s.dir)
+	}
+	p.secLines, p.secAttrs = len(p.lines), len(p.attrs)
+	return nil
 }
 
 // cutLine splits off the first line, terminator included.

@@ -19,9 +19,7 @@ type Ban struct {
 func (g *Guard) Bans() []Ban {
 	now := g.now().UnixNano()
 	var out []Ban
-	for i := range g.bans.shards {
-		sh := &g.bans.shards[i]
-		sh.mu.Lock()
+	g.bans.eachShard(func(sh *lruShard[netip.Addr, ban]) {
 		sweepBans(sh, now)
 		for k, j := range sh.idx {
 			b := sh.ents[j].val
@@ -34,21 +32,17 @@ func (g *Guard) Bans() []Ban {
 			}
 			out = append(out, Ban{Source: k.String(), Kind: kind, Until: time.Unix(0, b.until).UTC()})
 		}
-		sh.mu.Unlock()
-	}
+	})
 	sort.Slice(out, func(a, b int) bool { return out[a].Source < out[b].Source })
 	n := len(out)
-	for i := range g.prefixes.shards {
-		sh := &g.prefixes.shards[i]
-		sh.mu.Lock()
+	g.prefixes.eachShard(func(sh *lruShard[netip.Prefix, int64]) {
 		sweepUntil(sh, now)
 		for k, j := range sh.idx {
 			if until := sh.ents[j].val; now < until {
 				out = append(out, Ban{Source: k.String(), Kind: "prefix", Until: time.Unix(0, until).UTC()})
 			}
 		}
-		sh.mu.Unlock()
-	}
+	})
 	sort.Slice(out[n:], func(a, b int) bool { return out[n+a].Source < out[n+b].Source })
 	return out
 }

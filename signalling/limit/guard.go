@@ -545,20 +545,14 @@ func (g *Guard) Stats() GuardStats {
 	now := g.now().UnixNano()
 	st := GuardStats{Sources: g.src.len(), Evictions: g.src.evictions.Load() + g.fails.evictions.Load() + g.bans.evictions.Load(),
 		SourceBans: g.sourceBans.Load(), PrefixBans: g.prefixBans.Load()}
-	for i := range g.bans.shards {
-		sh := &g.bans.shards[i]
-		sh.mu.Lock()
+	g.bans.eachShard(func(sh *lruShard[netip.Addr, ban]) {
 		sweepBans(sh, now)
 		st.BannedSources += len(sh.idx)
-		sh.mu.Unlock()
-	}
-	for i := range g.prefixes.shards {
-		sh := &g.prefixes.shards[i]
-		sh.mu.Lock()
+	})
+	g.prefixes.eachShard(func(sh *lruShard[netip.Prefix, int64]) {
 		sweepUntil(sh, now)
 		st.BannedPrefixes += len(sh.idx)
-		sh.mu.Unlock()
-	}
+	})
 	return st
 }
 

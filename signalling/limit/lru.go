@@ -173,13 +173,19 @@ func (s *lruShard[K, V]) unlink(i int32) {
 // len is the number of entries in all shards.
 func (l *lru[K, V]) len() int {
 	n := 0
+	l.eachShard(func(s *lruShard[K, V]) { n += len(s.idx) })
+	return n
+}
+
+// eachShard calls f with each shard in turn, locked: for walks of the whole
+// table (metrics, an operator's listing), not for a request path.
+func (l *lru[K, V]) eachShard(f func(*lruShard[K, V])) {
 	for i := range l.shards {
 		s := &l.shards[i]
 		s.mu.Lock()
-		n += len(s.idx)
+		f(s)
 		s.mu.Unlock()
 	}
-	return n
 }
 
 // TTLSet is a bounded set of keys, each good until a time: for the

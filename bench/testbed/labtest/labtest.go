@@ -60,12 +60,17 @@ func NewLab(t testing.TB, opts ...testbed.Option) *testbed.Lab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	closeAtEnd(t, l)
+	return l
+}
+
+// closeAtEnd closes l when the test ends.
+func closeAtEnd(t testing.TB, l *testbed.Lab) {
 	t.Cleanup(func() {
 		if err := l.Close(); err != nil {
 			t.Errorf("closing lab %s: %v", l.Prefix, err)
 		}
 	})
-	return l
 }
 
 // NewTriangle builds a testbed.Triangle for a test and tears it down when
@@ -77,11 +82,7 @@ func NewTriangle(t testing.TB, opts ...testbed.Option) *testbed.Triangle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := tr.Lab.Close(); err != nil {
-			t.Errorf("closing lab %s: %v", tr.Lab.Prefix, err)
-		}
-	})
+	closeAtEnd(t, tr.Lab)
 	return tr
 }
 
