@@ -80,6 +80,10 @@ type Dataplane struct {
 	// calls per state change instead of 17.
 	chunkMu sync.Mutex
 	chunks  map[uint64]int
+	// blob is SaveCall's piece buffer (4 KiB, passed to the map update
+	// without a copy): one per Dataplane, not an allocation per save.
+	// Guarded by chunkMu.
+	blob relayXtrCallBlob
 }
 
 // layout is the version suffix of the map names (see maps.h).
@@ -422,15 +426,7 @@ func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
 // reads as zero.
 func (d *Dataplane) LegStats(k Key) (LegStats, error) {
 	per, err := d.leg(k)
-	var s LegStats
-	for _, c := range per {
-		s.Packets += c.Packets
-		s.Bytes += c.Bytes
-		s.Drops += c.Drops
-		s.RecLost += c.RecLost
-		s.LastNs = max(s.LastNs, c.LastNs)
-	}
-	return s, err
+	return legStats(per), err
 }
 
 // Quality reads the fast path's RFC 3550 statistics of key, merged over
@@ -441,6 +437,34 @@ func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
 	if err != nil {
 		return q, false, err
 	}
+	q, ok = legQuality(per)
+	return q, ok, nil
+}
+
+// LegFinal is LegStats and Quality from one read of key's per-CPU
+// counters: what a call's end reads of each of its sockets.
+func (d *Dataplane) LegFinal(k Key) (s LegStats, q Quality, ok bool, err error) {
+	per, err := d.leg(k)
+	if err != nil {
+		return s, q, false, err
+	}
+	q, ok = legQuality(per)
+	return legStats(per), q, ok, nil
+}
+
+func legStats(per []relayXtrLeg) LegStats {
+	var s LegStats
+	for _, c := range per {
+		s.Packets += c.Packets
+		s.Bytes += c.Bytes
+		s.Drops += c.Drops
+		s.RecLost += c.RecLost
+		s.LastNs = max(s.LastNs, c.LastNs)
+	}
+	return s
+}
+
+func legQuality(per []relayXtrLeg) (q Quality, ok bool) {
 	main := -1
 	for i, c := range per {
 		if c.Received > 0 && (main < 0 || c.Received > per[main].Received) {
@@ -448,7 +472,7 @@ func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
 		}
 	}
 	if main < 0 {
-		return q, false, nil
+		return q, false
 	}
 	m := per[main]
 	base, ext := m.BaseSeq, m.Cycles+m.MaxSeq
@@ -464,7 +488,7 @@ func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
 	q = Quality{SSRC: m.Ssrc, ClockRate: m.ClockRate, Received: received, BaseSeq: base, MaxSeqExt: ext,
 		Expected: uint64(ext-base) + 1, Jitter: m.Jitter >> 4}
 	q.Lost = int64(q.Expected) - int64(q.Received)
-	return q, true, nil
+	return q, true
 }
 
 // Reasons reads the per-reason exit counters, summed over CPUs.

@@ -186,7 +186,7 @@ func NewServer(h Handler, opts ...ServerOption) *Server {
 	return s
 }
 
-// job is one request on its way to a worker.
+// job is one request being answered.
 type job struct {
 	key  cacheKey       // key.cookie is msg's cookie
 	to   netip.AddrPort // the source as read, to reply to on a *net.UDPConn
@@ -199,32 +199,40 @@ type job struct {
 // error if conn fails (is closed, for instance). Serve does not close conn,
 // but on return because of ctx it leaves conn with a read deadline in the
 // past.
+//
+// Each of the server's workers reads a request and answers it itself: no
+// hand-off from a reader to a worker, which cost a goroutine wake-up (and,
+// with an idle CPU, a thread's) per request. When all are busy nobody
+// reads and the socket's receive buffer absorbs the excess.
 func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	stop := context.AfterFunc(ctx, func() {
-		// Unblocks the read; the past deadline makes every later read fail.
+		// Unblocks the reads; the past deadline makes every later read fail.
 		_ = conn.SetReadDeadline(time.Unix(1, 0))
 	})
 	defer stop()
 	s.allowSelf(conn)
 
-	jobs := make(chan job, s.workers)
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
 	for range s.workers {
 		wg.Go(func() {
-			var buf []byte
-			for j := range jobs {
-				buf = s.handle(ctx, conn, j, buf[:0])
+			if err := s.serve(ctx, conn); err != nil {
+				once.Do(func() { first = err })
 			}
 		})
 	}
-	err := s.read(ctx, conn, jobs)
-	close(jobs)
 	wg.Wait()
-	return err
+	return first
 }
 
-func (s *Server) read(ctx context.Context, conn net.PacketConn, jobs chan<- job) error {
+// serve is one worker: it reads requests and answers them until ctx is
+// done (nil) or conn fails.
+func (s *Server) serve(ctx context.Context, conn net.PacketConn) error {
 	buf := make([]byte, MaxDatagram)
+	var out []byte // the encoded reply, reused
 	udp, _ := conn.(*net.UDPConn)
 	var backoff time.Duration
 	for {
@@ -258,9 +266,7 @@ func (s *Server) read(ctx context.Context, conn net.PacketConn, jobs chan<- job)
 			continue
 		}
 		backoff = 0
-		if !s.dispatch(ctx, conn, jobs, buf[:n], to, addr) {
-			return nil
-		}
+		out = s.dispatch(ctx, conn, buf[:n], to, addr, out)
 	}
 }
 
@@ -272,18 +278,18 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return ap // zero for non-IP peers, which then share one cookie space
 }
 
-// dispatch answers a retransmit from the cache or queues a new request. It
-// returns false if ctx ended while waiting for a worker.
-func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- job, b []byte, to netip.AddrPort, addr net.Addr) bool {
+// dispatch answers a retransmit from the cache or a new request, encoding
+// the latter's reply into out (returned for reuse).
+func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, b []byte, to netip.AddrPort, addr net.Addr, out []byte) []byte {
 	from := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	if !s.allowed(from) {
-		return true
+		return out
 	}
 	i := bytes.IndexByte(b, ' ')
 	if i <= 0 {
 		// Without a cookie there is nothing to address a reply with.
 		s.log.Debug().Stringer("from", to).Int("len", len(b)).Msg("ng: dropping datagram without cookie")
-		return true
+		return out
 	}
 	cached, st, key := s.cache.begin(from, b[:i], time.Now())
 	switch st {
@@ -293,14 +299,10 @@ func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- 
 	case lookupPending:
 		s.log.Debug().Stringer("from", from).Str("cookie", key.cookie).Msg("ng: retransmit of a request in progress, dropped")
 	case lookupNew:
-		select {
-		case jobs <- job{key: key, to: to, addr: addr, msg: string(b)}:
-		case <-ctx.Done():
-			s.cache.finish(key, nil, time.Now())
-			return false
-		}
+		// the request is copied: the handler may keep its strings
+		out = s.handle(ctx, conn, job{key: key, to: to, addr: addr, msg: string(b)}, out[:0])
 	}
-	return true
+	return out
 }
 
 func (s *Server) write(conn net.PacketConn, b []byte, to netip.AddrPort, addr net.Addr) {
