@@ -485,4 +485,3 @@ func (r *Relay) sweep(now time.Time) {
 		}
 	}
 }
-
