@@ -36,6 +36,10 @@
 // machine. The headline per target is the highest CPS with < 0.1 % failed
 // calls at the offered rate.
 //
+// With Config.RTP every call also carries media from the PBX through the
+// relay during its hold, and a step records how many packets xtrunk's
+// relay forwarded (XDP and userspace, from its /metrics).
+//
 // These are measurements, never assertions: the package's test checks the
 // machinery, not the speed.
 package sip
