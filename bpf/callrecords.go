@@ -20,7 +20,6 @@ const MaxCallRecord = callChunks * len(relayXtrCallBlob{}.Data)
 // SaveCall stores an opaque call record (for re-adoption after restart),
 // replacing the one id had.
 func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
-	var v relayXtrCallBlob
 	if len(blob) > MaxCallRecord {
 		return fmt.Errorf("%w: %d bytes, max %d", ErrBlobTooLarge, len(blob), MaxCallRecord)
 	}
@@ -29,6 +28,7 @@ func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
 	}
 	d.chunkMu.Lock()
 	defer d.chunkMu.Unlock()
+	v := &d.blob
 	had := d.storedPieces(id)
 	n := 0
 	for i := 0; i == 0 || len(blob) > 0; i++ {
@@ -36,7 +36,7 @@ func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
 		v.Len = uint32(k)
 		copy(v.Data[:], blob[:k])
 		blob = blob[k:]
-		if err := d.objs.XtrCallsV2.Put(id<<callChunkBits|uint64(i), &v); err != nil {
+		if err := d.objs.XtrCallsV2.Put(id<<callChunkBits|uint64(i), v); err != nil {
 			d.forgetPieces(id)
 			return err
 		}

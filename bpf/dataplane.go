@@ -57,6 +57,10 @@ type Dataplane struct {
 	// calls per state change instead of 17.
 	chunkMu sync.Mutex
 	chunks  map[uint64]int
+	// blob is SaveCall's piece buffer (4 KiB, passed to the map update
+	// without a copy): one per Dataplane, not an allocation per save.
+	// Guarded by chunkMu.
+	blob relayXtrCallBlob
 }
 
 // layout is the version suffix of the map names (see maps.h).
@@ -130,70 +134,6 @@ func (d *Dataplane) StalePins() []string { return append([]string(nil), d.stale.
 
 // Program is the XDP program (for tests through BPF_PROG_TEST_RUN).
 func (d *Dataplane) Program() *ebpf.Program { return d.objs.XtrRelay }
-
-// leg reads key's per-CPU counters; nil when key has no slot.
-func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
-	d.slotMu.Lock()
-	slot, ok := d.slots[k]
-	d.slotMu.Unlock()
-	if !ok {
-		return nil, nil
-	}
-	var per []relayXtrLeg
-	if err := d.objs.XtrLegsV2.Lookup(slot, &per); err != nil {
-		return nil, err
-	}
-	return per, nil
-}
-
-// LegStats sums the per-CPU counters of key. A key without counters yet
-// reads as zero.
-func (d *Dataplane) LegStats(k Key) (LegStats, error) {
-	per, err := d.leg(k)
-	var s LegStats
-	for _, c := range per {
-		s.Packets += c.Packets
-		s.Bytes += c.Bytes
-		s.Drops += c.Drops
-		s.RecLost += c.RecLost
-		s.LastNs = max(s.LastNs, c.LastNs)
-	}
-	return s, err
-}
-
-// Quality reads the fast path's RFC 3550 statistics of key, merged over
-// CPUs (a flow normally stays on one); ok is false when XDP has seen no RTP
-// there.
-func (d *Dataplane) Quality(k Key) (q Quality, ok bool, err error) {
-	per, err := d.leg(k)
-	if err != nil {
-		return q, false, err
-	}
-	main := -1
-	for i, c := range per {
-		if c.Received > 0 && (main < 0 || c.Received > per[main].Received) {
-			main = i
-		}
-	}
-	if main < 0 {
-		return q, false, nil
-	}
-	m := per[main]
-	base, ext := m.BaseSeq, m.Cycles+m.MaxSeq
-	received := uint64(0)
-	for _, c := range per {
-		if c.Received == 0 || c.Ssrc != m.Ssrc {
-			continue
-		}
-		received += c.Received
-		base = min(base, c.BaseSeq)
-		ext = max(ext, c.Cycles+c.MaxSeq)
-	}
-	q = Quality{SSRC: m.Ssrc, ClockRate: m.ClockRate, Received: received, BaseSeq: base, MaxSeqExt: ext,
-		Expected: uint64(ext-base) + 1, Jitter: m.Jitter >> 4}
-	q.Lost = int64(q.Expected) - int64(q.Received)
-	return q, true, nil
-}
 
 // Reasons reads the per-reason exit counters, summed over CPUs.
 func (d *Dataplane) Reasons() (Reasons, error) {

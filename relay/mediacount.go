@@ -30,9 +30,11 @@ func newMediaCounters() (pkts, bytes *prometheus.CounterVec) {
 	return pkts, bytes
 }
 
-// countMedia adds what c's sockets forwarded since the last count. Caller
-// holds c.mu.
-func (r *Relay) countMedia(c *call) {
+// countMedia adds what c's sockets forwarded since the last count and
+// returns the last packet seen on any of them, by either path (monotonic
+// ns; 0 if none): the janitor's sweep needs both, from one read of each
+// socket's fast-path counters. Caller holds c.mu.
+func (r *Relay) countMedia(c *call) (lastNs int64) {
 	for _, st := range c.streams {
 		for i, e := range st.ep {
 			if e == nil {
@@ -43,19 +45,27 @@ func (r *Relay) countMedia(c *call) {
 				out = o.iface.Name
 			}
 			for _, s := range []*sock{e.rtp, e.rtcp} {
-				r.countSock(s, e.iface.Name, out)
+				lastNs = max(lastNs, r.countSock(s, e.iface.Name, out))
 			}
 		}
 	}
+	return lastNs
 }
 
 // countSock adds one socket's growth: "in" on in, and "out" on out (the
-// other party's interface; "" when it has none yet).
-func (r *Relay) countSock(s *sock, in, out string) {
+// other party's interface; "" when it has none yet). It returns the last
+// packet the socket saw, by either path (monotonic ns).
+func (r *Relay) countSock(s *sock, in, out string) (lastNs int64) {
 	now := sockSeen{userPkts: s.packets.Load(), userBytes: s.bytes.Load()}
-	if r.fp != nil {
+	lastNs = s.lastNs.Load()
+	if s.final != nil {
+		// the call is ending: its last read of the fast path
+		now.fastPkts, now.fastBytes = s.final.fast.Packets, s.final.fast.Bytes
+		lastNs = max(lastNs, int64(s.final.fast.LastNs))
+	} else if r.fp != nil {
 		if ls, err := r.fp.LegStats(s.udp.local); err == nil {
 			now.fastPkts, now.fastBytes = ls.Packets, ls.Bytes
+			lastNs = max(lastNs, int64(ls.LastNs))
 		}
 	}
 	prev := s.seen
@@ -75,6 +85,7 @@ func (r *Relay) countSock(s *sock, in, out string) {
 	// from zero rather than subtracting
 	add("userspace", grow(prev.userPkts, now.userPkts), grow(prev.userBytes, now.userBytes))
 	add("xdp", grow(prev.fastPkts, now.fastPkts), grow(prev.fastBytes, now.fastBytes))
+	return lastNs
 }
 
 func grow(prev, now uint64) uint64 {

@@ -61,6 +61,36 @@ func (r *Relay) ServeNG(ctx context.Context, from netip.AddrPort, req ng.Dict) (
 
 func errReply(err error) ng.Dict { return ng.ErrorReply(err.Error()) }
 
+// InlineNG says which requests the NG server answers on the goroutine
+// that read them (ng.WithInline): call setup and teardown, which take
+// tens of microseconds and wait on nothing, where handing each to a
+// worker goroutine cost the relay more CPU than the command (a thread
+// wake-up per request; one call at a time the relay's CPU per call was
+// 1.36× rtpengine's). Commands that read or write files (recording,
+// playback) and offers or answers that start a recording go to the
+// workers.
+func InlineNG(req ng.Dict) bool {
+	switch strings.ToLower(req.Str("command")) {
+	case "ping", "delete", "query", "list":
+		return true
+	case "offer", "answer":
+		if _, ok := req["record call"]; ok {
+			return false
+		}
+		if _, ok := req["record-call"]; ok {
+			return false
+		}
+		flags, _ := req["flags"].([]any)
+		for _, f := range flags {
+			if f, _ := f.(string); strings.EqualFold(f, "record-call") {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
 // maxStreams caps the m= lines of one SDP, and so the streams (two port
 // pairs each) a call can hold: real calls carry one to three (audio,
 // video, T.38 or BFCP), and a body with thousands is an attack on the port

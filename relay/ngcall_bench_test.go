@@ -95,7 +95,7 @@ func startBenchRelay(b *testing.B, tri *testbed.Triangle, dataplane string) stri
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = ng.NewServer(r).Serve(ctx, pc)
+		_ = ng.NewServer(r, ng.WithInline(InlineNG)).Serve(ctx, pc)
 	}()
 	b.Cleanup(func() {
 		cancel()

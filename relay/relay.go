@@ -27,6 +27,7 @@ type fastPath interface {
 	DeleteSession(bpf.Key) error
 	LegStats(bpf.Key) (bpf.LegStats, error)
 	Quality(bpf.Key) (bpf.Quality, bool, error)
+	LegFinal(bpf.Key) (bpf.LegStats, bpf.Quality, bool, error)
 	SaveCall(uint64, []byte) error
 	DeleteCall(uint64) error
 	Calls() (map[uint64][]byte, error)
@@ -447,9 +448,8 @@ func (r *Relay) sweep(now time.Time) {
 			c.mu.Unlock()
 			continue
 		}
-		r.countMedia(c)
 		last := c.lastSignal
-		if la := r.lastActivity(c); la.After(last) {
+		if la := monoToTime(r.countMedia(c)); la.After(last) {
 			last = la
 		}
 		idle := now.Sub(last)
@@ -484,26 +484,4 @@ func (r *Relay) sweep(now time.Time) {
 			r.m.timeoutDelete(why) // release logged the call's end
 		}
 	}
-}
-
-// lastActivity is the last packet seen on any of the call's sockets, by
-// either path. Caller holds c.mu.
-func (r *Relay) lastActivity(c *call) time.Time {
-	var last int64
-	for _, st := range c.streams {
-		for _, e := range st.ep {
-			if e == nil {
-				continue
-			}
-			for _, s := range []*sock{e.rtp, e.rtcp} {
-				last = max(last, s.lastNs.Load())
-				if r.fp != nil {
-					if ls, err := r.fp.LegStats(s.udp.local); err == nil {
-						last = max(last, int64(ls.LastNs))
-					}
-				}
-			}
-		}
-	}
-	return monoToTime(last)
 }

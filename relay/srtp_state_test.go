@@ -33,6 +33,9 @@ func (m *memFastPath) DeleteSession(bpf.Key) error                { return nil }
 func (m *memFastPath) LegStats(bpf.Key) (bpf.LegStats, error)     { return bpf.LegStats{}, nil }
 func (m *memFastPath) Quality(bpf.Key) (bpf.Quality, bool, error) { return bpf.Quality{}, false, nil }
 func (m *memFastPath) Reasons() (bpf.Reasons, error)              { return bpf.Reasons{}, nil }
+func (m *memFastPath) LegFinal(bpf.Key) (bpf.LegStats, bpf.Quality, bool, error) {
+	return bpf.LegStats{}, bpf.Quality{}, false, nil
+}
 func (m *memFastPath) DeleteCall(id uint64) error {
 	m.mu.Lock()
 	delete(m.calls, id)

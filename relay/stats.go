@@ -18,20 +18,25 @@ func (r *Relay) sockStats(s *sock) sockStats {
 	if s.final != nil {
 		return s.final.st
 	}
+	var ls bpf.LegStats
+	if r.fp != nil {
+		var err error
+		if ls, err = r.fp.LegStats(s.udp.local); err != nil {
+			ls = bpf.LegStats{}
+		}
+	}
+	return userAndFast(s, ls)
+}
+
+// userAndFast adds s's userspace counters and its fast-path ones, ls.
+func userAndFast(s *sock, ls bpf.LegStats) sockStats {
 	st := sockStats{
 		user:   s.packets.Load(),
-		bytes:  s.bytes.Load(),
+		bytes:  s.bytes.Load() + ls.Bytes,
 		errors: s.errors.Load(),
-		drops:  s.drops.Load(),
-		lastNs: s.lastNs.Load(),
-	}
-	if r.fp != nil {
-		if ls, err := r.fp.LegStats(s.udp.local); err == nil {
-			st.fast = ls.Packets
-			st.bytes += ls.Bytes
-			st.drops += ls.Drops
-			st.lastNs = max(st.lastNs, int64(ls.LastNs))
-		}
+		drops:  s.drops.Load() + ls.Drops,
+		lastNs: max(s.lastNs.Load(), int64(ls.LastNs)),
+		fast:   ls.Packets,
 	}
 	st.packets = st.user + st.fast
 	return st
@@ -180,12 +185,14 @@ func add(t *sockStats, s sockStats) {
 }
 
 // finalStats are a socket's counters and quality read once when its call
-// ends, for the delete reply, the metrics and the log line alike: reading
-// the fast path's per-CPU maps once per call instead of three times.
+// ends, for the delete reply, the metrics (media counters and leg
+// quality) and the log line alike: one read of the fast path's per-CPU
+// map per socket and call, not one for each of them.
 type finalStats struct {
-	st  sockStats
-	q   bpf.Quality
-	qok bool
+	st   sockStats
+	fast bpf.LegStats // the fast path's part of st
+	q    bpf.Quality
+	qok  bool
 }
 
 // freezeStats reads the counters of c's sockets for the last time. Caller
@@ -200,10 +207,26 @@ func (r *Relay) freezeStats(c *call) {
 				if s.final != nil {
 					continue
 				}
-				f := &finalStats{st: r.sockStats(s)}
-				f.q, f.qok = r.quality(s)
-				s.final = f
+				s.final = r.finalStats(s)
 			}
 		}
 	}
+}
+
+// finalStats reads s's counters and quality, the fast path's in one
+// lookup.
+func (r *Relay) finalStats(s *sock) *finalStats {
+	f := &finalStats{}
+	var fq bpf.Quality
+	var fok bool
+	if r.fp != nil {
+		var err error
+		if f.fast, fq, fok, err = r.fp.LegFinal(s.udp.local); err != nil {
+			f.fast, fok = bpf.LegStats{}, false
+		}
+	}
+	f.st = userAndFast(s, f.fast)
+	uq, uok := s.quality.snapshot()
+	f.q, f.qok = mergeQuality(fq, fok, uq, uok)
+	return f
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -38,6 +39,7 @@ var (
 // that holds no session, so overlapping ranges lose those responses.
 const (
 	ngAddr       = "127.0.0.1:2223"
+	relayMetrics = "127.0.0.1:9101" // xtrunk relay's /metrics
 	relayPortMin = 16000
 	relayPortMax = 32767
 )
@@ -86,6 +88,8 @@ type edge interface {
 	mediaGroups() []int
 	// sessions is how many calls the relay holds.
 	sessions(ctx context.Context) (int, error)
+	// media is the relay.
+	media() *relayProc
 	// output is the edge processes' output (the last limit bytes of
 	// each), for diagnostics.
 	output(limit int) string
@@ -100,6 +104,7 @@ type relayProc struct {
 	client  *ng.Client
 	name    string
 	pinRoot string // bpffs mounted for xtrunk's XDP pins; "" if none
+	xtrunk  bool   // xtrunk relay: forwarded() reads its /metrics
 }
 
 func (r *relayProc) waitNG() error {
@@ -119,6 +124,57 @@ func (r *relayProc) sessions(ctx context.Context) (int, error) {
 	}
 	calls, _ := rep["calls"].([]any)
 	return len(calls), nil
+}
+
+// forwarded is how many packets xtrunk's relay has forwarded since it
+// started: its XDP program's (verdict forward) and its userspace path's,
+// from its /metrics (read from the edge namespace, where it listens on
+// the loopback). -1, -1 for rtpengine.
+func (r *relayProc) forwarded() (xdp, user int64, err error) {
+	if !r.xtrunk {
+		return -1, -1, nil
+	}
+	var c net.Conn
+	if err := r.ns.Do(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", relayMetrics, 2*time.Second)
+		return err
+	}); err != nil {
+		return 0, 0, fmt.Errorf("sip: relay metrics: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n"); err != nil {
+		return 0, 0, fmt.Errorf("sip: relay metrics: %w", err)
+	}
+	body, err := io.ReadAll(c)
+	if err != nil {
+		return 0, 0, fmt.Errorf("sip: relay metrics: %w", err)
+	}
+	xdp, user = parseForwarded(string(body))
+	return xdp, user, nil
+}
+
+// parseForwarded sums xtrunk_relay_xdp_packets_total{verdict="forward"}
+// and reads xtrunk_relay_userspace_packets_total from a /metrics body.
+func parseForwarded(body string) (xdp, user int64) {
+	for _, line := range strings.Split(body, "\n") {
+		name, rest, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "xtrunk_relay_userspace_packets_total":
+			user += int64(v)
+		case strings.HasPrefix(name, "xtrunk_relay_xdp_packets_total{") && strings.Contains(name, `verdict="forward"`):
+			xdp += int64(v)
+		}
+	}
+	return xdp, user
 }
 
 func (r *relayProc) stop() error {
@@ -154,35 +210,14 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 			e = nil
 		}
 	}()
-	// An empty config file: flags only, never a stray ./xtrunk.yaml.
-	conf := filepath.Join(dir, "xtrunk.yaml")
-	if err := os.WriteFile(conf, nil, 0o600); err != nil {
-		return e, fmt.Errorf("sip: %w", err)
-	}
-	args := []string{"relay", "--config", conf,
-		"--interface", "customer/" + relayCustomer.String(),
-		"--interface", "carrier/" + relayCarrier.String(),
-		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", "--ng-allow", "127.0.0.1/32", // the lab's clients and the benchmark on loopback
-		"--port-min", strconv.Itoa(relayPortMin), "--port-max", strconv.Itoa(relayPortMax),
-		"--log-level", cfg.LogLevel,
-		"--dataplane", cfg.Dataplane,
-	}
-	if cfg.Dataplane == DataplaneXDP {
-		// ip netns exec remounts /sys: pins go to a bpffs of our own.
-		if e.relay.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-sip-"); err != nil {
-			return e, fmt.Errorf("sip: %w", err)
-		}
-		args = append(args, "--xdp-mode", "native", "--pin-path", e.relay.pinRoot+"/relay", "--remove-on-exit")
-	}
-	cmd := l.edge.Command(context.Background(), cfg.XtrunkBin, args...)
-	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
-	if e.relay.proc, err = l.edge.StartCmd(cmd); err != nil {
+	conf, err := emptyConfig(dir)
+	if err != nil {
 		return e, err
 	}
-	if err := e.relay.waitNG(); err != nil {
+	if err := startXtrunkRelay(l, cfg, dir, e.relay); err != nil {
 		return e, err
 	}
-	cmd = l.edge.Command(context.Background(), cfg.XtrunkBin, "sip", "--config", conf,
+	cmd := l.edge.Command(context.Background(), cfg.XtrunkBin, "sip", "--config", conf,
 		"--listen-udp", edgeSIP.String(),
 		"--domain", Domain,
 		"--relay-ng", ngAddr, "--relay-customer-iface", "customer", "--relay-carrier-iface", "carrier",
@@ -201,10 +236,54 @@ func startXtrunk(l *lab, cfg *Config, dir, dsn string) (e *xtrunkEdge, err error
 	return e, nil
 }
 
+// emptyConfig writes an empty xtrunk config file into dir: flags only,
+// never a stray ./xtrunk.yaml.
+func emptyConfig(dir string) (string, error) {
+	conf := filepath.Join(dir, "xtrunk.yaml")
+	if err := os.WriteFile(conf, nil, 0o600); err != nil {
+		return "", fmt.Errorf("sip: %w", err)
+	}
+	return conf, nil
+}
+
+// startXtrunkRelay starts `xtrunk relay` (cfg.Dataplane) in the lab's edge
+// namespace as rp, NG on ngAddr, metrics on relayMetrics; rp holds what
+// was started even when it fails (rp.stop releases it).
+func startXtrunkRelay(l *lab, cfg *Config, dir string, rp *relayProc) (err error) {
+	conf, err := emptyConfig(dir)
+	if err != nil {
+		return err
+	}
+	args := []string{"relay", "--config", conf,
+		"--interface", "customer/" + relayCustomer.String(),
+		"--interface", "carrier/" + relayCarrier.String(),
+		"--listen-ng", ngAddr, "--ng-allow", "198.18.0.0/15", "--ng-allow", "127.0.0.1/32", // the lab's clients and the benchmark on loopback
+		"--port-min", strconv.Itoa(relayPortMin), "--port-max", strconv.Itoa(relayPortMax),
+		"--metrics", relayMetrics,
+		"--log-level", cfg.LogLevel,
+		"--dataplane", cfg.Dataplane,
+	}
+	if cfg.Dataplane == DataplaneXDP {
+		// ip netns exec remounts /sys: pins go to a bpffs of our own.
+		if rp.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-sip-"); err != nil {
+			return fmt.Errorf("sip: %w", err)
+		}
+		args = append(args, "--xdp-mode", "native", "--pin-path", rp.pinRoot+"/relay", "--remove-on-exit")
+	}
+	cmd := l.edge.Command(context.Background(), cfg.XtrunkBin, args...)
+	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
+	if rp.proc, err = l.edge.StartCmd(cmd); err != nil {
+		return err
+	}
+	rp.xtrunk = true
+	return rp.waitNG()
+}
+
 func (e *xtrunkEdge) sipGroups() []int   { return []int{e.sip.PID()} }
 func (e *xtrunkEdge) mediaGroups() []int { return []int{e.relay.proc.PID()} }
 
 func (e *xtrunkEdge) sessions(ctx context.Context) (int, error) { return e.relay.sessions(ctx) }
+func (e *xtrunkEdge) media() *relayProc                         { return e.relay }
 
 func (e *xtrunkEdge) output(limit int) string {
 	var b strings.Builder

@@ -130,15 +130,17 @@ var kamailioDebug = map[string]int{"warn": 0, "info": 2, "debug": 3}
 // rtpengineLogLevel maps it to rtpengine's --log-level (syslog levels).
 var rtpengineLogLevel = map[string]int{"warn": 4, "info": 6, "debug": 7}
 
-// kamailioEdge is Kamailio and rtpengine.
+// kamailioEdge is Kamailio and its relay: rtpengine (target kamailio) or
+// xtrunk's relay (target kamailio-xtrunk), driven by the same rtpengine
+// module over NG.
 type kamailioEdge struct {
 	relay    *relayProc
 	kamailio *testbed.Process
 }
 
-// startKamailio starts rtpengine (userspace forwarding: --table=-1, no
-// kernel module) and Kamailio with a generated configuration in dir.
-func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error) {
+// startKamailio starts the relay, rtpengine or (xtrunkRelay) `xtrunk
+// relay`, and Kamailio with a generated configuration in dir.
+func startKamailio(l *lab, cfg *Config, dir string, xtrunkRelay bool) (e *kamailioEdge, err error) {
 	e = &kamailioEdge{relay: &relayProc{ns: l.edge, name: "rtpengine"}}
 	defer func() {
 		if err != nil {
@@ -146,6 +148,27 @@ func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error)
 			e = nil
 		}
 	}()
+	if xtrunkRelay {
+		e.relay.name = "xtrunk relay"
+		err = startXtrunkRelay(l, cfg, dir, e.relay)
+	} else {
+		err = startRTPEngine(l, cfg, dir, e.relay)
+	}
+	if err != nil {
+		return e, err
+	}
+	if e.kamailio, err = runKamailio(l, cfg, dir); err != nil {
+		return e, err
+	}
+	if err := waitSIP(l.pbx, edgeSIP, e.kamailio); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// startRTPEngine starts rtpengine (userspace forwarding: --table=-1, no
+// kernel module) in the lab's edge namespace as rp.
+func startRTPEngine(l *lab, cfg *Config, dir string, rp *relayProc) (err error) {
 	cmd := l.edge.Command(context.Background(), cfg.RTPEngineBin,
 		"--config-file=none",
 		"--foreground", "--log-stderr", "--log-level="+strconv.Itoa(rtpengineLogLevel[cfg.LogLevel]),
@@ -158,13 +181,15 @@ func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error)
 		"--delete-delay=0",
 	)
 	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
-	if e.relay.proc, err = l.edge.StartCmd(cmd); err != nil {
-		return e, err
+	if rp.proc, err = l.edge.StartCmd(cmd); err != nil {
+		return err
 	}
-	if err := e.relay.waitNG(); err != nil {
-		return e, err
-	}
+	return rp.waitNG()
+}
 
+// runKamailio writes kamailio.cfg into dir and starts Kamailio with it;
+// its rtpengine module talks to whatever relay listens on ngAddr.
+func runKamailio(l *lab, cfg *Config, dir string) (*testbed.Process, error) {
 	var b bytes.Buffer
 	if err := kamailioCfg.Execute(&b, map[string]any{
 		"Debug":         kamailioDebug[cfg.LogLevel],
@@ -177,34 +202,29 @@ func startKamailio(l *lab, cfg *Config, dir string) (e *kamailioEdge, err error)
 		"CarrierIface":  "carrier",
 		"Carrier":       carrierSIP.String(),
 	}); err != nil {
-		return e, fmt.Errorf("sip: kamailio.cfg: %w", err)
+		return nil, fmt.Errorf("sip: kamailio.cfg: %w", err)
 	}
 	conf := filepath.Join(dir, "kamailio.cfg")
 	if err := os.WriteFile(conf, b.Bytes(), 0o644); err != nil {
-		return e, fmt.Errorf("sip: %w", err)
+		return nil, fmt.Errorf("sip: %w", err)
 	}
 	run := filepath.Join(dir, "kamailio-run")
 	if err := os.MkdirAll(run, 0o755); err != nil {
-		return e, fmt.Errorf("sip: %w", err)
+		return nil, fmt.Errorf("sip: %w", err)
 	}
 	// -DD: stay in the foreground (the lab tracks and kills the process
 	// group), workers forked as usual; -E: log to stderr.
-	cmd = l.edge.Command(context.Background(), cfg.KamailioBin, "-f", conf, "-DD", "-E",
+	cmd := l.edge.Command(context.Background(), cfg.KamailioBin, "-f", conf, "-DD", "-E",
 		"-m", "256", "-M", "16", "-Y", run, "-w", dir)
 	cmd.Dir, cmd.Env = dir, harness.CleanEnv()
-	if e.kamailio, err = l.edge.StartCmd(cmd); err != nil {
-		return e, err
-	}
-	if err := waitSIP(l.pbx, edgeSIP, e.kamailio); err != nil {
-		return e, err
-	}
-	return e, nil
+	return l.edge.StartCmd(cmd)
 }
 
 func (e *kamailioEdge) sipGroups() []int   { return []int{e.kamailio.PID()} }
 func (e *kamailioEdge) mediaGroups() []int { return []int{e.relay.proc.PID()} }
 
 func (e *kamailioEdge) sessions(ctx context.Context) (int, error) { return e.relay.sessions(ctx) }
+func (e *kamailioEdge) media() *relayProc                         { return e.relay }
 
 func (e *kamailioEdge) output(limit int) string {
 	var b strings.Builder
@@ -212,7 +232,7 @@ func (e *kamailioEdge) output(limit int) string {
 		fmt.Fprintf(&b, "kamailio:\n%s\n", harness.Tail(e.kamailio.Output(), limit))
 	}
 	if e.relay.proc != nil {
-		fmt.Fprintf(&b, "rtpengine:\n%s\n", harness.Tail(e.relay.proc.Output(), limit))
+		fmt.Fprintf(&b, "%s:\n%s\n", e.relay.name, harness.Tail(e.relay.proc.Output(), limit))
 	}
 	return b.String()
 }

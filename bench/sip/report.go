@@ -31,12 +31,22 @@ func (r *Results) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "setup latency: %s\n", r.Latency)
 	fmt.Fprintf(w, "%d CPUs, kernel %s; xtrunk relay dataplane %s", r.Host.CPUs, r.Host.Kernel, r.Dataplane)
 	if r.Host.Kamailio != "" {
-		fmt.Fprintf(w, "; %s, rtpengine %s", r.Host.Kamailio, r.Host.RTPEngine)
+		fmt.Fprintf(w, "; %s", r.Host.Kamailio)
+	}
+	if r.Host.RTPEngine != "" {
+		fmt.Fprintf(w, ", rtpengine %s", r.Host.RTPEngine)
+	}
+	if r.RTP {
+		fmt.Fprintf(w, "; every call carried %d RTP packets PBX → carrier", rtpPackets)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w)
+	w9 := 9
 	for _, t := range r.Targets {
-		line := fmt.Sprintf("%-9s highest CPS with < %g %% failed calls: %s", t.Target, CleanFailPct, report.CountOrNone(t.MaxCleanCPS))
+		w9 = max(w9, len(t.Target))
+	}
+	for _, t := range r.Targets {
+		line := fmt.Sprintf("%-*s highest CPS with < %g %% failed calls: %s", w9, t.Target, CleanFailPct, report.CountOrNone(t.MaxCleanCPS))
 		if slices.Contains(r.Summary.Capped, t.Target) {
 			line += " (held every step: more is untested)"
 		}
@@ -51,15 +61,22 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintln(w, line)
 		for _, n := range t.Notes {
-			fmt.Fprintf(w, "%-9s note: %s\n", t.Target, report.FirstLine(n))
+			fmt.Fprintf(w, "%-*s note: %s\n", w9, t.Target, report.FirstLine(n))
 		}
 		if t.Error != "" {
-			fmt.Fprintf(w, "%-9s error: %s\n", t.Target, report.FirstLine(t.Error))
+			fmt.Fprintf(w, "%-*s error: %s\n", w9, t.Target, report.FirstLine(t.Error))
 		}
 	}
-	if s := r.Summary; s.XtrunkOverKamailio > 0 {
-		fmt.Fprintf(w, "\nxtrunk/kamailio highest clean CPS: %.2f×\n", s.XtrunkOverKamailio)
+	if s := r.Summary; s.XtrunkOverKamailio > 0 || s.RelayOverRTPEngine > 0 {
+		fmt.Fprintln(w)
+		if s.XtrunkOverKamailio > 0 {
+			fmt.Fprintf(w, "xtrunk/kamailio highest clean CPS: %.2f×\n", s.XtrunkOverKamailio)
+		}
+		if s.RelayOverRTPEngine > 0 {
+			fmt.Fprintf(w, "kamailio-xtrunk/kamailio (xtrunk relay vs rtpengine under Kamailio) highest clean CPS: %.2f×\n", s.RelayOverRTPEngine)
+		}
 	}
+	r.writeRelayCPU(w)
 	return nil
 }
 
@@ -78,4 +95,28 @@ func fmtS(s float64) string {
 		return fmt.Sprintf("%d s", int(s))
 	}
 	return fmt.Sprintf("%.1f s", s)
+}
+
+// writeRelayCPU prints, for each CPS step that both kamailio targets
+// held, the relays' CPU per call (xtrunk relay vs rtpengine under the
+// same Kamailio) and its ratio.
+func (r *Results) writeRelayCPU(w io.Writer) {
+	k, x := r.target(TargetKamailio), r.target(TargetKamailioXtrunk)
+	if k == nil || x == nil {
+		return
+	}
+	header := false
+	for _, ks := range k.Steps {
+		for _, xs := range x.Steps {
+			if xs.OfferedCPS != ks.OfferedCPS || xs.Status != StatusOK || ks.Status != StatusOK || ks.MediaCPUusPerCall <= 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w, "\nrelay CPU per call under Kamailio, steps both held (xtrunk relay / rtpengine):")
+				header = true
+			}
+			fmt.Fprintf(w, "  %5d CPS: %5.0f µs / %5.0f µs = %.2f×\n", ks.OfferedCPS,
+				xs.MediaCPUusPerCall, ks.MediaCPUusPerCall, xs.MediaCPUusPerCall/ks.MediaCPUusPerCall)
+		}
+	}
 }

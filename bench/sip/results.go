@@ -15,6 +15,7 @@ type Results struct {
 	HoldS     float64        `json:"hold_s"`
 	CPS       []int          `json:"cps"`
 	Dataplane string         `json:"xtrunk_dataplane"`
+	RTP       bool           `json:"rtp,omitempty"` // calls carried media (Config.RTP)
 	Scenario  string         `json:"scenario"`
 	Latency   string         `json:"latency_method"`
 	CPUMethod string         `json:"cpu_method"`
@@ -126,6 +127,12 @@ type Step struct {
 	// RelaySessionsLeft is how many calls the relay still held after the
 	// step and the settle pause: should be 0.
 	RelaySessionsLeft int `json:"relay_sessions_left"`
+	// RelayXDPPackets and RelayUserspacePackets are the packets xtrunk's
+	// relay forwarded during the step (and its settle pause) in its XDP
+	// program and its userspace path, from its /metrics (targets with
+	// xtrunk relay; 0 for rtpengine). Media only flows with Config.RTP.
+	RelayXDPPackets       int64 `json:"relay_xdp_packets,omitempty"`
+	RelayUserspacePackets int64 `json:"relay_userspace_packets,omitempty"`
 	// CDRs is how many CDRs xtrunk wrote during the step (xtrunk
 	// target; -1 where not read).
 	CDRs int `json:"cdrs,omitempty"`
@@ -140,6 +147,10 @@ type Summary struct {
 	// XtrunkOverKamailio is MaxCleanCPS(xtrunk) / MaxCleanCPS(kamailio),
 	// when both ran and held a step.
 	XtrunkOverKamailio float64 `json:"xtrunk_over_kamailio_max_clean_cps,omitempty"`
+	// RelayOverRTPEngine is MaxCleanCPS(kamailio-xtrunk) /
+	// MaxCleanCPS(kamailio): the same Kamailio driving xtrunk relay vs
+	// rtpengine, when both ran and held a step.
+	RelayOverRTPEngine float64 `json:"kamailio_xtrunk_over_kamailio_max_clean_cps,omitempty"`
 	// Capped lists targets that held every step they ran: their capacity
 	// is above the highest step.
 	Capped []string `json:"held_every_step,omitempty"`
@@ -199,9 +210,17 @@ func (r *Results) finish() {
 			s.Capped = append(s.Capped, t.Target)
 		}
 	}
-	x, k := r.target(TargetXtrunk), r.target(TargetKamailio)
-	if x != nil && k != nil && x.MaxCleanCPS > 0 && k.MaxCleanCPS > 0 {
-		s.XtrunkOverKamailio = float64(x.MaxCleanCPS) / float64(k.MaxCleanCPS)
-	}
+	s.XtrunkOverKamailio = r.cleanRatio(TargetXtrunk, TargetKamailio)
+	s.RelayOverRTPEngine = r.cleanRatio(TargetKamailioXtrunk, TargetKamailio)
 	r.Summary = s
+}
+
+// cleanRatio is MaxCleanCPS(a) / MaxCleanCPS(b); 0 unless both ran and
+// held a step.
+func (r *Results) cleanRatio(a, b string) float64 {
+	x, y := r.target(a), r.target(b)
+	if x == nil || y == nil || x.MaxCleanCPS == 0 || y.MaxCleanCPS == 0 {
+		return 0
+	}
+	return float64(x.MaxCleanCPS) / float64(y.MaxCleanCPS)
 }

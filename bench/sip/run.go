@@ -75,8 +75,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	bins := []string{cfg.SIPpBin}
+	if slices.ContainsFunc(cfg.Targets, usesKamailio) {
+		bins = append(bins, cfg.KamailioBin)
+	}
 	if slices.Contains(cfg.Targets, TargetKamailio) {
-		bins = append(bins, cfg.KamailioBin, cfg.RTPEngineBin)
+		bins = append(bins, cfg.RTPEngineBin)
 	}
 	for _, b := range bins {
 		if _, err := exec.LookPath(b); err != nil {
@@ -93,7 +96,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	} else if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	if err := writeScenarios(cfg.WorkDir, relayCustomer, relayCarrier); err != nil {
+	if err := writeScenarios(cfg.WorkDir, relayCustomer, relayCarrier, cfg.RTP); err != nil {
 		return nil, err
 	}
 	res := &Results{
@@ -103,6 +106,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		HoldS:     cfg.Hold.Seconds(),
 		CPS:       cfg.CPS,
 		Dataplane: cfg.Dataplane,
+		RTP:       cfg.RTP,
 		Scenario:  fmt.Sprintf("SIPp UAC (PBX) → edge → SIPp UAS (carrier) over UDP: INVITE+SDP, [100], 180, 200+SDP, ACK, hold, BYE, 200; a call fails on any SIPp error or %v without an expected message", cfg.RecvTimeout),
 		Latency:   "INVITE first sent → 200 received, every answered call: kernel timestamps of the datagrams on the PBX's veth (packet socket, µs); SIPp's own -trace_rtt (whole ms of its event-loop clock) is in the JSON",
 		CPUMethod: "utime+stime of every process in the edge's process groups (/proc/PID/stat), and /proc/stat busy time, in % of one CPU, over the steady part of each step",
@@ -131,6 +135,8 @@ type runner struct {
 	carrier     *testbed.Process
 	capture     *wireCapture
 	prov        *provisioned // xtrunk target
+	tr          *TargetResult
+	stopped     bool // the edge was stopped
 }
 
 func (r *runner) progress(p Progress) {
@@ -143,29 +149,24 @@ func (r *runner) progress(p Progress) {
 
 func runTarget(ctx context.Context, cfg *Config, idx int, target string) (tr TargetResult) {
 	tr.Target = target
-	r := &runner{cfg: cfg, target: target, targetIndex: idx, dir: filepath.Join(cfg.WorkDir, target)}
-	fail := func(err error) {
-		if err != nil && tr.Error == "" {
-			tr.Error = err.Error()
-		}
-	}
+	r := &runner{cfg: cfg, target: target, targetIndex: idx, dir: filepath.Join(cfg.WorkDir, target), tr: &tr}
 	if err := os.MkdirAll(r.dir, 0o755); err != nil {
-		fail(fmt.Errorf("sip: %w", err))
+		r.fail(fmt.Errorf("sip: %w", err))
 		return tr
 	}
 	r.progress(Progress{Phase: "building lab", StepIndex: 1, CPS: cfg.CPS[0]})
 	l, err := newLab()
 	if err != nil {
-		fail(err)
+		r.fail(err)
 		return tr
 	}
 	r.l = l
-	defer func() { fail(l.close()) }()
+	defer func() { r.fail(l.close()) }()
 	if r.capture, err = startCapture(l.tri.CallerLink.A); err != nil {
-		fail(err)
+		r.fail(err)
 		return tr
 	}
-	defer func() { fail(r.capture.close()) }()
+	defer func() { r.fail(r.capture.close()) }()
 	c0, _ := cpu.ReadGroups(nil)
 	if harness.Sleep(ctx, time.Second) != nil {
 		return tr
@@ -174,45 +175,16 @@ func runTarget(ctx context.Context, cfg *Config, idx int, target string) (tr Tar
 	tr.BackgroundCPUPct = c1.BusyPct(c0)
 
 	r.progress(Progress{Phase: "starting " + target, StepIndex: 1, CPS: cfg.CPS[0]})
-	switch target {
-	case TargetXtrunk:
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		r.prov, err = provision(pctx, filepath.Join(r.dir, "xtrunk.db"), pbxIP)
-		cancel()
-		if err != nil {
-			fail(err)
-			return tr
-		}
-		defer func() { fail(r.prov.close()) }()
-		r.e, err = startXtrunk(l, cfg, r.dir, r.prov.dsn)
-	case TargetKamailio:
-		r.e, err = startKamailio(l, cfg, r.dir)
-	}
+	cleanup, err := r.startEdge(ctx)
+	defer cleanup()
 	if err != nil {
-		fail(err)
+		r.fail(err)
 		return tr
 	}
-	stopped := false
-	stopEdge := func() {
-		if !stopped {
-			stopped = true
-			if err := r.e.stop(); errors.Is(err, errKilled) {
-				tr.Notes = append(tr.Notes, err.Error())
-			} else {
-				fail(err)
-			}
-		}
-	}
-	defer func() {
-		stopEdge()
-		// What the edge processes said (the last MiB of each), kept with
-		// the run's other files when --workdir is given.
-		_ = os.WriteFile(filepath.Join(r.dir, "edge.log"), []byte(r.e.output(1<<20)), 0o644)
-	}()
 	var out *os.File
 	r.carrier, out, err = startCarrier(l, cfg, r.dir)
 	if err != nil {
-		fail(err)
+		r.fail(err)
 		return tr
 	}
 	defer func() {
@@ -221,26 +193,99 @@ func runTarget(ctx context.Context, cfg *Config, idx int, target string) (tr Tar
 	}()
 	time.Sleep(200 * time.Millisecond)
 	if err := checkAlive(r.carrier, "SIPp carrier"); err != nil {
-		fail(err)
+		r.fail(err)
 		return tr
 	}
+	if !r.runSteps(ctx) || r.prov == nil || ctx.Err() != nil {
+		return tr
+	}
+	// The B2BUA writes the last CDRs as its calls end: stop it first.
+	r.stopEdge()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	tr.CDRs, tr.CDRsCompleted, err = r.prov.cdrs(cctx)
+	cancel()
+	r.fail(err)
+	return tr
+}
 
+// fail records err (if any) as the target's error, unless one is already.
+func (r *runner) fail(err error) {
+	if err != nil && r.tr.Error == "" {
+		r.tr.Error = err.Error()
+	}
+}
+
+// startEdge provisions the store (xtrunk target) and starts the target's
+// edge processes. The returned cleanup (never nil) stops the edge if
+// still up, keeps its output in edge.log and releases the store.
+func (r *runner) startEdge(ctx context.Context) (cleanup func(), err error) {
+	var closeProv func()
+	cleanup = func() {
+		if r.e != nil {
+			r.stopEdge()
+			// What the edge processes said (the last MiB of each), kept
+			// with the run's other files when --workdir is given.
+			_ = os.WriteFile(filepath.Join(r.dir, "edge.log"), []byte(r.e.output(1<<20)), 0o644)
+		}
+		if closeProv != nil {
+			closeProv()
+		}
+	}
+	var e edge
+	switch r.target {
+	case TargetXtrunk:
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		r.prov, err = provision(pctx, filepath.Join(r.dir, "xtrunk.db"), pbxIP)
+		cancel()
+		if err != nil {
+			return cleanup, err
+		}
+		closeProv = func() { r.fail(r.prov.close()) }
+		e, err = startXtrunk(r.l, r.cfg, r.dir, r.prov.dsn)
+	case TargetKamailio, TargetKamailioXtrunk:
+		e, err = startKamailio(r.l, r.cfg, r.dir, r.target == TargetKamailioXtrunk)
+	}
+	if err == nil {
+		r.e = e
+	}
+	return cleanup, err
+}
+
+// stopEdge stops the edge processes once; one that had to be killed is
+// noted, not failed.
+func (r *runner) stopEdge() {
+	if r.stopped {
+		return
+	}
+	r.stopped = true
+	if err := r.e.stop(); errors.Is(err, errKilled) {
+		r.tr.Notes = append(r.tr.Notes, err.Error())
+	} else {
+		r.fail(err)
+	}
+}
+
+// runSteps runs the CPS steps in order until one falls over (past
+// StopFailPct or StopAchievedRatio, unless NoStop), ctx ends or something
+// fails. It reports whether the steps ran to their end without error.
+func (r *runner) runSteps(ctx context.Context) bool {
+	cfg, tr := r.cfg, r.tr
 	for si, cps := range cfg.CPS {
 		if ctx.Err() != nil {
-			return tr
+			return false
 		}
 		st, err := r.step(ctx, si, cps)
 		if err != nil {
 			if ctx.Err() == nil {
-				fail(err)
+				r.fail(err)
 			}
-			return tr
+			return false
 		}
 		tr.Steps = append(tr.Steps, st)
 		r.progress(Progress{Phase: "done", StepIndex: si + 1, CPS: cps, Done: true, Step: &st})
 		if err := r.alive(); err != nil {
-			fail(err)
-			return tr
+			r.fail(err)
+			return false
 		}
 		if cfg.NoStop || si == len(cfg.CPS)-1 {
 			continue
@@ -252,18 +297,10 @@ func runTarget(ctx context.Context, cfg *Config, idx int, target string) (tr Tar
 			tr.Stopped = fmt.Sprintf("calls answered at %.0f of %d CPS offered (< %.0f %%)", st.AchievedCPS, cps, StopAchievedRatio*100)
 		}
 		if tr.Stopped != "" {
-			return tr
+			return false
 		}
 	}
-	if r.prov != nil && ctx.Err() == nil {
-		// The B2BUA writes the last CDRs as its calls end: stop it first.
-		stopEdge()
-		cctx, cancel := context.WithTimeout(ctx, time.Minute)
-		tr.CDRs, tr.CDRsCompleted, err = r.prov.cdrs(cctx)
-		cancel()
-		fail(err)
-	}
-	return tr
+	return true
 }
 
 // alive checks that the edge processes and the carrier still run.
@@ -292,18 +329,13 @@ func checkAlive(p *testbed.Process, what string) error {
 func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	cfg := r.cfg
 	st := Step{OfferedCPS: cps, CDRs: -1}
-	cdrs0 := -1
-	if r.prov != nil {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		n, _, err := r.prov.cdrs(cctx)
-		cancel()
-		if err == nil {
-			cdrs0 = n
-		}
+	cdrs0 := r.cdrCount(ctx)
+	xdp0, user0, err := r.e.media().forwarded()
+	if err != nil {
+		return st, err
 	}
 	r.progress(Progress{Phase: "placing calls", StepIndex: si + 1, CPS: cps})
 	dir := filepath.Join(r.dir, fmt.Sprintf("step-%02d-%dcps", si+1, cps))
-	sipGroups, mediaGroups := r.e.sipGroups(), r.e.mediaGroups()
 	if _, _, err := r.capture.take(); err != nil { // forget what came between steps
 		return st, err
 	}
@@ -311,31 +343,7 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	if err != nil {
 		return st, err
 	}
-	sippGroups := []int{u.proc.PID(), r.carrier.PID()}
-	all := slices.Concat(sipGroups, mediaGroups, sippGroups)
-
-	// CPU over the steady part: after the first calls' hold, to the end
-	// of placing (or SIPp's exit, if sooner).
-	warm := min(2*time.Second, cfg.Duration/4)
-	var a, b cpu.Snap
-	waitUntil := func(d time.Duration) {
-		t := time.NewTimer(time.Until(u.started.Add(d)))
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-u.proc.Done():
-		case <-ctx.Done():
-		}
-	}
-	waitUntil(warm)
-	a, _ = cpu.ReadGroups(all)
-	waitUntil(cfg.Duration)
-	b, _ = cpu.ReadGroups(all)
-	st.SIPCPUPct = b.Pct(a, sipGroups...)
-	st.MediaCPUPct = b.Pct(a, mediaGroups...)
-	st.EdgeCPUPct = st.SIPCPUPct + st.MediaCPUPct
-	st.SIPpCPUPct = b.Pct(a, sippGroups...)
-	st.BusyCPUPct = b.BusyPct(a)
+	r.measureCPU(ctx, u, &st)
 
 	r.progress(Progress{Phase: "last calls", StepIndex: si + 1, CPS: cps})
 	if err := u.wait(ctx, sippTimeout(cfg)); err != nil {
@@ -346,50 +354,9 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	if err != nil {
 		return st, err
 	}
-	if res.exitErr != nil {
-		st.SIPpExit = res.exitErr.Error()
-	}
-	st.Attempted = res.count("OutgoingCall(C)")
-	st.Succeeded = res.count("SuccessfulCall(C)")
-	failed := res.count("FailedCall(C)")
-	st.Failed = st.Attempted - st.Succeeded
-	st.FailReasons = res.failReasons()
-	if open := st.Failed - failed; open > 0 {
-		st.FailReasons["Unfinished"] = open
-	}
-	if len(st.FailReasons) == 0 {
-		st.FailReasons = nil
-	}
-	if st.Attempted > 0 {
-		st.FailPct = float64(st.Failed) / float64(st.Attempted) * 100
-	}
-	st.Retransmissions = res.count("Retransmissions(C)")
-	st.OutOfCallMsgs = res.count("OutOfCallMsgs(C)")
-	st.DeadCallMsgs = res.count("DeadCallMsgs(C)")
-	var setups []float64
-	st.Answered = len(res.rtts)
-	sippSorted := slices.Sorted(slices.Values(res.rtts))
-	st.SIPpSetupP50ms, st.SIPpSetupP99ms = percentile(sippSorted, 50), percentile(sippSorted, 99)
-	wire, _, err := r.capture.take()
-	if err != nil {
+	countCalls(&st, res)
+	if err := r.setupLatency(&st, res); err != nil {
 		return st, err
-	}
-	st.WireSetups = len(wire)
-	setups, st.LatencySource = wire, "wire"
-	if float64(len(wire)) < 0.99*float64(st.Answered) {
-		setups, st.LatencySource = res.rtts, "sipp"
-	}
-	if len(setups) > 0 {
-		sorted := slices.Sorted(slices.Values(setups))
-		st.SetupP50ms = percentile(sorted, 50)
-		st.SetupP90ms = percentile(sorted, 90)
-		st.SetupP99ms = percentile(sorted, 99)
-		st.SetupMaxms = sorted[len(sorted)-1]
-		var sum float64
-		for _, v := range sorted {
-			sum += v
-		}
-		st.SetupMeanms = sum / float64(len(sorted))
 	}
 	st.AchievedCPS = achievedCPS(res.answeredAt)
 	if st.Answered == 1 {
@@ -413,15 +380,117 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	if err != nil {
 		return st, err
 	}
-	if r.prov != nil && cdrs0 >= 0 {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		n, _, err := r.prov.cdrs(cctx)
-		cancel()
-		if err == nil {
-			st.CDRs = n - cdrs0
+	if xdp0 >= 0 {
+		xdp1, user1, err := r.e.media().forwarded()
+		if err != nil {
+			return st, err
 		}
+		st.RelayXDPPackets, st.RelayUserspacePackets = xdp1-xdp0, user1-user0
+	}
+	if n := r.cdrCount(ctx); cdrs0 >= 0 && n >= 0 {
+		st.CDRs = n - cdrs0
 	}
 	return st, nil
+}
+
+// cdrCount is how many CDRs the xtrunk target's store holds; -1 for
+// other targets or when it cannot be read.
+func (r *runner) cdrCount(ctx context.Context) int {
+	if r.prov == nil {
+		return -1
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, _, err := r.prov.cdrs(cctx)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// measureCPU reads the CPU of the edge, SIPp and the machine over the
+// step's steady part into st: after the first calls' hold, to the end of
+// placing (or SIPp's exit, if sooner).
+func (r *runner) measureCPU(ctx context.Context, u *uacRun, st *Step) {
+	sipGroups, mediaGroups := r.e.sipGroups(), r.e.mediaGroups()
+	sippGroups := []int{u.proc.PID(), r.carrier.PID()}
+	all := slices.Concat(sipGroups, mediaGroups, sippGroups)
+	warm := min(2*time.Second, r.cfg.Duration/4)
+	waitUntil := func(d time.Duration) {
+		t := time.NewTimer(time.Until(u.started.Add(d)))
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-u.proc.Done():
+		case <-ctx.Done():
+		}
+	}
+	waitUntil(warm)
+	a, _ := cpu.ReadGroups(all)
+	waitUntil(r.cfg.Duration)
+	b, _ := cpu.ReadGroups(all)
+	st.SIPCPUPct = b.Pct(a, sipGroups...)
+	st.MediaCPUPct = b.Pct(a, mediaGroups...)
+	st.EdgeCPUPct = st.SIPCPUPct + st.MediaCPUPct
+	st.SIPpCPUPct = b.Pct(a, sippGroups...)
+	st.BusyCPUPct = b.BusyPct(a)
+}
+
+// countCalls fills st's call counts from SIPp's statistics.
+func countCalls(st *Step, res *uacResult) {
+	if res.exitErr != nil {
+		st.SIPpExit = res.exitErr.Error()
+	}
+	st.Attempted = res.count("OutgoingCall(C)")
+	st.Succeeded = res.count("SuccessfulCall(C)")
+	failed := res.count("FailedCall(C)")
+	st.Failed = st.Attempted - st.Succeeded
+	st.FailReasons = res.failReasons()
+	if open := st.Failed - failed; open > 0 {
+		st.FailReasons["Unfinished"] = open
+	}
+	if len(st.FailReasons) == 0 {
+		st.FailReasons = nil
+	}
+	if st.Attempted > 0 {
+		st.FailPct = float64(st.Failed) / float64(st.Attempted) * 100
+	}
+	st.Retransmissions = res.count("Retransmissions(C)")
+	st.OutOfCallMsgs = res.count("OutOfCallMsgs(C)")
+	st.DeadCallMsgs = res.count("DeadCallMsgs(C)")
+}
+
+// setupLatency fills st's setup latency: from the wire capture, or
+// SIPp's response times when the capture missed more than 1 % of the
+// answered calls.
+func (r *runner) setupLatency(st *Step, res *uacResult) error {
+	st.Answered = len(res.rtts)
+	sippSorted := slices.Sorted(slices.Values(res.rtts))
+	st.SIPpSetupP50ms, st.SIPpSetupP99ms = percentile(sippSorted, 50), percentile(sippSorted, 99)
+	wire, _, err := r.capture.take()
+	if err != nil {
+		return err
+	}
+	st.WireSetups = len(wire)
+	setups, src := wire, "wire"
+	if float64(len(wire)) < 0.99*float64(st.Answered) {
+		setups, src = res.rtts, "sipp"
+	}
+	st.LatencySource = src
+	if len(setups) == 0 {
+		return nil
+	}
+	sorted := slices.Sorted(slices.Values(setups))
+	st.SetupP50ms = percentile(sorted, 50)
+	st.SetupP90ms = percentile(sorted, 90)
+	st.SetupP99ms = percentile(sorted, 99)
+	st.SetupMaxms = sorted[len(sorted)-1]
+	var sum float64
+	for _, v := range sorted {
+		sum += v
+	}
+	st.SetupMeanms = sum / float64(len(sorted))
+	return nil
 }
 
 func hostInfo(cfg *Config) Host {
@@ -439,8 +508,10 @@ func hostInfo(cfg *Config) Host {
 		return ""
 	}
 	h.SIPp = strings.TrimSpace(version(cfg.SIPpBin, "-v"))
-	if slices.Contains(cfg.Targets, TargetKamailio) {
+	if slices.ContainsFunc(cfg.Targets, usesKamailio) {
 		h.Kamailio = strings.TrimPrefix(version(cfg.KamailioBin, "-v"), "version: ")
+	}
+	if slices.Contains(cfg.Targets, TargetKamailio) {
 		h.RTPEngine = strings.TrimSpace(strings.TrimPrefix(version(cfg.RTPEngineBin, "--version"), "Version:"))
 	}
 	return h

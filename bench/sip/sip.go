@@ -18,6 +18,9 @@
 //     module; the source address checked against the PBX's subnet) with
 //     Debian's rtpengine anchoring the media (userspace forwarding), from a
 //     configuration generated into a temporary directory.
+//   - kamailio-xtrunk: the same Kamailio and configuration, its rtpengine
+//     module driving `xtrunk relay` (the xtrunk target's relay) over NG
+//     instead of rtpengine: the relays compared under one proxy.
 //
 // Every call is INVITE (SDP offer) → [100] → 180 → 200 (SDP answer) →
 // ACK, the hold time (1 s), BYE → 200. Both SIPp scenarios check that
@@ -32,6 +35,10 @@
 // of the edge's signalling and media processes, the SIPp processes and the
 // machine. The headline per target is the highest CPS with < 0.1 % failed
 // calls at the offered rate.
+//
+// With Config.RTP every call also carries media from the PBX through the
+// relay during its hold, and a step records how many packets xtrunk's
+// relay forwarded (XDP and userspace, from its /metrics).
 //
 // These are measurements, never assertions: the package's test checks the
 // machinery, not the speed.
@@ -48,10 +55,24 @@ import (
 const (
 	TargetXtrunk   = "xtrunk"   // xtrunk relay + xtrunk sip
 	TargetKamailio = "kamailio" // Kamailio (tm, rr, rtpengine) + rtpengine
+	// TargetKamailioXtrunk is the same Kamailio with its rtpengine module
+	// driving xtrunk relay instead of rtpengine: the two relays compared
+	// under one SIP proxy.
+	TargetKamailioXtrunk = "kamailio-xtrunk"
 )
 
 // AllTargets in the order a run takes them.
-var AllTargets = []string{TargetXtrunk, TargetKamailio}
+var AllTargets = []string{TargetXtrunk, TargetKamailio, TargetKamailioXtrunk}
+
+// usesKamailio is whether a target runs Kamailio.
+func usesKamailio(target string) bool {
+	return target == TargetKamailio || target == TargetKamailioXtrunk
+}
+
+// usesXtrunk is whether a target runs the xtrunk binary.
+func usesXtrunk(target string) bool {
+	return target == TargetXtrunk || target == TargetKamailioXtrunk
+}
 
 // DefaultCPS are the default steps.
 var DefaultCPS = []int{100, 200, 400, 800, 1000}
@@ -100,6 +121,12 @@ type Config struct {
 	RTPEngineThreads int
 	// LogLevel of the edge processes: warn (default), info or debug.
 	LogLevel string
+	// RTP makes every call carry media: the PBX sends 0.8 s of G.711
+	// (40 RTP packets, 20 ms apart) to the edge's relay during the hold
+	// (SIPp play_pcap_audio, a thread per call in SIPp: for checks at low
+	// rates, not for the CPS ladder). Off by default: the benchmark
+	// measures call setup.
+	RTP bool
 
 	XtrunkBin    string // xtrunk binary (required for the xtrunk target)
 	SIPpBin      string // default "sipp" from PATH
@@ -198,8 +225,10 @@ func (c *Config) defaults() error {
 	if c.KamailioModules == "" {
 		c.KamailioModules = DefaultKamailioModules
 	}
-	if slices.Contains(c.Targets, TargetXtrunk) && c.XtrunkBin == "" {
-		return fmt.Errorf("%w: target xtrunk needs the xtrunk binary (Config.XtrunkBin)", ErrConfig)
+	for _, t := range c.Targets {
+		if usesXtrunk(t) && c.XtrunkBin == "" {
+			return fmt.Errorf("%w: target %s needs the xtrunk binary (Config.XtrunkBin)", ErrConfig, t)
+		}
 	}
 	return nil
 }

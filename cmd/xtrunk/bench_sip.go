@@ -15,7 +15,7 @@ import (
 // stops it and cleans up; a second Ctrl-C exits at once.
 func runBenchSIP(args []string) error {
 	fs := flag.NewFlagSet("bench sip", flag.ContinueOnError)
-	targets := fs.String("target", strings.Join(sip.AllTargets, ","), "targets to run, in order: xtrunk, kamailio")
+	targets := fs.String("target", strings.Join(sip.AllTargets, ","), "targets to run, in order: xtrunk, kamailio, kamailio-xtrunk (Kamailio driving xtrunk relay)")
 	cps := fs.String("cps", joinInts(sip.DefaultCPS), "offered calls per second per step, ascending")
 	dur := fs.Duration("duration", 20*time.Second, "how long each step places calls at its rate")
 	hold := fs.Duration("hold", time.Second, "call duration between ACK and BYE")
@@ -32,6 +32,7 @@ func runBenchSIP(args []string) error {
 	kamailioBin := fs.String("kamailio", "kamailio", "Kamailio binary")
 	kamailioModules := fs.String("kamailio-modules", sip.DefaultKamailioModules, "Kamailio module directory")
 	rtpengine := fs.String("rtpengine", "rtpengine", "rtpengine binary")
+	rtp := fs.Bool("rtp", false, "every call sends 0.8 s of G.711 through the relay during its hold (SIPp play_pcap_audio, a thread per call: low rates only)")
 	noStop := fs.Bool("no-stop", false, "run every step, even past 1 % failed calls or a falling-behind edge")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,6 +54,7 @@ func runBenchSIP(args []string) error {
 		RTPEngineBin:     *rtpengine,
 		WorkDir:          *workDir,
 		NoStop:           *noStop,
+		RTP:              *rtp,
 	}
 	var err error
 	if cfg.CPS, err = splitInts("cps", *cps); err != nil {

@@ -55,7 +55,7 @@ func runRelayDemo(args []string) error {
 	defer pc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = ng.NewServer(r).Serve(ctx, pc) }()
+	go func() { _ = ng.NewServer(r, ng.WithInline(relay.InlineNG)).Serve(ctx, pc) }()
 
 	var client *ng.Client
 	if err := tri.Caller.Do(func() error { var err error; client, err = ng.Dial(ngAddr.String()); return err }); err != nil {

@@ -54,7 +54,7 @@ func runRelay(args []string) error {
 		r.Close()
 		return err
 	}
-	srv := ng.NewServer(r, ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
+	srv := ng.NewServer(r, ng.WithInline(relay.InlineNG), ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
 	log.Info().Str("ng", pc.LocalAddr().String()).Strs("ng_allow", cfg.NGAllow).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
 	ready(log)
 	err = srv.Serve(ctx, pc)

@@ -65,6 +65,10 @@ type Server struct {
 	allow   []netip.Prefix
 	refused func(from netip.AddrPort)
 	lastLog atomic.Int64 // unix nanos of the last refusal logged
+
+	// inline, when set, says which requests the reading goroutine
+	// answers itself (WithInline).
+	inline func(req Dict) bool
 }
 
 // ServerOption configures a Server.
@@ -107,6 +111,18 @@ func WithWorkers(n int) ServerOption {
 			s.workers = n
 		}
 	}
+}
+
+// WithInline has the goroutine that read a request answer it itself when
+// inline(req) is true (a malformed request is answered inline too);
+// other requests go to the workers. Handing a
+// request to a worker costs a goroutine wake-up, and with an idle CPU a
+// thread's, per request: for commands that take microseconds (a relay's
+// offer, answer, delete) that hand-off costs more than the work. A
+// request answered inline holds up the requests behind it, so only
+// requests that never wait long (on files or peers) should be.
+func WithInline(inline func(req Dict) bool) ServerOption {
+	return func(s *Server) { s.inline = inline }
 }
 
 // WithAllow serves commands only from sources inside one of prefixes:
@@ -192,6 +208,10 @@ type job struct {
 	to   netip.AddrPort // the source as read, to reply to on a *net.UDPConn
 	addr net.Addr       // the source, to reply to on other PacketConns
 	msg  string
+	// parsed: req and perr are msg parsed (by dispatch, for WithInline)
+	parsed bool
+	req    Dict
+	perr   error
 }
 
 // Serve reads requests from conn and answers them until ctx is done, then
@@ -225,6 +245,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 
 func (s *Server) read(ctx context.Context, conn net.PacketConn, jobs chan<- job) error {
 	buf := make([]byte, MaxDatagram)
+	var out []byte // replies answered inline, reused
 	udp, _ := conn.(*net.UDPConn)
 	var backoff time.Duration
 	for {
@@ -258,7 +279,8 @@ func (s *Server) read(ctx context.Context, conn net.PacketConn, jobs chan<- job)
 			continue
 		}
 		backoff = 0
-		if !s.dispatch(ctx, conn, jobs, buf[:n], to, addr) {
+		var ok bool
+		if out, ok = s.dispatch(ctx, conn, jobs, buf[:n], to, addr, out); !ok {
 			return nil
 		}
 	}
@@ -272,18 +294,19 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return ap // zero for non-IP peers, which then share one cookie space
 }
 
-// dispatch answers a retransmit from the cache or queues a new request. It
-// returns false if ctx ended while waiting for a worker.
-func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- job, b []byte, to netip.AddrPort, addr net.Addr) bool {
+// dispatch answers a retransmit from the cache, answers a new request
+// (WithInline; its reply is encoded into out, returned for reuse) or
+// queues it. It returns false if ctx ended while waiting for a worker.
+func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- job, b []byte, to netip.AddrPort, addr net.Addr, out []byte) ([]byte, bool) {
 	from := netip.AddrPortFrom(to.Addr().Unmap(), to.Port())
 	if !s.allowed(from) {
-		return true
+		return out, true
 	}
 	i := bytes.IndexByte(b, ' ')
 	if i <= 0 {
 		// Without a cookie there is nothing to address a reply with.
 		s.log.Debug().Stringer("from", to).Int("len", len(b)).Msg("ng: dropping datagram without cookie")
-		return true
+		return out, true
 	}
 	cached, st, key := s.cache.begin(from, b[:i], time.Now())
 	switch st {
@@ -293,14 +316,23 @@ func (s *Server) dispatch(ctx context.Context, conn net.PacketConn, jobs chan<- 
 	case lookupPending:
 		s.log.Debug().Stringer("from", from).Str("cookie", key.cookie).Msg("ng: retransmit of a request in progress, dropped")
 	case lookupNew:
+		// a copy: the handler may keep the request's strings
+		j := job{key: key, to: to, addr: addr, msg: string(b)}
+		if s.inline != nil {
+			_, j.req, j.perr = parseMessage(j.msg)
+			j.parsed = true
+			if j.perr != nil || s.inline(j.req) {
+				return s.handle(ctx, conn, j, out[:0]), true
+			}
+		}
 		select {
-		case jobs <- job{key: key, to: to, addr: addr, msg: string(b)}:
+		case jobs <- j:
 		case <-ctx.Done():
 			s.cache.finish(key, nil, time.Now())
-			return false
+			return out, false
 		}
 	}
-	return true
+	return out, true
 }
 
 func (s *Server) write(conn net.PacketConn, b []byte, to netip.AddrPort, addr net.Addr) {
@@ -339,7 +371,10 @@ func (s *Server) answer(ctx context.Context, j job, buf []byte) (out []byte, cmd
 			out, _ = AppendMessage(buf[:0], cookie, ErrorReply("internal error"))
 		}
 	}()
-	_, req, err := parseMessage(j.msg)
+	req, err := j.req, j.perr
+	if !j.parsed {
+		_, req, err = parseMessage(j.msg)
+	}
 	var rep Dict
 	if err != nil {
 		s.log.Info().Err(err).Stringer("from", j.key.from).Str("cookie", cookie).Msg("ng: malformed request")

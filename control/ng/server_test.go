@@ -445,3 +445,43 @@ func TestServerAllow(t *testing.T) {
 		t.Error("the refused datagrams were not reported")
 	}
 }
+
+// TestServerInline: requests WithInline accepts are answered by the
+// reading goroutine itself, the others by workers, so an inline request is
+// answered while every worker is stuck; a malformed one is answered
+// inline too.
+func TestServerInline(t *testing.T) {
+	release := make(chan struct{})
+	var inWorker, inline atomic.Int64
+	srv := startServer(t, HandlerFunc(func(ctx context.Context, from netip.AddrPort, req Dict) Dict {
+		switch req.Str("command") {
+		case "slow":
+			inWorker.Add(1)
+			<-release
+			return Dict{"result": "slow"}
+		default:
+			inline.Add(1)
+			return Dict{"result": "pong"}
+		}
+	}), WithWorkers(1), WithInline(func(req Dict) bool { return req.Str("command") != "slow" }))
+	defer close(release)
+	p := newPeer(t, srv)
+	p.send("s1 d7:command4:slowe")
+	deadline := time.Now().Add(5 * time.Second)
+	for inWorker.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if inWorker.Load() != 1 {
+		t.Fatal("the slow request never reached a worker")
+	}
+	// the one worker is stuck: only the reader can answer these
+	if got := string(p.roundTrip("p1 d7:command4:pinge")); got != "p1 d6:result4:ponge" {
+		t.Errorf("inline ping while the worker is busy: %q", got)
+	}
+	if got := string(p.roundTrip("m1 d7:command")); !strings.HasPrefix(got, "m1 d12:error-reason") {
+		t.Errorf("malformed request while the worker is busy: %q", got)
+	}
+	if inline.Load() != 1 {
+		t.Errorf("handler ran %d times inline, want 1 (the ping)", inline.Load())
+	}
+}
