@@ -65,3 +65,7 @@ var (
 	// stream the relay can send to (none, no address yet, or SRTP).
 	ErrNoMediaStream = errors.New("no audio stream to play media to")
 )
+
+// ErrReservedPorts is returned when the relay cannot read or change
+// net.ipv4.ip_local_reserved_ports.
+var ErrReservedPorts = errors.New("ip_local_reserved_ports")

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,19 @@ type labRelay struct {
 	ngAddr string
 	cancel context.CancelFunc
 	done   chan struct{}
+	pc     net.PacketConn
+	once   sync.Once
+}
+
+// stop ends the NG server and closes the relay (once; the test's cleanup
+// calls it too).
+func (lr *labRelay) stop() {
+	lr.once.Do(func() {
+		lr.cancel()
+		<-lr.done
+		lr.pc.Close()
+		lr.r.Close()
+	})
 }
 
 func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
@@ -60,18 +74,14 @@ func startLabRelay(t *testing.T, tri *testbed.Triangle, cfg Config) *labRelay {
 		t.Fatal(err)
 	}
 	lr.ngAddr = pc.LocalAddr().String()
+	lr.pc = pc
 	ctx, cancel := context.WithCancel(context.Background())
 	lr.cancel = cancel
 	go func() {
 		defer close(lr.done)
 		_ = ng.NewServer(lr.r).Serve(ctx, pc)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-lr.done
-		pc.Close()
-		lr.r.Close()
-	})
+	t.Cleanup(lr.stop)
 	return lr
 }
 

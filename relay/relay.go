@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,7 @@ type Relay struct {
 	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
 	plays     sync.Map // playKey -> *player: media being played (play.go)
 	recReader *bpf.RecordReader
+	reserved  *reservation // the port range in ip_local_reserved_ports (xdp)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -141,6 +143,10 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			}
 			ev.Str("device", a.Device).Str("xdp_mode", string(a.Mode)).Bool("adopted", a.Adopted).Msg("xdp attached")
 			r.m.setMode(a.Device, string(a.Mode))
+		}
+		if err := r.reservePorts(); err != nil {
+			dp.Close()
+			return nil, fmt.Errorf("xdp dataplane: %w", err)
 		}
 		rd, err := dp.NewRecordReader(1 << 20)
 		if err != nil {
@@ -231,11 +237,55 @@ func (r *Relay) close() error {
 	r.binder.close()
 	if r.dp != nil {
 		if r.cfg.RemoveOnExit {
+			r.unreservePorts()
 			return r.dp.Remove()
+		}
+		if r.reserved != nil {
+			r.reserved.close()
 		}
 		return r.dp.Close()
 	}
 	return nil
+}
+
+// hostStateReserved prefixes the reserved ports in the pinned host state.
+const hostStateReserved = "reserved="
+
+// reservePorts adds the port range to ip_local_reserved_ports, in the
+// relay's network namespace, and records in the pins what was added (with
+// what an earlier relay of the same pins added) for a clean exit to take
+// back.
+func (r *Relay) reservePorts() error {
+	var prev portSet
+	if st, err := r.dp.HostState(); err == nil && strings.HasPrefix(st, hostStateReserved) {
+		prev, _ = parsePortSet(strings.TrimPrefix(st, hostStateReserved))
+	}
+	want := portSet{{uint16(r.cfg.PortMin), uint16(r.cfg.PortMax)}}
+	res, err := reservePorts(want, prev)
+	if err != nil {
+		return err
+	}
+	if err := r.dp.SetHostState(hostStateReserved + res.added.String()); err != nil {
+		res.close()
+		return fmt.Errorf("save reserved ports: %w", err)
+	}
+	r.reserved = res
+	r.log.Info().Stringer("ports", want).Stringer("added", res.added).
+		Msg("media ports reserved in net.ipv4.ip_local_reserved_ports: the kernel gives none of them to a local program as its ephemeral port")
+	return nil
+}
+
+// unreservePorts takes back what reservePorts added (a clean exit).
+func (r *Relay) unreservePorts() {
+	if r.reserved == nil {
+		return
+	}
+	added := r.reserved.added
+	if err := r.reserved.release(); err != nil {
+		r.log.Warn().Err(err).Stringer("ports", added).Msg("could not remove the media ports from ip_local_reserved_ports")
+		return
+	}
+	r.log.Info().Stringer("ports", added).Msg("media ports removed from net.ipv4.ip_local_reserved_ports")
 }
 
 // Metrics exposes the relay's Prometheus registry.
