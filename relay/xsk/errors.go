@@ -12,13 +12,14 @@ var (
 	// socket (EOPNOTSUPP); the message names the interface and queue.
 	ErrUnsupported = errors.New("xsk: AF_XDP not supported")
 	// ErrNoInterface is returned when the ifindex names no interface in the
-	// caller's network namespace.
+	// caller's network namespace, and by Wait and FlushTx once the
+	// interface of a bound socket is gone.
 	ErrNoInterface = errors.New("xsk: no such interface")
 	// ErrQueue is returned when the queue id is not one of the interface's
 	// RX queues (or the kernel refused the bind's arguments, EINVAL).
 	ErrQueue = errors.New("xsk: bad queue")
 	// ErrBusy is returned when the queue already has an XDP socket or UMEM
-	// bound to it (EBUSY).
+	// bound to it (EBUSY) and still has after Open's retries.
 	ErrBusy = errors.New("xsk: queue busy")
 	// ErrSetup wraps every other failure while creating the socket, the
 	// UMEM or the rings (memory limits, mmap).

@@ -142,8 +142,9 @@ func (l *xskLab) open(t testing.TB, cfg Config) *Socket {
 }
 
 // receiveN takes n descriptors off s, waiting at most a generous deadline,
-// and hands each to fn before releasing them all.
-func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc)) {
+// and hands each to fn before releasing them all (or, with hold, keeping
+// them there).
+func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc), hold *[]Desc) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for got := 0; got < n; {
@@ -161,16 +162,46 @@ func receiveN(t testing.TB, s *Socket, n int, out []Desc, fn func(Desc)) {
 		for _, d := range out[:k] {
 			fn(d)
 		}
-		s.Release(out[:k])
+		if hold != nil {
+			*hold = append(*hold, out[:k]...)
+		} else {
+			s.Release(out[:k])
+		}
 		got += k
 	}
 }
 
 func TestReceiveLab(t *testing.T) {
+	// A small UMEM so 3000 datagrams wrap the fill and RX rings ~23 times,
+	// and the defaults (rings of 2048) wrapped twice.
+	t.Run("small", func(t *testing.T) { testReceive(t, 256, 128, 3000) })
+	t.Run("defaults", func(t *testing.T) { testReceive(t, 0, 0, 5000) })
+}
+
+func testReceive(t *testing.T, frames, ring, total int) {
 	l := newXSKLab(t)
-	// A small UMEM so 3000 datagrams wrap the fill and RX rings ~23 times.
-	const frames, ring, total = 256, 128, 3000
 	s := l.open(t, Config{Frames: frames, RingSize: ring})
+	// A metrics scrape from another goroutine, as the package allows
+	// (go test -race checks the claim).
+	stop, scraped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(scraped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				if _, err := s.Stats(); err != nil {
+					t.Errorf("Stats: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-scraped }()
+	if frames == 0 {
+		frames = DefaultFrames
+	}
 	if s.Mode() != ModeCopy {
 		t.Fatalf("mode %q on a veth, want copy", s.Mode())
 	}
@@ -202,18 +233,25 @@ func TestReceiveLab(t *testing.T) {
 			}
 		}
 	}
-	// Windows of half the receive frames: the fill ring never runs dry,
-	// so nothing may be dropped.
-	const window = frames / 4
+	// Windows of half the receive frames (at most 128, half the veth's
+	// ring): the fill ring never runs dry, so nothing may be dropped.
+	window := min(frames/4, 128)
 	for i := 0; i < total; i += window {
 		n := min(window, total-i)
 		send(i, i+n)
-		receiveN(t, s, n, out, check)
+		receiveN(t, s, n, out, check, nil)
 	}
-	// Every receive frame must be back in the fill ring: a burst of
-	// exactly that many all arrives.
-	send(total, total+frames/2)
-	receiveN(t, s, frames/2, out, check)
+	// Every receive frame must be back in the fill ring: exactly that
+	// many datagrams arrive while none is released.
+	var held []Desc
+	for i := total; i < total+frames/2; i += window {
+		send(i, i+window)
+		receiveN(t, s, window, out, check, &held)
+	}
+	if s.Receive(out) != 0 {
+		t.Fatal("more frames than the receive half")
+	}
+	s.Release(held)
 	for i, c := range seen {
 		if c != 1 {
 			t.Fatalf("datagram %d arrived %d times", i, c)
@@ -227,7 +265,7 @@ func TestReceiveLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Received != total+frames/2 || st.RxDropped != 0 || st.RxInvalidDescs != 0 || st.Refused != 0 {
+	if st.Received != uint64(total+frames/2) || st.RxDropped != 0 || st.RxInvalidDescs != 0 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 	// In copy mode the kernel never asks for fill ring wakeups: every
@@ -278,14 +316,16 @@ func (l *xskLab) sendTx(t testing.TB, s *Socket, payload []byte) bool {
 	return true
 }
 
-// drainTx flushes and reaps until every submitted frame has completed.
-func drainTx(t testing.TB, s *Socket) {
+// drainTx flushes and reaps until every submitted frame has completed,
+// and returns how many times it called FlushTx.
+func drainTx(t testing.TB, s *Socket) (flushes int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for s.TxInFlight() > 0 {
 		if err := s.FlushTx(); err != nil {
 			t.Fatal(err)
 		}
+		flushes++
 		if s.Reap() == 0 {
 			if time.Now().After(deadline) {
 				st, _ := s.Stats()
@@ -294,6 +334,7 @@ func drainTx(t testing.TB, s *Socket) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	return flushes
 }
 
 // expect reads n datagrams from ch and checks each arrives once.
@@ -315,6 +356,24 @@ func TestTransmitLab(t *testing.T) {
 	const frames, ring, total = 256, 128, 3000
 	s := l.open(t, Config{Frames: frames, RingSize: ring})
 	ch := l.listen(t)
+	// A poller blocked in Wait beside the transmitting goroutine, as the
+	// package allows (go test -race checks the claim).
+	stop, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := s.Wait(time.Millisecond); err != nil {
+				t.Errorf("Wait: %v", err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-polled }()
 	seen := map[string]int{}
 	flushes := 0
 	for i := 0; i < total; {
@@ -333,7 +392,7 @@ func TestTransmitLab(t *testing.T) {
 				flushes++
 			}
 		}
-		drainTx(t, s)
+		flushes += drainTx(t, s)
 		expect(t, ch, seen, n)
 	}
 	for i := range total {
@@ -351,5 +410,9 @@ func TestTransmitLab(t *testing.T) {
 	if st.Transmitted != total || st.Completed != total || st.TxInvalidDescs != 0 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	t.Logf("stats: %+v (explicit flushes %d)", st, flushes)
+	// At most one system call per FlushTx, never one per frame.
+	if st.Kicks == 0 || st.Kicks+st.KicksSkipped > uint64(flushes) {
+		t.Fatalf("%d kicks and %d skipped for %d flushes", st.Kicks, st.KicksSkipped, flushes)
+	}
+	t.Logf("stats: %+v (flushes %d)", st, flushes)
 }

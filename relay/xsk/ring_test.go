@@ -353,3 +353,136 @@ func BenchmarkRingBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "descs/s")
 }
+
+// TestNoAllocationPerPacket runs a whole receive/transmit cycle on the
+// fake rings and counts allocations: the hot path must make none.
+func TestNoAllocationPerPacket(t *testing.T) {
+	f := newFakeSocket(t, 64, 2048, 32, 1<<32-100)
+	out := make([]Desc, 16)
+	var seq uint32
+	allocs := testing.AllocsPerRun(1000, func() {
+		f.deliver(16, &seq)
+		n := f.Receive(out)
+		_ = f.Frame(out[0])
+		f.TxFromRx(out[0])
+		f.Release(out[1:n])
+		for range 8 {
+			addr, _, ok := f.NextTx()
+			if !ok {
+				break
+			}
+			f.SubmitTx(addr, 100)
+		}
+		if err := f.FlushTx(); err != nil {
+			t.Fatal(err)
+		}
+		f.transmit()
+		f.Reap()
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per cycle", allocs)
+	}
+	if r := f.c.refused.Load(); r != 0 {
+		t.Fatalf("%d refused", r)
+	}
+}
+
+// TestLaggingConsumerIndexes plays a kernel that publishes its consumer
+// index late (after the RX descriptors or completions of the same batch,
+// as net/xdp does): with rings exactly as large as each side, the frames
+// given back in that window find no room and must wait in the socket's
+// queues, not be lost.
+func TestLaggingConsumerIndexes(t *testing.T) {
+	const frames, size = 16, 8
+	f := newFakeSocket(t, frames, 2048, size, 1<<32-3)
+	var seq uint32
+	// RX: the kernel uses every fill entry but has not released them.
+	m := f.kFill.available(size)
+	fi, ri := f.kFill.peek(m), f.kRx.reserve(m)
+	for i := range m {
+		f.kRx.descs[(ri+i)&f.kRx.mask] = unix.XDPDesc{Addr: f.kFill.addrs[(fi+i)&f.kFill.mask] + 256, Len: 4}
+	}
+	f.kRx.submit()
+	out := make([]Desc, size)
+	if n := f.Receive(out); n != size {
+		t.Fatalf("received %d", n)
+	}
+	f.Release(out)
+	if len(f.fillq) != size || f.c.refused.Load() != 0 {
+		t.Fatalf("fill queue %d, refused %d", len(f.fillq), f.c.refused.Load())
+	}
+	f.kFill.release()
+	f.Receive(out) // nothing to receive, but the queued frames move on
+	if len(f.fillq) != 0 || f.kFill.available(size) != size {
+		t.Fatalf("fill queue %d after the kernel caught up", len(f.fillq))
+	}
+	if f.deliver(size, &seq) != size {
+		t.Fatal("refilled frames not usable")
+	}
+
+	// TX: completions arrive before the TX consumer index moves.
+	submitAll := func() {
+		for {
+			addr, _, ok := f.NextTx()
+			if !ok {
+				return
+			}
+			f.SubmitTx(addr, 60)
+		}
+	}
+	submitAll()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	m = f.kTx.available(size)
+	ti, ci := f.kTx.peek(m), f.kComp.reserve(m)
+	for i := range m {
+		f.kComp.addrs[(ci+i)&f.kComp.mask] = f.kTx.descs[(ti+i)&f.kTx.mask].Addr
+	}
+	f.kComp.submit()
+	if f.Reap() != size {
+		t.Fatal("completions not reaped")
+	}
+	submitAll()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.txq) != size {
+		t.Fatalf("TX queue %d, want %d waiting for room", len(f.txq), size)
+	}
+	f.kTx.release()
+	if err := f.FlushTx(); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.txq) != 0 || f.transmit() != size || f.Reap() != size {
+		t.Fatalf("TX queue %d after the kernel caught up", len(f.txq))
+	}
+	c := f.census()
+	if c[frameTxFree] != frames/2 || f.TxInFlight() != 0 || f.c.refused.Load() != 0 {
+		t.Fatalf("census %v, in flight %d, refused %d", c, f.TxInFlight(), f.c.refused.Load())
+	}
+}
+
+func TestReleaseHonoursFillNeedWakeup(t *testing.T) {
+	f := newFakeSocket(t, 16, 2048, 8, 0)
+	var seq uint32
+	out := make([]Desc, 8)
+	f.deliver(4, &seq)
+	f.Receive(out)
+	f.Release(out[:2]) // flag clear: published, no system call
+	if f.c.fillWakeups.Load() != 0 || f.c.fillWakeupsSkipped.Load() != 1 {
+		t.Fatalf("flag clear: wakeups %d, skipped %d", f.c.fillWakeups.Load(), f.c.fillWakeupsSkipped.Load())
+	}
+	atomic.StoreUint32(f.fill.flags, unix.XDP_RING_NEED_WAKEUP)
+	f.Release(out[2:4]) // flag set: recvfrom (on this fake, fd -1, it fails harmlessly)
+	if f.c.fillWakeups.Load() != 1 || f.c.fillWakeupsSkipped.Load() != 1 {
+		t.Fatalf("flag set: wakeups %d, skipped %d", f.c.fillWakeups.Load(), f.c.fillWakeupsSkipped.Load())
+	}
+	f.Release(nil) // nothing published: no wakeup either way
+	if f.c.fillWakeups.Load() != 1 {
+		t.Fatal("wakeup without new fill entries")
+	}
+	if f.kFill.available(8) != 8 {
+		t.Fatal("released frames not in the fill ring")
+	}
+}

@@ -26,6 +26,10 @@ func (s *Socket) Receive(out []Desc) int {
 	if s.closed || len(out) == 0 {
 		return 0
 	}
+	if len(s.fillq) > 0 {
+		s.pushFill()
+		s.wakeFill()
+	}
 	n := s.rx.available(uint32(min(len(out), maxFrames)))
 	if n == 0 {
 		return 0
@@ -75,26 +79,37 @@ func (s *Socket) Release(ds []Desc) {
 	if s.closed || len(ds) == 0 {
 		return
 	}
-	free := s.fill.free(uint32(min(len(ds), maxFrames)))
-	idx := s.fill.cachedProd
-	var n uint32
 	for _, d := range ds {
 		f, ok := s.frameOf(d.Addr)
-		if !ok || s.state[f] != frameUserRx || n == free {
-			s.c.refused.Add(1) // n == free cannot happen: the ring holds every receive frame
+		if !ok || s.state[f] != frameUserRx {
+			s.c.refused.Add(1)
 			continue
 		}
 		s.state[f] = frameKernelRx
-		s.fill.addrs[(idx+n)&s.fill.mask] = f << s.frameShift
-		n++
+		s.fillq = append(s.fillq, f<<s.frameShift) // cap is the frame count: never grows
 	}
+	s.pushFill()
+	s.wakeFill()
+}
+
+// pushFill moves queued frames into the fill ring, as many as it has
+// room for, and publishes them with one store.
+func (s *Socket) pushFill() {
+	n := uint32(len(s.fillq))
 	if n == 0 {
 		return
 	}
-	s.fill.reserve(n)
+	n = min(n, s.fill.free(n))
+	if n == 0 {
+		return
+	}
+	idx := s.fill.reserve(n)
+	for i := range n {
+		s.fill.addrs[(idx+i)&s.fill.mask] = s.fillq[i]
+	}
+	s.fillq = s.fillq[:copy(s.fillq, s.fillq[n:])]
 	s.fill.submit()
 	s.fillDirty = true
-	s.wakeFill()
 }
 
 // wakeFill kicks the kernel for new fill ring entries when it asked to be
@@ -155,7 +170,7 @@ func (s *Socket) SubmitTx(addr uint64, n int) {
 		s.c.refused.Add(1)
 		return
 	}
-	if n <= 0 || !s.fits(addr, uint64(n)) || s.tx.free(1) == 0 {
+	if n <= 0 || !s.fits(addr, uint64(n)) {
 		s.c.refused.Add(1)
 		s.putFree(f)
 		return
@@ -164,11 +179,9 @@ func (s *Socket) SubmitTx(addr uint64, n int) {
 }
 
 func (s *Socket) queueTx(f, addr uint64, n uint32) {
-	idx := s.tx.reserve(1)
-	s.tx.descs[idx&s.tx.mask] = unix.XDPDesc{Addr: addr, Len: n}
+	s.txq = append(s.txq, unix.XDPDesc{Addr: addr, Len: n}) // cap is the frame count
 	s.state[f] = frameKernelTx
 	s.txInFlight++
-	s.c.transmitted.Add(1)
 }
 
 // TxFromRx transmits a received frame as it now is in the UMEM (d.Len may
@@ -190,15 +203,10 @@ func (s *Socket) TxFromRx(d Desc) bool {
 	if len(s.free) == 0 && s.Reap() == 0 {
 		return false
 	}
-	if s.tx.free(1) == 0 || s.fill.free(1) == 0 {
-		return false // cannot happen: both rings hold a whole side
-	}
 	swap := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
 	s.state[swap>>s.frameShift] = frameKernelRx
-	s.fill.addrs[s.fill.reserve(1)&s.fill.mask] = swap
-	s.fill.submit()
-	s.fillDirty = true // woken at the next FlushTx or Release, once per batch
+	s.fillq = append(s.fillq, swap) // published at the next FlushTx or Release, once per batch
 	s.queueTx(f, d.Addr, d.Len)
 	return true
 }
@@ -215,8 +223,9 @@ func (s *Socket) FlushTx() error {
 	if s.closed {
 		return ErrClosed
 	}
+	s.pushFill()
 	s.wakeFill()
-	s.tx.submit()
+	s.pushTx()
 	if s.tx.pending() == 0 {
 		return nil
 	}
@@ -230,9 +239,39 @@ func (s *Socket) FlushTx() error {
 			s.c.kickRetries.Add(1)
 			return nil
 		}
+		if gone(e) {
+			return fmt.Errorf("%w: %w: %s: sendto: %w", ErrKick, ErrNoInterface, s.where, e)
+		}
 		return fmt.Errorf("%w: %s: sendto: %w", ErrKick, s.where, e)
 	}
 	return nil
+}
+
+// gone reports whether an error means the bound device went away: the
+// kernel unbinds the socket then (ENXIO on sendto) and sets ENETDOWN as
+// its pending error.
+func gone(e unix.Errno) bool {
+	return e == unix.ENXIO || e == unix.ENETDOWN || e == unix.ENODEV
+}
+
+// pushTx moves queued descriptors into the TX ring, as many as it has
+// room for, and publishes them with one store.
+func (s *Socket) pushTx() {
+	n := uint32(len(s.txq))
+	if n == 0 {
+		return
+	}
+	n = min(n, s.tx.free(n))
+	if n == 0 {
+		return
+	}
+	idx := s.tx.reserve(n)
+	for i := range n {
+		s.tx.descs[(idx+i)&s.tx.mask] = s.txq[i]
+	}
+	s.txq = s.txq[:copy(s.txq, s.txq[n:])]
+	s.tx.submit()
+	s.c.transmitted.Add(uint64(n))
 }
 
 // Reap moves completed TX frames from the completion ring to the free
@@ -271,6 +310,11 @@ func (s *Socket) TxInFlight() int { return s.txInFlight }
 // passes (a negative timeout waits for ever) and reports whether it has.
 // It is for idle loops only: a busy loop calls Receive. poll also lets
 // the kernel process the rings, as a wakeup would.
+//
+// When the interface is removed the kernel unbinds the socket and poll
+// just times out, so after a timeout Wait reads the socket's pending
+// error: from then on it returns ErrNoInterface (the socket must be
+// closed and, once the interface is back, opened again).
 func (s *Socket) Wait(timeout time.Duration) (bool, error) {
 	if s.closed {
 		return false, ErrClosed
@@ -290,5 +334,13 @@ func (s *Socket) Wait(timeout time.Duration) (bool, error) {
 	if s.pfd[0].Revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
 		return false, fmt.Errorf("%w: %s: poll: events %#x", ErrSetup, s.where, s.pfd[0].Revents)
 	}
-	return n > 0 && s.pfd[0].Revents&unix.POLLIN != 0, nil
+	if n > 0 && s.pfd[0].Revents&unix.POLLIN != 0 {
+		return true, nil
+	}
+	if s.down == nil {
+		if e, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && e != 0 {
+			s.down = fmt.Errorf("%w: %s: socket unbound: %w", ErrNoInterface, s.where, unix.Errno(e))
+		}
+	}
+	return false, s.down
 }

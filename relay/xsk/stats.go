@@ -21,7 +21,7 @@ type Stats struct {
 
 	// Our own.
 	Received           uint64 // descriptors taken by Receive
-	Transmitted        uint64 // descriptors queued by SubmitTx and TxFromRx
+	Transmitted        uint64 // descriptors published to the TX ring (SubmitTx, TxFromRx, then FlushTx)
 	Completed          uint64 // completions reaped
 	Kicks              uint64 // TX wakeups made (sendto)
 	KicksSkipped       uint64 // FlushTx with frames queued but NEED_WAKEUP clear: no system call

@@ -19,12 +19,16 @@
 // XDP_RING_NEED_WAKEUP flag is set (in copy mode the TX flag is always set:
 // sendto is what transmits). Nothing allocates per packet.
 //
-// A Socket belongs to one goroutine: Receive, Release, NextTx, SubmitTx,
-// FlushTx, Reap, TxFromRx and Wait must all be called from the goroutine
-// that polls the socket, because the rings are single-producer/single-
-// consumer and their cached indexes are not locked. Stats may be called
-// from another goroutine (a metrics scrape) at any time before Close;
-// Close must not run concurrently with any other method.
+// A Socket belongs to one goroutine: Receive, Frame, Release, NextTx,
+// DropTx, SubmitTx, FlushTx, Reap, TxFromRx and TxInFlight must all be
+// called from the goroutine that polls the socket (or be serialised by a
+// lock of the caller's), because the rings are single-producer/single-
+// consumer and their cached indexes, the free list and the frame states
+// are not locked. Two exceptions, both before Close: Stats may be called
+// from any goroutine (a metrics scrape), and Wait (one caller at a time)
+// touches only the descriptor, so a poller may block in it while another
+// goroutine, under that lock, transmits. Close must not run concurrently
+// with any other method.
 //
 // Open must run in the network namespace of the interface (the kernel
 // resolves the ifindex there); the Socket can then be used from any
@@ -32,11 +36,13 @@
 package xsk
 
 import (
+	"errors"
 	"fmt"
 	"math/bits"
 	"net"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -71,8 +77,10 @@ type Config struct {
 	// half receive, half transmit.
 	Frames int
 	// FrameSize is each frame's size (default 2048), a power of two from
-	// 2048 to the page size. In copy mode a received packet starts 256
-	// bytes (XDP_PACKET_HEADROOM) into its frame.
+	// 2048 to the page size. A received packet starts 256 bytes
+	// (XDP_PACKET_HEADROOM) into its frame, so the largest one is
+	// FrameSize-256 bytes with its Ethernet header; the kernel drops
+	// longer ones (RxDropped). A transmitted one may fill the frame.
 	FrameSize int
 	// RingSize is the number of entries of each ring (default 2048), a
 	// power of two of at least Frames/2, so the fill ring holds every
@@ -123,8 +131,19 @@ type Socket struct {
 	txInFlight int      // submitted, completion not reaped
 	fillDirty  bool     // fill ring entries published since the last wakeup check
 
+	// fillq and txq hold frames on their way into the fill and TX rings
+	// when the ring shows no room. That happens although each ring can
+	// hold its whole side: the kernel publishes its consumer index after
+	// it has used the entries (for the fill ring, after the RX
+	// descriptors of the same batch; for the TX ring, possibly after the
+	// completions), so for a moment the slots of frames already back with
+	// us still look taken. Without the queues such a frame would be lost.
+	fillq []uint64
+	txq   []unix.XDPDesc
+
 	pfd    [1]unix.PollFd
 	closed bool
+	down   error // the interface went away (Wait found the socket's error)
 
 	c counters
 }
@@ -174,22 +193,45 @@ func describe(ifindex, queue int) string {
 	return fmt.Sprintf("ifindex %d queue %d", ifindex, queue)
 }
 
+// busyWait is how long Open keeps retrying a queue that is busy, and
+// busyRetry how often. Closing an XDP socket frees its queue only after
+// an RCU grace period and a kernel work item (the buffer pool's deferred
+// release), so a socket re-created at once (a restart, a test) finds the
+// queue busy for a few milliseconds.
+const (
+	busyWait  = time.Second
+	busyRetry = 10 * time.Millisecond
+)
+
 // Open creates the UMEM and the four rings and binds the socket to
 // cfg.Queue of cfg.Ifindex. Everything it mapped or opened is released
-// again when it fails.
+// again when it fails. A queue still held by another socket is retried
+// for up to a second before Open gives up with ErrBusy.
 func Open(cfg Config) (*Socket, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	where := describe(cfg.Ifindex, cfg.Queue)
+	deadline := time.Now().Add(busyWait)
+	for {
+		s, err := openMode(cfg, where)
+		if err == nil || !errors.Is(err, ErrBusy) || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(busyRetry)
+	}
+}
+
+// openMode tries zero-copy if asked, then copy mode.
+func openMode(cfg Config, where string) (*Socket, error) {
 	if cfg.ZeroCopy {
 		s, bindErr, err := open(cfg, unix.XDP_ZEROCOPY, where)
 		if err == nil {
 			return s, nil
 		}
-		if !bindErr {
-			return nil, err
+		if !bindErr || errors.Is(err, ErrBusy) || errors.Is(err, ErrNoInterface) {
+			return nil, err // copy mode would fail the same way
 		}
 		// The driver cannot do zero-copy on this queue (EOPNOTSUPP on
 		// veth, or its own error): copy mode works on every driver.
@@ -201,7 +243,7 @@ func Open(cfg Config) (*Socket, error) {
 // open makes one attempt with the given bind flags. bindErr says the
 // failure came from bind, where a zero-copy attempt may be retried in
 // copy mode.
-func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err error) {
+func open(cfg Config, mode uint16, where string) (*Socket, bool, error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		if err == unix.EAFNOSUPPORT {
@@ -209,20 +251,25 @@ func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err e
 		}
 		return nil, false, fmt.Errorf("%w: %s: socket: %w", ErrSetup, where, err)
 	}
-	s = &Socket{fd: fd, where: where, frameSize: uint64(cfg.FrameSize)}
+	s := &Socket{fd: fd, where: where, frameSize: uint64(cfg.FrameSize)}
 	s.frameShift = uint(bits.TrailingZeros64(s.frameSize))
-	defer func() {
-		if err != nil {
-			s.release()
-			s = nil
-		}
-	}()
+	bindErr, err := s.setup(cfg, mode)
+	if err != nil {
+		s.release() // unmaps whatever was mapped and closes fd
+		return nil, bindErr, err
+	}
+	return s, false, nil
+}
+
+// setup registers the UMEM, maps the rings, fills the fill ring and
+// binds. bindErr says the failure was the bind's.
+func (s *Socket) setup(cfg Config, mode uint16) (bindErr bool, err error) {
 	if err := s.setupUMEM(cfg); err != nil {
-		return nil, false, err
+		return false, err
 	}
 	hasFlags, err := s.setupRings(cfg)
 	if err != nil {
-		return nil, false, err
+		return false, err
 	}
 	s.initFrames(uint32(cfg.Frames))
 
@@ -231,19 +278,19 @@ func open(cfg Config, mode uint16, where string) (s *Socket, bindErr bool, err e
 		flags |= unix.XDP_USE_NEED_WAKEUP
 	}
 	sa := &unix.SockaddrXDP{Flags: flags, Ifindex: uint32(cfg.Ifindex), QueueID: uint32(cfg.Queue)}
-	if err := unix.Bind(fd, sa); err != nil {
-		return nil, true, bindError(err, where, mode)
+	if err := unix.Bind(s.fd, sa); err != nil {
+		return true, bindError(err, s.where, mode)
 	}
 	s.mode = ModeCopy
-	if opts, err := unix.GetsockoptInt(fd, unix.SOL_XDP, unix.XDP_OPTIONS); err == nil {
+	if opts, err := unix.GetsockoptInt(s.fd, unix.SOL_XDP, unix.XDP_OPTIONS); err == nil {
 		if opts&unix.XDP_OPTIONS_ZEROCOPY != 0 {
 			s.mode = ModeZeroCopy
 		}
 	} else if mode == unix.XDP_ZEROCOPY {
 		s.mode = ModeZeroCopy // before 5.3 there is no XDP_OPTIONS; the bind forced it
 	}
-	s.pfd[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	return s, false, nil
+	s.pfd[0] = unix.PollFd{Fd: int32(s.fd), Events: unix.POLLIN}
+	return false, nil
 }
 
 func bindError(err error, where string, mode uint16) error {
@@ -272,6 +319,7 @@ func (s *Socket) setupUMEM(cfg Config) error {
 		return fmt.Errorf("%w: %s: mmap UMEM of %d bytes: %w", ErrSetup, s.where, size, err)
 	}
 	s.umem = mem
+	nameUMEM(mem)
 	reg := unix.XDPUmemReg{
 		Addr: uint64(uintptr(unsafe.Pointer(unsafe.SliceData(mem)))),
 		Len:  uint64(size),
@@ -284,6 +332,18 @@ func (s *Socket) setupUMEM(cfg Config) error {
 		return fmt.Errorf("%w: %s: register UMEM: %w", ErrSetup, s.where, err)
 	}
 	return nil
+}
+
+// umemName labels the UMEM in /proc/PID/maps ("[anon:xsk-umem]"), so an
+// operator can tell the locked frames from the Go heap (and tests can
+// check that none is left behind).
+var umemName = []byte("xsk-umem\x00")
+
+// nameUMEM names the mapping; kernels before 5.17 or without
+// CONFIG_ANON_VMA_NAME refuse, which changes nothing else.
+func nameUMEM(mem []byte) {
+	_ = unix.PrctlArg5Ptr(unix.PR_SET_VMA, unix.PR_SET_VMA_ANON_NAME,
+		uintptr(unsafe.Pointer(unsafe.SliceData(mem))), uintptr(len(mem)), unsafe.Pointer(unsafe.SliceData(umemName)))
 }
 
 // setupRings sizes and maps the four rings. hasFlags is false on kernels
@@ -329,6 +389,8 @@ func (s *Socket) initFrames(frames uint32) {
 	s.rxFrames = frames / 2
 	s.state = make([]uint8, frames)
 	s.free = make([]uint64, 0, frames)
+	s.fillq = make([]uint64, 0, frames)
+	s.txq = make([]unix.XDPDesc, 0, frames)
 	idx := s.fill.reserve(s.rxFrames)
 	for i := range s.rxFrames {
 		s.fill.addrs[(idx+i)&s.fill.mask] = uint64(i) << s.frameShift
