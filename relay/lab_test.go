@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -41,6 +42,10 @@ func (lr *labRelay) stop() {
 	})
 }
 
+// labSocketless runs the xdp labs with the socketless relay
+// (XTRUNK_TEST_SOCKETLESS=1): the same tests, AF_XDP instead of sockets.
+var labSocketless = os.Getenv("XTRUNK_TEST_SOCKETLESS") == "1"
+
 func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	cfg := DefaultConfig()
 	cfg.Dataplane = dataplane
@@ -53,6 +58,7 @@ func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	if dataplane == DataplaneXDP {
 		cfg.PinPath = filepath.Join(labtest.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
+		cfg.Socketless = labSocketless
 	}
 	return cfg
 }

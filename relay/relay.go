@@ -55,6 +55,7 @@ type Relay struct {
 	plays     sync.Map // playKey -> *player: media being played (play.go)
 	recReader *bpf.RecordReader
 	reserved  *reservation // the port range in ip_local_reserved_ports (xdp)
+	xp        *xdpPath     // the AF_XDP path (socketless)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -156,6 +157,16 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 		r.recReader = rd
 		r.wg.Add(1)
 		go r.readRecordCopies(rd)
+		if cfg.Socketless {
+			if r.xp, err = newXDPPath(r, dp); err != nil {
+				r.recReader.Close()
+				r.reserved.close()
+				dp.Close()
+				return nil, fmt.Errorf("xdp dataplane: %w", err)
+			}
+			r.ports.bind = r.xp.bind
+			r.log.Info().Int("sockets", len(r.xp.ports)).Msg("socketless: no socket per call; userspace media through AF_XDP")
+		}
 		if err := r.adopt(); err != nil {
 			r.log.Error().Err(err).Msg("re-adopting pinned calls")
 		}
@@ -191,8 +202,13 @@ func (r *Relay) stopPollers() {
 	}
 }
 
-// register hands s to a poller, round robin.
+// register hands s to a poller, round robin, or to the AF_XDP path's
+// port table.
 func (r *Relay) register(s *sock) error {
+	if s.udp.xp != nil {
+		s.udp.xp.add(s)
+		return nil
+	}
 	p := r.pollers[int(r.nextPoll.Add(1))%len(r.pollers)]
 	return p.add(s)
 }
@@ -230,6 +246,9 @@ func (r *Relay) close() error {
 	}
 	if r.recReader != nil {
 		r.recReader.Close()
+	}
+	if r.xp != nil {
+		r.xp.close()
 	}
 	r.stopPollers()
 	r.wg.Wait()

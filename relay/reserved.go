@@ -174,3 +174,33 @@ func (r *reservation) release() error {
 // close forgets the reservation and leaves the ports reserved (a restart:
 // the program still owns the range).
 func (r *reservation) close() { r.f.Close() }
+
+// hostUDPPorts lists the ports in [lo, hi] that UDP sockets of the
+// relay's network namespace hold (read from /proc/thread-self/net, so
+// from the namespace of the calling thread): the socketless relay never
+// allocates them, so a host program bound inside the range before the
+// relay started keeps its traffic.
+func hostUDPPorts(lo, hi int) map[uint16]bool {
+	out := map[uint16]bool{}
+	for _, f := range []string{"/proc/thread-self/net/udp", "/proc/thread-self/net/udp6"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			fields := strings.Fields(line)
+			if i == 0 || len(fields) < 2 {
+				continue
+			}
+			_, port, ok := strings.Cut(fields[1], ":") // local_address, hex ADDR:PORT
+			if !ok {
+				continue
+			}
+			p, err := strconv.ParseUint(port, 16, 16)
+			if err == nil && int(p) >= lo && int(p) <= hi {
+				out[uint16(p)] = true
+			}
+		}
+	}
+	return out
+}
