@@ -42,23 +42,39 @@ func (lr *labRelay) stop() {
 	})
 }
 
-// labSocketless runs the xdp labs with the socketless relay
+// labSocketless runs every xdp lab with the socketless relay
 // (XTRUNK_TEST_SOCKETLESS=1): the same tests, AF_XDP instead of sockets.
 var labSocketless = os.Getenv("XTRUNK_TEST_SOCKETLESS") == "1"
+
+// dataplaneXDPSocketless is the labs' name for --dataplane xdp
+// --socketless.
+const dataplaneXDPSocketless = "xdp-socketless"
+
+// labModes are the relay modes the labs run in; xdpModes those with the
+// XDP program.
+var (
+	labModes = []string{DataplaneXDP, dataplaneXDPSocketless, DataplaneUserspace}
+	xdpModes = []string{DataplaneXDP, dataplaneXDPSocketless}
+)
+
+func isXDP(mode string) bool { return mode == DataplaneXDP || mode == dataplaneXDPSocketless }
 
 func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	cfg := DefaultConfig()
 	cfg.Dataplane = dataplane
+	if dataplane == dataplaneXDPSocketless {
+		cfg.Dataplane, cfg.Socketless = DataplaneXDP, true
+	}
 	cfg.Interfaces = []Interface{
 		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
 		{Name: "customer", Addr: tri.RelayCallerIP6, Advertised: tri.RelayCallerIP6},
 		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
 		{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
 	}
-	if dataplane == DataplaneXDP {
+	if cfg.Dataplane == DataplaneXDP {
 		cfg.PinPath = filepath.Join(labtest.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
-		cfg.Socketless = labSocketless
+		cfg.Socketless = cfg.Socketless || labSocketless
 	}
 	return cfg
 }

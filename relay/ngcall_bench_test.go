@@ -199,7 +199,7 @@ func selfCPU() time.Duration {
 
 // procCPU is the CPU time of all of pid's threads, from their schedstat
 // (nanoseconds, unlike stat's clock ticks).
-func procCPU(b *testing.B, pid int) time.Duration {
+func procCPU(b testing.TB, pid int) time.Duration {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {

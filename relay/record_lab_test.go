@@ -77,13 +77,15 @@ func wavChannels(t *testing.T, name string) [][]float64 {
 // early media.
 func TestRecording(t *testing.T) {
 	for _, mode := range []string{"ringing", "answer"} {
-		t.Run(mode, func(t *testing.T) { testRecording(t, mode) })
+		for _, dp := range xdpModes {
+			t.Run(mode+"/"+dp, func(t *testing.T) { testRecording(t, mode, dp) })
+		}
 	}
 }
 
-func testRecording(t *testing.T, mode string) {
+func testRecording(t *testing.T, mode, dataplane string) {
 	tri := labtest.NewTriangle(t)
-	cfg := labConfig(t, tri, DataplaneXDP)
+	cfg := labConfig(t, tri, dataplane)
 	cfg.RecordingDir = t.TempDir()
 	lr := startLabRelay(t, tri, cfg)
 	c := lr.ngClient(t)

@@ -1,0 +1,191 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/xtrunk/xtrunk/bench/testbed"
+	"github.com/xtrunk/xtrunk/bench/testbed/labtest"
+	"github.com/xtrunk/xtrunk/bpf"
+	"github.com/xtrunk/xtrunk/control/ng"
+)
+
+// checkSocketless asserts that the packets XDP passed up in a socketless
+// relay (passedUp) all reached it through AF_XDP, none through the kernel.
+func checkSocketless(t *testing.T, r *Relay, passedUp int64) {
+	t.Helper()
+	if r.xp == nil {
+		t.Fatal("socketless relay without an AF_XDP path")
+	}
+	st, err := r.dp.XSKStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rx := int64(testutil.ToFloat64(r.xp.m.rx))
+	t.Logf("socketless: XDP redirected %d packets to AF_XDP (%d passed to the kernel), the relay read %d, sent %d through TX rings",
+		st.Redirected, st.Passed, rx, int64(testutil.ToFloat64(r.xp.m.tx)))
+	if st.Passed != 0 {
+		t.Errorf("%d packets for userspace went to the kernel, not to an AF_XDP socket", st.Passed)
+	}
+	if int64(st.Redirected) < passedUp || rx != int64(st.Redirected) {
+		t.Errorf("XDP passed up %d, redirected %d to AF_XDP, the relay read %d", passedUp, st.Redirected, rx)
+	}
+	if testutil.ToFloat64(r.xp.m.tx) == 0 {
+		t.Error("nothing left through an AF_XDP TX ring")
+	}
+}
+
+// The relay process's descriptors do not grow with its calls in
+// socketless mode: 200 calls up (offer and answer, 800 relay ports) hold
+// not one more descriptor than none, where the socket relay holds 4 per
+// call. Run against a real `xtrunk relay` process.
+func TestSocketlessHoldsNoSocketPerCall(t *testing.T) {
+	for _, tc := range []struct {
+		mode    string
+		perCall int
+	}{{dataplaneXDPSocketless, 0}, {DataplaneXDP, 4}} {
+		t.Run(tc.mode, func(t *testing.T) {
+			const calls = 200
+			tri := labtest.NewTriangle(t)
+			addr, pid := startRelayProc(t, tri, tc.mode == dataplaneXDPSocketless)
+			c := dialNG(t, tri, addr)
+			fds := func() int {
+				t.Helper()
+				ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return len(ents)
+			}
+			call := func(id string) {
+				do(t, c, ng.Dict{"command": "offer", "call-id": id, "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000),
+					"direction": []any{"customer", "carrier"}})
+				do(t, c, ng.Dict{"command": "answer", "call-id": id, "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.CalleeIP, 40000)})
+			}
+			t0 := time.Now()
+			call("warm-up") // lazy initialisation is no per-call cost
+			t.Logf("%s: first call in %v", tc.mode, time.Since(t0).Round(time.Millisecond))
+			do(t, c, ng.Dict{"command": "delete", "call-id": "warm-up"})
+			before := fds()
+			cpu0 := procCPU(t, pid)
+			t0 = time.Now()
+			for i := range calls {
+				call("fd-" + strconv.Itoa(i))
+			}
+			during := fds()
+			t.Logf("%s: %d offers and answers in %v, relay CPU %v", tc.mode, calls, time.Since(t0).Round(time.Millisecond), (procCPU(t, pid) - cpu0).Round(time.Millisecond))
+			t0 = time.Now()
+			for i := range calls {
+				do(t, c, ng.Dict{"command": "delete", "call-id": "fd-" + strconv.Itoa(i)})
+			}
+			after := fds()
+			t.Logf("%s: %d deletes in %v", tc.mode, calls, time.Since(t0).Round(time.Millisecond))
+			t.Logf("%s: %d descriptors with no call, %d with %d calls, %d after deleting them", tc.mode, before, during, calls, after)
+			if during != before+tc.perCall*calls {
+				t.Errorf("%d calls took %d descriptors, want %d", calls, during-before, tc.perCall*calls)
+			}
+			if after != before {
+				t.Errorf("after deleting the calls %d descriptors, before %d", after, before)
+			}
+		})
+	}
+}
+
+// startRelayProc runs `xtrunk relay` (xdp, optionally socketless) in tri's
+// relay namespace and returns its NG address and pid.
+func startRelayProc(t *testing.T, tri *testbed.Triangle, socketless bool) (string, int) {
+	t.Helper()
+	bin := labtest.BuildXtrunk(t)
+	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
+	pin := filepath.Join(labtest.MountBPFFS(t), "relay")
+	t.Cleanup(func() { _ = bpf.RemovePins(pin) })
+	args := []string{"relay", "--dataplane", DataplaneXDP, "--pin-path", pin, "--remove-on-exit",
+		"--interface", "customer/" + tri.RelayCallerIP.String(),
+		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
+		"--listen-ng", addr, "--ng-allow", "198.18.0.0/15", "--metrics", "",
+	}
+	if socketless {
+		args = append(args, "--socketless")
+	}
+	p, err := tri.Relay.Start(context.Background(), bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Errorf("relay exit: %v\n%s", err, p.Output())
+		}
+	})
+	if err := testbed.WaitNG(tri.Caller, addr, p.Done(), 10*time.Second); err != nil {
+		t.Fatalf("relay: %v\n%s", err, p.Output())
+	}
+	return addr, p.PID()
+}
+
+func dialNG(t *testing.T, tri *testbed.Triangle, addr string) *ng.Client {
+	t.Helper()
+	var c *ng.Client
+	if err := tri.Caller.Do(func() error {
+		var err error
+		c, err = ng.Dial(addr, ng.WithTimeout(5*time.Second))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// A host program's UDP socket bound inside the media port range before
+// the socketless relay starts keeps its traffic: the relay never hands
+// its port out, and the program passes what no session claims to it.
+func TestSocketlessHostSocketInRange(t *testing.T) {
+	tri := labtest.NewTriangle(t)
+	hostPort := netip.AddrPortFrom(tri.RelayCallerIP, 30050)
+	host, err := tri.Relay.ListenUDP(hostPort.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	cfg := labConfig(t, tri, dataplaneXDPSocketless)
+	cfg.PortMin, cfg.PortMax = 30000, 30099
+	lr := startLabRelay(t, tri, cfg)
+	c := lr.ngClient(t)
+	for i := range 40 {
+		o := do(t, c, ng.Dict{"command": "offer", "call-id": "c" + strconv.Itoa(i), "from-tag": "caller",
+			"sdp": g711SDP(tri.CallerIP, 20000), "direction": []any{"customer", "carrier"}})
+		a := do(t, c, ng.Dict{"command": "answer", "call-id": "c" + strconv.Itoa(i), "from-tag": "caller", "to-tag": "callee",
+			"sdp": g711SDP(tri.CalleeIP, 40000)})
+		for _, m := range []netip.AddrPort{mediaOf(t, o.Str("sdp")), mediaOf(t, a.Str("sdp"))} {
+			if m.Port() == 30050 || m.Port() == 30051 {
+				t.Fatalf("call %d got port %d, which a host socket holds", i, m.Port())
+			}
+		}
+	}
+	caller, err := tri.Caller.ListenUDP(netip.AddrPortFrom(tri.CallerIP, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	if _, err := caller.WriteToUDPAddrPort([]byte("to the host program"), hostPort); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	_ = host.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, from, err := host.ReadFromUDPAddrPort(buf)
+	if err != nil || string(buf[:n]) != "to the host program" {
+		t.Fatalf("host socket in the range: %q from %v, %v", buf[:n], from, err)
+	}
+	r, _ := lr.r.Reasons()
+	if r[bpf.ReasonPassHostSocket] == 0 {
+		t.Error("the datagram did not pass as a host socket's")
+	}
+}
