@@ -36,11 +36,11 @@ const (
 
 // Fallback reasons (xtrunk_relay_xsk_tx_fallback_total{reason}).
 const (
-	fallbackNoNeigh = "no_neigh"   // the next hop's MAC is not known (yet)
-	fallbackNoRoute = "no_route"   // the route lookup failed or is not unicast
-	fallbackNoXSK   = "no_socket"  // the egress device has no AF_XDP socket (loopback, another device)
-	fallbackMTU     = "mtu"        // larger than the egress device's MTU
-	fallbackTxFull  = "tx_full"    // the AF_XDP TX ring had no free frame
+	fallbackNoNeigh = "no_neigh"  // the next hop's MAC is not known (yet)
+	fallbackNoRoute = "no_route"  // the route lookup failed or is not unicast
+	fallbackNoXSK   = "no_socket" // the egress device has no AF_XDP socket (loopback, another device)
+	fallbackMTU     = "mtu"       // larger than the egress device's MTU
+	fallbackTxFull  = "tx_full"   // the AF_XDP TX ring had no free frame
 )
 
 // nextHop is where a frame to a destination goes.

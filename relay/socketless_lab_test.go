@@ -189,3 +189,45 @@ func TestSocketlessHostSocketInRange(t *testing.T) {
 		t.Error("the datagram did not pass as a host socket's")
 	}
 }
+
+// Media playback from a socketless relay: the frames leave through an
+// AF_XDP TX ring (or the kernel, before the caller's MAC is known) from
+// the relay's port facing the party, every one of them.
+func TestSocketlessPlayMedia(t *testing.T) {
+	tri := labtest.NewTriangle(t)
+	lr := startLabRelay(t, tri, labConfig(t, tri, dataplaneXDPSocketless))
+	c := lr.ngClient(t)
+	caller, err := tri.Caller.ListenUDP(netip.AddrPortFrom(tri.CallerIP, 20000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	do(t, c, ng.Dict{"command": "offer", "call-id": "play", "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000),
+		"direction": []any{"customer", "carrier"}})
+	a := do(t, c, ng.Dict{"command": "answer", "call-id": "play", "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.CalleeIP, 40000)})
+	relayPort := mediaOf(t, a.Str("sdp"))
+	rep := do(t, c, ng.Dict{"command": "play media", "call-id": "play", "from-tag": "caller",
+		"blob": string(testWAV(7, make([]byte, 160*10))), "repeat-times": int64(1)})
+	if ng.DecodePlayMediaReply(rep).Duration != 200 {
+		t.Fatalf("play media: %v", rep)
+	}
+	buf := make([]byte, 2048)
+	for i := range 10 {
+		_ = caller.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, src, err := caller.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if src != relayPort || n != 12+160 {
+			t.Fatalf("frame %d: %d bytes from %v, want 172 from %v", i, n, src, relayPort)
+		}
+	}
+	tx, fb := testutil.ToFloat64(lr.r.xp.m.tx), 0.0
+	for _, why := range []string{fallbackNoNeigh, fallbackNoRoute, fallbackNoXSK, fallbackMTU, fallbackTxFull} {
+		fb += testutil.ToFloat64(lr.r.xp.m.fallbacks.WithLabelValues(why))
+	}
+	t.Logf("played 10 frames: %v through AF_XDP TX, %v through the kernel", tx, fb)
+	if tx+fb < 10 {
+		t.Errorf("the frames did not leave through the AF_XDP path (tx %v, fallback %v)", tx, fb)
+	}
+}

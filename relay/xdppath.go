@@ -227,7 +227,9 @@ func (x *xdpPath) loop(p *xskPort) {
 			for ; j < n && owners[j] == s; j++ {
 				b.add(frames[j].payload, frames[j].src)
 			}
+			s.rx.Lock()
 			x.r.handle(s, b)
+			s.rx.Unlock()
 			i = j
 		}
 		x.flushAll(b)
