@@ -231,3 +231,79 @@ func TestSocketlessPlayMedia(t *testing.T) {
 		t.Errorf("the frames did not leave through the AF_XDP path (tx %v, fallback %v)", tx, fb)
 	}
 }
+
+// IPv6, and IPv4 to IPv6, through the socketless relay: an all-IPv6 call
+// latches and then takes the fast path; a call translated between the
+// families goes through AF_XDP for every packet (XDP cannot translate),
+// and each side receives every packet intact from the relay port it was
+// given.
+func TestSocketlessFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		caller, callee func(*testbed.Triangle) netip.Addr
+	}{
+		{"ipv6", func(tr *testbed.Triangle) netip.Addr { return tr.CallerIP6 }, func(tr *testbed.Triangle) netip.Addr { return tr.CalleeIP6 }},
+		{"ipv4-to-ipv6", func(tr *testbed.Triangle) netip.Addr { return tr.CallerIP }, func(tr *testbed.Triangle) netip.Addr { return tr.CalleeIP6 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tri := labtest.NewTriangle(t)
+			cfg := labConfig(t, tri, dataplaneXDPSocketless)
+			if tc.caller(tri).Is4() != tc.callee(tri).Is4() {
+				// one family per side: the relay translates between them
+				cfg.Interfaces = []Interface{
+					{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
+					{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
+				}
+			}
+			lr := startLabRelay(t, tri, cfg)
+			c := lr.ngClient(t)
+			callerAddr := netip.AddrPortFrom(tc.caller(tri), 20000)
+			calleeAddr := netip.AddrPortFrom(tc.callee(tri), 40000)
+			callerConn, err := tri.Caller.ListenUDP(callerAddr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer callerConn.Close()
+			calleeConn, err := tri.Callee.ListenUDP(calleeAddr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer calleeConn.Close()
+			offer := do(t, c, ng.Dict{"command": "offer", "call-id": tc.name, "from-tag": "caller",
+				"sdp": g711SDP(callerAddr.Addr(), 20000), "direction": []any{"customer", "carrier"}})
+			answer := do(t, c, ng.Dict{"command": "answer", "call-id": tc.name, "from-tag": "caller", "to-tag": "callee",
+				"sdp": g711SDP(calleeAddr.Addr(), 40000)})
+			toCallee, toCaller := mediaOf(t, offer.Str("sdp")), mediaOf(t, answer.Str("sdp"))
+			if toCallee.Addr().Is4() != calleeAddr.Addr().Is4() || toCaller.Addr().Is4() != callerAddr.Addr().Is4() {
+				t.Fatalf("relay addresses %v (callee side), %v (caller side) are not of the parties' families", toCallee, toCaller)
+			}
+			const n, pps = 150, 50
+			atCallee, atCaller := newSink(calleeConn, 0x1111), newSink(callerConn, 0x2222)
+			errs := make(chan error, 2)
+			go func() { errs <- send(callerConn, toCaller, 0x1111, n, pps) }()
+			go func() { errs <- send(calleeConn, toCallee, 0x2222, n, pps) }()
+			for range 2 {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+			for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
+				good, bad := s.Counts()
+				if good != n || bad != 0 {
+					t.Errorf("%s received %d/%d intact packets, %d bad", name, good, n, bad)
+				}
+				for src := range s.Sources() {
+					if src != toCaller && src != toCallee {
+						t.Errorf("%s got media from %v, not from the relay port it was given", name, src)
+					}
+				}
+			}
+			rx := testutil.ToFloat64(lr.r.xp.m.rx)
+			t.Logf("%s: %v packets through AF_XDP, %v out of its TX rings", tc.name, rx, testutil.ToFloat64(lr.r.xp.m.tx))
+			if tc.name == "ipv4-to-ipv6" && rx < 2*n-2 {
+				t.Errorf("only %v of %d translated packets went through AF_XDP", rx, 2*n)
+			}
+		})
+	}
+}
