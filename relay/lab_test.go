@@ -144,7 +144,7 @@ func g711SDP(addr netip.Addr, port int) string {
 }
 
 // mediaOf returns the relay address and port an SDP tells its receiver to use.
-func mediaOf(t *testing.T, sdpText string) netip.AddrPort {
+func mediaOf(t testing.TB, sdpText string) netip.AddrPort {
 	t.Helper()
 	var addr netip.Addr
 	port := 0
