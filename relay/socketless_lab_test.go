@@ -307,3 +307,16 @@ func TestSocketlessFamilies(t *testing.T) {
 		})
 	}
 }
+
+func TestSocketlessNeedsXDP(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Interfaces = []Interface{{Name: "lo", Addr: netip.MustParseAddr("127.0.0.1")}}
+	cfg.Dataplane, cfg.Socketless = DataplaneUserspace, true
+	if err := cfg.Validate(); err == nil {
+		t.Error("--socketless accepted with the userspace dataplane")
+	}
+	cfg.Dataplane = DataplaneXDP
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("--dataplane xdp --socketless: %v", err)
+	}
+}

@@ -29,11 +29,12 @@ import (
 // while another port's is (the RX goroutine of one device transmits on
 // another device's socket), so two loops cannot deadlock.
 
-// xsk sizes: frames per socket (half receive, half transmit), and
-// descriptors read per pass.
+// xsk sizes: frames per socket (half receive, half transmit: 8 MB of
+// UMEM; a loop that falls 2048 frames behind, starved of CPU, makes the
+// kernel drop at the empty fill ring), and descriptors read per pass.
 const (
-	xskFrames   = 2048
-	xskRingSize = 1024
+	xskFrames   = 4096
+	xskRingSize = 2048
 	xskBatch    = 64
 	// xskIdleWait bounds the wait of an idle loop: how soon Close is seen.
 	xskIdleWait = 100 * time.Millisecond
