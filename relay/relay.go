@@ -109,8 +109,11 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			b.close()
 		}
 	}()
-	if err := r.startPollers(); err != nil {
-		return nil, err
+	if cfg.Dataplane != DataplaneXDP || !cfg.Socketless {
+		// socketless, no socket is ever polled: the AF_XDP loops read
+		if err := r.startPollers(); err != nil {
+			return nil, err
+		}
 	}
 
 	if cfg.Dataplane == DataplaneXDP {
