@@ -193,6 +193,7 @@ func (x *xdpPath) loop(p *xskPort) {
 	frames := make([]udpFrame, xskBatch)
 	owners := make([]*sock, xskBatch)
 	b := newXDPBatch(x)
+	b.hint = p.queue
 	for !x.closed.Load() {
 		p.mu.Lock()
 		n := p.s.Receive(descs)
@@ -274,15 +275,16 @@ func (x *xdpPath) txPort(ifindex int, hint int) *xskPort {
 }
 
 // send writes one datagram from src to dst into a TX ring (or through the
-// kernel) using scratch for a fallback's packet; dirty collects the ports
-// written to. It reports whether the datagram left.
-func (x *xdpPath) send(src netip.AddrPort, p []byte, dst netip.AddrPort, scratch []byte, dirty *[]*xskPort) bool {
+// kernel) using scratch for a fallback's packet; hint picks among the
+// egress device's sockets, dirty collects the ports written to. It
+// reports whether the datagram left.
+func (x *xdpPath) send(src netip.AddrPort, p []byte, dst netip.AddrPort, hint int, scratch []byte, dirty *[]*xskPort) bool {
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
 	nh := x.nh.lookup(src.Addr(), dst.Addr(), monoNow())
 	why := nh.why
 	if nh.ok {
-		port := x.txPort(nh.ifindex, 0)
+		port := x.txPort(nh.ifindex, hint)
 		switch {
 		case port == nil:
 			why = fallbackNoXSK
@@ -353,7 +355,7 @@ func (x *xdpPath) sendOne(src netip.AddrPort, p []byte, dst netip.AddrPort) erro
 	}
 	scratch := make([]byte, frameLen(netip.IPv6Unspecified(), len(p)))
 	var dirty []*xskPort
-	if !x.send(src, p, dst, scratch, &dirty) {
+	if !x.send(src, p, dst, 0, scratch, &dirty) {
 		return fmt.Errorf("%w: send to %v failed", ErrXSK, dst)
 	}
 	for _, port := range dirty {
@@ -373,6 +375,7 @@ type xdpBatch struct {
 	nout    int
 	dirty   []*xskPort
 	scratch []byte
+	hint    int // the receiving queue: TX spreads over the egress device's sockets by it
 }
 
 type xdpOut struct {
@@ -410,7 +413,7 @@ func (b *xdpBatch) flush() int {
 	failed := 0
 	for i := range b.nout {
 		o := &b.out[i]
-		if !b.x.send(o.from.local, o.p, o.dst, b.scratch, &b.dirty) {
+		if !b.x.send(o.from.local, o.p, o.dst, b.hint, b.scratch, &b.dirty) {
 			failed++
 		}
 		*o = xdpOut{}
