@@ -320,3 +320,48 @@ func TestSocketlessNeedsXDP(t *testing.T) {
 		t.Errorf("--dataplane xdp --socketless: %v", err)
 	}
 }
+
+// A socketless relay restarted on the same pins re-creates its AF_XDP
+// sockets in the program's map: a call made by the new process learns and
+// forwards through them (its first packets reach the new process, not the
+// kernel).
+func TestSocketlessRestartNewCall(t *testing.T) {
+	tri := labtest.NewTriangle(t)
+	cfg := labConfig(t, tri, dataplaneXDPSocketless)
+	cfg.RemoveOnExit = false
+	first := startLabRelay(t, tri, cfg)
+	first.stop()
+	cfg.RemoveOnExit = true
+	lr := startLabRelay(t, tri, cfg)
+	c := lr.ngClient(t)
+	callerConn, err := tri.Caller.ListenUDP(netip.AddrPortFrom(tri.CallerIP, 20000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer callerConn.Close()
+	calleeConn, err := tri.Callee.ListenUDP(netip.AddrPortFrom(tri.CalleeIP, 40000).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer calleeConn.Close()
+	offer := do(t, c, ng.Dict{"command": "offer", "call-id": "after", "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000),
+		"direction": []any{"customer", "carrier"}})
+	answer := do(t, c, ng.Dict{"command": "answer", "call-id": "after", "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.CalleeIP, 40000)})
+	const n = 50
+	atCallee, atCaller := newSink(calleeConn, 0x1111), newSink(callerConn, 0x2222)
+	errs := make(chan error, 2)
+	go func() { errs <- send(callerConn, mediaOf(t, answer.Str("sdp")), 0x1111, n, 50) }()
+	go func() { errs <- send(calleeConn, mediaOf(t, offer.Str("sdp")), 0x2222, n, 50) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
+		if good, bad := s.Counts(); good != n || bad != 0 {
+			t.Errorf("%s received %d/%d intact packets, %d bad", name, good, n, bad)
+		}
+	}
+	checkSocketless(t, lr.r, 2)
+}
