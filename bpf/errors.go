@@ -19,3 +19,7 @@ var (
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
 )
+
+// ErrXSK is returned when an AF_XDP socket cannot be registered with the
+// program.
+var ErrXSK = errors.New("cannot register AF_XDP socket")

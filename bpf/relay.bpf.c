@@ -3,8 +3,10 @@
 // SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
 /* xtrunk relay fast path: plain RTP/RTCP between the two legs of a call is
  * rewritten and redirected here, without ever reaching the relay process.
- * Everything else (SRTP, learning, unknown peers' neighbours) is passed up
- * to the relay's sockets; foreign sources after latching are dropped. */
+ * Everything else of a session (SRTP, learning, unknown peers' neighbours)
+ * goes to the relay process: its AF_XDP socket on the RX queue (the
+ * socketless relay) or the kernel's UDP sockets; foreign sources after
+ * latching are dropped. */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <bpf/bpf_helpers.h>
@@ -33,6 +35,7 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 const enum xtr_reason *xtr_unused_reason __attribute__((unused));
 const enum xtr_action *xtr_unused_action __attribute__((unused));
 const enum xtr_sess_flags *xtr_unused_flags __attribute__((unused));
+const enum xtr_xsk_stat *xtr_unused_xsk_stat __attribute__((unused));
 const struct xtr_rec_meta *xtr_unused_rec_meta __attribute__((unused));
 const struct xtr_leg *xtr_unused_leg __attribute__((unused));
 
@@ -43,6 +46,24 @@ static __always_inline int count(enum xtr_reason r, int action)
 	if (v)
 		*v += 1;
 	return action;
+}
+
+/* to_user hands a session's packet to the relay process: its AF_XDP
+ * socket on this RX queue if it has one, else the kernel (XDP_PASS), where
+ * a relay running with UDP sockets reads it. reason says why the fast
+ * path could not forward it. */
+static __always_inline int to_user(struct xdp_md *ctx, enum xtr_reason r)
+{
+	long act = XDP_PASS;
+	__u32 dev = ctx->ingress_ifindex;
+	__u32 *base = bpf_map_lookup_elem(&xtr_xsk_devs_v2, &dev);
+	if (base && ctx->rx_queue_index < XTR_MAX_QUEUES)
+		act = bpf_redirect_map(&xtr_xsks_v2, *base + ctx->rx_queue_index, XDP_PASS);
+	__u32 k = act == XDP_REDIRECT ? XTR_XSK_REDIRECTED : XTR_XSK_PASSED;
+	__u64 *v = bpf_map_lookup_elem(&xtr_xsk_stats_v2, &k);
+	if (v)
+		*v += 1;
+	return count(r, (int)act);
 }
 
 static __always_inline int addr_eq(const __u8 *a, const __u8 *b)
@@ -320,7 +341,7 @@ int xtr_relay(struct xdp_md *ctx)
 		return count(XTR_DROP_SESSION, XDP_DROP);
 	}
 	if (s->action != XTR_ACT_FORWARD)
-		return count(XTR_PASS_USERSPACE, XDP_PASS);
+		return to_user(ctx, XTR_PASS_USERSPACE);
 
 	__u32 rate = s->clock_rate;
 	int record = s->flags & XTR_F_RECORD;
@@ -334,7 +355,7 @@ int xtr_relay(struct xdp_md *ctx)
 
 	int v4 = p.ip4 != NULL;
 	if (v4 != is_v4_mapped(odst) || v4 != is_v4_mapped(osrc))
-		return count(XTR_PASS_CROSS_FAMILY, XDP_PASS);
+		return to_user(ctx, XTR_PASS_CROSS_FAMILY);
 
 	__u64 now = bpf_ktime_get_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
@@ -348,7 +369,7 @@ int xtr_relay(struct xdp_md *ctx)
 		/* the lookup checked the size against the route's MTU; a hit
 		 * checks it against the device's */
 		if (l3len > st->nh_mtu)
-			return count(XTR_PASS_MTU, XDP_PASS);
+			return to_user(ctx, XTR_PASS_MTU);
 		oif = st->nh_ifindex;
 		__builtin_memcpy(dmac, st->nh_dmac, ETH_ALEN);
 		__builtin_memcpy(smac, st->nh_smac, ETH_ALEN);
@@ -379,19 +400,19 @@ int xtr_relay(struct xdp_md *ctx)
 
 		long rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 		if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-			return count(XTR_PASS_NO_NEIGH, XDP_PASS);
+			return to_user(ctx, XTR_PASS_NO_NEIGH);
 		if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-			return count(XTR_PASS_MTU, XDP_PASS);
+			return to_user(ctx, XTR_PASS_MTU);
 		if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-			return count(XTR_PASS_FIB_FAIL, XDP_PASS);
+			return to_user(ctx, XTR_PASS_FIB_FAIL);
 		oif = fib.ifindex;
 		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
 		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v2, &oif))
-			return count(XTR_PASS_NO_TXPORT, XDP_PASS);
+			return to_user(ctx, XTR_PASS_NO_TXPORT);
 		__u32 mtu = 0;
 		if (bpf_check_mtu(ctx, oif, &mtu, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
-			return count(XTR_PASS_MTU, XDP_PASS);
+			return to_user(ctx, XTR_PASS_MTU);
 		if (cacheable) {
 			/* this CPU's copy: no other writer */
 			st->nh_ifindex = oif;

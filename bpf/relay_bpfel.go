@@ -126,24 +126,37 @@ type relayXtrSessKey struct {
 	Pad  uint16
 }
 
+type relayXtrXskStat uint32
+
+const (
+	relayXtrXskStatXTR_XSK_REDIRECTED relayXtrXskStat = 0
+	relayXtrXskStatXTR_XSK_PASSED     relayXtrXskStat = 1
+	relayXtrXskStatXTR_XSK_MAX        relayXtrXskStat = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	relayMapXtrCallsV2       = "xtr_calls_v2"
 	relayMapXtrConfigV2      = "xtr_config_v2"
+	relayMapXtrHostV2        = "xtr_host_v2"
 	relayMapXtrLegsV2        = "xtr_legs_v2"
 	relayMapXtrLocalAddrsV2  = "xtr_local_addrs_v2"
 	relayMapXtrReasonsV2     = "xtr_reasons_v2"
 	relayMapXtrRecordV2      = "xtr_record_v2"
 	relayMapXtrSessionsV2    = "xtr_sessions_v2"
 	relayMapXtrTxPortsV2     = "xtr_tx_ports_v2"
+	relayMapXtrXskDevsV2     = "xtr_xsk_devs_v2"
+	relayMapXtrXskStatsV2    = "xtr_xsk_stats_v2"
+	relayMapXtrXsksV2        = "xtr_xsks_v2"
 	relayProgXtrRelay        = "xtr_relay"
 	relayVarXtrUnusedAction  = "xtr_unused_action"
 	relayVarXtrUnusedFlags   = "xtr_unused_flags"
 	relayVarXtrUnusedLeg     = "xtr_unused_leg"
 	relayVarXtrUnusedReason  = "xtr_unused_reason"
 	relayVarXtrUnusedRecMeta = "xtr_unused_rec_meta"
+	relayVarXtrUnusedXskStat = "xtr_unused_xsk_stat"
 )
 
 // loadRelay returns the embedded CollectionSpec for relay.
@@ -197,12 +210,16 @@ type relayProgramSpecs struct {
 type relayMapSpecs struct {
 	XtrCallsV2      *ebpf.MapSpec `ebpf:"xtr_calls_v2"`
 	XtrConfigV2     *ebpf.MapSpec `ebpf:"xtr_config_v2"`
+	XtrHostV2       *ebpf.MapSpec `ebpf:"xtr_host_v2"`
 	XtrLegsV2       *ebpf.MapSpec `ebpf:"xtr_legs_v2"`
 	XtrLocalAddrsV2 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v2"`
 	XtrReasonsV2    *ebpf.MapSpec `ebpf:"xtr_reasons_v2"`
 	XtrRecordV2     *ebpf.MapSpec `ebpf:"xtr_record_v2"`
 	XtrSessionsV2   *ebpf.MapSpec `ebpf:"xtr_sessions_v2"`
 	XtrTxPortsV2    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v2"`
+	XtrXskDevsV2    *ebpf.MapSpec `ebpf:"xtr_xsk_devs_v2"`
+	XtrXskStatsV2   *ebpf.MapSpec `ebpf:"xtr_xsk_stats_v2"`
+	XtrXsksV2       *ebpf.MapSpec `ebpf:"xtr_xsks_v2"`
 }
 
 // relayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -214,6 +231,7 @@ type relayVariableSpecs struct {
 	XtrUnusedLeg     *ebpf.VariableSpec `ebpf:"xtr_unused_leg"`
 	XtrUnusedReason  *ebpf.VariableSpec `ebpf:"xtr_unused_reason"`
 	XtrUnusedRecMeta *ebpf.VariableSpec `ebpf:"xtr_unused_rec_meta"`
+	XtrUnusedXskStat *ebpf.VariableSpec `ebpf:"xtr_unused_xsk_stat"`
 }
 
 // relayObjects contains all objects after they have been loaded into the kernel.
@@ -238,24 +256,32 @@ func (o *relayObjects) Close() error {
 type relayMaps struct {
 	XtrCallsV2      *ebpf.Map `ebpf:"xtr_calls_v2"`
 	XtrConfigV2     *ebpf.Map `ebpf:"xtr_config_v2"`
+	XtrHostV2       *ebpf.Map `ebpf:"xtr_host_v2"`
 	XtrLegsV2       *ebpf.Map `ebpf:"xtr_legs_v2"`
 	XtrLocalAddrsV2 *ebpf.Map `ebpf:"xtr_local_addrs_v2"`
 	XtrReasonsV2    *ebpf.Map `ebpf:"xtr_reasons_v2"`
 	XtrRecordV2     *ebpf.Map `ebpf:"xtr_record_v2"`
 	XtrSessionsV2   *ebpf.Map `ebpf:"xtr_sessions_v2"`
 	XtrTxPortsV2    *ebpf.Map `ebpf:"xtr_tx_ports_v2"`
+	XtrXskDevsV2    *ebpf.Map `ebpf:"xtr_xsk_devs_v2"`
+	XtrXskStatsV2   *ebpf.Map `ebpf:"xtr_xsk_stats_v2"`
+	XtrXsksV2       *ebpf.Map `ebpf:"xtr_xsks_v2"`
 }
 
 func (m *relayMaps) Close() error {
 	return _RelayClose(
 		m.XtrCallsV2,
 		m.XtrConfigV2,
+		m.XtrHostV2,
 		m.XtrLegsV2,
 		m.XtrLocalAddrsV2,
 		m.XtrReasonsV2,
 		m.XtrRecordV2,
 		m.XtrSessionsV2,
 		m.XtrTxPortsV2,
+		m.XtrXskDevsV2,
+		m.XtrXskStatsV2,
+		m.XtrXsksV2,
 	)
 }
 
@@ -268,6 +294,7 @@ type relayVariables struct {
 	XtrUnusedLeg     *ebpf.Variable `ebpf:"xtr_unused_leg"`
 	XtrUnusedReason  *ebpf.Variable `ebpf:"xtr_unused_reason"`
 	XtrUnusedRecMeta *ebpf.Variable `ebpf:"xtr_unused_rec_meta"`
+	XtrUnusedXskStat *ebpf.Variable `ebpf:"xtr_unused_xsk_stat"`
 }
 
 // relayPrograms contains all programs after they have been loaded into the kernel.

@@ -267,6 +267,10 @@ func TestXDPPaths(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			xskBefore, err := l.dp.XSKStats()
+			if err != nil {
+				t.Fatal(err)
+			}
 			var legBefore LegStats
 			if c.want.legKey.IsValid() {
 				legBefore, _ = l.dp.LegStats(c.want.legKey)
@@ -286,6 +290,17 @@ func TestXDPPaths(t *testing.T) {
 				if delta[r] != want {
 					t.Errorf("reason %s moved by %d, want %d", r, delta[r], want)
 				}
+			}
+			// what a session sends to userspace goes to the relay's
+			// AF_XDP socket; with none registered, to the kernel
+			xskAfter, _ := l.dp.XSKStats()
+			wantPassed := uint64(0)
+			switch c.want.reason {
+			case ReasonPassUserspace, ReasonPassNoNeigh, ReasonPassCrossFamily, ReasonPassFIBFail, ReasonPassNoTXPort, ReasonPassMTU:
+				wantPassed = 1
+			}
+			if d := xskAfter.Passed - xskBefore.Passed; d != wantPassed || xskAfter.Redirected != xskBefore.Redirected {
+				t.Errorf("AF_XDP stats: %d passed to the kernel (want %d), %d redirected", d, wantPassed, xskAfter.Redirected-xskBefore.Redirected)
 			}
 			exp := c.in
 			if c.want.out != nil {

@@ -30,6 +30,13 @@ enum xtr_reason {
 	XTR_REASON_MAX,
 };
 
+/* Indexes of xtr_xsk_stats. */
+enum xtr_xsk_stat {
+	XTR_XSK_REDIRECTED = 0, /* handed to the relay's AF_XDP socket */
+	XTR_XSK_PASSED,         /* no socket on the queue: XDP_PASS to the kernel */
+	XTR_XSK_MAX,
+};
+
 enum xtr_action {
 	XTR_ACT_PASS = 0,
 	XTR_ACT_FORWARD = 1,

@@ -78,7 +78,7 @@ const badInputSDP = "v=0\r\no=- 1 1 IN IP4 198.18.1.2\r\ns=-\r\nc=IN IP4 198.18.
 // commands, missing keys and broken SDP each get an error reply that says
 // what is wrong, leave no call behind, and the relay goes on serving.
 func TestBadInput(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testBadInput(t, mode) })
 	}
 }

@@ -31,13 +31,19 @@ import (
 // SRTP), baresip hears 1 kHz (it decrypted the relay's SRTP), and SRTCP
 // authenticates both ways.
 func TestBaresipSRTP(t *testing.T) {
+	for _, mode := range xdpModes {
+		t.Run(mode, func(t *testing.T) { testBaresipSRTP(t, mode) })
+	}
+}
+
+func testBaresipSRTP(t *testing.T, mode string) {
 	labtest.RequirePrivileged(t)
 	bin, err := exec.LookPath("baresip")
 	if err != nil {
 		t.Fatalf("baresip is not installed (apt-get install baresip; `make deps` does it): %v", err)
 	}
 	tri := labtest.NewTriangle(t)
-	lr := startLabRelay(t, tri, labConfig(t, tri, DataplaneXDP))
+	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
 	c := lr.ngClient(t)
 
 	// The SIP peer lives on the relay's customer-side address: the caller

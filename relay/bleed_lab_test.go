@@ -226,7 +226,7 @@ func streamDrops(t *testing.T, reply ng.Dict) (drops int64, rtpEndpoint map[stri
 // The attacker gets nothing back, nothing of its gets into the call, the
 // call loses nothing, and the relay counts what it dropped.
 func TestRTPBleed(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testBleed(t, mode) })
 	}
 }
@@ -254,7 +254,7 @@ func testBleed(t *testing.T, mode string) {
 	calleeRTCP := countAll(listen(tri.Callee, netip.AddrPortFrom(tri.CalleeIP, 40001)))
 
 	var before bpf.Reasons
-	if mode == DataplaneXDP {
+	if isXDP(mode) {
 		before, _ = lr.r.Reasons()
 	}
 	offer := do(t, c, ng.Dict{"command": "offer", "call-id": "bleed", "from-tag": "caller",
@@ -334,7 +334,7 @@ func testBleed(t *testing.T, mode string) {
 	if drops < int64(atCall)/2 || drops > int64(atCall) {
 		t.Errorf("relay counted %d drops for %d attack packets at the call's ports", drops, atCall)
 	}
-	if mode == DataplaneXDP {
+	if isXDP(mode) {
 		after, _ := lr.r.Reasons()
 		d := after.Sub(before)
 		t.Logf("xdp: drop_foreign_source %d, drop_no_session %d, pass_userspace %d, forward_redirect %d",
@@ -356,7 +356,7 @@ func testBleed(t *testing.T, mode string) {
 // sends there (two-way audio); with "asymmetric" it sends to the SDP
 // address regardless.
 func TestSymmetricNAT(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) {
 			for _, flag := range []string{"symmetric", "asymmetric"} {
 				t.Run(flag, func(t *testing.T) { testNAT(t, mode, flag) })

@@ -104,6 +104,12 @@ type sock struct {
 	// set under the call's mu when the call ends (see freezeStats)
 	final *finalStats
 
+	// rx serialises the AF_XDP path's handling of this port: packets of
+	// one port may arrive on several RX queues (other sources hash
+	// elsewhere), read by different goroutines, and handle relies on one
+	// reader at a time, as a socket's one poller gives it.
+	rx sync.Mutex
+
 	// Counted by the userspace path only; the XDP path has its own.
 	packets, bytes, errors, drops atomic.Uint64
 	lastNs                        atomic.Int64 // monotonic ns

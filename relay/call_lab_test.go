@@ -29,7 +29,7 @@ func statInt(d ng.Dict, k string) int64 { v, _ := d.Int(k); return v }
 // relay's userspace handled only what XDP passed up (the first packet of
 // each direction, before latching): the rest never left the driver.
 func TestCallThroughRelay(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testCall(t, mode) })
 	}
 }
@@ -53,7 +53,7 @@ func testCall(t *testing.T, mode string) {
 	defer calleeConn.Close()
 
 	var before bpf.Reasons
-	if mode == DataplaneXDP {
+	if isXDP(mode) {
 		before, _ = lr.r.Reasons()
 	}
 	offer := do(t, c, ng.Dict{"command": "offer", "call-id": "call-1", "from-tag": "caller",
@@ -104,8 +104,8 @@ func testCall(t *testing.T, mode string) {
 		user += statInt(st, "userspace")
 	}
 	t.Logf("%s: fast path %d, userspace %d packets", mode, fast, user)
-	switch mode {
-	case DataplaneXDP:
+	switch {
+	case isXDP(mode):
 		after, _ := lr.r.Reasons()
 		d := after.Sub(before)
 		passedUp := int64(d[bpf.ReasonPassUserspace] + d[bpf.ReasonPassNoNeigh])
@@ -118,7 +118,10 @@ func testCall(t *testing.T, mode string) {
 		if int64(d[bpf.ReasonForwardRedirect]) != fast {
 			t.Errorf("XDP redirect counter %d != per-leg fast path %d", d[bpf.ReasonForwardRedirect], fast)
 		}
-	case DataplaneUserspace:
+		if mode == dataplaneXDPSocketless {
+			checkSocketless(t, lr.r, passedUp)
+		}
+	case mode == DataplaneUserspace:
 		if fast != 0 || user != 2*n {
 			t.Errorf("userspace mode: fast %d user %d, want 0 and %d", fast, user, 2*n)
 		}

@@ -31,9 +31,13 @@ type Config struct {
 	Metrics       string        `yaml:"metrics"`
 	Dataplane     string        `yaml:"dataplane"`
 	XDPMode       string        `yaml:"xdp-mode"` // auto | native | generic
-	DeleteDelay   time.Duration `yaml:"delete-delay"`
-	RemoveOnExit  bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
-	RecordingDir  string        `yaml:"recording-dir"`  // where recordings are written
+	// Socketless (xdp only): the relay binds no socket per call; what
+	// needs userspace reaches it through AF_XDP sockets (one per device
+	// and RX queue) and leaves through their TX rings.
+	Socketless   bool          `yaml:"socketless"`
+	DeleteDelay  time.Duration `yaml:"delete-delay"`
+	RemoveOnExit bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
+	RecordingDir string        `yaml:"recording-dir"`  // where recordings are written
 	// NGAllow are the sources (CIDRs) whose NG commands are served;
 	// others are dropped unanswered (NG has no authentication).
 	NGAllow []string `yaml:"ng-allow"`
@@ -86,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.NGAllowPrefixes(); err != nil {
 		return err
+	}
+	if c.Socketless && c.Dataplane != DataplaneXDP {
+		return fmt.Errorf("%w: --socketless needs --dataplane xdp (AF_XDP sockets get their packets from the XDP program)", ErrConfig)
 	}
 	if c.PinPath == "" && c.Dataplane == DataplaneXDP {
 		return fmt.Errorf("%w: --pin-path is required with the xdp dataplane", ErrConfig)

@@ -65,3 +65,18 @@ var (
 	// stream the relay can send to (none, no address yet, or SRTP).
 	ErrNoMediaStream = errors.New("no audio stream to play media to")
 )
+
+// ErrReservedPorts is returned when the relay cannot read or change
+// net.ipv4.ip_local_reserved_ports.
+var ErrReservedPorts = errors.New("ip_local_reserved_ports")
+
+// Frames the AF_XDP path cannot use (counted, dropped).
+var (
+	errFrameShort     = errors.New("frame too short")
+	errFrameMalformed = errors.New("frame malformed")
+	errFrameNotUDP    = errors.New("frame is not UDP")
+)
+
+// ErrXSK is returned when the socketless path cannot open or register an
+// AF_XDP socket, or cannot send a datagram.
+var ErrXSK = errors.New("AF_XDP path")

@@ -10,15 +10,31 @@ import (
 // SRTP), and forwards them to the other party. The fast path (XDP)
 // forwards what the routes installed there cover without reaching here.
 
+// pktBatch is a batch of datagrams received at one relay port, and the
+// queue of what is forwarded: a socket's recvmmsg/sendmmsg batch (batch),
+// or the packets of one port in a pass over an AF_XDP ring (xdpBatch).
+// The packet logic in handle is the same for both.
+type pktBatch interface {
+	count() int
+	// packet i's UDP payload (with room to grow: SRTP encrypts in place)
+	// and source
+	packet(i int) ([]byte, netip.AddrPort)
+	// queue adds p, valid until flush, to send from out to dst; every
+	// queued datagram of one flush has the same out
+	queue(out *udpSock, p []byte, dst netip.AddrPort)
+	// flush sends what was queued and returns how many were refused
+	flush() int
+}
+
 // handle forwards one batch received on s. It allocates nothing.
-func (r *Relay) handle(s *sock, b *batch) {
+func (r *Relay) handle(s *sock, b pktBatch) {
 	now := monoNow()
 	rt := s.route.Load()
 	var cur *udpSock
 	var pkts, bytes, drops uint64
 	party := false   // a packet of the call's own party arrived
 	persist := false // an SRTP context needs the call record written before sending
-	for i := 0; i < b.n; i++ {
+	for i := range b.count() {
 		p, src := b.packet(i)
 		var isRTCP bool
 		var reason string
@@ -61,10 +77,10 @@ func (r *Relay) handle(s *sock, b *batch) {
 				r.persistNow(s.ep.c)
 				persist = false
 			}
-			s.errors.Add(uint64(cur.flush(b)))
+			s.errors.Add(uint64(b.flush()))
 		}
 		cur = out
-		b.queue(p, dst)
+		b.queue(out, p, dst)
 		pkts++
 		bytes += uint64(len(p))
 	}
@@ -74,7 +90,7 @@ func (r *Relay) handle(s *sock, b *batch) {
 		r.persistNow(s.ep.c)
 	}
 	if cur != nil {
-		s.errors.Add(uint64(cur.flush(b)))
+		s.errors.Add(uint64(b.flush()))
 	}
 	if party {
 		s.lastNs.Store(now)

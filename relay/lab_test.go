@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,20 +27,54 @@ type labRelay struct {
 	ngAddr string
 	cancel context.CancelFunc
 	done   chan struct{}
+	pc     net.PacketConn
+	once   sync.Once
 }
+
+// stop ends the NG server and closes the relay (once; the test's cleanup
+// calls it too).
+func (lr *labRelay) stop() {
+	lr.once.Do(func() {
+		lr.cancel()
+		<-lr.done
+		lr.pc.Close()
+		lr.r.Close()
+	})
+}
+
+// labSocketless runs every xdp lab with the socketless relay
+// (XTRUNK_TEST_SOCKETLESS=1): the same tests, AF_XDP instead of sockets.
+var labSocketless = os.Getenv("XTRUNK_TEST_SOCKETLESS") == "1"
+
+// dataplaneXDPSocketless is the labs' name for --dataplane xdp
+// --socketless.
+const dataplaneXDPSocketless = "xdp-socketless"
+
+// labModes are the relay modes the labs run in; xdpModes those with the
+// XDP program.
+var (
+	labModes = []string{DataplaneXDP, dataplaneXDPSocketless, DataplaneUserspace}
+	xdpModes = []string{DataplaneXDP, dataplaneXDPSocketless}
+)
+
+func isXDP(mode string) bool { return mode == DataplaneXDP || mode == dataplaneXDPSocketless }
 
 func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	cfg := DefaultConfig()
 	cfg.Dataplane = dataplane
+	if dataplane == dataplaneXDPSocketless {
+		cfg.Dataplane, cfg.Socketless = DataplaneXDP, true
+	}
 	cfg.Interfaces = []Interface{
 		{Name: "customer", Addr: tri.RelayCallerIP, Advertised: tri.RelayCallerIP},
 		{Name: "customer", Addr: tri.RelayCallerIP6, Advertised: tri.RelayCallerIP6},
 		{Name: "carrier", Addr: tri.RelayCalleeIP, Advertised: tri.RelayCalleeIP},
 		{Name: "carrier", Addr: tri.RelayCalleeIP6, Advertised: tri.RelayCalleeIP6},
 	}
-	if dataplane == DataplaneXDP {
+	if cfg.Dataplane == DataplaneXDP {
 		cfg.PinPath = filepath.Join(labtest.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
+		cfg.Socketless = cfg.Socketless || labSocketless
 	}
 	return cfg
 }
@@ -60,18 +96,14 @@ func startLabRelay(t *testing.T, tri *testbed.Triangle, cfg Config) *labRelay {
 		t.Fatal(err)
 	}
 	lr.ngAddr = pc.LocalAddr().String()
+	lr.pc = pc
 	ctx, cancel := context.WithCancel(context.Background())
 	lr.cancel = cancel
 	go func() {
 		defer close(lr.done)
 		_ = ng.NewServer(lr.r).Serve(ctx, pc)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-lr.done
-		pc.Close()
-		lr.r.Close()
-	})
+	t.Cleanup(lr.stop)
 	return lr
 }
 
@@ -112,7 +144,7 @@ func g711SDP(addr netip.Addr, port int) string {
 }
 
 // mediaOf returns the relay address and port an SDP tells its receiver to use.
-func mediaOf(t *testing.T, sdpText string) netip.AddrPort {
+func mediaOf(t testing.TB, sdpText string) netip.AddrPort {
 	t.Helper()
 	var addr netip.Addr
 	port := 0

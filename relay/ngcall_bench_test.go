@@ -48,7 +48,7 @@ func BenchmarkNGCall(b *testing.B) {
 		})
 	}
 	// the same relay as its own process, measured as rtpengine is
-	for _, dp := range []string{DataplaneUserspace, DataplaneXDP} {
+	for _, dp := range []string{DataplaneUserspace, DataplaneXDP, dataplaneXDPSocketless} {
 		b.Run("xtrunk-process-"+dp, func(b *testing.B) {
 			tri := labtest.NewTriangle(b)
 			addr, pid := startRelayProcess(b, tri, dp)
@@ -112,6 +112,10 @@ func startRelayProcess(b *testing.B, tri *testbed.Triangle, dataplane string) (s
 	b.Helper()
 	bin := labtest.BuildXtrunk(b)
 	addr := netip.AddrPortFrom(tri.RelayCallerIP, 2223).String()
+	socketless := dataplane == dataplaneXDPSocketless
+	if socketless {
+		dataplane = DataplaneXDP
+	}
 	args := []string{"relay", "--dataplane", dataplane,
 		"--interface", "customer/" + tri.RelayCallerIP.String(),
 		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
@@ -120,6 +124,9 @@ func startRelayProcess(b *testing.B, tri *testbed.Triangle, dataplane string) (s
 	if dataplane == DataplaneXDP {
 		pin := filepath.Join(labtest.MountBPFFS(b), "relay")
 		args = append(args, "--pin-path", pin)
+		if socketless {
+			args = append(args, "--socketless")
+		}
 		b.Cleanup(func() { _ = bpf.RemovePins(pin) })
 	}
 	p, err := tri.Relay.Start(context.Background(), bin, args...)
@@ -199,7 +206,7 @@ func selfCPU() time.Duration {
 
 // procCPU is the CPU time of all of pid's threads, from their schedstat
 // (nanoseconds, unlike stat's clock ticks).
-func procCPU(b *testing.B, pid int) time.Duration {
+func procCPU(b testing.TB, pid int) time.Duration {
 	dir := fmt.Sprintf("/proc/%d/task", pid)
 	tasks, err := os.ReadDir(dir)
 	if err != nil {

@@ -220,7 +220,7 @@ func TestRefusedOfferRacingList(t *testing.T) {
 // An empty datagram to a latched port must not crash the relay.
 func TestEmptyDatagram(t *testing.T) {
 	b := newBatch()
-	b.queue(nil, netip.MustParseAddrPort("127.0.0.1:9"))
+	b.queue(nil, nil, netip.MustParseAddrPort("127.0.0.1:9"))
 	if b.nout != 0 {
 		t.Fatal("empty datagram queued")
 	}

@@ -19,7 +19,7 @@ import (
 // relay's loss must be within one point and its jitter within 20 % of what
 // RFC 3550 gives for the packets as actually sent.
 func TestLossAndJitter(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testQuality(t, mode) })
 	}
 }
@@ -126,7 +126,7 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode, callID 
 	if math.Abs(lossPct-trueLossPct) > 1 {
 		t.Errorf("loss %.2f%%, truth %.2f%%: more than one point off", lossPct, trueLossPct)
 	}
-	if mode == DataplaneXDP && statInt(st, "fast path") < int64(len(log))-5 {
+	if isXDP(mode) && statInt(st, "fast path") < int64(len(log))-5 {
 		t.Errorf("only %d packets on the fast path: XDP statistics not exercised", statInt(st, "fast path"))
 	}
 	if math.Abs(gotJitterMs-trueJitterMs) > 0.2*trueJitterMs {

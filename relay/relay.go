@@ -54,6 +54,8 @@ type Relay struct {
 	taps      sync.Map // netip.AddrPort -> recTap: ports being recorded
 	plays     sync.Map // playKey -> *player: media being played (play.go)
 	recReader *bpf.RecordReader
+	reserved  *reservation // the port range in ip_local_reserved_ports (xdp)
+	xp        *xdpPath     // the AF_XDP path (socketless)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -107,52 +109,16 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			b.close()
 		}
 	}()
-	if err := r.startPollers(); err != nil {
-		return nil, err
+	if cfg.Dataplane != DataplaneXDP || !cfg.Socketless {
+		// socketless, no socket is ever polled: the AF_XDP loops read
+		if err := r.startPollers(); err != nil {
+			return nil, err
+		}
 	}
 
 	if cfg.Dataplane == DataplaneXDP {
-		dp, err := bpf.Open(bpf.Options{PinDir: cfg.PinPath, PortMin: uint16(cfg.PortMin), PortMax: uint16(cfg.PortMax)})
-		if err != nil {
+		if err := r.openXDP(); err != nil {
 			return nil, fmt.Errorf("xdp dataplane: %w", err)
-		}
-		r.dp, r.fp = dp, dp
-		if stale := dp.StalePins(); len(stale) > 0 {
-			r.log.Warn().Strs("pins", stale).Str("pin_path", cfg.PinPath).
-				Msg("removed pinned maps of another layout version (an upgrade): the calls of the relay that made them cannot be adopted, and their fast-path media stops once this relay's program replaces the old one")
-		}
-		seen := map[string]bool{}
-		for _, ifc := range r.ifaces {
-			if err := dp.AddLocalAddr(ifc.Addr); err != nil {
-				dp.Close()
-				return nil, fmt.Errorf("xdp dataplane: %w", err)
-			}
-			if seen[ifc.Device] {
-				continue
-			}
-			seen[ifc.Device] = true
-			a, err := dp.Attach(ifc.Device, bpf.XDPMode(cfg.XDPMode))
-			if err != nil {
-				dp.Close()
-				return nil, fmt.Errorf("xdp dataplane: %w", err)
-			}
-			ev := r.log.Info()
-			if a.Mode == bpf.ModeGeneric {
-				ev = r.log.Warn().Str("why", "the driver has no native XDP; generic XDP is much slower")
-			}
-			ev.Str("device", a.Device).Str("xdp_mode", string(a.Mode)).Bool("adopted", a.Adopted).Msg("xdp attached")
-			r.m.setMode(a.Device, string(a.Mode))
-		}
-		rd, err := dp.NewRecordReader(1 << 20)
-		if err != nil {
-			dp.Close()
-			return nil, fmt.Errorf("xdp dataplane: %w", err)
-		}
-		r.recReader = rd
-		r.wg.Add(1)
-		go r.readRecordCopies(rd)
-		if err := r.adopt(); err != nil {
-			r.log.Error().Err(err).Msg("re-adopting pinned calls")
 		}
 	} else {
 		r.log.Info().Msg("userspace dataplane: no BPF, every packet through sockets")
@@ -186,8 +152,13 @@ func (r *Relay) stopPollers() {
 	}
 }
 
-// register hands s to a poller, round robin.
+// register hands s to a poller, round robin, or to the AF_XDP path's
+// port table.
 func (r *Relay) register(s *sock) error {
+	if s.udp.xp != nil {
+		s.udp.xp.add(s)
+		return nil
+	}
 	p := r.pollers[int(r.nextPoll.Add(1))%len(r.pollers)]
 	return p.add(s)
 }
@@ -226,13 +197,20 @@ func (r *Relay) close() error {
 	if r.recReader != nil {
 		r.recReader.Close()
 	}
+	if r.xp != nil {
+		r.xp.close()
+	}
 	r.stopPollers()
 	r.wg.Wait()
 	r.finishing.Wait()
 	r.binder.close()
 	if r.dp != nil {
 		if r.cfg.RemoveOnExit {
+			r.unreservePorts()
 			return r.dp.Remove()
+		}
+		if r.reserved != nil {
+			r.reserved.close()
 		}
 		return r.dp.Close()
 	}

@@ -22,7 +22,16 @@ import (
 // process exists, so no packet is lost, and the new process re-adopts the
 // call from its pinned record — it answers query and delete for it and
 // holds its ports until the delete.
+//
+// Socketless, the new process re-creates its AF_XDP sockets in place of
+// the dead one's (which the kernel took out of the program's map).
 func TestRestartKeepsMedia(t *testing.T) {
+	for _, mode := range xdpModes {
+		t.Run(mode, func(t *testing.T) { testRestart(t, mode == dataplaneXDPSocketless) })
+	}
+}
+
+func testRestart(t *testing.T, socketless bool) {
 	tri := labtest.NewTriangle(t)
 	bin := labtest.BuildXtrunk(t)
 
@@ -50,6 +59,9 @@ func TestRestartKeepsMedia(t *testing.T) {
 		"--pin-path", pin,
 		"--port-min", "30000", "--port-max", "30003",
 		"--metrics", "",
+	}
+	if socketless {
+		args = append(args, "--socketless")
 	}
 	start := func(name string) *testbed.Process {
 		t.Helper()

@@ -61,13 +61,15 @@ func relayCrypto(t *testing.T, body string) sdp.Crypto {
 // decrypts or receives is exactly what the other sent, with nothing lost.
 func TestSRTPToRTP(t *testing.T) {
 	for _, suite := range []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"} {
-		t.Run(suite, func(t *testing.T) { testSRTPCall(t, suite) })
+		for _, mode := range xdpModes {
+			t.Run(suite+"/"+mode, func(t *testing.T) { testSRTPCall(t, suite, mode) })
+		}
 	}
 }
 
-func testSRTPCall(t *testing.T, suite string) {
+func testSRTPCall(t *testing.T, suite, mode string) {
 	tri := labtest.NewTriangle(t)
-	lr := startLabRelay(t, tri, labConfig(t, tri, DataplaneXDP))
+	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
 	c := lr.ngClient(t)
 	caller := netip.AddrPortFrom(tri.CallerIP, 20000)
 	callee := netip.AddrPortFrom(tri.CalleeIP, 40000)

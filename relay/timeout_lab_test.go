@@ -76,7 +76,7 @@ func isTimedOut(reply ng.Dict) bool {
 // In xdp mode the flowing call's packets never reach the relay process:
 // only the XDP per-leg "last seen" stamps keep it alive.
 func TestMediaTimeout(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testTimeout(t, mode) })
 	}
 }
@@ -168,7 +168,7 @@ func testTimeout(t *testing.T, mode string) {
 		if p := statInt(st, "packets"); p < int64(sent)-2 {
 			t.Errorf("active call, %s: relay counted %d of %d packets", tag, p, sent)
 		}
-		if mode == DataplaneXDP && statInt(st, "userspace") > 2 {
+		if isXDP(mode) && statInt(st, "userspace") > 2 {
 			t.Errorf("active call, %s: %d packets went through userspace; the fast path was not used", tag, statInt(st, "userspace"))
 		}
 	}
@@ -182,7 +182,7 @@ func testTimeout(t *testing.T, mode string) {
 // keeps spraying a relay's port range keeps every abandoned call, and its
 // ports, alive until the final timeout.
 func TestMediaTimeoutUnderAttack(t *testing.T) {
-	for _, mode := range []string{DataplaneXDP, DataplaneUserspace} {
+	for _, mode := range labModes {
 		t.Run(mode, func(t *testing.T) { testTimeoutUnderAttack(t, mode) })
 	}
 }

@@ -35,6 +35,7 @@ type batch struct {
 
 	woff, failed int
 	err          error
+	cur          *udpSock // where the queued datagrams go
 }
 
 var batchPool = sync.Pool{New: func() any { return newBatch() }}
@@ -65,23 +66,38 @@ func (b *batch) reset() {
 	b.n = 0
 	b.nout = 0
 	b.err = nil
+	b.cur = nil
 }
+
+func (b *batch) count() int { return b.n }
 
 // packet i's payload and source.
 func (b *batch) packet(i int) ([]byte, netip.AddrPort) {
 	return b.bufs[i][:b.hdrs[i].Len], sockaddrToAddrPort(&b.names[i])
 }
 
-// queue adds a datagram to send (its bytes must stay valid until flush).
-func (b *batch) queue(p []byte, to netip.AddrPort) {
+// queue adds a datagram to send from out (its bytes must stay valid until
+// flush).
+func (b *batch) queue(out *udpSock, p []byte, to netip.AddrPort) {
 	if len(p) == 0 {
 		return
 	}
+	b.cur = out
 	i := b.nout
 	b.outIovs[i].Base = &p[0]
 	b.outIovs[i].SetLen(len(p))
 	b.out[i].Hdr.Namelen = addrPortToSockaddr(to, &b.outName[i])
 	b.nout++
+}
+
+// flush sends the queued datagrams out of their socket.
+func (b *batch) flush() int {
+	if b.cur == nil {
+		return 0
+	}
+	n := b.cur.flush(b)
+	b.cur = nil
+	return n
 }
 
 func sockaddrToAddrPort(sa *unix.RawSockaddrInet6) netip.AddrPort {
@@ -125,6 +141,9 @@ type udpSock struct {
 	closed bool
 	pl     *poller // where the socket is registered, if anywhere
 	id     uint64  // its id there
+	// xp is set for a socketless relay's port (fd -1): no descriptor,
+	// the AF_XDP path's port table routes to it and sends for it.
+	xp *xdpPath
 }
 
 // listenUDP binds a non-blocking UDP socket to local: two system calls
@@ -244,6 +263,9 @@ func (s *udpSock) writeTo(pkt []byte, dst netip.AddrPort) error {
 	if s.closed {
 		return net.ErrClosed
 	}
+	if s.xp != nil {
+		return s.xp.sendOne(s.local, pkt, dst)
+	}
 	var sa unix.Sockaddr
 	if a := dst.Addr(); a.Is4() || a.Is4In6() {
 		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.Unmap().As4()}
@@ -256,10 +278,14 @@ func (s *udpSock) writeTo(pkt []byte, dst netip.AddrPort) error {
 	return nil
 }
 
-// Close unregisters the socket from its poller and closes it.
+// Close unregisters the socket from its poller (or the AF_XDP path's
+// port table) and closes it.
 func (s *udpSock) Close() error {
 	if s.pl != nil {
 		s.pl.remove(s)
+	}
+	if s.xp != nil {
+		s.xp.remove(s.local)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -267,6 +293,9 @@ func (s *udpSock) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.fd < 0 {
+		return nil
+	}
 	return unix.Close(s.fd)
 }
 

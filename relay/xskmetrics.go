@@ -1,0 +1,48 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Drop reasons of the AF_XDP path (xtrunk_relay_xsk_drops_total{reason}).
+const (
+	dropFrame   = "frame"    // not an Ethernet/IP/UDP frame the relay can read (or a bad IPv4 header checksum)
+	dropNoPort  = "no_port"  // addressed to no relay port in use (the call just ended)
+	dropTxError = "tx_error" // neither the TX ring nor the kernel took it
+)
+
+// xskMetrics are the socketless path's own counters.
+type xskMetrics struct {
+	// xtrunk_relay_xsk_rx_packets_total: frames read from AF_XDP RX rings.
+	rx prometheus.Counter
+	// xtrunk_relay_xsk_tx_packets_total: frames written to AF_XDP TX rings.
+	tx prometheus.Counter
+	// xtrunk_relay_xsk_tx_fallback_total{reason}: datagrams sent through
+	// the kernel (a raw socket) instead: no_neigh (the next hop's MAC is
+	// not known yet; the kernel resolves it), no_route, no_socket (an
+	// egress device without an AF_XDP socket, e.g. loopback), mtu,
+	// tx_full (no free TX frame).
+	fallbacks *prometheus.CounterVec
+	// xtrunk_relay_xsk_drops_total{reason}: frames the path dropped
+	// before or after the packet logic (which counts its own drops in
+	// xtrunk_relay_userspace_drops_total).
+	drops *prometheus.CounterVec
+}
+
+func newXSKMetrics(reg *prometheus.Registry) *xskMetrics {
+	m := &xskMetrics{
+		rx:        prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_rx_packets_total", Help: "Frames read from the relay's AF_XDP RX rings (socketless mode)."}),
+		tx:        prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_tx_packets_total", Help: "Frames written to the relay's AF_XDP TX rings (socketless mode)."}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_tx_fallback_total", Help: "Datagrams of the AF_XDP path sent through the kernel instead, by reason."}, []string{"reason"}),
+		drops:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_drops_total", Help: "Frames the AF_XDP path dropped, by reason."}, []string{"reason"}),
+	}
+	for _, r := range []string{fallbackNoNeigh, fallbackNoRoute, fallbackNoXSK, fallbackMTU, fallbackTxFull} {
+		m.fallbacks.WithLabelValues(r)
+	}
+	for _, r := range []string{dropFrame, dropNoPort, dropTxError} {
+		m.drops.WithLabelValues(r)
+	}
+	reg.MustRegister(m.rx, m.tx, m.fallbacks, m.drops)
+	return m
+}
+
+func (m *xskMetrics) drop(reason string)     { m.drops.WithLabelValues(reason).Inc() }
+func (m *xskMetrics) fallback(reason string) { m.fallbacks.WithLabelValues(reason).Inc() }
