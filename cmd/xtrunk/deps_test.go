@@ -1,7 +1,13 @@
 package main
 
 import (
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -99,5 +105,59 @@ func TestImportLayering(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// sqlCall matches database/sql's context-taking query methods (the
+// store uses no others).
+var sqlCall = regexp.MustCompile(`\.(QueryContext|QueryRowContext|ExecContext|PrepareContext)\(`)
+
+// TestNoSQLOutsideStore keeps SQL in control/store (ARCHITECTURE.md): no
+// Go file elsewhere, test or not, imports database/sql or calls its query
+// methods (through a handle from anywhere).
+// control/store's own tests and storetest (Exec, for rows the rules
+// refuse today) are inside the line.
+func TestNoSQLOutsideStore(t *testing.T) {
+	root := filepath.Join("..", "..")
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "third_party" || rel == "control/store" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		checked++
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); p == "database/sql" || p == "database/sql/driver" {
+				t.Errorf("%s imports %s: SQL belongs in control/store", rel, p)
+			}
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if m := sqlCall.Find(src); m != nil {
+			t.Errorf("%s calls %s", rel, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 100 {
+		t.Fatalf("checked only %d Go files", checked)
 	}
 }

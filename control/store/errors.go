@@ -18,6 +18,9 @@ var (
 	ErrConflict = errors.New("store: conflict")
 )
 
+// ErrCorrupt: SQLite's integrity check found the database file damaged.
+var ErrCorrupt = errors.New("store: database file is corrupt")
+
 // ErrClosed is returned by Watch's channel owner and by calls after Close.
 var ErrClosed = errors.New("store: closed")
 
