@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/xtrunk/xtrunk/control/domain"
 )
 
 // Kinds of failure. Every error the store returns for a rule or a missing
@@ -69,3 +71,13 @@ func notFound(what, sid string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// fromDomain turns control/domain's rule violations into the store's
+// (ErrInvalid, code 20001, same parameter and message); nil stays nil.
+func fromDomain(err error) error {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return invalid(de.Param, "%s", de.Msg)
+	}
+	return err
+}

@@ -9,13 +9,13 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/control/domain"
 )
 
 // IsE164 reports whether s is +, a non-zero digit, then at most 14
-// digits: the store's rule, so what provisioning accepts is what calls
-// may use.
-func IsE164(s string) bool { return store.ValidE164(s) }
+// digits: control/domain's rule, the one provisioning applies, so what
+// provisioning accepts is what calls may use.
+func IsE164(s string) bool { return domain.ValidE164(s) }
 
 // userOf strips URI parameters a user part may carry (";phone-context").
 func userOf(u sip.Uri) string {
