@@ -19,3 +19,7 @@ var (
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
 )
+
+// errRaced reports that another process installed the pin directory
+// between this one finding it absent and renaming its own onto it.
+var errRaced = errors.New("pin directory installed meanwhile")

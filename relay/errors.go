@@ -65,3 +65,20 @@ var (
 	// stream the relay can send to (none, no address yet, or SRTP).
 	ErrNoMediaStream = errors.New("no audio stream to play media to")
 )
+
+// errNotRecording: a recording command for a call no recording runs on.
+var errNotRecording = errors.New("call is not being recorded")
+
+// SRTP packet failures (srtp.go); srtpDropReason labels the drops.
+var (
+	errKeyExpired = errors.New("srtp key lifetime exceeded")
+	// errSSRCLimit: a new SSRC beyond maxSSRCs; pion never sees it.
+	errSSRCLimit = errors.New("srtp: too many SSRCs")
+	// errAuth: the first packet of a new SSRC did not authenticate.
+	errAuth = errors.New("srtp: authentication failed")
+	// errIndexUsed: after a restart, a packet whose index the previous
+	// process may have used under this key.
+	errIndexUsed = errors.New("srtp: packet index may have been used before the restart")
+	errShort     = errors.New("srtp: packet too short")
+	errReplay    = errors.New("srtp: replayed or too old")
+)

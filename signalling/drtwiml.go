@@ -275,9 +275,6 @@ func resolve(base *url.URL, ref string) string {
 	return base.ResolveReference(u).String()
 }
 
-// errDialTimeout cancels a <Dial> leg that rang past its timeout.
-var errDialTimeout = errors.New("signalling: <Dial> timeout")
-
 // callSid is the call's Call SID: the one a DR request named, else a new one.
 func (c *call) callSid() string {
 	c.mu.Lock()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"go/ast"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -177,5 +178,56 @@ func TestNoSQLOutsideStore(t *testing.T) {
 	}
 	if checked < 100 {
 		t.Fatalf("checked only %d Go files", checked)
+	}
+}
+
+// TestSentinelErrorsInErrorsGo keeps each package's sentinel errors
+// (package-level variables set by errors.New) in its errors.go, where a
+// reader looks for what a package can fail with (STYLE.md). Test files
+// and third_party are exempt.
+func TestSentinelErrorsInErrorsGo(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "third_party" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") || d.Name() == "errors.go" {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			g, ok := decl.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				for i, v := range spec.(*ast.ValueSpec).Values {
+					call, ok := v.(*ast.CallExpr)
+					if !ok {
+						continue
+					}
+					if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "New" {
+						if x, ok := sel.X.(*ast.Ident); ok && x.Name == "errors" {
+							t.Errorf("%s: sentinel error %s belongs in errors.go", rel, spec.(*ast.ValueSpec).Names[i].Name)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

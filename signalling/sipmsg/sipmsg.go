@@ -4,7 +4,6 @@
 package sipmsg
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -89,9 +88,6 @@ func splitList(v string) []string {
 
 // MinMaxForwards is the lowest Max-Forwards a trunk accepts (483 below).
 const MinMaxForwards = 20
-
-// ErrTooManyHops is returned when Max-Forwards is below MinMaxForwards.
-var ErrTooManyHops = errors.New("sipmsg: Max-Forwards below 20")
 
 // CheckMaxForwards applies the trunk's rule: missing means 70; below 20 is
 // refused. It returns the value to send on (one less).
