@@ -14,7 +14,7 @@ import (
 
 // writeCDR hands the finished call's CDR, and its recording when the
 // relay made one, to the CDR writer.
-func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time, del deleted) {
+func (s *Server) writeCDR(c *call, status int, e Ending, end time.Time, del deleted) {
 	if c.p.fromEdge != "" {
 		return // a hand-over: the edge the carrier called writes the call's one CDR
 	}
@@ -40,7 +40,7 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 		Answer:          answer,
 		End:             end,
 		SIPResponseCode: status,
-		HangupCause:     by + ": " + reason,
+		HangupCause:     e.hangupCause(),
 		Edge:            s.cfg.Edge,
 		Quality:         del.quality,
 	}
@@ -50,14 +50,10 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 	s.cdrs.add(cdrItem{call: rec, rec: recordingOf(c, rec.Sid, del.recording, recStart, answer), log: c.log})
 }
 
-// hangupRestart is the hangup cause of live calls a signalling process
-// left behind when it stopped without ending them (killed, crashed).
-const hangupRestart = "signalling restarted"
-
 // finishLeftovers ends the live-call rows a previous run of this edge
 // left (it died with calls up): they are no longer live.
 func (s *Server) finishLeftovers(ctx context.Context, st *store.Store, edge string) {
-	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupSystem+": "+hangupRestart); err != nil {
+	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupCause(hangupSystem, reasonRestart)); err != nil {
 		s.log.Warn().Err(err).Msg("live calls of a previous run not finished")
 	} else if n > 0 {
 		s.log.Warn().Int64("calls", n).Msg("live calls of a previous run finished")

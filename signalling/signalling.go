@@ -264,7 +264,7 @@ func (s *Server) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.closeWith(503, "shutting down", hangupSystem)
+				c.closeWith(endedBy(hangupSystem, 503, reasonShuttingDown))
 			}()
 		}
 		wg.Wait()
