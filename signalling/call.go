@@ -126,7 +126,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.lifetime())
 	id := newLegID()
 	src, _ := sourceAddr(req)
 	c := &call{s: s, id: id, aCallID: req.CallID().Value(), aSrc: src, p: p,
@@ -417,7 +417,7 @@ func (c *call) closeWith(e Ending) {
 		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
 		c.cancel()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := c.s.within(byeTimeout)
 		defer cancel()
 		released := false
 		c.sip("-", "-", "end: %s", e.hangupCause())
@@ -459,7 +459,7 @@ func (c *call) closeWith(e Ending) {
 			case <-time.After(finalResponseWait):
 			}
 		}
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dctx, dcancel := c.s.within(relayDeleteTimeout)
 		del := c.s.mediaDelete(dctx, c) // its own time: BYEs that timed out must not cost the CDR its quality
 		dcancel()
 		if !released {

@@ -130,6 +130,7 @@ type cdrItem struct {
 // while one commit runs goes in the next, so a burst of calls ending
 // costs a few commits (fsyncs) instead of one each. close flushes it.
 type cdrWriter struct {
+	life context.Context // the server's: batches end with it
 	st   *store.Store
 	log  zerolog.Logger
 	ch   chan cdrItem
@@ -144,8 +145,8 @@ type cdrWriter struct {
 // cdrBatch bounds one commit.
 const cdrBatch = 256
 
-func newCDRWriter(st *store.Store, log zerolog.Logger) *cdrWriter {
-	w := &cdrWriter{st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
+func newCDRWriter(life context.Context, st *store.Store, log zerolog.Logger) *cdrWriter {
+	w := &cdrWriter{life: life, st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
 	go w.run()
 	return w
 }
@@ -155,7 +156,9 @@ func (w *cdrWriter) add(it cdrItem) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.flush([]cdrItem{it})
+		// A call that ended after Close (it outlived closeWithWait) still
+		// gets its CDR, though the server's life may be over.
+		w.flushIn(context.WithoutCancel(w.life), []cdrItem{it})
 		return
 	}
 	w.ch <- it // under mu so close cannot close ch in between; blocks only when the store falls behind
@@ -185,8 +188,11 @@ func (w *cdrWriter) run() {
 
 // flush writes a batch in one transaction; if that fails, one by one, so
 // one bad row costs only itself.
-func (w *cdrWriter) flush(batch []cdrItem) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (w *cdrWriter) flush(batch []cdrItem) { w.flushIn(w.life, batch) }
+
+// flushIn is flush within parent.
+func (w *cdrWriter) flushIn(parent context.Context, batch []cdrItem) {
+	ctx, cancel := context.WithTimeout(parent, cdrWriteTimeout)
 	defer cancel()
 	calls := make([]store.Call, len(batch))
 	for i, it := range batch {

@@ -166,7 +166,7 @@ func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int
 // (relay session) of its own. It counts as live at once, so that a
 // drain waits for it; it is filed as c's A-leg's call only on success.
 func (c *call) newTransferCall(p *plan, parent string) *call {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(c.s.lifetime())
 	id := newLegID()
 	c.mu.Lock()
 	sdpA := c.sdpFromA
@@ -259,7 +259,7 @@ func (c *call) notifyRefer(b *sipgo.DialogClientSession, status int, reason stri
 	req.AppendHeader(&cont)
 	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag"))
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(status) + " " + sipfragReason(reason) + "\r\n"))
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	ctx, cancel := c.s.within(notifyTimeout)
 	defer cancel()
 	res, err := b.Do(ctx, req)
 	switch {
