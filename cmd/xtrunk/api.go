@@ -17,6 +17,10 @@ import (
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
+// apiShutdownTimeout bounds finishing the requests in flight at the
+// first SIGINT or SIGTERM (a recording's download may be one of them).
+const apiShutdownTimeout = 15 * time.Second
+
 // apiSettings is xtrunk api's configuration: api.Config and the
 // --metrics flag, which is not part of it.
 type apiSettings struct {
@@ -106,7 +110,9 @@ func serveAPI(p *process, settings apiSettings) error {
 	p.defaultSignals()
 	stopping(log)
 	log.Info().Msg("api stopping: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// ctx has ended (that is why the api stops); the requests in flight
+	// still get apiShutdownTimeout.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
