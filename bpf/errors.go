@@ -23,3 +23,7 @@ var (
 // ErrXSK is returned when an AF_XDP socket cannot be registered with the
 // program.
 var ErrXSK = errors.New("cannot register AF_XDP socket")
+
+// errRaced reports that another process installed the pin directory
+// between this one finding it absent and renaming its own onto it.
+var errRaced = errors.New("pin directory installed meanwhile")

@@ -149,10 +149,6 @@ func newInstallDir(dir string) (string, *pinLock, error) {
 	return tmp, l, nil
 }
 
-// errRaced reports that another process installed the pin directory
-// between this one finding it absent and renaming its own onto it.
-var errRaced = errors.New("pin directory installed meanwhile")
-
 // Open loads the program and its maps, pinning them under o.PinDir, which
 // it locks for the life of the Dataplane: a second relay with the same pin
 // directory is refused (ErrPinDirBusy) instead of adopting the first one's

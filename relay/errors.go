@@ -80,3 +80,20 @@ var (
 // ErrXSK is returned when the socketless path cannot open or register an
 // AF_XDP socket, or cannot send a datagram.
 var ErrXSK = errors.New("AF_XDP path")
+
+// errNotRecording: a recording command for a call no recording runs on.
+var errNotRecording = errors.New("call is not being recorded")
+
+// SRTP packet failures (srtp.go); srtpDropReason labels the drops.
+var (
+	errKeyExpired = errors.New("srtp key lifetime exceeded")
+	// errSSRCLimit: a new SSRC beyond maxSSRCs; pion never sees it.
+	errSSRCLimit = errors.New("srtp: too many SSRCs")
+	// errAuth: the first packet of a new SSRC did not authenticate.
+	errAuth = errors.New("srtp: authentication failed")
+	// errIndexUsed: after a restart, a packet whose index the previous
+	// process may have used under this key.
+	errIndexUsed = errors.New("srtp: packet index may have been used before the restart")
+	errShort     = errors.New("srtp: packet too short")
+	errReplay    = errors.New("srtp: replayed or too old")
+)

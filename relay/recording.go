@@ -2,7 +2,6 @@ package relay
 
 import (
 	"encoding/binary"
-	"errors"
 	"net/netip"
 
 	"github.com/xtrunk/xtrunk/bpf"
@@ -231,5 +230,3 @@ func (r *Relay) setTap(e *endpoint, rec *record.Recording) {
 	}
 	r.taps.Store(k, recTap{rec: rec, ch: e.side})
 }
-
-var errNotRecording = errors.New("call is not being recorded")

@@ -5,7 +5,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha1"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"sync"
@@ -132,19 +131,6 @@ func deriveSessionKey(label byte, masterKey, masterSalt []byte, n int) ([]byte, 
 	}
 	return out[:n], nil
 }
-
-var (
-	errKeyExpired = errors.New("srtp key lifetime exceeded")
-	// errSSRCLimit: a new SSRC beyond maxSSRCs; pion never sees it.
-	errSSRCLimit = errors.New("srtp: too many SSRCs")
-	// errAuth: the first packet of a new SSRC did not authenticate.
-	errAuth = errors.New("srtp: authentication failed")
-	// errIndexUsed: after a restart, a packet whose index the previous
-	// process may have used under this key.
-	errIndexUsed = errors.New("srtp: packet index may have been used before the restart")
-	errShort     = errors.New("srtp: packet too short")
-	errReplay    = errors.New("srtp: replayed or too old")
-)
 
 func (c *cryptoCtx) findRTP(ssrc uint32) *ssrcState {
 	for i := range c.ssrcs {

@@ -2,7 +2,6 @@ package signalling
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -126,7 +125,7 @@ func (s *Server) guardAllows(req *sip.Request, src netip.Addr) bool {
 // exempts src from the flood rule: src is in that trunk's IP ACL or
 // passed digest on it lately. No trunk (or a store error) exempts nobody.
 func (s *Server) exemptOnTrunk(req *sip.Request, src netip.Addr) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	defer cancel()
 	tc, ok, err := s.cache.Trunk(ctx, req.Recipient.Host)
 	if err != nil || !ok {
@@ -238,7 +237,7 @@ func hasToTag(req *sip.Request) bool {
 }
 
 func (s *Server) isTrunkDomain(req *sip.Request) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	defer cancel()
 	_, ok, err := s.cache.Trunk(ctx, req.Recipient.Host)
 	return err == nil && ok

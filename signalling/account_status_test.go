@@ -3,7 +3,6 @@ package signalling
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/xtrunk/xtrunk/control/api"
 	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/control/store/storetest"
 )
 
 const (
@@ -431,17 +431,8 @@ func (u *loopbackUAC) send(t *testing.T, method, ruri, toTag string, cseq int, b
 // signalling skips it rather than admit half the internet.
 func TestWideACLFromOldStore(t *testing.T) {
 	p := provision(t)
-	db, err := sql.Open("sqlite", strings.TrimPrefix(p.dsn, "sqlite:"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	// deniedHost's list holds 10.0.0.0/8; make it 0.0.0.0/1, which holds 127.0.0.1
-	res, err := db.Exec(`UPDATE ip_addresses SET ip_address = '0.0.0.0', cidr_prefix_length = 1 WHERE ip_address = '10.0.0.0'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n := storetest.Exec(t, p.dsn, `UPDATE ip_addresses SET ip_address = '0.0.0.0', cidr_prefix_length = 1 WHERE ip_address = '10.0.0.0'`); n != 1 {
 		t.Fatalf("updated %d rows", n)
 	}
 	cfg := testConfig(t)

@@ -2,7 +2,6 @@ package signalling
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -36,9 +35,6 @@ const (
 	// resolveTimeout bounds the DNS lookup of a target named by FQDN.
 	resolveTimeout = 2 * time.Second
 )
-
-// errNoRoute is a peer that no local address faces.
-var errNoRoute = errors.New("no route to peer")
 
 // routeTable answers which local address faces a peer, caching the
 // kernel's answer for routeCacheTTL.

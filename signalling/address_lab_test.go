@@ -84,7 +84,7 @@ func testWildcardAddress(t *testing.T, kind string) {
 
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller, answered: true, media: true})
+		hangup: string(hangupCaller), answered: true, media: true})
 
 	// The carrier's side of the wire: every request of the edge from
 	// 198.18.2.1:5060, and INVITE, ACK and BYE all came.

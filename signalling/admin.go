@@ -16,10 +16,6 @@ import (
 // and carrier state through these methods; cmd/xtrunk serves them as JSON
 // under /admin/ on the --metrics listener.
 
-// hangupAdmin is the CDR's hangup cause of a call an operator ended
-// (xtrunk ctl hangup): "system: administratively ended".
-const hangupAdmin = "administratively ended"
-
 // maxAdminQueries bounds the NG queries one live-call listing sends to
 // the relay at once, and adminQueryTimeout each one: the console must not
 // load the relay in proportion to the calls up, nor hang on it.
@@ -141,7 +137,7 @@ func (s *Server) Hangup(id string) error {
 		return ErrNoSuchCall
 	}
 	c.log.Info().Msg("call ended by the operator")
-	c.closeWith(487, hangupAdmin, hangupSystem)
+	c.closeWith(endedBy(hangupSystem, 487, reasonAdmin))
 	return nil
 }
 

@@ -239,7 +239,7 @@ func TestBadInputLab(t *testing.T) {
 		t.Fatalf("want 2 CDRs (no call from the barrage), got %d: %+v", len(calls), calls)
 	}
 	for i, c := range calls {
-		if c.SIPResponseCode != 200 || c.Status != "completed" || c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, hangupCaller) {
+		if c.SIPResponseCode != 200 || c.Status != "completed" || c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, string(hangupCaller)) {
 			t.Errorf("CDR %d: %+v", i, c)
 		}
 		if len(c.Quality) != 2 || c.Quality[0].PacketsReceived < 50 || c.Quality[1].PacketsReceived < 50 {

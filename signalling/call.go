@@ -15,16 +15,6 @@ import (
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
 
-// Who ended a call, for the CDR.
-const (
-	hangupCaller = "caller"
-	hangupCallee = "callee"
-	hangupSystem = "system"
-	// hangupTransfer ends a leg's part in a call by a REFER transfer: the
-	// transferee (the A-leg) stays up, only the other leg is ended.
-	hangupTransfer = "transfer"
-)
-
 // noResponseTimeout is how long a gateway or origination URI may stay
 // silent before the next one is tried (REQUIREMENTS §3.3).
 const noResponseTimeout = 4 * time.Second
@@ -136,7 +126,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.lifetime())
 	id := newLegID()
 	src, _ := sourceAddr(req)
 	c := &call{s: s, id: id, aCallID: req.CallID().Value(), aSrc: src, p: p,
@@ -165,7 +155,7 @@ func (c *call) run() {
 		answered := c.answered
 		c.mu.Unlock()
 		if !answered {
-			c.closeWith(487, "Request Terminated", hangupCaller)
+			c.closeWith(endedBy(hangupCaller, 487, reasonTerminated))
 		}
 	}
 	c.aTx.OnCancel(func(*sip.Request) { go unanswered() })
@@ -186,7 +176,7 @@ func (c *call) run() {
 		c.mu.Lock()
 		c.finalHdrs = hdrs
 		c.mu.Unlock()
-		c.closeWith(status, reason, hangupSystem)
+		c.closeWith(endedBy(hangupSystem, sipStatus(status), HangupReason(reason)))
 		<-c.done
 		return
 	}
@@ -195,16 +185,16 @@ func (c *call) run() {
 	c.mu.Unlock()
 	waitCNAM()
 	status, reason := c.dialTargets(offer, targets)
-	by := hangupCallee
+	e := endedBy(hangupCallee, sipStatus(status), HangupReason(reason))
 	if status != 200 && c.wantsDR(status) {
-		status, reason, by = c.disasterRecovery(offer, status, reason)
+		e = c.disasterRecovery(offer, status, reason)
 	}
 	switch {
-	case status == 200:
+	case e.Status == 200:
 		go c.watchMedia()
 		go c.watchSessionTimers()
-	case status > 0:
-		c.closeWith(status, reason, by)
+	case e.Status > 0:
+		c.closeWith(e)
 	} // 0: disaster recovery ended the call
 	<-c.done
 }
@@ -400,7 +390,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if err := c.respondAnswer(res, sdp); err != nil {
 		// The A-leg went away (CANCEL crossed the 200) or never ACKed.
 		c.log.Warn().Err(err).Msg("200 to A-leg failed")
-		c.closeWith(487, "Request Terminated", hangupCaller)
+		c.closeWith(endedBy(hangupCaller, 487, reasonTerminated))
 		return 200, "OK", nil
 	}
 	c.sip("A", "out", "200 OK")
@@ -421,19 +411,19 @@ func (c *call) releaseSlot() {
 // A-leg if it was never answered, BYE to the legs still up, relay delete,
 // limits released, CDR written.
 
-func (c *call) closeWith(status int, reason, by string) {
+func (c *call) closeWith(e Ending) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
 		c.cancel()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := c.s.within(byeTimeout)
 		defer cancel()
 		released := false
-		c.sip("-", "-", "end: %s: %s", by, reason)
+		c.sip("-", "-", "end: %s", e.hangupCause())
 		if answered {
 			var wg sync.WaitGroup
-			if by != hangupCaller && by != hangupTransfer && !transferred {
+			if e.byeA(transferred) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -442,7 +432,7 @@ func (c *call) closeWith(status int, reason, by string) {
 					}
 				}()
 			}
-			if by != hangupCallee && b != nil {
+			if e.byeB() && b != nil {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -452,7 +442,7 @@ func (c *call) closeWith(status int, reason, by string) {
 				}()
 			}
 			wg.Wait()
-		} else if status > 0 && by != hangupTransfer {
+		} else if e.respondsA() {
 			// The trunk's call slot is free before the caller hears the
 			// call is over: a retry right after the answer must not find
 			// it taken.
@@ -463,13 +453,13 @@ func (c *call) closeWith(status int, reason, by string) {
 			// that has no final response yet at once, and a response sent
 			// after that is lost. Bounded, should the transaction be stuck.
 			sent := make(chan struct{})
-			go func() { defer close(sent); _ = c.a.Respond(status, reason, nil, hdrs...) }()
+			go func() { defer close(sent); _ = c.a.Respond(int(e.Status), string(e.Reason), nil, hdrs...) }()
 			select {
 			case <-sent:
 			case <-time.After(finalResponseWait):
 			}
 		}
-		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		dctx, dcancel := c.s.within(relayDeleteTimeout)
 		del := c.s.mediaDelete(dctx, c) // its own time: BYEs that timed out must not cost the CDR its quality
 		dcancel()
 		if !released {
@@ -480,14 +470,11 @@ func (c *call) closeWith(status int, reason, by string) {
 			c.s.removeLeg(bID, c)
 		}
 		end := time.Now()
-		finalStatus := status
-		if answered {
-			finalStatus = 200
-		}
+		finalStatus := e.finalStatus(answered)
 		c.s.metrics.callEnded(c.p.dir, c.p.trunk.Sid, finalStatus, c.talkTime(end))
 		c.s.metrics.quality(c.p.trunk.Sid, del.quality, c.codec())
-		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
-		c.s.writeCDR(c, finalStatus, reason, by, end, del)
+		c.log.Info().Int("status", finalStatus).Str("reason", string(e.Reason)).Str("hangup_by", string(e.By)).Msg("call ended")
+		c.s.writeCDR(c, finalStatus, e, end, del)
 		close(c.done)
 	})
 }

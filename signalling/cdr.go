@@ -14,7 +14,7 @@ import (
 
 // writeCDR hands the finished call's CDR, and its recording when the
 // relay made one, to the CDR writer.
-func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time, del deleted) {
+func (s *Server) writeCDR(c *call, status int, e Ending, end time.Time, del deleted) {
 	if c.p.fromEdge != "" {
 		return // a hand-over: the edge the carrier called writes the call's one CDR
 	}
@@ -40,7 +40,7 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 		Answer:          answer,
 		End:             end,
 		SIPResponseCode: status,
-		HangupCause:     by + ": " + reason,
+		HangupCause:     e.hangupCause(),
 		Edge:            s.cfg.Edge,
 		Quality:         withMOS(del.quality, c.codec()),
 	}
@@ -50,14 +50,10 @@ func (s *Server) writeCDR(c *call, status int, reason, by string, end time.Time,
 	s.cdrs.add(cdrItem{call: rec, rec: recordingOf(c, rec.Sid, del.recording, recStart, answer), log: c.log})
 }
 
-// hangupRestart is the hangup cause of live calls a signalling process
-// left behind when it stopped without ending them (killed, crashed).
-const hangupRestart = "signalling restarted"
-
 // finishLeftovers ends the live-call rows a previous run of this edge
 // left (it died with calls up): they are no longer live.
 func (s *Server) finishLeftovers(ctx context.Context, st *store.Store, edge string) {
-	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupSystem+": "+hangupRestart); err != nil {
+	if n, err := st.FinishLiveCalls(ctx, edge, time.Now(), hangupCause(hangupSystem, reasonRestart)); err != nil {
 		s.log.Warn().Err(err).Msg("live calls of a previous run not finished")
 	} else if n > 0 {
 		s.log.Warn().Int64("calls", n).Msg("live calls of a previous run finished")
@@ -141,6 +137,7 @@ type cdrItem struct {
 // while one commit runs goes in the next, so a burst of calls ending
 // costs a few commits (fsyncs) instead of one each. close flushes it.
 type cdrWriter struct {
+	life context.Context // the server's: batches end with it
 	st   *store.Store
 	log  zerolog.Logger
 	ch   chan cdrItem
@@ -155,8 +152,8 @@ type cdrWriter struct {
 // cdrBatch bounds one commit.
 const cdrBatch = 256
 
-func newCDRWriter(st *store.Store, log zerolog.Logger) *cdrWriter {
-	w := &cdrWriter{st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
+func newCDRWriter(life context.Context, st *store.Store, log zerolog.Logger) *cdrWriter {
+	w := &cdrWriter{life: life, st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
 	go w.run()
 	return w
 }
@@ -166,7 +163,9 @@ func (w *cdrWriter) add(it cdrItem) {
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		w.flush([]cdrItem{it})
+		// A call that ended after Close (it outlived closeWithWait) still
+		// gets its CDR, though the server's life may be over.
+		w.flushIn(context.WithoutCancel(w.life), []cdrItem{it})
 		return
 	}
 	w.ch <- it // under mu so close cannot close ch in between; blocks only when the store falls behind
@@ -196,8 +195,11 @@ func (w *cdrWriter) run() {
 
 // flush writes a batch in one transaction; if that fails, one by one, so
 // one bad row costs only itself.
-func (w *cdrWriter) flush(batch []cdrItem) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+func (w *cdrWriter) flush(batch []cdrItem) { w.flushIn(w.life, batch) }
+
+// flushIn is flush within parent.
+func (w *cdrWriter) flushIn(parent context.Context, batch []cdrItem) {
+	ctx, cancel := context.WithTimeout(parent, cdrWriteTimeout)
 	defer cancel()
 	calls := make([]store.Call, len(batch))
 	for i, it := range batch {

@@ -75,6 +75,7 @@ func cnamURL(tmpl, number string) string {
 // cnamClient looks caller names up for the calls, one request per
 // number at a time, with an LRU cache.
 type cnamClient struct {
+	life    context.Context // the server's: lookups end with it
 	tmpl    string
 	timeout time.Duration
 	ttl     time.Duration
@@ -100,11 +101,11 @@ type cnamFlight struct {
 }
 
 // newCNAMClient is nil when cfg has no --cnam-url (no lookups at all).
-func newCNAMClient(cfg Config, reg prometheus.Registerer, log zerolog.Logger) *cnamClient {
+func newCNAMClient(life context.Context, cfg Config, reg prometheus.Registerer, log zerolog.Logger) *cnamClient {
 	if cfg.CNAMURL == "" {
 		return nil
 	}
-	c := &cnamClient{tmpl: cfg.CNAMURL, timeout: cfg.CNAMTimeout, ttl: cfg.CNAMTTL, negTTL: min(cfg.CNAMTTL, maxCNAMNegativeTTL),
+	c := &cnamClient{life: life, tmpl: cfg.CNAMURL, timeout: cfg.CNAMTimeout, ttl: cfg.CNAMTTL, negTTL: min(cfg.CNAMTTL, maxCNAMNegativeTTL),
 		hc:  &http.Client{Timeout: cfg.CNAMTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		log: log, inflight: map[string]*cnamFlight{}, cache: newCNAMCache(cfg.CNAMCacheSize)}
 	c.lookups = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_cnam_lookups_total",
@@ -156,7 +157,7 @@ func (c *cnamClient) fetch(number string, f *cnamFlight) {
 		c.mu.Unlock()
 		close(f.done)
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	ctx, cancel := context.WithTimeout(c.life, c.timeout)
 	defer cancel()
 	name, err := c.get(ctx, number)
 	switch {

@@ -142,7 +142,7 @@ func TestCNAMLab(t *testing.T) {
 		trunk, did := l.cnamCalls(t, sipAddr, cnamOn, cnamSlow, "uas_nocnam.xml", 1)
 		c := l.cdrs(t, did, 1)[0]
 		checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: cnamSlow, to: did, status: "completed", code: 200,
-			hangup: hangupCaller + ": BYE", answered: true})
+			hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 		waitSeries(t, scrape, series(trunk, cnamTimeout, 1))
 		asks := ls.asked(cnamSlow)
 		if len(asks) != 1 {

@@ -161,7 +161,7 @@ func TestCNAMClient(t *testing.T) {
 	cfg.CNAMURL = srv.URL + "/v2/PhoneNumbers/{number}?Fields=caller_name"
 	cfg.CNAMTimeout = 300 * time.Millisecond
 	reg := prometheus.NewRegistry()
-	c := newCNAMClient(cfg, reg, zerolog.Nop())
+	c := newCNAMClient(t.Context(), cfg, reg, zerolog.Nop())
 	ctx := context.Background()
 	count := func(result string) float64 {
 		return counterValue(t, reg, "xtrunk_sip_cnam_lookups_total", "TK1", result)

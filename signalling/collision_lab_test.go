@@ -74,7 +74,7 @@ func testCallIDCollision(t *testing.T, kind string) {
 	uas.wait(t)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 }
 
 // betaTrunk provisions the second tenant's trunk: its own domain and an

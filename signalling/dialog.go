@@ -35,7 +35,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 			return
 		}
 		c.sip("A", "in", "BYE")
-		c.closeWith(0, "BYE", hangupCaller)
+		c.closeWith(endedBy(hangupCaller, 0, reasonBye))
 		return
 	}
 	c.mu.Lock()
@@ -49,7 +49,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return // a transfer in progress outlives its transferor (refer.go)
 	}
 	c.sip("B", "in", "BYE")
-	c.closeWith(0, "BYE", hangupCallee)
+	c.closeWith(endedBy(hangupCallee, 0, reasonBye))
 }
 
 // onReinvite handles an INVITE inside the dialog of a call in progress,

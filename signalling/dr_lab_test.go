@@ -271,7 +271,7 @@ func (d *drLab) drDialSip(t *testing.T) {
 	uas.wait(t)
 	c := d.l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	msgs, _ := os.ReadFile(uas.msgs)
 	if !bytes.Contains(msgs, []byte("INVITE sip:+14155550777@")) {
 		t.Errorf("PBX B's INVITE:\n%s", lastLines(string(msgs), 40))
@@ -392,7 +392,7 @@ func (d *drLab) drPlay(t *testing.T) {
 		}
 	}
 	c := d.l.cdrs(t, did, 1)[0]
-	if c.Status != "completed" || c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, hangupSystem+": ") {
+	if c.Status != "completed" || c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, string(hangupSystem)+": ") {
 		t.Errorf("CDR %s answer %v hangup %q", c.Status, c.Answer, c.HangupCause)
 	}
 	waitSeries(t, d.scrape, `xtrunk_sip_dr_requests_total{result="ok",trunk="`+trunk+`"} 1`)
@@ -412,7 +412,7 @@ func (d *drLab) drPlayThenDial(t *testing.T) {
 	uas.wait(t)
 	c := d.l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 }
 
 // drHTTPFailures: HTTP timeout is 503, HTTP error 503, bad XML 500.
@@ -431,7 +431,7 @@ func (d *drLab) drHTTPFailures(t *testing.T) {
 			t.Errorf("%s: carrier got %d, want %d", tc.path, got, tc.code)
 		}
 		c := d.l.cdrs(t, did, 1)[0]
-		if c.SIPResponseCode != tc.code || c.HangupCause != hangupSystem+": "+tc.cause {
+		if c.SIPResponseCode != tc.code || c.HangupCause != string(hangupSystem)+": "+tc.cause {
 			t.Errorf("%s: CDR %d %q", tc.path, c.SIPResponseCode, c.HangupCause)
 		}
 		waitSeries(t, d.scrape, `xtrunk_sip_dr_requests_total{result="`+tc.result+`",trunk="`+trunk+`"} 1`)

@@ -46,7 +46,7 @@ func (c *call) drBridge(b *sipgo.DialogClientSession) (int, string, error) {
 	ares, err := c.sendReinvite(c.ctx, true, sdp)
 	if err != nil || !ares.IsSuccess() {
 		c.log.Warn().Err(err).Msg("disaster recovery: re-INVITE of the carrier's leg failed")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := c.s.within(byeTimeout)
 		defer cancel()
 		_ = b.Bye(ctx)
 		return 500, "Server Internal Error", nil

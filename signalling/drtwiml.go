@@ -114,7 +114,7 @@ func (c *call) wantsDR(status int) bool {
 // failed with status. It returns what run does with the call: 200 when a
 // <Dial> connected it, a final status for the carrier, or 0 when the
 // call has ended already (hung up after the document, or cancelled).
-func (c *call) disasterRecovery(offer []byte, status int, reason string) (int, string, string) {
+func (c *call) disasterRecovery(offer []byte, status int, reason string) Ending {
 	c.mu.Lock()
 	if c.sid == "" {
 		c.sid = store.NewSid(store.PrefixCall)
@@ -125,7 +125,7 @@ func (c *call) disasterRecovery(offer []byte, status int, reason string) (int, s
 	acct, err := c.s.st.Account(c.ctx, c.p.trunk.AccountSid)
 	if err != nil {
 		c.log.Error().Err(err).Msg("disaster recovery: account lookup failed")
-		return r.fail(500, "Disaster Recovery Failed")
+		return r.fail(500, reasonDRFailed)
 	}
 	r.token = acct.AuthToken
 	method := c.p.trunk.DisasterRecoveryMethod
@@ -228,10 +228,10 @@ func (r *drRun) request(rawURL, method string, extra url.Values) ([]twimlVerb, *
 // fetchFailed ends the call after a DR request failed: 500 for an answer
 // that is not TwiML, 503 when the URL did not answer properly. The reason
 // phrase, also the CDR's hangup cause, says which.
-func (r *drRun) fetchFailed(err error) (int, string, string) {
+func (r *drRun) fetchFailed(err error) Ending {
 	r.c.log.Warn().Err(err).Msg("disaster recovery failed")
 	if r.c.ctx.Err() != nil {
-		return 0, "", "" // the carrier cancelled: the call has ended
+		return ended // the carrier cancelled: the call has ended
 	}
 	var fe *drFetchError
 	result := drError
@@ -240,23 +240,24 @@ func (r *drRun) fetchFailed(err error) (int, string, string) {
 	}
 	switch result {
 	case drBadTwiML:
-		return r.fail(500, "Disaster Recovery Bad TwiML")
+		return r.fail(500, reasonDRBadTwiML)
 	case drTimedOut:
-		return r.fail(503, "Disaster Recovery Timeout")
+		return r.fail(503, reasonDRTimeout)
 	case drHTTPError:
-		return r.fail(503, "Disaster Recovery HTTP Error")
+		return r.fail(503, reasonDRHTTPError)
 	}
-	return r.fail(503, "Disaster Recovery Unreachable")
+	return r.fail(503, reasonDRUnreachable)
 }
 
 // fail ends DR with status: as the final answer when the call is still
 // unanswered, with BYE (the CDR keeping reason) when it was answered.
-func (r *drRun) fail(status int, reason string) (int, string, string) {
+func (r *drRun) fail(status sipStatus, reason HangupReason) Ending {
+	e := endedBy(hangupSystem, status, reason)
 	if r.c.isAnswered() {
-		r.c.closeWith(status, reason, hangupSystem)
-		return 0, "", ""
+		r.c.closeWith(e)
+		return ended
 	}
-	return status, reason, hangupSystem
+	return e
 }
 
 // isAnswered reports whether the A-leg got its 200.
@@ -274,9 +275,6 @@ func resolve(base *url.URL, ref string) string {
 	}
 	return base.ResolveReference(u).String()
 }
-
-// errDialTimeout cancels a <Dial> leg that rang past its timeout.
-var errDialTimeout = errors.New("signalling: <Dial> timeout")
 
 // callSid is the call's Call SID: the one a DR request named, else a new one.
 func (c *call) callSid() string {

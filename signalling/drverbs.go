@@ -36,25 +36,25 @@ const playChunk = 6 * 8000
 
 // run executes verbs, the document at base, until one ends the call or
 // connects it, or the document ends.
-func (r *drRun) run(verbs []twimlVerb, base *url.URL) (int, string, string) {
+func (r *drRun) run(verbs []twimlVerb, base *url.URL) Ending {
 	c := r.c
 	for i := 0; i < len(verbs); i++ {
 		if c.ctx.Err() != nil {
-			return 0, "", ""
+			return ended
 		}
 		v := verbs[i]
 		log := c.log.With().Str("verb", v.Name).Logger()
 		switch v.Name {
 		case "Reject":
 			if c.isAnswered() {
-				return r.hangup("Disaster Recovery Reject")
+				return r.hangup(reasonDRReject)
 			}
 			if v.attr("reason") == "busy" {
-				return 486, "Busy Here", hangupSystem
+				return endedBy(hangupSystem, 486, reasonBusy)
 			}
-			return 603, "Decline", hangupSystem
+			return endedBy(hangupSystem, 603, reasonDecline)
 		case "Hangup":
-			return r.hangup("Disaster Recovery Hangup")
+			return r.hangup(reasonDRHangup)
 		case "Pause":
 			r.pause(v)
 		case "Play":
@@ -64,10 +64,10 @@ func (r *drRun) run(verbs []twimlVerb, base *url.URL) (int, string, string) {
 		case "Dial":
 			st, rs, next := r.dial(v, base)
 			if st == 200 {
-				return 200, "OK", hangupCallee
+				return endedBy(hangupCallee, 200, reasonOK)
 			}
 			if c.ctx.Err() != nil {
-				return 0, "", ""
+				return ended
 			}
 			if next != nil {
 				return r.follow(next)
@@ -84,9 +84,9 @@ func (r *drRun) run(verbs []twimlVerb, base *url.URL) (int, string, string) {
 		}
 	}
 	if c.isAnswered() {
-		return r.hangup("Disaster Recovery Completed")
+		return r.hangup(reasonDRCompleted)
 	}
-	return r.status, r.reason, hangupSystem
+	return endedBy(hangupSystem, sipStatus(r.status), HangupReason(r.reason))
 }
 
 // drNext is a document to fetch next: a <Redirect> or a <Dial action>.
@@ -96,10 +96,10 @@ type drNext struct {
 }
 
 // follow fetches and runs the next document, within maxDRRedirects.
-func (r *drRun) follow(n *drNext) (int, string, string) {
+func (r *drRun) follow(n *drNext) Ending {
 	if r.hops++; r.hops > maxDRRedirects {
 		r.c.log.Warn().Int("hops", r.hops).Msg("disaster recovery: too many redirects")
-		return r.fail(500, "Disaster Recovery Too Many Redirects")
+		return r.fail(500, reasonDRTooManyHops)
 	}
 	verbs, base, err := r.fetch(n.url, n.method, n.extra)
 	if err != nil {
@@ -110,12 +110,12 @@ func (r *drRun) follow(n *drNext) (int, string, string) {
 
 // hangup ends an answered call with BYE (the document is done with it)
 // or an unanswered one with 603.
-func (r *drRun) hangup(reason string) (int, string, string) {
+func (r *drRun) hangup(reason HangupReason) Ending {
 	if r.c.isAnswered() {
-		r.c.closeWith(200, reason, hangupSystem)
-		return 0, "", ""
+		r.c.closeWith(endedBy(hangupSystem, 200, reason))
+		return ended
 	}
-	return 603, "Decline", hangupSystem
+	return endedBy(hangupSystem, 603, reasonDecline)
 }
 
 // pause waits <Pause length> seconds (1 by default, at most 600).
@@ -242,7 +242,7 @@ func (c *call) answerForMedia(pt int) error {
 	c.answered, c.answer, c.bTag, c.sdpToA = true, time.Now(), toTag, sdp
 	c.mu.Unlock()
 	if err := c.a.WriteResponse(sip.NewSDPResponseFromRequest(c.a.InviteRequest, sdp)); err != nil {
-		c.closeWith(487, "Request Terminated", hangupCaller)
+		c.closeWith(endedBy(hangupCaller, 487, reasonTerminated))
 		return fmt.Errorf("200 to the carrier: %w", err)
 	}
 	c.log.Info().Msg("disaster recovery answered the call")

@@ -135,7 +135,7 @@ func (r *edgeRegistry) run(ctx context.Context) {
 		r.beat(ctx, started, log)
 		select {
 		case <-ctx.Done():
-			r.down(log)
+			r.down(ctx, log)
 			return
 		case <-t.C:
 		}
@@ -170,14 +170,16 @@ func (r *edgeRegistry) beat(ctx context.Context, started time.Time, log zerolog.
 }
 
 // down zeroes this edge's heartbeat so the others stop handing over to it.
-func (r *edgeRegistry) down(log zerolog.Logger) {
+func (r *edgeRegistry) down(ctx context.Context, log zerolog.Logger) {
 	r.mu.Lock()
 	addr := r.addr
 	r.mu.Unlock()
 	if addr == "" {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	// ctx (ListenAndServe's) has ended, which is why the edge goes down;
+	// the mark must still be written, bounded.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeWriteTimeout)
 	defer cancel()
 	if err := r.s.st.EdgeDown(ctx, r.self); err != nil {
 		log.Debug().Err(err).Msg("marking the edge down")

@@ -134,7 +134,7 @@ func (l *trunkLab) handedOver(t *testing.T, st *store.Store, sipA, sipB netip.Ad
 	}
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	if c.Edge != "lab" || c.EdgeNote != "handed over to edge edgeb" {
 		t.Errorf("CDR edge %q note %q, want lab / handed over to edge edgeb", c.Edge, c.EdgeNote)
 	}
@@ -162,7 +162,7 @@ func (l *trunkLab) leftLocally(t *testing.T, st *store.Store, sipA netip.AddrPor
 	}
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	if c.EdgeNote != note {
 		t.Errorf("CDR edge note %q, want %q", c.EdgeNote, note)
 	}

@@ -51,3 +51,9 @@ var (
 	// transport error, timeout, or an HTTP status other than 2xx.
 	ErrDRRequest = errors.New("signalling: disaster recovery request failed")
 )
+
+// errDialTimeout cancels a <Dial> leg that rang past its timeout.
+var errDialTimeout = errors.New("signalling: <Dial> timeout")
+
+// errNoRoute is a peer that no local address faces.
+var errNoRoute = errors.New("no route to peer")

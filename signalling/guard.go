@@ -1,11 +1,9 @@
 package signalling
 
 import (
-	"context"
 	"fmt"
 	"runtime/debug"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -52,7 +50,7 @@ func (s *Server) onOther(req *sip.Request, tx sip.ServerTransaction) {
 	if req.IsAck() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	defer cancel()
 	if _, ok, err := s.cache.Trunk(ctx, req.Recipient.Host); err != nil || !ok {
 		return

@@ -42,7 +42,7 @@ func (l *trunkLab) terminationHold(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCallee + ": BYE", answered: true, media: true})
+		hangup: string(hangupCallee) + ": BYE", answered: true, media: true})
 }
 
 // originationHold: the customer (B-leg) sends hold and resume re-INVITEs
@@ -57,7 +57,7 @@ func (l *trunkLab) originationHold(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCallee + ": BYE", answered: true, media: true})
+		hangup: string(hangupCallee) + ": BYE", answered: true, media: true})
 }
 
 // terminationCancel: the carrier rings, the PBX cancels; the CANCEL
@@ -72,7 +72,7 @@ func (l *trunkLab) terminationCancel(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "canceled", code: 487,
-		hangup: hangupCaller})
+		hangup: string(hangupCaller)})
 }
 
 // originationCancel: the customer rings, the carrier cancels; the CANCEL
@@ -87,7 +87,7 @@ func (l *trunkLab) originationCancel(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "canceled", code: 487,
-		hangup: hangupCaller})
+		hangup: string(hangupCaller)})
 }
 
 // terminationMediaTimeout: the PBX plays 7 s of G.711 (echoed by the
@@ -124,7 +124,7 @@ func (l *trunkLab) originationMediaTimeout(t *testing.T) {
 // last packet leaves 7 s after its first, which leaves after the answer.
 func (l *trunkLab) checkMediaTimeoutCDR(t *testing.T, c store.Call, w cdrWant) {
 	t.Helper()
-	w.status, w.code, w.hangup, w.answered, w.media = "completed", 200, hangupSystem+": Media Timeout", true, true
+	w.status, w.code, w.hangup, w.answered, w.media = "completed", 200, string(hangupSystem)+": Media Timeout", true, true
 	checkCDR(t, c, w)
 	if up := c.End.Sub(c.Answer); up < 7*time.Second+labMediaTimeout {
 		t.Errorf("the call was up %v: ended before its media (7 s of pcap) had been silent for %v", up, labMediaTimeout)

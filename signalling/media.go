@@ -246,7 +246,7 @@ func (c *call) watchMedia() {
 		}
 		if gone || idle >= timeout {
 			c.log.Info().Dur("idle", idle).Bool("relay_gone", gone).Msg("media timeout")
-			c.closeWith(0, "Media Timeout", hangupSystem)
+			c.closeWith(endedBy(hangupSystem, 0, reasonMediaTimeout))
 			return
 		}
 	}

@@ -72,7 +72,7 @@ func (l *trunkLab) terminationEarlyMedia(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	s.checkEarly(t, c.Answer, "pbx-", "uas-")
 	l.checkMedia(t, "termination with early media", s.stop(), 30)
 }
@@ -92,7 +92,7 @@ func (l *trunkLab) originationEarlyMedia(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	s.checkEarly(t, c.Answer, "carrier-", "uas-")
 	l.checkMedia(t, "origination with early media", s.stop(), 30)
 }
@@ -116,7 +116,7 @@ func (l *trunkLab) reinviteGlare(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 
 	// The carrier's glaring re-INVITE got 491, its retry 200; the PBX's,
 	// in progress at the glare, 200.
@@ -175,7 +175,7 @@ func (l *trunkLab) info(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	for _, w := range []struct {
 		who  string
 		msgs sippTrace
@@ -214,7 +214,7 @@ func (l *trunkLab) recording(t *testing.T, mode string, channels int, want time.
 	uas.wait(t)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 
 	// The Recordings resource, as a customer reads it.
 	path := "/2010-04-01/Accounts/" + labAccountSid + "/Calls/" + c.Sid + "/Recordings.json"

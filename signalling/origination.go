@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
 
+	"github.com/xtrunk/xtrunk/control/domain"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/route"
 	"github.com/xtrunk/xtrunk/signalling/sipmsg"
@@ -52,7 +53,7 @@ func destOfURI(u sip.Uri) dest {
 // destOfSipURL reads an origination URI from the store: sips: is sip: over
 // TLS, ;transport= picks the transport, ?X-… become headers, ;edge= and
 // ;region= are for choosing the edge and not sent.
-func destOfSipURL(u store.SipURL) dest {
+func destOfSipURL(u domain.SipURL) dest {
 	d := dest{user: u.User, host: u.Host, port: u.Port, transport: "UDP", headers: u.Headers}
 	if v, ok := u.Param("transport"); ok && v != "" {
 		d.transport = strings.ToUpper(v)
@@ -130,7 +131,7 @@ func (c *Cache) loadNumber(ctx context.Context, e164 string) (*NumberConfig, err
 			}
 			// Any edge's name: ;edge= naming another edge is what hands
 			// calls over (edges.go), not a URI to skip.
-			u, err := store.ParseSipURL(o.SipURL, nil)
+			u, err := domain.ParseSipURL(o.SipURL, nil)
 			if err != nil {
 				continue // the store validated it on write; a rule change since is not a call failure
 			}

@@ -47,7 +47,7 @@ func (l *trunkLab) failoverSilent(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	n, first := silent.invites()
 	if n == 0 {
 		t.Fatal("the priority-1 URI never got the INVITE")
@@ -75,7 +75,7 @@ func (l *trunkLab) failoverBusy(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "busy", code: 486,
-		hangup: hangupCallee + ": Busy Here"})
+		hangup: string(hangupCallee) + ": Busy Here"})
 	if n, _ := next.invites(); n != 0 {
 		t.Errorf("the priority-2 URI got %d INVITEs after a 486: no failover allowed", n)
 	}
@@ -98,7 +98,7 @@ func (l *trunkLab) failover503(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 }
 
 // weights: three URIs of equal priority weighted 60/20/20 share 1,000
@@ -126,7 +126,7 @@ func (l *trunkLab) weights(t *testing.T) {
 	cdrs := l.cdrs(t, did, calls)
 	completed := 0
 	for _, c := range cdrs {
-		if c.Status == "completed" && c.SIPResponseCode == 200 && strings.HasPrefix(c.HangupCause, hangupCaller+": BYE") {
+		if c.Status == "completed" && c.SIPResponseCode == 200 && strings.HasPrefix(c.HangupCause, string(hangupCaller)+": BYE") {
 			completed++
 		}
 	}

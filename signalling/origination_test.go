@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/xtrunk/xtrunk/control/domain"
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
@@ -31,7 +32,7 @@ func TestOutboundInvite(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.url, func(t *testing.T) {
-			u, err := store.ParseSipURL(tc.url, nil)
+			u, err := domain.ParseSipURL(tc.url, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -79,7 +79,7 @@ func (l *trunkLab) redirectFollowed(t *testing.T, sipAddr netip.AddrPort) string
 	b.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	if want := bURI + ";transport=udp"; c.RedirectedTo != want {
 		t.Errorf("CDR redirected_to %q, want %q", c.RedirectedTo, want)
 	}
@@ -108,7 +108,7 @@ func (l *trunkLab) redirectRefused(t *testing.T, sipAddr netip.AddrPort) string 
 	next.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	if c.RedirectedTo != "" {
 		t.Errorf("CDR redirected_to %q for a refused redirect", c.RedirectedTo)
 	}
@@ -136,7 +136,7 @@ func (l *trunkLab) redirectTwice(t *testing.T, sipAddr netip.AddrPort) string {
 	next.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	if want := bURI + ";transport=udp"; c.RedirectedTo != want {
 		t.Errorf("CDR redirected_to %q, want %q (the one redirect followed)", c.RedirectedTo, want)
 	}

@@ -81,7 +81,7 @@ func (l *trunkLab) referRefused(t *testing.T, mode, referTo string) {
 	pbx.wait(t)
 	carrier.wait(t)
 	checkCDR(t, l.cdrs(t, did, 1)[0], cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCallee + ": BYE", answered: true, media: true})
+		hangup: string(hangupCallee) + ": BYE", answered: true, media: true})
 	l.checkTransfers(t, metrics, transferRefused)
 }
 
@@ -109,9 +109,9 @@ func (l *trunkLab) referToSIP(t *testing.T) {
 	l.checkMedia(t, "transferee ↔ target", w.counts(), 50)
 	orig := l.cdrs(t, did, 1)[0]
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupTransfer + ": Transferred", answered: true, media: true})
+		hangup: string(hangupTransfer) + ": Transferred", answered: true, media: true})
 	tc := l.cdrs(t, "sipbob", 1)[0]
-	checkTransferCDR(t, tc, orig, labCarrierFrom, "completed", hangupCaller+": BYE")
+	checkTransferCDR(t, tc, orig, labCarrierFrom, "completed", string(hangupCaller)+": BYE")
 	l.checkTransfers(t, metrics, transferCompleted)
 	l.checkCallResource(t, tc)
 	if j := l.api.get(t, "/2010-04-01/Accounts/"+labAccountSid+"/Calls/"+tc.Sid+".json"); j["parent_call_sid"] != orig.Sid {
@@ -140,8 +140,8 @@ func (l *trunkLab) referToNumber(t *testing.T) {
 	l.checkMedia(t, "transferee ↔ carrier target", w.counts(), 50)
 	orig := l.cdrs(t, did, 1)[0]
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupTransfer + ": Transferred", answered: true, media: true})
-	checkTransferCDR(t, l.cdrs(t, target, 1)[0], orig, did, "completed", hangupCaller+": BYE")
+		hangup: string(hangupTransfer) + ": Transferred", answered: true, media: true})
+	checkTransferCDR(t, l.cdrs(t, target, 1)[0], orig, did, "completed", string(hangupCaller)+": BYE")
 }
 
 // referBusy: the target answers 486; the PBX hears it in the final
@@ -164,7 +164,7 @@ func (l *trunkLab) referBusy(t *testing.T) {
 	target.wait(t)
 	orig := l.cdrs(t, did, 1)[0]
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCallee + ": BYE", answered: true, media: true})
+		hangup: string(hangupCallee) + ": BYE", answered: true, media: true})
 	att := l.cdrs(t, "busybob", 1)[0]
 	if att.ParentCallSid != orig.Sid || att.Status != "busy" || att.SIPResponseCode != 486 {
 		t.Errorf("failed transfer's CDR: parent %q (want %q), status %s %d (want busy 486)", att.ParentCallSid, orig.Sid, att.Status, att.SIPResponseCode)
@@ -194,8 +194,8 @@ func (l *trunkLab) referHangup(t *testing.T) {
 	l.checkMedia(t, "transferee ↔ target after the transferor left", w.counts(), 50)
 	orig := l.cdrs(t, did, 1)[0]
 	checkCDR(t, orig, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCallee + ": BYE", answered: true, media: true})
-	checkTransferCDR(t, l.cdrs(t, "hupbob", 1)[0], orig, labCarrierFrom, "completed", hangupCaller+": BYE")
+		hangup: string(hangupCallee) + ": BYE", answered: true, media: true})
+	checkTransferCDR(t, l.cdrs(t, "hupbob", 1)[0], orig, labCarrierFrom, "completed", string(hangupCaller)+": BYE")
 }
 
 // referTermination: the PBX's REFER on its own call out gets 501 and the
@@ -211,7 +211,7 @@ func (l *trunkLab) referTermination(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 }
 
 // checkTransfers wants the one transfer of the `xtrunk sip` whose

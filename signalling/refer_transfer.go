@@ -58,7 +58,7 @@ func (c *call) transfer(tt transferTarget) {
 	close(stop)
 	if status != 200 {
 		log.Info().Int("status", status).Str("reason", reason).Msg("transfer failed: the call stays up")
-		t.closeWith(status, reason, hangupTransfer)
+		t.closeWith(endedBy(hangupTransfer, sipStatus(status), HangupReason(reason)))
 		c.s.metrics.transfers.WithLabelValues(c.p.trunk.Sid, transferFailed).Inc()
 		c.notifyRefer(b, status, reason, true)
 		return
@@ -67,7 +67,7 @@ func (c *call) transfer(tt transferTarget) {
 	case <-c.done:
 		// A BYE crossed the transfer: the transferee's call is over (or
 		// the transferor's BYE ended it), and the target's with it.
-		t.closeWith(0, "BYE", hangupCaller)
+		t.closeWith(endedBy(hangupCaller, 0, reasonBye))
 		c.notifyRefer(b, 487, "Request Terminated", true)
 		return
 	default:
@@ -84,9 +84,9 @@ func (c *call) transfer(tt transferTarget) {
 	gone := c.transferorGone
 	c.mu.Unlock()
 	if gone {
-		c.closeWith(0, "BYE", hangupCallee) // nobody left to BYE on c
+		c.closeWith(endedBy(hangupCallee, 0, reasonBye)) // nobody left to BYE on c
 	} else {
-		c.closeWith(0, "Transferred", hangupTransfer)
+		c.closeWith(endedBy(hangupTransfer, 0, reasonTransferred))
 	}
 	c.s.metrics.transfers.WithLabelValues(c.p.trunk.Sid, transferCompleted).Inc()
 	log.Info().Str("transfer_call", t.id).Msg("transfer completed")
@@ -102,7 +102,7 @@ func (c *call) transferDone() {
 	c.transferring = false
 	c.mu.Unlock()
 	if gone && !moved {
-		c.closeWith(0, "Transfer failed", hangupCallee)
+		c.closeWith(endedBy(hangupCallee, 0, reasonTransferFailed))
 	}
 }
 
@@ -166,7 +166,7 @@ func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int
 // (relay session) of its own. It counts as live at once, so that a
 // drain waits for it; it is filed as c's A-leg's call only on success.
 func (c *call) newTransferCall(p *plan, parent string) *call {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(c.s.lifetime())
 	id := newLegID()
 	c.mu.Lock()
 	sdpA := c.sdpFromA
@@ -259,7 +259,7 @@ func (c *call) notifyRefer(b *sipgo.DialogClientSession, status int, reason stri
 	req.AppendHeader(&cont)
 	req.AppendHeader(sip.NewHeader("Content-Type", "message/sipfrag"))
 	req.SetBody([]byte("SIP/2.0 " + strconv.Itoa(status) + " " + sipfragReason(reason) + "\r\n"))
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Second)
+	ctx, cancel := c.s.within(notifyTimeout)
 	defer cancel()
 	res, err := b.Do(ctx, req)
 	switch {

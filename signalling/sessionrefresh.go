@@ -103,10 +103,10 @@ func (c *call) watchSessionTimers() {
 }
 
 // sessionEnded ends the call for a session timer on one leg: BYE on both.
-func (c *call) sessionEnded(toA bool, reason string) {
-	c.log.Info().Bool("leg_a", toA).Str("reason", reason).Msg("session timer ends the call")
+func (c *call) sessionEnded(toA bool, reason HangupReason) {
+	c.log.Info().Bool("leg_a", toA).Str("reason", string(reason)).Msg("session timer ends the call")
 	c.s.metrics.sessionTimerEnded(c.p.trunk.Sid)
-	c.closeWith(0, reason, hangupSystem)
+	c.closeWith(endedBy(hangupSystem, 0, reason))
 }
 
 // refresh sends one session refresh to a leg the edge refreshes: UPDATE
@@ -152,7 +152,7 @@ func (c *call) refresh(toA bool) {
 		log.Debug().Msg("session refreshed")
 	case res.StatusCode == 408 || res.StatusCode == 481:
 		log.Warn().Int("status", res.StatusCode).Msg("session refresh refused: the dialog is gone")
-		c.sessionEnded(toA, reasonRefreshFailed+": "+res.Reason)
+		c.sessionEnded(toA, reasonRefreshFailed+": "+HangupReason(res.Reason))
 	case res.StatusCode == 422 && c.st.raiseInterval(toA, res):
 		c.st.retryAt(toA, now) // again with the peer's Min-SE
 	default:

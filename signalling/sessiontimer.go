@@ -46,8 +46,8 @@ const (
 
 // Why a session timer ended a call (the CDR's hangup cause).
 const (
-	reasonSessionExpired = "Session timer expired"
-	reasonRefreshFailed  = "Session refresh failed"
+	reasonSessionExpired HangupReason = "Session timer expired"
+	reasonRefreshFailed  HangupReason = "Session refresh failed"
 )
 
 // sessionExpires is a Session-Expires header: the interval in seconds and

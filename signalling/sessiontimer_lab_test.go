@@ -32,11 +32,11 @@ func TestSessionTimerLab(t *testing.T) {
 			t.Run("origination the PBX never refreshes", func(t *testing.T) { t.Parallel(); l.sessionExpiredOrigination(t) })
 			t.Run("origination the carrier refuses the refresh with 481", func(t *testing.T) {
 				t.Parallel()
-				l.sessionRefreshFailed(t, "refresh-481", "uac_carrier_timer_481.xml", reasonRefreshFailed+": Call/Transaction Does Not Exist")
+				l.sessionRefreshFailed(t, "refresh-481", "uac_carrier_timer_481.xml", string(reasonRefreshFailed)+": Call/Transaction Does Not Exist")
 			})
 			t.Run("origination the carrier does not answer the refresh", func(t *testing.T) {
 				t.Parallel()
-				l.sessionRefreshFailed(t, "refresh-mute", "uac_carrier_timer_mute.xml", reasonRefreshFailed+": no answer")
+				l.sessionRefreshFailed(t, "refresh-mute", "uac_carrier_timer_mute.xml", string(reasonRefreshFailed)+": no answer")
 			})
 		})
 	}
@@ -66,7 +66,7 @@ func (l *trunkLab) sessionCallee422(t *testing.T) {
 	uac.wait(t)
 	uas.wait(t)
 	checkCDR(t, l.cdrs(t, called, 1)[0], cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 }
 
 // sessionPeerUpdates: the PBX refreshes its 8 s itself with UPDATE
@@ -83,7 +83,7 @@ func (l *trunkLab) sessionPeerUpdates(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	if up := c.End.Sub(c.Answer); up < 6*time.Second {
 		t.Errorf("the call was up %v: the PBX hangs up only after 7 s", up)
 	}
@@ -105,7 +105,7 @@ func (l *trunkLab) sessionRefreshed(t *testing.T) {
 	uas.wait(t)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	if up := c.End.Sub(c.Answer); up < 6*time.Second {
 		t.Errorf("the call was up %v: the PBX hangs up only after its second refresh (8 s)", up)
 	}
@@ -159,7 +159,7 @@ func (l *trunkLab) sessionRefreshFailed(t *testing.T, name, scenario, hangup str
 	uas.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupSystem + ": " + hangup, answered: true})
+		hangup: string(hangupSystem) + ": " + hangup, answered: true})
 	if up := c.End.Sub(c.Answer); up < 3*time.Second {
 		t.Errorf("the call was up %v: ended before the first refresh was due (4 s)", up)
 	}
@@ -169,7 +169,7 @@ func (l *trunkLab) sessionRefreshFailed(t *testing.T, name, scenario, hangup str
 // before the unrefreshed session's end (8 s − min(32, 8/3) s).
 func (l *trunkLab) checkExpiredCDR(t *testing.T, c store.Call, w cdrWant) {
 	t.Helper()
-	w.status, w.code, w.hangup, w.answered = "completed", 200, hangupSystem+": "+reasonSessionExpired, true
+	w.status, w.code, w.hangup, w.answered = "completed", 200, hangupCause(hangupSystem, reasonSessionExpired), true
 	checkCDR(t, c, w)
 	if up := c.End.Sub(c.Answer); up < 5*time.Second {
 		t.Errorf("the call was up %v: ended before its 8 s session could expire (5.3 s)", up)

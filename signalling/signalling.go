@@ -94,6 +94,10 @@ type Server struct {
 	startRev  int64          // the store's revision at New (watchTrunkDeletes)
 	closeOnce sync.Once
 	closeErr  error
+	// life is the server's lifetime, ended when Close has finished: the
+	// server's own timeouts (lifetime.go) derive from it.
+	life    context.Context
+	endLife context.CancelFunc
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -144,9 +148,10 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.liveCfg.Store(lv)
+	s.life, s.endLife = context.WithCancel(context.Background())
 	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
-	s.cdrs = newCDRWriter(st, s.log)
+	s.cdrs = newCDRWriter(s.life, st, s.log)
 	var authOpts []auth.Option
 	if !cfg.DigestURICheck {
 		authOpts = append(authOpts, auth.WithoutURICheck())
@@ -163,14 +168,14 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	s.metrics = newMetrics(s, certs)
 	s.cdrs.failed = s.metrics.cdrFailed.Inc
-	rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	rctx, rcancel := s.within(startupStoreTimeout)
 	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
 	if cfg.FinishLiveCalls {
 		s.finishLeftovers(rctx, st, cfg.Edge)
 	}
 	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
-	s.cnam = newCNAMClient(cfg, s.metrics.reg, s.log)
+	s.cnam = newCNAMClient(s.life, cfg, s.metrics.reg, s.log)
 	s.edges = newEdgeRegistry(s)
 	s.dr = newDRState(s.metrics.reg)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
@@ -265,7 +270,7 @@ func (s *Server) Close() error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c.closeWith(503, "shutting down", hangupSystem)
+				c.closeWith(endedBy(hangupSystem, 503, reasonShuttingDown))
 			}()
 		}
 		wg.Wait()
@@ -279,6 +284,9 @@ func (s *Server) Close() error {
 		s.ua.Close()
 		s.closeErr = s.ng.Close()
 		s.cdrs.close() // every CDR in the store before Close returns
+		if s.endLife != nil {
+			s.endLife()
+		}
 	})
 	return s.closeErr
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/rs/zerolog"
@@ -173,7 +172,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.onReinvite(req, tx)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	var p *plan
 	var ref *refusal
 	var hdrs []sip.Header
@@ -235,7 +234,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 // onRegister refuses registrations to a trunk; unknown domains get
 // nothing.
 func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	defer cancel()
 	if _, ok, err := s.cache.Trunk(ctx, req.Recipient.Host); err != nil || !ok {
 		return
@@ -246,7 +245,7 @@ func (s *Server) onRegister(req *sip.Request, tx sip.ServerTransaction) {
 // onOptions answers keep-alive pings to a trunk's domain; like every
 // request for an unknown domain, others get nothing.
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := s.within(cacheLookupTimeout)
 	defer cancel()
 	if _, ok, err := s.cache.Trunk(ctx, req.Recipient.Host); err != nil || !ok {
 		return

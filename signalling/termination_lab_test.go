@@ -214,7 +214,7 @@ func TestTerminationLab(t *testing.T) {
 		t.Fatalf("want 3 CDRs, got %d", len(calls))
 	}
 	sort.Slice(calls, func(i, j int) bool { return calls[i].Start.Before(calls[j].Start) })
-	if c := calls[2]; c.SIPResponseCode != 487 || c.Status != "canceled" || !c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, hangupCaller) {
+	if c := calls[2]; c.SIPResponseCode != 487 || c.Status != "canceled" || !c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, string(hangupCaller)) {
 		t.Errorf("cancelled call's CDR wrong: %+v", c)
 	} else if d := c.End.Sub(c.Start); d > 2*time.Second {
 		t.Errorf("cancelled call ended %v after it began: the CANCEL was not acted on at once", d)
@@ -225,7 +225,7 @@ func TestTerminationLab(t *testing.T) {
 		t.Logf("CDR %d: %+v", i, c)
 		if c.SIPResponseCode != 200 || c.Status != "completed" || c.Direction != store.DirectionTerminating ||
 			c.From != testDID || c.To != labCalled || c.TrunkSid != p.acme.Sid || c.Answer.IsZero() ||
-			!strings.HasPrefix(c.HangupCause, hangupCaller) {
+			!strings.HasPrefix(c.HangupCause, string(hangupCaller)) {
 			t.Fatalf("CDR %d wrong: %+v", i, c)
 		}
 	}

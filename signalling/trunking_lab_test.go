@@ -39,7 +39,7 @@ func (l *trunkLab) termination(t *testing.T) {
 	l.checkMedia(t, "termination", w.counts(), 30)
 	c := l.cdrs(t, called, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionTerminating, from: labDID, to: called, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	if c.TrunkSid != l.acmeSid {
 		t.Errorf("CDR on trunk %s, want acme %s", c.TrunkSid, l.acmeSid)
 	}
@@ -64,7 +64,7 @@ func (l *trunkLab) origination(t *testing.T) {
 	l.checkMedia(t, "origination", w.counts(), 30)
 	c := l.cdrs(t, labDID, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: labDID, status: "completed", code: 200,
-		hangup: hangupCaller + ": BYE", answered: true, media: true})
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true, media: true})
 	if c.TrunkSid != l.acmeSid {
 		t.Errorf("CDR on trunk %s, want acme %s", c.TrunkSid, l.acmeSid)
 	}

@@ -52,10 +52,6 @@ const startTimeout = 20 * time.Second
 // overloaded step there can be hundreds.
 const stopGrace = 15 * time.Second
 
-// errKilled says an edge process had to be killed: noted in the results,
-// not a failure of the run.
-var errKilled = errors.New("did not exit within 15 s of SIGTERM; killed")
-
 // stopProcess sends SIGTERM to p's process group (one the lab started),
 // waits up to stopGrace, then kills the group.
 func stopProcess(p *testbed.Process, what string) error {

@@ -12,3 +12,7 @@ var (
 	// (it did not start, or died before writing them).
 	ErrSIPp = errors.New("sip: SIPp run failed")
 )
+
+// errKilled says an edge process had to be killed: noted in the results,
+// not a failure of the run.
+var errKilled = errors.New("did not exit within 15 s of SIGTERM; killed")

@@ -7,9 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,24 +17,37 @@ import (
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-func runAPI(args []string) error {
-	cfg, metrics, cmd, err := apiConfig(args)
-	if err != nil {
-		return err
-	}
-	log, err := cmd.logger()
-	if err != nil {
-		return err
-	}
+// apiShutdownTimeout bounds finishing the requests in flight at the
+// first SIGINT or SIGTERM (a recording's download may be one of them).
+const apiShutdownTimeout = 15 * time.Second
 
+// apiSettings is xtrunk api's configuration: api.Config and the
+// --metrics flag, which is not part of it.
+type apiSettings struct {
+	api.Config
+	metrics string
+}
+
+// apiDaemon is xtrunk api: the first SIGINT or SIGTERM finishes the
+// requests in flight, a second one kills it; SIGHUP re-reads the log
+// level.
+var apiDaemon = daemon[apiSettings]{
+	config: func(args []string) (apiSettings, *command, error) {
+		cfg, metrics, cmd, err := apiConfig(args)
+		return apiSettings{cfg, metrics}, cmd, err
+	},
+	reloadLogLevel: true,
+	serve:          serveAPI,
+}
+
+func serveAPI(p *process, settings apiSettings) error {
+	cfg, metrics, log, ctx := settings.Config, settings.metrics, p.log, p.ctx
 	edgeAddrs, err := api.ParseEdgeAddresses(cfg.EdgeAddresses)
 	if err != nil {
 		return fmt.Errorf("--edge-address: %w", err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	openCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	openCtx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
 	st, err := store.Open(openCtx, cfg.DB, cfg.StoreOptions())
 	cancel()
 	if err != nil {
@@ -75,10 +86,6 @@ func runAPI(args []string) error {
 		defer closeHTTP()
 		metricsAddr = bound
 	}
-	defer cmd.handleHUP(log, reloadFlagsOnly(cmd, func() (*command, error) {
-		_, _, fresh, err := apiConfig(args)
-		return fresh, err
-	}))()
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -99,11 +106,13 @@ func runAPI(args []string) error {
 	case <-ctx.Done():
 	}
 	// First signal: finish the requests in flight. A second one kills the
-	// process (stop restores the default action).
-	stop()
+	// process.
+	p.defaultSignals()
 	stopping(log)
 	log.Info().Msg("api stopping: draining requests")
-	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// ctx has ended (that is why the api stops); the requests in flight
+	// still get apiShutdownTimeout.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), apiShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err

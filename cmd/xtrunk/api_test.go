@@ -28,13 +28,13 @@ func TestAPIConfigFromYAML(t *testing.T) {
 
 func TestAPIRejectsBadConfig(t *testing.T) {
 	p := writeYAML(t, "api:\n  listen: 127.0.0.1:9090\n  database: x\n")
-	if err := runAPI([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), ":3: api: database: unknown key") {
+	if err := apiDaemon.run([]string{"--config", p}); err == nil || !strings.Contains(err.Error(), ":3: api: database: unknown key") {
 		t.Errorf("unknown key: %v", err)
 	}
-	if err := runAPI([]string{"--config", writeYAML(t, ""), "--db", "mysql://x"}); err == nil || !strings.Contains(err.Error(), "unsupported DSN") {
+	if err := apiDaemon.run([]string{"--config", writeYAML(t, ""), "--db", "mysql://x"}); err == nil || !strings.Contains(err.Error(), "unsupported DSN") {
 		t.Errorf("bad DSN: %v", err)
 	}
-	if err := runAPI([]string{"--config", writeYAML(t, ""), "--log-level", "loud"}); err == nil {
+	if err := apiDaemon.run([]string{"--config", writeYAML(t, ""), "--log-level", "loud"}); err == nil {
 		t.Error("bad log level accepted")
 	}
 }

@@ -18,10 +18,6 @@ import (
 	"github.com/xtrunk/xtrunk/relay"
 )
 
-// errCheckFailed is check-config's result when the file has errors (they
-// are printed one per line before it).
-var errCheckFailed = errors.New("the config has errors")
-
 // sectionCheck loads a section through the process's own config function
 // and runs its semantic validation. Add a row for a new process.
 type sectionCheck struct {

@@ -123,25 +123,25 @@ func TestMissingDefaultConfigIsFine(t *testing.T) {
 
 func TestRelayFlagsEnvAndValidation(t *testing.T) {
 	t.Setenv("XTRUNK_PORT_MAX", "100")
-	err := runRelay([]string{"--config", filepath.Join(t.TempDir(), "none.yaml")})
+	err := relayDaemon.run([]string{"--config", filepath.Join(t.TempDir(), "none.yaml")})
 	if err == nil {
 		t.Fatal("missing explicit config accepted")
 	}
 	empty := writeYAML(t, "")
-	err = runRelay([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--dataplane", "userspace", "--metrics", ""})
+	err = relayDaemon.run([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--dataplane", "userspace", "--metrics", ""})
 	if err == nil || !strings.Contains(err.Error(), "port range") {
 		t.Errorf("XTRUNK_PORT_MAX=100 not applied or not refused: %v", err)
 	}
-	err = runRelay([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--port-max", "39999", "--dataplane", "dpdk"})
+	err = relayDaemon.run([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--port-max", "39999", "--dataplane", "dpdk"})
 	if err == nil || !strings.Contains(err.Error(), "dataplane") {
 		t.Errorf("bad dataplane: %v", err)
 	}
-	err = runRelay([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--log-format", "xml"})
+	err = relayDaemon.run([]string{"--config", empty, "--interface", "pub/127.0.0.1", "--log-format", "xml"})
 	if err == nil || !strings.Contains(err.Error(), "log-format") {
 		t.Errorf("bad log format: %v", err)
 	}
 	t.Setenv("XTRUNK_LOG_LEVEL", "loud")
-	if err := runRelay([]string{"--config", empty, "--interface", "pub/127.0.0.1"}); err == nil || !strings.Contains(err.Error(), "log-level") {
+	if err := relayDaemon.run([]string{"--config", empty, "--interface", "pub/127.0.0.1"}); err == nil || !strings.Contains(err.Error(), "log-level") {
 		t.Errorf("bad XTRUNK_LOG_LEVEL: %v", err)
 	}
 }

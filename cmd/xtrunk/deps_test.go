@@ -1,7 +1,14 @@
 package main
 
 import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -50,6 +57,7 @@ var layerRules = []struct {
 	pkg  string
 	deny []string
 }{
+	{"control/domain/...", []string{"..."}},
 	{"control/store/...", []string{"control/ng/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
 	{"control/ng/...", []string{"control/store/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
 	{"bpf/...", []string{"control/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
@@ -57,13 +65,24 @@ var layerRules = []struct {
 	// Signalling drives the relay over NG only; leaf libraries under
 	// relay/ (sdp, wav) are shared code, the relay itself is not.
 	{"signalling/...", []string{"relay", "bpf/...", "control/api/...", "bench/...", "cmd/..."}},
+	// sipmsg's checks need the number rules, not the store and its
+	// database drivers: those come from control/domain.
+	{"signalling/sipmsg/...", []string{"control/store/..."}},
 	{"control/api/...", []string{"control/ng/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
 	{"bench/testbed/...", []string{"control/store/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/internal/...", "bench/media/...", "bench/sip/...", "cmd/..."}},
 	{"bench/...", []string{"cmd/..."}},
 }
 
-// matches reports whether pkg (relative to the module) is pattern.
+// stdlibOnly are the packages (patterns as in layerRules) that may
+// depend on nothing outside the standard library.
+var stdlibOnly = []string{"control/domain/..."}
+
+// matches reports whether pkg (relative to the module) is pattern; "..."
+// matches every package.
 func matches(pattern, pkg string) bool {
+	if pattern == "..." {
+		return true
+	}
 	if p, ok := strings.CutSuffix(pattern, "/..."); ok {
 		return pkg == p || strings.HasPrefix(pkg, p+"/")
 	}
@@ -84,6 +103,12 @@ func TestImportLayering(t *testing.T) {
 			if d == "testing" && !strings.HasSuffix(pkg, "test") {
 				t.Errorf("%s depends on testing", pkg)
 			}
+			for _, p := range stdlibOnly {
+				// standard library paths have no dot in their first element
+				if first, _, _ := strings.Cut(d, "/"); matches(p, pkg) && strings.Contains(first, ".") {
+					t.Errorf("%s depends on %s (ARCHITECTURE.md: %s imports only the standard library)", pkg, d, p)
+				}
+			}
 			dep, ok := strings.CutPrefix(d, module)
 			if !ok {
 				continue
@@ -99,5 +124,110 @@ func TestImportLayering(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// sqlCall matches database/sql's context-taking query methods (the
+// store uses no others).
+var sqlCall = regexp.MustCompile(`\.(QueryContext|QueryRowContext|ExecContext|PrepareContext)\(`)
+
+// TestNoSQLOutsideStore keeps SQL in control/store (ARCHITECTURE.md): no
+// Go file elsewhere, test or not, imports database/sql or calls its query
+// methods (through a handle from anywhere).
+// control/store's own tests and storetest (Exec, for rows the rules
+// refuse today) are inside the line.
+func TestNoSQLOutsideStore(t *testing.T) {
+	root := filepath.Join("..", "..")
+	checked := 0
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "third_party" || rel == "control/store" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		checked++
+		for _, imp := range f.Imports {
+			if p := strings.Trim(imp.Path.Value, `"`); p == "database/sql" || p == "database/sql/driver" {
+				t.Errorf("%s imports %s: SQL belongs in control/store", rel, p)
+			}
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if m := sqlCall.Find(src); m != nil {
+			t.Errorf("%s calls %s", rel, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if checked < 100 {
+		t.Fatalf("checked only %d Go files", checked)
+	}
+}
+
+// TestSentinelErrorsInErrorsGo keeps each package's sentinel errors
+// (package-level variables set by errors.New) in its errors.go, where a
+// reader looks for what a package can fail with (STYLE.md). Test files
+// and third_party are exempt.
+func TestSentinelErrorsInErrorsGo(t *testing.T) {
+	root := filepath.Join("..", "..")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, path)
+		rel = filepath.ToSlash(rel)
+		if d.IsDir() {
+			if rel == "third_party" || strings.HasPrefix(d.Name(), ".") && rel != "." {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(rel, ".go") || strings.HasSuffix(rel, "_test.go") || d.Name() == "errors.go" {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		for _, decl := range f.Decls {
+			g, ok := decl.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
+				continue
+			}
+			for _, spec := range g.Specs {
+				for i, v := range spec.(*ast.ValueSpec).Values {
+					call, ok := v.(*ast.CallExpr)
+					if !ok {
+						continue
+					}
+					if sel, ok := call.Fun.(*ast.SelectorExpr); ok && sel.Sel.Name == "New" {
+						if x, ok := sel.X.(*ast.Ident); ok && x.Name == "errors" {
+							t.Errorf("%s: sentinel error %s belongs in errors.go", rel, spec.(*ast.ValueSpec).Names[i].Name)
+						}
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

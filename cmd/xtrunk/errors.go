@@ -19,3 +19,10 @@ var (
 	// process unreachable, or its answer an error.
 	ErrCtl = errors.New("ctl")
 )
+
+// errStopped is a stop asked for while the edge was starting: up exits 0.
+var errStopped = errors.New("stopped while starting")
+
+// errCheckFailed is check-config's result when the file has errors (they
+// are printed one per line before it).
+var errCheckFailed = errors.New("the config has errors")

@@ -19,10 +19,10 @@ type subcommand struct {
 
 func subcommands() []subcommand {
 	return []subcommand{
-		{"up", "run the whole edge: relay, api and sip as supervised child processes", runUp},
-		{"relay", "run the media relay (XDP fast path + NG control)", runRelay},
-		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", runSIP},
-		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", runAPI},
+		{"up", "run the whole edge: relay, api and sip as supervised child processes", upDaemon.run},
+		{"relay", "run the media relay (XDP fast path + NG control)", relayDaemon.run},
+		{"sip", "run the SIP signalling: the trunk B2BUA (termination)", sipDaemon.run},
+		{"api", "run the control plane: Twilio-compatible REST API on SQLite or PostgreSQL", apiDaemon.run},
 		{"bench", "benchmark the media relay: xtrunk XDP vs userspace vs rtpengine vs the XDP ceiling", runBench},
 		{"demo", "bring up an edge in a namespace lab, provision it through the API and place real calls (TLS+SRTP too)", runDemo},
 		{"ctl", "the operator's console: live calls, hangup, bans, carriers, relay stats (admin endpoints)", runCtl},

@@ -5,23 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os/signal"
-	"syscall"
 
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/relay"
 )
 
-func runRelay(args []string) error {
-	cfg, cmd, err := relayConfig(args)
-	if err != nil {
-		return err
-	}
-	log, err := cmd.logger()
-	if err != nil {
-		return err
-	}
+// relayDaemon is xtrunk relay: SIGINT or SIGTERM stops it (pinned
+// sessions keep forwarding), SIGHUP re-reads the log level.
+var relayDaemon = daemon[relay.Config]{config: relayConfig, reloadLogLevel: true, serve: serveRelay}
 
+func serveRelay(p *process, cfg relay.Config) error {
+	log := p.log
 	r, err := relay.New(cfg, relay.WithLogger(log))
 	if err != nil {
 		return err
@@ -31,12 +25,6 @@ func runRelay(args []string) error {
 		r.Close()
 		return fmt.Errorf("--listen-ng: %w", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	defer cmd.handleHUP(log, reloadFlagsOnly(cmd, func() (*command, error) {
-		_, fresh, err := relayConfig(args)
-		return fresh, err
-	}))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
 		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry(), envOperator()),
@@ -57,7 +45,7 @@ func runRelay(args []string) error {
 	srv := ng.NewServer(r, ng.WithInline(relay.InlineNG), ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
 	log.Info().Str("ng", pc.LocalAddr().String()).Strs("ng_allow", cfg.NGAllow).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
 	ready(log)
-	err = srv.Serve(ctx, pc)
+	err = srv.Serve(p.ctx, pc)
 	stopping(log)
 	log.Info().Msg("relay stopping; pinned sessions keep forwarding until a successor adopts them")
 	cerr := r.Close()

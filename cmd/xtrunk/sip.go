@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -17,26 +16,19 @@ import (
 	"github.com/xtrunk/xtrunk/signalling"
 )
 
-func runSIP(args []string) error {
-	cfg, cmd, err := sipConfig(args)
-	if err != nil {
-		return err
-	}
+// sipDaemon is xtrunk sip: SIGTERM drains (a second signal cuts the
+// drain short), SIGINT stops at once, calls still up get a BYE either
+// way; SIGHUP reloads what can change while calls run (sipReload).
+var sipDaemon = daemon[signalling.Config]{config: sipConfig, serve: serveSIP}
+
+func serveSIP(p *process, cfg signalling.Config) error {
 	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)
 	}
-	log, err := cmd.logger()
-	if err != nil {
-		return err
-	}
-
-	// SIGTERM drains; SIGINT, or a second signal, stops at once (calls
-	// still up get a BYE either way).
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-
-	openCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	log := p.log
+	// A signal while the store opens is acted on once sip serves (drain
+	// or stop), so the open is not cut short by it.
+	openCtx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), storeOpenTimeout)
 	st, err := store.Open(openCtx, cfg.DB, store.Options{Domain: cfg.Domain, Edges: edgeList(cfg.Edge)})
 	cancel()
 	if err != nil {
@@ -58,7 +50,7 @@ func runSIP(args []string) error {
 		serving.Store(false)
 		served <- err
 	}()
-	defer cmd.handleHUP(log, sipReload(cmd, args, srv))()
+	defer p.reloadOnHUP(sipReload(p.cmd, p.args, srv))()
 	metricsAddr := ""
 	if cfg.Metrics != "" {
 		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
@@ -78,9 +70,11 @@ func runSIP(args []string) error {
 	select {
 	case err := <-served:
 		return err // a listener failed
-	case sig := <-sigs:
-		if sig == syscall.SIGTERM {
-			drain(log, srv, sigs, srv.DrainTimeout())
+	case <-p.ctx.Done():
+		// SIGTERM drains; SIGINT, or a second signal, stops at once
+		// (calls still up get a BYE either way).
+		if sig := p.signal(); sig == syscall.SIGTERM {
+			drain(log, srv, p.sigs, srv.DrainTimeout())
 		} else {
 			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
 		}

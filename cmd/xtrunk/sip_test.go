@@ -68,7 +68,7 @@ func TestSIPFlagValidation(t *testing.T) {
 	} {
 		args := append([]string{"--db", db, "--metrics", ""}, tc.args...)
 		t.Setenv("XTRUNK_CONFIG", empty)
-		err := runSIP(args)
+		err := sipDaemon.run(args)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err %v, want %q", tc.args, err, tc.want)
 		}

@@ -264,16 +264,13 @@ func orNone(s string) string {
 	return s
 }
 
-// runUp is `xtrunk up`: the edge's three processes under one supervisor.
-func runUp(args []string) error {
-	cfg, cmd, err := upCommand(args)
-	if err != nil {
-		return err
-	}
-	log, err := cmd.logger()
-	if err != nil {
-		return err
-	}
+// upDaemon is xtrunk up: it takes SIGTERM, SIGINT and SIGHUP itself and
+// passes them on to its children (supervisor.run).
+var upDaemon = daemon[upConfig]{config: upCommand, ownSignals: true, serve: serveUp}
+
+// serveUp is `xtrunk up`: the edge's three processes under one supervisor.
+func serveUp(p *process, cfg upConfig) error {
+	cmd, args, log := p.cmd, p.args, p.log
 	e, err := planEdge(cmd, cfg, log)
 	if err != nil {
 		return err

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"sync"
 	"syscall"
 
 	"github.com/rs/zerolog"
 )
-
-// errStopped is a stop asked for while the edge was starting: up exits 0.
-var errStopped = errors.New("stopped while starting")
 
 // supervisor is xtrunk up once its children are planned.
 type supervisor struct {

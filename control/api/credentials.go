@@ -32,14 +32,6 @@ const (
 // short lines and comments; anything much larger is not one.
 const maxCredentialsFile = 64 << 10
 
-// Errors of the credentials file.
-var (
-	// ErrCredentials is a malformed credentials file.
-	ErrCredentials = errors.New("api: credentials file")
-	// ErrCredentialsMode is a credentials file others may read.
-	ErrCredentialsMode = errors.New("api: credentials file readable by group or others")
-)
-
 // NewCredentials makes a main account's credentials from crypto/rand.
 func NewCredentials() Credentials {
 	return Credentials{AccountSid: store.NewSid(store.PrefixAccount), AuthToken: store.NewAuthToken()}

@@ -77,3 +77,11 @@ func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, errorBody{Code: e.Code, Message: e.Message,
 		MoreInfo: fmt.Sprintf("https://www.twilio.com/docs/errors/%d", e.Code), Status: e.Status})
 }
+
+// Errors of the credentials file.
+var (
+	// ErrCredentials is a malformed credentials file.
+	ErrCredentials = errors.New("api: credentials file")
+	// ErrCredentialsMode is a credentials file others may read.
+	ErrCredentialsMode = errors.New("api: credentials file readable by group or others")
+)

@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"net"
@@ -260,7 +258,7 @@ func TestRecordingFilesByName(t *testing.T) {
 		insert := func(file string) string {
 			rec := r(e.st.InsertRecording(ctxT(t), store.Recording{AccountSid: e.main.Sid, CallSid: call.Sid, Channels: 1, MediaFile: good})).must(t)
 			// what the store refuses to write, written behind its back
-			rawExec(t, backend, e.dsn, "UPDATE recordings SET media_path = '"+strings.ReplaceAll(file, "'", "''")+"' WHERE sid = '"+rec.Sid+"'")
+			storetest.Exec(t, e.dsn, "UPDATE recordings SET media_path = '"+strings.ReplaceAll(file, "'", "''")+"' WHERE sid = '"+rec.Sid+"'")
 			return rec.Sid
 		}
 		get := func(sid string) (int, string) {
@@ -297,23 +295,6 @@ func TestRecordingFilesByName(t *testing.T) {
 			t.Fatalf("the recording's file outlived it: %v", err)
 		}
 	})
-}
-
-// rawExec runs SQL on the store's database directly.
-func rawExec(t *testing.T, backend, dsn, query string) {
-	t.Helper()
-	driver, src := "pgx", dsn
-	if backend == "sqlite" {
-		driver, src = "sqlite", strings.TrimPrefix(dsn, "sqlite:")
-	}
-	db, err := sql.Open(driver, src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.ExecContext(context.Background(), query); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // Issue 10, item 8: the bootstrap token must be 32 hex digits.

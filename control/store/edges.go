@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -17,37 +16,6 @@ type Edge struct {
 	SIPAddress string // HOST:PORT or a sip: URI (;transport=)
 	Started    time.Time
 	Heartbeat  time.Time
-}
-
-// legacyRegions are Twilio's region codes for ;region= in origination
-// URIs, mapped to the edge names xtrunk uses for the same sites.
-var legacyRegions = map[string]string{
-	"us1": "ashburn", "us2": "umatilla", "ie1": "dublin", "de1": "frankfurt",
-	"sg1": "singapore", "jp1": "tokyo", "br1": "sao-paulo", "au1": "sydney",
-}
-
-// EdgeOfRegion maps a ;region= value to an edge name: a legacy region
-// code (us1 … au1) to its edge, anything else (an edge name) as it is,
-// lower-cased.
-func EdgeOfRegion(region string) string {
-	r := strings.ToLower(region)
-	if e, ok := legacyRegions[r]; ok {
-		return e
-	}
-	return r
-}
-
-// Edge is the edge an origination URI asks its calls to leave from:
-// ;edge=NAME, else ;region= (legacy codes mapped), else "" (the edge the
-// call arrived at).
-func (u SipURL) Edge() string {
-	if v, ok := u.Param("edge"); ok && v != "" {
-		return strings.ToLower(v)
-	}
-	if v, ok := u.Param("region"); ok && v != "" {
-		return EdgeOfRegion(v)
-	}
-	return ""
 }
 
 // MaxEdgeName bounds an edge's name (a DNS label: it is part of the

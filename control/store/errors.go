@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/xtrunk/xtrunk/control/domain"
 )
 
 // Kinds of failure. Every error the store returns for a rule or a missing
@@ -17,6 +19,9 @@ var (
 	// (domain taken, number on another trunk, limit reached...).
 	ErrConflict = errors.New("store: conflict")
 )
+
+// ErrCorrupt: SQLite's integrity check found the database file damaged.
+var ErrCorrupt = errors.New("store: database file is corrupt")
 
 // ErrClosed is returned by Watch's channel owner and by calls after Close.
 var ErrClosed = errors.New("store: closed")
@@ -66,3 +71,13 @@ func notFound(what, sid string) error {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// fromDomain turns control/domain's rule violations into the store's
+// (ErrInvalid, code 20001, same parameter and message); nil stays nil.
+func fromDomain(err error) error {
+	var de *domain.Error
+	if errors.As(err, &de) {
+		return invalid(de.Param, "%s", de.Msg)
+	}
+	return err
+}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/xtrunk/xtrunk/control/domain"
 )
 
 // Limits and enumerations of the provisioning model (REQUIREMENTS §1).
@@ -14,7 +16,7 @@ const (
 	MaxOriginationURLs = 10
 	MaxFriendlyName    = 64
 	MaxURL             = 1024
-	MaxSipURL          = 512
+	MaxSipURL          = domain.MaxSipURL
 	MaxUsername        = 32
 	MinPassword        = 12
 	MaxPassword        = 128
@@ -47,13 +49,7 @@ func oneOf(param, v string, allowed []string) error {
 // CheckText rejects what no text column may hold: invalid UTF-8 and NUL
 // (PostgreSQL refuses both; SQLite would store them and hand them back).
 func CheckText(param, v string, max int) error {
-	if !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0 {
-		return invalid(param, "%s is not valid text", param)
-	}
-	if max > 0 && utf8.RuneCountInString(v) > max {
-		return invalid(param, "%s is longer than %d characters", param, max)
-	}
-	return nil
+	return fromDomain(domain.CheckText(param, v, max))
 }
 
 // CheckFriendlyName: optional, at most 64 characters.
@@ -84,23 +80,9 @@ func CheckHTTPMethod(param, v string) (string, error) {
 	return m, nil
 }
 
-// ValidE164 reports whether s is an E.164 number: '+', a non-zero digit,
-// and at most 15 digits in all.
-func ValidE164(s string) bool {
-	if len(s) < 3 || len(s) > 16 || s[0] != '+' || s[1] < '1' || s[1] > '9' {
-		return false
-	}
-	for i := 2; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// CheckE164 is ValidE164 as a Twilio-coded error.
+// CheckE164 is domain.ValidE164 as a Twilio-coded error.
 func CheckE164(param, s string) error {
-	if !ValidE164(s) {
+	if !domain.ValidE164(s) {
 		return invalidCode(CodePhoneInvalid, param, "The %s %q is not a valid E.164 number (+ and up to 15 digits)", param, s)
 	}
 	return nil
@@ -159,24 +141,11 @@ func CheckDomainName(name, base string) (string, error) {
 		return "", invalidCode(CodeInvalidDomain, "DomainName", "DomainName must be {prefix}%s", suffix)
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(name, suffix), ".") {
-		if !validLabel(label) {
+		if !domain.ValidLabel(label) {
 			return "", invalidCode(CodeInvalidDomain, "DomainName", "DomainName label %q must be 1-63 letters, digits or dashes, not starting or ending with a dash", label)
 		}
 	}
 	return name, nil
-}
-
-func validLabel(l string) bool {
-	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(l); i++ {
-		c := l[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // ParentDomain returns the domain a sub-domain hangs from:
@@ -215,181 +184,14 @@ func TerminationHost(host, base string, edges []string) (domain, edge string, ok
 	return "", "", false
 }
 
-// SipURL is a parsed origination URI: sip:[user@]host[:port][;params][?headers].
-type SipURL struct {
-	Secure  bool // sips:
-	User    string
-	Host    string // IP literal (IPv6 without brackets) or FQDN
-	Port    int    // 0: default
-	Params  [][2]string
-	Headers [][2]string // X-... headers to add to every call
-}
+// SipURL is a parsed origination URI (the rules are control/domain's).
+type SipURL = domain.SipURL
 
-// Param returns the value of URI parameter name (case-insensitive) and
-// whether it is present.
-func (u SipURL) Param(name string) (string, bool) {
-	for _, p := range u.Params {
-		if strings.EqualFold(p[0], name) {
-			return p[1], true
-		}
-	}
-	return "", false
-}
-
-// ParseSipURL parses and validates an origination URI. Only sip: (and
-// sips:, which origination handles as sip: with transport=tls) are
-// accepted; transport must be udp, tcp or tls; edge/region must name one of
-// edges when edges is non-empty (a legacy region code, us1 … au1, names
-// its edge: EdgeOfRegion); headers must be X- headers.
+// ParseSipURL is domain.ParseSipURL with the store's errors: an invalid
+// URI is ErrInvalid, Twilio code 20001, parameter SipUrl.
 func ParseSipURL(s string, edges []string) (SipURL, error) {
-	var u SipURL
-	bad := func(format string, args ...any) (SipURL, error) {
-		return SipURL{}, invalid("SipUrl", "SipUrl "+format, args...)
-	}
-	if err := CheckText("SipUrl", s, MaxSipURL); err != nil {
-		return u, err
-	}
-	rest := s
-	switch lower := strings.ToLower(s); {
-	case strings.HasPrefix(lower, "sip:"):
-		rest = s[4:]
-	case strings.HasPrefix(lower, "sips:"):
-		rest, u.Secure = s[5:], true
-	default:
-		return bad("must be a sip: URI")
-	}
-	if i := strings.IndexByte(rest, '?'); i >= 0 {
-		for _, h := range strings.Split(rest[i+1:], "&") {
-			name, val, _ := strings.Cut(h, "=")
-			if len(name) < 3 || !strings.EqualFold(name[:2], "X-") || !isToken(name) {
-				return bad("header %q: only X- headers may be added", name)
-			}
-			v, err := url.PathUnescape(val)
-			if err != nil || strings.ContainsAny(v, "\r\n\x00") || !utf8.ValidString(v) {
-				return bad("header %q has an invalid value", name)
-			}
-			u.Headers = append(u.Headers, [2]string{name, v})
-		}
-		rest = rest[:i]
-	}
-	if i := strings.IndexByte(rest, ';'); i >= 0 {
-		for _, p := range strings.Split(rest[i+1:], ";") {
-			name, val, _ := strings.Cut(p, "=")
-			if !isToken(name) || (val != "" && !isToken(val)) {
-				return bad("parameter %q is malformed", p)
-			}
-			switch strings.ToLower(name) {
-			case "transport":
-				if err := oneOf("SipUrl", strings.ToLower(val), []string{"udp", "tcp", "tls"}); err != nil {
-					return bad("transport must be udp, tcp or tls")
-				}
-			case "edge", "region":
-				if val == "" {
-					return bad("%s needs a value", name)
-				}
-				e := strings.ToLower(val)
-				if strings.EqualFold(name, "region") {
-					e = EdgeOfRegion(val) // legacy us1 … au1
-				}
-				if len(edges) > 0 && !containsFold(edges, e) {
-					return bad("edge %q is not one of %s", val, strings.Join(edges, ", "))
-				}
-			}
-			u.Params = append(u.Params, [2]string{name, val})
-		}
-		rest = rest[:i]
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		u.User, rest = rest[:i], rest[i+1:]
-		if u.User == "" {
-			return bad("has an empty user part")
-		}
-		for j := 0; j < len(u.User); j++ {
-			c := u.User[j]
-			if !(isTokenChar(c) || strings.IndexByte("&=+$,/%()", c) >= 0) {
-				return bad("user part has an invalid character %q", c)
-			}
-		}
-	}
-	host, port := rest, ""
-	if strings.HasPrefix(rest, "[") {
-		end := strings.IndexByte(rest, ']')
-		if end < 0 {
-			return bad("has an unterminated IPv6 literal")
-		}
-		host, port = rest[1:end], strings.TrimPrefix(rest[end+1:], ":")
-		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
-			return bad("host %q is not an IPv6 address", host)
-		}
-		if rest[end+1:] != "" && !strings.HasPrefix(rest[end+1:], ":") {
-			return bad("has garbage after the IPv6 literal")
-		}
-	} else if i := strings.LastIndexByte(rest, ':'); i >= 0 {
-		host, port = rest[:i], rest[i+1:]
-		if port == "" {
-			return bad("has an empty port")
-		}
-	}
-	if port != "" {
-		p, err := strconv.Atoi(port)
-		if err != nil || p < 1 || p > 65535 || port[0] == '+' {
-			return bad("port must be 1-65535")
-		}
-		u.Port = p
-	}
-	if !strings.HasPrefix(rest, "[") && !validHost(host) {
-		return bad("host %q must be an IPv4 address or a domain name", host)
-	}
-	if err := CheckOriginationHost(host); err != nil {
-		return SipURL{}, err
-	}
-	u.Host = host
-	return u, nil
-}
-
-func validHost(h string) bool {
-	if h == "" || len(h) > 253 {
-		return false
-	}
-	if a, err := netip.ParseAddr(h); err == nil {
-		return a.Is4()
-	}
-	labels := strings.Split(strings.TrimSuffix(strings.ToLower(h), "."), ".")
-	for _, l := range labels {
-		if !validLabel(l) {
-			return false
-		}
-	}
-	// the last label of a domain name is not all digits (that would be a
-	// malformed IPv4 address)
-	last := labels[len(labels)-1]
-	return strings.Trim(last, "0123456789") != ""
-}
-
-func isTokenChar(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-		strings.IndexByte("-.!%*_+`'~", c) >= 0
-}
-
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
-func containsFold(list []string, v string) bool {
-	for _, e := range list {
-		if strings.EqualFold(e, v) {
-			return true
-		}
-	}
-	return false
+	u, err := domain.ParseSipURL(s, edges)
+	return u, fromDomain(err)
 }
 
 // ParseIPAddress validates an ACL entry: an IPv4 or IPv6 address, or an
@@ -436,46 +238,3 @@ const (
 	MinPrefixIPv4 = 8
 	MinPrefixIPv6 = 32
 )
-
-// CheckOriginationHost refuses origination URI hosts that would make the
-// edge call itself or nobody: loopback, unspecified ("this network"),
-// link-local, multicast and broadcast addresses, and the names localhost
-// and *.localhost (RFC 6761). Private ranges stay allowed: private
-// interconnects are a normal way to reach a customer's PBX.
-func CheckOriginationHost(host string) error {
-	h := strings.ToLower(strings.TrimSuffix(host, "."))
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
-		return invalid("SipUrl", "SipUrl host %q is this machine", host)
-	}
-	a, err := netip.ParseAddr(h)
-	if err != nil {
-		return nil // a domain name: resolved at call time
-	}
-	if reason := specialAddr(a.Unmap()); reason != "" {
-		return invalid("SipUrl", "SipUrl host %s is a %s address", host, reason)
-	}
-	return nil
-}
-
-var (
-	thisNetwork = netip.MustParsePrefix("0.0.0.0/8")
-	broadcast   = netip.MustParseAddr("255.255.255.255")
-)
-
-// specialAddr names the class of an address no origination may go to, or
-// returns "".
-func specialAddr(a netip.Addr) string {
-	switch {
-	case a.IsLoopback():
-		return "loopback"
-	case a.IsUnspecified(), a.Is4() && thisNetwork.Contains(a):
-		return "unspecified"
-	case a.IsLinkLocalUnicast():
-		return "link-local"
-	case a.IsMulticast(), a.IsLinkLocalMulticast(), a.IsInterfaceLocalMulticast():
-		return "multicast"
-	case a == broadcast:
-		return "broadcast"
-	}
-	return ""
-}

@@ -215,8 +215,23 @@ func (s *Store) Edges() []string { return s.opts.Edges }
 // Realm is the digest realm credentials are hashed for.
 func (s *Store) Realm() string { return s.opts.Realm }
 
-// DB exposes the handle for tests and tools (read-only use, please).
-func (s *Store) DB() *sql.DB { return s.db }
+// IntegrityCheck asks SQLite to verify the database file (PRAGMA
+// integrity_check) and returns ErrCorrupt, naming the first problem it
+// reports, unless the answer is "ok". PostgreSQL keeps its own pages
+// consistent; there it only checks the connection.
+func (s *Store) IntegrityCheck(ctx context.Context) error {
+	if s.pg {
+		return s.db.PingContext(ctx)
+	}
+	var res string
+	if err := s.db.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&res); err != nil {
+		return fmt.Errorf("store: integrity check: %w", err)
+	}
+	if res != "ok" {
+		return fmt.Errorf("%w: %s", ErrCorrupt, res)
+	}
+	return nil
+}
 
 func redact(dsn string) string {
 	if i := strings.Index(dsn, "@"); i >= 0 {

@@ -96,15 +96,15 @@ func TestBootstrapAndAccounts(t *testing.T) {
 			}
 			var journal string
 			var syncMode, fk int
-			s.DB().QueryRowContext(c, `PRAGMA journal_mode`).Scan(&journal)
-			s.DB().QueryRowContext(c, `PRAGMA synchronous`).Scan(&syncMode)
-			s.DB().QueryRowContext(c, `PRAGMA foreign_keys`).Scan(&fk)
+			store.DBOf(s).QueryRowContext(c, `PRAGMA journal_mode`).Scan(&journal)
+			store.DBOf(s).QueryRowContext(c, `PRAGMA synchronous`).Scan(&syncMode)
+			store.DBOf(s).QueryRowContext(c, `PRAGMA foreign_keys`).Scan(&fk)
 			if journal != "wal" || syncMode != 2 || fk != 1 {
 				t.Fatalf("sqlite pragmas: journal_mode=%s synchronous=%d foreign_keys=%d, want wal/2 (FULL)/1", journal, syncMode, fk)
 			}
 		}
 		var versions int
-		if err := s2.DB().QueryRowContext(c, `SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != store.SchemaVersion() {
+		if err := store.DBOf(s2).QueryRowContext(c, `SELECT COUNT(*) FROM schema_migrations`).Scan(&versions); err != nil || versions != store.SchemaVersion() {
 			t.Fatalf("schema_migrations: %d %v", versions, err)
 		}
 
@@ -329,7 +329,7 @@ func TestOriginationRules(t *testing.T) {
 		// deleting the trunk deletes its URLs
 		noErr(t, s.DeleteTrunk(c, a.Sid, tr.Sid))
 		var n int
-		s.DB().QueryRowContext(c, `SELECT COUNT(*) FROM origination_urls`).Scan(&n)
+		store.DBOf(s).QueryRowContext(c, `SELECT COUNT(*) FROM origination_urls`).Scan(&n)
 		if n != 0 {
 			t.Fatalf("%d origination URLs outlived their trunk", n)
 		}
@@ -502,7 +502,7 @@ func TestCredentialsAndACLs(t *testing.T) {
 			}
 		} else {
 			// every row of every table as text
-			rows, err := s.DB().QueryContext(c, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
+			rows, err := store.DBOf(s).QueryContext(c, `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +515,7 @@ func TestCredentialsAndACLs(t *testing.T) {
 			rows.Close()
 			var dump strings.Builder
 			for _, tbl := range tables {
-				r, err := s.DB().QueryContext(c, fmt.Sprintf(`SELECT row_to_json(x)::text FROM %q x`, tbl))
+				r, err := store.DBOf(s).QueryContext(c, fmt.Sprintf(`SELECT row_to_json(x)::text FROM %q x`, tbl))
 				if err != nil {
 					t.Fatal(err)
 				}

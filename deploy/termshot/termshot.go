@@ -8,7 +8,6 @@ package termshot
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -22,12 +21,6 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 )
-
-// ErrFont is a failure to load the embedded Go Mono font.
-var ErrFont = errors.New("termshot: font")
-
-// ErrEncode is a failure to encode the PNG.
-var ErrEncode = errors.New("termshot: encode")
 
 // Cell is one character cell of the screen and how it is drawn.
 type Cell struct {

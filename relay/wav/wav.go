@@ -8,12 +8,8 @@ package wav
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 )
-
-// ErrFormat is a file that is not a WAV of 8 kHz mono G.711.
-var ErrFormat = errors.New("unsupported media file")
 
 // MaxBytes caps a media file (about 35 minutes of G.711): a "file"
 // or "blob" larger than that is refused rather than held in memory.

@@ -4,18 +4,17 @@
 package sipmsg
 
 import (
-	"errors"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
 
-	"github.com/xtrunk/xtrunk/control/store"
+	"github.com/xtrunk/xtrunk/control/domain"
 )
 
 // IsE164 reports whether s is +, a non-zero digit, then at most 14
-// digits: the store's rule, so what provisioning accepts is what calls
-// may use.
-func IsE164(s string) bool { return store.ValidE164(s) }
+// digits: control/domain's rule, the one provisioning applies, so what
+// provisioning accepts is what calls may use.
+func IsE164(s string) bool { return domain.ValidE164(s) }
 
 // userOf strips URI parameters a user part may carry (";phone-context").
 func userOf(u sip.Uri) string {
@@ -89,9 +88,6 @@ func splitList(v string) []string {
 
 // MinMaxForwards is the lowest Max-Forwards a trunk accepts (483 below).
 const MinMaxForwards = 20
-
-// ErrTooManyHops is returned when Max-Forwards is below MinMaxForwards.
-var ErrTooManyHops = errors.New("sipmsg: Max-Forwards below 20")
 
 // CheckMaxForwards applies the trunk's rule: missing means 70; below 20 is
 // refused. It returns the value to send on (one less).

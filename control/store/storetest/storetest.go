@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +101,33 @@ func OpenDSN(t testing.TB, dsn string, opts store.Options) *store.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// Exec runs query straight on dsn's database, behind the store's back,
+// and returns the number of rows it changed: for tests that plant rows the
+// store's rules refuse today (an entry an older release wrote, a path
+// edited on disk). SQL stays inside control/store; tests elsewhere call
+// this.
+func Exec(t testing.TB, dsn, query string) int64 {
+	t.Helper()
+	driver, src := "pgx", dsn
+	if path, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		driver, src = "sqlite", path
+	}
+	db, err := sql.Open(driver, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := db.ExecContext(ctx, query)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
