@@ -183,9 +183,40 @@ func (w *cdrWriter) run() {
 				break more
 			}
 		}
-		w.flush(batch)
+		w.flush(coalesce(batch))
 	}
 }
+
+// coalesce keeps one row per call of a batch: a call's later row
+// replaces its earlier live row (ringing, then in-progress, then the CDR
+// all queued within one commit are one upsert, not three); a live row
+// never replaces the CDR (the store's upsert would not either), and CDRs
+// are all kept.
+// Order otherwise stays as queued. A call's live rows are a third to two
+// thirds of the writer's rows; on short calls most meet in one batch.
+func coalesce(batch []cdrItem) []cdrItem {
+	if len(batch) < 2 {
+		return batch
+	}
+	at := make(map[string]int, len(batch))
+	out := batch[:0]
+	for _, it := range batch {
+		i, seen := at[it.call.Sid]
+		switch {
+		case seen && live(out[i].call.Status):
+			out[i] = it
+		case seen && live(it.call.Status):
+			// a late live row after the CDR: the CDR stays
+		default: // first of its call, or a second CDR (kept, with its recording)
+			at[it.call.Sid] = len(out)
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// live reports whether status is a live row's (not a CDR's).
+func live(status string) bool { return status == store.CallRinging || status == store.CallInProgress }
 
 // flush writes a batch in one transaction; if that fails, one by one, so
 // one bad row costs only itself.
