@@ -169,13 +169,19 @@ func (c *call) run() {
 		}
 	}
 	c.aTx.OnCancel(func(*sip.Request) { go unanswered() })
-	go func() {
+	// A callback, not a goroutine per call parked on Done; it must not
+	// call into the transaction (sipgo holds it), hence the goroutine,
+	// and only for a call not yet over (the transaction outlives an
+	// answered call by Timer L, 32 s on UDP).
+	if !c.aTx.OnTerminate(func(string, error) {
 		select {
-		case <-c.aTx.Done():
-			unanswered()
 		case <-c.done:
+		default:
+			go unanswered()
 		}
-	}()
+	}) {
+		go unanswered() // terminated already
+	}
 	c.log.Info().Str("from", c.p.from).Str("to", c.p.to).Msg("call admitted")
 	targets := c.s.order(c.p.targets)
 	waitCNAM := c.startCNAM() // while the relay prepares the media
@@ -489,5 +495,6 @@ func (c *call) closeWith(status int, reason, by string) {
 		c.log.Info().Int("status", finalStatus).Str("reason", reason).Str("hangup_by", by).Msg("call ended")
 		c.s.writeCDR(c, finalStatus, reason, by, end, del)
 		close(c.done)
+		c.s.untrack()
 	})
 }
