@@ -183,7 +183,7 @@ func (c *call) run() {
 	}
 	switch {
 	case status == 200:
-		go c.watchMedia()
+		c.watchMedia()
 		go c.watchSessionTimers()
 	case status > 0:
 		c.closeWith(status, reason, by)
