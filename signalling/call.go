@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -146,26 +147,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 // handler's goroutine.
 func (c *call) run() {
 	_ = c.a.Respond(100, "Trying", nil)
-	// A CANCEL from the A-leg ends the call before the answer. sipgo
-	// answers it (200, then 487) itself; OnCancel tells us at once, while
-	// the transaction's end comes only after Timer I (5 s on UDP) and is
-	// the fallback for any other way the A-leg transaction dies.
-	unanswered := func() {
-		c.mu.Lock()
-		answered := c.answered
-		c.mu.Unlock()
-		if !answered {
-			c.closeWith(endedBy(hangupCaller, 487, reasonTerminated))
-		}
-	}
-	c.aTx.OnCancel(func(*sip.Request) { go unanswered() })
-	go func() {
-		select {
-		case <-c.aTx.Done():
-			unanswered()
-		case <-c.done:
-		}
-	}()
+	defer c.watchATx()()
 	c.log.Info().Str("from", c.p.from).Str("to", c.p.to).Msg("call admitted")
 	targets := c.s.order(c.p.targets)
 	waitCNAM := c.startCNAM() // while the relay prepares the media
@@ -191,12 +173,48 @@ func (c *call) run() {
 	}
 	switch {
 	case e.Status == 200:
-		go c.watchMedia()
+		c.watchMedia()
 		go c.watchSessionTimers()
 	case e.Status > 0:
 		c.closeWith(e)
 	} // 0: disaster recovery ended the call
 	<-c.done
+}
+
+// watchATx ends the call when its A-leg INVITE transaction is cancelled
+// or dies before the answer. sipgo answers a CANCEL (200, then 487)
+// itself; OnCancel tells us at once, while the transaction's end comes
+// only after Timer I (5 s on UDP) and is the fallback for any other way
+// it dies. Callbacks, not a goroutine per call parked on Done; they must
+// not call into the transaction (sipgo holds it), hence the goroutine.
+// They reach the call through a reference the returned release drops
+// once the call is over: sipgo keeps an answered call's transaction, and
+// its callbacks, 32 s (Timer L on UDP), and the call need not stay in
+// memory that long.
+func (c *call) watchATx() (release func()) {
+	var ref atomic.Pointer[call]
+	ref.Store(c)
+	unanswered := func() {
+		c := ref.Load()
+		if c == nil {
+			return // over
+		}
+		c.mu.Lock()
+		answered := c.answered
+		c.mu.Unlock()
+		if !answered {
+			c.closeWith(endedBy(hangupCaller, 487, reasonTerminated))
+		}
+	}
+	c.aTx.OnCancel(func(*sip.Request) { go unanswered() })
+	if !c.aTx.OnTerminate(func(string, error) {
+		if ref.Load() != nil {
+			go unanswered()
+		}
+	}) {
+		go unanswered() // terminated already
+	}
+	return func() { ref.Store(nil) }
 }
 
 // dialTargets tries the B-leg's targets, in route order; it returns 200
@@ -476,5 +494,6 @@ func (c *call) closeWith(e Ending) {
 		c.log.Info().Int("status", finalStatus).Str("reason", string(e.Reason)).Str("hangup_by", string(e.By)).Msg("call ended")
 		c.s.writeCDR(c, finalStatus, e, end, del)
 		close(c.done)
+		c.s.untrack()
 	})
 }

@@ -54,6 +54,9 @@ type Config struct {
 	RelayInterfaces []string `yaml:"relay-interface"`
 	DB              string   `yaml:"db"`
 	Metrics         string   `yaml:"metrics"`
+	// PProf is the Go profiler's HTTP address (/debug/pprof/), loopback
+	// only (empty: off): the process's own concern, read by cmd/xtrunk.
+	PProf string `yaml:"pprof"`
 	// DefaultCPS and DefaultConcurrency are the per-trunk limits
 	// (<= 0: none).
 	DefaultCPS         int `yaml:"default-cps"`

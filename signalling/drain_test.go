@@ -96,4 +96,5 @@ func fakeCall(s *Server, id string) testCall {
 func (tc testCall) end() {
 	tc.s.removeCall(tc.c)
 	close(tc.c.done)
+	tc.s.untrack()
 }

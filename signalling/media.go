@@ -222,34 +222,34 @@ func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, go
 }
 
 // watchMedia ends an answered call whose media stopped in both directions
-// for the media timeout (REQUIREMENTS §4), polling the relay.
+// for the media timeout (REQUIREMENTS §4), polling the relay. A timer
+// whose callback re-arms it, stopped when the call's context ends: no
+// goroutine parked per call between polls.
 func (c *call) watchMedia() {
 	timeout := c.s.settings().cfg.MediaTimeout
 	if timeout <= 0 {
 		return
 	}
 	every := min(timeout/4, 5*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
+	var t *time.Timer
+	t = time.AfterFunc(every, func() {
+		if c.ctx.Err() != nil {
+			return // the call is over
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, 2*time.Second)
 		idle, gone, err := c.s.mediaIdle(ctx, c)
 		cancel()
-		if err != nil {
-			c.log.Debug().Err(err).Msg("relay query")
-			continue // a relay hiccup is not a verdict on the call
-		}
-		if gone || idle >= timeout {
+		switch {
+		case err != nil:
+			c.log.Debug().Err(err).Msg("relay query") // a relay hiccup is not a verdict on the call
+		case gone || idle >= timeout:
 			c.log.Info().Dur("idle", idle).Bool("relay_gone", gone).Msg("media timeout")
 			c.closeWith(endedBy(hangupSystem, 0, reasonMediaTimeout))
 			return
 		}
-	}
+		t.Reset(every)
+	})
+	context.AfterFunc(c.ctx, func() { t.Stop() })
 }
 
 // deleted is what the relay's delete reply says about a finished call.

@@ -90,7 +90,7 @@ func (c *call) transfer(tt transferTarget) {
 	}
 	c.s.metrics.transfers.WithLabelValues(c.p.trunk.Sid, transferCompleted).Inc()
 	log.Info().Str("transfer_call", t.id).Msg("transfer completed")
-	go t.watchMedia()
+	t.watchMedia()
 }
 
 // transferDone ends a transfer's hold on c: if the transferor hung up

@@ -331,22 +331,24 @@ func (s *Server) addCall(c *call) error {
 }
 
 // track counts c as live until its closeWith has finished (CDR
-// written): Drain and Close wait for that, not just for the call to leave
-// calls, so that no CDR is lost to a shutdown.
-func (s *Server) track(c *call) {
+// queued; untrack): Drain and Close wait for that, not just for the call
+// to leave calls, so that no CDR is lost to a shutdown.
+func (s *Server) track(*call) {
 	s.mu.Lock()
 	s.live++
 	s.mu.Unlock()
-	go func() {
-		<-c.done
-		s.mu.Lock()
-		s.live--
-		if s.live == 0 && s.idle != nil {
-			close(s.idle)
-			s.idle = nil
-		}
-		s.mu.Unlock()
-	}()
+}
+
+// untrack ends what track began; closeWith calls it last (no goroutine
+// per call waiting for the call's end).
+func (s *Server) untrack() {
+	s.mu.Lock()
+	s.live--
+	if s.live == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
 }
 
 // whenIdle is closed once no call is live (at once if none is).

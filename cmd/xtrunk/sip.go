@@ -51,6 +51,14 @@ func serveSIP(p *process, cfg signalling.Config) error {
 		served <- err
 	}()
 	defer p.reloadOnHUP(sipReload(p.cmd, p.args, srv))()
+	if cfg.PProf != "" {
+		closePProf, bound, err := servePProf(cfg.PProf)
+		if err != nil {
+			return err
+		}
+		defer closePProf()
+		log.Info().Str("pprof", bound).Msg("profiler listening")
+	}
 	metricsAddr := ""
 	if cfg.Metrics != "" {
 		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
@@ -114,6 +122,7 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.Var(&listFlag{vals: &cfg.RelayInterfaces}, "relay-interface", "the relay's interface NAME/IP (its --interface): a leg whose signalling uses IP gets NAME (repeatable)")
 	fs.StringVar(&cfg.DB, "db", cfg.DB, "the control plane's store DSN (sqlite:PATH or postgres://…)")
 	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address, served at /metrics (empty: off)")
+	fs.StringVar(&cfg.PProf, "pprof", cfg.PProf, "Go profiler address, served at /debug/pprof/: a loopback IP and port, e.g. 127.0.0.1:6060 (empty: off)")
 	fs.IntVar(&cfg.DefaultCPS, "default-cps", cfg.DefaultCPS, "per-trunk calls per second (0: no limit)")
 	fs.IntVar(&cfg.DefaultConcurrency, "default-concurrency", cfg.DefaultConcurrency, "per-trunk concurrent calls (0: no limit)")
 	fs.DurationVar(&cfg.MediaTimeout, "media-timeout", cfg.MediaTimeout, "end an answered call with no RTP/RTCP in either direction for this long (0: never)")

@@ -3,6 +3,7 @@ package sipgo
 import (
 	"context"
 	"fmt"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
@@ -58,7 +59,17 @@ func (c *DialogUA) ReadInvite(inviteRequest *sip.Request, tx sip.ServerTransacti
 	}
 	dtx.Init()
 
+	// The hooks reach the dialog through a weak pointer: the transaction
+	// (and its hooks) stays 64*T1 after a 2xx (Timer L), and a strong one
+	// kept every answered dialog, its INVITE and 200, in memory that long
+	// after the application let go of it. A dialog nobody holds has
+	// nobody to tell that it ended.
+	wdtx := weak.Make(dtx)
 	if !tx.OnCancel(func(r *sip.Request) {
+		dtx := wdtx.Value()
+		if dtx == nil {
+			return
+		}
 		state := dtx.LoadState()
 		if state < sip.DialogStateEstablished {
 			// It is mostly canceled if transaction died before answer
@@ -74,6 +85,10 @@ func (c *DialogUA) ReadInvite(inviteRequest *sip.Request, tx sip.ServerTransacti
 
 	if !tx.OnTerminate(func(key string, err error) {
 		// NOTE: do not call any here tx FSM related functions as they can cause deadlock
+		dtx := wdtx.Value()
+		if dtx == nil {
+			return
+		}
 		state := dtx.LoadState()
 		if state < sip.DialogStateEstablished {
 			// It is mostly canceled if transaction died before answer
