@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/xtrunk/xtrunk/bench/internal/cpu"
 	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
@@ -64,6 +67,20 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		MaxRelayCalls:  relayCalls,
 		Generator:      fmt.Sprintf("XDP live frames (BPF_PROG_TEST_RUN), paced in %v chunks", cfg.Chunk),
 		SRTP:           cfg.SRTP,
+		Saturate:       cfg.Saturate,
+		ProgStats:      cfg.ProgStats,
+	}
+	if cfg.Saturate {
+		res.Generator = "XDP live frames (BPF_PROG_TEST_RUN), back to back (--saturate)"
+	}
+	if cfg.ProgStats {
+		// Held for the whole run: the kernel counts while the descriptor
+		// is open (like sysctl kernel.bpf_stats_enabled=1).
+		st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+		if err != nil {
+			return nil, fmt.Errorf("media: BPF statistics: %w", err)
+		}
+		defer st.Close()
 	}
 	if cfg.SRTP {
 		res.SRTPSuite = SRTPSuite
@@ -71,11 +88,15 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			srtpTick, res.Generator)
 	}
 	t0 := time.Now()
-	for i, m := range cfg.Modes {
-		if ctx.Err() != nil {
-			break
+	for round := 1; round <= cfg.Rounds; round++ {
+		for i, m := range cfg.Modes {
+			if ctx.Err() != nil {
+				break
+			}
+			mr := runMode(ctx, &cfg, i, m, relayCalls, fdLimit)
+			mr.Round = round
+			res.Modes = append(res.Modes, mr)
 		}
-		res.Modes = append(res.Modes, runMode(ctx, &cfg, i, m, relayCalls, fdLimit))
 	}
 	res.ElapsedS = time.Since(t0).Seconds()
 	res.finish()
@@ -185,7 +206,7 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		}
 		mr.Steps = append(mr.Steps, st)
 		r.progress(Progress{Phase: "done", StepIndex: si + 1, Calls: n, Frac: 1, Done: true, Step: &st})
-		if cfg.NoStop || si == len(cfg.Calls)-1 {
+		if cfg.NoStop || cfg.Saturate || si == len(cfg.Calls)-1 {
 			continue
 		}
 		switch {
@@ -286,6 +307,16 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	if err != nil {
 		return st, err
 	}
+	var progs []*ebpf.Program
+	var pc0 progCost
+	if cfg.ProgStats {
+		if progs, err = r.d.xdpProgs(); err != nil {
+			return st, err
+		}
+		if pc0, err = readProgCost(progs); err != nil {
+			return st, err
+		}
+	}
 	pids := r.d.pids()
 	c0, err := cpu.ReadProcs(pids)
 	if err != nil {
@@ -313,8 +344,13 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	}()
 	var ga, gb genResult
 	p := pacing{Chunk: cfg.Chunk}
-	err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
-		func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
+	if cfg.Saturate {
+		err = both(func() error { var err error; ga, err = l.genA.saturate(ctx, cfg.Duration); return err },
+			func() error { var err error; gb, err = l.genB.saturate(ctx, cfg.Duration); return err })
+	} else {
+		err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
+			func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
+	}
 	close(stopTick)
 	tickWG.Wait()
 	if err != nil {
@@ -326,6 +362,13 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	c1, err := cpu.ReadProcs(pids)
 	if err != nil {
 		return st, err
+	}
+	if cfg.ProgStats {
+		pc1, err := readProgCost(progs)
+		if err != nil {
+			return st, err
+		}
+		st.NsPerRun, st.ProgRuns = pc1.nsPerRun(pc0), pc1.Runs-pc0.Runs
 	}
 	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
 	if err := harness.Sleep(ctx, drainTime); err != nil {
@@ -351,6 +394,9 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	st.Delivered = da.RTP + db.RTP
 	st.Lost = int64(st.Sent) - int64(st.Delivered)
 	st.OfferedPPS = 2 * rate
+	if cfg.Saturate {
+		st.OfferedPPS = 0 // as much as the generators could send
+	}
 	if elapsed > 0 {
 		st.SentPPS = float64(st.Sent) / elapsed
 		st.DeliveredPPS = float64(st.Delivered) / elapsed
@@ -397,6 +443,8 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		}
 	}
 	switch {
+	case cfg.Saturate:
+		st.Status = StatusSat
 	case st.LossPct >= CleanLoss:
 		st.Status = StatusLoss
 	case st.SentPPS < MinSentRatio*st.OfferedPPS:
