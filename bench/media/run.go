@@ -89,6 +89,12 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	}
 	t0 := time.Now()
 	for round := 1; round <= cfg.Rounds; round++ {
+		if cfg.Saturate && len(cfg.Modes) > 1 {
+			if ctx.Err() == nil {
+				res.Modes = append(res.Modes, runPaired(ctx, &cfg, round, relayCalls, fdLimit)...)
+			}
+			continue
+		}
 		for i, m := range cfg.Modes {
 			if ctx.Err() != nil {
 				break
@@ -139,25 +145,23 @@ func (r *runner) progress(p Progress) {
 	r.cfg.Progress(p)
 }
 
-func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls int, fdLimit uint64) (mr ModeResult) {
-	mr.Mode = mode
-	r := &runner{cfg: cfg, mode: mode, modeIndex: idx}
+// openRunner builds mode's lab, measures the machine's background load
+// into mr and starts the relay under test. The returned close (never nil)
+// deletes the calls over NG (unless ctx is cancelled), stops the relay and
+// tears the lab down.
+func openRunner(ctx context.Context, cfg *Config, idx int, mode string, mr *ModeResult) (r *runner, closeRunner func() error, err error) {
+	r = &runner{cfg: cfg, mode: mode, modeIndex: idx}
+	closeRunner = func() error { return nil }
 	r.progress(Progress{Phase: "building lab", StepIndex: 1, Calls: cfg.Calls[0]})
-	fail := func(err error) {
-		if err != nil && mr.Error == "" {
-			mr.Error = err.Error()
-		}
-	}
 	l, err := newLab(cfg.SRTP)
 	if err != nil {
-		fail(err)
-		return mr
+		return nil, closeRunner, err
 	}
 	r.l = l
-	defer func() { fail(l.close()) }()
+	closeRunner = l.close
 	if c0, err := cpu.ReadProcs(nil); err == nil {
 		if harness.Sleep(ctx, time.Second) != nil {
-			return mr
+			return r, closeRunner, nil
 		}
 		if c1, err := cpu.ReadProcs(nil); err == nil {
 			mr.BackgroundCPUPct = c1.BusyPct(c0)
@@ -173,18 +177,34 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		r.d, err = startCeiling(l)
 	}
 	if err != nil {
+		return r, closeRunner, err
+	}
+	closeRunner = func() error {
+		var errs []error
+		if ctx.Err() == nil {
+			r.progress(Progress{Phase: "deleting calls", Calls: 0})
+			tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+			errs = append(errs, r.d.teardown(tctx))
+			cancel()
+		}
+		return errors.Join(append(errs, r.d.stop(), l.close())...)
+	}
+	return r, closeRunner, nil
+}
+
+func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls int, fdLimit uint64) (mr ModeResult) {
+	mr.Mode = mode
+	fail := func(err error) {
+		if err != nil && mr.Error == "" {
+			mr.Error = err.Error()
+		}
+	}
+	r, closeRunner, err := openRunner(ctx, cfg, idx, mode, &mr)
+	defer func() { fail(closeRunner()) }()
+	if err != nil || ctx.Err() != nil {
 		fail(err)
 		return mr
 	}
-	defer func() {
-		if ctx.Err() == nil {
-			r.progress(Progress{Phase: "deleting calls", StepIndex: len(mr.Steps), Calls: 0})
-			tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
-			fail(r.d.teardown(tctx))
-			cancel()
-		}
-		fail(r.d.stop())
-	}()
 
 	var aCalls, bCalls []genCall
 	for si, n := range cfg.Calls {
@@ -224,6 +244,19 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 
 // step sets up the calls new in this step, warms them up and measures.
 func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall) (Step, error) {
+	setup, prep, err := r.prepare(ctx, si, n, aCalls, bCalls)
+	if err != nil {
+		return Step{}, err
+	}
+	st, err := r.measure(ctx, si, n)
+	st.SetupS = setup.Seconds()
+	st.SRTPPrepareS = prep.Seconds()
+	return st, err
+}
+
+// prepare sets up the calls new in this step and warms them up; it says
+// how long the NG setup and (--srtp) the encryption took.
+func (r *runner) prepare(ctx context.Context, si, n int, aCalls, bCalls *[]genCall) (setup, prep time.Duration, err error) {
 	l, cfg := r.l, r.cfg
 	from := len(*aCalls)
 	t0 := time.Now()
@@ -232,28 +265,28 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 		r.progress(Progress{Phase: "NG offer/answer", StepIndex: si + 1, Calls: n, Frac: float64(k) / float64(n-from)})
 	})
 	if err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
-	setup := time.Since(t0)
+	setup = time.Since(t0)
 	*aCalls, *bCalls = append(*aCalls, a...), append(*bCalls, b...)
 	if l.srtpA != nil {
 		if err := l.srtpA.setCalls(*aCalls, from); err != nil {
-			return Step{}, err
+			return 0, 0, err
 		}
 		// Before the sinks count anything: one call both ways, decrypted
 		// and encrypted as the SDP exchange says.
 		if from == 0 {
 			r.progress(Progress{Phase: "SRTP check", StepIndex: si + 1, Calls: n})
 			if err := checkSRTP(l.srtpA, l.genB, l.caller, l.callee, (*aCalls)[0], (*bCalls)[0]); err != nil {
-				return Step{}, fmt.Errorf("%s: %w", r.mode, err)
+				return 0, 0, fmt.Errorf("%s: %w", r.mode, err)
 			}
 			r.srtpChecked = true
 		}
 	} else if err := l.genA.setCalls(*aCalls, from); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	if err := errors.Join(l.genB.setCalls(*bCalls, from), l.sinkA.setCalls(n), l.sinkB.setCalls(n)); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 
 	// Warm-up: a few packets of every call each way, so the relays latch
@@ -262,67 +295,87 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	r.progress(Progress{Phase: "warm-up", StepIndex: si + 1, Calls: n})
 	if err := both(func() error { return r.srcA().sendRound(cfg.WarmupPackets) },
 		func() error { return l.genB.sendRound(cfg.WarmupPackets) }); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	// --srtp: the caller's packets for the step are encrypted during the
 	// pause, so the crypto of the generator is done before measuring.
-	var prep time.Duration
 	pause := func() error { return harness.Sleep(ctx, cfg.Warmup) }
 	if l.srtpA != nil {
 		r.progress(Progress{Phase: "warm-up, encrypting", StepIndex: si + 1, Calls: n})
-		err := both(pause, func() error {
+		err = both(pause, func() error {
 			t := time.Now()
 			err := l.srtpA.prepare(n, uint64(float64(n*cfg.PacketsPerCall)*cfg.Duration.Seconds()))
 			prep = time.Since(t)
 			return err
 		})
 		if err != nil {
-			return Step{}, err
+			return 0, 0, err
 		}
 	} else if err := pause(); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 
-	st, err := r.measure(ctx, si, n)
-	st.SetupS = setup.Seconds()
-	st.SRTPPrepareS = prep.Seconds()
-	return st, err
+	return setup, prep, nil
 }
 
 func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
-	l, cfg := r.l, r.cfg
-	st := Step{Calls: n}
-	sa0, err := l.sinkA.snap(n)
+	m, err := r.begin(n)
 	if err != nil {
-		return st, err
+		return Step{Calls: n}, err
 	}
-	sb0, err := l.sinkB.snap(n)
+	ga, gb, err := r.traffic(ctx, si, n)
 	if err != nil {
-		return st, err
+		return Step{Calls: n}, err
 	}
-	rs0, err := r.d.reasons()
-	if err != nil {
-		return st, err
-	}
-	var progs []*ebpf.Program
-	var pc0 progCost
-	if cfg.ProgStats {
-		if progs, err = r.d.xdpProgs(); err != nil {
-			return st, err
-		}
-		if pc0, err = readProgCost(progs); err != nil {
-			return st, err
-		}
-	}
-	pids := r.d.pids()
-	c0, err := cpu.ReadProcs(pids)
-	if err != nil {
-		return st, err
-	}
+	return r.end(ctx, si, n, m, ga, gb)
+}
 
+// mark is what a step reads before its traffic, to subtract after.
+type mark struct {
+	sa0, sb0 sinkSnap
+	rs0      map[string]uint64
+	progs    []*ebpf.Program
+	pc0      progCost
+	pids     []int
+	c0       cpu.Snap
+}
+
+// begin reads the sinks, the relay's counters and the CPU before a step's
+// traffic.
+func (r *runner) begin(n int) (*mark, error) {
+	l, cfg := r.l, r.cfg
+	m := &mark{}
+	var err error
+	if m.sa0, err = l.sinkA.snap(n); err != nil {
+		return nil, err
+	}
+	if m.sb0, err = l.sinkB.snap(n); err != nil {
+		return nil, err
+	}
+	if m.rs0, err = r.d.reasons(); err != nil {
+		return nil, err
+	}
+	if cfg.ProgStats {
+		if m.progs, err = r.d.xdpProgs(); err != nil {
+			return nil, err
+		}
+		if m.pc0, err = readProgCost(m.progs); err != nil {
+			return nil, err
+		}
+	}
+	m.pids = r.d.pids()
+	if m.c0, err = cpu.ReadProcs(m.pids); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// traffic runs the step's generators, both directions at once.
+func (r *runner) traffic(ctx context.Context, si, n int) (ga, gb genResult, err error) {
+	l, cfg := r.l, r.cfg
 	rate := float64(n * cfg.PacketsPerCall) // per direction
 	stopTick := make(chan struct{})
 	var tickWG sync.WaitGroup
@@ -342,20 +395,25 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 			}
 		}
 	}()
-	var ga, gb genResult
 	p := pacing{Chunk: cfg.Chunk}
 	if cfg.Saturate {
-		err = both(func() error { var err error; ga, err = l.genA.saturate(ctx, cfg.Duration); return err },
-			func() error { var err error; gb, err = l.genB.saturate(ctx, cfg.Duration); return err })
+		ga, gb, err = r.saturate(ctx, cfg.Duration)
 	} else {
 		err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
 			func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
 	}
 	close(stopTick)
 	tickWG.Wait()
-	if err != nil {
-		return st, err
-	}
+	return ga, gb, err
+}
+
+// end reads what a step's traffic did, after the queues drained, and
+// makes the step's figures.
+func (r *runner) end(ctx context.Context, si, n int, m *mark, ga, gb genResult) (Step, error) {
+	l, cfg := r.l, r.cfg
+	st := Step{Calls: n}
+	rate := float64(n * cfg.PacketsPerCall) // per direction
+	sa0, sb0, rs0, pids, c0 := m.sa0, m.sb0, m.rs0, m.pids, m.c0
 	if err := ctx.Err(); err != nil {
 		return st, err
 	}
@@ -364,11 +422,11 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 		return st, err
 	}
 	if cfg.ProgStats {
-		pc1, err := readProgCost(progs)
+		pc1, err := readProgCost(m.progs)
 		if err != nil {
 			return st, err
 		}
-		st.NsPerRun, st.ProgRuns = pc1.nsPerRun(pc0), pc1.Runs-pc0.Runs
+		st.NsPerRun, st.ProgRuns = pc1.nsPerRun(m.pc0), pc1.Runs-m.pc0.Runs
 	}
 	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
 	if err := harness.Sleep(ctx, drainTime); err != nil {
