@@ -122,9 +122,9 @@ type Config struct {
 	// and reports each step's cost per run of the mode's XDP forwarding
 	// program (xdp, ceiling). It slows every XDP program a little.
 	ProgStats bool
-	// Rounds runs the modes this many times, alternating (xdp, ceiling,
-	// xdp, ceiling, ...), so a loaded machine's drift falls on every mode
-	// alike; default 1.
+	// Rounds runs the modes this many times, each round with fresh labs
+	// (with Saturate, the modes of a round side by side: runPaired);
+	// default 1.
 	Rounds int
 	// Progress, if set, is called as the run advances.
 	Progress func(Progress)
