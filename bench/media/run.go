@@ -483,6 +483,23 @@ func (r *runner) end(ctx context.Context, si, n int, m *mark, ga, gb genResult) 
 	if l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
 		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
 	}
+	st.checks(da, db, rs0, rs1)
+	switch {
+	case cfg.Saturate:
+		st.Status = StatusSat
+	case st.LossPct >= CleanLoss:
+		st.Status = StatusLoss
+	case st.SentPPS < MinSentRatio*st.OfferedPPS:
+		st.Status = StatusShort
+	default:
+		st.Status = StatusOK
+	}
+	return st, nil
+}
+
+// checks fills the step's consistency counts from the sinks' deltas and
+// its XDP exits from the relay's counters before (rs0) and after (rs1).
+func (st *Step) checks(da, db sinkSnap, rs0, rs1 map[string]uint64) {
 	for _, d := range []sinkSnap{da, db} {
 		for _, v := range d.PerCall {
 			st.PerCallSum += v
@@ -500,17 +517,6 @@ func (r *runner) end(ctx context.Context, si, n int, m *mark, ga, gb genResult) 
 			}
 		}
 	}
-	switch {
-	case cfg.Saturate:
-		st.Status = StatusSat
-	case st.LossPct >= CleanLoss:
-		st.Status = StatusLoss
-	case st.SentPPS < MinSentRatio*st.OfferedPPS:
-		st.Status = StatusShort
-	default:
-		st.Status = StatusOK
-	}
-	return st, nil
 }
 
 // both runs f and g concurrently and returns their errors.
