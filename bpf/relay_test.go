@@ -78,7 +78,7 @@ func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
 	return l.B, l.A
 }
 
-func newLab(t *testing.T, opts ...testbed.Option) *lab {
+func newLab(t testing.TB, opts ...testbed.Option) *lab {
 	t.Helper()
 	tri := labtest.NewTriangle(t, opts...)
 	root := labtest.MountBPFFS(t)

@@ -84,6 +84,7 @@ func (c *ceiling) setup(_ context.Context, from, to int, done func(int)) (a, b [
 func (c *ceiling) teardown(context.Context) error      { return nil }
 func (c *ceiling) pids() []int                         { return nil }
 func (c *ceiling) reasons() (map[string]uint64, error) { return nil, nil }
+func (c *ceiling) xdpProgs() ([]*ebpf.Program, error)  { return []*ebpf.Program{c.prog}, nil }
 func (c *ceiling) stop() error {
 	return errors.Join(c.prog.Close(), c.dirs.Close(), c.tx.Close())
 }

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -30,6 +32,9 @@ type dut interface {
 	pids() []int
 	// reasons reads the XDP program's exit counters by reason, or nil.
 	reasons() (map[string]uint64, error)
+	// xdpProgs are the mode's XDP forwarding programs, for their
+	// run-time statistics (--prog-stats); the dut keeps them open.
+	xdpProgs() ([]*ebpf.Program, error)
 	// stop ends the relay and releases what it holds.
 	stop() error
 }
@@ -57,9 +62,10 @@ type ngRelay struct {
 	proc    *testbed.Process
 	client  *ng.Client
 	mode    string
-	srtp    bool   // --srtp: the caller offers SDES-SRTP, the callee gets plain RTP
-	metrics bool   // scrape xtrunk's /metrics for XDP reasons
-	pinRoot string // bpffs mounted for the xdp relay's pins; "" if none
+	srtp    bool            // --srtp: the caller offers SDES-SRTP, the callee gets plain RTP
+	metrics bool            // scrape xtrunk's /metrics for XDP reasons
+	pinRoot string          // bpffs mounted for the xdp relay's pins; "" if none
+	progs   []*ebpf.Program // the xdp relay's programs, once asked for
 	ncalls  atomic.Int64
 }
 
@@ -245,10 +251,30 @@ func (r *ngRelay) reasons() (map[string]uint64, error) {
 	return scrapeXDPReasons(r.ns)
 }
 
+// xdpProgs finds the relay process's XDP programs (xdp mode) the first
+// time it is asked.
+func (r *ngRelay) xdpProgs() ([]*ebpf.Program, error) {
+	if r.mode != ModeXDP || r.proc == nil {
+		return nil, nil
+	}
+	if r.progs == nil {
+		p, err := processXDPProgs(r.proc.PID())
+		if err != nil {
+			return nil, err
+		}
+		r.progs = p
+	}
+	return r.progs, nil
+}
+
 // stop ends the relay with SIGTERM (xtrunk then detaches XDP and removes
 // its pins: --remove-on-exit), and unmounts the bpffs.
 func (r *ngRelay) stop() error {
 	var errs []error
+	for _, p := range r.progs {
+		errs = append(errs, p.Close())
+	}
+	r.progs = nil
 	if r.client != nil {
 		r.client.Close()
 	}

@@ -18,4 +18,7 @@ var (
 	// through decrypted (toward the callee) or encrypted with the key it
 	// announced (toward the caller).
 	ErrSRTP = errors.New("media: SRTP not terminated")
+	// ErrNoProgram is returned when --prog-stats finds no XDP program in
+	// the relay process to read the statistics of.
+	ErrNoProgram = errors.New("media: no XDP program")
 )

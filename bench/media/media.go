@@ -113,6 +113,19 @@ type Config struct {
 	// are encrypted), and each step reports SRTP calls per core. Modes:
 	// SRTPModes (the default with SRTP).
 	SRTP bool
+	// Saturate offers every step more than the lab can move: the
+	// generators send back to back for Duration instead of PacketsPerCall
+	// per call (saturate.go). Steps never stop the run; the summary holds
+	// each round's delivered rates and xdp/ceiling.
+	Saturate bool
+	// ProgStats turns the kernel's BPF run-time statistics on for the run
+	// and reports each step's cost per run of the mode's XDP forwarding
+	// program (xdp, ceiling). It slows every XDP program a little.
+	ProgStats bool
+	// Rounds runs the modes this many times, each round with fresh labs
+	// (with Saturate, the modes of a round side by side: runPaired);
+	// default 1.
+	Rounds int
 	// Progress, if set, is called as the run advances.
 	Progress func(Progress)
 }
@@ -171,6 +184,12 @@ func (c *Config) defaults() error {
 	}
 	if c.Chunk <= 0 {
 		c.Chunk = 50 * time.Millisecond
+	}
+	if c.Rounds <= 0 {
+		c.Rounds = 1
+	}
+	if c.Saturate && c.SRTP {
+		return fmt.Errorf("%w: --saturate and --srtp do not combine (the SRTP sender is paced)", ErrConfig)
 	}
 	if c.RTPEngineBin == "" {
 		c.RTPEngineBin = "rtpengine"

@@ -20,9 +20,14 @@ func (r *Results) WriteTable(w io.Writer) error {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
 		for _, m := range r.Modes {
+			name := r.modeName(m)
 			for _, s := range m.Steps {
+				offered := kpps(s.OfferedPPS)
+				if r.Saturate {
+					offered = "max"
+				}
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
-					m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
+					name, s.Calls, offered, kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
 					latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
 					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
 			}
@@ -41,6 +46,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 			r.SRTPSuite, SRTPBytes)
 	}
 	for _, m := range r.Modes {
+		if r.Saturate {
+			continue // writeSaturation has these
+		}
 		line := fmt.Sprintf("%-10s most calls at < %g %% loss: %s", m.Mode, CleanLoss, report.CountOrNone(m.MaxCleanCalls))
 		if m.MaxCleanCalls > 0 {
 			line += fmt.Sprintf(" (%s pps)", kpps(m.MaxCleanPPS))
@@ -60,6 +68,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 			fmt.Fprintf(w, "%-10s error: %s\n", m.Mode, report.FirstLine(m.Error))
 		}
 	}
+	r.writeSaturation(w)
 	s := r.Summary
 	var parts []string
 	if s.SRTPCommonCalls > 0 {
@@ -145,6 +154,17 @@ func (r *Results) WriteReasons(w io.Writer) {
 		}
 		fmt.Fprintf(w, "xdp %6d calls: %s\n", s.Calls, strings.Join(kv, " "))
 	}
+}
+
+// modeName is a mode's name in the table, with its round in a run of
+// several rounds.
+func (r *Results) modeName(m ModeResult) string {
+	for _, o := range r.Modes {
+		if o.Round > 1 {
+			return fmt.Sprintf("%s#%d", m.Mode, m.Round)
+		}
+	}
+	return m.Mode
 }
 
 func kpps(v float64) string {

@@ -28,6 +28,10 @@ type Results struct {
 	// SRTPSuite, its carrier leg plain RTP (--srtp).
 	SRTP      bool   `json:"srtp,omitempty"`
 	SRTPSuite string `json:"srtp_suite,omitempty"`
+	// Saturate: the generators sent back to back (--saturate).
+	Saturate bool `json:"saturate,omitempty"`
+	// ProgStats: BPF run-time statistics were on (--prog-stats).
+	ProgStats bool `json:"prog_stats,omitempty"`
 }
 
 // Host describes the machine.
@@ -40,7 +44,9 @@ type Host struct {
 
 // ModeResult is one mode's steps.
 type ModeResult struct {
-	Mode  string `json:"mode"`
+	Mode string `json:"mode"`
+	// Round is the 1-based round of a run with Config.Rounds.
+	Round int    `json:"round"`
 	Steps []Step `json:"steps"`
 	// MaxCleanCalls is the most calls carried with < 0.1 % loss at the
 	// full offered rate (status "ok"); 0 if none.
@@ -74,6 +80,7 @@ const (
 	StatusOK    = "ok"    // < 0.1 % loss at the offered rate
 	StatusLoss  = "loss"  // >= 0.1 % loss
 	StatusShort = "short" // generators sent < 99 % of the offered rate: the machine is saturated
+	StatusSat   = "sat"   // --saturate: offered more than the lab moves; delivered is the result
 )
 
 // Step is one mode at one number of calls.
@@ -123,6 +130,11 @@ type Step struct {
 	// XDPReasons are the XDP program's exits during the step, by reason
 	// (xdp mode: xtrunk_relay_xdp_packets_total).
 	XDPReasons map[string]uint64 `json:"xdp_reasons,omitempty"`
+	// NsPerRun is the mode's XDP forwarding program's cost per run during
+	// the step (run_time_ns / run_cnt, --prog-stats), and ProgRuns its
+	// runs.
+	NsPerRun float64 `json:"ns_per_run,omitempty"`
+	ProgRuns uint64  `json:"prog_runs,omitempty"`
 }
 
 // Flow is one direction of a step.
@@ -162,6 +174,9 @@ type Summary struct {
 	// with load, as the relays' fixed and per-wakeup costs spread).
 	SRTPCommonCalls    int                `json:"srtp_common_calls,omitempty"`
 	SRTPCallsPerCoreAt map[string]float64 `json:"srtp_calls_per_core_at_common_calls,omitempty"`
+	// Saturation holds each round's delivered rates at saturation
+	// (--saturate).
+	Saturation []SatRound `json:"saturation,omitempty"`
 }
 
 // srtpCommon finds the most calls every mode carried with status ok and
@@ -248,6 +263,12 @@ func (r *Results) finish() {
 	}
 	x, c, re, us := r.mode(ModeXDP), r.mode(ModeCeiling), r.mode(ModeRTPEngine), r.mode(ModeUserspace)
 	var s Summary
+	if r.Saturate {
+		// Loss is the point of a saturation run: the targets below do
+		// not apply.
+		r.Summary = Summary{Saturation: r.satRounds()}
+		return
+	}
 	if r.SRTP {
 		// The targets below are for plain RTP through XDP; an SRTP call
 		// leaves XDP by design.

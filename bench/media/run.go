@@ -10,6 +10,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
 	"github.com/xtrunk/xtrunk/bench/internal/cpu"
 	"github.com/xtrunk/xtrunk/bench/internal/harness"
 	"github.com/xtrunk/xtrunk/bench/testbed"
@@ -64,6 +67,20 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		MaxRelayCalls:  relayCalls,
 		Generator:      fmt.Sprintf("XDP live frames (BPF_PROG_TEST_RUN), paced in %v chunks", cfg.Chunk),
 		SRTP:           cfg.SRTP,
+		Saturate:       cfg.Saturate,
+		ProgStats:      cfg.ProgStats,
+	}
+	if cfg.Saturate {
+		res.Generator = "XDP live frames (BPF_PROG_TEST_RUN), back to back (--saturate)"
+	}
+	if cfg.ProgStats {
+		// Held for the whole run: the kernel counts while the descriptor
+		// is open (like sysctl kernel.bpf_stats_enabled=1).
+		st, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+		if err != nil {
+			return nil, fmt.Errorf("media: BPF statistics: %w", err)
+		}
+		defer st.Close()
 	}
 	if cfg.SRTP {
 		res.SRTPSuite = SRTPSuite
@@ -71,11 +88,21 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 			srtpTick, res.Generator)
 	}
 	t0 := time.Now()
-	for i, m := range cfg.Modes {
-		if ctx.Err() != nil {
-			break
+	for round := 1; round <= cfg.Rounds; round++ {
+		if cfg.Saturate && len(cfg.Modes) > 1 {
+			if ctx.Err() == nil {
+				res.Modes = append(res.Modes, runPaired(ctx, &cfg, round, relayCalls, fdLimit)...)
+			}
+			continue
 		}
-		res.Modes = append(res.Modes, runMode(ctx, &cfg, i, m, relayCalls, fdLimit))
+		for i, m := range cfg.Modes {
+			if ctx.Err() != nil {
+				break
+			}
+			mr := runMode(ctx, &cfg, i, m, relayCalls, fdLimit)
+			mr.Round = round
+			res.Modes = append(res.Modes, mr)
+		}
 	}
 	res.ElapsedS = time.Since(t0).Seconds()
 	res.finish()
@@ -118,25 +145,23 @@ func (r *runner) progress(p Progress) {
 	r.cfg.Progress(p)
 }
 
-func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls int, fdLimit uint64) (mr ModeResult) {
-	mr.Mode = mode
-	r := &runner{cfg: cfg, mode: mode, modeIndex: idx}
+// openRunner builds mode's lab, measures the machine's background load
+// into mr and starts the relay under test. The returned close (never nil)
+// deletes the calls over NG (unless ctx is cancelled), stops the relay and
+// tears the lab down.
+func openRunner(ctx context.Context, cfg *Config, idx int, mode string, mr *ModeResult) (r *runner, closeRunner func() error, err error) {
+	r = &runner{cfg: cfg, mode: mode, modeIndex: idx}
+	closeRunner = func() error { return nil }
 	r.progress(Progress{Phase: "building lab", StepIndex: 1, Calls: cfg.Calls[0]})
-	fail := func(err error) {
-		if err != nil && mr.Error == "" {
-			mr.Error = err.Error()
-		}
-	}
 	l, err := newLab(cfg.SRTP)
 	if err != nil {
-		fail(err)
-		return mr
+		return nil, closeRunner, err
 	}
 	r.l = l
-	defer func() { fail(l.close()) }()
+	closeRunner = l.close
 	if c0, err := cpu.ReadProcs(nil); err == nil {
 		if harness.Sleep(ctx, time.Second) != nil {
-			return mr
+			return r, closeRunner, nil
 		}
 		if c1, err := cpu.ReadProcs(nil); err == nil {
 			mr.BackgroundCPUPct = c1.BusyPct(c0)
@@ -152,18 +177,34 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		r.d, err = startCeiling(l)
 	}
 	if err != nil {
+		return r, closeRunner, err
+	}
+	closeRunner = func() error {
+		var errs []error
+		if ctx.Err() == nil {
+			r.progress(Progress{Phase: "deleting calls", Calls: 0})
+			tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
+			errs = append(errs, r.d.teardown(tctx))
+			cancel()
+		}
+		return errors.Join(append(errs, r.d.stop(), l.close())...)
+	}
+	return r, closeRunner, nil
+}
+
+func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls int, fdLimit uint64) (mr ModeResult) {
+	mr.Mode = mode
+	fail := func(err error) {
+		if err != nil && mr.Error == "" {
+			mr.Error = err.Error()
+		}
+	}
+	r, closeRunner, err := openRunner(ctx, cfg, idx, mode, &mr)
+	defer func() { fail(closeRunner()) }()
+	if err != nil || ctx.Err() != nil {
 		fail(err)
 		return mr
 	}
-	defer func() {
-		if ctx.Err() == nil {
-			r.progress(Progress{Phase: "deleting calls", StepIndex: len(mr.Steps), Calls: 0})
-			tctx, cancel := context.WithTimeout(context.Background(), teardownTimeout)
-			fail(r.d.teardown(tctx))
-			cancel()
-		}
-		fail(r.d.stop())
-	}()
 
 	var aCalls, bCalls []genCall
 	for si, n := range cfg.Calls {
@@ -185,7 +226,7 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		}
 		mr.Steps = append(mr.Steps, st)
 		r.progress(Progress{Phase: "done", StepIndex: si + 1, Calls: n, Frac: 1, Done: true, Step: &st})
-		if cfg.NoStop || si == len(cfg.Calls)-1 {
+		if cfg.NoStop || cfg.Saturate || si == len(cfg.Calls)-1 {
 			continue
 		}
 		switch {
@@ -203,6 +244,19 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 
 // step sets up the calls new in this step, warms them up and measures.
 func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall) (Step, error) {
+	setup, prep, err := r.prepare(ctx, si, n, aCalls, bCalls)
+	if err != nil {
+		return Step{}, err
+	}
+	st, err := r.measure(ctx, si, n)
+	st.SetupS = setup.Seconds()
+	st.SRTPPrepareS = prep.Seconds()
+	return st, err
+}
+
+// prepare sets up the calls new in this step and warms them up; it says
+// how long the NG setup and (--srtp) the encryption took.
+func (r *runner) prepare(ctx context.Context, si, n int, aCalls, bCalls *[]genCall) (setup, prep time.Duration, err error) {
 	l, cfg := r.l, r.cfg
 	from := len(*aCalls)
 	t0 := time.Now()
@@ -211,28 +265,28 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 		r.progress(Progress{Phase: "NG offer/answer", StepIndex: si + 1, Calls: n, Frac: float64(k) / float64(n-from)})
 	})
 	if err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
-	setup := time.Since(t0)
+	setup = time.Since(t0)
 	*aCalls, *bCalls = append(*aCalls, a...), append(*bCalls, b...)
 	if l.srtpA != nil {
 		if err := l.srtpA.setCalls(*aCalls, from); err != nil {
-			return Step{}, err
+			return 0, 0, err
 		}
 		// Before the sinks count anything: one call both ways, decrypted
 		// and encrypted as the SDP exchange says.
 		if from == 0 {
 			r.progress(Progress{Phase: "SRTP check", StepIndex: si + 1, Calls: n})
 			if err := checkSRTP(l.srtpA, l.genB, l.caller, l.callee, (*aCalls)[0], (*bCalls)[0]); err != nil {
-				return Step{}, fmt.Errorf("%s: %w", r.mode, err)
+				return 0, 0, fmt.Errorf("%s: %w", r.mode, err)
 			}
 			r.srtpChecked = true
 		}
 	} else if err := l.genA.setCalls(*aCalls, from); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	if err := errors.Join(l.genB.setCalls(*bCalls, from), l.sinkA.setCalls(n), l.sinkB.setCalls(n)); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 
 	// Warm-up: a few packets of every call each way, so the relays latch
@@ -241,128 +295,88 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	r.progress(Progress{Phase: "warm-up", StepIndex: si + 1, Calls: n})
 	if err := both(func() error { return r.srcA().sendRound(cfg.WarmupPackets) },
 		func() error { return l.genB.sendRound(cfg.WarmupPackets) }); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	// --srtp: the caller's packets for the step are encrypted during the
 	// pause, so the crypto of the generator is done before measuring.
-	var prep time.Duration
 	pause := func() error { return harness.Sleep(ctx, cfg.Warmup) }
 	if l.srtpA != nil {
 		r.progress(Progress{Phase: "warm-up, encrypting", StepIndex: si + 1, Calls: n})
-		err := both(pause, func() error {
+		err = both(pause, func() error {
 			t := time.Now()
 			err := l.srtpA.prepare(n, uint64(float64(n*cfg.PacketsPerCall)*cfg.Duration.Seconds()))
 			prep = time.Since(t)
 			return err
 		})
 		if err != nil {
-			return Step{}, err
+			return 0, 0, err
 		}
 	} else if err := pause(); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 	if err := ctx.Err(); err != nil {
-		return Step{}, err
+		return 0, 0, err
 	}
 
-	st, err := r.measure(ctx, si, n)
-	st.SetupS = setup.Seconds()
-	st.SRTPPrepareS = prep.Seconds()
-	return st, err
+	return setup, prep, nil
 }
 
 func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
-	st := Step{Calls: n}
-	before, err := r.snap(n)
+	m, err := r.begin(n)
 	if err != nil {
-		return st, err
+		return Step{Calls: n}, err
 	}
-	pids := r.d.pids()
-	c0, err := cpu.ReadProcs(pids)
+	ga, gb, err := r.traffic(ctx, si, n)
 	if err != nil {
-		return st, err
+		return Step{Calls: n}, err
 	}
-
-	rate := float64(n * r.cfg.PacketsPerCall) // per direction
-	ga, gb, err := r.send(ctx, si, n, rate)
-	if err != nil {
-		return st, err
-	}
-	if err := ctx.Err(); err != nil {
-		return st, err
-	}
-	c1, err := cpu.ReadProcs(pids)
-	if err != nil {
-		return st, err
-	}
-	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
-	if err := harness.Sleep(ctx, drainTime); err != nil {
-		return st, err
-	}
-	after, err := r.snap(n)
-	if err != nil {
-		return st, err
-	}
-
-	da, db := after.a.sub(before.a), after.b.sub(before.b)
-	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
-	st.DurationS = elapsed
-	st.Sent = ga.Sent + gb.Sent
-	st.Delivered = da.RTP + db.RTP
-	st.Lost = int64(st.Sent) - int64(st.Delivered)
-	st.OfferedPPS = 2 * rate
-	if elapsed > 0 {
-		st.SentPPS = float64(st.Sent) / elapsed
-		st.DeliveredPPS = float64(st.Delivered) / elapsed
-	}
-	if st.Sent > 0 {
-		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
-	}
-	st.ToCallee, st.ToCaller = newFlow(ga.Sent, db.RTP), newFlow(gb.Sent, da.RTP)
-	if r.l.srtpA == nil {
-		// --srtp has no latency: the caller's stamps were encrypted before
-		// sending, and the callee's are encrypted by the relay.
-		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = latencies(da, db)
-	}
-	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = c1.Pct(c0, pids...), c1.SoftirqPct(c0), c1.BusyPct(c0)
-	if r.l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
-		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
-	}
-	st.count(da, db)
-	st.XDPReasons = reasonDeltas(before.reasons, after.reasons)
-	switch {
-	case st.LossPct >= CleanLoss:
-		st.Status = StatusLoss
-	case st.SentPPS < MinSentRatio*st.OfferedPPS:
-		st.Status = StatusShort
-	default:
-		st.Status = StatusOK
-	}
-	return st, nil
+	return r.end(ctx, si, n, m, ga, gb)
 }
 
-// counters is what measure reads before and after a step: both sinks'
-// counters for the first n calls and the device's exit reasons.
-type counters struct {
-	a, b    sinkSnap
-	reasons map[string]uint64
+// mark is what a step reads before its traffic, to subtract after.
+type mark struct {
+	sa0, sb0 sinkSnap
+	rs0      map[string]uint64
+	progs    []*ebpf.Program
+	pc0      progCost
+	pids     []int
+	c0       cpu.Snap
 }
 
-func (r *runner) snap(n int) (c counters, err error) {
-	if c.a, err = r.l.sinkA.snap(n); err != nil {
-		return c, err
+// begin reads the sinks, the relay's counters and the CPU before a step's
+// traffic.
+func (r *runner) begin(n int) (*mark, error) {
+	l, cfg := r.l, r.cfg
+	m := &mark{}
+	var err error
+	if m.sa0, err = l.sinkA.snap(n); err != nil {
+		return nil, err
 	}
-	if c.b, err = r.l.sinkB.snap(n); err != nil {
-		return c, err
+	if m.sb0, err = l.sinkB.snap(n); err != nil {
+		return nil, err
 	}
-	c.reasons, err = r.d.reasons()
-	return c, err
+	if m.rs0, err = r.d.reasons(); err != nil {
+		return nil, err
+	}
+	if cfg.ProgStats {
+		if m.progs, err = r.d.xdpProgs(); err != nil {
+			return nil, err
+		}
+		if m.pc0, err = readProgCost(m.progs); err != nil {
+			return nil, err
+		}
+	}
+	m.pids = r.d.pids()
+	if m.c0, err = cpu.ReadProcs(m.pids); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
-// send runs both directions' generators at rate packets a second each for
-// the configured duration, reporting progress while they run.
-func (r *runner) send(ctx context.Context, si, n int, rate float64) (ga, gb genResult, err error) {
-	cfg := r.cfg
+// traffic runs the step's generators, both directions at once.
+func (r *runner) traffic(ctx context.Context, si, n int) (ga, gb genResult, err error) {
+	l, cfg := r.l, r.cfg
+	rate := float64(n * cfg.PacketsPerCall) // per direction
 	stopTick := make(chan struct{})
 	var tickWG sync.WaitGroup
 	tickWG.Add(1)
@@ -382,16 +396,73 @@ func (r *runner) send(ctx context.Context, si, n int, rate float64) (ga, gb genR
 		}
 	}()
 	p := pacing{Chunk: cfg.Chunk}
-	err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
-		func() error { var err error; gb, err = r.l.genB.run(ctx, rate, cfg.Duration, p); return err })
+	if cfg.Saturate {
+		ga, gb, err = r.saturate(ctx, cfg.Duration)
+	} else {
+		err = both(func() error { var err error; ga, err = r.srcA().run(ctx, rate, cfg.Duration, p); return err },
+			func() error { var err error; gb, err = l.genB.run(ctx, rate, cfg.Duration, p); return err })
+	}
 	close(stopTick)
 	tickWG.Wait()
 	return ga, gb, err
 }
 
-// latencies is the p50, p99 and p99.9 one-way latency in microseconds over
-// both sinks' histograms (0 where nothing was stamped).
-func latencies(da, db sinkSnap) (p50, p99, p999 float64) {
+// end reads what a step's traffic did, after the queues drained, and
+// makes the step's figures.
+func (r *runner) end(ctx context.Context, si, n int, m *mark, ga, gb genResult) (Step, error) {
+	l, cfg := r.l, r.cfg
+	st := Step{Calls: n}
+	rate := float64(n * cfg.PacketsPerCall) // per direction
+	sa0, sb0, rs0, pids, c0 := m.sa0, m.sb0, m.rs0, m.pids, m.c0
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	c1, err := cpu.ReadProcs(pids)
+	if err != nil {
+		return st, err
+	}
+	if cfg.ProgStats {
+		pc1, err := readProgCost(m.progs)
+		if err != nil {
+			return st, err
+		}
+		st.NsPerRun, st.ProgRuns = pc1.nsPerRun(m.pc0), pc1.Runs-m.pc0.Runs
+	}
+	r.progress(Progress{Phase: "draining", StepIndex: si + 1, Calls: n, Frac: 1})
+	if err := harness.Sleep(ctx, drainTime); err != nil {
+		return st, err
+	}
+	sa1, err := l.sinkA.snap(n)
+	if err != nil {
+		return st, err
+	}
+	sb1, err := l.sinkB.snap(n)
+	if err != nil {
+		return st, err
+	}
+	rs1, err := r.d.reasons()
+	if err != nil {
+		return st, err
+	}
+
+	da, db := sa1.sub(sa0), sb1.sub(sb0)
+	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
+	st.DurationS = elapsed
+	st.Sent = ga.Sent + gb.Sent
+	st.Delivered = da.RTP + db.RTP
+	st.Lost = int64(st.Sent) - int64(st.Delivered)
+	st.OfferedPPS = 2 * rate
+	if cfg.Saturate {
+		st.OfferedPPS = 0 // as much as the generators could send
+	}
+	if elapsed > 0 {
+		st.SentPPS = float64(st.Sent) / elapsed
+		st.DeliveredPPS = float64(st.Delivered) / elapsed
+	}
+	if st.Sent > 0 {
+		st.LossPct = max(0, float64(st.Lost)) / float64(st.Sent) * 100
+	}
+	st.ToCallee, st.ToCaller = newFlow(ga.Sent, db.RTP), newFlow(gb.Sent, da.RTP)
 	hist := make([]uint64, histBuckets)
 	for i := range hist {
 		hist[i] = da.Hist[i] + db.Hist[i]
@@ -403,12 +474,33 @@ func latencies(da, db sinkSnap) (p50, p99, p999 float64) {
 		}
 		return float64(d) / float64(time.Microsecond)
 	}
-	return us(0.5), us(0.99), us(0.999)
+	if l.srtpA == nil {
+		// --srtp has no latency: the caller's stamps were encrypted before
+		// sending, and the callee's are encrypted by the relay.
+		st.LatencyP50us, st.LatencyP99us, st.LatencyP999us = us(0.5), us(0.99), us(0.999)
+	}
+	st.RelayCPUPct, st.SoftirqCPUPct, st.BusyCPUPct = c1.Pct(c0, pids...), c1.SoftirqPct(c0), c1.BusyPct(c0)
+	if l.srtpA != nil && st.LossPct < CleanLoss && st.RelayCPUPct > 0 {
+		st.SRTPCallsPerCore = float64(n) / (st.RelayCPUPct / 100)
+	}
+	st.checks(da, db, rs0, rs1)
+	switch {
+	case cfg.Saturate:
+		st.Status = StatusSat
+	case st.LossPct >= CleanLoss:
+		st.Status = StatusLoss
+	case st.SentPPS < MinSentRatio*st.OfferedPPS:
+		st.Status = StatusShort
+	default:
+		st.Status = StatusOK
+	}
+	return st, nil
 }
 
-// count adds the sinks' per-call packets, silent calls and bad packets.
-func (st *Step) count(snaps ...sinkSnap) {
-	for _, d := range snaps {
+// checks fills the step's consistency counts from the sinks' deltas and
+// its XDP exits from the relay's counters before (rs0) and after (rs1).
+func (st *Step) checks(da, db sinkSnap, rs0, rs1 map[string]uint64) {
+	for _, d := range []sinkSnap{da, db} {
 		for _, v := range d.PerCall {
 			st.PerCallSum += v
 			if v == 0 {
@@ -417,21 +509,14 @@ func (st *Step) count(snaps ...sinkSnap) {
 		}
 		st.Bad += d.Bad
 	}
-}
-
-// reasonDeltas is what each exit reason counted between two reads: nil when
-// the device has no reasons, reasons that did not grow left out.
-func reasonDeltas(before, after map[string]uint64) map[string]uint64 {
-	if after == nil {
-		return nil
-	}
-	out := map[string]uint64{}
-	for k, v := range after {
-		if dv := v - before[k]; v >= before[k] && dv > 0 {
-			out[k] = dv
+	if rs1 != nil {
+		st.XDPReasons = map[string]uint64{}
+		for k, v := range rs1 {
+			if dv := v - rs0[k]; v >= rs0[k] && dv > 0 {
+				st.XDPReasons[k] = dv
+			}
 		}
 	}
-	return out
 }
 
 // both runs f and g concurrently and returns their errors.

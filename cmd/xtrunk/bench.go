@@ -53,6 +53,9 @@ func runBenchMedia(args []string) error {
 	noStop := fs.Bool("no-stop", false, "run every step, even past 1 % loss or saturation")
 	reasons := fs.Bool("reasons", false, "also print the XDP program's exits per step (xdp mode)")
 	srtp := fs.Bool("srtp", false, "SDES-SRTP ("+media.SRTPSuite+") on each call's customer leg, plain RTP on the carrier leg; reports SRTP calls per core")
+	saturate := fs.Bool("saturate", false, "send back to back (no pacing): every mode is offered more than it can take, the modes side by side in 200 ms turns; reports delivered pps and xdp/ceiling per round")
+	progStats := fs.Bool("prog-stats", false, "turn on BPF run-time statistics and report the XDP forwarding program's ns per run (xdp, ceiling); slows every XDP program a little")
+	rounds := fs.Int("rounds", 1, "run the modes this many times, fresh labs each round (the spread on a loaded machine)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +74,9 @@ func runBenchMedia(args []string) error {
 		RTPEngineBin:   *rtpengine,
 		NoStop:         *noStop,
 		SRTP:           *srtp,
+		Saturate:       *saturate,
+		ProgStats:      *progStats,
+		Rounds:         *rounds,
 	}
 	var err error
 	if cfg.Calls, err = splitInts("calls", *calls); err != nil {
