@@ -176,3 +176,30 @@ func TestRefusedReofferChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// A list of more calls than one datagram holds answers with as many as
+// fit, not with an error (a benchmark asked for every call of a relay
+// holding hundreds and got "reply too large").
+func TestListFitsOneDatagram(t *testing.T) {
+	r := loopbackRelay(t)
+	const calls = 150
+	for i := range calls {
+		id := fmt.Sprintf("%03d-%s", i, strings.Repeat("x", 500))
+		rep := serve(r, ng.Dict{"command": "offer", "call-id": id, "from-tag": "a", "sdp": multiSDP("192.0.2.1", 4000)})
+		if rep.Str("result") != "ok" {
+			t.Fatalf("offer %d: %v", i, rep)
+		}
+	}
+	rep := serve(r, ng.Dict{"command": "list", "limit": int64(1 << 20)})
+	if rep.Str("result") != "ok" {
+		t.Fatalf("list of %d calls of 504-byte IDs: %v", calls, rep)
+	}
+	got := rep.List("calls")
+	if len(got) == 0 || len(got) >= calls {
+		t.Errorf("list gave %d of %d calls, want some but not all (75 KB of IDs)", len(got), calls)
+	}
+	enc, err := ng.AppendMessage(nil, "cookie", rep)
+	if err != nil || len(enc) > 65507 {
+		t.Errorf("encoded reply: %d bytes, %v; want one datagram", len(enc), err)
+	}
+}

@@ -116,6 +116,13 @@ func (r *Relay) query(req ng.Dict) ng.Dict {
 	return reply(r.stats(c).Dict())
 }
 
+// listBudget bounds the call IDs one list reply carries, in encoded
+// bytes: the reply is one datagram, and "timed out" may repeat every ID,
+// so twice the budget plus the framing stays under ng's 65,507. A relay
+// with more calls than fit answers with as many as fit (at least one
+// call, so a count of zero always means none) rather than with an error.
+const listBudget = 30 << 10
+
 func (r *Relay) list(req ng.Dict) ng.Dict {
 	limit := ng.DecodeList(req).Limit
 	if limit == 0 {
@@ -124,10 +131,13 @@ func (r *Relay) list(req ng.Dict) ng.Dict {
 	r.mu.Lock()
 	var out ng.ListReply
 	calls := make([]*call, 0, min(int64(len(r.calls)), limit))
+	used := 0
 	for id, c := range r.calls {
-		if int64(len(out.Calls)) >= limit {
+		cost := len(id) + 8 // bencode: length prefix, colon
+		if int64(len(out.Calls)) >= limit || used+cost > listBudget && len(out.Calls) > 0 {
 			break
 		}
+		used += cost
 		out.Calls = append(out.Calls, id)
 		calls = append(calls, c)
 	}
