@@ -66,8 +66,8 @@ type ngRelay struct {
 // startXtrunk starts `xtrunk relay --dataplane mode` in the lab's relay
 // namespace. In xdp mode its pins go to a bpffs mounted under /run for the
 // run (ip netns exec remounts /sys, so /sys/fs/bpf would not be shared).
-func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
-	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode == ModeXDP, srtp: l.srtpA != nil}
+func startXtrunk(l *lab, bin, mode, workDir string, nofile uint64) (r *ngRelay, err error) {
+	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode != ModeUserspace, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.stop())
@@ -85,11 +85,14 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 		"--dataplane",
 	}
 	switch mode {
-	case ModeXDP:
+	case ModeXDP, ModeXDPSocketless:
 		if r.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-"); err != nil {
 			return r, fmt.Errorf("media: %w", err)
 		}
-		args = append(args, "xdp", "--xdp-mode", "native", "--pin-path", r.pinRoot+"/relay", "--remove-on-exit")
+		if err := prepareSocketless(l, mode); err != nil {
+			return r, err
+		}
+		args = append(args, xdpArgs(mode, r.pinRoot)...)
 	case ModeUserspace:
 		if err := l.attachPass(); err != nil {
 			return r, err
@@ -98,7 +101,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	default:
 		return r, fmt.Errorf("%w: xtrunk mode %q", ErrConfig, mode)
 	}
-	cmd := l.relay.Command(context.Background(), bin, args...)
+	cmd := relayCommand(l, nofile, bin, args...)
 	cmd.Dir = workDir // no stray xtrunk.yaml
 	cmd.Env = harness.CleanEnv()
 	if r.proc, err = l.relay.StartCmd(cmd); err != nil {
@@ -110,7 +113,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 // startRTPEngine starts Debian's rtpengine in the relay namespace:
 // userspace forwarding only (--table=-1: no kernel module), two worker
 // threads, the same interfaces and port range as xtrunk.
-func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
+func startRTPEngine(l *lab, bin, workDir string, nofile uint64) (r *ngRelay, err error) {
 	r = &ngRelay{ns: l.relay, mode: ModeRTPEngine, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
@@ -121,7 +124,7 @@ func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
 	if err := l.attachPass(); err != nil {
 		return r, err
 	}
-	cmd := l.relay.Command(context.Background(), bin,
+	cmd := relayCommand(l, nofile, bin,
 		"--config-file=none",
 		"--foreground", "--log-stderr", "--log-level=4",
 		"--table=-1",

@@ -113,6 +113,10 @@ type Config struct {
 	// are encrypted), and each step reports SRTP calls per core. Modes:
 	// SRTPModes (the default with SRTP).
 	SRTP bool
+	// RelayNoFile, if not 0, is the RLIMIT_NOFILE (soft and hard) every
+	// relay process runs with, as under `ulimit -n RelayNoFile`; 0 leaves
+	// the relays the benchmark's own (raised) limit.
+	RelayNoFile uint64
 	// Progress, if set, is called as the run advances.
 	Progress func(Progress)
 }
@@ -138,7 +142,7 @@ func (c *Config) defaults() error {
 		c.Modes = modes
 	}
 	for _, m := range c.Modes {
-		if !slices.Contains(modes, m) {
+		if !slices.Contains(modes, m) && !slices.Contains(ExtraModes, m) {
 			if c.SRTP && slices.Contains(AllModes, m) {
 				return fmt.Errorf("%w: mode %q does not apply to SRTP (no relay to terminate it; want %s)", ErrConfig, m, strings.Join(modes, ", "))
 			}

@@ -18,16 +18,16 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 	} else {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
+		fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tRSS B/call\tstatus\t")
 		for _, m := range r.Modes {
 			for _, s := range m.Steps {
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n",
 					m.Mode, s.Calls, kpps(s.OfferedPPS), kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
 					latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
-					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
+					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, rssPerCall(s), s.Status)
 			}
 			if m.Error != "" {
-				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -51,6 +51,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		if r.SRTP && m.SRTPCallsPerCore > 0 {
 			line += fmt.Sprintf("; SRTP calls per core %.0f (at %d calls)", m.SRTPCallsPerCore, m.MaxCleanCalls)
+		}
+		if m.RelayNoFile > 0 {
+			line += fmt.Sprintf("; relay RLIMIT_NOFILE %d, %d fds and %.1f MB RSS before calls", m.RelayNoFile, m.RelayBaseFDs, float64(m.RelayBaseRSSKB)/1024)
 		}
 		if m.Stopped != "" {
 			line += "; stopped: " + m.Stopped
@@ -89,6 +92,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		} else {
 			t += ": not held"
 		}
+		parts = append(parts, t)
+	}
+	if t := s.socketlessLine(); t != "" {
 		parts = append(parts, t)
 	}
 	if len(parts) > 0 {

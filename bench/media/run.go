@@ -35,7 +35,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	for _, m := range cfg.Modes {
-		if (m == ModeXDP || m == ModeUserspace) && cfg.XtrunkBin == "" {
+		if isXtrunk(m) && cfg.XtrunkBin == "" {
 			return nil, fmt.Errorf("%w: mode %s needs the xtrunk binary (Config.XtrunkBin)", ErrConfig, m)
 		}
 	}
@@ -144,10 +144,10 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 	}
 	r.progress(Progress{Phase: "starting " + mode, StepIndex: 1, Calls: cfg.Calls[0]})
 	switch mode {
-	case ModeXDP, ModeUserspace:
-		r.d, err = startXtrunk(l, cfg.XtrunkBin, mode, cfg.WorkDir)
+	case ModeXDP, ModeUserspace, ModeXDPSocketless:
+		r.d, err = startXtrunk(l, cfg.XtrunkBin, mode, cfg.WorkDir, cfg.RelayNoFile)
 	case ModeRTPEngine:
-		r.d, err = startRTPEngine(l, cfg.RTPEngineBin, cfg.WorkDir)
+		r.d, err = startRTPEngine(l, cfg.RTPEngineBin, cfg.WorkDir, cfg.RelayNoFile)
 	case ModeCeiling:
 		r.d, err = startCeiling(l)
 	}
@@ -165,17 +165,26 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		fail(r.d.stop())
 	}()
 
+	mem, err := startMemory(r.d, &mr)
+	if err != nil {
+		fail(err)
+		return mr
+	}
+	relayCalls, fdLimit = relayCallLimit(cfg, mode, fdLimit)
 	var aCalls, bCalls []genCall
 	for si, n := range cfg.Calls {
 		if ctx.Err() != nil {
 			return mr
 		}
-		if mode != ModeCeiling && n > relayCalls {
-			mr.Stopped = fmt.Sprintf("%d calls need %d sockets in one relay process; RLIMIT_NOFILE is %d here (raising it takes CAP_SYS_RESOURCE), which holds %d calls",
+		if n > relayCalls {
+			mr.Stopped = fmt.Sprintf("%d calls need %d sockets in one relay process; RLIMIT_NOFILE is %d for it, which holds %d calls",
 				n, socketsPerCall*n, fdLimit, relayCalls)
 			return mr
 		}
 		st, err := r.step(ctx, si, n, &aCalls, &bCalls)
+		if err == nil {
+			err = mem.stepMemory(&st, n)
+		}
 		mr.SRTPChecked = r.srtpChecked
 		if err != nil {
 			if ctx.Err() == nil {

@@ -41,7 +41,7 @@ func runBench(args []string) error {
 // cleans up; a second Ctrl-C exits at once.
 func runBenchMedia(args []string) error {
 	fs := flag.NewFlagSet("bench media", flag.ContinueOnError)
-	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling (with --srtp: "+strings.Join(media.SRTPModes, ", ")+")")
+	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling, and on request "+strings.Join(media.ExtraModes, ", ")+" (with --srtp: "+strings.Join(media.SRTPModes, ", ")+")")
 	calls := fs.String("calls", joinInts(media.DefaultCalls), fmt.Sprintf("concurrent calls per step, ascending (at most %d)", media.MaxCalls))
 	dur := fs.Duration("duration", 10*time.Second, "measured time per step")
 	warmup := fs.Duration("warmup", time.Second, "pause after the warm-up packets before measuring (latching)")
@@ -53,6 +53,7 @@ func runBenchMedia(args []string) error {
 	noStop := fs.Bool("no-stop", false, "run every step, even past 1 % loss or saturation")
 	reasons := fs.Bool("reasons", false, "also print the XDP program's exits per step (xdp mode)")
 	srtp := fs.Bool("srtp", false, "SDES-SRTP ("+media.SRTPSuite+") on each call's customer leg, plain RTP on the carrier leg; reports SRTP calls per core")
+	relayNoFile := fs.Uint64("relay-nofile", 0, "run every relay with RLIMIT_NOFILE (soft and hard) at this, as under `ulimit -n N` (0: the benchmark's own, raised limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -71,6 +72,7 @@ func runBenchMedia(args []string) error {
 		RTPEngineBin:   *rtpengine,
 		NoStop:         *noStop,
 		SRTP:           *srtp,
+		RelayNoFile:    *relayNoFile,
 	}
 	var err error
 	if cfg.Calls, err = splitInts("calls", *calls); err != nil {
