@@ -342,24 +342,33 @@ func sdpMedia(s string) (netip.AddrPort, error) {
 // /metrics, summed per reason. The connection is made from the relay's
 // namespace (the endpoint listens on its loopback).
 func scrapeXDPReasons(ns *testbed.NS) (map[string]uint64, error) {
+	body, err := scrapeMetrics(ns)
+	if err != nil {
+		return nil, err
+	}
+	return parseXDPReasons(body), nil
+}
+
+// scrapeMetrics reads the relay's /metrics from its namespace.
+func scrapeMetrics(ns *testbed.NS) (string, error) {
 	var c net.Conn
 	if err := ns.Do(func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", metricsAddr, 2*time.Second)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n"); err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
 	body, err := io.ReadAll(c)
 	if err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
-	return parseXDPReasons(string(body)), nil
+	return string(body), nil
 }
 
 func parseXDPReasons(body string) map[string]uint64 {

@@ -113,6 +113,9 @@ type Config struct {
 	// are encrypted), and each step reports SRTP calls per core. Modes:
 	// SRTPModes (the default with SRTP).
 	SRTP bool
+	// NoSettle skips the latching rounds after the warm-up (runner.settle):
+	// the step is measured with whatever the warm-up latched.
+	NoSettle bool
 	// RelayNoFile, if not 0, is the RLIMIT_NOFILE (soft and hard) every
 	// relay process runs with, as under `ulimit -n RelayNoFile`; 0 leaves
 	// the relays the benchmark's own (raised) limit.

@@ -138,6 +138,16 @@ type Step struct {
 	// XDPReasons are the XDP program's exits during the step, by reason
 	// (xdp mode: xtrunk_relay_xdp_packets_total).
 	XDPReasons map[string]uint64 `json:"xdp_reasons,omitempty"`
+	// RelayCounters are what the xtrunk relay's userspace and AF_XDP
+	// counters (relayCounterPrefixes, keyed as /metrics exposes them)
+	// grew by during the step: where the packets XDP passed up went.
+	RelayCounters map[string]uint64 `json:"relay_counters,omitempty"`
+	// SettleRounds are the rounds of one packet per call and direction
+	// sent after the warm-up until the XDP relay passed none up to
+	// userspace (every call latched), and SettleUnlatched what the last
+	// round still passed up (0: settled); see runner.settle.
+	SettleRounds    int    `json:"settle_rounds,omitempty"`
+	SettleUnlatched uint64 `json:"settle_unlatched,omitempty"`
 }
 
 // Flow is one direction of a step.

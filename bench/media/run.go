@@ -273,8 +273,16 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	if err := ctx.Err(); err != nil {
 		return Step{}, err
 	}
+	var settled Step
+	if !cfg.NoSettle && l.srtpA == nil {
+		r.progress(Progress{Phase: "latching", StepIndex: si + 1, Calls: n})
+		if settled.SettleRounds, settled.SettleUnlatched, err = r.settle(ctx, cfg.Warmup/2); err != nil {
+			return Step{}, err
+		}
+	}
 
 	st, err := r.measure(ctx, si, n)
+	st.SettleRounds, st.SettleUnlatched = settled.SettleRounds, settled.SettleUnlatched
 	st.SetupS = setup.Seconds()
 	st.SRTPPrepareS = prep.Seconds()
 	return st, err
@@ -339,6 +347,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 	}
 	st.count(da, db)
 	st.XDPReasons = reasonDeltas(before.reasons, after.reasons)
+	st.RelayCounters = reasonDeltas(before.relay, after.relay)
 	switch {
 	case st.LossPct >= CleanLoss:
 		st.Status = StatusLoss
@@ -355,6 +364,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 type counters struct {
 	a, b    sinkSnap
 	reasons map[string]uint64
+	relay   map[string]uint64 // relayCounters
 }
 
 func (r *runner) snap(n int) (c counters, err error) {
@@ -364,7 +374,10 @@ func (r *runner) snap(n int) (c counters, err error) {
 	if c.b, err = r.l.sinkB.snap(n); err != nil {
 		return c, err
 	}
-	c.reasons, err = r.d.reasons()
+	if c.reasons, err = r.d.reasons(); err != nil {
+		return c, err
+	}
+	c.relay, err = relayCounters(r.d)
 	return c, err
 }
 

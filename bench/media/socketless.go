@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/xtrunk/xtrunk/bench/internal/harness"
 )
 
 // ModeXDPSocketless is `xtrunk relay --dataplane xdp --socketless`: no
@@ -250,3 +254,93 @@ func (s Summary) socketlessLine() string {
 }
 
 func pctStr(v float64) string { return strconv.FormatFloat(v, 'g', 3, 64) }
+
+// relayCounterPrefixes are the relay's /metrics families a step reports
+// the growth of (Step.RelayCounters): where packets that left XDP for
+// userspace went.
+var relayCounterPrefixes = []string{
+	"xtrunk_relay_userspace_packets_total",
+	"xtrunk_relay_userspace_drops_total",
+	"xtrunk_relay_xsk_rx_packets_total",
+	"xtrunk_relay_xsk_tx_packets_total",
+	"xtrunk_relay_xsk_tx_fallback_total",
+	"xtrunk_relay_xsk_drops_total",
+}
+
+// relayCounters reads relayCounterPrefixes from an xtrunk relay's
+// /metrics, keyed by name and labels as exposed; nil for other relays.
+func relayCounters(d dut) (map[string]uint64, error) {
+	nr, ok := d.(*ngRelay)
+	if !ok || !nr.metrics {
+		return nil, nil
+	}
+	body, err := scrapeMetrics(nr.ns)
+	if err != nil {
+		return nil, err
+	}
+	return parseCounters(body, relayCounterPrefixes), nil
+}
+
+// parseCounters picks the samples of the named families out of a
+// Prometheus text exposition.
+func parseCounters(body string, prefixes []string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		key := line[:i]
+		name, _, _ := strings.Cut(key, "{")
+		if !slices.Contains(prefixes, name) {
+			continue
+		}
+		if f, err := strconv.ParseFloat(line[i+1:], 64); err == nil && f >= 0 {
+			out[key] = uint64(f)
+		}
+	}
+	return out
+}
+
+// maxSettleRounds bounds settle's extra rounds.
+const maxSettleRounds = 5
+
+// settle makes sure an XDP relay has latched every call before a step is
+// measured. The warm-up sends its packets back to back — 6 per call at
+// once, 120,000 frames within milliseconds at 20,000 calls — and a relay
+// whose learning path is an AF_XDP ring of a few thousand frames loses
+// most of them, so some calls are still learning when the step starts
+// and their packets take the slow path during it. settle sends one more
+// packet per call and direction, waits, and repeats until a round passes
+// nothing up to userspace (xtrunk_relay_xdp_packets_total{reason=
+// "pass_userspace"}). It returns the rounds sent and what the last one
+// still passed up; 0, 0 for relays without XDP reasons.
+func (r *runner) settle(ctx context.Context, pause time.Duration) (rounds int, passed uint64, err error) {
+	before, err := r.d.reasons()
+	if err != nil || before == nil {
+		return 0, 0, err
+	}
+	for rounds < maxSettleRounds {
+		rounds++
+		if err := both(func() error { return r.srcA().sendRound(1) },
+			func() error { return r.l.genB.sendRound(1) }); err != nil {
+			return rounds, 0, err
+		}
+		if err := harness.Sleep(ctx, pause); err != nil {
+			return rounds, 0, err
+		}
+		after, err := r.d.reasons()
+		if err != nil {
+			return rounds, 0, err
+		}
+		passed = after["pass_userspace"] - before["pass_userspace"]
+		if passed == 0 {
+			return rounds, 0, nil
+		}
+		before = after
+	}
+	return rounds, passed, nil
+}
