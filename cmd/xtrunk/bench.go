@@ -53,6 +53,7 @@ func runBenchMedia(args []string) error {
 	noStop := fs.Bool("no-stop", false, "run every step, even past 1 % loss or saturation")
 	reasons := fs.Bool("reasons", false, "also print the XDP program's exits per step (xdp mode)")
 	srtp := fs.Bool("srtp", false, "SDES-SRTP ("+media.SRTPSuite+") on each call's customer leg, plain RTP on the carrier leg; reports SRTP calls per core")
+	noSettle := fs.Bool("no-settle", false, "measure right after the warm-up, without the latching rounds that make sure an XDP relay has latched every call")
 	relayNoFile := fs.Uint64("relay-nofile", 0, "run every relay with RLIMIT_NOFILE (soft and hard) at this, as under `ulimit -n N` (0: the benchmark's own, raised limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -73,6 +74,7 @@ func runBenchMedia(args []string) error {
 		NoStop:         *noStop,
 		SRTP:           *srtp,
 		RelayNoFile:    *relayNoFile,
+		NoSettle:       *noSettle,
 	}
 	var err error
 	if cfg.Calls, err = splitInts("calls", *calls); err != nil {
