@@ -89,7 +89,7 @@ func startXtrunk(l *lab, bin, mode, workDir string, nofile uint64) (r *ngRelay, 
 		if r.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-"); err != nil {
 			return r, fmt.Errorf("media: %w", err)
 		}
-		if err := prepareSocketless(l, mode); err != nil {
+		if err := prepareXDPPorts(l); err != nil {
 			return r, err
 		}
 		args = append(args, xdpArgs(mode, r.pinRoot)...)

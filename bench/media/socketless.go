@@ -38,20 +38,18 @@ func xdpArgs(mode, pinRoot string) []string {
 	return args
 }
 
-// ephemeralPorts is the relay namespace's ip_local_port_range in the
-// socketless mode: the relay puts its whole port range (16000-65535) into
-// ip_local_reserved_ports, which covers the kernel's default ephemeral
-// range (32768-60999), and a socket that needs an ephemeral port (the
-// benchmark's NG client, /metrics scrapes) would get EAGAIN. Below the
-// relay's range, as an operator would configure such a host.
+// ephemeralPorts is the relay namespace's ip_local_port_range in the XDP
+// modes: an XDP relay (with or without --socketless) puts its whole port
+// range (16000-65535) into ip_local_reserved_ports, which covers the
+// kernel's default ephemeral range (32768-60999), and a socket that needs
+// an ephemeral port there (the benchmark's NG client, /metrics scrapes)
+// would get EAGAIN. Below the relay's range, as an operator would
+// configure such a host.
 const ephemeralPorts = "1024 15999"
 
-// prepareSocketless sets the relay namespace's ephemeral range for mode
-// xdp-socketless; other modes keep the lab as it is.
-func prepareSocketless(l *lab, mode string) error {
-	if mode != ModeXDPSocketless {
-		return nil
-	}
+// prepareXDPPorts sets the relay namespace's ephemeral range for the XDP
+// modes.
+func prepareXDPPorts(l *lab) error {
 	if err := l.relay.SetSysctl("net.ipv4.ip_local_port_range", ephemeralPorts); err != nil {
 		return fmt.Errorf("media: %w", err)
 	}
