@@ -304,7 +304,7 @@ func parseCounters(body string, prefixes []string) map[string]uint64 {
 }
 
 // maxSettleRounds bounds settle's extra rounds.
-const maxSettleRounds = 5
+const maxSettleRounds = 10
 
 // settle makes sure an XDP relay has latched every call before a step is
 // measured. The warm-up sends its packets back to back — 6 per call at
