@@ -132,10 +132,15 @@ func (r *Results) writeSRTPTable(w io.Writer) error {
 
 // WriteReasons prints the XDP exit reasons per step of the xdp mode.
 func (r *Results) WriteReasons(w io.Writer) {
-	m := r.mode(ModeXDP)
-	if m == nil {
-		return
+	for _, mode := range []string{ModeXDP, ModeXDPSocketless} {
+		if m := r.mode(mode); m != nil {
+			writeModeReasons(w, m)
+		}
 	}
+}
+
+// writeModeReasons prints one XDP mode's exit reasons per step.
+func writeModeReasons(w io.Writer, m *ModeResult) {
 	for _, s := range m.Steps {
 		if len(s.XDPReasons) == 0 {
 			continue
@@ -149,7 +154,7 @@ func (r *Results) WriteReasons(w io.Writer) {
 		for _, k := range keys {
 			kv = append(kv, fmt.Sprintf("%s=%d", k, s.XDPReasons[k]))
 		}
-		fmt.Fprintf(w, "xdp %6d calls: %s\n", s.Calls, strings.Join(kv, " "))
+		fmt.Fprintf(w, "%s %6d calls: %s\n", m.Mode, s.Calls, strings.Join(kv, " "))
 	}
 }
 

@@ -129,25 +129,40 @@ func procNoFile(pid int) (soft, hard uint64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("media: %w", err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "Max open files")
-		if !ok {
+	soft, hard, ok := parseNoFile(string(b))
+	if !ok {
+		return 0, 0, fmt.Errorf("media: /proc/%d/limits has no Max open files", pid)
+	}
+	return soft, hard, nil
+}
+
+// parseNoFile finds the "Max open files" row of a /proc/PID/limits text
+// ("unlimited" is the largest value).
+func parseNoFile(limits string) (soft, hard uint64, ok bool) {
+	for _, line := range strings.Split(limits, "\n") {
+		rest, found := strings.CutPrefix(line, "Max open files")
+		if !found {
 			continue
 		}
 		f := strings.Fields(rest)
 		if len(f) < 2 {
-			break
+			return 0, 0, false
 		}
-		parse := func(s string) uint64 {
+		parse := func(s string) (uint64, bool) {
 			if s == "unlimited" {
-				return ^uint64(0)
+				return ^uint64(0), true
 			}
-			n, _ := strconv.ParseUint(s, 10, 64)
-			return n
+			n, err := strconv.ParseUint(s, 10, 64)
+			return n, err == nil
 		}
-		return parse(f[0]), parse(f[1]), nil
+		soft, okS := parse(f[0])
+		hard, okH := parse(f[1])
+		if !okS || !okH {
+			return 0, 0, false
+		}
+		return soft, hard, true
 	}
-	return 0, 0, fmt.Errorf("media: /proc/%d/limits has no Max open files", pid)
+	return 0, 0, false
 }
 
 // procFDs counts the relay's open descriptors (/proc/PID/fd).

@@ -3,6 +3,8 @@ package media
 import (
 	"context"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -110,4 +112,70 @@ func TestProcReaders(t *testing.T) {
 	if _, _, err := procNoFile(-1); err == nil {
 		t.Error("no error for a process that does not exist")
 	}
+}
+
+// TestParseNoFile reads the row of a real /proc/PID/limits layout.
+func TestParseNoFile(t *testing.T) {
+	const limits = "Limit                     Soft Limit           Hard Limit           Units     \n" +
+		"Max processes             95000                95000                processes \n" +
+		"Max open files            1024                 1024                 files     \n"
+	if soft, hard, ok := parseNoFile(limits); !ok || soft != 1024 || hard != 1024 {
+		t.Errorf("parseNoFile: %d:%d %v", soft, hard, ok)
+	}
+	if soft, hard, ok := parseNoFile("Max open files            unlimited            unlimited            files\n"); !ok || soft != ^uint64(0) || hard != ^uint64(0) {
+		t.Errorf("unlimited: %d:%d %v", soft, hard, ok)
+	}
+	for _, bad := range []string{"", "Max open files\n", "Max open files  x  1024 files\n", "Max processes 1 1 processes\n"} {
+		if _, _, ok := parseNoFile(bad); ok {
+			t.Errorf("parseNoFile(%q) ok", bad)
+		}
+	}
+}
+
+// TestParseCounters picks the relay's families out of an exposition and
+// nothing else.
+func TestParseCounters(t *testing.T) {
+	body := "# HELP xtrunk_relay_xsk_drops_total Frames.\n# TYPE xtrunk_relay_xsk_drops_total counter\n" +
+		"xtrunk_relay_xsk_drops_total{reason=\"frame\"} 3\n" +
+		"xtrunk_relay_xsk_rx_packets_total 1.5e+06\n" +
+		"xtrunk_relay_xdp_packets_total{reason=\"forward_redirect\"} 9\n" +
+		"xtrunk_relay_userspace_drops_total{reason=\"no_destination\"} NaN\n" +
+		"garbage\n"
+	got := parseCounters(body, relayCounterPrefixes)
+	want := map[string]uint64{`xtrunk_relay_xsk_drops_total{reason="frame"}`: 3, "xtrunk_relay_xsk_rx_packets_total": 1500000}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+}
+
+// FuzzParseCounters: any exposition text parses without panicking, and
+// only the named families come out.
+func FuzzParseCounters(f *testing.F) {
+	f.Add("xtrunk_relay_xsk_rx_packets_total 12\n")
+	f.Add("xtrunk_relay_xsk_drops_total{reason=\"a b\"} 1e3\n# x\n\n")
+	f.Add("{ } \n")
+	f.Fuzz(func(t *testing.T, body string) {
+		for k := range parseCounters(body, relayCounterPrefixes) {
+			name, _, _ := strings.Cut(k, "{")
+			if !slices.Contains(relayCounterPrefixes, name) {
+				t.Errorf("family %q not asked for", name)
+			}
+		}
+	})
+}
+
+// FuzzParseNoFile: any limits text parses without panicking.
+func FuzzParseNoFile(f *testing.F) {
+	f.Add("Max open files            1024                 1024                 files\n")
+	f.Add("Max open files unlimited\n")
+	f.Fuzz(func(t *testing.T, s string) {
+		if soft, hard, ok := parseNoFile(s); !ok && (soft != 0 || hard != 0) {
+			t.Errorf("not ok but %d:%d", soft, hard)
+		}
+	})
 }
