@@ -72,8 +72,8 @@ type ngRelay struct {
 // startXtrunk starts `xtrunk relay --dataplane mode` in the lab's relay
 // namespace. In xdp mode its pins go to a bpffs mounted under /run for the
 // run (ip netns exec remounts /sys, so /sys/fs/bpf would not be shared).
-func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
-	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode == ModeXDP, srtp: l.srtpA != nil}
+func startXtrunk(l *lab, bin, mode, workDir string, nofile uint64) (r *ngRelay, err error) {
+	r = &ngRelay{ns: l.relay, mode: mode, metrics: mode != ModeUserspace, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, r.stop())
@@ -91,11 +91,14 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 		"--dataplane",
 	}
 	switch mode {
-	case ModeXDP:
+	case ModeXDP, ModeXDPSocketless:
 		if r.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-"); err != nil {
 			return r, fmt.Errorf("media: %w", err)
 		}
-		args = append(args, "xdp", "--xdp-mode", "native", "--pin-path", r.pinRoot+"/relay", "--remove-on-exit")
+		if err := prepareXDPPorts(l); err != nil {
+			return r, err
+		}
+		args = append(args, xdpArgs(mode, r.pinRoot)...)
 	case ModeUserspace:
 		if err := l.attachPass(); err != nil {
 			return r, err
@@ -104,7 +107,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	default:
 		return r, fmt.Errorf("%w: xtrunk mode %q", ErrConfig, mode)
 	}
-	cmd := l.relay.Command(context.Background(), bin, args...)
+	cmd := relayCommand(l, nofile, bin, args...)
 	cmd.Dir = workDir // no stray xtrunk.yaml
 	cmd.Env = harness.CleanEnv()
 	if r.proc, err = l.relay.StartCmd(cmd); err != nil {
@@ -116,7 +119,7 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 // startRTPEngine starts Debian's rtpengine in the relay namespace:
 // userspace forwarding only (--table=-1: no kernel module), two worker
 // threads, the same interfaces and port range as xtrunk.
-func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
+func startRTPEngine(l *lab, bin, workDir string, nofile uint64) (r *ngRelay, err error) {
 	r = &ngRelay{ns: l.relay, mode: ModeRTPEngine, srtp: l.srtpA != nil}
 	defer func() {
 		if err != nil {
@@ -127,7 +130,7 @@ func startRTPEngine(l *lab, bin, workDir string) (r *ngRelay, err error) {
 	if err := l.attachPass(); err != nil {
 		return r, err
 	}
-	cmd := l.relay.Command(context.Background(), bin,
+	cmd := relayCommand(l, nofile, bin,
 		"--config-file=none",
 		"--foreground", "--log-stderr", "--log-level=4",
 		"--table=-1",
@@ -365,24 +368,33 @@ func sdpMedia(s string) (netip.AddrPort, error) {
 // /metrics, summed per reason. The connection is made from the relay's
 // namespace (the endpoint listens on its loopback).
 func scrapeXDPReasons(ns *testbed.NS) (map[string]uint64, error) {
+	body, err := scrapeMetrics(ns)
+	if err != nil {
+		return nil, err
+	}
+	return parseXDPReasons(body), nil
+}
+
+// scrapeMetrics reads the relay's /metrics from its namespace.
+func scrapeMetrics(ns *testbed.NS) (string, error) {
 	var c net.Conn
 	if err := ns.Do(func() error {
 		var err error
 		c, err = net.DialTimeout("tcp", metricsAddr, 2*time.Second)
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.WriteString(c, "GET /metrics HTTP/1.0\r\nHost: relay\r\n\r\n"); err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
 	body, err := io.ReadAll(c)
 	if err != nil {
-		return nil, fmt.Errorf("media: metrics: %w", err)
+		return "", fmt.Errorf("media: metrics: %w", err)
 	}
-	return parseXDPReasons(string(body)), nil
+	return string(body), nil
 }
 
 func parseXDPReasons(body string) map[string]uint64 {

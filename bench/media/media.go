@@ -126,6 +126,13 @@ type Config struct {
 	// (with Saturate, the modes of a round side by side: runPaired);
 	// default 1.
 	Rounds int
+	// NoSettle skips the latching rounds after the warm-up (runner.settle):
+	// the step is measured with whatever the warm-up latched.
+	NoSettle bool
+	// RelayNoFile, if not 0, is the RLIMIT_NOFILE (soft and hard) every
+	// relay process runs with, as under `ulimit -n RelayNoFile`; 0 leaves
+	// the relays the benchmark's own (raised) limit.
+	RelayNoFile uint64
 	// Progress, if set, is called as the run advances.
 	Progress func(Progress)
 }
@@ -151,7 +158,7 @@ func (c *Config) defaults() error {
 		c.Modes = modes
 	}
 	for _, m := range c.Modes {
-		if !slices.Contains(modes, m) {
+		if !slices.Contains(modes, m) && !slices.Contains(ExtraModes, m) {
 			if c.SRTP && slices.Contains(AllModes, m) {
 				return fmt.Errorf("%w: mode %q does not apply to SRTP (no relay to terminate it; want %s)", ErrConfig, m, strings.Join(modes, ", "))
 			}

@@ -21,10 +21,11 @@ var modeStyle = map[string]struct {
 	dash  []vg.Length
 	label string
 }{
-	ModeXDP:       {color.RGBA{R: 0x1f, G: 0x5f, B: 0xbf, A: 0xff}, nil, "xtrunk XDP"},
-	ModeUserspace: {color.RGBA{R: 0xe0, G: 0x7b, B: 0x10, A: 0xff}, nil, "xtrunk userspace"},
-	ModeRTPEngine: {color.RGBA{R: 0xc0, G: 0x20, B: 0x30, A: 0xff}, nil, "rtpengine (userspace)"},
-	ModeCeiling:   {color.RGBA{R: 0x70, G: 0x70, B: 0x70, A: 0xff}, []vg.Length{vg.Points(6), vg.Points(3)}, "ceiling (XDP redirect)"},
+	ModeXDP:           {color.RGBA{R: 0x1f, G: 0x5f, B: 0xbf, A: 0xff}, nil, "xtrunk XDP"},
+	ModeUserspace:     {color.RGBA{R: 0xe0, G: 0x7b, B: 0x10, A: 0xff}, nil, "xtrunk userspace"},
+	ModeRTPEngine:     {color.RGBA{R: 0xc0, G: 0x20, B: 0x30, A: 0xff}, nil, "rtpengine (userspace)"},
+	ModeXDPSocketless: {color.RGBA{R: 0x10, G: 0x90, B: 0x50, A: 0xff}, nil, "xtrunk XDP socketless"},
+	ModeCeiling:       {color.RGBA{R: 0x70, G: 0x70, B: 0x70, A: 0xff}, []vg.Length{vg.Points(6), vg.Points(3)}, "ceiling (XDP redirect)"},
 }
 
 // lossFloor is where a step without loss is drawn on the logarithmic
@@ -125,7 +126,7 @@ func (r *Results) lossPlot() *plot.Plot {
 
 // drawOrder puts the reference (ceiling) at the bottom and xtrunk XDP on
 // top, where lines coincide.
-var drawOrder = []string{ModeCeiling, ModeRTPEngine, ModeUserspace, ModeXDP}
+var drawOrder = []string{ModeCeiling, ModeRTPEngine, ModeUserspace, ModeXDPSocketless, ModeXDP}
 
 func (r *Results) addModes(p *plot.Plot, y func(Step) float64) {
 	type entry struct {

@@ -12,32 +12,12 @@ import (
 
 // WriteTable prints the results as a table per mode, then the summary.
 func (r *Results) WriteTable(w io.Writer) error {
+	write := r.writeStepsTable
 	if r.SRTP {
-		if err := r.writeSRTPTable(w); err != nil {
-			return err
-		}
-	} else {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tstatus\t")
-		for _, m := range r.Modes {
-			name := r.modeName(m)
-			for _, s := range m.Steps {
-				offered := kpps(s.OfferedPPS)
-				if r.Saturate {
-					offered = "max"
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t\n",
-					name, s.Calls, offered, kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
-					latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
-					s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, s.Status)
-			}
-			if m.Error != "" {
-				fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
-			}
-		}
-		if err := tw.Flush(); err != nil {
-			return err
-		}
+		write = r.writeSRTPTable
+	}
+	if err := write(w); err != nil {
+		return err
 	}
 	fmt.Fprintf(w, "\n%d pps per call and direction, %d-byte RTP; %s per step; %d CPUs, kernel %s\n",
 		r.PacketsPerCall, RTPBytes, r.Duration, r.Host.CPUs, r.Host.Kernel)
@@ -59,6 +39,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		if r.SRTP && m.SRTPCallsPerCore > 0 {
 			line += fmt.Sprintf("; SRTP calls per core %.0f (at %d calls)", m.SRTPCallsPerCore, m.MaxCleanCalls)
+		}
+		if m.RelayNoFile > 0 {
+			line += fmt.Sprintf("; relay RLIMIT_NOFILE %d, %d fds and %.1f MB RSS before calls", m.RelayNoFile, m.RelayBaseFDs, float64(m.RelayBaseRSSKB)/1024)
 		}
 		if m.Stopped != "" {
 			line += "; stopped: " + m.Stopped
@@ -100,6 +83,9 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 		parts = append(parts, t)
 	}
+	if t := s.socketlessLine(); t != "" {
+		parts = append(parts, t)
+	}
 	if len(parts) > 0 {
 		fmt.Fprintln(w)
 		for _, p := range parts {
@@ -107,6 +93,30 @@ func (r *Results) WriteTable(w io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// writeStepsTable is the table of a plain-RTP run: one row per mode and
+// step.
+func (r *Results) writeStepsTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tcalls\toffered pps\tsent pps\tdelivered pps\tloss %\tp50 µs\tp99 µs\trelay CPU %\tsoftirq %\tbusy %\tRSS B/call\tstatus\t")
+	for _, m := range r.Modes {
+		name := r.modeName(m)
+		for _, s := range m.Steps {
+			offered := kpps(s.OfferedPPS)
+			if r.Saturate {
+				offered = "max"
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\t%.0f\t%s\t%s\t\n",
+				name, s.Calls, offered, kpps(s.SentPPS), kpps(s.DeliveredPPS), report.Pct(s.LossPct),
+				latStr(s.LatencyP50us, s.Delivered), latStr(s.LatencyP99us, s.Delivered),
+				s.RelayCPUPct, s.SoftirqCPUPct, s.BusyCPUPct, rssPerCall(s), s.Status)
+		}
+		if m.Error != "" {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t\terror\t\n", m.Mode)
+		}
+	}
+	return tw.Flush()
 }
 
 // writeSRTPTable is the table of an --srtp run: no latency, both
@@ -135,10 +145,15 @@ func (r *Results) writeSRTPTable(w io.Writer) error {
 
 // WriteReasons prints the XDP exit reasons per step of the xdp mode.
 func (r *Results) WriteReasons(w io.Writer) {
-	m := r.mode(ModeXDP)
-	if m == nil {
-		return
+	for _, mode := range []string{ModeXDP, ModeXDPSocketless} {
+		if m := r.mode(mode); m != nil {
+			writeModeReasons(w, m)
+		}
 	}
+}
+
+// writeModeReasons prints one XDP mode's exit reasons per step.
+func writeModeReasons(w io.Writer, m *ModeResult) {
 	for _, s := range m.Steps {
 		if len(s.XDPReasons) == 0 {
 			continue
@@ -152,7 +167,7 @@ func (r *Results) WriteReasons(w io.Writer) {
 		for _, k := range keys {
 			kv = append(kv, fmt.Sprintf("%s=%d", k, s.XDPReasons[k]))
 		}
-		fmt.Fprintf(w, "xdp %6d calls: %s\n", s.Calls, strings.Join(kv, " "))
+		fmt.Fprintf(w, "%s %6d calls: %s\n", m.Mode, s.Calls, strings.Join(kv, " "))
 	}
 }
 

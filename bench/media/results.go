@@ -70,6 +70,14 @@ type ModeResult struct {
 	// for byte) and encrypted with the key of the relay's answer toward
 	// the caller (--srtp).
 	SRTPChecked bool `json:"srtp_checked,omitempty"`
+	// RelayNoFile and RelayNoFileHard are the relay process's
+	// RLIMIT_NOFILE as /proc/PID/limits showed it (--relay-nofile sets
+	// it), RelayBaseFDs its open descriptors and RelayBaseRSSKB its VmRSS
+	// before any call (none for ceiling).
+	RelayNoFile     uint64 `json:"relay_nofile,omitempty"`
+	RelayNoFileHard uint64 `json:"relay_nofile_hard,omitempty"`
+	RelayBaseFDs    int    `json:"relay_base_fds,omitempty"`
+	RelayBaseRSSKB  uint64 `json:"relay_base_rss_kb,omitempty"`
 	// Stopped says why the steps ended early, if they did.
 	Stopped string `json:"stopped,omitempty"`
 	Error   string `json:"error,omitempty"`
@@ -127,6 +135,13 @@ type Step struct {
 	// SetupS is how long NG offer/answer took for the calls new in this
 	// step.
 	SetupS float64 `json:"setup_s"`
+	// RelayRSSKB is the relay's VmRSS at the end of the step, with Calls
+	// calls set up; RelayRSSPerCallB is (RelayRSSKB − the mode's
+	// RelayBaseRSSKB) / Calls in bytes (BPF maps are kernel memory, not
+	// in it); RelayFDs its open descriptors then.
+	RelayRSSKB       uint64  `json:"relay_rss_kb,omitempty"`
+	RelayRSSPerCallB float64 `json:"relay_rss_per_call_bytes,omitempty"`
+	RelayFDs         int     `json:"relay_fds,omitempty"`
 	// XDPReasons are the XDP program's exits during the step, by reason
 	// (xdp mode: xtrunk_relay_xdp_packets_total).
 	XDPReasons map[string]uint64 `json:"xdp_reasons,omitempty"`
@@ -135,6 +150,16 @@ type Step struct {
 	// runs.
 	NsPerRun float64 `json:"ns_per_run,omitempty"`
 	ProgRuns uint64  `json:"prog_runs,omitempty"`
+	// RelayCounters are what the xtrunk relay's userspace and AF_XDP
+	// counters (relayCounterPrefixes, keyed as /metrics exposes them)
+	// grew by during the step: where the packets XDP passed up went.
+	RelayCounters map[string]uint64 `json:"relay_counters,omitempty"`
+	// SettleRounds are the rounds of one packet per call and direction
+	// sent after the warm-up until the XDP relay passed none up to
+	// userspace (every call latched), and SettleUnlatched what the last
+	// round still passed up (0: settled); see runner.settle.
+	SettleRounds    int    `json:"settle_rounds,omitempty"`
+	SettleUnlatched uint64 `json:"settle_unlatched,omitempty"`
 }
 
 // Flow is one direction of a step.
@@ -177,6 +202,13 @@ type Summary struct {
 	// Saturation holds each round's delivered rates at saturation
 	// (--saturate).
 	Saturation []SatRound `json:"saturation,omitempty"`
+	// The socketless relay (mode xdp-socketless): the most calls a step
+	// set up in its one process, its RLIMIT_NOFILE, its step at 10,000
+	// calls and whether that held < 0.01 % loss at the full offered rate.
+	SocketlessCallsSetUp int    `json:"socketless_calls_set_up,omitempty"`
+	SocketlessNoFile     uint64 `json:"socketless_relay_nofile,omitempty"`
+	SocketlessAt10k      *Step  `json:"socketless_at_10k,omitempty"`
+	SocketlessHeld10k    bool   `json:"socketless_10k_under_0.01pct_loss,omitempty"`
 }
 
 // srtpCommon finds the most calls every mode carried with status ok and
@@ -294,5 +326,6 @@ func (r *Results) finish() {
 			s.AddedP99us = &d
 		}
 	}
+	r.socketlessSummary(&s)
 	r.Summary = s
 }

@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		return nil, err
 	}
 	for _, m := range cfg.Modes {
-		if (m == ModeXDP || m == ModeUserspace) && cfg.XtrunkBin == "" {
+		if isXtrunk(m) && cfg.XtrunkBin == "" {
 			return nil, fmt.Errorf("%w: mode %s needs the xtrunk binary (Config.XtrunkBin)", ErrConfig, m)
 		}
 	}
@@ -169,10 +169,10 @@ func openRunner(ctx context.Context, cfg *Config, idx int, mode string, mr *Mode
 	}
 	r.progress(Progress{Phase: "starting " + mode, StepIndex: 1, Calls: cfg.Calls[0]})
 	switch mode {
-	case ModeXDP, ModeUserspace:
-		r.d, err = startXtrunk(l, cfg.XtrunkBin, mode, cfg.WorkDir)
+	case ModeXDP, ModeUserspace, ModeXDPSocketless:
+		r.d, err = startXtrunk(l, cfg.XtrunkBin, mode, cfg.WorkDir, cfg.RelayNoFile)
 	case ModeRTPEngine:
-		r.d, err = startRTPEngine(l, cfg.RTPEngineBin, cfg.WorkDir)
+		r.d, err = startRTPEngine(l, cfg.RTPEngineBin, cfg.WorkDir, cfg.RelayNoFile)
 	case ModeCeiling:
 		r.d, err = startCeiling(l)
 	}
@@ -206,17 +206,26 @@ func runMode(ctx context.Context, cfg *Config, idx int, mode string, relayCalls 
 		return mr
 	}
 
+	mem, err := startMemory(r.d, &mr)
+	if err != nil {
+		fail(err)
+		return mr
+	}
+	relayCalls, fdLimit = relayCallLimit(cfg, mode, fdLimit)
 	var aCalls, bCalls []genCall
 	for si, n := range cfg.Calls {
 		if ctx.Err() != nil {
 			return mr
 		}
-		if mode != ModeCeiling && n > relayCalls {
-			mr.Stopped = fmt.Sprintf("%d calls need %d sockets in one relay process; RLIMIT_NOFILE is %d here (raising it takes CAP_SYS_RESOURCE), which holds %d calls",
+		if n > relayCalls {
+			mr.Stopped = fmt.Sprintf("%d calls need %d sockets in one relay process; RLIMIT_NOFILE is %d for it, which holds %d calls",
 				n, socketsPerCall*n, fdLimit, relayCalls)
 			return mr
 		}
 		st, err := r.step(ctx, si, n, &aCalls, &bCalls)
+		if err == nil {
+			err = mem.stepMemory(&st, n)
+		}
 		mr.SRTPChecked = r.srtpChecked
 		if err != nil {
 			if ctx.Err() == nil {
@@ -248,7 +257,15 @@ func (r *runner) step(ctx context.Context, si, n int, aCalls, bCalls *[]genCall)
 	if err != nil {
 		return Step{}, err
 	}
+	var settled Step
+	if !r.cfg.NoSettle && r.l.srtpA == nil {
+		r.progress(Progress{Phase: "latching", StepIndex: si + 1, Calls: n})
+		if settled.SettleRounds, settled.SettleUnlatched, err = r.settle(ctx, r.cfg.Warmup/2); err != nil {
+			return Step{}, err
+		}
+	}
 	st, err := r.measure(ctx, si, n)
+	st.SettleRounds, st.SettleUnlatched = settled.SettleRounds, settled.SettleUnlatched
 	st.SetupS = setup.Seconds()
 	st.SRTPPrepareS = prep.Seconds()
 	return st, err
@@ -337,6 +354,7 @@ func (r *runner) measure(ctx context.Context, si, n int) (Step, error) {
 type mark struct {
 	sa0, sb0 sinkSnap
 	rs0      map[string]uint64
+	relay0   map[string]uint64 // relayCounters
 	progs    []*ebpf.Program
 	pc0      progCost
 	pids     []int
@@ -356,6 +374,9 @@ func (r *runner) begin(n int) (*mark, error) {
 		return nil, err
 	}
 	if m.rs0, err = r.d.reasons(); err != nil {
+		return nil, err
+	}
+	if m.relay0, err = relayCounters(r.d); err != nil {
 		return nil, err
 	}
 	if cfg.ProgStats {
@@ -444,6 +465,11 @@ func (r *runner) end(ctx context.Context, si, n int, m *mark, ga, gb genResult) 
 	if err != nil {
 		return st, err
 	}
+	relay1, err := relayCounters(r.d)
+	if err != nil {
+		return st, err
+	}
+	st.RelayCounters = reasonDeltas(m.relay0, relay1)
 
 	da, db := sa1.sub(sa0), sb1.sub(sb0)
 	elapsed := max(ga.Elapsed, gb.Elapsed).Seconds()
@@ -509,14 +535,22 @@ func (st *Step) checks(da, db sinkSnap, rs0, rs1 map[string]uint64) {
 		}
 		st.Bad += d.Bad
 	}
-	if rs1 != nil {
-		st.XDPReasons = map[string]uint64{}
-		for k, v := range rs1 {
-			if dv := v - rs0[k]; v >= rs0[k] && dv > 0 {
-				st.XDPReasons[k] = dv
-			}
+	st.XDPReasons = reasonDeltas(rs0, rs1)
+}
+
+// reasonDeltas is what each counter of after grew by since before (those
+// that grew); nil when after is nil (a relay without the counters).
+func reasonDeltas(before, after map[string]uint64) map[string]uint64 {
+	if after == nil {
+		return nil
+	}
+	out := map[string]uint64{}
+	for k, v := range after {
+		if dv := v - before[k]; v >= before[k] && dv > 0 {
+			out[k] = dv
 		}
 	}
+	return out
 }
 
 // both runs f and g concurrently and returns their errors.

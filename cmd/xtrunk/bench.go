@@ -41,7 +41,7 @@ func runBench(args []string) error {
 // cleans up; a second Ctrl-C exits at once.
 func runBenchMedia(args []string) error {
 	fs := flag.NewFlagSet("bench media", flag.ContinueOnError)
-	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling (with --srtp: "+strings.Join(media.SRTPModes, ", ")+")")
+	modes := fs.String("modes", strings.Join(media.AllModes, ","), "modes to run, in order: xdp, userspace, rtpengine, ceiling, and on request "+strings.Join(media.ExtraModes, ", ")+" (with --srtp: "+strings.Join(media.SRTPModes, ", ")+")")
 	calls := fs.String("calls", joinInts(media.DefaultCalls), fmt.Sprintf("concurrent calls per step, ascending (at most %d)", media.MaxCalls))
 	dur := fs.Duration("duration", 10*time.Second, "measured time per step")
 	warmup := fs.Duration("warmup", time.Second, "pause after the warm-up packets before measuring (latching)")
@@ -56,6 +56,8 @@ func runBenchMedia(args []string) error {
 	saturate := fs.Bool("saturate", false, "send back to back (no pacing): every mode is offered more than it can take, the modes side by side in 200 ms turns; reports delivered pps and xdp/ceiling per round")
 	progStats := fs.Bool("prog-stats", false, "turn on BPF run-time statistics and report the XDP forwarding program's ns per run (xdp, ceiling); slows every XDP program a little")
 	rounds := fs.Int("rounds", 1, "run the modes this many times, fresh labs each round (the spread on a loaded machine)")
+	noSettle := fs.Bool("no-settle", false, "measure right after the warm-up, without the latching rounds that make sure an XDP relay has latched every call")
+	relayNoFile := fs.Uint64("relay-nofile", 0, "run every relay with RLIMIT_NOFILE (soft and hard) at this, as under `ulimit -n N` (0: the benchmark's own, raised limit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +79,8 @@ func runBenchMedia(args []string) error {
 		Saturate:       *saturate,
 		ProgStats:      *progStats,
 		Rounds:         *rounds,
+		RelayNoFile:    *relayNoFile,
+		NoSettle:       *noSettle,
 	}
 	var err error
 	if cfg.Calls, err = splitInts("calls", *calls); err != nil {
