@@ -70,6 +70,10 @@ var (
 // net.ipv4.ip_local_reserved_ports.
 var ErrReservedPorts = errors.New("ip_local_reserved_ports")
 
+// ErrEphemeralPorts is returned when the media port range would take
+// (nearly) all of the kernel's ephemeral ports.
+var ErrEphemeralPorts = errors.New("media ports cover the ephemeral port range")
+
 // Frames the AF_XDP path cannot use (counted, dropped).
 var (
 	errFrameShort     = errors.New("frame too short")

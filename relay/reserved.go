@@ -22,6 +22,16 @@ import (
 
 const reservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports"
 
+// localPortRangePath is the kernel's ephemeral port range (two numbers).
+const localPortRangePath = "/proc/sys/net/ipv4/ip_local_port_range"
+
+// minEphemeralPorts is how many of the kernel's ephemeral ports must stay
+// free of reservations: a media range that takes (nearly) all of them
+// leaves every outgoing connection on the host — the signalling's TCP
+// and TLS to carriers, DNS, the store — failing with EAGAIN. The relay
+// refuses to start then rather than break its host.
+const minEphemeralPorts = 1024
+
 // portRange is an inclusive range of ports.
 type portRange struct{ lo, hi uint16 }
 
@@ -133,6 +143,10 @@ func reservePorts(want, prev portSet) (*reservation, error) {
 		f.Close()
 		return nil, err
 	}
+	if err := checkEphemeral(cur.union(want)); err != nil {
+		f.Close()
+		return nil, err
+	}
 	res.added = prev.union(want.minus(cur))
 	if missing := want.minus(cur); len(missing) > 0 {
 		if err := res.write(cur.union(want)); err != nil {
@@ -141,6 +155,49 @@ func reservePorts(want, prev portSet) (*reservation, error) {
 		}
 	}
 	return res, nil
+}
+
+// size is how many ports s holds.
+func (s portSet) size() int {
+	n := 0
+	for _, r := range s {
+		n += int(r.hi) - int(r.lo) + 1
+	}
+	return n
+}
+
+// ephemeralRange reads the kernel's ephemeral port range (in the calling
+// thread's network namespace, like the reservation).
+func ephemeralRange() (portRange, error) {
+	b, err := os.ReadFile(localPortRangePath)
+	if err != nil {
+		return portRange{}, fmt.Errorf("%w: %w", ErrReservedPorts, err)
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return portRange{}, fmt.Errorf("%w: %s: %q", ErrReservedPorts, localPortRangePath, b)
+	}
+	lo, err1 := strconv.ParseUint(f[0], 10, 16)
+	hi, err2 := strconv.ParseUint(f[1], 10, 16)
+	if err1 != nil || err2 != nil || lo > hi {
+		return portRange{}, fmt.Errorf("%w: %s: %q", ErrReservedPorts, localPortRangePath, b)
+	}
+	return portRange{uint16(lo), uint16(hi)}, nil
+}
+
+// checkEphemeral refuses a reservation that would leave fewer than
+// minEphemeralPorts of the kernel's ephemeral range.
+func checkEphemeral(reserved portSet) error {
+	eph, err := ephemeralRange()
+	if err != nil {
+		return err
+	}
+	all := portSet{eph}
+	if left := all.minus(reserved).size(); left < min(minEphemeralPorts, all.size()) {
+		return fmt.Errorf("%w: reserving the media ports would leave %d of the kernel's %d ephemeral ports (net.ipv4.ip_local_port_range %d-%d): every outgoing connection on this host would fail; narrow --port-min/--port-max or move ip_local_port_range away from them",
+			ErrEphemeralPorts, left, all.size(), eph.lo, eph.hi)
+	}
+	return nil
 }
 
 func (r *reservation) read() (portSet, error) {

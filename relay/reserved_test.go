@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,4 +118,47 @@ func TestReservedPortsLab(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg.PinPath)); !os.IsNotExist(err) {
 		t.Errorf("pins left after remove-on-exit: %v", err)
 	}
+}
+
+// A media range that would take (nearly) all of the kernel's ephemeral
+// ports is refused at start with a reason naming both ranges: reserving it
+// would make every outgoing connection of the host fail (the benchmark
+// found this with 16000-65535 against the default 32768-60999). The
+// sysctl is left as it was.
+func TestReservedPortsKeepEphemeral(t *testing.T) {
+	labtest.RequirePrivileged(t)
+	tri := labtest.NewTriangle(t)
+	set := func(path, v string) {
+		if err := tri.Relay.Do(func() error { return os.WriteFile(path, []byte(v+"\n"), 0o644) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(localPortRangePath, "30000 30999")
+	set(reservedPortsPath, "")
+	cfg := labConfig(t, tri, DataplaneXDP)
+	cfg.PortMin, cfg.PortMax = 30000, 30999
+	err := tri.Relay.Do(func() error {
+		r, err := New(cfg)
+		if err == nil {
+			r.Close()
+		}
+		return err
+	})
+	if !errors.Is(err, ErrEphemeralPorts) || !strings.Contains(err.Error(), "30000-30999") {
+		t.Fatalf("media 30000-30999 over ephemeral 30000-30999: %v, want %v naming the range", err, ErrEphemeralPorts)
+	}
+	var got string
+	if err := tri.Relay.Do(func() error {
+		b, err := os.ReadFile(reservedPortsPath)
+		got = strings.TrimSpace(string(b))
+		return err
+	}); err != nil || got != "" {
+		t.Errorf("refused start left ip_local_reserved_ports %q (%v), want it empty", got, err)
+	}
+
+	// an overlap that leaves enough is fine (the defaults: 30000-39999
+	// media in 32768-60999 leaves 21,000)
+	set(localPortRangePath, "30000 32999")
+	lr := startLabRelay(t, tri, cfg)
+	lr.stop()
 }
