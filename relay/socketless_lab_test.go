@@ -230,6 +230,21 @@ func TestSocketlessPlayMedia(t *testing.T) {
 	if tx+fb < 10 {
 		t.Errorf("the frames did not leave through the AF_XDP path (tx %v, fallback %v)", tx, fb)
 	}
+	// the kernel's drops on the way into each AF_XDP socket are exported
+	// per device, queue and reason
+	mfs, err := lr.r.m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := 0
+	for _, mf := range mfs {
+		if mf.GetName() == "xtrunk_relay_xsk_kernel_drops_total" {
+			series = len(mf.GetMetric())
+		}
+	}
+	if want := 5 * len(lr.r.xp.ports); series != want || want == 0 {
+		t.Errorf("xtrunk_relay_xsk_kernel_drops_total: %d series, want 5 reasons × %d sockets", series, len(lr.r.xp.ports))
+	}
 }
 
 // IPv6, and IPv4 to IPv6, through the socketless relay: an all-IPv6 call

@@ -100,6 +100,9 @@ func newXDPPath(r *Relay, dp *bpf.Dataplane) (x *xdpPath, err error) {
 		x.wg.Add(1)
 		go x.loop(p)
 	}
+	if err := r.m.reg.Register(xskCollector{x}); err != nil {
+		return x, fmt.Errorf("%w: metrics: %w", ErrXSK, err)
+	}
 	return x, nil
 }
 

@@ -1,6 +1,10 @@
 package relay
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Drop reasons of the AF_XDP path (xtrunk_relay_xsk_drops_total{reason}).
 const (
@@ -46,3 +50,43 @@ func newXSKMetrics(reg *prometheus.Registry) *xskMetrics {
 
 func (m *xskMetrics) drop(reason string)     { m.drops.WithLabelValues(reason).Inc() }
 func (m *xskMetrics) fallback(reason string) { m.fallbacks.WithLabelValues(reason).Inc() }
+
+// xskKernelDrops is xtrunk_relay_xsk_kernel_drops_total{device,queue,
+// reason}: frames the kernel dropped on their way into an AF_XDP socket,
+// from its XDP_STATISTICS — a loop that fell behind (rx_ring_full), a
+// fill ring left empty (fill_ring_empty: times, not frames), other
+// reasons (rx_dropped), invalid descriptors (rx_invalid, tx_invalid).
+// Without it a burst of learning packets (thousands of calls starting at
+// once) lost between the program's redirect and the loop shows nowhere.
+var xskKernelDrops = prometheus.NewDesc("xtrunk_relay_xsk_kernel_drops_total",
+	"Frames the kernel dropped on the way into the relay's AF_XDP sockets (XDP_STATISTICS), by device, RX queue and reason; fill_ring_empty counts times.",
+	[]string{"device", "queue", "reason"}, nil)
+
+// xskCollector reads every socket's kernel statistics at scrape time.
+type xskCollector struct{ x *xdpPath }
+
+func (c xskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- xskKernelDrops }
+
+func (c xskCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.x.ports {
+		p.mu.Lock() // Stats must not run beside Close, which holds mu
+		st, err := p.s.Stats()
+		p.mu.Unlock()
+		if err != nil {
+			continue // closed: the relay is stopping
+		}
+		q := strconv.Itoa(p.queue)
+		for _, v := range []struct {
+			reason string
+			n      uint64
+		}{
+			{"rx_dropped", st.RxDropped},
+			{"rx_ring_full", st.RxRingFull},
+			{"fill_ring_empty", st.RxFillRingEmptyDescs},
+			{"rx_invalid", st.RxInvalidDescs},
+			{"tx_invalid", st.TxInvalidDescs},
+		} {
+			ch <- prometheus.MustNewConstMetric(xskKernelDrops, prometheus.CounterValue, float64(v.n), p.dev, q, v.reason)
+		}
+	}
+}
