@@ -86,6 +86,14 @@ func startXtrunk(l *lab, bin, mode, workDir string) (r *ngRelay, err error) {
 	}
 	switch mode {
 	case ModeXDP:
+		// The xdp relay (socketless by default) reserves its whole range
+		// (16000-65535) in ip_local_reserved_ports, which covers the
+		// kernel's ephemeral range (32768-60999): the benchmark's NG
+		// client and /metrics scrapes would get EAGAIN. Below the relay's
+		// range, as an operator would configure such a host.
+		if err := l.relay.SetSysctl("net.ipv4.ip_local_port_range", "1024 15999"); err != nil {
+			return r, fmt.Errorf("media: %w", err)
+		}
 		if r.pinRoot, err = testbed.MountBPFFS("xtrunk-bench-"); err != nil {
 			return r, fmt.Errorf("media: %w", err)
 		}
