@@ -20,7 +20,15 @@ import (
 // before the relay started keep working (the program passes their
 // traffic, see host_socket in relay.bpf.c).
 
-const reservedPortsPath = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+const (
+	reservedPortsPath  = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+	ephemeralRangePath = "/proc/sys/net/ipv4/ip_local_port_range"
+	// minEphemeralFree is how few ephemeral ports the reservation may
+	// leave before the relay warns: a range like rtpengine's usual
+	// 16000-65535 covers the kernel's default 32768-60999 entirely, and
+	// every connect or bind to port 0 on the host then fails (EAGAIN).
+	minEphemeralFree = 1024
+)
 
 // portRange is an inclusive range of ports.
 type portRange struct{ lo, hi uint16 }
@@ -117,6 +125,10 @@ func (s portSet) minus(o portSet) portSet {
 type reservation struct {
 	f     *os.File
 	added portSet
+	// ephemeral is ip_local_port_range, free how many of its ports the
+	// reserved set leaves (free < 0: the range could not be read).
+	ephemeral portRange
+	free      int
 }
 
 // reservePorts adds want to the sysctl; prev is what earlier relays of
@@ -140,7 +152,36 @@ func reservePorts(want, prev portSet) (*reservation, error) {
 			return nil, err
 		}
 	}
+	res.free = -1
+	if b, err := os.ReadFile(ephemeralRangePath); err == nil {
+		if eph, ok := parseEphemeral(string(b)); ok {
+			res.ephemeral, res.free = eph, freePorts(eph, cur.union(want))
+		}
+	}
 	return res, nil
+}
+
+// parseEphemeral reads ip_local_port_range ("32768\t60999").
+func parseEphemeral(s string) (portRange, bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return portRange{}, false
+	}
+	lo, err1 := strconv.ParseUint(f[0], 10, 16)
+	hi, err2 := strconv.ParseUint(f[1], 10, 16)
+	if err1 != nil || err2 != nil || hi < lo {
+		return portRange{}, false
+	}
+	return portRange{uint16(lo), uint16(hi)}, true
+}
+
+// freePorts counts the ports of r that reserved leaves to the kernel.
+func freePorts(r portRange, reserved portSet) int {
+	n := 0
+	for _, x := range (portSet{r}).minus(reserved) {
+		n += int(x.hi) - int(x.lo) + 1
+	}
+	return n
 }
 
 func (r *reservation) read() (portSet, error) {

@@ -96,6 +96,10 @@ func (r *Relay) reservePorts() error {
 	r.reserved = res
 	r.log.Info().Stringer("ports", want).Stringer("added", res.added).
 		Msg("media ports reserved in net.ipv4.ip_local_reserved_ports: the kernel gives none of them to a local program as its ephemeral port")
+	if res.free >= 0 && res.free < minEphemeralFree {
+		r.log.Warn().Str("ip_local_port_range", fmt.Sprintf("%d-%d", res.ephemeral.lo, res.ephemeral.hi)).Int("ephemeral_free", res.free).
+			Msg("the reserved media ports leave almost no ephemeral port: connects and binds to port 0 in this namespace (DNS, NG clients, scrapes) fail with EAGAIN; set net.ipv4.ip_local_port_range outside --port-min..--port-max")
+	}
 	return nil
 }
 
