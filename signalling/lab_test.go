@@ -205,6 +205,11 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T, extra ...string) {
 		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
 		"--listen-ng", l.ngAddr, "--ng-allow", "198.18.0.0/15", "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
 		"--log-level", "warn"}, extra...)
+	if os.Getenv("XTRUNK_TEST_SOCKETLESS") == "0" {
+		// the relay's default is socketless; XTRUNK_TEST_SOCKETLESS=0
+		// runs the labs with bound sockets per call
+		args = append(args, "--socketless=false")
+	}
 	p, err := tri.Relay.Start(context.Background(), l.bin, args...)
 	if err != nil {
 		t.Fatal(err)
