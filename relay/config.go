@@ -31,9 +31,11 @@ type Config struct {
 	Metrics       string        `yaml:"metrics"`
 	Dataplane     string        `yaml:"dataplane"`
 	XDPMode       string        `yaml:"xdp-mode"` // auto | native | generic
-	// Socketless (xdp only): the relay binds no socket per call; what
-	// needs userspace reaches it through AF_XDP sockets (one per device
-	// and RX queue) and leaves through their TX rings.
+	// Socketless (xdp only, the default there): the relay binds no
+	// socket per call; what needs userspace reaches it through AF_XDP
+	// sockets (one per device and RX queue) and leaves through their TX
+	// rings. false: bound sockets per call (the previous behaviour). The
+	// userspace dataplane always binds sockets and ignores it.
 	Socketless   bool          `yaml:"socketless"`
 	DeleteDelay  time.Duration `yaml:"delete-delay"`
 	RemoveOnExit bool          `yaml:"remove-on-exit"` // detach XDP and unpin on clean exit
@@ -56,6 +58,7 @@ func DefaultConfig() Config {
 		Metrics:       "127.0.0.1:9101",
 		Dataplane:     DataplaneXDP,
 		XDPMode:       "auto",
+		Socketless:    true,
 		RecordingDir:  "/var/lib/xtrunk/recordings",
 		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
 	}
@@ -91,8 +94,12 @@ func (c *Config) Validate() error {
 	if _, err := c.NGAllowPrefixes(); err != nil {
 		return err
 	}
-	if c.Socketless && c.Dataplane != DataplaneXDP {
-		return fmt.Errorf("%w: --socketless needs --dataplane xdp (AF_XDP sockets get their packets from the XDP program)", ErrConfig)
+	if c.Dataplane != DataplaneXDP {
+		// The default is socketless; without the XDP program no AF_XDP
+		// socket gets a packet, so the userspace dataplane binds sockets
+		// whatever this says (xtrunk relay refuses an explicit
+		// --socketless with it).
+		c.Socketless = false
 	}
 	if c.PinPath == "" && c.Dataplane == DataplaneXDP {
 		return fmt.Errorf("%w: --pin-path is required with the xdp dataplane", ErrConfig)

@@ -74,7 +74,9 @@ func labConfig(t *testing.T, tri *testbed.Triangle, dataplane string) Config {
 	if cfg.Dataplane == DataplaneXDP {
 		cfg.PinPath = filepath.Join(labtest.MountBPFFS(t), "relay")
 		cfg.RemoveOnExit = true
-		cfg.Socketless = cfg.Socketless || labSocketless
+		// "xdp" is the bound-socket mode (--socketless=false) unless
+		// XTRUNK_TEST_SOCKETLESS=1; socketless is the flag's default.
+		cfg.Socketless = dataplane == dataplaneXDPSocketless || labSocketless
 	}
 	return cfg
 }

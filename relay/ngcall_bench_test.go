@@ -124,9 +124,7 @@ func startRelayProcess(b *testing.B, tri *testbed.Triangle, dataplane string) (s
 	if dataplane == DataplaneXDP {
 		pin := filepath.Join(labtest.MountBPFFS(b), "relay")
 		args = append(args, "--pin-path", pin)
-		if socketless {
-			args = append(args, "--socketless")
-		}
+		args = append(args, fmt.Sprintf("--socketless=%t", socketless)) // false: bound sockets per call
 		b.Cleanup(func() { _ = bpf.RemovePins(pin) })
 	}
 	p, err := tri.Relay.Start(context.Background(), bin, args...)

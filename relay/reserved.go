@@ -173,16 +173,25 @@ func ephemeralRange() (portRange, error) {
 	if err != nil {
 		return portRange{}, fmt.Errorf("%w: %w", ErrReservedPorts, err)
 	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
+	r, ok := parseEphemeral(string(b))
+	if !ok {
 		return portRange{}, fmt.Errorf("%w: %s: %q", ErrReservedPorts, localPortRangePath, b)
+	}
+	return r, nil
+}
+
+// parseEphemeral reads ip_local_port_range ("32768\t60999").
+func parseEphemeral(s string) (portRange, bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return portRange{}, false
 	}
 	lo, err1 := strconv.ParseUint(f[0], 10, 16)
 	hi, err2 := strconv.ParseUint(f[1], 10, 16)
-	if err1 != nil || err2 != nil || lo > hi {
-		return portRange{}, fmt.Errorf("%w: %s: %q", ErrReservedPorts, localPortRangePath, b)
+	if err1 != nil || err2 != nil || hi < lo {
+		return portRange{}, false
 	}
-	return portRange{uint16(lo), uint16(hi)}, nil
+	return portRange{uint16(lo), uint16(hi)}, true
 }
 
 // checkEphemeral refuses a reservation that would leave fewer than

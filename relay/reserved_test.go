@@ -74,6 +74,33 @@ func FuzzParsePortSet(f *testing.F) {
 // restart keeps it, and the clean exit (remove-on-exit) of the relay that
 // adopted the pins removes exactly what was added — the operator's own
 // entries, inside the range and out, stay.
+// The ephemeral ports a reservation leaves: the warning's arithmetic.
+func TestEphemeralFree(t *testing.T) {
+	eph, ok := parseEphemeral("32768\t60999\n")
+	if !ok || eph != (portRange{32768, 60999}) {
+		t.Fatalf("parseEphemeral: %v %v", eph, ok)
+	}
+	for _, bad := range []string{"", "1", "5 4", "a b", "1 70000"} {
+		if _, ok := parseEphemeral(bad); ok {
+			t.Errorf("parseEphemeral(%q) accepted", bad)
+		}
+	}
+	for _, c := range []struct {
+		reserved portSet
+		want     int
+	}{
+		{portSet{{30000, 39999}}, 60999 - 40000 + 1},
+		{portSet{{16000, 65535}}, 0},
+		{portSet{{16000, 32767}}, 60999 - 32768 + 1},
+		{portSet{{33000, 33009}, {40000, 60000}}, 60999 - 32768 + 1 - 10 - 20001},
+		{nil, 60999 - 32768 + 1},
+	} {
+		if got := (portSet{eph}).minus(c.reserved).size(); got != c.want {
+			t.Errorf("ports of %v left by %v: %d, want %d", eph, c.reserved, got, c.want)
+		}
+	}
+}
+
 func TestReservedPortsLab(t *testing.T) {
 	labtest.RequirePrivileged(t)
 	tri := labtest.NewTriangle(t)

@@ -60,9 +60,7 @@ func testRestart(t *testing.T, socketless bool) {
 		"--port-min", "30000", "--port-max", "30003",
 		"--metrics", "",
 	}
-	if socketless {
-		args = append(args, "--socketless")
-	}
+	args = append(args, fmt.Sprintf("--socketless=%t", socketless)) // false: bound sockets per call
 	start := func(name string) *testbed.Process {
 		t.Helper()
 		p, err := tri.Relay.Start(context.Background(), bin, args...)

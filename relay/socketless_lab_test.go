@@ -112,9 +112,7 @@ func startRelayProc(t *testing.T, tri *testbed.Triangle, socketless bool) (strin
 		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
 		"--listen-ng", addr, "--ng-allow", "198.18.0.0/15", "--metrics", "",
 	}
-	if socketless {
-		args = append(args, "--socketless")
-	}
+	args = append(args, fmt.Sprintf("--socketless=%t", socketless)) // false: bound sockets per call
 	p, err := tri.Relay.Start(context.Background(), bin, args...)
 	if err != nil {
 		t.Fatal(err)
@@ -326,11 +324,14 @@ func TestSocketlessFamilies(t *testing.T) {
 func TestSocketlessNeedsXDP(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Interfaces = []Interface{{Name: "lo", Addr: netip.MustParseAddr("127.0.0.1")}}
-	cfg.Dataplane, cfg.Socketless = DataplaneUserspace, true
-	if err := cfg.Validate(); err == nil {
-		t.Error("--socketless accepted with the userspace dataplane")
+	if !cfg.Socketless {
+		t.Error("--dataplane xdp is not socketless by default")
 	}
-	cfg.Dataplane = DataplaneXDP
+	cfg.Dataplane, cfg.Socketless = DataplaneUserspace, true
+	if err := cfg.Validate(); err != nil || cfg.Socketless {
+		t.Errorf("userspace dataplane: socketless %v after Validate (%v); it binds sockets", cfg.Socketless, err)
+	}
+	cfg.Dataplane, cfg.Socketless = DataplaneXDP, true
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("--dataplane xdp --socketless: %v", err)
 	}

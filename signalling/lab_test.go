@@ -126,8 +126,17 @@ func newTrunkLabOn(t *testing.T, kind string, st labStore, relayArgs ...string) 
 	// range that has no session, where XDP must pass them to the host's
 	// socket instead of dropping them (no_session). The lab makes that the
 	// rule rather than a 1-in-4 chance: every ephemeral port in the relay
-	// namespace is in the media range.
-	if err := l.tri.Relay.SetSysctl("net.ipv4.ip_local_port_range", "32768 39999"); err != nil {
+	// namespace is in the media range. xtrunk's XDP relay (socketless or
+	// not) reserves its range in ip_local_reserved_ports, so the kernel
+	// would then have no ephemeral port at all (connect: EAGAIN): with
+	// it, the range reaches past the media ports (40000-41999 left) and
+	// the lab checks that host programs keep working beside a reserved
+	// range covering most of their ephemeral ports.
+	ephemeral := "32768 39999"
+	if kind == relayXtrunk {
+		ephemeral = "32768 41999"
+	}
+	if err := l.tri.Relay.SetSysctl("net.ipv4.ip_local_port_range", ephemeral); err != nil {
 		t.Fatal(err)
 	}
 	l.config = filepath.Join(l.dir, "xtrunk.yaml")
@@ -196,6 +205,11 @@ func (l *trunkLab) startXtrunkRelay(t *testing.T, extra ...string) {
 		"--interface", "carrier/" + tri.RelayCalleeIP.String(),
 		"--listen-ng", l.ngAddr, "--ng-allow", "198.18.0.0/15", "--dataplane", "xdp", "--pin-path", pins, "--remove-on-exit",
 		"--log-level", "warn"}, extra...)
+	if os.Getenv("XTRUNK_TEST_SOCKETLESS") == "0" {
+		// the relay's default is socketless; XTRUNK_TEST_SOCKETLESS=0
+		// runs the labs with bound sockets per call
+		args = append(args, "--socketless=false")
+	}
 	p, err := tri.Relay.Start(context.Background(), l.bin, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -209,3 +209,30 @@ func TestRelayNGAllowConfig(t *testing.T) {
 		}
 	}
 }
+
+// --dataplane xdp is socketless by default; --socketless=false and yaml
+// socketless: false bring back bound sockets per call; an explicit
+// --socketless with the userspace dataplane is refused.
+func TestRelaySocketlessDefault(t *testing.T) {
+	empty := writeYAML(t, "")
+	cfg, _, err := relayConfig([]string{"--config", empty, "--interface", "pub/192.0.2.1"})
+	if err != nil || cfg.Dataplane != "xdp" || !cfg.Socketless {
+		t.Errorf("default: dataplane %q socketless %v (%v), want xdp, true", cfg.Dataplane, cfg.Socketless, err)
+	}
+	cfg, _, err = relayConfig([]string{"--config", empty, "--interface", "pub/192.0.2.1", "--socketless=false"})
+	if err != nil || cfg.Socketless {
+		t.Errorf("--socketless=false: socketless %v (%v)", cfg.Socketless, err)
+	}
+	off := writeYAML(t, "relay:\n  socketless: false\n")
+	cfg, _, err = relayConfig([]string{"--config", off, "--interface", "pub/192.0.2.1"})
+	if err != nil || cfg.Socketless {
+		t.Errorf("yaml socketless: false: socketless %v (%v)", cfg.Socketless, err)
+	}
+	if _, _, err = relayConfig([]string{"--config", empty, "--interface", "pub/192.0.2.1", "--dataplane", "userspace"}); err != nil {
+		t.Errorf("--dataplane userspace (socketless by default): %v", err)
+	}
+	_, _, err = relayConfig([]string{"--config", empty, "--interface", "pub/192.0.2.1", "--dataplane", "userspace", "--socketless"})
+	if err == nil || !strings.Contains(err.Error(), "--socketless needs --dataplane xdp") {
+		t.Errorf("--dataplane userspace --socketless: %v, want refused", err)
+	}
+}

@@ -43,7 +43,7 @@ func serveRelay(p *process, cfg relay.Config) error {
 		return err
 	}
 	srv := ng.NewServer(r, ng.WithInline(relay.InlineNG), ng.WithLogger(log), ng.WithAllow(allow, r.Metrics().NGRefused))
-	log.Info().Str("ng", pc.LocalAddr().String()).Strs("ng_allow", cfg.NGAllow).Str("dataplane", cfg.Dataplane).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
+	log.Info().Str("ng", pc.LocalAddr().String()).Strs("ng_allow", cfg.NGAllow).Str("dataplane", cfg.Dataplane).Bool("socketless", cfg.Socketless).Int("port_min", cfg.PortMin).Int("port_max", cfg.PortMax).Str("metrics", metricsAddr).Str("version", versionString()).Msg("relay ready")
 	ready(log)
 	err = srv.Serve(p.ctx, pc)
 	stopping(log)
@@ -77,7 +77,7 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	fs.StringVar(&cfg.PinPath, "pin-path", cfg.PinPath, "bpffs directory for pinned maps and links")
 	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address (empty: off)")
 	fs.StringVar(&cfg.Dataplane, "dataplane", cfg.Dataplane, "xdp or userspace")
-	fs.BoolVar(&cfg.Socketless, "socketless", cfg.Socketless, "xdp: no socket per call; userspace media through AF_XDP sockets (one per device and RX queue)")
+	fs.BoolVar(&cfg.Socketless, "socketless", cfg.Socketless, "xdp: no socket per call, userspace media through AF_XDP sockets (one per device and RX queue); --socketless=false: bound sockets per call (the previous behaviour)")
 	fs.StringVar(&cfg.XDPMode, "xdp-mode", cfg.XDPMode, "auto (native, generic where the driver has none), native or generic")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "directory for call recordings (WAV + JSON sidecar)")
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
@@ -87,6 +87,11 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	cfg.NGAllow = ngAllow
 	if _, err := cfg.NGAllowPrefixes(); err != nil {
 		return cfg, nil, err
+	}
+	if cmd.given["socketless"] && cfg.Socketless && cfg.Dataplane != relay.DataplaneXDP {
+		// Socketless is the xdp default and ignored by userspace, but
+		// asking for it by name there is a mistake worth saying.
+		return cfg, nil, fmt.Errorf("%w: --socketless needs --dataplane xdp (AF_XDP sockets get their packets from the XDP program)", ErrConfig)
 	}
 	cfg.Interfaces = nil
 	for _, s := range ifaces {
