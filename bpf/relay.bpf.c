@@ -199,6 +199,21 @@ static __always_inline __u32 csum_words_diff(__u64 sum)
 	return (__u32)(sum & 0xffff) + (__u32)(sum >> 16);
 }
 
+/* rewrite_ports sets the UDP ports (host order in) and returns acc, the
+ * checksum delta so far, with the ports' change added: rewrite4 and
+ * rewrite6 apply it to the UDP checksum their own way (IPv4's may be 0). */
+static __always_inline __u32 rewrite_ports(struct udphdr *udp, __u16 sport, __u16 dport, __u32 acc)
+{
+	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
+	acc += (__u16)~udp->source;
+	acc += nsp;
+	acc += (__u16)~udp->dest;
+	acc += ndp;
+	udp->source = nsp;
+	udp->dest = ndp;
+	return acc;
+}
+
 /* The rewrite helpers derive their header pointers from the frame again
  * rather than trusting struct pkt: the verifier must see the bounds checks
  * on the very pointers that are written through. */
@@ -232,13 +247,7 @@ static __always_inline int rewrite4(void *data, void *data_end, const __u8 *src,
 	csum_apply(&ip->check, iacc);
 
 	/* the UDP checksum covers the addresses (pseudo header) and ports */
-	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
-	acc += (__u16)~udp->source;
-	acc += nsp;
-	acc += (__u16)~udp->dest;
-	acc += ndp;
-	udp->source = nsp;
-	udp->dest = ndp;
+	acc = rewrite_ports(udp, sport, dport, acc);
 	if (udp->check) { /* zero means "no checksum" on IPv4 */
 		csum_apply(&udp->check, acc);
 		if (!udp->check)
@@ -266,13 +275,7 @@ static __always_inline int rewrite6(void *data, void *data_end, const __u8 *src,
 	__builtin_memcpy(&ip6->daddr, dst, 16);
 	ip6->hop_limit = RELAY_TTL;
 
-	__be16 nsp = bpf_htons(sport), ndp = bpf_htons(dport);
-	acc += (__u16)~udp->source;
-	acc += nsp;
-	acc += (__u16)~udp->dest;
-	acc += ndp;
-	udp->source = nsp;
-	udp->dest = ndp;
+	acc = rewrite_ports(udp, sport, dport, acc);
 	csum_apply(&udp->check, acc);
 	if (!udp->check)
 		udp->check = 0xffff;

@@ -1,7 +1,6 @@
 package media
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/internal/report"
@@ -237,19 +236,12 @@ func (r *Results) srtpCommon() (int, map[string]float64) {
 
 // WriteJSON writes r to path.
 func (r *Results) WriteJSON(path string) error {
-	if err := report.WriteJSON(path, r); err != nil {
-		return fmt.Errorf("media: %w", err)
-	}
-	return nil
+	return report.Save("media", path, r)
 }
 
 // ReadJSON reads results.json.
 func ReadJSON(path string) (*Results, error) {
-	var r Results
-	if err := report.ReadJSON(path, &r); err != nil {
-		return nil, fmt.Errorf("media: %w", err)
-	}
-	return &r, nil
+	return report.Load[Results]("media", path)
 }
 
 func (r *Results) mode(m string) *ModeResult {

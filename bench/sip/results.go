@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/xtrunk/xtrunk/bench/internal/report"
@@ -158,19 +157,12 @@ type Summary struct {
 
 // WriteJSON writes r to path.
 func (r *Results) WriteJSON(path string) error {
-	if err := report.WriteJSON(path, r); err != nil {
-		return fmt.Errorf("sip: %w", err)
-	}
-	return nil
+	return report.Save("sip", path, r)
 }
 
 // ReadJSON reads a file WriteJSON wrote.
 func ReadJSON(path string) (*Results, error) {
-	var r Results
-	if err := report.ReadJSON(path, &r); err != nil {
-		return nil, fmt.Errorf("sip: %w", err)
-	}
-	return &r, nil
+	return report.Load[Results]("sip", path)
 }
 
 func (r *Results) target(name string) *TargetResult {

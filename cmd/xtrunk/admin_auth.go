@@ -94,10 +94,7 @@ func (g *adminGuard) wrap(h http.HandlerFunc) http.HandlerFunc {
 		}
 		user, pass, ok := r.BasicAuth()
 		if !ok {
-			g.failures.WithLabelValues("missing").Inc()
-			g.fail(src)
-			w.Header().Set("WWW-Authenticate", `Basic realm="xtrunk admin"`)
-			adminError(w, http.StatusUnauthorized, "admin endpoints need the operator credentials (HTTP Basic: AccountSid and AuthToken) from a remote client")
+			g.unauthorized(w, src, "missing", "admin endpoints need the operator credentials (HTTP Basic: AccountSid and AuthToken) from a remote client")
 			return
 		}
 		good, err := g.check(r.Context(), user, pass)
@@ -106,14 +103,21 @@ func (g *adminGuard) wrap(h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if !good {
-			g.failures.WithLabelValues("wrong").Inc()
-			g.fail(src)
-			w.Header().Set("WWW-Authenticate", `Basic realm="xtrunk admin"`)
-			adminError(w, http.StatusUnauthorized, "invalid operator credentials")
+			g.unauthorized(w, src, "wrong", "invalid operator credentials")
 			return
 		}
 		h(w, r)
 	}
+}
+
+// unauthorized refuses a remote request without (reason "missing") or
+// with wrong ("wrong") credentials: it counts the failure toward src's
+// rate limit and answers 401 with a Basic challenge.
+func (g *adminGuard) unauthorized(w http.ResponseWriter, src netip.Addr, reason, msg string) {
+	g.failures.WithLabelValues(reason).Inc()
+	g.fail(src)
+	w.Header().Set("WWW-Authenticate", `Basic realm="xtrunk admin"`)
+	adminError(w, http.StatusUnauthorized, msg)
 }
 
 func remoteAddr(r *http.Request) netip.Addr {

@@ -75,17 +75,15 @@ func serveAPI(p *process, settings apiSettings) error {
 	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
 		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs), api.WithRegistry(reg)))
 	addHealth(mux, storeCheck(st))
-	metricsAddr := ""
 	if metrics != "" {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		closeHTTP, bound, err := serveMetrics(metrics, reg, storeCheck(st))
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		defer closeHTTP()
-		metricsAddr = bound
 	}
+	closeHTTP, metricsAddr, err := serveMetrics(metrics, reg, storeCheck(st))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer closeHTTP()
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

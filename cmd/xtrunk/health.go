@@ -128,7 +128,9 @@ func ngPing(name, addr string) check {
 }
 
 // serveMetrics serves /metrics (reg plus xtrunk_build_info), /healthz and
-// /readyz (checks) on addr, the --metrics listener.
+// /readyz (checks) on addr, the --metrics listener. An empty addr (the
+// flag's "off") serves nothing: stop is a no-op and bound is "", so the
+// daemons need no branch of their own around it.
 func serveMetrics(addr string, reg prometheus.Gatherer, checks ...check) (stop func(), bound string, err error) {
 	return serveMetricsAdmin(addr, reg, nil, checks...)
 }
@@ -136,6 +138,9 @@ func serveMetrics(addr string, reg prometheus.Gatherer, checks ...check) (stop f
 // serveMetricsAdmin is serveMetrics plus the process's /admin/ endpoints
 // (admin.go), mounted by mount when it is not nil.
 func serveMetricsAdmin(addr string, reg prometheus.Gatherer, mount func(*http.ServeMux), checks ...check) (stop func(), bound string, err error) {
+	if addr == "" {
+		return func() {}, "", nil
+	}
 	mux := http.NewServeMux()
 	if mount != nil {
 		mount(mux)

@@ -25,18 +25,14 @@ func serveRelay(p *process, cfg relay.Config) error {
 		r.Close()
 		return fmt.Errorf("--listen-ng: %w", err)
 	}
-	metricsAddr := ""
-	if cfg.Metrics != "" {
-		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry(), envOperator()),
-			check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
-			ngPing("ng", pc.LocalAddr().String()))
-		if err != nil {
-			r.Close()
-			return err
-		}
-		defer closeHTTP()
-		metricsAddr = bound
+	closeHTTP, metricsAddr, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry(), envOperator()),
+		check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
+		ngPing("ng", pc.LocalAddr().String()))
+	if err != nil {
+		r.Close()
+		return err
 	}
+	defer closeHTTP()
 	allow, err := cfg.NGAllowPrefixes()
 	if err != nil {
 		r.Close()

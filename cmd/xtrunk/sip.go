@@ -59,15 +59,11 @@ func serveSIP(p *process, cfg signalling.Config) error {
 		defer closePProf()
 		log.Info().Str("pprof", bound).Msg("profiler listening")
 	}
-	metricsAddr := ""
-	if cfg.Metrics != "" {
-		closeHTTP, bound, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
-		if err != nil {
-			return err
-		}
-		defer closeHTTP()
-		metricsAddr = bound
+	closeHTTP, metricsAddr, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
+	if err != nil {
+		return err
 	}
+	defer closeHTTP()
 	ev := log.Info()
 	for _, tr := range srv.Transports() {
 		ev = ev.Str(strings.ToLower(tr), srv.Addr(tr).String())

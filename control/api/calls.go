@@ -108,16 +108,9 @@ func (s *Server) listCalls(w http.ResponseWriter, r *request) error {
 	r.form.setStr(&f.From, "From", 64)
 	r.form.setStr(&f.Status, "Status", 32)
 	r.form.setStr(&f.TrunkSid, "TrunkSid", 64)
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListCalls(r.ctx, r.account, f, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "calls", pr, items, next, filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid), call)
-	return nil
+	return listPage(w, r, "calls", filters("To", f.To, "From", f.From, "Status", f.Status, "TrunkSid", f.TrunkSid), func(p store.Page) ([]store.Call, string, error) {
+		return s.st.ListCalls(r.ctx, r.account, f, p)
+	}, call)
 }
 
 type recordingMetaJSON struct {
@@ -187,20 +180,13 @@ func (s *Server) listCallRecordings(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) recordings(w http.ResponseWriter, r *request, callSid string) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListRecordings(r.ctx, r.account, callSid, pr.Page)
-	if err != nil {
-		return err
-	}
 	f := filters("CallSid", callSid)
 	if r.p["CA"] != "" {
 		f = nil
 	}
-	writePage(w, r, "recordings", pr, items, next, f, r.recording)
-	return nil
+	return listPage(w, r, "recordings", f, func(p store.Page) ([]store.Recording, string, error) {
+		return s.st.ListRecordings(r.ctx, r.account, callSid, p)
+	}, r.recording)
 }
 
 // DefaultRecordingDir is where `xtrunk relay` writes recordings by

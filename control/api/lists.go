@@ -83,16 +83,9 @@ func (k *namedLists) deleteHandler(w http.ResponseWriter, r *request) error {
 }
 
 func (k *namedLists) listHandler(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := k.list(r.ctx, r.account, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, k.pageKey, pr, items, next, nil, k.json)
-	return nil
+	return listPage(w, r, k.pageKey, nil, func(p store.Page) ([]store.NamedList, string, error) {
+		return k.list(r.ctx, r.account, p)
+	}, k.json)
 }
 
 func (k *namedLists) attachHandler(w http.ResponseWriter, r *request) error {
@@ -122,14 +115,7 @@ func (k *namedLists) detachHandler(w http.ResponseWriter, r *request) error {
 }
 
 func (k *namedLists) listOnTrunkHandler(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := k.listOnTrunk(r.ctx, r.account, r.p["TK"], pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, k.pageKey, pr, items, next, nil, func(l store.NamedList) trunkListJSON { return r.trunkList(l, k.path) })
-	return nil
+	return listPage(w, r, k.pageKey, nil, func(p store.Page) ([]store.NamedList, string, error) {
+		return k.listOnTrunk(r.ctx, r.account, r.p["TK"], p)
+	}, func(l store.NamedList) trunkListJSON { return r.trunkList(l, k.path) })
 }

@@ -185,16 +185,9 @@ func numberFilters(f store.NumberFilter) url.Values {
 
 func (s *Server) listNumbers(w http.ResponseWriter, r *request) error {
 	f := r.form.numberFilter()
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListPhoneNumbers(r.ctx, r.account, f, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "incoming_phone_numbers", pr, items, next, numberFilters(f), number)
-	return nil
+	return listPage(w, r, "incoming_phone_numbers", numberFilters(f), func(p store.Page) ([]store.PhoneNumber, string, error) {
+		return s.st.ListPhoneNumbers(r.ctx, r.account, f, p)
+	}, number)
 }
 
 type callerIDJSON struct {
@@ -261,14 +254,7 @@ func (s *Server) deleteCallerID(w http.ResponseWriter, r *request) error {
 
 func (s *Server) listCallerIDs(w http.ResponseWriter, r *request) error {
 	f := r.form.numberFilter()
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListCallerIDs(r.ctx, r.account, f, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "outgoing_caller_ids", pr, items, next, numberFilters(f), callerID)
-	return nil
+	return listPage(w, r, "outgoing_caller_ids", numberFilters(f), func(p store.Page) ([]store.CallerID, string, error) {
+		return s.st.ListCallerIDs(r.ctx, r.account, f, p)
+	}, callerID)
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/xtrunk/xtrunk/control/store"
 )
 
 const apiVersion = "2010-04-01"
@@ -73,6 +75,22 @@ func noContent(w http.ResponseWriter, err error) error {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// listPage serves a list endpoint: it reads the paging parameters, gets
+// one page from list and writes it under key (writePage), filters in its
+// paging URLs. The list handlers differ only in what they pass it.
+func listPage[T, J any](w http.ResponseWriter, r *request, key string, filters url.Values, list func(store.Page) ([]T, string, error), render func(T) J) error {
+	pr := r.form.page()
+	if r.form.err != nil {
+		return r.form.err
+	}
+	items, next, err := list(pr.Page)
+	if err != nil {
+		return err
+	}
+	writePage(w, r, key, pr, items, next, filters, render)
 	return nil
 }
 

@@ -68,16 +68,9 @@ func (s *Server) listAccounts(w http.ResponseWriter, r *request) error {
 	var f store.AccountFilter
 	r.form.setStr(&f.FriendlyName, "FriendlyName", 0)
 	r.form.setStr(&f.Status, "Status", 0)
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListAccounts(r.ctx, r.auth.Sid, f, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "accounts", pr, items, next, filters("FriendlyName", f.FriendlyName, "Status", f.Status), account)
-	return nil
+	return listPage(w, r, "accounts", filters("FriendlyName", f.FriendlyName, "Status", f.Status), func(p store.Page) ([]store.Account, string, error) {
+		return s.st.ListAccounts(r.ctx, r.auth.Sid, f, p)
+	}, account)
 }
 
 // filters builds the filter part of paging URLs from name/value pairs,
@@ -165,16 +158,9 @@ func (s *Server) deleteIP(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) listIPs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListIPAddresses(r.ctx, r.account, r.p["AL"], pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "ip_addresses", pr, items, next, nil, ip)
-	return nil
+	return listPage(w, r, "ip_addresses", nil, func(p store.Page) ([]store.IPAddress, string, error) {
+		return s.st.ListIPAddresses(r.ctx, r.account, r.p["AL"], p)
+	}, ip)
 }
 
 // credentialJSON never carries the password (the store does not have it).
@@ -235,14 +221,7 @@ func (s *Server) deleteCredential(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) listCredentials(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListCredentials(r.ctx, r.account, r.p["CL"], pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "credentials", pr, items, next, nil, credential)
-	return nil
+	return listPage(w, r, "credentials", nil, func(p store.Page) ([]store.Credential, string, error) {
+		return s.st.ListCredentials(r.ctx, r.account, r.p["CL"], p)
+	}, credential)
 }

@@ -96,16 +96,9 @@ func (s *Server) deleteTrunk(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) listTrunks(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListTrunks(r.ctx, r.account, pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "trunks", pr, items, next, nil, r.trunk)
-	return nil
+	return listPage(w, r, "trunks", nil, func(p store.Page) ([]store.Trunk, string, error) {
+		return s.st.ListTrunks(r.ctx, r.account, p)
+	}, r.trunk)
 }
 
 func (s *Server) fetchRecordingSettings(w http.ResponseWriter, r *request) error {
@@ -193,16 +186,9 @@ func (s *Server) deleteOriginationURL(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) listOriginationURLs(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListOriginationURLs(r.ctx, r.account, r.p["TK"], pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "origination_urls", pr, items, next, nil, r.origination)
-	return nil
+	return listPage(w, r, "origination_urls", nil, func(p store.Page) ([]store.OriginationURL, string, error) {
+		return s.st.ListOriginationURLs(r.ctx, r.account, r.p["TK"], p)
+	}, r.origination)
 }
 
 // trunkListJSON is a trunk's IP ACL or credential list attachment.
@@ -283,14 +269,7 @@ func (s *Server) disassociateNumber(w http.ResponseWriter, r *request) error {
 }
 
 func (s *Server) listTrunkNumbers(w http.ResponseWriter, r *request) error {
-	pr := r.form.page()
-	if r.form.err != nil {
-		return r.form.err
-	}
-	items, next, err := s.st.ListTrunkPhoneNumbers(r.ctx, r.account, r.p["TK"], pr.Page)
-	if err != nil {
-		return err
-	}
-	writePage(w, r, "phone_numbers", pr, items, next, nil, func(n store.PhoneNumber) trunkNumberJSON { return r.trunkNumber(n, r.p["TK"]) })
-	return nil
+	return listPage(w, r, "phone_numbers", nil, func(p store.Page) ([]store.PhoneNumber, string, error) {
+		return s.st.ListTrunkPhoneNumbers(r.ctx, r.account, r.p["TK"], p)
+	}, func(n store.PhoneNumber) trunkNumberJSON { return r.trunkNumber(n, r.p["TK"]) })
 }

@@ -30,6 +30,25 @@ func ReadJSON(path string, v any) error {
 	return nil
 }
 
+// Save is WriteJSON with the errors prefixed by who (the benchmark's
+// package), as the benchmarks' Results.WriteJSON report them.
+func Save(who, path string, v any) error {
+	if err := WriteJSON(path, v); err != nil {
+		return fmt.Errorf("%s: %w", who, err)
+	}
+	return nil
+}
+
+// Load reads a file Save wrote as a T, the errors prefixed by who: the
+// benchmarks' ReadJSON, one for each results type.
+func Load[T any](who, path string) (*T, error) {
+	var v T
+	if err := ReadJSON(path, &v); err != nil {
+		return nil, fmt.Errorf("%s: %w", who, err)
+	}
+	return &v, nil
+}
+
 // FirstLine is s up to its first newline.
 func FirstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")

@@ -103,6 +103,19 @@ type namedSeries struct {
 	s    series
 }
 
+// framedSeries draws p's frame and returns the canvas inside it and the
+// panel's series, flattened; with no series it writes "no data" there
+// and ok is false: the panel is done.
+func framedSeries(c draw.Canvas, p panel, data []targetData) (inner draw.Canvas, all []namedSeries, ok bool) {
+	c = panelFrame(c, p.Title)
+	all = flatten(data)
+	if len(all) == 0 {
+		noData(c, "")
+		return c, nil, false
+	}
+	return c, all, true
+}
+
 func flatten(data []targetData) []namedSeries {
 	var out []namedSeries
 	for _, td := range data {
@@ -116,10 +129,8 @@ func flatten(data []targetData) []namedSeries {
 // drawTimeSeries draws the panel's series as lines over [start, end],
 // with a legend under the plot.
 func drawTimeSeries(c draw.Canvas, p panel, data []targetData, start, end time.Time) {
-	c = panelFrame(c, p.Title)
-	all := flatten(data)
-	if len(all) == 0 {
-		noData(c, "")
+	c, all, ok := framedSeries(c, p, data)
+	if !ok {
 		return
 	}
 	lg := textStyle(8, textColor, false)

@@ -15,10 +15,8 @@ import (
 // the panel's value mappings or thresholds (green without either), its
 // name under it; it returns the values shown.
 func drawStat(c draw.Canvas, p panel, data []targetData) []string {
-	c = panelFrame(c, p.Title)
-	all := flatten(data)
-	if len(all) == 0 {
-		noData(c, "")
+	c, all, ok := framedSeries(c, p, data)
+	if !ok {
 		return nil
 	}
 	cols := int(math.Ceil(math.Sqrt(float64(len(all)))))
@@ -91,10 +89,8 @@ func colorNamed(s string) color.Color {
 
 // drawTable draws one line per series: its labels and last value.
 func drawTable(c draw.Canvas, p panel, data []targetData) {
-	c = panelFrame(c, p.Title)
-	all := flatten(data)
-	if len(all) == 0 {
-		noData(c, "")
+	c, all, ok := framedSeries(c, p, data)
+	if !ok {
 		return
 	}
 	head := textStyle(8.5, dimColor, true)
