@@ -431,6 +431,9 @@ func (c *call) releaseSlot() {
 
 func (c *call) closeWith(e Ending) {
 	c.once.Do(func() {
+		// The call ended now: a leg slow to answer its BYE must not
+		// lengthen the CDR's duration (billing) by up to byeTimeout.
+		end := time.Now()
 		c.mu.Lock()
 		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
@@ -487,7 +490,6 @@ func (c *call) closeWith(e Ending) {
 		if bID != "" {
 			c.s.removeLeg(bID, c)
 		}
-		end := time.Now()
 		finalStatus := e.finalStatus(answered)
 		c.s.metrics.callEnded(c.p.dir, c.p.trunk.Sid, finalStatus, c.talkTime(end))
 		c.s.metrics.quality(c.p.trunk.Sid, del.quality, c.codec())

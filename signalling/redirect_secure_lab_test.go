@@ -115,6 +115,7 @@ func TestSecureRedirectLab(t *testing.T) {
 	if err := tri.Callee.Do(func() error { return ds.Bye(ctx) }); err != nil {
 		t.Fatal(err)
 	}
+	b.waitBye(t)
 	want := "sip:" + redirectedUser + "@" + bAddr.String() + ";transport=tls"
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -70,6 +70,18 @@ type labUAS struct {
 	mu         sync.Mutex
 	offers     []string
 	transports []string
+	byes       chan string // Call-IDs of the BYEs it answered
+}
+
+// waitBye waits for the BYE the edge sends this UA as a call ends: the UA
+// must outlive it, or the edge's BYE goes unanswered.
+func (u *labUAS) waitBye(t *testing.T) {
+	t.Helper()
+	select {
+	case <-u.byes:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the edge sent this UA no BYE within 5 s")
+	}
 }
 
 func (u *labUAS) lastOffer() (string, string) {
@@ -85,7 +97,7 @@ func (u *labUAS) lastOffer() (string, string) {
 // in the peer's namespace; contact is its Contact.
 func startLabUAS(t *testing.T, contact sip.Uri, answer func(offer string) string, serve func(*sipgo.Server) error) *labUAS {
 	t.Helper()
-	u := &labUAS{}
+	u := &labUAS{byes: make(chan string, 16)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-peer"), sipgo.WithUserAgentHostname(contact.Host))
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +139,11 @@ func startLabUAS(t *testing.T, contact sip.Uri, answer func(offer string) string
 		}
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
-		if ds := dialog(req); ds != nil {
-			_ = ds.ReadBye(req, tx)
+		if ds := dialog(req); ds != nil && ds.ReadBye(req, tx) == nil {
+			select {
+			case u.byes <- req.CallID().Value():
+			default:
+			}
 		}
 	})
 	go func() { _ = serve(srv) }()
@@ -320,6 +335,7 @@ func testSecureTrunk(t *testing.T, kind string) {
 			if err := ds.Bye(ctx); err != nil {
 				t.Fatal(err)
 			}
+			lc.waitBye(t)
 		})
 	}
 	t.Run("origination", func(t *testing.T) {
@@ -379,6 +395,7 @@ func testSecureTrunk(t *testing.T, kind string) {
 		if err := tri.Callee.Do(func() error { return ds.Bye(ctx) }); err != nil {
 			t.Fatal(err)
 		}
+		cust.waitBye(t)
 	})
 
 	// CDRs: the answered calls are completed, with both legs' quality.
