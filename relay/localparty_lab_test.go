@@ -115,3 +115,42 @@ func relayed(t *testing.T, src, dst *net.UDPConn, to netip.AddrPort, ssrc uint32
 		got++
 	}
 }
+
+// A socketless relay restarted on the same pins re-adopts a call with a
+// party on its host and binds that leg's ports again: media flows both
+// ways after the restart, as before it.
+func TestLocalPartySocketlessRestart(t *testing.T) {
+	tri := labtest.NewTriangle(t)
+	cfg := labConfig(t, tri, dataplaneXDPSocketless)
+	cfg.RemoveOnExit = false
+	first := startLabRelay(t, tri, cfg)
+	c := first.ngClient(t)
+	caller, _ := labParty(t, tri, tri.Caller, tri.CallerIP, 20000, nil)
+	callee, calleeAddr := labParty(t, tri, tri.Relay, netip.MustParseAddr("127.0.0.1"), 40000, nil)
+	o := do(t, c, ng.Dict{"command": "offer", "call-id": "local", "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000),
+		"direction": []any{"customer", "carrier"}})
+	a := do(t, c, ng.Dict{"command": "answer", "call-id": "local", "from-tag": "caller", "to-tag": "callee",
+		"sdp": g711SDP(calleeAddr.Addr(), int(calleeAddr.Port()))})
+	toCaller, toCallee := mediaOf(t, a.Str("sdp")), mediaOf(t, o.Str("sdp"))
+	const n = 20
+	check := func(when string) {
+		t.Helper()
+		for i, d := range []struct {
+			name     string
+			src, dst *net.UDPConn
+			to       netip.AddrPort
+		}{{"caller → callee", caller, callee, toCaller}, {"callee → caller", callee, caller, toCallee}} {
+			if got := relayed(t, d.src, d.dst, d.to, uint32(0x1111*(i+1)), n); got < n-1 {
+				t.Errorf("%s, %s: %d of %d packets relayed", when, d.name, got, n)
+			}
+		}
+	}
+	check("before the restart")
+	first.stop()
+	cfg.RemoveOnExit = true
+	lr := startLabRelay(t, tri, cfg)
+	if got := testutil.ToFloat64(lr.r.xp.m.localLegs); got != 1 {
+		t.Errorf("xtrunk_relay_local_legs = %v after re-adopting the call, want 1", got)
+	}
+	check("after the restart")
+}
