@@ -300,9 +300,6 @@ func (r *Relay) updateEndpoint(e *endpoint, m *sdp.Media, p *ng.Params) {
 		e.latched, e.latchedRTCP, e.ssrc = netip.AddrPort{}, netip.AddrPort{}, 0
 	}
 	e.sdp = newSDP
-	if r.xp != nil && newSDP.IsValid() {
-		r.xp.warnLocalParty(e.c.id, newSDP)
-	}
 	e.disabled = m.Port == 0
 	e.mux = m.RTCPMux
 	e.isRTP = m.IsRTP()
@@ -322,4 +319,5 @@ func (r *Relay) updateEndpoint(e *endpoint, m *sdp.Media, p *ng.Params) {
 	e.ssrcs = m.SSRCs(maxSSRCs)
 	e.rate = clockRate(m)
 	// a rejected SDP family mismatch is not fatal: the relay translates
+	r.bindLocal(e)
 }

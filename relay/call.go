@@ -88,6 +88,10 @@ type endpoint struct {
 	latchedRTCP netip.AddrPort
 	ssrc        uint32 // of the first packet latched (RTP, or RTCP's sender)
 	learnUntil  int64  // monotonic ns
+
+	// kernel: socketless, the party is on the relay's host and the
+	// ports hold bound kernel sockets (localparty.go)
+	kernel bool
 }
 
 // sock is one bound relay port and what the packet loop needs for it.

@@ -181,6 +181,7 @@ func (r *Relay) latch(s *sock, src netip.AddrPort, p []byte) *route {
 	r.log.Info().Str("call_id", c.id).Str("tag", e.sideOf().Tag).Bool("rtcp", s.isRTCP).
 		Stringer("local", s.udp.local).Stringer("source", src).Msg("latched")
 	r.m.latched()
+	r.bindLocal(e) // a source on the relay's host needs the kernel's sockets
 	r.installStream(c, e.st)
 	r.persist(c)
 	return s.route.Load()

@@ -192,6 +192,7 @@ func (r *Relay) adoptCall(num uint64, rec callRecord) error {
 			e.sdp, e.sdpRTCP, e.mux, e.disabled, e.isRTP, e.pts = er.SDP, er.SDPRTCP, er.Mux, er.Disabled, !er.NotRTP, er.PTs
 			e.latched, e.latchedRTCP, e.ssrc, e.ssrcs = er.Latched, er.LatchedRTCP, er.SSRC, er.SSRCs
 			e.proto, e.offered, e.rate = er.Proto, er.Offered, er.Rate
+			r.bindLocal(e)
 			if er.KeyIn != nil && er.KeyOut != nil {
 				ks, err := e.keysFor(*er.KeyIn, *er.KeyOut)
 				if err != nil {

@@ -137,7 +137,14 @@ func (r *Relay) readReady(s *sock) {
 	b := batchPool.Get().(*batch)
 	b.reset()
 	if err := s.udp.read(b); err == nil && b.n > 0 {
-		r.handle(s, b)
+		if s.udp.xp != nil {
+			// a local party's port: the AF_XDP loops handle it too
+			s.rx.Lock()
+			r.handle(s, b)
+			s.rx.Unlock()
+		} else {
+			r.handle(s, b)
+		}
 	}
 	batchPool.Put(b)
 }

@@ -109,11 +109,14 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			b.close()
 		}
 	}()
-	if cfg.Dataplane != DataplaneXDP || !cfg.Socketless {
-		// socketless, no socket is ever polled: the AF_XDP loops read
-		if err := r.startPollers(); err != nil {
-			return nil, err
-		}
+	// socketless, the AF_XDP loops read what needs userspace; one poller
+	// reads the legs of parties on the relay's own host (localparty.go)
+	pollers := runtime.GOMAXPROCS(0)
+	if cfg.Dataplane == DataplaneXDP && cfg.Socketless {
+		pollers = 1
+	}
+	if err := r.startPollers(pollers); err != nil {
+		return nil, err
 	}
 
 	if cfg.Dataplane == DataplaneXDP {
@@ -130,11 +133,11 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	return r, nil
 }
 
-// startPollers starts one socket poller per CPU the runtime uses: enough
-// to spread the userspace packet path over the CPUs, whatever the number
-// of calls.
-func (r *Relay) startPollers() error {
-	for range runtime.GOMAXPROCS(0) {
+// startPollers starts n socket pollers, one per CPU the runtime uses with
+// sockets per call: enough to spread the userspace packet path over the
+// CPUs, whatever the number of calls.
+func (r *Relay) startPollers(n int) error {
+	for range n {
 		p, err := newPoller()
 		if err != nil {
 			return err
@@ -197,11 +200,12 @@ func (r *Relay) close() error {
 	if r.recReader != nil {
 		r.recReader.Close()
 	}
-	if r.xp != nil {
-		r.xp.close()
-	}
 	r.stopPollers()
 	r.wg.Wait()
+	if r.xp != nil {
+		// after the pollers: a local party's packets go on through it
+		r.xp.close()
+	}
 	r.finishing.Wait()
 	r.binder.close()
 	if r.dp != nil {
@@ -353,6 +357,7 @@ func (r *Relay) release(c *call) {
 // releaseEndpoint frees one endpoint's fast-path entries, sockets and
 // ports.
 func (r *Relay) releaseEndpoint(e *endpoint) {
+	r.unbindLocal(e)
 	r.taps.Delete(e.rtp.udp.local)
 	for _, s := range []*sock{e.rtp, e.rtcp} {
 		if r.fp != nil {

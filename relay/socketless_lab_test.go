@@ -46,12 +46,14 @@ func checkSocketless(t *testing.T, r *Relay, passedUp int64) {
 // The relay process's descriptors do not grow with its calls in
 // socketless mode: 200 calls up (offer and answer, 800 relay ports) hold
 // not one more descriptor than none, where the socket relay holds 4 per
-// call. Run against a real `xtrunk relay` process.
+// call. A call with a party on the relay's host holds two (that leg's
+// ports, localparty.go). Run against a real `xtrunk relay` process.
 func TestSocketlessHoldsNoSocketPerCall(t *testing.T) {
 	for _, tc := range []struct {
-		mode    string
-		perCall int
-	}{{dataplaneXDPSocketless, 0}, {DataplaneXDP, 4}} {
+		mode      string
+		perCall   int
+		localCall int // descriptors of a call with a party on the relay's host
+	}{{dataplaneXDPSocketless, 0, 2}, {DataplaneXDP, 4, 4}} {
 		t.Run(tc.mode, func(t *testing.T) {
 			const calls = 200
 			tri := labtest.NewTriangle(t)
@@ -94,6 +96,21 @@ func TestSocketlessHoldsNoSocketPerCall(t *testing.T) {
 			}
 			if after != before {
 				t.Errorf("after deleting the calls %d descriptors, before %d", after, before)
+			}
+			// a party on the relay's host (the callee's SDP names the
+			// relay's own address): socketless, its leg alone holds two
+			// sockets, and only while the call lasts
+			do(t, c, ng.Dict{"command": "offer", "call-id": "local", "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000),
+				"direction": []any{"customer", "carrier"}})
+			do(t, c, ng.Dict{"command": "answer", "call-id": "local", "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.RelayCalleeIP, 40000)})
+			local := fds()
+			do(t, c, ng.Dict{"command": "delete", "call-id": "local"})
+			t.Logf("%s: %d descriptors with a local party's call, %d after it", tc.mode, local, fds())
+			if want := before + tc.localCall; local != want {
+				t.Errorf("a call with a party on the relay's host: %d descriptors, want %d", local, want)
+			}
+			if got := fds(); got != before {
+				t.Errorf("after deleting the local party's call %d descriptors, before %d", got, before)
 			}
 		})
 	}

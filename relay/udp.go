@@ -36,6 +36,10 @@ type batch struct {
 	woff, failed int
 	err          error
 	cur          *udpSock // where the queued datagrams go
+
+	// for a socketless port's sends (xdpPath.sendBatch), made on first use
+	xscratch []byte
+	xdirty   []*xskPort
 }
 
 var batchPool = sync.Pool{New: func() any { return newBatch() }}
@@ -142,7 +146,10 @@ type udpSock struct {
 	pl     *poller // where the socket is registered, if anywhere
 	id     uint64  // its id there
 	// xp is set for a socketless relay's port (fd -1): no descriptor,
-	// the AF_XDP path's port table routes to it and sends for it.
+	// the AF_XDP path's port table routes to it and sends for it. A
+	// port facing a party on the relay's own host gets a descriptor as
+	// well (fd set once, under mu: localparty.go): it then receives and
+	// sends toward that party through the kernel.
 	xp *xdpPath
 }
 
@@ -231,6 +238,12 @@ func (s *udpSock) flush(b *batch) int {
 	}
 	b.woff, b.failed, b.err = 0, 0, nil
 	s.mu.RLock()
+	if s.fd < 0 && s.xp != nil {
+		// a socketless port: what a local party's kernel socket received
+		// (localparty.go) goes on to the other party through AF_XDP
+		s.mu.RUnlock()
+		return s.xp.sendBatch(s.local, b)
+	}
 	ok := !s.closed && b.doWrite(uintptr(s.fd))
 	if !ok && !s.closed && waitWritable(s.fd) {
 		ok = b.doWrite(uintptr(s.fd))
@@ -263,16 +276,21 @@ func (s *udpSock) writeTo(pkt []byte, dst netip.AddrPort) error {
 	if s.closed {
 		return net.ErrClosed
 	}
-	if s.xp != nil {
+	if s.fd < 0 && s.xp != nil { // socketless (a local party's port has a descriptor: localparty.go)
 		return s.xp.sendOne(s.local, pkt, dst)
 	}
+	return sendto(s.fd, pkt, dst)
+}
+
+// sendto sends one datagram from fd to dst without waiting.
+func sendto(fd int, pkt []byte, dst netip.AddrPort) error {
 	var sa unix.Sockaddr
 	if a := dst.Addr(); a.Is4() || a.Is4In6() {
 		sa = &unix.SockaddrInet4{Port: int(dst.Port()), Addr: a.Unmap().As4()}
 	} else {
 		sa = &unix.SockaddrInet6{Port: int(dst.Port()), Addr: a.As16()}
 	}
-	if err := unix.Sendto(s.fd, pkt, unix.MSG_DONTWAIT, sa); err != nil {
+	if err := unix.Sendto(fd, pkt, unix.MSG_DONTWAIT, sa); err != nil {
 		return os.NewSyscallError("sendto", err)
 	}
 	return nil

@@ -71,30 +71,7 @@ type xdpPath struct {
 	closed atomic.Bool
 	wg     sync.WaitGroup
 
-	localWarned atomic.Int64 // monotonic ns of the last local-party warning
-}
-
-// warnLocalParty logs (at most every 10 s) a party whose SDP names the
-// relay's own host: its packets to the relay come over loopback, past
-// every XDP program, and with no socket bound they are not received
-// (README, Socketless; TestLocalPartyBySocketMode). Only the relay's
-// interface addresses and loopback are checked: a cheap comparison, no
-// netlink per offer.
-func (x *xdpPath) warnLocalParty(callID string, party netip.AddrPort) {
-	a := party.Addr()
-	local := a.IsLoopback()
-	for _, ifc := range x.r.cfg.Interfaces {
-		local = local || ifc.Addr == a
-	}
-	if !local {
-		return
-	}
-	now, last := monoNow(), x.localWarned.Load()
-	if (last != 0 && now-last < int64(10*time.Second)) || !x.localWarned.CompareAndSwap(last, now) {
-		return
-	}
-	x.r.log.Warn().Str("call_id", callID).Stringer("party", party).
-		Msg("socketless: a party's media address is on the relay's own host; its packets to the relay bypass XDP and are not received (run --socketless=false for co-located parties)")
+	local localAddrs // the namespace's own addresses (localparty.go)
 }
 
 // newXDPPath opens a socket on every RX queue of every relay device,
@@ -445,7 +422,13 @@ func (b *xdpBatch) flush() int {
 	failed := 0
 	for i := range b.nout {
 		o := &b.out[i]
-		if !b.x.send(o.from.local, o.p, o.dst, b.hint, b.scratch, &b.dirty) {
+		if had, err := o.from.sendSock(o.p, o.dst); had {
+			// toward a party on the relay's host: through its leg's
+			// kernel socket (localparty.go)
+			if err != nil {
+				failed++
+			}
+		} else if !b.x.send(o.from.local, o.p, o.dst, b.hint, b.scratch, &b.dirty) {
 			failed++
 		}
 		*o = xdpOut{}

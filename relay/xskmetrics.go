@@ -29,6 +29,12 @@ type xskMetrics struct {
 	// before or after the packet logic (which counts its own drops in
 	// xtrunk_relay_userspace_drops_total).
 	drops *prometheus.CounterVec
+	// xtrunk_relay_local_legs: legs whose party is on the relay's own
+	// host, each holding its two ports as bound kernel sockets
+	// (localparty.go); xtrunk_relay_local_leg_errors_total: such legs
+	// whose ports could not be bound or polled.
+	localLegs   prometheus.Gauge
+	localErrors prometheus.Counter
 }
 
 func newXSKMetrics(reg *prometheus.Registry) *xskMetrics {
@@ -37,6 +43,10 @@ func newXSKMetrics(reg *prometheus.Registry) *xskMetrics {
 		tx:        prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_tx_packets_total", Help: "Frames written to the relay's AF_XDP TX rings (socketless mode)."}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_tx_fallback_total", Help: "Datagrams of the AF_XDP path sent through the kernel instead, by reason."}, []string{"reason"}),
 		drops:     prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_relay_xsk_drops_total", Help: "Frames the AF_XDP path dropped, by reason."}, []string{"reason"}),
+		localLegs: prometheus.NewGauge(prometheus.GaugeOpts{Name: "xtrunk_relay_local_legs",
+			Help: "Legs whose party is on the relay's own host, each holding its two ports as bound kernel sockets (socketless mode)."}),
+		localErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_local_leg_errors_total",
+			Help: "Legs of parties on the relay's host whose ports could not be bound or polled (socketless mode)."}),
 	}
 	for _, r := range []string{fallbackNoNeigh, fallbackNoRoute, fallbackNoXSK, fallbackMTU, fallbackTxFull} {
 		m.fallbacks.WithLabelValues(r)
@@ -44,7 +54,7 @@ func newXSKMetrics(reg *prometheus.Registry) *xskMetrics {
 	for _, r := range []string{dropFrame, dropNoPort, dropTxError} {
 		m.drops.WithLabelValues(r)
 	}
-	reg.MustRegister(m.rx, m.tx, m.fallbacks, m.drops)
+	reg.MustRegister(m.rx, m.tx, m.fallbacks, m.drops, m.localLegs, m.localErrors)
 	return m
 }
 
