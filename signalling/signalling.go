@@ -98,6 +98,11 @@ type Server struct {
 	// server's own timeouts (lifetime.go) derive from it.
 	life    context.Context
 	endLife context.CancelFunc
+	// hurry ends at Hurry (a second signal while sip stops): the BYEs of
+	// calls ending from then on wait hurriedByeWait for an answer, not
+	// byeTimeout (hangupWithin).
+	hurry   context.Context
+	hurryUp context.CancelFunc
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -149,6 +154,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	s.liveCfg.Store(lv)
 	s.life, s.endLife = context.WithCancel(context.Background())
+	s.hurry, s.hurryUp = context.WithCancel(s.life)
 	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(s.life, st, s.log)
@@ -276,6 +282,8 @@ func (s *Server) Close() error {
 		wg.Wait()
 		select { // calls that were already ending on their own
 		case <-s.whenIdle():
+		case <-s.hurried():
+			s.log.Warn().Int("calls", s.Calls()).Msg("hurried: closing with calls still ending")
 		case <-time.After(closeWithWait):
 			s.log.Warn().Int("calls", s.Calls()).Msg("closing with calls still ending")
 		}
