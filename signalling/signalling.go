@@ -116,6 +116,9 @@ type Server struct {
 	byB   map[string]*call // by B-leg Call-ID (the edge's)
 	live  int              // calls not yet done (see track)
 	idle  chan struct{}    // closed when live drops to 0
+	// closing: Close has taken its list of calls to hang up; addCall
+	// refuses new ones (ErrShuttingDown).
+	closing bool
 }
 
 // Option configures a Server.
@@ -271,6 +274,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true) // nothing new while closing
+		s.mu.Lock()
+		s.closing = true // no call admitted after the snapshot below (addCall)
+		s.mu.Unlock()
 		var wg sync.WaitGroup
 		for _, c := range s.callsInProgress() {
 			wg.Add(1)
@@ -326,6 +332,10 @@ func (s *Server) callIDInUse(id string) bool {
 // not, must change nothing of the first call.
 func (s *Server) addCall(c *call) error {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrShuttingDown
+	}
 	if s.byA[c.aCallID] != nil {
 		s.mu.Unlock()
 		return ErrCallIDInUse
