@@ -23,7 +23,7 @@ TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql
 # TLS + SRTP PBX). Neither ships a service.
 DEMO_PKGS := sip-tester baresip
 
-.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop grafana-check noc-screenshots
+.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop rules-check grafana-check noc-screenshots
 
 deps:
 	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
@@ -71,7 +71,7 @@ vet:
 
 # Privileged tests (XDP, namespaces) must run: a skip is a failure here.
 # The throwaway PostgreSQL is stopped whether the tests pass or not.
-test: test-deps check-generate vet build postgres
+test: test-deps rules-check check-generate vet build postgres
 	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -timeout 25m ./... || { $(MAKE) -s postgres-stop; exit 1; }
 	@$(MAKE) -s postgres-stop
 
@@ -83,13 +83,19 @@ PG_PORT ?= 55432
 PG_DIR  ?= /tmp/xtrunk-pg
 export XTRUNK_TEST_POSTGRES ?= postgres://xtrunk@127.0.0.1:$(PG_PORT)/xtrunk?sslmode=disable
 
-# The NOC's rules and dashboard: promtool checks the rule files; a Go test
+# The NOC's rules: promtool checks the rule files and runs their unit
+# tests (deploy/prometheus/*_test.yml: ASR and NER within [0, 1] on a
+# fresh Prometheus and across a counter reset). make test runs it too.
+rules-check:
+	promtool check rules deploy/prometheus/recording.rules.yml deploy/prometheus/alerts.rules.yml
+	promtool test rules deploy/prometheus/*_test.yml
+
+# The NOC's rules and dashboard: rules-check; a Go test
 # checks the dashboard's structure (Grafana is not packaged for Debian);
 # the NOC lab scrapes real api, sip and relay processes (promtool check
 # metrics on their output) with a real Prometheus evaluating the rules and
 # every dashboard expression (root: it builds network namespaces).
-grafana-check: test-deps build
-	promtool check rules deploy/prometheus/recording.rules.yml deploy/prometheus/alerts.rules.yml
+grafana-check: test-deps rules-check build
 	$(GO) test -count=1 ./deploy/grafana/... ./deploy/termshot/
 	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -run 'TestNOCLab' ./signalling/
 

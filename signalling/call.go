@@ -438,7 +438,7 @@ func (c *call) closeWith(e Ending) {
 		answered, b, bID, hdrs, transferred := c.answered, c.b, c.bCallID, c.finalHdrs, c.transferred
 		c.mu.Unlock()
 		c.cancel()
-		ctx, cancel := c.s.within(byeTimeout)
+		ctx, cancel := c.s.hangupWithin()
 		defer cancel()
 		released := false
 		c.sip("-", "-", "end: %s", e.hangupCause())

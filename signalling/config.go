@@ -163,7 +163,7 @@ func DefaultConfig() Config {
 		MediaTimeout:         60 * time.Second,
 		SessionMinSE:         DefaultMinSE,
 		SessionExpires:       DefaultSessionExpires,
-		DrainTimeout:         60 * time.Second,
+		DrainTimeout:         10 * time.Second,
 		CarrierProbeInterval: 10 * time.Second,
 		GuardMaxRequests:     g.MaxRequests,
 		GuardRequestWindow:   g.RequestWindow,

@@ -40,3 +40,44 @@ func (s *Server) Calls() int {
 // DrainTimeout is how long a drain may last (drain-timeout, as last
 // reloaded).
 func (s *Server) DrainTimeout() time.Duration { return s.settings().cfg.DrainTimeout }
+
+// Hurry shortens the stop (a second signal): calls hung up from now on,
+// and BYEs already waiting, wait at most hurriedByeWait for the far end's
+// answer instead of byeTimeout (a PBX gone after a load run answers
+// none), and Close stops waiting for calls still ending. BYEs are still
+// sent and every CDR is still written. Safe to call more than once and
+// before Close.
+func (s *Server) Hurry() {
+	if s.hurryUp != nil {
+		s.hurryUp()
+	}
+}
+
+// hurried is closed once Hurry was called (never for a Server built
+// without New).
+func (s *Server) hurried() <-chan struct{} {
+	if s.hurry == nil {
+		return nil
+	}
+	return s.hurry.Done()
+}
+
+// hangupWithin is the context a BYE to a leg waits for its answer in:
+// byeTimeout, cut to hurriedByeWait from Hurry on. The BYE is sent either
+// way: a BYE begun after Hurry still has hurriedByeWait.
+func (s *Server) hangupWithin() (context.Context, context.CancelFunc) {
+	select {
+	case <-s.hurried():
+		return s.within(hurriedByeWait)
+	default:
+	}
+	ctx, cancel := s.within(byeTimeout)
+	if s.hurry == nil {
+		return ctx, cancel
+	}
+	stop := context.AfterFunc(s.hurry, func() {
+		t := time.AfterFunc(hurriedByeWait, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}

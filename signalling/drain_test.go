@@ -2,6 +2,7 @@ package signalling
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -97,4 +98,44 @@ func (tc testCall) end() {
 	tc.s.removeCall(tc.c)
 	close(tc.c.done)
 	tc.s.untrack()
+}
+
+// TestCloseRefusesLateCalls: once Close has begun, a call that passed
+// admission (its INVITE was handled before the drain) is refused with
+// ErrShuttingDown rather than filed where Close would never hang it up.
+func TestCloseRefusesLateCalls(t *testing.T) {
+	p := provision(t)
+	s := serve(t, testConfig(t), p.st)
+	if err := s.Close(); err != nil {
+		t.Logf("close: %v", err)
+	}
+	if err := s.addCall(&call{id: "late", aCallID: "late", done: make(chan struct{})}); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("a call after Close began: %v, want ErrShuttingDown", err)
+	}
+	if n := s.Calls(); n != 0 {
+		t.Errorf("%d calls live after Close", n)
+	}
+}
+
+// TestHurryCutsHangupWaits: a BYE's wait begun before Hurry is cut short
+// (canceled, not run out to byeTimeout), and one begun after Hurry is
+// bounded by hurriedByeWait.
+func TestHurryCutsHangupWaits(t *testing.T) {
+	p := provision(t)
+	s := serve(t, testConfig(t), p.st)
+	before, cancel := s.hangupWithin()
+	defer cancel()
+	if d, ok := before.Deadline(); !ok || time.Until(d) <= hurriedByeWait {
+		t.Fatalf("before Hurry: deadline %v, want byeTimeout", d)
+	}
+	s.Hurry()
+	<-before.Done()
+	if !errors.Is(before.Err(), context.Canceled) {
+		t.Errorf("a wait begun before Hurry ended with %v, want canceled by Hurry", before.Err())
+	}
+	after, cancel2 := s.hangupWithin()
+	defer cancel2()
+	if d, ok := after.Deadline(); !ok || time.Until(d) > hurriedByeWait {
+		t.Errorf("after Hurry: deadline in %v, want at most %v", time.Until(d), hurriedByeWait)
+	}
 }

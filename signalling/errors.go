@@ -8,6 +8,10 @@ var (
 	// ErrCallIDInUse is a new INVITE whose Call-ID is a live call's
 	// (482 Loop Detected): another source's, or a merged request.
 	ErrCallIDInUse = errors.New("signalling: Call-ID in use by a live call")
+	// ErrShuttingDown is a call admitted after Close began (503): its
+	// INVITE passed the drain check before the drain, Close hangs up
+	// only the calls it finds, so a later one would outlive it.
+	ErrShuttingDown = errors.New("signalling: shutting down")
 
 	// ErrRedirectRefused is a 3xx from an origination URI that is not
 	// followed (REQUIREMENTS §3.7): no usable Contact, or one toward

@@ -27,6 +27,10 @@ const (
 	// byeTimeout bounds a BYE to a leg as a call ends: a peer that does
 	// not answer must not hold the call's CDR for RFC 3261's 32 s.
 	byeTimeout = 5 * time.Second
+	// hurriedByeWait is byeTimeout once the stop is hurried (Hurry): long
+	// enough for a peer on the same network to answer, short enough that
+	// a second signal ends the process at once.
+	hurriedByeWait = 500 * time.Millisecond
 	// relayDeleteTimeout bounds the NG delete at a call's end (its
 	// answer carries the call's quality and recording for the CDR).
 	relayDeleteTimeout = 5 * time.Second

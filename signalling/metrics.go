@@ -31,7 +31,11 @@ import (
 //
 //	CPS per trunk:  sum by (trunk) (rate(xtrunk_sip_call_attempts_total[1m]))
 //	ASR per trunk:  sum by (trunk) (increase(xtrunk_sip_calls_answered_total[1h]))
-//	              / sum by (trunk) (increase(xtrunk_sip_call_attempts_total[1h]))
+//	              / sum by (trunk) (increase(xtrunk_sip_calls_answered_total[1h])
+//	                                or increase(xtrunk_sip_calls_failed_total[1h]))
+//	                (not over attempts: an attempt is counted at admission, its
+//	                answer later, so a window can hold more answers than
+//	                attempts; the rules file says more)
 //	ACD per trunk:  sum by (trunk) (increase(xtrunk_sip_call_duration_seconds_sum[1h]))
 //	              / sum by (trunk) (increase(xtrunk_sip_call_duration_seconds_count[1h]))
 //	median setup:   histogram_quantile(0.5, sum by (le) (rate(xtrunk_sip_call_setup_seconds_bucket[5m])))

@@ -98,6 +98,11 @@ type Server struct {
 	// server's own timeouts (lifetime.go) derive from it.
 	life    context.Context
 	endLife context.CancelFunc
+	// hurry ends at Hurry (a second signal while sip stops): the BYEs of
+	// calls ending from then on wait hurriedByeWait for an answer, not
+	// byeTimeout (hangupWithin).
+	hurry   context.Context
+	hurryUp context.CancelFunc
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -111,6 +116,9 @@ type Server struct {
 	byB   map[string]*call // by B-leg Call-ID (the edge's)
 	live  int              // calls not yet done (see track)
 	idle  chan struct{}    // closed when live drops to 0
+	// closing: Close has taken its list of calls to hang up; addCall
+	// refuses new ones (ErrShuttingDown).
+	closing bool
 }
 
 // Option configures a Server.
@@ -149,6 +157,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	s.liveCfg.Store(lv)
 	s.life, s.endLife = context.WithCancel(context.Background())
+	s.hurry, s.hurryUp = context.WithCancel(s.life)
 	s.relayIfaces, _ = parseRelayInterfaces(cfg.RelayInterfaces)
 	s.cache = NewCache(st, cfg.Domain, cfg.edges())
 	s.cdrs = newCDRWriter(s.life, st, s.log)
@@ -265,6 +274,9 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.draining.Store(true) // nothing new while closing
+		s.mu.Lock()
+		s.closing = true // no call admitted after the snapshot below (addCall)
+		s.mu.Unlock()
 		var wg sync.WaitGroup
 		for _, c := range s.callsInProgress() {
 			wg.Add(1)
@@ -276,6 +288,8 @@ func (s *Server) Close() error {
 		wg.Wait()
 		select { // calls that were already ending on their own
 		case <-s.whenIdle():
+		case <-s.hurried():
+			s.log.Warn().Int("calls", s.Calls()).Msg("hurried: closing with calls still ending")
 		case <-time.After(closeWithWait):
 			s.log.Warn().Int("calls", s.Calls()).Msg("closing with calls still ending")
 		}
@@ -318,6 +332,10 @@ func (s *Server) callIDInUse(id string) bool {
 // not, must change nothing of the first call.
 func (s *Server) addCall(c *call) error {
 	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrShuttingDown
+	}
 	if s.byA[c.aCallID] != nil {
 		s.mu.Unlock()
 		return ErrCallIDInUse

@@ -214,6 +214,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if p.conc {
 			s.conc.Release(p.trunk.Sid)
 		}
+		if errors.Is(err, ErrShuttingDown) {
+			s.metrics.refused(p.trunk.Sid, 503, reasonDraining)
+			respond(tx, req, 503, "Service Unavailable", nil)
+			return
+		}
 		if errors.Is(err, ErrCallIDInUse) {
 			// Another dialog's Call-ID (another tenant's, or a merged
 			// request, RFC 3261 §8.2.2.2): the live call stays untouched.

@@ -15,4 +15,4 @@ var (
 
 // errKilled says an edge process had to be killed: noted in the results,
 // not a failure of the run.
-var errKilled = errors.New("did not exit within 15 s of SIGTERM; killed")
+var errKilled = errors.New("did not exit within 30 s of SIGTERM; killed")

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -101,6 +102,9 @@ func TestDebPackage(t *testing.T) {
 				t.Errorf("%s lacks %q", u, want)
 			}
 		}
+		if got := environmentFiles(s); !slices.Equal(got, unitEnvFiles[u]) {
+			t.Errorf("%s: EnvironmentFile= %q, want %q", u, got, unitEnvFiles[u])
+		}
 		p := filepath.Join(udir, u)
 		if err := os.WriteFile(p, []byte(strings.ReplaceAll(s, "/usr/bin/xtrunk ", xt+" ")), 0o644); err != nil {
 			t.Fatal(err)
@@ -111,6 +115,28 @@ func TestDebPackage(t *testing.T) {
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
+}
+
+// unitEnvFiles are the environment files each unit reads, in order (a
+// later one wins), all optional ("-"): the secrets the processes take
+// from XTRUNK_* variables only (the relay's operator account, above
+// all) reach a service through them, never through the unit itself.
+var unitEnvFiles = map[string][]string{
+	"xtrunk.service":       {"-/etc/xtrunk/credentials", "-/etc/xtrunk/xtrunk.env"},
+	"xtrunk-relay.service": {"-/etc/xtrunk/credentials", "-/etc/xtrunk/xtrunk.env", "-/etc/xtrunk/relay.env"},
+	"xtrunk-sip.service":   {"-/etc/xtrunk/xtrunk.env", "-/etc/xtrunk/sip.env"},
+	"xtrunk-api.service":   {"-/etc/xtrunk/xtrunk.env", "-/etc/xtrunk/api.env"},
+}
+
+// environmentFiles is a unit's EnvironmentFile= values, in order.
+func environmentFiles(unit string) []string {
+	var out []string
+	for _, line := range strings.Split(unit, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "EnvironmentFile="); ok {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func prefixed(p string, names []string) []string {

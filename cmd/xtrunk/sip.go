@@ -75,13 +75,17 @@ func serveSIP(p *process, cfg signalling.Config) error {
 	case err := <-served:
 		return err // a listener failed
 	case <-p.ctx.Done():
-		// SIGTERM drains; SIGINT, or a second signal, stops at once
-		// (calls still up get a BYE either way).
-		if sig := p.signal(); sig == syscall.SIGTERM {
-			drain(log, srv, p.sigs, srv.DrainTimeout())
-		} else {
-			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
-		}
+	}
+	// SIGTERM drains; SIGINT stops at once. Calls still up get a BYE
+	// either way and their CDRs are written before sip exits. A signal
+	// after the first hurries the stop (hurryOnSignal); one more kills.
+	began := time.Now()
+	hurry, stopWatch := hurryOnSignal(log, srv, p)
+	defer stopWatch()
+	if sig := p.signal(); sig == syscall.SIGTERM {
+		drain(log, srv, hurry, srv.DrainTimeout())
+	} else {
+		log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("stopping")
 	}
 	stopping(log)
 	if err := srv.Close(); err != nil {
@@ -89,8 +93,29 @@ func serveSIP(p *process, cfg signalling.Config) error {
 	}
 	stopServing()
 	<-served
-	log.Info().Msg("sip stopped")
+	log.Info().Dur("stop_took", time.Since(began)).Msg("sip stopped")
 	return nil
+}
+
+// hurryOnSignal watches for a signal after the first while sip stops:
+// it ends the drain (the returned context), has the server hang up
+// without waiting long for BYE answers (signalling.Server.Hurry), and
+// gives SIGINT and SIGTERM their default action back, so a third signal
+// kills the process. stop ends the watch.
+func hurryOnSignal(log zerolog.Logger, srv *signalling.Server, p *process) (hurry context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-p.sigs:
+			log.Info().Str("signal", sig.String()).Int("calls", srv.Calls()).Msg("second signal: hanging up now; a third kills the process")
+			srv.Hurry()
+			p.defaultSignals()
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, func() { close(done); cancel() }
 }
 
 // sipConfig is the configuration from args, the environment and the config
@@ -174,19 +199,11 @@ func sipReload(started *command, args []string, srv *signalling.Server) reloadFu
 }
 
 // drain refuses new calls and waits for the ones up to end, until
-// timeout or another signal.
-func drain(log zerolog.Logger, srv *signalling.Server, sigs <-chan os.Signal, timeout time.Duration) {
+// timeout or hurry ends (another signal).
+func drain(log zerolog.Logger, srv *signalling.Server, hurry context.Context, timeout time.Duration) {
 	log.Info().Int("calls", srv.Calls()).Dur("timeout", timeout).Msg("SIGTERM: draining, new calls get 503")
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(hurry, timeout)
 	defer cancel()
-	go func() {
-		select {
-		case sig := <-sigs:
-			log.Info().Str("signal", sig.String()).Msg("second signal: stopping now")
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	if err := srv.Drain(ctx); err != nil {
 		log.Info().Int("calls", srv.Calls()).Msg("drain over: hanging up the calls left")
 		return

@@ -48,7 +48,7 @@ func TestSIPConfigFromYAML(t *testing.T) {
 	}
 	def := signalling.DefaultConfig()
 	if def.ListenTCP != signalling.ListenAuto || def.ListenTLS != signalling.ListenAuto || def.TLSMinVersion != "1.2" ||
-		def.DrainTimeout != time.Minute || def.GuardMaxRequests != 16 || def.GuardBan != 5*time.Minute || def.OptionsInterval != 10*time.Second {
+		def.DrainTimeout != 10*time.Second || def.GuardMaxRequests != 16 || def.GuardBan != 5*time.Minute || def.OptionsInterval != 10*time.Second {
 		t.Errorf("defaults: %+v", def)
 	}
 }

@@ -32,7 +32,7 @@ const topWindow = 60 * time.Second
 // topSample is one reading of the edge.
 type topSample struct {
 	at                         time.Time
-	attempts, answered         float64 // xtrunk_sip_call_attempts_total, calls_answered_total
+	attempts, answered, failed float64 // xtrunk_sip_call_attempts_total, calls_answered_total, calls_failed_total
 	durSum, durCount           float64 // xtrunk_sip_call_duration_seconds
 	active                     map[string]float64
 	relay                      RelayStats
@@ -202,6 +202,7 @@ func (s *topSample) readSIP(mfs map[string]*dto.MetricFamily) {
 	}
 	s.attempts = sum("xtrunk_sip_call_attempts_total")
 	s.answered = sum("xtrunk_sip_calls_answered_total")
+	s.failed = sum("xtrunk_sip_calls_failed_total")
 	for _, m := range mfs["xtrunk_sip_call_duration_seconds"].GetMetric() {
 		s.durSum += m.GetHistogram().GetSampleSum()
 		s.durCount += float64(m.GetHistogram().GetSampleCount())
@@ -258,12 +259,15 @@ func (v *topView) calls(hist []topSample) {
 	if span > 0 {
 		cps = fmt.Sprintf("%.2f", (cur.attempts-old.attempts)/span)
 	}
-	att, ans := cur.attempts-old.attempts, cur.answered-old.answered
-	if att <= 0 { // nothing new in the window: since sip started
-		att, ans = cur.attempts, cur.answered
+	// ASR over the calls with an outcome, as the recording rules have it
+	// (deploy/prometheus): over attempts, the answers of calls admitted
+	// before the window took it past 100 %.
+	ans, ended := cur.answered-old.answered, (cur.answered+cur.failed)-(old.answered+old.failed)
+	if ended <= 0 { // nothing new in the window: since sip started
+		ans, ended = cur.answered, cur.answered+cur.failed
 	}
-	if att > 0 {
-		asr = fmt.Sprintf("%.0f%%", 100*ans/att)
+	if ended > 0 {
+		asr = fmt.Sprintf("%.0f%%", 100*ans/ended)
 	}
 	ds, dc := cur.durSum-old.durSum, cur.durCount-old.durCount
 	if dc <= 0 {

@@ -241,10 +241,16 @@ func lastN(s string, n int) string {
 // returns the status line of the final answer ("" if none came).
 func (l *upLab) newInviteStatus(t *testing.T) string {
 	t.Helper()
-	server := netip.AddrPortFrom(l.tri.RelayCallerIP, 5060)
+	return inviteStatus(t, l.tri, netip.AddrPortFrom(l.tri.RelayCallerIP, 5060))
+}
+
+// inviteStatus sends one new INVITE from the PBX's namespace to server
+// and returns the status line of the final answer ("" if none came).
+func inviteStatus(t *testing.T, tri *testbed.Triangle, server netip.AddrPort) string {
+	t.Helper()
 	var status string
-	err := l.tri.Caller.Do(func() error {
-		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(l.tri.CallerIP, 0)))
+	err := tri.Caller.Do(func() error {
+		c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(tri.CallerIP, 0)))
 		if err != nil {
 			return err
 		}
