@@ -54,6 +54,10 @@ type Session struct {
 	ClockRate uint32
 	// Record copies every forwarded packet to the recorder (RecordReader).
 	Record bool
+	// LocalSource says Expect is an address of the relay's host: its
+	// packets come over lo, so one arriving at another device's XDP
+	// claiming it is forged and dropped (ReasonDropSpoofed).
+	LocalSource bool
 }
 
 // Quality is a leg's RFC 3550 reception statistics from the fast path.
@@ -131,6 +135,9 @@ func (s Session) raw() relayXtrSess {
 	if s.Record {
 		r.Flags |= uint8(relayXtrSessFlagsXTR_F_RECORD)
 	}
+	if s.LocalSource && s.Expect.IsValid() {
+		r.Flags |= uint8(relayXtrSessFlagsXTR_F_LOCAL_SRC)
+	}
 	return r
 }
 
@@ -145,6 +152,7 @@ func sessionFromRaw(r relayXtrSess) Session {
 		s.Expect = addrPort(r.ExpectAddr, r.ExpectPort)
 	}
 	s.Record = r.Flags&uint8(relayXtrSessFlagsXTR_F_RECORD) != 0
+	s.LocalSource = s.Expect.IsValid() && r.Flags&uint8(relayXtrSessFlagsXTR_F_LOCAL_SRC) != 0
 	if r.Flags&uint8(relayXtrSessFlagsXTR_F_RTCP_DEMUX) != 0 {
 		s.RTCPDemux = true
 		s.RTCPSrcPort = r.RtcpSrcPort

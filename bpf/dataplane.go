@@ -86,6 +86,9 @@ func load(o Options, dir string) (*Dataplane, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load spec: %w", err)
 	}
+	if err := dropResizedCounters(spec, dir); err != nil {
+		return nil, err
+	}
 	adopted := false
 	for name, m := range spec.Maps {
 		if !strings.HasPrefix(name, "xtr_") || strings.HasPrefix(name, ".") {
@@ -169,4 +172,33 @@ func NumCPU() int {
 		return runtime.NumCPU()
 	}
 	return n
+}
+
+// reasonsMap is the per-reason counter map: reasons are appended (types.h),
+// which grows it. It holds counters only, nothing a restart must adopt.
+const reasonsMap = "xtr_reasons_v2"
+
+// dropResizedCounters removes a pinned reason counter map of another size
+// than spec's (a relay from before a reason was appended): it cannot be
+// adopted, and its counters are all it loses — the calls in the other
+// pins are kept.
+func dropResizedCounters(spec *ebpf.CollectionSpec, dir string) error {
+	ms, ok := spec.Maps[reasonsMap]
+	if !ok {
+		return nil
+	}
+	path := filepath.Join(dir, reasonsMap)
+	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
+	if err != nil {
+		return nil // none pinned (or unreadable: LoadAndAssign says why)
+	}
+	size := m.MaxEntries()
+	m.Close()
+	if size == ms.MaxEntries {
+		return nil
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("remove pin %s of another size: %w", reasonsMap, err)
+	}
+	return nil
 }

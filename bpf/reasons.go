@@ -25,6 +25,7 @@ const (
 	ReasonPassIPv6Ext
 	ReasonPassHostSocket
 	ReasonPassMTU
+	ReasonDropSpoofed
 	ReasonMax
 )
 
@@ -50,6 +51,7 @@ var reasonLabels = [ReasonMax]string{
 	ReasonPassIPv6Ext:       "pass_ipv6_ext",
 	ReasonPassHostSocket:    "pass_host_socket",
 	ReasonPassMTU:           "pass_mtu",
+	ReasonDropSpoofed:       "drop_spoofed",
 }
 
 func (r Reason) String() string {
@@ -64,6 +66,8 @@ func (r Reason) Verdict() string {
 	switch {
 	case r <= ReasonForwardTX:
 		return "forward"
+	case r == ReasonDropSpoofed: // appended after the pass reasons
+		return "drop"
 	case r <= ReasonPassCrossFamily, r >= ReasonPassIPv6Ext && r < ReasonMax:
 		return "pass"
 	case r < ReasonMax:

@@ -141,6 +141,33 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 	q->jitter += d - ((q->jitter + 8) >> 4);
 }
 
+/* The kernel's own index for lo in every namespace (LOOPBACK_IFINDEX). */
+#define XTR_LO_IFINDEX 1
+
+/* spoofed says whether a packet that arrived on a device claims a source
+ * that can only be the relay's host: loopback (127.0.0.0/8, ::1) or one
+ * of the relay's addresses. The host's own packets to the relay travel
+ * over lo (where such sources are genuine); on any other device they are
+ * forged. The kernel's martian and rp_filter checks would drop them, but
+ * they run after XDP: an AF_XDP socket or a forward here would take them
+ * first. check_addrs adds the hash lookup of the relay's addresses (the
+ * loopback test alone is a few compares). */
+static __always_inline int spoofed(struct xdp_md *ctx, const __u8 *src, int check_addrs)
+{
+	if (ctx->ingress_ifindex == XTR_LO_IFINDEX)
+		return 0;
+	const __u32 *w = (const __u32 *)src;
+	if (is_v4_mapped(src) && (bpf_ntohl(w[3]) >> 24) == 127)
+		return 1;
+	if (w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == bpf_htonl(1))
+		return 1;
+	if (!check_addrs)
+		return 0;
+	struct xtr_sess_key a = {};
+	__builtin_memcpy(a.addr, src, 16);
+	return bpf_map_lookup_elem(&xtr_local_addrs_v2, &a) != NULL;
+}
+
 /* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
  * addresses inside its port range is the relay's (see host_socket), anything
  * else passes. */
@@ -348,14 +375,30 @@ int xtr_relay(struct xdp_md *ctx)
 				st->drops++;
 			return count(XTR_DROP_FOREIGN_SOURCE, XDP_DROP);
 		}
+		/* the latched party is on the relay's host (userspace knows all
+		 * of the namespace's addresses): what claims to be it here came
+		 * over the wire, forged — RTP injection into its call */
+		if ((s->flags & XTR_F_LOCAL_SRC) && ctx->ingress_ifindex != XTR_LO_IFINDEX) {
+			if (st)
+				st->drops++;
+			return count(XTR_DROP_SPOOFED, XDP_DROP);
+		}
 	}
 	if (s->action == XTR_ACT_DROP) {
 		if (st)
 			st->drops++;
 		return count(XTR_DROP_SESSION, XDP_DROP);
 	}
-	if (s->action != XTR_ACT_FORWARD)
+	if (s->action != XTR_ACT_FORWARD) {
+		/* learning: a forged local source must not be latched to (the
+		 * relay would send the call's media to itself or a host service) */
+		if (spoofed(ctx, p.src_addr, 1)) {
+			if (st)
+				st->drops++;
+			return count(XTR_DROP_SPOOFED, XDP_DROP);
+		}
 		return to_user(ctx, XTR_PASS_USERSPACE);
+	}
 
 	__u32 rate = s->clock_rate;
 	int record = s->flags & XTR_F_RECORD;

@@ -81,7 +81,8 @@ const (
 	relayXtrReasonXTR_PASS_IPV6EXT        relayXtrReason = 16
 	relayXtrReasonXTR_PASS_HOST_SOCKET    relayXtrReason = 17
 	relayXtrReasonXTR_PASS_MTU            relayXtrReason = 18
-	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 19
+	relayXtrReasonXTR_DROP_SPOOFED        relayXtrReason = 19
+	relayXtrReasonXTR_REASON_MAX          relayXtrReason = 20
 )
 
 type relayXtrRecMeta struct {
@@ -117,6 +118,7 @@ const (
 	relayXtrSessFlagsXTR_F_CHECK_SRC  relayXtrSessFlags = 1
 	relayXtrSessFlagsXTR_F_RTCP_DEMUX relayXtrSessFlags = 2
 	relayXtrSessFlagsXTR_F_RECORD     relayXtrSessFlags = 4
+	relayXtrSessFlagsXTR_F_LOCAL_SRC  relayXtrSessFlags = 8
 )
 
 type relayXtrSessKey struct {

@@ -27,6 +27,7 @@ enum xtr_reason {
 	XTR_PASS_IPV6_EXT,         /* IPv6 with extension headers (fragments, hop-by-hop...) */
 	XTR_PASS_HOST_SOCKET,      /* relay address and port range, no session, but a host socket owns the port */
 	XTR_PASS_MTU,              /* larger than the egress MTU: the kernel fragments or says so (ICMP) */
+	XTR_DROP_SPOOFED,          /* from a device, but from loopback or a relay address: forged (no host packet arrives that way) */
 	XTR_REASON_MAX,
 };
 
@@ -47,6 +48,7 @@ enum xtr_sess_flags {
 	XTR_F_CHECK_SRC = 1 << 0,  /* drop unless source == expect_addr:expect_port */
 	XTR_F_RTCP_DEMUX = 1 << 1, /* RTCP (PT 200-207) arriving here goes to rtcp_* */
 	XTR_F_RECORD = 1 << 2,     /* copy forwarded packets to the recorder (perf buffer) */
+	XTR_F_LOCAL_SRC = 1 << 3,  /* expect_addr is on the relay's host: its packets never arrive at a device's XDP */
 };
 
 /* Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d).

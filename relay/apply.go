@@ -111,6 +111,9 @@ func (r *Relay) planInterfaces(c *call, pl *sdpPlan, direction []string) ([2]str
 // planStream plans m, the i-th m= line: its endpoints (allocating the
 // missing ones) and its SDES.
 func (r *Relay) planStream(c *call, i int, m *sdp.Media, pl *sdpPlan, p *ng.Params) error {
+	if err := r.checkSelfTarget(m, p); err != nil {
+		return err
+	}
 	sp := &pl.streams[i]
 	if i < len(c.streams) {
 		sp.st = c.streams[i]

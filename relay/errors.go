@@ -39,6 +39,12 @@ var (
 	// ErrAnswerStreams is returned for an answer with more m= lines than
 	// the offer it answers (RFC 3264 section 6: the same number).
 	ErrAnswerStreams = errors.New("answer has more media streams than the offer")
+	// ErrSelfTarget is returned for an SDP whose media address is one of
+	// the relay's own ports (its media range or NG port) on its own host:
+	// media sent there would loop through the relay or reach its control
+	// port (spoof.go). The wording names the SDP: NG clients class it as
+	// the body's fault.
+	ErrSelfTarget = errors.New("SDP names a port of the relay itself")
 )
 
 var (

@@ -122,6 +122,9 @@ func (r *Relay) admit(s *sock, rt *route, p []byte, src netip.AddrPort, now int6
 	if learning && !s.learnable(rt.learn, src, p, now) {
 		return rt, nil, false, dropNotLearnable
 	}
+	if learning && r.spoofedLatch(rt.learn, src) {
+		return rt, nil, false, dropSpoofed
+	}
 	if rt.decrypt != nil {
 		// SRTP: nothing is latched or forwarded before it authenticates
 		q, err := rt.decrypt.decrypt(p, isRTCP)

@@ -2,11 +2,8 @@ package relay
 
 import (
 	"net/netip"
-	"sync"
-	"time"
 	"unsafe"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/relay/xsk"
@@ -31,61 +28,18 @@ import (
 // as before), go through XDP and AF_XDP. A call with remote parties only
 // binds nothing. Legs so bound: xtrunk_relay_local_legs.
 //
-// A leg is local when an address of its party — SDP, RTCP, or the source
-// it latched to — is an address of the namespace. The SDP decides at
-// offer/answer (and again at a re-INVITE that moves the party, and when a
-// restarted relay adopts the call); the latched source at latching,
-// which covers a party whose SDP names another address but whose media
-// comes from the host. A party that is local but whose SDP is not, and
-// whose first packets therefore never reach the relay, is not detected:
-// nothing of it is seen.
+// A leg is local when an address of its party — SDP or RTCP — is an
+// address of the namespace. The SDP decides at offer/answer (and again at
+// a re-INVITE that moves the party, and when a restarted relay adopts the
+// call). A leg never latches to a local source its SDP did not name
+// (spoof.go): a packet from a local address that arrives on a device is
+// forged, and one that arrives over lo reaches only a leg already bound
+// because its SDP was local. A party that is local but whose SDP is not is
+// not served: its packets never reach the relay.
 
-// localAddrsTTL bounds how stale the namespace's address list may be
-// (an address added to the host is seen within it).
-const localAddrsTTL = int64(time.Second)
-
-// localAddrs caches the namespace's addresses: offers and answers look
-// their parties up in it, at most one netlink dump per localAddrsTTL.
-type localAddrs struct {
-	mu    sync.Mutex
-	addrs map[netip.Addr]bool
-	at    int64 // monotonic ns of the last dump
-}
-
-// isLocal says whether a is an address of the relay's network namespace:
-// loopback, a relay interface's address, or any other address assigned
-// to one of its devices.
-func (x *xdpPath) isLocal(a netip.Addr) bool {
-	if !a.IsValid() {
-		return false
-	}
-	a = a.Unmap().WithZone("")
-	if a.IsLoopback() {
-		return true
-	}
-	for _, ifc := range x.r.ifaces {
-		if ifc.Addr.Unmap().WithZone("") == a {
-			return true
-		}
-	}
-	l := &x.local
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := monoNow(); l.addrs == nil || now-l.at > localAddrsTTL {
-		l.at = now
-		if list, err := x.nh.h.AddrList(nil, netlink.FAMILY_ALL); err == nil {
-			l.addrs = make(map[netip.Addr]bool, len(list))
-			for _, ad := range list {
-				if ip, ok := netip.AddrFromSlice(ad.IP); ok {
-					l.addrs[ip.Unmap()] = true
-				}
-			}
-		} else {
-			x.r.log.Warn().Err(err).Msg("socketless: listing the namespace's addresses failed; parties on this host are recognised by loopback and interface addresses only")
-		}
-	}
-	return l.addrs[a]
-}
+// isLocal says whether a is an address of the relay's network namespace
+// (hostAddrs, spoof.go).
+func (x *xdpPath) isLocal(a netip.Addr) bool { return x.r.isLocal(a) }
 
 // localParty is the first of e's party addresses that is local, if any.
 func (x *xdpPath) localParty(e *endpoint) netip.AddrPort {

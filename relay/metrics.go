@@ -22,6 +22,7 @@ const (
 	dropSRTPEncrypt   = "srtp_encrypt"    // encryption toward an SRTP party failed (key lifetime)
 	dropSRTPSSRCs     = "srtp_ssrc_limit" // a new SSRC beyond what one SRTP context keeps state for (maxSSRCs)
 	dropSRTPIndex     = "srtp_index_used" // after a restart, an SRTP index the previous process may have used
+	dropSpoofed       = "spoofed"         // a source on the relay's host that is forged (arrived on a device) or that the leg's SDP did not name
 )
 
 // metrics is the relay's private Prometheus registry.

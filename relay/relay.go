@@ -56,6 +56,7 @@ type Relay struct {
 	recReader *bpf.RecordReader
 	reserved  *reservation // the port range in ip_local_reserved_ports (xdp)
 	xp        *xdpPath     // the AF_XDP path (socketless)
+	host      *hostAddrs   // the namespace's addresses (spoof.go)
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -107,6 +108,7 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 			r.stopPollers()
 			r.wg.Wait()
 			b.close()
+			r.host.close()
 		}
 	}()
 	// socketless, the AF_XDP loops read what needs userspace; one poller
@@ -114,6 +116,11 @@ func New(cfg Config, opts ...Option) (*Relay, error) {
 	pollers := runtime.GOMAXPROCS(0)
 	if cfg.Dataplane == DataplaneXDP && cfg.Socketless {
 		pollers = 1
+	}
+	// in the relay's namespace: its addresses are what "local" means
+	var herr error
+	if r.host, herr = newHostAddrs(); herr != nil {
+		r.log.Warn().Err(herr).Msg("cannot list the namespace's addresses; parties on this host are recognised by loopback and interface addresses only")
 	}
 	if err := r.startPollers(pollers); err != nil {
 		return nil, err
@@ -208,6 +215,7 @@ func (r *Relay) close() error {
 	}
 	r.finishing.Wait()
 	r.binder.close()
+	r.host.close()
 	if r.dp != nil {
 		if r.cfg.RemoveOnExit {
 			r.unreservePorts()
@@ -296,6 +304,8 @@ func (r *Relay) setFast(s *sock, rt *route) {
 		return
 	}
 	entry := fastPathEntry(rt)
+	// a party on the host: what claims its address at a device is forged
+	entry.LocalSource = entry.Expect.IsValid() && r.isLocal(entry.Expect.Addr())
 	if s.fastSet && s.fast == entry {
 		// an answer or a latch reinstalls every route of the stream:
 		// the entries that did not change need no map write (nor a new

@@ -70,8 +70,6 @@ type xdpPath struct {
 
 	closed atomic.Bool
 	wg     sync.WaitGroup
-
-	local localAddrs // the namespace's own addresses (localparty.go)
 }
 
 // newXDPPath opens a socket on every RX queue of every relay device,
@@ -236,11 +234,18 @@ func (x *xdpPath) loop(p *xskPort) {
 			b.reset()
 			j := i
 			for ; j < n && owners[j] == s; j++ {
+				if x.spoofedFrame(p.ifindex, frames[j].src) {
+					s.drops.Add(1)
+					x.r.m.drop(dropSpoofed)
+					continue
+				}
 				b.add(frames[j].payload, frames[j].src)
 			}
-			s.rx.Lock()
-			x.r.handle(s, b)
-			s.rx.Unlock()
+			if b.count() > 0 {
+				s.rx.Lock()
+				x.r.handle(s, b)
+				s.rx.Unlock()
+			}
 			i = j
 		}
 		x.flushAll(b)

@@ -348,7 +348,7 @@ func (c *call) provisional(res *sip.Response) {
 		return
 	}
 	toTag, _ := res.To().Params.Get("tag")
-	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
+	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, msgSource(res), res.Body())
 	if err != nil {
 		c.log.Warn().Err(err).Msg("relay refused early media")
 		_ = c.a.Respond(180, "Ringing", nil)
@@ -379,7 +379,7 @@ func (c *call) answered200(b *sipgo.DialogClientSession) (int, string, error) {
 	if c.drBridging() { // a disaster-recovery <Dial> after <Play> answered the A-leg
 		return c.drBridge(b)
 	}
-	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
+	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, msgSource(res), res.Body())
 	if err != nil {
 		c.log.Error().Err(err).Msg("relay answer failed")
 		_ = b.Ack(c.ctx)

@@ -154,7 +154,7 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 		status, reason, hdrs := relayRefusal(err, true)
 		respond(tx, req, status, reason, hdrs)
 	}
-	out, err := c.s.mediaReoffer(ctx, c, fromA, req.Body())
+	out, err := c.s.mediaReoffer(ctx, c, fromA, msgSource(req), req.Body())
 	if err != nil {
 		relayRefused(err, "offer")
 		return
@@ -170,7 +170,7 @@ func (c *call) reinviteFrom(fromA bool, req *sip.Request, tx sip.ServerTransacti
 		respond(tx, req, res.StatusCode, res.Reason, nil)
 		return
 	}
-	ans, err := c.s.mediaReanswer(ctx, c, fromA, res.Body())
+	ans, err := c.s.mediaReanswer(ctx, c, fromA, msgSource(res), res.Body())
 	if err != nil {
 		relayRefused(err, "answer")
 		return

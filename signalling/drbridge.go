@@ -29,7 +29,7 @@ func (c *call) drBridging() bool {
 func (c *call) drBridge(b *sipgo.DialogClientSession) (int, string, error) {
 	res := b.InviteResponse
 	toTag, _ := res.To().Params.Get("tag")
-	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, res.Body())
+	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, msgSource(res), res.Body())
 	if err != nil {
 		c.log.Error().Err(err).Msg("disaster recovery: relay answer for the bridged leg failed")
 		_ = b.Ack(c.ctx)

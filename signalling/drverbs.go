@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -234,7 +235,7 @@ func (c *call) answerForMedia(pt int) error {
 	hold := "v=0\r\no=xtrunk-dr 1 1 IN IP4 0.0.0.0\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\n" +
 		"m=audio 9 RTP/AVP " + strconv.Itoa(pt) + "\r\na=rtpmap:" + strconv.Itoa(pt) + " " + name + "/8000\r\na=sendrecv\r\n"
 	toTag := sip.GenerateTagN(16)
-	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, []byte(hold))
+	sdp, err := c.s.mediaAnswer(c.ctx, c, toTag, netip.Addr{}, []byte(hold))
 	if err != nil {
 		return fmt.Errorf("relay answer for playback: %w", err)
 	}
@@ -436,7 +437,7 @@ func (r *drRun) reoffer(targets []route.Target[dest], carrier, force bool) ([]by
 	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
 	defer cancel()
 	c.s.mediaDelete(ctx, c)
-	offer, err := c.s.offerAnswer(ctx, c, false, c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), ifs)
+	offer, err := c.s.offerAnswer(ctx, c, false, c.fromTag, "", c.aSrc, c.a.InviteRequest.Body(), c.p.customerIsA(), ifs)
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,10 @@ var (
 	ErrNoSuchCall = errors.New("signalling: no such call in progress")
 	// ErrNotBanned is an unban of a source or prefix under no ban.
 	ErrNotBanned = errors.New("signalling: not banned")
+	// ErrSDPSelfAddr is an SDP from a peer elsewhere that names loopback
+	// or one of the edge's own addresses as its media address (488;
+	// sdpaddr.go).
+	ErrSDPSelfAddr = errors.New("signalling: SDP names an address of the edge")
 )
 
 // refusal is a termination check's answer: a SIP status and reason

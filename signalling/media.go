@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -76,35 +77,41 @@ var sdesOnly80 = ng.SDES{Only: []string{"AES_CM_128_HMAC_SHA1_80"}, No: []string
 // in on the A-leg's interface and leaves on the B-leg's (toward the first
 // of targets).
 func (s *Server) mediaOffer(ctx context.Context, c *call, targets []route.Target[dest]) ([]byte, error) {
-	return s.offerAnswer(ctx, c, false, c.fromTag, "", c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(ctx, c, targets))
+	return s.offerAnswer(ctx, c, false, c.fromTag, "", c.aSrc, c.a.InviteRequest.Body(), c.p.customerIsA(), s.interfaces(ctx, c, targets))
 }
 
-// mediaAnswer hands the B-leg's SDP (toTag is its To tag) to the relay
-// and returns the A-leg's.
-func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, sdp []byte) ([]byte, error) {
-	return s.offerAnswer(ctx, c, true, c.fromTag, toTag, sdp, !c.p.customerIsA(), nil)
+// mediaAnswer hands the B-leg's SDP (toTag is its To tag; peer where it
+// came from, zero for an SDP the edge made) to the relay and returns the
+// A-leg's.
+func (s *Server) mediaAnswer(ctx context.Context, c *call, toTag string, peer netip.Addr, sdp []byte) ([]byte, error) {
+	return s.offerAnswer(ctx, c, true, c.fromTag, toTag, peer, sdp, !c.p.customerIsA(), nil)
 }
 
-// mediaReoffer passes a re-INVITE's offer from one leg (fromA) to the
-// relay and returns the SDP for the other leg.
-func (s *Server) mediaReoffer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
+// mediaReoffer passes a re-INVITE's offer from one leg (fromA; peer where
+// it came from) to the relay and returns the SDP for the other leg.
+func (s *Server) mediaReoffer(ctx context.Context, c *call, fromA bool, peer netip.Addr, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	return s.offerAnswer(ctx, c, false, from, to, sdp, fromA == c.p.customerIsA(), nil)
+	return s.offerAnswer(ctx, c, false, from, to, peer, sdp, fromA == c.p.customerIsA(), nil)
 }
 
-// mediaReanswer passes the answer to a re-INVITE sent by fromA and
-// returns the SDP for fromA.
-func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, sdp []byte) ([]byte, error) {
+// mediaReanswer passes the answer (from peer) to a re-INVITE sent by
+// fromA and returns the SDP for fromA.
+func (s *Server) mediaReanswer(ctx context.Context, c *call, fromA bool, peer netip.Addr, sdp []byte) ([]byte, error) {
 	from, to := c.tags(fromA)
-	return s.offerAnswer(ctx, c, true, from, to, sdp, fromA != c.p.customerIsA(), nil)
+	return s.offerAnswer(ctx, c, true, from, to, peer, sdp, fromA != c.p.customerIsA(), nil)
 }
 
 // offerAnswer sends the relay an NG offer or answer: sdp is the party's
 // whose tag is from (offer) or to (answer); byCustomer says whether that
 // party is the customer (its latching flag; an offer's SDP goes to the
 // other party, shaped by toward); direction names the interfaces on a
-// call's first offer.
-func (s *Server) offerAnswer(ctx context.Context, c *call, isAnswer bool, from, to string, sdp []byte, byCustomer bool, direction []string) ([]byte, error) {
+// call's first offer. peer is where the SDP came from: a peer elsewhere
+// naming the edge's own addresses is refused (sdpaddr.go) before the
+// relay sees it.
+func (s *Server) offerAnswer(ctx context.Context, c *call, isAnswer bool, from, to string, peer netip.Addr, sdp []byte, byCustomer bool, direction []string) ([]byte, error) {
+	if a := s.sdpSelfAddr(peer, sdp); a.IsValid() {
+		return nil, fmt.Errorf("%w: %v, from %v", ErrSDPSelfAddr, a, peer)
+	}
 	p := ng.Params{CallID: c.id, FromTag: from, ToTag: to, SDP: string(sdp), Direction: direction,
 		Replace: ng.Replace{Origin: true, SessionConnection: true}}
 	latching(c, byCustomer, &p.Flags)

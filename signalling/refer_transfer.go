@@ -196,7 +196,7 @@ func (t *call) placeTransfer(targets []route.Target[dest], toCarrier bool) (int,
 	t.mu.Lock()
 	sdpA := t.sdpFromA
 	t.mu.Unlock()
-	offer, err := t.s.offerAnswer(t.ctx, t, false, t.fromTag, "", sdpA, false, dirs)
+	offer, err := t.s.offerAnswer(t.ctx, t, false, t.fromTag, "", t.aSrc, sdpA, false, dirs)
 	if err != nil {
 		t.log.Error().Err(err).Msg("relay offer for the transfer failed")
 		status, reason, _ := relayRefusal(err, false)

@@ -23,6 +23,9 @@ const relayRetryAfter = 10 * time.Second
 // and a relay that did not answer at all (503 with Retry-After).
 func relayRefusal(err error, inDialog bool) (int, string, []sip.Header) {
 	retry := []sip.Header{sip.NewHeader("Retry-After", strconv.Itoa(int(relayRetryAfter/time.Second)))}
+	if errors.Is(err, ErrSDPSelfAddr) {
+		return 488, "Not Acceptable Here", nil
+	}
 	var re *ng.ReplyError
 	if !errors.As(err, &re) {
 		return 503, "Media Relay Unavailable", retry
