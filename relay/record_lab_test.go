@@ -130,8 +130,7 @@ func testRecording(t *testing.T, mode, dataplane string) {
 	go func() { defer close(done); caller.send(t, 100) }()
 	callee.send(t, 100) // 2 s of conversation
 	<-done
-	time.Sleep(100 * time.Millisecond)
-	q := do(t, c, ng.Dict{"command": "query", "call-id": "rec-" + mode})
+	q := queryUntil(t, c, "rec-"+mode, func(q ng.Dict) bool { return statInt(streamStats(t, q, "callee"), "fast path") >= 145 })
 	if f := statInt(streamStats(t, q, "callee"), "fast path"); f < 145 {
 		t.Errorf("only %d of the callee's 150 packets took the fast path: recording copies from XDP not exercised", f)
 	}

@@ -137,7 +137,7 @@ func TestTerminationLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitBoundUDP(t, tri.Callee, 5060, uas) // a fixed sleep raced SIPp's start under load
 	runUAC := func(scenario, server string) {
 		t.Helper()
 		uac, err := tri.Caller.Start(ctx, sipp, "-sf", filepath.Join(testdata, scenario),
@@ -168,7 +168,7 @@ func TestTerminationLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitBoundUDP(t, tri.Callee, 5080, uasRing)
 	runUAC("uac_cancel.xml", cancelAddr)
 	if err := uasRing.Wait(); err != nil {
 		t.Fatalf("SIPp ringing UAS: %v\n%s", err, uasRing.Output())
@@ -199,7 +199,7 @@ func TestTerminationLab(t *testing.T) {
 	// The CDRs, oldest first: the direct call, the failover call, the
 	// cancelled call.
 	var calls []store.Call
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(cdrWait)
 	for time.Now().Before(deadline) {
 		calls, _, err = p.st.ListCalls(context.Background(), p.account, store.CallFilter{}, store.Page{})
 		if err != nil {
