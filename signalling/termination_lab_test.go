@@ -288,18 +288,19 @@ func startB2BUA(t *testing.T, ctx context.Context, tri *testbed.Triangle, bin, c
 func waitUDP(t *testing.T, ns *testbed.NS, addr string) {
 	t.Helper()
 	laddr := "0.0.0.0:0"
-	for i := 0; i < 50; i++ {
+	// A deadline, not a count of tries: a try refused at once (nothing
+	// bound yet) takes no time, so 50 of them were 5 s, under the 10 s a
+	// starting edge may take for its store (startupStoreTimeout).
+	for deadline := time.Now().Add(startupStoreTimeout + 10*time.Second); time.Now().Before(deadline); {
 		var got string
 		_ = ns.Do(func() error {
 			got, _ = tryExchange(laddr, addr, rawRequest{method: "OPTIONS", ruri: "sip:" + aclHost}, 200*time.Millisecond)
 			return nil
 		})
-		if got == "" {
-			time.Sleep(100 * time.Millisecond)
-		}
 		if strings.HasPrefix(got, "SIP/2.0 200") {
 			return
 		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("nothing answers SIP at %s", addr)
 }
