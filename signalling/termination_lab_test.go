@@ -236,11 +236,14 @@ func TestTerminationLab(t *testing.T) {
 			t.Errorf("CDR %d: media did not flow both ways through the relay: %+v", i, c.Quality)
 		}
 	}
-	if setup := calls[0].Answer.Sub(calls[0].Start); setup > 2*time.Second {
-		t.Errorf("direct call took %v to answer", setup)
+	// Behaviour, not speed (a loaded machine stretches both): the direct
+	// call did not wait out a no-response timer, the failover call did,
+	// and left on it rather than on Timer B (32 s).
+	if setup := calls[0].Answer.Sub(calls[0].Start); setup >= noResponseTimeout {
+		t.Errorf("direct call took %v to answer: it waited for a failover", setup)
 	}
-	if setup := calls[1].Answer.Sub(calls[1].Start); setup < noResponseTimeout || setup > noResponseTimeout+2*time.Second {
-		t.Errorf("failover call answered after %v, want about %v", setup, noResponseTimeout)
+	if setup := calls[1].Answer.Sub(calls[1].Start); setup < noResponseTimeout || setup > 3*noResponseTimeout {
+		t.Errorf("failover call answered after %v, want the %v no-response timer", setup, noResponseTimeout)
 	}
 
 	// Refusals from the PBX's address, on the wire.
