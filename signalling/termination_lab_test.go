@@ -216,7 +216,9 @@ func TestTerminationLab(t *testing.T) {
 	sort.Slice(calls, func(i, j int) bool { return calls[i].Start.Before(calls[j].Start) })
 	if c := calls[2]; c.SIPResponseCode != 487 || c.Status != "canceled" || !c.Answer.IsZero() || !strings.HasPrefix(c.HangupCause, string(hangupCaller)) {
 		t.Errorf("cancelled call's CDR wrong: %+v", c)
-	} else if d := c.End.Sub(c.Start); d > 2*time.Second {
+	} else if d := c.End.Sub(c.Start); d > 10*time.Second {
+		// A CANCEL not acted on leaves the call ringing until SIPp's 30 s
+		// timeout; 2 s here was a timing a loaded machine could miss.
 		t.Errorf("cancelled call ended %v after it began: the CANCEL was not acted on at once", d)
 	}
 	t.Logf("CDR 2: %+v", calls[2])
