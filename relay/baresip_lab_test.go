@@ -102,7 +102,7 @@ func testBaresipSRTP(t *testing.T, mode string) {
 	// INVITE → NG offer (SRTP from the customer, plain toward the carrier)
 	// and NG answer → 200 OK with the relay's SRTP answer.
 	sc := &sipPeer{conn: sipConn, local: uas}
-	inv := sc.await(t, "INVITE", 5*time.Second)
+	inv := sc.await(t, "INVITE", 15*time.Second) // baresip starting on a loaded machine: a wait, not a timing
 	sc.respond(t, inv, 100, "Trying", "")
 	if !strings.Contains(inv.body, " RTP/SAVP ") || !strings.Contains(inv.body, "a=crypto:") {
 		t.Fatalf("baresip did not offer SDES-SRTP:\n%s", inv.body)
@@ -365,7 +365,7 @@ func (p *sipPeer) bye(t *testing.T, inv *sipMsg) {
 	fmt.Fprintf(&b, "To: %s\r\n", inv.header("from"))
 	fmt.Fprintf(&b, "Call-ID: %s\r\nCSeq: 1 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n", inv.header("call-id"))
 	p.send(t, inv.from, []byte(b.String()))
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // an event to wait for, not a time to meet: generous for a loaded machine
 	for {
 		m := p.read(t, deadline)
 		if m == nil {

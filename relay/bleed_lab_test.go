@@ -300,7 +300,7 @@ func testBleed(t *testing.T, mode string) {
 		spray.mu.Unlock()
 	}
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		good, bad := s.Counts()
+		good, bad := s.Drain(n, drainWait)
 		if good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets and %d others (injected)", name, good, n, bad)
 		}
@@ -414,9 +414,7 @@ func testNAT(t *testing.T, mode, flag string) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-
-	if good, bad := atCallee.Counts(); good != n || bad != 0 {
+	if good, bad := atCallee.Drain(n, drainWait); good != n || bad != 0 {
 		t.Errorf("callee received %d/%d of the NATed caller's packets, %d bad", good, n, bad)
 	}
 	want, other := atNAT, atSDP
@@ -425,7 +423,7 @@ func testNAT(t *testing.T, mode, flag string) {
 		want, other = atSDP, atNAT
 		wantName, otherName = otherName, wantName
 	}
-	if good, bad := want.Counts(); good != n || bad != 0 {
+	if good, bad := want.Drain(n, drainWait); good != n || bad != 0 {
 		t.Errorf("%s: %s received %d/%d of the callee's packets, %d bad", flag, wantName, good, n, bad)
 	}
 	if good, bad := other.Counts(); good != 0 || bad != 0 {

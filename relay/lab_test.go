@@ -190,6 +190,11 @@ type sink = rtpgen.Sink
 
 func newSink(conn *net.UDPConn, ssrc uint32) *sink { return rtpgen.NewSink(conn, ssrc) }
 
+// drainWait bounds a sink's wait for the last packets of a stream once it
+// was sent (Sink.Drain): they may still be in the relay on a loaded
+// machine, where a fixed pause missed some.
+const drainWait = 5 * time.Second
+
 // rtpPacket is rtpgen's packet with payload type pt.
 func rtpPacket(b []byte, pt uint8, ssrc uint32, seq uint16) []byte {
 	p := rtpgen.Packet(b, ssrc, seq)

@@ -160,9 +160,8 @@ func testRestart(t *testing.T, socketless bool) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		good, bad := s.Counts()
+		good, bad := s.Drain(n, drainWait)
 		if good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets, %d bad, across kill -9 and restart", name, good, n, bad)
 		}

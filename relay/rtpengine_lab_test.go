@@ -144,7 +144,6 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
 	for _, c := range []struct {
 		who  string
 		s    *sink
@@ -153,7 +152,7 @@ func runCompatSequence(t *testing.T, s compatSubject) compatReplies {
 		{"callee", atCallee, netip.AddrPortFrom(tri.RelayCalleeIP, toCallee.Port())},
 		{"caller", atCaller, netip.AddrPortFrom(tri.RelayCallerIP, toCaller.Port())},
 	} {
-		good, bad := c.s.Counts()
+		good, bad := c.s.Drain(n, drainWait)
 		if good != n || bad != 0 {
 			t.Errorf("%s: %s received %d/%d intact packets, %d bad", s.name, c.who, good, n, bad)
 		}

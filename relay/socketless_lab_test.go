@@ -317,9 +317,8 @@ func TestSocketlessFamilies(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			time.Sleep(200 * time.Millisecond)
 			for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-				good, bad := s.Counts()
+				good, bad := s.Drain(n, drainWait)
 				if good != n || bad != 0 {
 					t.Errorf("%s received %d/%d intact packets, %d bad", name, good, n, bad)
 				}
@@ -390,9 +389,8 @@ func TestSocketlessRestartNewCall(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
 	for name, s := range map[string]*sink{"callee": atCallee, "caller": atCaller} {
-		if good, bad := s.Counts(); good != n || bad != 0 {
+		if good, bad := s.Drain(n, drainWait); good != n || bad != 0 {
 			t.Errorf("%s received %d/%d intact packets, %d bad", name, good, n, bad)
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/pion/srtp/v2"
 
@@ -132,11 +131,10 @@ func testSRTPCall(t *testing.T, suite, mode string) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	if good, b := atCallee.Counts(); good != n || b != 0 {
+	if good, b := atCallee.Drain(n, drainWait); good != n || b != 0 {
 		t.Errorf("carrier received %d/%d intact plain packets, %d bad", good, n, b)
 	}
-	if good, b := atCaller.Counts(); good != n || b != 0 {
+	if good, b := atCaller.Drain(n, drainWait); good != n || b != 0 {
 		t.Errorf("customer decrypted %d/%d intact packets, %d bad", good, n, b)
 	}
 
@@ -154,11 +152,10 @@ func testSRTPCall(t *testing.T, suite, mode string) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	if good, b := atCallee.Counts(); good != n+1 || b != 0 {
+	if good, b := atCallee.Drain(n+1, drainWait); good != n+1 || b != 0 {
 		t.Errorf("after attacks the carrier has %d intact packets (want %d: only the genuine one), %d bad", good, n+1, b)
 	}
-	q := do(t, c, ng.Dict{"command": "query", "call-id": "srtp"})
+	q := queryUntil(t, c, "srtp", func(q ng.Dict) bool { return statInt(streamStats(t, q, "cust"), "drops") >= 3 })
 	st := streamStats(t, q, "cust")
 	if d := statInt(st, "drops"); d != 3 {
 		t.Errorf("customer stream drops %d, want 3 (tampered, replayed, wrong key)", d)
@@ -199,8 +196,11 @@ func TestSRTPAttackerCannotLatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
-	q := do(t, c, ng.Dict{"command": "query", "call-id": "latch"})
+	// The relay may not have read all 20 yet (a fixed 100 ms raced it
+	// under load): query until it counts them, then look at the latch.
+	q := queryUntil(t, c, "latch", func(q ng.Dict) bool {
+		return statInt(q.Dict("tags").Dict("cust").List("medias")[0].(ng.Dict).List("streams")[0].(ng.Dict).Dict("stats"), "drops") >= 20
+	})
 	ep := q.Dict("tags").Dict("cust").List("medias")[0].(ng.Dict).List("streams")[0].(ng.Dict)
 	for _, f := range ep.List("flags") {
 		if f == "confirmed" {

@@ -46,23 +46,30 @@ const goodSDP = "v=0\r\no=pbx 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\
 	"m=audio 40000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
 
 // silentGateway is a UDP socket that reads and never answers: a carrier
-// gateway or origination URI that is down.
-func silentGateway(t *testing.T) string {
+// gateway or origination URI that is down. heard gets a value for each
+// datagram it reads (dropped when nobody takes it), so that a test can
+// wait for the edge to have dialled it.
+func silentGateway(t *testing.T) (addr string, heard <-chan struct{}) {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	got := make(chan struct{}, 1)
 	go func() {
 		buf := make([]byte, 65536)
 		for {
 			if _, _, err := pc.ReadFrom(buf); err != nil {
 				return
 			}
+			select {
+			case got <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	t.Cleanup(func() { pc.Close() })
-	return pc.LocalAddr().String()
+	return pc.LocalAddr().String(), got
 }
 
 // TestAdmissionWithRelay checks the refusals that come after the relay is
@@ -98,7 +105,8 @@ func TestAdmissionWithRelay(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RelayNG = loopbackRelay(t)
 	cfg.DefaultConcurrency = 1
-	cfg.Carriers = []string{"sip:" + silentGateway(t)}
+	gateway, gatewayHeard := silentGateway(t)
+	cfg.Carriers = []string{"sip:" + gateway}
 	cfg.CarrierSources = []string{"127.0.0.2/32"}
 	cfg.ListenUDP = serve(t, cfg, p.st).Addr("UDP").String()
 
@@ -137,7 +145,16 @@ func TestAdmissionWithRelay(t *testing.T) {
 		}
 		first <- got
 	}()
-	time.Sleep(500 * time.Millisecond)
+	// The first call holds the slot once the edge dials the gateway (the
+	// slot is taken at admission, before the B-leg): a fixed sleep would
+	// race the edge under load and let the second call in first.
+	select {
+	case <-gatewayHeard:
+	case got := <-first:
+		t.Fatalf("first call: answered %q before the edge dialled the gateway", statusLine(got))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the edge never dialled the silent gateway for the first call")
+	}
 	got := exchange(t, "127.0.0.1:0", cfg.ListenUDP, rawRequest{ruri: term("+14155550123"), body: goodSDP}, 3*time.Second)
 	if want := "SIP/2.0 503 Trunk concurrency limit exceeded"; statusLine(got) != want {
 		t.Fatalf("second call: want %q, got %q", want, statusLine(got))

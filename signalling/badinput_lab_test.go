@@ -85,7 +85,7 @@ func TestBadInputLab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	waitBoundUDP(t, tri.Callee, 5060, uas) // a fixed sleep raced SIPp's start under load
 
 	// The call in progress: uac_auth.xml holding 8 s instead of 2.
 	scen, err := os.ReadFile(filepath.Join(testdata, "uac_auth.xml"))
@@ -227,7 +227,7 @@ func TestBadInputLab(t *testing.T) {
 
 	// Both calls completed with media both ways through the relay.
 	var calls []store.Call
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(cdrWait); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if calls, _, err = p.st.ListCalls(context.Background(), p.account, store.CallFilter{}, store.Page{}); err != nil {
 			t.Fatal(err)
 		}

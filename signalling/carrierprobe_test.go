@@ -80,7 +80,11 @@ func TestCarrierProbeFollowsReload(t *testing.T) {
 	defer silent.Close()
 	p := provision(t)
 	cfg := testConfig(t)
-	cfg.CarrierProbeInterval = 100 * time.Millisecond
+	// A probe waits min(interval, probeTimeoutMax) for its answer: at
+	// 100 ms the answering gateway's 200 missed it under load and that
+	// gateway went down too. 1 s: the silent one is down after 3 rounds
+	// (about 6 s), well inside the waits below.
+	cfg.CarrierProbeInterval = time.Second
 	cfg.Carriers = []string{"sip:" + answering.LocalAddr().String(), "sip:" + silent.LocalAddr().String()}
 	s := serve(t, cfg, p.st)
 	upSeries := func(a net.Addr) string {

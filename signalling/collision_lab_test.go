@@ -1,6 +1,7 @@
 package signalling
 
 import (
+	"bytes"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -174,6 +175,11 @@ func sipExchangeMsg(t *testing.T, ns *testbed.NS, src, dst netip.AddrPort, msg s
 	if _, err := conn.WriteToUDPAddrPort([]byte(msg), dst); err != nil {
 		t.Fatal(err)
 	}
+	// Only this request's answer (Call-ID and CSeq): a caller reusing src
+	// gets the edge's retransmissions of an earlier final (Timer G:
+	// nobody ACKs them here), which under load arrived first and read as
+	// this one's (TestRelayErrorsLab: the junk INVITE's 488 for the next).
+	callID, cseq := sipHeaderValue([]byte(msg), "Call-ID"), sipHeaderValue([]byte(msg), "CSeq")
 	buf := make([]byte, 65535)
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
@@ -182,7 +188,8 @@ func sipExchangeMsg(t *testing.T, ns *testbed.NS, src, dst netip.AddrPort, msg s
 			return 0, ""
 		}
 		f := strings.Fields(string(buf[:n]))
-		if len(f) < 2 || f[0] != "SIP/2.0" {
+		if len(f) < 2 || f[0] != "SIP/2.0" || !bytes.Equal(sipHeaderValue(buf[:n], "Call-ID"), callID) ||
+			!bytes.Equal(sipHeaderValue(buf[:n], "CSeq"), cseq) {
 			continue
 		}
 		if code, _ := strconv.Atoi(f[1]); code >= 200 {

@@ -152,8 +152,10 @@ func (l *trunkLab) leftLocally(t *testing.T, st *store.Store, sipA netip.AddrPor
 	pbxPort := l.port()
 	did := l.edgeTrunk(t, st, "local-"+edge, l.customerURI(pbxPort)+";edge="+edge)
 	pbx := l.startUAS(t, tri.Caller, "local-pbx-"+edge, "uas_answer.xml", tri.CallerIP, pbxPort, l.port(), "-rtp_echo", "-m", "1")
+	// 2 s of media: checkCDR wants 30 packets each way, which a 1 s call
+	// (50 at best) missed under load when SIPp's pcap started late (29).
 	uac := l.startSIPp(t, tri.Callee, "local-carrier-"+edge, "uac_carrier.xml", tri.CalleeIP, l.port(), l.port(),
-		append([]string{"-d", "1000"}, carrierArgs(did, sipA.String())...)...)
+		append([]string{"-d", "2000"}, carrierArgs(did, sipA.String())...)...)
 	uac.wait(t)
 	pbx.wait(t)
 	msgs, _ := os.ReadFile(pbx.msgs)

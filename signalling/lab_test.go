@@ -654,11 +654,19 @@ func (l *trunkLab) checkMedia(t *testing.T, what string, got map[string]streamCo
 	}
 }
 
+// cdrWait bounds a test's wait for a call's CDR once the call is over.
+// The edge writes it after both legs answered their BYEs (at most
+// byeTimeout) and the relay answered its delete (at most
+// relayDeleteTimeout), in a batch that lingers cdrLinger: a deadline
+// under their sum races a slow peer or relay rather than testing the
+// CDR. The margin is for a loaded machine.
+const cdrWait = byeTimeout + relayDeleteTimeout + cdrLinger + 10*time.Second
+
 // cdrs waits (a bounded time) until the store holds n CDRs to the number
 // to, and returns them oldest first.
 func (l *trunkLab) cdrs(t *testing.T, to string, n int) []store.Call {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(cdrWait)
 	var all []store.Call
 	for {
 		all = all[:0]

@@ -219,7 +219,7 @@ func (l *trunkLab) recording(t *testing.T, mode string, channels int, want time.
 	// The Recordings resource, as a customer reads it.
 	path := "/2010-04-01/Accounts/" + labAccountSid + "/Calls/" + c.Sid + "/Recordings.json"
 	var recs []any
-	deadline := time.Now().Add(5 * time.Second) // written just after the CDR
+	deadline := time.Now().Add(cdrWait) // written in the CDR's batch, just after it
 	for {
 		recs, _ = l.api.get(t, path)["recordings"].([]any)
 		if len(recs) > 0 || time.Now().After(deadline) {
@@ -257,7 +257,7 @@ func (l *trunkLab) recording(t *testing.T, mode string, channels int, want time.
 	}
 	file := filepath.Join(l.recDir, rs[0].MediaFile) // the relay's --recording-dir, which the API serves
 	var wav []byte
-	deadline = time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(cdrWait) // the relay writes it after its delete reply
 	for {
 		if wav, err = os.ReadFile(file); err == nil || time.Now().After(deadline) {
 			break

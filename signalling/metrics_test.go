@@ -150,7 +150,10 @@ func TestMetricsRelayErrors(t *testing.T) {
 	}()
 	p := provision(t)
 	s := serve(t, testConfig(t), p.st)
-	nc, err := ng.Dial(pc.LocalAddr().String(), ng.WithTimeout(200*time.Millisecond), ng.WithRetransmit(50*time.Millisecond))
+	// The refused offer's answer must beat the timeout on a loaded
+	// machine too (at 200 ms it could count as a timeout); the two
+	// unanswered requests each wait it out.
+	nc, err := ng.Dial(pc.LocalAddr().String(), ng.WithTimeout(2*time.Second), ng.WithRetransmit(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,7 +117,7 @@ func TestSecureRedirectLab(t *testing.T) {
 	}
 	b.waitBye(t)
 	want := "sip:" + redirectedUser + "@" + bAddr.String() + ";transport=tls"
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(cdrWait)
 	for {
 		calls, _, err := p.st.ListCalls(ctx, p.account, store.CallFilter{To: did}, store.Page{})
 		if err != nil {

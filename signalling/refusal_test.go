@@ -183,7 +183,18 @@ func TestTerminationCPS(t *testing.T) {
 	if _, err := first.Write(req.bytes(first.LocalAddr().String())); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// The edge answers 100 Trying once the call is admitted (its CPS
+	// token spent): only then is the second INVITE over the limit. A
+	// fixed sleep raced the edge under load.
+	_ = first.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 4096)
+	n, err := first.Read(buf)
+	if err != nil {
+		t.Fatalf("first INVITE: no answer: %v", err)
+	}
+	if got := statusLine(string(buf[:n])); got != "SIP/2.0 100 Trying" {
+		t.Fatalf("first INVITE: want 100 Trying, got %q", got)
+	}
 	got := exchange(t, "127.0.0.1:0", cfg.ListenUDP, req, 2*time.Second)
 	if want := "SIP/2.0 503 Trunk CPS limit exceeded"; statusLine(got) != want {
 		t.Fatalf("want %q, got %q", want, statusLine(got))
@@ -208,12 +219,15 @@ func TestConfigChangeTakesEffect(t *testing.T) {
 	}
 	changed := time.Now()
 	for {
+		// Judged by when the request was sent: an exchange begun in time
+		// but slow to come back on a loaded machine is no late change.
+		sent := time.Now()
 		got := statusLine(exchange(t, "127.0.0.1:0", cfg.ListenUDP, req, 2*time.Second))
 		if strings.HasPrefix(got, "SIP/2.0 483") {
 			t.Logf("took effect after %v", time.Since(changed))
 			return
 		}
-		if time.Since(changed) > time.Second {
+		if sent.Sub(changed) > time.Second {
 			t.Fatalf("still %q a second after the change", got)
 		}
 		time.Sleep(50 * time.Millisecond)

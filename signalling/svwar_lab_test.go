@@ -254,7 +254,9 @@ func startEdgeQuiet(t *testing.T, ctx context.Context, tri *testbed.Triangle, bi
 			t.Logf("xtrunk sip on %s:\n%s", listen, proc.Output())
 		}
 	})
-	for i := 0; i < 100 && !strings.Contains(proc.Output(), "sip ready"); i++ {
+	// Its start may take startupStoreTimeout for the store alone: 10 s of
+	// waiting raced it on a loaded machine.
+	for deadline := time.Now().Add(startupStoreTimeout + 10*time.Second); time.Now().Before(deadline) && !strings.Contains(proc.Output(), "sip ready"); {
 		select {
 		case <-proc.Done():
 			t.Fatalf("xtrunk sip on %s exited:\n%s", listen, proc.Output())

@@ -115,7 +115,10 @@ func TestSmokeSaturate(t *testing.T) {
 		if s.NsPerRun <= 0 || s.ProgRuns < s.Delivered {
 			t.Errorf("%s round %d: %.0f ns/run over %d runs for %d delivered", m.Mode, m.Round, s.NsPerRun, s.ProgRuns, s.Delivered)
 		}
-		if d := s.DurationS; d < 0.9 || d > 2 {
+		// the generators' own elapsed time: never short of the 1 s asked,
+		// stretched by a loaded machine (a generator descheduled), not
+		// a figure to time
+		if d := s.DurationS; d < 0.9 || d > 5 {
 			t.Errorf("%s round %d: measured for %.2f s, want about 1", m.Mode, m.Round, d)
 		}
 	}

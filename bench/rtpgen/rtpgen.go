@@ -134,6 +134,26 @@ func (s *Sink) Counts() (good, bad int) {
 	return len(s.got), s.bad
 }
 
+// Drain waits until the sink holds at least n intact packets, or for
+// within at most, and returns Counts then. The packets sent last may still
+// be on their way through a relay: on a loaded machine a fixed pause
+// before counting them misses some, while a lost packet only costs the
+// wait.
+func (s *Sink) Drain(n int, within time.Duration) (good, bad int) {
+	deadline := time.Now().Add(within)
+	for {
+		good, bad = s.Counts()
+		if good >= n || !time.Now().Before(deadline) {
+			return good, bad
+		}
+		select {
+		case <-s.done: // the conn is closed: nothing more comes
+			return s.Counts()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 // Sources lists who sent to the sink and how much.
 func (s *Sink) Sources() map[netip.AddrPort]int {
 	s.mu.Lock()

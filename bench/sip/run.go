@@ -371,13 +371,7 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 	st.Status = stepStatus(st)
 
 	r.progress(Progress{Phase: "settling", StepIndex: si + 1, CPS: cps})
-	if err := harness.Sleep(ctx, cfg.Settle); err != nil {
-		return st, err
-	}
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	st.RelaySessionsLeft, err = r.e.sessions(sctx)
-	cancel()
-	if err != nil {
+	if st.RelaySessionsLeft, err = r.sessionsLeft(ctx); err != nil {
 		return st, err
 	}
 	if xdp0 >= 0 {
@@ -391,6 +385,33 @@ func (r *runner) step(ctx context.Context, si, cps int) (Step, error) {
 		st.CDRs = n - cdrs0
 	}
 	return st, nil
+}
+
+// settleMax bounds the wait past Settle for the relay to hold no call: an
+// edge deletes a call from the relay after both legs answered their BYEs
+// (xtrunk: at most 5 s), which on a loaded machine can come after any
+// fixed pause.
+const settleMax = 10 * time.Second
+
+// sessionsLeft is how many calls the relay still holds once the step has
+// settled: Settle at least, then until the relay holds none or settleMax
+// more has passed (a leak).
+func (r *runner) sessionsLeft(ctx context.Context) (int, error) {
+	if err := harness.Sleep(ctx, r.cfg.Settle); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(settleMax)
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := r.e.sessions(sctx)
+		cancel()
+		if err != nil || n == 0 || time.Now().After(deadline) {
+			return n, err
+		}
+		if err := harness.Sleep(ctx, 100*time.Millisecond); err != nil {
+			return n, err
+		}
+	}
 }
 
 // cdrCount is how many CDRs the xtrunk target's store holds; -1 for

@@ -108,7 +108,8 @@ type Config struct {
 	// Hold is the time between ACK and BYE; default 1s.
 	Hold time.Duration
 	// Settle is the pause after a step's last call ended, before the
-	// next: the edge finishes its deletes and CDRs; default 2s.
+	// next: the edge finishes its deletes and CDRs; default 2s. Past it
+	// the step waits (up to 10 s more) for the relay to hold no call.
 	Settle time.Duration
 	// RecvTimeout fails a call that waits longer than this for any
 	// expected message (SIPp -recv_timeout); default 10s.

@@ -32,6 +32,9 @@ func TestSmoke(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var phases []string
+	labPrefixes.Lock()
+	before := len(labPrefixes.p) // this run's labs, under -count too
+	labPrefixes.Unlock()
 	res, err := Run(ctx, Config{
 		CPS:       []int{cps},
 		Duration:  dur,
@@ -135,7 +138,7 @@ func TestSmoke(t *testing.T) {
 		t.Errorf("bpffs still mounted: %v", m)
 	}
 	labPrefixes.Lock()
-	prefixes := labPrefixes.p
+	prefixes := labPrefixes.p[before:]
 	labPrefixes.Unlock()
 	if len(prefixes) != len(AllTargets) {
 		t.Errorf("%d labs built, want one per target", len(prefixes))

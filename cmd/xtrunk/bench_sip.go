@@ -19,7 +19,7 @@ func runBenchSIP(args []string) error {
 	cps := fs.String("cps", joinInts(sip.DefaultCPS), "offered calls per second per step, ascending")
 	dur := fs.Duration("duration", 20*time.Second, "how long each step places calls at its rate")
 	hold := fs.Duration("hold", time.Second, "call duration between ACK and BYE")
-	settle := fs.Duration("settle", 2*time.Second, "pause after a step's last call before the next step")
+	settle := fs.Duration("settle", 2*time.Second, "pause after a step's last call before the next step (then up to 10s more until the relay holds no call)")
 	recvTimeout := fs.Duration("recv-timeout", 10*time.Second, "a call waiting longer than this for an expected message fails")
 	dataplane := fs.String("dataplane", sip.DataplaneXDP, "xtrunk relay dataplane: xdp or userspace")
 	children := fs.Int("kamailio-children", 4, "Kamailio UDP worker processes")

@@ -109,7 +109,10 @@ func TestRunAnEdgeLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer uas.Kill()
-	time.Sleep(300 * time.Millisecond)
+	// A fixed sleep raced SIPp's start under load.
+	if err := waitBound(ctx, tri.Callee, 5060, uas); err != nil {
+		t.Fatal(err)
+	}
 	const called, trunk = "+15559876543", "acme.pstn.example.net"
 	uac, err := tri.Caller.Start(ctx, sipp, "-sf", filepath.Join(testdata, "uac_auth.xml"),
 		"-i", tri.CallerIP.String(), "-p", "5060", "-mi", tri.CallerIP.String(), "-mp", "20000",

@@ -113,8 +113,11 @@ func TestUpLab(t *testing.T) {
 	l.waitReady(t, net.JoinHostPort(r, "9102"))
 	back := time.Since(killed)
 	t.Logf("sip child killed (pid %d): back (pid %v) and ready after %v", sipPID, restarted["pid"], back.Round(time.Millisecond))
-	if back > 5*time.Second {
-		t.Errorf("sip back and ready after %v, want within 5 s", back)
+	// A first crash is restarted after backoffMin; the rest is the child's
+	// start, which a loaded machine stretches (its store alone may take
+	// 10 s): no timing here, only that up did not hold it back for long.
+	if back > backoffMax {
+		t.Errorf("sip back and ready after %v, more than the longest backoff (%v)", back, backoffMax)
 	}
 	if got := l.childPID(t, "sip"); float64(got) != restarted["pid"] {
 		t.Errorf("sip child in /proc: pid %d; up logged %v", got, restarted["pid"])

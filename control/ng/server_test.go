@@ -172,7 +172,7 @@ func TestServerRetransmitWhileHandling(t *testing.T) {
 	p.send(req)
 	p.send(req)
 	// Release the handler only once the server has seen both retransmits.
-	for deadline := time.Now().Add(2 * time.Second); strings.Count(logs.String(), "in progress, dropped") < 2; {
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(logs.String(), "in progress, dropped") < 2; {
 		if time.Now().After(deadline) {
 			t.Fatalf("server did not drop the retransmits; log:\n%s", logs.String())
 		}
@@ -431,7 +431,11 @@ func TestServerAllow(t *testing.T) {
 		src  string
 		want bool
 	}{{"127.0.0.1:0", true}, {"127.0.0.99:0", false}} {
-		c, err := Dial(pc.LocalAddr().String(), WithLocalAddr(tc.src), WithTimeout(700*time.Millisecond), WithRetransmit(200*time.Millisecond))
+		timeout := 700 * time.Millisecond // the refused source waits it out
+		if tc.want {
+			timeout = 10 * time.Second // the answered one: a wait, generous for a loaded machine
+		}
+		c, err := Dial(pc.LocalAddr().String(), WithLocalAddr(tc.src), WithTimeout(timeout), WithRetransmit(200*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}
