@@ -36,10 +36,11 @@ type Options struct {
 type Dataplane struct {
 	objs relayObjects
 
-	slotMu   sync.Mutex
-	slots    map[Key]uint32 // counters slot of each session key
-	free     []uint32
-	nextSlot uint32
+	// portMu guards addrs (xtr_addrs as written) and live (the index
+	// of every installed session).
+	portMu sync.Mutex
+	addrs  [][16]uint8
+	live   map[Key]uint32
 
 	pinDir  string
 	links   map[int]link.Link
@@ -64,7 +65,7 @@ type Dataplane struct {
 }
 
 // layout is the version suffix of the map names (see maps.h).
-const layout = "_v2"
+const layout = "_v3"
 
 // load loads the program and its maps, pinning them under dir (the pin
 // directory, locked by the caller, or an install directory). Maps already
@@ -96,7 +97,7 @@ func load(o Options, dir string) (*Dataplane, error) {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}, stale: stale}
+	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, live: map[Key]uint32{}, stale: stale}
 	// generations start anywhere: a restarted process must not write one
 	// that a CPU's next-hop cache still holds
 	d.gen.Store(rand.Uint32())
@@ -111,13 +112,13 @@ func load(o Options, dir string) (*Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load program: %w", err)
 	}
-	if err := d.adoptSlots(); err != nil {
+	if err := d.adoptSessions(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("read pinned sessions: %w", err)
 	}
 	if o.PortMin != 0 || o.PortMax != 0 {
 		cfg := relayXtrConfig{PortMin: o.PortMin, PortMax: o.PortMax}
-		if err := d.objs.XtrConfigV2.Put(uint32(0), cfg); err != nil {
+		if err := d.objs.XtrConfigV3.Put(uint32(0), cfg); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("set config: %w", err)
 		}
@@ -140,7 +141,7 @@ func (d *Dataplane) Reasons() (Reasons, error) {
 	var r Reasons
 	var per []uint64
 	for i := range r {
-		if err := d.objs.XtrReasonsV2.Lookup(uint32(i), &per); err != nil {
+		if err := d.objs.XtrReasonsV3.Lookup(uint32(i), &per); err != nil {
 			return r, err
 		}
 		for _, v := range per {

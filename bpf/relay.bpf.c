@@ -42,7 +42,7 @@ const struct xtr_leg *xtr_unused_leg __attribute__((unused));
 static __always_inline int count(enum xtr_reason r, int action)
 {
 	__u32 k = r;
-	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v2, &k);
+	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v3, &k);
 	if (v)
 		*v += 1;
 	return action;
@@ -56,11 +56,11 @@ static __always_inline int to_user(struct xdp_md *ctx, enum xtr_reason r)
 {
 	long act = XDP_PASS;
 	__u32 dev = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&xtr_xsk_devs_v2, &dev);
+	__u32 *base = bpf_map_lookup_elem(&xtr_xsk_devs_v3, &dev);
 	if (base && ctx->rx_queue_index < XTR_MAX_QUEUES)
-		act = bpf_redirect_map(&xtr_xsks_v2, *base + ctx->rx_queue_index, XDP_PASS);
+		act = bpf_redirect_map(&xtr_xsks_v3, *base + ctx->rx_queue_index, XDP_PASS);
 	__u32 k = act == XDP_REDIRECT ? XTR_XSK_REDIRECTED : XTR_XSK_PASSED;
-	__u64 *v = bpf_map_lookup_elem(&xtr_xsk_stats_v2, &k);
+	__u64 *v = bpf_map_lookup_elem(&xtr_xsk_stats_v3, &k);
 	if (v)
 		*v += 1;
 	return count(r, (int)act);
@@ -141,18 +141,33 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 	q->jitter += d - ((q->jitter + 8) >> 4);
 }
 
-/* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
- * addresses inside its port range is the relay's (see host_socket), anything
- * else passes. */
-static __always_inline int not_ours(struct xtr_sess_key *dst)
+/* relay_addr is addr's position among the relay's addresses (its part of
+ * the port index), or -1 for any other address. A handful of addresses,
+ * compared in a loop: cheaper than hashing the address, and the table is
+ * one hot cache line or two. */
+static __always_inline int relay_addr(const __u8 *addr)
 {
 	__u32 zero = 0;
-	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v2, &zero);
-	if (!cfg || dst->port < cfg->port_min || dst->port > cfg->port_max)
-		return 1;
-	struct xtr_sess_key a = {};
-	__builtin_memcpy(a.addr, dst->addr, 16);
-	return bpf_map_lookup_elem(&xtr_local_addrs_v2, &a) == NULL;
+	struct xtr_addrs *a = bpf_map_lookup_elem(&xtr_addrs_v3, &zero);
+	if (!a)
+		return -1;
+	__u32 n = a->n;
+#pragma unroll
+	for (int i = 0; i < XTR_MAX_ADDRS; i++) {
+		if (i < n && addr_eq(addr, a->addr[i]))
+			return i;
+	}
+	return -1;
+}
+
+/* in_range reports whether port is inside the relay's media port range:
+ * traffic without a session there is the relay's (see host_socket), any
+ * other passes. */
+static __always_inline int in_range(__u16 port)
+{
+	__u32 zero = 0;
+	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v3, &zero);
+	return cfg && port >= cfg->port_min && port <= cfg->port_max;
 }
 
 /* host_socket reports whether a socket of the host owns the datagram's
@@ -292,7 +307,7 @@ static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, st
 	if (len > 2048)
 		len = 2048;
 	meta.len = len;
-	if (bpf_perf_event_output(ctx, &xtr_record_v2, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
+	if (bpf_perf_event_output(ctx, &xtr_record_v3, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
 		if (st)
 			st->rec_lost++;
 		return -1;
@@ -312,20 +327,25 @@ int xtr_relay(struct xdp_md *ctx)
 
 	if (parse_udp(&p, &reason, &malformed) < 0) {
 		if (reason == XTR_DROP_MALFORMED) {
-			struct xtr_sess_key k = {};
-			__builtin_memcpy(k.addr, p.dst.addr, 16);
 			/* a truncated header: we cannot see the port; drop only
 			 * what is addressed to a relay address */
-			if (bpf_map_lookup_elem(&xtr_local_addrs_v2, &k))
+			if (relay_addr(p.dst.addr) >= 0)
 				return count(XTR_DROP_MALFORMED, XDP_DROP);
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
 		}
 		return count(reason, XDP_PASS);
 	}
 
-	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v2, &p.dst);
-	if (!s) {
-		if (not_ours(&p.dst))
+	int ai = relay_addr(p.dst.addr);
+	if (ai < 0)
+		return count(XTR_PASS_NOT_RELAY, XDP_PASS);
+	/* the session and the leg: two loads at an address computed from the
+	 * packet, independent of each other */
+	__u32 idx = ((__u32)ai << 16) | p.dst.port;
+	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v3, &idx);
+	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v3, &idx);
+	if (!s || !(s->flags & XTR_F_ACTIVE)) {
+		if (!in_range(p.dst.port))
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
 		if (malformed)
 			return count(XTR_DROP_MALFORMED, XDP_DROP);
@@ -339,9 +359,6 @@ int xtr_relay(struct xdp_md *ctx)
 	/* last_ns is stamped only for packets forwarded: dropped ones must
 	 * not keep a dead call alive (a port scanner would), and passed-up ones
 	 * are stamped by userspace if it accepts them */
-	__u32 slot = s->slot;
-	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v2, &slot);
-
 	if (s->flags & XTR_F_CHECK_SRC) {
 		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
 			if (st)
@@ -371,11 +388,15 @@ int xtr_relay(struct xdp_md *ctx)
 	if (v4 != is_v4_mapped(odst) || v4 != is_v4_mapped(osrc))
 		return to_user(ctx, XTR_PASS_CROSS_FAMILY);
 
-	__u64 now = bpf_ktime_get_ns();
+	/* The precise clock only where RFC 3550 jitter needs it (an arrival
+	 * time per RTP packet): kvm-clock under a hypervisor makes it ~30 ns.
+	 * last_ns (call timeouts, seconds) and the next hop's expiry (1 s)
+	 * do with the coarse clock: CLOCK_MONOTONIC as of the last tick. */
+	__u64 now = rate ? bpf_ktime_get_ns() : bpf_ktime_get_coarse_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 l3len = (data_end - data) - sizeof(struct ethhdr);
 	/* the cache holds the next hop of out_dst only (RTCP demuxed to
-	 * another destination always looks up), in this CPU's copy of the leg */
+	 * another destination always looks up) */
 	int cacheable = st && odst == s->out_dst_addr;
 	__u32 oif;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
@@ -422,13 +443,13 @@ int xtr_relay(struct xdp_md *ctx)
 		oif = fib.ifindex;
 		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
-		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v2, &oif))
+		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v3, &oif))
 			return to_user(ctx, XTR_PASS_NO_TXPORT);
 		__u32 mtu = 0;
 		if (bpf_check_mtu(ctx, oif, &mtu, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
 			return to_user(ctx, XTR_PASS_MTU);
 		if (cacheable) {
-			/* this CPU's copy: no other writer */
+			/* the flow's CPU is the leg's only writer (types.h) */
 			st->nh_ifindex = oif;
 			st->nh_gen = s->gen;
 			st->nh_mtu = mtu > 0xffff ? 0xffff : mtu;
@@ -459,7 +480,7 @@ int xtr_relay(struct xdp_md *ctx)
 		record_copy(ctx, &p.dst, st);
 	if (oif == ctx->ingress_ifindex)
 		return count(XTR_FORWARD_TX, XDP_TX);
-	long act = bpf_redirect_map(&xtr_tx_ports_v2, oif, 0);
+	long act = bpf_redirect_map(&xtr_tx_ports_v3, oif, 0);
 	if (act != XDP_REDIRECT)
 		return count(XTR_DROP_REDIRECT_FAIL, XDP_DROP);
 	return count(XTR_FORWARD_REDIRECT, XDP_REDIRECT);
