@@ -40,7 +40,7 @@ type Dataplane struct {
 	// of every installed session).
 	portMu sync.Mutex
 	addrs  [][16]uint8
-	live   map[Key]uint32
+	live   map[Key]*portEntry
 
 	pinDir  string
 	links   map[int]link.Link
@@ -49,7 +49,7 @@ type Dataplane struct {
 	stale   []string // pins of another layout version, removed by Open
 	lock    *pinLock // exclusive flock on pinDir, held until Close
 
-	gen atomic.Uint32 // the last session generation written
+	gen atomic.Uint32 // the last session generation written (even)
 
 	// pieces of each call record in xtr_calls, as far as this process
 	// knows: nil until Calls has read the map, and until then SaveCall and
@@ -97,10 +97,10 @@ func load(o Options, dir string) (*Dataplane, error) {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, live: map[Key]uint32{}, stale: stale}
+	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, live: map[Key]*portEntry{}, stale: stale}
 	// generations start anywhere: a restarted process must not write one
 	// that a CPU's next-hop cache still holds
-	d.gen.Store(rand.Uint32())
+	d.gen.Store(rand.Uint32() &^ 1) // even: see nextGen
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}})
 	if err != nil {
 		var ve *ebpf.VerifierError

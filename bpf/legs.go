@@ -7,13 +7,13 @@ package bpf
 // leg reads key's counters; nil when key has no session.
 func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
 	d.portMu.Lock()
-	idx, ok := d.live[k]
+	e, ok := d.live[k]
 	d.portMu.Unlock()
 	if !ok {
 		return nil, nil
 	}
 	var v relayXtrLeg
-	if err := d.objs.XtrLegsV3.Lookup(idx, &v); err != nil {
+	if err := d.objs.XtrLegsV3.Lookup(e.idx, &v); err != nil {
 		return nil, err
 	}
 	return []relayXtrLeg{v}, nil

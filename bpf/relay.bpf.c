@@ -315,6 +315,29 @@ static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, st
 	return 0;
 }
 
+/* The part of struct xtr_sess the forward path copies (see xtr_relay):
+ * the first 84 bytes, the pad left out to fit the stack. */
+struct sess_view {
+	__u8 action;
+	__u8 flags;
+	__u16 expect_port;
+	__u16 out_src_port;
+	__u16 out_dst_port;
+	__u32 clock_rate;
+	__u32 gen;
+	__u8 expect_addr[16];
+	__u8 out_src_addr[16];
+	__u8 out_dst_addr[16];
+	__u8 rtcp_dst_addr[16];
+	__u16 rtcp_src_port;
+	__u16 rtcp_dst_port;
+};
+_Static_assert(__builtin_offsetof(struct sess_view, rtcp_dst_addr) == __builtin_offsetof(struct xtr_sess, rtcp_dst_addr) &&
+		       __builtin_offsetof(struct sess_view, rtcp_dst_port) == __builtin_offsetof(struct xtr_sess, rtcp_dst_port) &&
+		       __builtin_offsetof(struct sess_view, gen) == __builtin_offsetof(struct xtr_sess, gen) &&
+		       __builtin_offsetof(struct xtr_sess, rtcp_dst_addr) == 64,
+	       "struct sess_view is not the head of struct xtr_sess");
+
 SEC("xdp")
 int xtr_relay(struct xdp_md *ctx)
 {
@@ -356,32 +379,50 @@ int xtr_relay(struct xdp_md *ctx)
 	if (malformed)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
 
+	/* A consistent copy of the session. Userspace overwrites an array
+	 * entry in place (not the hash's atomic replacement), so a copy racing
+	 * it could mix old and new fields: it writes the entry in steps that
+	 * keep gen odd while fields change (writeSession in sessions.go), and
+	 * a copy taken while gen was odd or 0 (never written), or changed
+	 * under it, is not acted on: the packet goes to userspace, which holds
+	 * the session as it is now. The volatile reads and compiler barriers
+	 * keep the order; x86 does not reorder loads. */
+	struct sess_view ss;
+	__u32 g1 = *(volatile __u32 *)&s->gen;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy(&ss, s, 64); /* what a forwarded packet reads */
+	if (ss.flags & XTR_F_RTCP_DEMUX)
+		__builtin_memcpy(ss.rtcp_dst_addr, s->rtcp_dst_addr, 20); /* and the RTCP destination */
+	asm volatile("" ::: "memory");
+	if (g1 != *(volatile __u32 *)&s->gen || (g1 & 1) || !g1)
+		return to_user(ctx, XTR_PASS_USERSPACE);
+
 	/* last_ns is stamped only for packets forwarded: dropped ones must
 	 * not keep a dead call alive (a port scanner would), and passed-up ones
 	 * are stamped by userspace if it accepts them */
-	if (s->flags & XTR_F_CHECK_SRC) {
-		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
+	if (ss.flags & XTR_F_CHECK_SRC) {
+		if (p.src_port != ss.expect_port || !addr_eq(p.src_addr, ss.expect_addr)) {
 			if (st)
 				st->drops++;
 			return count(XTR_DROP_FOREIGN_SOURCE, XDP_DROP);
 		}
 	}
-	if (s->action == XTR_ACT_DROP) {
+	if (ss.action == XTR_ACT_DROP) {
 		if (st)
 			st->drops++;
 		return count(XTR_DROP_SESSION, XDP_DROP);
 	}
-	if (s->action != XTR_ACT_FORWARD)
+	if (ss.action != XTR_ACT_FORWARD)
 		return to_user(ctx, XTR_PASS_USERSPACE);
 
-	__u32 rate = s->clock_rate;
-	int record = s->flags & XTR_F_RECORD;
-	const __u8 *osrc = s->out_src_addr, *odst = s->out_dst_addr;
-	__u16 osport = s->out_src_port, odport = s->out_dst_port;
-	if ((s->flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
-		osport = s->rtcp_src_port;
-		odst = s->rtcp_dst_addr;
-		odport = s->rtcp_dst_port;
+	__u32 rate = ss.clock_rate;
+	int record = ss.flags & XTR_F_RECORD;
+	const __u8 *osrc = ss.out_src_addr, *odst = ss.out_dst_addr;
+	__u16 osport = ss.out_src_port, odport = ss.out_dst_port;
+	if ((ss.flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
+		osport = ss.rtcp_src_port;
+		odst = ss.rtcp_dst_addr;
+		odport = ss.rtcp_dst_port;
 	}
 
 	int v4 = p.ip4 != NULL;
@@ -397,10 +438,10 @@ int xtr_relay(struct xdp_md *ctx)
 	__u64 l3len = (data_end - data) - sizeof(struct ethhdr);
 	/* the cache holds the next hop of out_dst only (RTCP demuxed to
 	 * another destination always looks up) */
-	int cacheable = st && odst == s->out_dst_addr;
+	int cacheable = st && odst == ss.out_dst_addr;
 	__u32 oif;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
-	if (cacheable && st->nh_expires > now && st->nh_ifindex && st->nh_gen == s->gen) {
+	if (cacheable && st->nh_expires > now && st->nh_ifindex && st->nh_gen == ss.gen) {
 		/* the lookup checked the size against the route's MTU; a hit
 		 * checks it against the device's */
 		if (l3len > st->nh_mtu)
@@ -451,7 +492,7 @@ int xtr_relay(struct xdp_md *ctx)
 		if (cacheable) {
 			/* the flow's CPU is the leg's only writer (types.h) */
 			st->nh_ifindex = oif;
-			st->nh_gen = s->gen;
+			st->nh_gen = ss.gen;
 			st->nh_mtu = mtu > 0xffff ? 0xffff : mtu;
 			__builtin_memcpy(st->nh_dmac, dmac, ETH_ALEN);
 			__builtin_memcpy(st->nh_smac, smac, ETH_ALEN);

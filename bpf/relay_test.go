@@ -446,7 +446,7 @@ func TestNextHopCache(t *testing.T) {
 	}
 	gen := func() uint32 {
 		var r relayXtrSess
-		if err := l.dp.objs.XtrSessionsV3.Lookup(l.dp.live[key], &r); err != nil {
+		if err := l.dp.objs.XtrSessionsV3.Lookup(l.dp.live[key].idx, &r); err != nil {
 			t.Fatal(err)
 		}
 		return r.Gen

@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -53,37 +52,86 @@ func (d *Dataplane) addrIndexLocked(addr netip.Addr) (uint32, error) {
 	return uint32(len(d.addrs) - 1), nil
 }
 
+// portEntry is an installed session: its index and the entry as last
+// written.
+type portEntry struct {
+	idx uint32
+	raw relayXtrSess
+}
+
 // SetSession installs or replaces the entry for key. A new key gets zeroed
 // counters; a replaced one keeps its counters. The key's address becomes
 // one of the relay's (AddLocalAddr) if it was not.
 func (d *Dataplane) SetSession(k Key, s Session) error {
 	d.portMu.Lock()
-	idx, live := d.live[k]
+	defer d.portMu.Unlock()
+	e, live := d.live[k]
 	if !live {
 		ai, err := d.addrIndexLocked(k.Addr())
 		if err != nil {
-			d.portMu.Unlock()
 			return err
 		}
-		idx = ai*portsEach + uint32(k.Port())
+		e = &portEntry{idx: ai*portsEach + uint32(k.Port())}
 		// the port's leg from an earlier session goes before the new
 		// session makes the program write it
-		if err := d.objs.XtrLegsV3.Put(idx, &relayXtrLeg{}); err != nil {
-			d.portMu.Unlock()
+		if err := d.objs.XtrLegsV3.Put(e.idx, &relayXtrLeg{}); err != nil {
 			return fmt.Errorf("zero counters of %v: %w", k, err)
 		}
-		d.live[k] = idx
 	}
-	d.portMu.Unlock()
 	r := s.raw()
 	r.Flags |= uint8(relayXtrSessFlagsXTR_F_ACTIVE)
 	// a new generation: next hops cached for the old entry are not used
-	r.Gen = d.gen.Add(1)
-	// An array entry is overwritten in place, not replaced like a hash
-	// element: a packet racing the copy may read some fields old and some
-	// new. Every field it acts on is written whole, so it is forwarded by
-	// the old entry or the new one's values.
-	return d.objs.XtrSessionsV3.Put(idx, &r)
+	r.Gen = d.nextGen()
+	var old *relayXtrSess
+	if live {
+		old = &e.raw
+	}
+	if err := d.writeSession(e.idx, old, r); err != nil {
+		return err
+	}
+	e.raw = r
+	d.live[k] = e
+	return nil
+}
+
+// nextGen is the next session generation: even and never 0, since an odd
+// or zero gen tells the program an entry is not to be acted on.
+func (d *Dataplane) nextGen() uint32 {
+	for {
+		if g := d.gen.Add(2); g != 0 {
+			return g
+		}
+	}
+}
+
+// writeSession overwrites the entry at idx (old, as last written; nil
+// for a port without a session, whose gen is already odd or 0) with next
+// so that the program never acts on a mix of the two: an array update is
+// a copy into the live entry, in no particular order, while the program
+// may be reading it. First the old entry again with an odd gen (only gen
+// changes: from then on the program hands the port's packets to
+// userspace), then next's fields, gen still odd, then next's gen (again a
+// change of gen alone). A next with an odd gen (a deleted entry) stays
+// odd. If a step fails the entry is left odd: its packets go through
+// userspace, which is what the caller's error says too.
+func (d *Dataplane) writeSession(idx uint32, old *relayXtrSess, next relayXtrSess) error {
+	if old != nil {
+		o := *old
+		o.Gen |= 1
+		if err := d.objs.XtrSessionsV3.Put(idx, &o); err != nil {
+			return err
+		}
+	}
+	gen := next.Gen
+	next.Gen |= 1
+	if err := d.objs.XtrSessionsV3.Put(idx, &next); err != nil {
+		return err
+	}
+	if gen&1 != 0 {
+		return nil
+	}
+	next.Gen = gen
+	return d.objs.XtrSessionsV3.Put(idx, &next)
 }
 
 // adoptSessions reads the address table and the live sessions pinned by an
@@ -112,9 +160,14 @@ func (d *Dataplane) adoptSessions() error {
 		}
 		addr := fromAddr16(d.addrs[ai])
 		for port := range portsEach {
-			if buf[port*sessSize+1]&uint8(relayXtrSessFlagsXTR_F_ACTIVE) != 0 { // flags
-				d.live[netip.AddrPortFrom(addr, uint16(port))] = uint32(ai*portsEach + port)
+			if buf[port*sessSize+1]&uint8(relayXtrSessFlagsXTR_F_ACTIVE) == 0 { // flags
+				continue
 			}
+			e := &portEntry{idx: uint32(ai*portsEach + port)}
+			if err := d.objs.XtrSessionsV3.Lookup(e.idx, &e.raw); err != nil {
+				return err
+			}
+			d.live[netip.AddrPortFrom(addr, uint16(port))] = e
 		}
 	}
 	return nil
@@ -123,50 +176,39 @@ func (d *Dataplane) adoptSessions() error {
 // Session reads the entry for key.
 func (d *Dataplane) Session(k Key) (Session, error) {
 	d.portMu.Lock()
-	idx, ok := d.live[k]
+	e, ok := d.live[k]
 	d.portMu.Unlock()
 	if !ok {
 		return Session{}, fmt.Errorf("session %v: %w", k, ebpf.ErrKeyNotExist)
 	}
 	var r relayXtrSess
-	if err := d.objs.XtrSessionsV3.Lookup(idx, &r); err != nil {
+	if err := d.objs.XtrSessionsV3.Lookup(e.idx, &r); err != nil {
 		return Session{}, err
 	}
 	return sessionFromRaw(r), nil
 }
 
 // DeleteSession removes the entry for key: the port is free again, and
-// its counters stay until a new session there zeroes them.
+// its counters stay until a new session there zeroes them. The emptied
+// entry keeps an odd gen (see writeSession).
 func (d *Dataplane) DeleteSession(k Key) error {
 	d.portMu.Lock()
-	idx, ok := d.live[k]
-	delete(d.live, k)
-	d.portMu.Unlock()
+	defer d.portMu.Unlock()
+	e, ok := d.live[k]
 	if !ok {
 		return nil
 	}
-	err := d.objs.XtrSessionsV3.Put(idx, &relayXtrSess{})
-	if errors.Is(err, ebpf.ErrKeyNotExist) {
-		return nil
-	}
-	return err
+	delete(d.live, k)
+	return d.writeSession(e.idx, &e.raw, relayXtrSess{Gen: 1})
 }
 
 // Sessions lists every installed entry.
 func (d *Dataplane) Sessions() (map[Key]Session, error) {
 	d.portMu.Lock()
-	live := make(map[Key]uint32, len(d.live))
-	for k, idx := range d.live {
-		live[k] = idx
-	}
-	d.portMu.Unlock()
-	out := make(map[Key]Session, len(live))
-	var r relayXtrSess
-	for k, idx := range live {
-		if err := d.objs.XtrSessionsV3.Lookup(idx, &r); err != nil {
-			return out, err
-		}
-		out[k] = sessionFromRaw(r)
+	defer d.portMu.Unlock()
+	out := make(map[Key]Session, len(d.live))
+	for k, e := range d.live {
+		out[k] = sessionFromRaw(e.raw)
 	}
 	return out, nil
 }
