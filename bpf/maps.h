@@ -31,8 +31,9 @@ struct xtr_call_blob {
 /* A session per relay address and port, at xtr_port_index: the media
  * port range is the relay's (the socketless relay reserves it), so every
  * port of every relay address has its entry, and finding a packet's is
- * arithmetic. Userspace writes them; an entry without XTR_F_ACTIVE is a
- * port without a session. BPF_F_MMAPABLE for the page-aligned values it
+ * arithmetic. Userspace writes them, keeping gen odd while an entry's
+ * fields change (writeSession in sessions.go); an entry without
+ * XTR_F_ACTIVE is a port without a session. BPF_F_MMAPABLE for the page-aligned values it
  * brings: a 128-byte entry then starts on a cache line, and the fields a
  * forwarded packet reads are one line. */
 struct {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // A session lives at a fixed index of xtr_sessions (and its counters at
@@ -135,8 +136,10 @@ func (d *Dataplane) writeSession(idx uint32, old *relayXtrSess, next relayXtrSes
 }
 
 // adoptSessions reads the address table and the live sessions pinned by an
-// earlier process: through the sessions map's memory, one scan of the used
-// addresses' ports instead of a system call per port.
+// earlier process: one scan of each used address's entries through a
+// read-only mapping of the sessions map, not a system call per port. The
+// mapping goes once read (kept, it would count its 8 MiB per address in
+// the relay's RSS).
 func (d *Dataplane) adoptSessions() error {
 	d.portMu.Lock()
 	defer d.portMu.Unlock()
@@ -146,24 +149,23 @@ func (d *Dataplane) adoptSessions() error {
 	}
 	n := min(int(t.N), maxAddrs)
 	d.addrs = append(d.addrs[:0], t.Addr[:n]...)
-	if n == 0 {
-		return nil
-	}
-	mem, err := d.objs.XtrSessionsV3.Memory()
-	if err != nil {
-		return err
-	}
-	buf := make([]byte, portsEach*sessSize)
 	for ai := range n {
-		if _, err := mem.ReadAt(buf, int64(ai)*portsEach*sessSize); err != nil {
-			return err
+		mem, err := unix.Mmap(d.objs.XtrSessionsV3.FD(), int64(ai)*portsEach*sessSize, portsEach*sessSize, unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			return fmt.Errorf("map sessions: %w", err)
+		}
+		var active []uint32
+		for port := range portsEach {
+			if mem[port*sessSize+1]&uint8(relayXtrSessFlagsXTR_F_ACTIVE) != 0 { // flags
+				active = append(active, uint32(port))
+			}
+		}
+		if err := unix.Munmap(mem); err != nil {
+			return fmt.Errorf("unmap sessions: %w", err)
 		}
 		addr := fromAddr16(d.addrs[ai])
-		for port := range portsEach {
-			if buf[port*sessSize+1]&uint8(relayXtrSessFlagsXTR_F_ACTIVE) == 0 { // flags
-				continue
-			}
-			e := &portEntry{idx: uint32(ai*portsEach + port)}
+		for _, port := range active {
+			e := &portEntry{idx: uint32(ai)*portsEach + port}
 			if err := d.objs.XtrSessionsV3.Lookup(e.idx, &e.raw); err != nil {
 				return err
 			}
