@@ -15,8 +15,11 @@ var (
 	// holds the pin directory's lock past Options.LockWait.
 	ErrPinDirBusy = errors.New("pin directory in use")
 	// ErrTooManyAddrs is returned when the fast path's table of relay
-	// addresses (XTR_MAX_ADDRS) is full, or the address is not one.
+	// addresses (XTR_MAX_ADDRS) is full.
 	ErrTooManyAddrs = errors.New("fast path relay address table full")
+	// ErrInvalidAddr is returned for a relay address or session key
+	// without an address.
+	ErrInvalidAddr = errors.New("invalid relay address")
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
 )

@@ -32,7 +32,7 @@ func (d *Dataplane) AddLocalAddr(addr netip.Addr) error {
 // is new. Caller holds portMu.
 func (d *Dataplane) addrIndexLocked(addr netip.Addr) (uint32, error) {
 	if !addr.IsValid() {
-		return 0, fmt.Errorf("%w: invalid address", ErrTooManyAddrs)
+		return 0, ErrInvalidAddr
 	}
 	a := addr16(addr)
 	for i, have := range d.addrs {
