@@ -338,6 +338,27 @@ _Static_assert(__builtin_offsetof(struct sess_view, rtcp_dst_addr) == __builtin_
 		       __builtin_offsetof(struct xtr_sess, rtcp_dst_addr) == 64,
 	       "struct sess_view is not the head of struct xtr_sess");
 
+/* sess_read takes a consistent copy of the session into v, or returns
+ * -1. Userspace overwrites an array entry in place (not the hash's atomic
+ * replacement), so a copy racing it could mix old and new fields: it writes
+ * the entry in steps that keep gen odd while fields change (writeSession in
+ * sessions.go), and a copy taken while gen was odd or 0 (never written),
+ * or changed under it, is not acted on: the caller hands the packet to
+ * userspace, which holds the session as it is now. The volatile reads and
+ * compiler barriers keep the order; x86 does not reorder loads. */
+static __always_inline int sess_read(struct xtr_sess *s, struct sess_view *v)
+{
+	__u32 g1 = *(volatile __u32 *)&s->gen;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy(v, s, 64); /* what a forwarded packet reads */
+	if (v->flags & XTR_F_RTCP_DEMUX)
+		__builtin_memcpy(v->rtcp_dst_addr, s->rtcp_dst_addr, 20); /* and the RTCP destination */
+	asm volatile("" ::: "memory");
+	if (g1 != *(volatile __u32 *)&s->gen || (g1 & 1) || !g1)
+		return -1;
+	return 0;
+}
+
 SEC("xdp")
 int xtr_relay(struct xdp_md *ctx)
 {
@@ -379,22 +400,8 @@ int xtr_relay(struct xdp_md *ctx)
 	if (malformed)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
 
-	/* A consistent copy of the session. Userspace overwrites an array
-	 * entry in place (not the hash's atomic replacement), so a copy racing
-	 * it could mix old and new fields: it writes the entry in steps that
-	 * keep gen odd while fields change (writeSession in sessions.go), and
-	 * a copy taken while gen was odd or 0 (never written), or changed
-	 * under it, is not acted on: the packet goes to userspace, which holds
-	 * the session as it is now. The volatile reads and compiler barriers
-	 * keep the order; x86 does not reorder loads. */
 	struct sess_view ss;
-	__u32 g1 = *(volatile __u32 *)&s->gen;
-	asm volatile("" ::: "memory");
-	__builtin_memcpy(&ss, s, 64); /* what a forwarded packet reads */
-	if (ss.flags & XTR_F_RTCP_DEMUX)
-		__builtin_memcpy(ss.rtcp_dst_addr, s->rtcp_dst_addr, 20); /* and the RTCP destination */
-	asm volatile("" ::: "memory");
-	if (g1 != *(volatile __u32 *)&s->gen || (g1 & 1) || !g1)
+	if (sess_read(s, &ss) < 0)
 		return to_user(ctx, XTR_PASS_USERSPACE);
 
 	/* last_ns is stamped only for packets forwarded: dropped ones must
