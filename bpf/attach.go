@@ -102,7 +102,7 @@ func (d *Dataplane) Attach(dev string, mode XDPMode) (Attachment, error) {
 	if err := enableForwarding(dev); err != nil {
 		return a, err
 	}
-	if err := d.objs.XtrTxPortsV2.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
+	if err := d.objs.XtrTxPortsV3.Put(uint32(ifc.Index), uint32(ifc.Index)); err != nil {
 		return a, fmt.Errorf("add %s to tx ports: %w", dev, err)
 	}
 	d.attach = append(d.attach, a)

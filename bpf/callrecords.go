@@ -36,7 +36,7 @@ func (d *Dataplane) SaveCall(id uint64, blob []byte) error {
 		v.Len = uint32(k)
 		copy(v.Data[:], blob[:k])
 		blob = blob[k:]
-		if err := d.objs.XtrCallsV2.Put(id<<callChunkBits|uint64(i), v); err != nil {
+		if err := d.objs.XtrCallsV3.Put(id<<callChunkBits|uint64(i), v); err != nil {
 			d.forgetPieces(id)
 			return err
 		}
@@ -78,7 +78,7 @@ func (d *Dataplane) forgetPieces(id uint64) {
 func (d *Dataplane) deletePieces(id uint64, from, to int) error {
 	var errs []error
 	for i := from; i < to; i++ {
-		if err := d.objs.XtrCallsV2.Delete(id<<callChunkBits | uint64(i)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := d.objs.XtrCallsV3.Delete(id<<callChunkBits | uint64(i)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, err)
 		}
 	}
@@ -108,7 +108,7 @@ func (d *Dataplane) Calls() (map[uint64][]byte, error) {
 	pieces := map[uint64]map[int][]byte{}
 	var k uint64
 	var v relayXtrCallBlob
-	it := d.objs.XtrCallsV2.Iterate()
+	it := d.objs.XtrCallsV3.Iterate()
 	for it.Next(&k, &v) {
 		id, i := k>>callChunkBits, int(k&(callChunks-1))
 		if pieces[id] == nil {

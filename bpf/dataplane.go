@@ -36,10 +36,11 @@ type Options struct {
 type Dataplane struct {
 	objs relayObjects
 
-	slotMu   sync.Mutex
-	slots    map[Key]uint32 // counters slot of each session key
-	free     []uint32
-	nextSlot uint32
+	// portMu guards addrs (xtr_addrs as written) and live (the index
+	// of every installed session).
+	portMu sync.Mutex
+	addrs  [][16]uint8
+	live   map[Key]*portEntry
 
 	pinDir  string
 	links   map[int]link.Link
@@ -48,7 +49,7 @@ type Dataplane struct {
 	stale   []string // pins of another layout version, removed by Open
 	lock    *pinLock // exclusive flock on pinDir, held until Close
 
-	gen atomic.Uint32 // the last session generation written
+	gen atomic.Uint32 // the last session generation written (even)
 
 	// pieces of each call record in xtr_calls, as far as this process
 	// knows: nil until Calls has read the map, and until then SaveCall and
@@ -64,7 +65,7 @@ type Dataplane struct {
 }
 
 // layout is the version suffix of the map names (see maps.h).
-const layout = "_v2"
+const layout = "_v3"
 
 // load loads the program and its maps, pinning them under dir (the pin
 // directory, locked by the caller, or an install directory). Maps already
@@ -99,10 +100,10 @@ func load(o Options, dir string) (*Dataplane, error) {
 			adopted = true
 		}
 	}
-	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, slots: map[Key]uint32{}, stale: stale}
+	d := &Dataplane{pinDir: dir, links: map[int]link.Link{}, adopted: adopted, live: map[Key]*portEntry{}, stale: stale}
 	// generations start anywhere: a restarted process must not write one
 	// that a CPU's next-hop cache still holds
-	d.gen.Store(rand.Uint32())
+	d.gen.Store(rand.Uint32() &^ 1) // even: see nextGen
 	err = spec.LoadAndAssign(&d.objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: dir}})
 	if err != nil {
 		var ve *ebpf.VerifierError
@@ -114,13 +115,13 @@ func load(o Options, dir string) (*Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load program: %w", err)
 	}
-	if err := d.adoptSlots(); err != nil {
+	if err := d.adoptSessions(); err != nil {
 		d.Close()
 		return nil, fmt.Errorf("read pinned sessions: %w", err)
 	}
 	if o.PortMin != 0 || o.PortMax != 0 {
 		cfg := relayXtrConfig{PortMin: o.PortMin, PortMax: o.PortMax}
-		if err := d.objs.XtrConfigV2.Put(uint32(0), cfg); err != nil {
+		if err := d.objs.XtrConfigV3.Put(uint32(0), cfg); err != nil {
 			d.Close()
 			return nil, fmt.Errorf("set config: %w", err)
 		}
@@ -143,7 +144,7 @@ func (d *Dataplane) Reasons() (Reasons, error) {
 	var r Reasons
 	var per []uint64
 	for i := range r {
-		if err := d.objs.XtrReasonsV2.Lookup(uint32(i), &per); err != nil {
+		if err := d.objs.XtrReasonsV3.Lookup(uint32(i), &per); err != nil {
 			return r, err
 		}
 		for _, v := range per {
@@ -176,7 +177,7 @@ func NumCPU() int {
 
 // reasonsMap is the per-reason counter map: reasons are appended (types.h),
 // which grows it. It holds counters only, nothing a restart must adopt.
-const reasonsMap = "xtr_reasons_v2"
+const reasonsMap = "xtr_reasons" + layout
 
 // dropResizedCounters removes a pinned reason counter map of another size
 // than spec's (a relay from before a reason was appended): it cannot be

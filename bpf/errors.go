@@ -14,8 +14,12 @@ var (
 	// ErrPinDirBusy is returned when another process (another relay)
 	// holds the pin directory's lock past Options.LockWait.
 	ErrPinDirBusy = errors.New("pin directory in use")
-	// ErrFull is returned when every session slot is taken.
-	ErrFull = errors.New("fast path session table full")
+	// ErrTooManyAddrs is returned when the fast path's table of relay
+	// addresses (XTR_MAX_ADDRS) is full.
+	ErrTooManyAddrs = errors.New("fast path relay address table full")
+	// ErrInvalidAddr is returned for a relay address or session key
+	// without an address.
+	ErrInvalidAddr = errors.New("invalid relay address")
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
 )

@@ -21,25 +21,29 @@ import (
 // session forwards to itself, so the rewritten frame matches it again):
 // everything the program touches stays in the cache, and the figure is
 // its compute. sessions=4000: a frame per session, round robin, one
-// system call per packet: the session's hash bucket and entry and the
-// leg's per-CPU state are mostly cache misses, as with many calls (the
+// system call per packet: the session's and the leg's entries are mostly
+// cache misses, as with many calls (the
 // system call in between also leaves the branch predictors and caches
 // cold, so this figure is higher than the same work costs in a NAPI poll).
 //
 //	XTRUNK_REQUIRE_PRIVILEGED=1 go test -run '^$' -bench Forward ./bpf/
+//
+// warm-noquality is warm with a session without quality tracking (clock
+// rate 0): the program reads the coarse clock instead of the precise one.
 func BenchmarkForward(b *testing.B) {
-	b.Run("warm", benchForwardWarm)
+	b.Run("warm", func(b *testing.B) { benchForwardWarm(b, 8000) })
+	b.Run("warm-noquality", func(b *testing.B) { benchForwardWarm(b, 0) })
 	b.Run("sessions=4000", func(b *testing.B) { benchForward(b, 4000) })
 }
 
 // benchForwardWarm: the callee-side session forwards to the callee's own
 // address and port, which is itself, so the kernel's repeats of one run
 // take the forward path every time.
-func benchForwardWarm(b *testing.B) {
+func benchForwardWarm(b *testing.B, rate uint32) {
 	labtest.RequirePrivileged(b)
 	l := newLab(b, testbed.WithStaticNeighbors())
 	self := ap(l.tri.CalleeIP, 40000)
-	if err := l.dp.SetSession(self, Session{Action: ActionForward, OutSrc: ap(l.relayB, 30002), OutDst: self, ClockRate: 8000}); err != nil {
+	if err := l.dp.SetSession(self, Session{Action: ActionForward, OutSrc: ap(l.relayB, 30002), OutDst: self, ClockRate: rate}); err != nil {
 		b.Fatal(err)
 	}
 	f := frame{srcMAC: l.callerEnd.MAC, dstMAC: l.inIf.MAC, src: ap(l.tri.CallerIP, 20000), dst: self, payload: rtp(0, 1)}.bytes()

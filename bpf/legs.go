@@ -1,21 +1,22 @@
 package bpf
 
-// A leg's counters: the fast path's per-CPU statistics of one relay
-// address:port (xtr_legs, a per-CPU array indexed by the key's slot).
+// A leg's counters: the fast path's statistics of one relay address:port
+// (xtr_legs, at the session's index). The readers below merge a slice of
+// views, as they did when legs were per CPU; today there is one.
 
-// leg reads key's per-CPU counters; nil when key has no slot.
+// leg reads key's counters; nil when key has no session.
 func (d *Dataplane) leg(k Key) ([]relayXtrLeg, error) {
-	d.slotMu.Lock()
-	slot, ok := d.slots[k]
-	d.slotMu.Unlock()
+	d.portMu.Lock()
+	e, ok := d.live[k]
+	d.portMu.Unlock()
 	if !ok {
 		return nil, nil
 	}
-	var per []relayXtrLeg
-	if err := d.objs.XtrLegsV2.Lookup(slot, &per); err != nil {
+	var v relayXtrLeg
+	if err := d.objs.XtrLegsV3.Lookup(e.idx, &v); err != nil {
 		return nil, err
 	}
-	return per, nil
+	return []relayXtrLeg{v}, nil
 }
 
 // LegStats sums the per-CPU counters of key. A key without counters yet

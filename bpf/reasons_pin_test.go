@@ -45,7 +45,7 @@ func TestOpenReplacesSmallerReasonCounters(t *testing.T) {
 	if calls, err := dp.Calls(); err != nil || len(calls) != 1 {
 		t.Errorf("calls after the upgrade: %v, %v (want the one saved)", calls, err)
 	}
-	if got := dp.objs.XtrReasonsV2.MaxEntries(); got != uint32(ReasonMax) {
+	if got := dp.objs.XtrReasonsV3.MaxEntries(); got != uint32(ReasonMax) {
 		t.Errorf("reason map has %d entries, want %d", got, ReasonMax)
 	}
 	if v := ReasonDropSpoofed.Verdict(); v != "drop" {

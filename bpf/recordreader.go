@@ -23,7 +23,7 @@ type RecordReader struct {
 
 // NewRecordReader opens the recording perf buffers, perCPU bytes each.
 func (d *Dataplane) NewRecordReader(perCPU int) (*RecordReader, error) {
-	rd, err := perf.NewReader(d.objs.XtrRecordV2, perCPU)
+	rd, err := perf.NewReader(d.objs.XtrRecordV3, perCPU)
 	if err != nil {
 		return nil, fmt.Errorf("recording perf buffer: %w", err)
 	}

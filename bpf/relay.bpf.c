@@ -42,7 +42,7 @@ const struct xtr_leg *xtr_unused_leg __attribute__((unused));
 static __always_inline int count(enum xtr_reason r, int action)
 {
 	__u32 k = r;
-	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v2, &k);
+	__u64 *v = bpf_map_lookup_elem(&xtr_reasons_v3, &k);
 	if (v)
 		*v += 1;
 	return action;
@@ -56,11 +56,11 @@ static __always_inline int to_user(struct xdp_md *ctx, enum xtr_reason r)
 {
 	long act = XDP_PASS;
 	__u32 dev = ctx->ingress_ifindex;
-	__u32 *base = bpf_map_lookup_elem(&xtr_xsk_devs_v2, &dev);
+	__u32 *base = bpf_map_lookup_elem(&xtr_xsk_devs_v3, &dev);
 	if (base && ctx->rx_queue_index < XTR_MAX_QUEUES)
-		act = bpf_redirect_map(&xtr_xsks_v2, *base + ctx->rx_queue_index, XDP_PASS);
+		act = bpf_redirect_map(&xtr_xsks_v3, *base + ctx->rx_queue_index, XDP_PASS);
 	__u32 k = act == XDP_REDIRECT ? XTR_XSK_REDIRECTED : XTR_XSK_PASSED;
-	__u64 *v = bpf_map_lookup_elem(&xtr_xsk_stats_v2, &k);
+	__u64 *v = bpf_map_lookup_elem(&xtr_xsk_stats_v3, &k);
 	if (v)
 		*v += 1;
 	return count(r, (int)act);
@@ -141,6 +141,25 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 	q->jitter += d - ((q->jitter + 8) >> 4);
 }
 
+/* relay_addr is addr's position among the relay's addresses (its part of
+ * the port index), or -1 for any other address. A handful of addresses,
+ * compared in a loop: cheaper than hashing the address, and the table is
+ * one hot cache line or two. */
+static __always_inline int relay_addr(const __u8 *addr)
+{
+	__u32 zero = 0;
+	struct xtr_addrs *a = bpf_map_lookup_elem(&xtr_addrs_v3, &zero);
+	if (!a)
+		return -1;
+	__u32 n = a->n;
+#pragma unroll
+	for (int i = 0; i < XTR_MAX_ADDRS; i++) {
+		if (i < n && addr_eq(addr, a->addr[i]))
+			return i;
+	}
+	return -1;
+}
+
 /* The kernel's own index for lo in every namespace (LOOPBACK_IFINDEX). */
 #define XTR_LO_IFINDEX 1
 
@@ -150,8 +169,8 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
  * over lo (where such sources are genuine); on any other device they are
  * forged. The kernel's martian and rp_filter checks would drop them, but
  * they run after XDP: an AF_XDP socket or a forward here would take them
- * first. check_addrs adds the hash lookup of the relay's addresses (the
- * loopback test alone is a few compares). */
+ * first. check_addrs adds the scan of the relay's addresses (relay_addr;
+ * the loopback test alone is a few compares). */
 static __always_inline int spoofed(struct xdp_md *ctx, const __u8 *src, int check_addrs)
 {
 	if (ctx->ingress_ifindex == XTR_LO_IFINDEX)
@@ -163,23 +182,17 @@ static __always_inline int spoofed(struct xdp_md *ctx, const __u8 *src, int chec
 		return 1;
 	if (!check_addrs)
 		return 0;
-	struct xtr_sess_key a = {};
-	__builtin_memcpy(a.addr, src, 16);
-	return bpf_map_lookup_elem(&xtr_local_addrs_v2, &a) != NULL;
+	return relay_addr(src) >= 0;
 }
 
-/* not_ours decides what an unmatched UDP datagram is: traffic to the relay's
- * addresses inside its port range is the relay's (see host_socket), anything
- * else passes. */
-static __always_inline int not_ours(struct xtr_sess_key *dst)
+/* in_range reports whether port is inside the relay's media port range:
+ * traffic without a session there is the relay's (see host_socket), any
+ * other passes. */
+static __always_inline int in_range(__u16 port)
 {
 	__u32 zero = 0;
-	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v2, &zero);
-	if (!cfg || dst->port < cfg->port_min || dst->port > cfg->port_max)
-		return 1;
-	struct xtr_sess_key a = {};
-	__builtin_memcpy(a.addr, dst->addr, 16);
-	return bpf_map_lookup_elem(&xtr_local_addrs_v2, &a) == NULL;
+	struct xtr_config *cfg = bpf_map_lookup_elem(&xtr_config_v3, &zero);
+	return cfg && port >= cfg->port_min && port <= cfg->port_max;
 }
 
 /* host_socket reports whether a socket of the host owns the datagram's
@@ -319,11 +332,55 @@ static __noinline int record_copy(struct xdp_md *ctx, struct xtr_sess_key *k, st
 	if (len > 2048)
 		len = 2048;
 	meta.len = len;
-	if (bpf_perf_event_output(ctx, &xtr_record_v2, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
+	if (bpf_perf_event_output(ctx, &xtr_record_v3, BPF_F_CURRENT_CPU | (len << 32), &meta, sizeof(meta)) < 0) {
 		if (st)
 			st->rec_lost++;
 		return -1;
 	}
+	return 0;
+}
+
+/* The part of struct xtr_sess the forward path copies (see xtr_relay):
+ * the first 84 bytes, the pad left out to fit the stack. */
+struct sess_view {
+	__u8 action;
+	__u8 flags;
+	__u16 expect_port;
+	__u16 out_src_port;
+	__u16 out_dst_port;
+	__u32 clock_rate;
+	__u32 gen;
+	__u8 expect_addr[16];
+	__u8 out_src_addr[16];
+	__u8 out_dst_addr[16];
+	__u8 rtcp_dst_addr[16];
+	__u16 rtcp_src_port;
+	__u16 rtcp_dst_port;
+};
+_Static_assert(__builtin_offsetof(struct sess_view, rtcp_dst_addr) == __builtin_offsetof(struct xtr_sess, rtcp_dst_addr) &&
+		       __builtin_offsetof(struct sess_view, rtcp_dst_port) == __builtin_offsetof(struct xtr_sess, rtcp_dst_port) &&
+		       __builtin_offsetof(struct sess_view, gen) == __builtin_offsetof(struct xtr_sess, gen) &&
+		       __builtin_offsetof(struct xtr_sess, rtcp_dst_addr) == 64,
+	       "struct sess_view is not the head of struct xtr_sess");
+
+/* sess_read takes a consistent copy of the session into v, or returns
+ * -1. Userspace overwrites an array entry in place (not the hash's atomic
+ * replacement), so a copy racing it could mix old and new fields: it writes
+ * the entry in steps that keep gen odd while fields change (writeSession in
+ * sessions.go), and a copy taken while gen was odd or 0 (never written),
+ * or changed under it, is not acted on: the caller hands the packet to
+ * userspace, which holds the session as it is now. The volatile reads and
+ * compiler barriers keep the order; x86 does not reorder loads. */
+static __always_inline int sess_read(struct xtr_sess *s, struct sess_view *v)
+{
+	__u32 g1 = *(volatile __u32 *)&s->gen;
+	asm volatile("" ::: "memory");
+	__builtin_memcpy(v, s, 64); /* what a forwarded packet reads */
+	if (v->flags & XTR_F_RTCP_DEMUX)
+		__builtin_memcpy(v->rtcp_dst_addr, s->rtcp_dst_addr, 20); /* and the RTCP destination */
+	asm volatile("" ::: "memory");
+	if (g1 != *(volatile __u32 *)&s->gen || (g1 & 1) || !g1)
+		return -1;
 	return 0;
 }
 
@@ -339,20 +396,25 @@ int xtr_relay(struct xdp_md *ctx)
 
 	if (parse_udp(&p, &reason, &malformed) < 0) {
 		if (reason == XTR_DROP_MALFORMED) {
-			struct xtr_sess_key k = {};
-			__builtin_memcpy(k.addr, p.dst.addr, 16);
 			/* a truncated header: we cannot see the port; drop only
 			 * what is addressed to a relay address */
-			if (bpf_map_lookup_elem(&xtr_local_addrs_v2, &k))
+			if (relay_addr(p.dst.addr) >= 0)
 				return count(XTR_DROP_MALFORMED, XDP_DROP);
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
 		}
 		return count(reason, XDP_PASS);
 	}
 
-	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v2, &p.dst);
-	if (!s) {
-		if (not_ours(&p.dst))
+	int ai = relay_addr(p.dst.addr);
+	if (ai < 0)
+		return count(XTR_PASS_NOT_RELAY, XDP_PASS);
+	/* the session and the leg: two loads at an address computed from the
+	 * packet, independent of each other */
+	__u32 idx = ((__u32)ai << 16) | p.dst.port;
+	struct xtr_sess *s = bpf_map_lookup_elem(&xtr_sessions_v3, &idx);
+	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v3, &idx);
+	if (!s || !(s->flags & XTR_F_ACTIVE)) {
+		if (!in_range(p.dst.port))
 			return count(XTR_PASS_NOT_RELAY, XDP_PASS);
 		if (malformed)
 			return count(XTR_DROP_MALFORMED, XDP_DROP);
@@ -363,14 +425,15 @@ int xtr_relay(struct xdp_md *ctx)
 	if (malformed)
 		return count(XTR_DROP_MALFORMED, XDP_DROP);
 
+	struct sess_view ss;
+	if (sess_read(s, &ss) < 0)
+		return to_user(ctx, XTR_PASS_USERSPACE);
+
 	/* last_ns is stamped only for packets forwarded: dropped ones must
 	 * not keep a dead call alive (a port scanner would), and passed-up ones
 	 * are stamped by userspace if it accepts them */
-	__u32 slot = s->slot;
-	struct xtr_leg *st = bpf_map_lookup_elem(&xtr_legs_v2, &slot);
-
-	if (s->flags & XTR_F_CHECK_SRC) {
-		if (p.src_port != s->expect_port || !addr_eq(p.src_addr, s->expect_addr)) {
+	if (ss.flags & XTR_F_CHECK_SRC) {
+		if (p.src_port != ss.expect_port || !addr_eq(p.src_addr, ss.expect_addr)) {
 			if (st)
 				st->drops++;
 			return count(XTR_DROP_FOREIGN_SOURCE, XDP_DROP);
@@ -378,18 +441,18 @@ int xtr_relay(struct xdp_md *ctx)
 		/* the latched party is on the relay's host (userspace knows all
 		 * of the namespace's addresses): what claims to be it here came
 		 * over the wire, forged — RTP injection into its call */
-		if ((s->flags & XTR_F_LOCAL_SRC) && ctx->ingress_ifindex != XTR_LO_IFINDEX) {
+		if ((ss.flags & XTR_F_LOCAL_SRC) && ctx->ingress_ifindex != XTR_LO_IFINDEX) {
 			if (st)
 				st->drops++;
 			return count(XTR_DROP_SPOOFED, XDP_DROP);
 		}
 	}
-	if (s->action == XTR_ACT_DROP) {
+	if (ss.action == XTR_ACT_DROP) {
 		if (st)
 			st->drops++;
 		return count(XTR_DROP_SESSION, XDP_DROP);
 	}
-	if (s->action != XTR_ACT_FORWARD) {
+	if (ss.action != XTR_ACT_FORWARD) {
 		/* learning: a forged local source must not be latched to (the
 		 * relay would send the call's media to itself or a host service) */
 		if (spoofed(ctx, p.src_addr, 1)) {
@@ -400,29 +463,33 @@ int xtr_relay(struct xdp_md *ctx)
 		return to_user(ctx, XTR_PASS_USERSPACE);
 	}
 
-	__u32 rate = s->clock_rate;
-	int record = s->flags & XTR_F_RECORD;
-	const __u8 *osrc = s->out_src_addr, *odst = s->out_dst_addr;
-	__u16 osport = s->out_src_port, odport = s->out_dst_port;
-	if ((s->flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
-		osport = s->rtcp_src_port;
-		odst = s->rtcp_dst_addr;
-		odport = s->rtcp_dst_port;
+	__u32 rate = ss.clock_rate;
+	int record = ss.flags & XTR_F_RECORD;
+	const __u8 *osrc = ss.out_src_addr, *odst = ss.out_dst_addr;
+	__u16 osport = ss.out_src_port, odport = ss.out_dst_port;
+	if ((ss.flags & XTR_F_RTCP_DEMUX) && is_rtcp(&p)) {
+		osport = ss.rtcp_src_port;
+		odst = ss.rtcp_dst_addr;
+		odport = ss.rtcp_dst_port;
 	}
 
 	int v4 = p.ip4 != NULL;
 	if (v4 != is_v4_mapped(odst) || v4 != is_v4_mapped(osrc))
 		return to_user(ctx, XTR_PASS_CROSS_FAMILY);
 
-	__u64 now = bpf_ktime_get_ns();
+	/* The precise clock only where RFC 3550 jitter needs it (an arrival
+	 * time per RTP packet): kvm-clock under a hypervisor makes it ~30 ns.
+	 * last_ns (call timeouts, seconds) and the next hop's expiry (1 s)
+	 * do with the coarse clock: CLOCK_MONOTONIC as of the last tick. */
+	__u64 now = rate ? bpf_ktime_get_ns() : bpf_ktime_get_coarse_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 l3len = (data_end - data) - sizeof(struct ethhdr);
 	/* the cache holds the next hop of out_dst only (RTCP demuxed to
-	 * another destination always looks up), in this CPU's copy of the leg */
-	int cacheable = st && odst == s->out_dst_addr;
+	 * another destination always looks up) */
+	int cacheable = st && odst == ss.out_dst_addr;
 	__u32 oif;
 	__u8 dmac[ETH_ALEN], smac[ETH_ALEN];
-	if (cacheable && st->nh_expires > now && st->nh_ifindex && st->nh_gen == s->gen) {
+	if (cacheable && st->nh_expires > now && st->nh_ifindex && st->nh_gen == ss.gen) {
 		/* the lookup checked the size against the route's MTU; a hit
 		 * checks it against the device's */
 		if (l3len > st->nh_mtu)
@@ -465,15 +532,15 @@ int xtr_relay(struct xdp_md *ctx)
 		oif = fib.ifindex;
 		__builtin_memcpy(dmac, fib.dmac, ETH_ALEN);
 		__builtin_memcpy(smac, fib.smac, ETH_ALEN);
-		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v2, &oif))
+		if (oif != ctx->ingress_ifindex && !bpf_map_lookup_elem(&xtr_tx_ports_v3, &oif))
 			return to_user(ctx, XTR_PASS_NO_TXPORT);
 		__u32 mtu = 0;
 		if (bpf_check_mtu(ctx, oif, &mtu, 0, 0) != BPF_MTU_CHK_RET_SUCCESS)
 			return to_user(ctx, XTR_PASS_MTU);
 		if (cacheable) {
-			/* this CPU's copy: no other writer */
+			/* the flow's CPU is the leg's only writer (types.h) */
 			st->nh_ifindex = oif;
-			st->nh_gen = s->gen;
+			st->nh_gen = ss.gen;
 			st->nh_mtu = mtu > 0xffff ? 0xffff : mtu;
 			__builtin_memcpy(st->nh_dmac, dmac, ETH_ALEN);
 			__builtin_memcpy(st->nh_smac, smac, ETH_ALEN);
@@ -502,7 +569,7 @@ int xtr_relay(struct xdp_md *ctx)
 		record_copy(ctx, &p.dst, st);
 	if (oif == ctx->ingress_ifindex)
 		return count(XTR_FORWARD_TX, XDP_TX);
-	long act = bpf_redirect_map(&xtr_tx_ports_v2, oif, 0);
+	long act = bpf_redirect_map(&xtr_tx_ports_v3, oif, 0);
 	if (act != XDP_REDIRECT)
 		return count(XTR_DROP_REDIRECT_FAIL, XDP_DROP);
 	return count(XTR_FORWARD_REDIRECT, XDP_REDIRECT);

@@ -21,6 +21,13 @@ const (
 	relayXtrActionXTR_ACT_DROP    relayXtrAction = 2
 )
 
+type relayXtrAddrs struct {
+	_    structs.HostLayout
+	N    uint32
+	Pad  [3]uint32
+	Addr [8][16]uint8
+}
+
 type relayXtrCallBlob struct {
 	_    structs.HostLayout
 	Len  uint32
@@ -36,6 +43,13 @@ type relayXtrConfig struct {
 
 type relayXtrLeg struct {
 	_         structs.HostLayout
+	NhExpires uint64
+	NhIfindex uint32
+	NhGen     uint32
+	NhDmac    [6]uint8
+	NhSmac    [6]uint8
+	NhMtu     uint16
+	NhPad     uint16
 	Packets   uint64
 	Bytes     uint64
 	LastNs    uint64
@@ -50,13 +64,7 @@ type relayXtrLeg struct {
 	Received  uint64
 	Transit   int64
 	Jitter    uint64
-	NhExpires uint64
-	NhIfindex uint32
-	NhGen     uint32
-	NhDmac    [6]uint8
-	NhSmac    [6]uint8
-	NhMtu     uint16
-	NhPad     uint16
+	Pad2      uint64
 }
 
 type relayXtrReason uint32
@@ -101,15 +109,15 @@ type relayXtrSess struct {
 	ExpectPort  uint16
 	OutSrcPort  uint16
 	OutDstPort  uint16
-	RtcpSrcPort uint16
-	RtcpDstPort uint16
+	ClockRate   uint32
+	Gen         uint32
 	ExpectAddr  [16]uint8
 	OutSrcAddr  [16]uint8
 	OutDstAddr  [16]uint8
 	RtcpDstAddr [16]uint8
-	ClockRate   uint32
-	Slot        uint32
-	Gen         uint32
+	RtcpSrcPort uint16
+	RtcpDstPort uint16
+	Pad         [11]uint32
 }
 
 type relayXtrSessFlags uint32
@@ -119,6 +127,7 @@ const (
 	relayXtrSessFlagsXTR_F_RTCP_DEMUX relayXtrSessFlags = 2
 	relayXtrSessFlagsXTR_F_RECORD     relayXtrSessFlags = 4
 	relayXtrSessFlagsXTR_F_LOCAL_SRC  relayXtrSessFlags = 8
+	relayXtrSessFlagsXTR_F_ACTIVE     relayXtrSessFlags = 128
 )
 
 type relayXtrSessKey struct {
@@ -140,18 +149,18 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	relayMapXtrCallsV2       = "xtr_calls_v2"
-	relayMapXtrConfigV2      = "xtr_config_v2"
-	relayMapXtrHostV2        = "xtr_host_v2"
-	relayMapXtrLegsV2        = "xtr_legs_v2"
-	relayMapXtrLocalAddrsV2  = "xtr_local_addrs_v2"
-	relayMapXtrReasonsV2     = "xtr_reasons_v2"
-	relayMapXtrRecordV2      = "xtr_record_v2"
-	relayMapXtrSessionsV2    = "xtr_sessions_v2"
-	relayMapXtrTxPortsV2     = "xtr_tx_ports_v2"
-	relayMapXtrXskDevsV2     = "xtr_xsk_devs_v2"
-	relayMapXtrXskStatsV2    = "xtr_xsk_stats_v2"
-	relayMapXtrXsksV2        = "xtr_xsks_v2"
+	relayMapXtrAddrsV3       = "xtr_addrs_v3"
+	relayMapXtrCallsV3       = "xtr_calls_v3"
+	relayMapXtrConfigV3      = "xtr_config_v3"
+	relayMapXtrHostV3        = "xtr_host_v3"
+	relayMapXtrLegsV3        = "xtr_legs_v3"
+	relayMapXtrReasonsV3     = "xtr_reasons_v3"
+	relayMapXtrRecordV3      = "xtr_record_v3"
+	relayMapXtrSessionsV3    = "xtr_sessions_v3"
+	relayMapXtrTxPortsV3     = "xtr_tx_ports_v3"
+	relayMapXtrXskDevsV3     = "xtr_xsk_devs_v3"
+	relayMapXtrXskStatsV3    = "xtr_xsk_stats_v3"
+	relayMapXtrXsksV3        = "xtr_xsks_v3"
 	relayProgXtrRelay        = "xtr_relay"
 	relayVarXtrUnusedAction  = "xtr_unused_action"
 	relayVarXtrUnusedFlags   = "xtr_unused_flags"
@@ -210,18 +219,18 @@ type relayProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayMapSpecs struct {
-	XtrCallsV2      *ebpf.MapSpec `ebpf:"xtr_calls_v2"`
-	XtrConfigV2     *ebpf.MapSpec `ebpf:"xtr_config_v2"`
-	XtrHostV2       *ebpf.MapSpec `ebpf:"xtr_host_v2"`
-	XtrLegsV2       *ebpf.MapSpec `ebpf:"xtr_legs_v2"`
-	XtrLocalAddrsV2 *ebpf.MapSpec `ebpf:"xtr_local_addrs_v2"`
-	XtrReasonsV2    *ebpf.MapSpec `ebpf:"xtr_reasons_v2"`
-	XtrRecordV2     *ebpf.MapSpec `ebpf:"xtr_record_v2"`
-	XtrSessionsV2   *ebpf.MapSpec `ebpf:"xtr_sessions_v2"`
-	XtrTxPortsV2    *ebpf.MapSpec `ebpf:"xtr_tx_ports_v2"`
-	XtrXskDevsV2    *ebpf.MapSpec `ebpf:"xtr_xsk_devs_v2"`
-	XtrXskStatsV2   *ebpf.MapSpec `ebpf:"xtr_xsk_stats_v2"`
-	XtrXsksV2       *ebpf.MapSpec `ebpf:"xtr_xsks_v2"`
+	XtrAddrsV3    *ebpf.MapSpec `ebpf:"xtr_addrs_v3"`
+	XtrCallsV3    *ebpf.MapSpec `ebpf:"xtr_calls_v3"`
+	XtrConfigV3   *ebpf.MapSpec `ebpf:"xtr_config_v3"`
+	XtrHostV3     *ebpf.MapSpec `ebpf:"xtr_host_v3"`
+	XtrLegsV3     *ebpf.MapSpec `ebpf:"xtr_legs_v3"`
+	XtrReasonsV3  *ebpf.MapSpec `ebpf:"xtr_reasons_v3"`
+	XtrRecordV3   *ebpf.MapSpec `ebpf:"xtr_record_v3"`
+	XtrSessionsV3 *ebpf.MapSpec `ebpf:"xtr_sessions_v3"`
+	XtrTxPortsV3  *ebpf.MapSpec `ebpf:"xtr_tx_ports_v3"`
+	XtrXskDevsV3  *ebpf.MapSpec `ebpf:"xtr_xsk_devs_v3"`
+	XtrXskStatsV3 *ebpf.MapSpec `ebpf:"xtr_xsk_stats_v3"`
+	XtrXsksV3     *ebpf.MapSpec `ebpf:"xtr_xsks_v3"`
 }
 
 // relayVariableSpecs contains global variables before they are loaded into the kernel.
@@ -256,34 +265,34 @@ func (o *relayObjects) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayMaps struct {
-	XtrCallsV2      *ebpf.Map `ebpf:"xtr_calls_v2"`
-	XtrConfigV2     *ebpf.Map `ebpf:"xtr_config_v2"`
-	XtrHostV2       *ebpf.Map `ebpf:"xtr_host_v2"`
-	XtrLegsV2       *ebpf.Map `ebpf:"xtr_legs_v2"`
-	XtrLocalAddrsV2 *ebpf.Map `ebpf:"xtr_local_addrs_v2"`
-	XtrReasonsV2    *ebpf.Map `ebpf:"xtr_reasons_v2"`
-	XtrRecordV2     *ebpf.Map `ebpf:"xtr_record_v2"`
-	XtrSessionsV2   *ebpf.Map `ebpf:"xtr_sessions_v2"`
-	XtrTxPortsV2    *ebpf.Map `ebpf:"xtr_tx_ports_v2"`
-	XtrXskDevsV2    *ebpf.Map `ebpf:"xtr_xsk_devs_v2"`
-	XtrXskStatsV2   *ebpf.Map `ebpf:"xtr_xsk_stats_v2"`
-	XtrXsksV2       *ebpf.Map `ebpf:"xtr_xsks_v2"`
+	XtrAddrsV3    *ebpf.Map `ebpf:"xtr_addrs_v3"`
+	XtrCallsV3    *ebpf.Map `ebpf:"xtr_calls_v3"`
+	XtrConfigV3   *ebpf.Map `ebpf:"xtr_config_v3"`
+	XtrHostV3     *ebpf.Map `ebpf:"xtr_host_v3"`
+	XtrLegsV3     *ebpf.Map `ebpf:"xtr_legs_v3"`
+	XtrReasonsV3  *ebpf.Map `ebpf:"xtr_reasons_v3"`
+	XtrRecordV3   *ebpf.Map `ebpf:"xtr_record_v3"`
+	XtrSessionsV3 *ebpf.Map `ebpf:"xtr_sessions_v3"`
+	XtrTxPortsV3  *ebpf.Map `ebpf:"xtr_tx_ports_v3"`
+	XtrXskDevsV3  *ebpf.Map `ebpf:"xtr_xsk_devs_v3"`
+	XtrXskStatsV3 *ebpf.Map `ebpf:"xtr_xsk_stats_v3"`
+	XtrXsksV3     *ebpf.Map `ebpf:"xtr_xsks_v3"`
 }
 
 func (m *relayMaps) Close() error {
 	return _RelayClose(
-		m.XtrCallsV2,
-		m.XtrConfigV2,
-		m.XtrHostV2,
-		m.XtrLegsV2,
-		m.XtrLocalAddrsV2,
-		m.XtrReasonsV2,
-		m.XtrRecordV2,
-		m.XtrSessionsV2,
-		m.XtrTxPortsV2,
-		m.XtrXskDevsV2,
-		m.XtrXskStatsV2,
-		m.XtrXsksV2,
+		m.XtrAddrsV3,
+		m.XtrCallsV3,
+		m.XtrConfigV3,
+		m.XtrHostV3,
+		m.XtrLegsV3,
+		m.XtrReasonsV3,
+		m.XtrRecordV3,
+		m.XtrSessionsV3,
+		m.XtrTxPortsV3,
+		m.XtrXskDevsV3,
+		m.XtrXskStatsV3,
+		m.XtrXsksV3,
 	)
 }
 

@@ -415,7 +415,7 @@ func xdpGarbageRound(t *testing.T, l *lab, valid []byte, n int) uint64 {
 	return total
 }
 
-// nextHops is key's next-hop cache as each CPU holds it.
+// nextHops is key's next-hop cache, if the leg holds one.
 func nextHops(t *testing.T, l *lab, key netip.AddrPort) []relayXtrLeg {
 	t.Helper()
 	per, err := l.dp.leg(key)
@@ -431,9 +431,8 @@ func nextHops(t *testing.T, l *lab, key netip.AddrPort) []relayXtrLeg {
 	return cached
 }
 
-// The next hop is cached in the leg's per-CPU slot after the first
-// forwarded packet (each CPU writes its own copy: no two writers race on
-// one entry), and a later update of the session from userspace makes the
+// The next hop is cached in the leg after the first forwarded packet, and
+// a later update of the session from userspace makes the
 // cached hop stale: the next packet follows the new entry.
 func TestNextHopCache(t *testing.T) {
 	labtest.RequirePrivileged(t)
@@ -447,7 +446,7 @@ func TestNextHopCache(t *testing.T) {
 	}
 	gen := func() uint32 {
 		var r relayXtrSess
-		if err := l.dp.objs.XtrSessionsV2.Lookup(toKey(key), &r); err != nil {
+		if err := l.dp.objs.XtrSessionsV3.Lookup(l.dp.live[key].idx, &r); err != nil {
 			t.Fatal(err)
 		}
 		return r.Gen
@@ -628,7 +627,7 @@ func TestCallRecords(t *testing.T) {
 	var k uint64
 	var v relayXtrCallBlob
 	n := 0
-	for it := dp.objs.XtrCallsV2.Iterate(); it.Next(&k, &v); {
+	for it := dp.objs.XtrCallsV3.Iterate(); it.Next(&k, &v); {
 		n++
 	}
 	if n != 3 {
@@ -654,7 +653,7 @@ func TestCallRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	n = 0
-	for it := dp.objs.XtrCallsV2.Iterate(); it.Next(&k, &v); {
+	for it := dp.objs.XtrCallsV3.Iterate(); it.Next(&k, &v); {
 		n++
 	}
 	if got, _ = dp.Calls(); got[6] != nil || n != 3 {

@@ -5,6 +5,12 @@
 
 #include <linux/types.h>
 
+/* Relay addresses the fast path knows. Every address has a session and a
+ * leg entry for each of the 65,536 ports (128 + 128 bytes), allocated when
+ * the maps are created: 16 MiB per address, 128 MiB in all. */
+#define XTR_MAX_ADDRS 8
+#define XTR_PORTS 65536
+
 /* Every way a packet leaves the program. Go mirrors these names in
  * reasons.go; a test fails when the two drift apart. Append only. */
 enum xtr_reason {
@@ -49,6 +55,7 @@ enum xtr_sess_flags {
 	XTR_F_RTCP_DEMUX = 1 << 1, /* RTCP (PT 200-207) arriving here goes to rtcp_* */
 	XTR_F_RECORD = 1 << 2,     /* copy forwarded packets to the recorder (perf buffer) */
 	XTR_F_LOCAL_SRC = 1 << 3,  /* expect_addr is on the relay's host: its packets never arrive at a device's XDP */
+	XTR_F_ACTIVE = 1 << 7,     /* the entry holds a session (xtr_sessions is an array: every port has an entry) */
 };
 
 /* Addresses are 16 bytes; IPv4 is stored IPv4-mapped (::ffff:a.b.c.d).
@@ -59,32 +66,57 @@ struct xtr_sess_key {
 	__u16 pad;
 };
 
-/* What to do with a packet arriving at a relay address:port. */
+/* What to do with a packet arriving at a relay address:port: the entry
+ * of xtr_sessions at xtr_port_index(address, port). The first 64 bytes are
+ * what every forwarded packet reads (one cache line: entries are 128
+ * bytes, so the array keeps them aligned); RTCP demux follows. */
 struct xtr_sess {
 	__u8 action;   /* enum xtr_action */
 	__u8 flags;    /* enum xtr_sess_flags */
 	__u16 expect_port;
 	__u16 out_src_port; /* the relay's own port on the other leg */
 	__u16 out_dst_port; /* the peer on the other leg */
-	__u16 rtcp_src_port;
-	__u16 rtcp_dst_port;
+	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
+	__u32 gen;        /* changes with every update: a next hop cached for another gen is stale */
 	__u8 expect_addr[16];
 	__u8 out_src_addr[16];
 	__u8 out_dst_addr[16];
+	/* second cache line: RTCP under rtcp-mux */
 	__u8 rtcp_dst_addr[16];
-	__u32 clock_rate; /* RTP clock of the stream (Hz); 0 = no quality tracking */
-	__u32 slot;       /* this leg's index in xtr_legs (userspace allocates) */
-	__u32 gen;        /* changes with every update: a next hop cached for another gen is stale */
+	__u16 rtcp_src_port;
+	__u16 rtcp_dst_port;
+	__u32 pad[11];
 };
 
-/* Per leg (relay address:port), per CPU: what the fast path did, and the
- * RFC 3550 reception statistics of the RTP it forwarded. Per CPU, so no
- * lock: a flow stays on one CPU; userspace merges the CPUs' views. */
+/* Per leg (relay address:port): what the fast path did, and the RFC 3550
+ * reception statistics of the RTP it forwarded; the entry of xtr_legs at
+ * the session's index. One copy for all CPUs, written without atomics: a
+ * flow is received on one CPU (RSS, the NAPI context of its device queue),
+ * so one CPU writes a leg. Were a flow spread over CPUs, increments could
+ * be lost (counts a little low), never a forwarding decision. Userspace
+ * zeroes it when a session is installed on a free port. 128 bytes: the
+ * next-hop cache and the counters share the first cache line, the RTP
+ * statistics the second. */
 struct xtr_leg {
+	/* Next-hop cache for the session's out_dst, filled from
+	 * bpf_fib_lookup and trusted until nh_expires (the fast path's
+	 * clock, see last_ns) for the session generation nh_gen. */
+	__u64 nh_expires;
+	__u32 nh_ifindex;
+	__u32 nh_gen;
+	__u8 nh_dmac[6];
+	__u8 nh_smac[6];
+	__u16 nh_mtu;     /* egress device MTU (L3 bytes) */
+	__u16 nh_pad;
 	__u64 packets;  /* forwarded by XDP */
 	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
-	__u64 last_ns;  /* bpf_ktime_get_ns() of the last packet forwarded */
+	/* CLOCK_MONOTONIC of the last packet forwarded: bpf_ktime_get_ns()
+	 * for a session with quality tracking (its jitter needs the precise
+	 * clock anyway), bpf_ktime_get_coarse_ns() (up to a tick behind)
+	 * for one without */
+	__u64 last_ns;
 	__u64 drops;    /* dropped: foreign source or session drop */
+	/* second cache line: recording, RTP statistics */
 	__u64 rec_lost; /* recording copies the perf buffer refused */
 	__u32 ssrc;
 	__u32 base_seq;   /* first sequence number seen */
@@ -95,17 +127,17 @@ struct xtr_leg {
 	__u64 received;
 	__s64 transit;    /* previous arrival - timestamp, RTP clock units */
 	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 */
-	/* Next-hop cache for the session's out_dst, filled from
-	 * bpf_fib_lookup and trusted until nh_expires (bpf_ktime_get_ns())
-	 * for the session generation nh_gen. Per CPU, like the rest: no two
-	 * CPUs ever write one copy. */
-	__u64 nh_expires;
-	__u32 nh_ifindex;
-	__u32 nh_gen;
-	__u8 nh_dmac[6];
-	__u8 nh_smac[6];
-	__u16 nh_mtu;     /* egress device MTU (L3 bytes) */
-	__u16 nh_pad;
+	__u64 pad2;
+};
+
+/* The relay's own addresses (IPv4-mapped or IPv6), in the order they were
+ * added: an address's position is its part of the port index, so it never
+ * changes while the maps live. Traffic to any other address is none of our
+ * business and passes untouched. */
+struct xtr_addrs {
+	__u32 n;
+	__u32 pad[3];
+	__u8 addr[XTR_MAX_ADDRS][16];
 };
 
 /* Header of a recording copy; the frame follows it in the perf record. */

@@ -26,7 +26,7 @@ func (d *Dataplane) RegisterXSK(ifindex, queue, fd int) error {
 	if err != nil {
 		return err
 	}
-	if err := d.objs.XtrXsksV2.Put(base+uint32(queue), uint32(fd)); err != nil {
+	if err := d.objs.XtrXsksV3.Put(base+uint32(queue), uint32(fd)); err != nil {
 		return fmt.Errorf("%w: register socket of ifindex %d queue %d: %w", ErrXSK, ifindex, queue, err)
 	}
 	return nil
@@ -36,13 +36,13 @@ func (d *Dataplane) RegisterXSK(ifindex, queue, fd int) error {
 // the kernel again.
 func (d *Dataplane) UnregisterXSK(ifindex, queue int) error {
 	var base uint32
-	if err := d.objs.XtrXskDevsV2.Lookup(uint32(ifindex), &base); err != nil {
+	if err := d.objs.XtrXskDevsV3.Lookup(uint32(ifindex), &base); err != nil {
 		if errors.Is(err, ebpf.ErrKeyNotExist) {
 			return nil
 		}
 		return err
 	}
-	err := d.objs.XtrXsksV2.Delete(base + uint32(queue))
+	err := d.objs.XtrXsksV3.Delete(base + uint32(queue))
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil
 	}
@@ -53,12 +53,12 @@ func (d *Dataplane) UnregisterXSK(ifindex, queue int) error {
 // free one for a new device.
 func (d *Dataplane) xskBase(ifindex uint32) (uint32, error) {
 	var base uint32
-	if err := d.objs.XtrXskDevsV2.Lookup(ifindex, &base); err == nil {
+	if err := d.objs.XtrXskDevsV3.Lookup(ifindex, &base); err == nil {
 		return base, nil
 	}
 	used := map[uint32]bool{}
 	var k, v uint32
-	it := d.objs.XtrXskDevsV2.Iterate()
+	it := d.objs.XtrXskDevsV3.Iterate()
 	for it.Next(&k, &v) {
 		used[v] = true
 	}
@@ -69,7 +69,7 @@ func (d *Dataplane) xskBase(ifindex uint32) (uint32, error) {
 		if used[b] {
 			continue
 		}
-		if err := d.objs.XtrXskDevsV2.Put(ifindex, b); err != nil {
+		if err := d.objs.XtrXskDevsV3.Put(ifindex, b); err != nil {
 			return 0, fmt.Errorf("%w: add device %d: %w", ErrXSK, ifindex, err)
 		}
 		return b, nil
@@ -88,7 +88,7 @@ func (d *Dataplane) XSKStats() (XSKStats, error) {
 	var s XSKStats
 	var per []uint64
 	for i, dst := range []*uint64{&s.Redirected, &s.Passed} {
-		if err := d.objs.XtrXskStatsV2.Lookup(uint32(i), &per); err != nil {
+		if err := d.objs.XtrXskStatsV3.Lookup(uint32(i), &per); err != nil {
 			return s, err
 		}
 		for _, v := range per {
@@ -102,7 +102,7 @@ func (d *Dataplane) XSKStats() (XSKStats, error) {
 // SetHostState); "" when none.
 func (d *Dataplane) HostState() (string, error) {
 	var v relayXtrCallBlob
-	if err := d.objs.XtrHostV2.Lookup(uint32(0), &v); err != nil {
+	if err := d.objs.XtrHostV3.Lookup(uint32(0), &v); err != nil {
 		return "", err
 	}
 	n := min(int(v.Len), len(v.Data))
@@ -118,5 +118,5 @@ func (d *Dataplane) SetHostState(s string) error {
 		return fmt.Errorf("%w: host state of %d bytes", ErrBlobTooLarge, len(s))
 	}
 	v.Len = uint32(copy(v.Data[:], s))
-	return d.objs.XtrHostV2.Put(uint32(0), &v)
+	return d.objs.XtrHostV3.Put(uint32(0), &v)
 }
