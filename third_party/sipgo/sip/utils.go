@@ -412,8 +412,10 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 }
 
 func isIPV6(host string) bool {
-	// Quick reject (has dot)
-	for c := range host {
+	// Quick reject (has dot). Ranging over the runes, not the indexes
+	// (upstream's `for c := range host`), or the reject never happens and
+	// every host costs a net.ParseIP allocation.
+	for _, c := range host {
 		if c == '.' {
 			return false
 		}

@@ -122,3 +122,11 @@ func BenchmarkGetHeaderMixedCase(b *testing.B) {
 		}
 	}
 }
+
+func TestIsIPV6(t *testing.T) {
+	for host, want := range map[string]bool{"::1": true, "2001:db8::1": true, "::ffff:192.0.2.1": false, "fe80::1": true,
+		"192.0.2.1": false, "example.net": false, "localhost": false, "": false, "[::1]": false} {
+		assert.Equal(t, want, isIPV6(host), host)
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { isIPV6("192.0.2.1"); isIPV6("pbx.example.net") }))
+}
