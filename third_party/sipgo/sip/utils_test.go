@@ -116,7 +116,7 @@ func BenchmarkGetHeaderMixedCase(b *testing.B) {
 		req.AppendHeader(NewHeader(n, "x"))
 	}
 	b.ReportAllocs()
-	for b.Loop() {
+	for i := 0; i < b.N; i++ {
 		if req.GetHeader("min-se") != nil || len(req.GetHeaders("Require")) != 0 {
 			b.Fatal("found a header that is not there")
 		}
