@@ -238,7 +238,7 @@ func (s *Server) liveCall(ctx context.Context, c *call) LiveCall {
 func (s *Server) queryMedia(ctx context.Context, c *call, what string) (ng.QueryReply, string, bool) {
 	qctx, cancel := context.WithTimeout(ctx, adminQueryTimeout)
 	defer cancel()
-	res, err := s.ng.Do(qctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
+	q, err := s.ng.Query(qctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
 	if err != nil {
 		var re *ng.ReplyError
 		if !errors.As(err, &re) {
@@ -250,7 +250,7 @@ func (s *Server) queryMedia(ctx context.Context, c *call, what string) (ng.Query
 	if !c.p.customerIsA() {
 		customerTag, _ = c.tags(false)
 	}
-	return ng.DecodeQueryReply(res), customerTag, true
+	return q, customerTag, true
 }
 
 // xdpShares is, per leg (customer, carrier), the share of the RTP packets

@@ -17,7 +17,7 @@ import (
 
 // loopbackRelay runs an in-process userspace relay on 127.0.0.1 with NG
 // on a free port, for admission tests that need a real offer/answer.
-func loopbackRelay(t *testing.T) string {
+func loopbackRelay(t testing.TB) string {
 	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
 	cfg := relay.DefaultConfig()

@@ -93,8 +93,13 @@ func (l *listeners) addr(transport string) netip.AddrPort {
 			a = l.tls.Addr()
 		}
 	}
-	if a == nil {
+	switch a := a.(type) {
+	case nil:
 		return netip.AddrPort{}
+	case *net.UDPAddr: // without a.String(): this runs several times a call
+		return netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
+	case *net.TCPAddr:
+		return netip.AddrPortFrom(a.AddrPort().Addr().Unmap(), a.AddrPort().Port())
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap

@@ -80,7 +80,7 @@ func newTestPKI(t *testing.T) testPKI {
 
 // testConfig listens on loopback at ephemeral ports (UDP, and TCP on
 // auto) with no relay behind.
-func testConfig(t *testing.T) Config {
+func testConfig(t testing.TB) Config {
 	cfg := DefaultConfig()
 	cfg.Domain = testDomain
 	cfg.ListenUDP = "127.0.0.1:0"
@@ -92,7 +92,7 @@ func testConfig(t *testing.T) Config {
 
 // serve runs a Server until the test ends. New binds the sockets, so it
 // is reachable when serve returns.
-func serve(t *testing.T, cfg Config, st *store.Store, opts ...Option) *Server {
+func serve(t testing.TB, cfg Config, st *store.Store, opts ...Option) *Server {
 	t.Helper()
 	opts = append([]Option{WithLogger(zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel))}, opts...)
 	s, err := New(cfg, st, opts...)
@@ -103,7 +103,7 @@ func serve(t *testing.T, cfg Config, st *store.Store, opts ...Option) *Server {
 }
 
 // run serves s until the test ends.
-func run(t *testing.T, s *Server) *Server {
+func run(t testing.TB, s *Server) *Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -200,7 +200,7 @@ func (s *Server) startRecording(ctx context.Context, c *call) {
 // mediaIdle asks the relay how long the call's media has been silent in
 // both directions; gone is true when the relay no longer has the call.
 func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, gone bool, err error) {
-	res, err := s.ng.Do(ctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
+	q, err := s.ng.Query(ctx, ng.Query{CallID: c.id, FromTag: c.fromTag}.Dict())
 	var re *ng.ReplyError
 	if errors.As(err, &re) && re.Class == ng.ClassUnknownCall {
 		return 0, true, nil // "Unknown call-id": the relay timed it out itself
@@ -208,7 +208,6 @@ func (s *Server) mediaIdle(ctx context.Context, c *call) (idle time.Duration, go
 	if err != nil {
 		return 0, false, err
 	}
-	q := ng.DecodeQueryReply(res)
 	last := max(q.Created, 0)
 	for _, party := range q.Tags {
 		for _, m := range party.Medias {
@@ -269,7 +268,7 @@ type deleted struct {
 // the recording from the reply. A failure is logged, not fatal: the
 // relay's own timeout reaps what is left.
 func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
-	res, err := s.ng.Do(ctx, ng.Delete{CallID: c.id, FromTag: c.fromTag}.Dict())
+	q, err := s.ng.Query(ctx, ng.Delete{CallID: c.id, FromTag: c.fromTag}.Dict())
 	if err != nil {
 		c.log.Debug().Err(err).Msg("relay delete")
 		return deleted{}
@@ -278,7 +277,6 @@ func (s *Server) mediaDelete(ctx context.Context, c *call) deleted {
 	if !c.p.customerIsA() {
 		customerTag, _ = c.tags(false)
 	}
-	q := ng.DecodeQueryReply(res)
 	return deleted{quality: legQuality(q, customerTag), recording: q.Recording}
 }
 

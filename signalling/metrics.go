@@ -318,20 +318,33 @@ var ngCommands = map[string]bool{"offer": true, "answer": true, "delete": true, 
 
 func (c *ngClient) Do(ctx context.Context, req ng.Dict) (ng.Dict, error) {
 	res, err := c.Client.Do(ctx, req)
-	if err != nil && ctx.Err() == nil { // a call that ends mid-command is not the relay's failure
-		cmd := req.Str("command")
-		if !ngCommands[cmd] {
-			cmd = "other"
-		}
-		var re *ng.ReplyError
-		kind := "other"
-		switch {
-		case errors.Is(err, ng.ErrTimeout):
-			kind = "timeout"
-		case errors.As(err, &re):
-			kind = "refused"
-		}
-		c.m.ngErrors.WithLabelValues(cmd, kind).Inc()
-	}
+	c.count(ctx, req, err)
 	return res, err
+}
+
+// Query is Do for "query" and "delete", decoding the reply into its type.
+func (c *ngClient) Query(ctx context.Context, req ng.Dict) (ng.QueryReply, error) {
+	q, err := c.Client.Query(ctx, req)
+	c.count(ctx, req, err)
+	return q, err
+}
+
+// count counts a failed command by its kind.
+func (c *ngClient) count(ctx context.Context, req ng.Dict, err error) {
+	if err == nil || ctx.Err() != nil { // a call that ends mid-command is not the relay's failure
+		return
+	}
+	cmd := req.Str("command")
+	if !ngCommands[cmd] {
+		cmd = "other"
+	}
+	var re *ng.ReplyError
+	kind := "other"
+	switch {
+	case errors.Is(err, ng.ErrTimeout):
+		kind = "timeout"
+	case errors.As(err, &re):
+		kind = "refused"
+	}
+	c.m.ngErrors.WithLabelValues(cmd, kind).Inc()
 }

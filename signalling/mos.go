@@ -88,6 +88,11 @@ func mos(lossRatio, jitterMs float64, codec string) float64 {
 func sdpCodec(sdp []byte) string {
 	pt := ""
 	for line := range bytes.Lines(sdp) {
+		// Only the m= and a=rtpmap: lines become strings: this runs for
+		// every call and most lines are neither.
+		if !bytes.HasPrefix(line, []byte("m=")) && (pt == "" || !bytes.HasPrefix(line, []byte("a=rtpmap:"))) {
+			continue
+		}
 		l := strings.TrimRight(string(line), "\r\n")
 		if pt == "" {
 			if f := strings.Fields(l); len(f) > 3 && f[0] == "m=audio" {

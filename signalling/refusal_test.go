@@ -99,7 +99,7 @@ func statusLine(msg string) string {
 	return line
 }
 
-func freeUDPPort(t *testing.T, host string) string {
+func freeUDPPort(t testing.TB, host string) string {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", host+":0")
 	if err != nil {

@@ -95,7 +95,7 @@ func (u *labUAS) lastOffer() (string, string) {
 
 // startLabUAS serves on conn (a UDP socket) or l (a TLS listener), made
 // in the peer's namespace; contact is its Contact.
-func startLabUAS(t *testing.T, contact sip.Uri, answer func(offer string) string, serve func(*sipgo.Server) error) *labUAS {
+func startLabUAS(t testing.TB, contact sip.Uri, answer func(offer string) string, serve func(*sipgo.Server) error) *labUAS {
 	t.Helper()
 	u := &labUAS{byes: make(chan string, 16)}
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("lab-peer"), sipgo.WithUserAgentHostname(contact.Host))

@@ -160,19 +160,59 @@ func newCookie() string {
 // if ctx ended first.
 func (c *Client) Do(ctx context.Context, req Dict) (Dict, error) {
 	cmd := req.Str("command")
+	raw, err := c.roundTrip(ctx, req, cmd)
+	if err != nil {
+		return nil, err
+	}
+	_, d, err := parseMessage(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w (in the reply to %q)", err, cmd)
+	}
+	return d, replyErr(d.Str("result"), d.Str("error-reason"), cmd)
+}
+
+// Query is [Client.Do] for "query" and "delete": the reply, a call's
+// statistics, is decoded straight into a QueryReply (no Dicts).
+func (c *Client) Query(ctx context.Context, req Dict) (QueryReply, error) {
+	cmd := req.Str("command")
+	raw, err := c.roundTrip(ctx, req, cmd)
+	if err != nil {
+		return QueryReply{}, err
+	}
+	q, result, reason, err := parseQueryMessage(raw)
+	if err != nil {
+		return QueryReply{}, fmt.Errorf("%w (in the reply to %q)", err, cmd)
+	}
+	return q, replyErr(result, reason, cmd)
+}
+
+// replyErr is the error a reply's result stands for: none for "ok" (and
+// anything else rtpengine may answer), a *ReplyError for "error".
+func replyErr(result, reason, cmd string) error {
+	switch result {
+	case "":
+		return fmt.Errorf("%w (command %q)", ErrNoResult, cmd)
+	case "error":
+		return NewReplyError(reason)
+	}
+	return nil
+}
+
+// roundTrip sends req and returns the raw reply ("cookie SP bencode").
+func (c *Client) roundTrip(ctx context.Context, req Dict, cmd string) (string, error) {
 	cookie := newCookie()
 	msg, err := AppendMessage(nil, cookie, req)
 	if err != nil {
-		return nil, fmt.Errorf("%w (command %q)", err, cmd)
+		return "", fmt.Errorf("%w (command %q)", err, cmd)
 	}
 	if len(msg) > maxReply {
-		return nil, fmt.Errorf("%w: %d bytes (command %q)", ErrTooLarge, len(msg), cmd)
+		return "", fmt.Errorf("%w: %d bytes (command %q)", ErrTooLarge, len(msg), cmd)
 	}
 	ch := make(chan string, 1)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return nil, ErrClosed
+		return "", ErrClosed
 	}
 	c.pending[cookie] = ch
 	c.mu.Unlock()
@@ -202,35 +242,25 @@ func (c *Client) Do(ctx context.Context, req Dict) (Dict, error) {
 		return nil
 	}
 	if err := send(); err != nil {
-		return nil, err
+		return "", err
 	}
 	for {
 		select {
 		case raw := <-ch:
-			_, d, err := parseMessage(raw)
-			if err != nil {
-				return nil, fmt.Errorf("%w (in the reply to %q)", err, cmd)
-			}
-			switch d.Str("result") {
-			case "":
-				return d, fmt.Errorf("%w (command %q)", ErrNoResult, cmd)
-			case "error":
-				return d, NewReplyError(d.Str("error-reason"))
-			}
-			return d, nil
+			return raw, nil
 		case <-retransmit.C:
 			if err := send(); err != nil {
-				return nil, err
+				return "", err
 			}
 		case <-timeout.C:
 			if sendErr != nil {
-				return nil, fmt.Errorf("%w: command %q after %v (last send error: %w)", ErrTimeout, cmd, c.timeout, sendErr)
+				return "", fmt.Errorf("%w: command %q after %v (last send error: %w)", ErrTimeout, cmd, c.timeout, sendErr)
 			}
-			return nil, fmt.Errorf("%w: command %q after %v", ErrTimeout, cmd, c.timeout)
+			return "", fmt.Errorf("%w: command %q after %v", ErrTimeout, cmd, c.timeout)
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return "", ctx.Err()
 		case <-c.done:
-			return nil, ErrClosed
+			return "", ErrClosed
 		}
 	}
 }

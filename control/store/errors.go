@@ -75,6 +75,9 @@ func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 // fromDomain turns control/domain's rule violations into the store's
 // (ErrInvalid, code 20001, same parameter and message); nil stays nil.
 func fromDomain(err error) error {
+	if err == nil {
+		return nil // before errors.As: its target escapes, an allocation per check
+	}
 	var de *domain.Error
 	if errors.As(err, &de) {
 		return invalid(de.Param, "%s", de.Msg)

@@ -229,13 +229,12 @@ func (hs *headers) Headers() []Header {
 }
 
 // GetHeaders returns list of headers with same name
-// Use lower case to avoid allocs
+// The name matches in any case (ASCII); only the result slice allocates
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeaders(name string) []Header {
 	var hds []Header
-	nameLower := HeaderToLower(name)
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameIs(h.Name(), name) {
 			hds = append(hds, h)
 		}
 	}
@@ -243,17 +242,16 @@ func (hs *headers) GetHeaders(name string) []Header {
 }
 
 // GetHeader returns Header if exists, otherwise nil is returned
-// Use lower case to avoid allocs
+// The name matches in any case (ASCII) and the lookup allocates nothing
 // Headers are pointers, always Clone them for change
 func (hs *headers) GetHeader(name string) Header {
-	name = HeaderToLower(name)
 	return hs.getHeader(name)
 }
 
-// getHeader is direct access, name must be lowercase
+// getHeader is direct access; the name's case does not matter
 func (hs *headers) getHeader(nameLower string) Header {
 	for _, h := range hs.headerOrder {
-		if HeaderToLower(h.Name()) == nameLower {
+		if headerNameIs(h.Name(), nameLower) {
 			return h
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Here we have collection of headers parsing.
@@ -69,6 +70,13 @@ func DefaultHeadersParser() map[string]HeaderParser {
 
 // ParseHeader parses a SIP header from the line and appends it to out.
 func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Header, error) {
+	return headersParser.parseHeader(out, line, false)
+}
+
+// parseHeader is ParseHeader; owned says line's bytes are never written
+// again (the parser's own copy of the message), so the header's strings
+// share them instead of each being copied.
+func (headersParser HeadersParser) parseHeader(out []Header, line []byte, owned bool) ([]Header, error) {
 	colonIdx := bytes.IndexByte(line, ':')
 	if colonIdx == -1 {
 		return out, fmt.Errorf("field name with no value in header: %q", line)
@@ -83,13 +91,13 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 		// We have no registered parser for this header type,
 		// so we encapsulate the header data in a GenericHeader struct.
 		// We do only forwarding on this with trimmed space. Validation and parsing is required by user
-		h := NewHeader(string(fieldName), string(fieldValue))
+		h := NewHeader(bytesString(fieldName, owned), bytesString(fieldValue, owned))
 		out = append(out, h)
 		return out, nil
 	}
 
 	// NOTE: This line is a must and this conversion must here to stay
-	fieldText := string(fieldValue)
+	fieldText := bytesString(fieldValue, owned)
 	// Support comma separated values
 	for {
 		// We have a registered parser for this header type - use it.
@@ -108,6 +116,15 @@ func (headersParser HeadersParser) ParseHeader(out []Header, line []byte) ([]Hea
 		out = append(out, h)
 		fieldText = fieldText[commaErr+1:]
 	}
+}
+
+// bytesString is b as a string: sharing b's memory when owned (b is
+// never written again), else a copy.
+func bytesString(b []byte, owned bool) string {
+	if owned && len(b) > 0 {
+		return unsafe.String(&b[0], len(b))
+	}
+	return string(b)
 }
 
 func headerParserCallId(headerName []byte, headerText string) (header Header, err error) {

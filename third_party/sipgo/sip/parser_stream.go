@@ -176,7 +176,7 @@ func (p *ParserStream) parseSingle() error {
 	switch p.state {
 	case stateStartLine:
 		var msg Message
-		msg, n, err = p.p.parseStartLine(p.buf.Bytes(), true)
+		msg, n, err = p.p.parseStartLine(p.buf.Bytes(), true, false)
 		p.advance(n)
 		if err != nil {
 			return err
@@ -186,7 +186,7 @@ func (p *ParserStream) parseSingle() error {
 		fallthrough
 	case stateHeader:
 		for {
-			p.headerBuf, n, err = p.p.parseNextHeader(p.headerBuf[:0], p.buf.Bytes())
+			p.headerBuf, n, err = p.p.parseNextHeader(p.headerBuf[:0], p.buf.Bytes(), false)
 			p.advance(n)
 			for _, h := range p.headerBuf {
 				switch h := h.(type) {

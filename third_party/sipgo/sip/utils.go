@@ -203,6 +203,30 @@ func headerToLower(s []byte) []byte {
 	return asciiToLower(s)
 }
 
+// headerNameIs reports whether two header names are equal ignoring ASCII
+// case: HeaderToLower(a) == HeaderToLower(b) without building the lowered
+// strings, which allocates for every name outside HeaderToLower's table
+// (Session-Expires, Supported, Allow, X-...) on every lookup, for every
+// header of the message.
+func headerNameIs(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
 // HeaderToLower is fast ASCII lower string
 func HeaderToLower(s string) string {
 	// Avoid allocations
@@ -388,8 +412,10 @@ func compareFunctions(fsm1 any, fsm2 any) error {
 }
 
 func isIPV6(host string) bool {
-	// Quick reject (has dot)
-	for c := range host {
+	// Quick reject (has dot). Ranging over the runes, not the indexes
+	// (upstream's `for c := range host`), or the reject never happens and
+	// every host costs a net.ParseIP allocation.
+	for _, c := range host {
 		if c == '.' {
 			return false
 		}

@@ -98,3 +98,35 @@ func BenchmarkHeaderToLower(b *testing.B) {
 		}
 	}
 }
+
+func TestHeaderNameIs(t *testing.T) {
+	for _, name := range []string{"Via", "Session-Expires", "SESSION-EXPIRES", "session-expires", "X-Tenant", "Min-SE", "Ā-x", ""} {
+		for _, lower := range []string{"via", "VIA", "session-expires", "Session-Expires", "x-tenant", "min-se", "MIN-SE", "ā-x", ""} {
+			assert.Equal(t, HeaderToLower(name) == HeaderToLower(lower), headerNameIs(name, lower), "%q vs %q", name, lower)
+			assert.Equal(t, headerNameIs(name, lower), headerNameIs(lower, name))
+		}
+	}
+}
+
+// BenchmarkGetHeaderMixedCase: a lookup in a message whose headers have
+// names outside HeaderToLower's table allocates nothing.
+func BenchmarkGetHeaderMixedCase(b *testing.B) {
+	req := NewRequest(INVITE, Uri{User: "bob", Host: "example.net"})
+	for _, n := range []string{"Session-Expires", "Supported", "Allow", "User-Agent", "P-Asserted-Identity", "X-Tenant"} {
+		req.AppendHeader(NewHeader(n, "x"))
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if req.GetHeader("min-se") != nil || len(req.GetHeaders("Require")) != 0 {
+			b.Fatal("found a header that is not there")
+		}
+	}
+}
+
+func TestIsIPV6(t *testing.T) {
+	for host, want := range map[string]bool{"::1": true, "2001:db8::1": true, "::ffff:192.0.2.1": false, "fe80::1": true,
+		"192.0.2.1": false, "example.net": false, "localhost": false, "": false, "[::1]": false} {
+		assert.Equal(t, want, isIPV6(host), host)
+	}
+	assert.Zero(t, testing.AllocsPerRun(100, func() { isIPV6("192.0.2.1"); isIPV6("pbx.example.net") }))
+}
