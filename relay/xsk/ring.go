@@ -114,6 +114,25 @@ func (r *ring) reserve(n uint32) uint32 {
 	return idx
 }
 
+// produce moves as many entries of q as r has room for into its slots
+// (r's addrs or descs) and publishes them with one store. It returns what
+// is left of q, moved to its front, and how many entries went in.
+func produce[T any](r *ring, slots []T, q []T) ([]T, uint32) {
+	n := uint32(len(q))
+	if n == 0 {
+		return q, 0
+	}
+	if n = min(n, r.free(n)); n == 0 {
+		return q, 0
+	}
+	idx := r.reserve(n)
+	for i := range n {
+		slots[(idx+i)&r.mask] = q[i]
+	}
+	r.submit()
+	return q[:copy(q, q[n:])], n
+}
+
 // submit publishes every reserved entry to the kernel with one store.
 func (r *ring) submit() {
 	atomic.StoreUint32(r.producer, r.cachedProd)

@@ -95,21 +95,10 @@ func (s *Socket) Release(ds []Desc) {
 // pushFill moves queued frames into the fill ring, as many as it has
 // room for, and publishes them with one store.
 func (s *Socket) pushFill() {
-	n := uint32(len(s.fillq))
-	if n == 0 {
-		return
+	var n uint32
+	if s.fillq, n = produce(s.fill, s.fill.addrs, s.fillq); n > 0 {
+		s.fillDirty = true
 	}
-	n = min(n, s.fill.free(n))
-	if n == 0 {
-		return
-	}
-	idx := s.fill.reserve(n)
-	for i := range n {
-		s.fill.addrs[(idx+i)&s.fill.mask] = s.fillq[i]
-	}
-	s.fillq = s.fillq[:copy(s.fillq, s.fillq[n:])]
-	s.fill.submit()
-	s.fillDirty = true
 }
 
 // wakeFill kicks the kernel for new fill ring entries when it asked to be
@@ -257,20 +246,8 @@ func gone(e unix.Errno) bool {
 // pushTx moves queued descriptors into the TX ring, as many as it has
 // room for, and publishes them with one store.
 func (s *Socket) pushTx() {
-	n := uint32(len(s.txq))
-	if n == 0 {
-		return
-	}
-	n = min(n, s.tx.free(n))
-	if n == 0 {
-		return
-	}
-	idx := s.tx.reserve(n)
-	for i := range n {
-		s.tx.descs[(idx+i)&s.tx.mask] = s.txq[i]
-	}
-	s.txq = s.txq[:copy(s.txq, s.txq[n:])]
-	s.tx.submit()
+	var n uint32
+	s.txq, n = produce(s.tx, s.tx.descs, s.txq)
 	s.c.transmitted.Add(uint64(n))
 }
 
