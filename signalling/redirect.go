@@ -294,14 +294,5 @@ func (s *Server) isOwnAddr(a netip.Addr) bool {
 			return true
 		}
 	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return false
-	}
-	for _, ia := range ifaddrs {
-		if p, err := netip.ParsePrefix(ia.String()); err == nil && p.Addr().Unmap() == a {
-			return true
-		}
-	}
-	return false
+	return s.hostAddrs.has(a)
 }

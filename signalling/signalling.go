@@ -65,6 +65,7 @@ type Server struct {
 	// relayIfaces are --relay-interface: the relay's interface NAME by
 	// the address (as text) the signalling uses toward a leg.
 	relayIfaces map[string]string
+	hostAddrs   hostAddrCache             // the host's interface addresses, for isOwnAddr (ownaddr.go)
 	allow       string                    // the Allow header: the methods handled
 	clock       limit.Clock               // the guard's (tests move it)
 	trusted     *limit.TTLSet[trustKey]   // sources that passed digest on a trunk lately: exempt there
