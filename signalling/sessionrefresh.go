@@ -69,6 +69,11 @@ func (c *call) watchSessionTimers() {
 	if c.st == nil {
 		return
 	}
+	// one timer for the call's life, reset for each wait (Go 1.23 timers:
+	// Reset and Stop leave no stale tick in t.C)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	defer t.Stop()
 	for {
 		act, toA, at := c.st.next()
 		if act == actNone {
@@ -80,10 +85,9 @@ func (c *call) watchSessionTimers() {
 			}
 		}
 		if wait := time.Until(at); wait > 0 {
-			t := time.NewTimer(wait)
+			t.Reset(wait)
 			select {
 			case <-c.done:
-				t.Stop()
 				return
 			case <-c.st.kick:
 				t.Stop()

@@ -222,10 +222,12 @@ func (c *Client) roundTrip(ctx context.Context, req Dict, cmd string) (string, e
 		c.mu.Unlock()
 	}()
 
-	timeout := time.NewTimer(c.timeout)
-	defer timeout.Stop()
-	retransmit := time.NewTicker(c.retransmit)
-	defer retransmit.Stop()
+	// One timer serves both the retransmits and the timeout (a timer and
+	// a ticker per request were two of the runtime's timers to add and
+	// remove, three or four requests a call).
+	deadline := time.Now().Add(c.timeout)
+	tick := time.NewTimer(min(c.retransmit, c.timeout))
+	defer tick.Stop()
 
 	var sendErr error
 	send := func() error {
@@ -248,11 +250,14 @@ func (c *Client) roundTrip(ctx context.Context, req Dict, cmd string) (string, e
 		select {
 		case raw := <-ch:
 			return raw, nil
-		case <-retransmit.C:
-			if err := send(); err != nil {
-				return "", err
+		case now := <-tick.C:
+			if left := deadline.Sub(now); left > 0 {
+				if err := send(); err != nil {
+					return "", err
+				}
+				tick.Reset(min(c.retransmit, left))
+				continue
 			}
-		case <-timeout.C:
 			if sendErr != nil {
 				return "", fmt.Errorf("%w: command %q after %v (last send error: %w)", ErrTimeout, cmd, c.timeout, sendErr)
 			}
