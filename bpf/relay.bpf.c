@@ -110,6 +110,30 @@ static __always_inline __s64 rtp_arrival(__u64 now, __u32 rate)
 	return (__s64)(now / 1000 * rate / 1000000);
 }
 
+/* jitter_update feeds the estimate one transit difference d (RTP clock
+ * units). RFC 3550's J += (|D| - J)/16, kept scaled by 16 as its A.8
+ * code does. Sampled (mask != 0), the first 16 pairs of a stream set J
+ * to their running mean instead: starting from 0 with gain 1/16 would take
+ * 16 N packets (2.6 s at N = 8) to forget the 0, and a short call would
+ * report too little jitter; every packet timed, the RFC's own start. The
+ * division runs on at most 15 pairs per stream. */
+static __always_inline void jitter_update(struct xtr_leg *q, __u64 d, __u32 mask)
+{
+	if (mask) {
+		/* pairs before this one: counts 2, N+2, 2N+2, ... */
+		__u64 m = (q->received - 2) / (mask + 1);
+		if (m < 15) {
+			__u64 j = q->jitter, t = d << 4;
+			if (t >= j)
+				q->jitter = j + (t - j) / (m + 1);
+			else
+				q->jitter = j - (j - t) / (m + 1);
+			return;
+		}
+	}
+	q->jitter += d - ((q->jitter + 8) >> 4);
+}
+
 /* quality updates the RFC 3550 statistics of the leg with one RTP packet
  * (Appendix A.1 sequence tracking without probation, A.8 jitter, sampled
  * per xtr_jitter_mask). now is the precise clock when every packet is
@@ -172,7 +196,7 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 		__s64 d = transit - q->transit;
 		if (d < 0)
 			d = -d;
-		q->jitter += d - ((q->jitter + 8) >> 4);
+		jitter_update(q, (__u64)d, mask);
 	}
 	q->transit = transit;
 }
