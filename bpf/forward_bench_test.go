@@ -30,11 +30,12 @@ import (
 //
 // warm-noquality is warm with a session without quality tracking (clock
 // rate 0): the program reads the coarse clock instead of the precise one.
-// sample=8: jitter timed on two arrivals in eight (Options.JitterSample);
-// the others time every packet.
+// sample=N: jitter timed on two arrivals in N (Options.JitterSample, the
+// relay's default 8); the others time every packet.
 func BenchmarkForward(b *testing.B) {
 	b.Run("warm", func(b *testing.B) { benchForwardWarm(b, 8000, 1) })
 	b.Run("warm-sample=8", func(b *testing.B) { benchForwardWarm(b, 8000, 8) })
+	b.Run("warm-sample=16", func(b *testing.B) { benchForwardWarm(b, 8000, 16) })
 	b.Run("warm-noquality", func(b *testing.B) { benchForwardWarm(b, 0, 1) })
 	b.Run("sessions=4000", func(b *testing.B) { benchForward(b, 4000, 1) })
 	b.Run("sessions=4000-sample=8", func(b *testing.B) { benchForward(b, 4000, 8) })

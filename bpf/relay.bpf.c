@@ -193,10 +193,12 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 	}
 	__s64 transit = rtp_arrival(now, rate) - ts;
 	if (second) {
-		__s64 d = transit - q->transit;
-		if (d < 0)
-			d = -d;
-		jitter_update(q, (__u64)d, mask);
+		/* modulo 2^32, as RFC 3550 A.8's int arithmetic: RTP timestamps
+		 * start anywhere and wrap (at 8 kHz every 6.2 days, at 48 kHz
+		 * every 24.9 h), and a 64-bit difference across the wrap would
+		 * read as 2^32 of jitter */
+		__s32 d = (__s32)((__u32)transit - (__u32)q->transit);
+		jitter_update(q, d < 0 ? (__u64)(-(__s64)d) : (__u64)d, mask);
 	}
 	q->transit = transit;
 }

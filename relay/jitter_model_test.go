@@ -106,3 +106,28 @@ func TestSampledJitterAccuracy(t *testing.T) {
 		}
 	}
 }
+
+// TestUserspaceJitterTimestampWrap: the RTP timestamp wrapping past 2^32
+// between two packets is a transit difference like any other (RFC 3550
+// A.8 computes it in 32 bits), not 2^32 of jitter.
+func TestUserspaceJitterTimestampWrap(t *testing.T) {
+	var q rtpQuality
+	pkt := func(seq uint16, ts uint32) []byte {
+		p := make([]byte, 12)
+		p[0], p[2], p[3] = 0x80, byte(seq>>8), byte(seq)
+		p[4], p[5], p[6], p[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		return p
+	}
+	const ms = int64(1e6)
+	start := uint32(1<<32 - 320) // two packets before the wrap
+	for i := range 10 {
+		q.update(pkt(uint16(i), start+uint32(i)*160), int64(i)*20*ms, 8000)
+	}
+	s, ok := q.snapshot()
+	if !ok {
+		t.Fatal("no statistics")
+	}
+	if s.Jitter != 0 {
+		t.Errorf("jitter %d RTP units across a timestamp wrap, want 0 (packets on time)", s.Jitter)
+	}
+}
