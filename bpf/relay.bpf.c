@@ -93,10 +93,11 @@ static __always_inline int is_rtcp(struct pkt *p)
  * The pairs are the RFC's consecutive arrivals, so |D| is the same
  * quantity and the running estimate converges on the same value: the
  * 1/16 gain now spans 16 pairs, 16 N packets (at N = 8 and 50 packets/s
- * a time constant of 2.6 s instead of 0.32 s), and the estimate is
- * noisier by as much as it has fewer samples. Loss counting (A.1) still
- * sees every packet. Read-only data: the verifier knows the value and
- * prunes the branches that cannot run. */
+ * a time constant of 2.6 s instead of 0.32 s), so it follows a change N
+ * times slower; its spread around the true value is the RFC's own (the
+ * gain averages about 16 differences either way). Loss counting (A.1)
+ * still sees every packet. Read-only data: the verifier knows the value
+ * and prunes the branches that cannot run. */
 volatile const __u32 xtr_jitter_mask = 0;
 
 /* rtp_arrival converts a CLOCK_MONOTONIC time to RTP clock units:
