@@ -34,7 +34,7 @@ type Options struct {
 	// feeds one pair of arrival times to the RFC 3550 jitter estimate:
 	// 0 or 1 times every packet; N (a power of two, at most
 	// MaxJitterSample) reads the precise clock for two consecutive
-	// arrivals in N (xtr_jitter_mask in relay.bpf.c). Loss counting sees
+	// arrivals in N (xtr_jitter_mask in bpf/quality.h). Loss counting sees
 	// every packet either way.
 	JitterSample int
 }

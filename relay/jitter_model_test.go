@@ -8,7 +8,7 @@ import (
 )
 
 // jitterModel is the fast path's jitter estimator (quality and
-// jitter_update in bpf/relay.bpf.c) in floating point, for arrivals
+// jitter_update in bpf/quality.h) in floating point, for arrivals
 // given as transit times (arrival - RTP timestamp, RTP clock units) in
 // arrival order. sample 1 is RFC 3550 A.8 as written: every consecutive
 // pair, J += (|D| - J)/16. sample N (a power of two) takes the pairs at
