@@ -30,6 +30,28 @@ type Options struct {
 	PortMin, PortMax uint16
 	// Mode picks native or generic XDP (default ModeAuto).
 	Mode XDPMode
+	// JitterSample is how many of a stream's RTP packets the fast path
+	// feeds one pair of arrival times to the RFC 3550 jitter estimate:
+	// 0 or 1 times every packet; N (a power of two, at most
+	// MaxJitterSample) reads the precise clock for two consecutive
+	// arrivals in N (xtr_jitter_mask in bpf/quality.h). Loss counting sees
+	// every packet either way.
+	JitterSample int
+}
+
+// MaxJitterSample bounds Options.JitterSample: past it the estimate's time
+// constant (16 pairs, 16 N packets) outgrows a call.
+const MaxJitterSample = 64
+
+// jitterMask checks n (Options.JitterSample) and returns xtr_jitter_mask.
+func jitterMask(n int) (uint32, error) {
+	if n <= 1 {
+		return 0, nil
+	}
+	if n > MaxJitterSample || n&(n-1) != 0 {
+		return 0, fmt.Errorf("%w: %d (want 1 or a power of two up to %d)", ErrJitterSample, n, MaxJitterSample)
+	}
+	return uint32(n - 1), nil
 }
 
 // Dataplane is the loaded fast path: program, maps and links.
@@ -89,6 +111,13 @@ func load(o Options, dir string) (*Dataplane, error) {
 	}
 	if err := dropResizedCounters(spec, dir); err != nil {
 		return nil, err
+	}
+	mask, err := jitterMask(o.JitterSample)
+	if err != nil {
+		return nil, err
+	}
+	if err := spec.Variables["xtr_jitter_mask"].Set(mask); err != nil {
+		return nil, fmt.Errorf("set jitter sample: %w", err)
 	}
 	adopted := false
 	for name, m := range spec.Maps {

@@ -22,6 +22,9 @@ var (
 	ErrInvalidAddr = errors.New("invalid relay address")
 	// ErrBlobTooLarge is returned when a call record does not fit a map value.
 	ErrBlobTooLarge = errors.New("call record too large")
+	// ErrJitterSample is returned for an Options.JitterSample that is not
+	// 1 or a power of two up to MaxJitterSample.
+	ErrJitterSample = errors.New("invalid jitter sample interval")
 )
 
 // ErrXSK is returned when an AF_XDP socket cannot be registered with the

@@ -30,18 +30,23 @@ import (
 //
 // warm-noquality is warm with a session without quality tracking (clock
 // rate 0): the program reads the coarse clock instead of the precise one.
+// sample=N: jitter timed on two arrivals in N (Options.JitterSample, the
+// relay's default 8); the others time every packet.
 func BenchmarkForward(b *testing.B) {
-	b.Run("warm", func(b *testing.B) { benchForwardWarm(b, 8000) })
-	b.Run("warm-noquality", func(b *testing.B) { benchForwardWarm(b, 0) })
-	b.Run("sessions=4000", func(b *testing.B) { benchForward(b, 4000) })
+	b.Run("warm", func(b *testing.B) { benchForwardWarm(b, 8000, 1) })
+	b.Run("warm-sample=8", func(b *testing.B) { benchForwardWarm(b, 8000, 8) })
+	b.Run("warm-sample=16", func(b *testing.B) { benchForwardWarm(b, 8000, 16) })
+	b.Run("warm-noquality", func(b *testing.B) { benchForwardWarm(b, 0, 1) })
+	b.Run("sessions=4000", func(b *testing.B) { benchForward(b, 4000, 1) })
+	b.Run("sessions=4000-sample=8", func(b *testing.B) { benchForward(b, 4000, 8) })
 }
 
 // benchForwardWarm: the callee-side session forwards to the callee's own
 // address and port, which is itself, so the kernel's repeats of one run
 // take the forward path every time.
-func benchForwardWarm(b *testing.B, rate uint32) {
+func benchForwardWarm(b *testing.B, rate uint32, jitterSample int) {
 	labtest.RequirePrivileged(b)
-	l := newLab(b, testbed.WithStaticNeighbors())
+	l := newLabSampled(b, jitterSample, testbed.WithStaticNeighbors())
 	self := ap(l.tri.CalleeIP, 40000)
 	if err := l.dp.SetSession(self, Session{Action: ActionForward, OutSrc: ap(l.relayB, 30002), OutDst: self, ClockRate: rate}); err != nil {
 		b.Fatal(err)
@@ -93,9 +98,9 @@ func reportProgNs(b *testing.B, prog *ebpf.Program, s0 *ebpf.ProgramStats) error
 	return nil
 }
 
-func benchForward(b *testing.B, n int) {
+func benchForward(b *testing.B, n, jitterSample int) {
 	labtest.RequirePrivileged(b)
-	l := newLab(b, testbed.WithStaticNeighbors())
+	l := newLabSampled(b, jitterSample, testbed.WithStaticNeighbors())
 	frames := make([][]byte, n)
 	for i := range n {
 		key := ap(l.relayA, uint16(30000+2*i))

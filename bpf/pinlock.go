@@ -161,6 +161,9 @@ func Open(o Options) (*Dataplane, error) {
 	if o.PinDir == "" {
 		return nil, fmt.Errorf("%w: empty pin path", ErrNotBPFFS)
 	}
+	if _, err := jitterMask(o.JitterSample); err != nil {
+		return nil, err
+	}
 	o.PinDir = filepath.Clean(o.PinDir)
 	if err := ensureBPFFS(o.PinDir); err != nil {
 		return nil, err

@@ -16,6 +16,7 @@
 #include "maps.h"
 #include "csum.h"
 #include "parse.h"
+#include "quality.h"
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -78,67 +79,6 @@ static __always_inline int is_rtcp(struct pkt *p)
 		return 0;
 	__u8 pt = p->payload[1];
 	return (p->payload[0] >> 6) == 2 && pt >= 200 && pt <= 207;
-}
-
-#define RTP_MAX_DROPOUT 3000
-#define RTP_MAX_MISORDER 100
-
-/* quality updates this CPU's RFC 3550 statistics of the leg with one RTP
- * packet (Appendix A.1 sequence tracking without probation, A.8 jitter). */
-static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate, __u64 now)
-{
-	if (!rate || p->payload_len < 12 || p->payload + 12 > (__u8 *)p->data_end)
-		return;
-	__u8 *h = p->payload;
-	if ((h[0] >> 6) != 2)
-		return;
-	__u8 pt = h[1] & 0x7f;
-	if (pt >= 64 && pt < 96) /* RTCP under rtcp-mux */
-		return;
-	__u16 seq = ((__u16)h[2] << 8) | h[3];
-	__u32 ts = ((__u32)h[4] << 24) | ((__u32)h[5] << 16) | ((__u32)h[6] << 8) | h[7];
-	__u32 ssrc = ((__u32)h[8] << 24) | ((__u32)h[9] << 16) | ((__u32)h[10] << 8) | h[11];
-	/* arrival in RTP clock units: now/1000 µs, times rate, over 10^6.
-	 * At 8 kHz (G.711, G.729, the common case) that is now/125000
-	 * exactly (nested floor divisions combine): one division per packet
-	 * instead of two. */
-	__s64 arrival;
-	if (rate == 8000)
-		arrival = (__s64)(now / 125000);
-	else
-		arrival = (__s64)(now / 1000 * rate / 1000000);
-
-	if (q->received == 0 || q->ssrc != ssrc || q->clock_rate != rate) {
-		/* a new stream (or a new source after a re-offer) starts afresh */
-		q->ssrc = ssrc;
-		q->clock_rate = rate;
-		q->base_seq = seq;
-		q->max_seq = seq;
-		q->cycles = 0;
-		q->received = 1;
-		q->transit = arrival - ts;
-		q->jitter = 0;
-		return;
-	}
-	__u16 delta = seq - (__u16)q->max_seq;
-	if (delta < RTP_MAX_DROPOUT) {
-		if (seq < (__u16)q->max_seq)
-			q->cycles += 1 << 16;
-		q->max_seq = seq;
-	} else if (delta <= (__u16)(65535 - RTP_MAX_MISORDER)) {
-		/* a very large jump: the sender restarted; resync */
-		q->base_seq = seq;
-		q->max_seq = seq;
-		q->cycles = 0;
-		q->received = 0;
-	} /* else: duplicate or reordered, max stays */
-	q->received++;
-	__s64 transit = arrival - ts;
-	__s64 d = transit - q->transit;
-	q->transit = transit;
-	if (d < 0)
-		d = -d;
-	q->jitter += d - ((q->jitter + 8) >> 4);
 }
 
 /* relay_addr is addr's position among the relay's addresses (its part of
@@ -478,10 +418,11 @@ int xtr_relay(struct xdp_md *ctx)
 		return to_user(ctx, XTR_PASS_CROSS_FAMILY);
 
 	/* The precise clock only where RFC 3550 jitter needs it (an arrival
-	 * time per RTP packet): kvm-clock under a hypervisor makes it ~30 ns.
-	 * last_ns (call timeouts, seconds) and the next hop's expiry (1 s)
-	 * do with the coarse clock: CLOCK_MONOTONIC as of the last tick. */
-	__u64 now = rate ? bpf_ktime_get_ns() : bpf_ktime_get_coarse_ns();
+	 * time per timed RTP packet, see xtr_jitter_mask): kvm-clock under a
+	 * hypervisor makes it ~30 ns. last_ns (call timeouts, seconds) and
+	 * the next hop's expiry (1 s) do with the coarse clock:
+	 * CLOCK_MONOTONIC as of the last tick. */
+	__u64 now = (rate && !xtr_jitter_mask) ? bpf_ktime_get_ns() : bpf_ktime_get_coarse_ns();
 	void *data = (void *)(long)ctx->data, *data_end = (void *)(long)ctx->data_end;
 	__u64 l3len = (data_end - data) - sizeof(struct ethhdr);
 	/* the cache holds the next hop of out_dst only (RTCP demuxed to

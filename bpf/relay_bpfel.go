@@ -162,6 +162,7 @@ const (
 	relayMapXtrXskStatsV3    = "xtr_xsk_stats_v3"
 	relayMapXtrXsksV3        = "xtr_xsks_v3"
 	relayProgXtrRelay        = "xtr_relay"
+	relayVarXtrJitterMask    = "xtr_jitter_mask"
 	relayVarXtrUnusedAction  = "xtr_unused_action"
 	relayVarXtrUnusedFlags   = "xtr_unused_flags"
 	relayVarXtrUnusedLeg     = "xtr_unused_leg"
@@ -237,6 +238,7 @@ type relayMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type relayVariableSpecs struct {
+	XtrJitterMask    *ebpf.VariableSpec `ebpf:"xtr_jitter_mask"`
 	XtrUnusedAction  *ebpf.VariableSpec `ebpf:"xtr_unused_action"`
 	XtrUnusedFlags   *ebpf.VariableSpec `ebpf:"xtr_unused_flags"`
 	XtrUnusedLeg     *ebpf.VariableSpec `ebpf:"xtr_unused_leg"`
@@ -300,6 +302,7 @@ func (m *relayMaps) Close() error {
 //
 // It can be passed to loadRelayObjects or ebpf.CollectionSpec.LoadAndAssign.
 type relayVariables struct {
+	XtrJitterMask    *ebpf.Variable `ebpf:"xtr_jitter_mask"`
 	XtrUnusedAction  *ebpf.Variable `ebpf:"xtr_unused_action"`
 	XtrUnusedFlags   *ebpf.Variable `ebpf:"xtr_unused_flags"`
 	XtrUnusedLeg     *ebpf.Variable `ebpf:"xtr_unused_leg"`

@@ -80,9 +80,16 @@ func relayEnd(l *testbed.Link, ns *testbed.NS) (relay, peer *testbed.End) {
 
 func newLab(t testing.TB, opts ...testbed.Option) *lab {
 	t.Helper()
+	return newLabSampled(t, 1, opts...)
+}
+
+// newLabSampled is newLab with the program's jitter sample interval
+// (Options.JitterSample).
+func newLabSampled(t testing.TB, jitterSample int, opts ...testbed.Option) *lab {
+	t.Helper()
 	tri := labtest.NewTriangle(t, opts...)
 	root := labtest.MountBPFFS(t)
-	dp, err := Open(Options{PinDir: filepath.Join(root, "relay"), PortMin: 30000, PortMax: 39999})
+	dp, err := Open(Options{PinDir: filepath.Join(root, "relay"), PortMin: 30000, PortMax: 39999, JitterSample: jitterSample})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,9 +111,10 @@ struct xtr_leg {
 	__u64 packets;  /* forwarded by XDP */
 	__u64 bytes;    /* UDP payload bytes forwarded by XDP */
 	/* CLOCK_MONOTONIC of the last packet forwarded: bpf_ktime_get_ns()
-	 * for a session with quality tracking (its jitter needs the precise
-	 * clock anyway), bpf_ktime_get_coarse_ns() (up to a tick behind)
-	 * for one without */
+	 * for a session with quality tracking when every packet is timed
+	 * (its jitter needs the precise clock anyway),
+	 * bpf_ktime_get_coarse_ns() (up to a tick behind) otherwise: without
+	 * quality tracking, or with sampled jitter (xtr_jitter_mask) */
 	__u64 last_ns;
 	__u64 drops;    /* dropped: foreign source or session drop */
 	/* second cache line: recording, RTP statistics */
@@ -125,8 +126,8 @@ struct xtr_leg {
 	__u32 clock_rate;
 	__u32 pad;
 	__u64 received;
-	__s64 transit;    /* previous arrival - timestamp, RTP clock units */
-	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 */
+	__s64 transit;    /* previous timed arrival - timestamp, RTP clock units */
+	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 (sampled: xtr_jitter_mask) */
 	__u64 pad2;
 };
 

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xtrunk/xtrunk/bpf"
 )
 
 // Dataplane modes.
@@ -43,7 +45,15 @@ type Config struct {
 	// NGAllow are the sources (CIDRs) whose NG commands are served;
 	// others are dropped unanswered (NG has no authentication).
 	NGAllow []string `yaml:"ng-allow"`
+	// JitterSample (xdp): the fast path times two consecutive arrivals in
+	// every JitterSample RTP packets of a stream for its RFC 3550 jitter
+	// (1: every packet); see bpf.Options.JitterSample.
+	JitterSample int `yaml:"jitter-sample"`
 }
+
+// DefaultJitterSample is --jitter-sample's default, chosen by measurement
+// (BENCHMARKS.md, "XDP at saturation, sampled clock").
+const DefaultJitterSample = 8
 
 // DefaultConfig is the relay's configuration without flags.
 func DefaultConfig() Config {
@@ -61,6 +71,7 @@ func DefaultConfig() Config {
 		Socketless:    true,
 		RecordingDir:  "/var/lib/xtrunk/recordings",
 		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
+		JitterSample:  DefaultJitterSample,
 	}
 }
 
@@ -93,6 +104,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.NGAllowPrefixes(); err != nil {
 		return err
+	}
+	if n := c.JitterSample; n < 1 || n > bpf.MaxJitterSample || n&(n-1) != 0 {
+		return fmt.Errorf("%w: --jitter-sample %d (want 1, every packet, or a power of two up to %d)", ErrConfig, n, bpf.MaxJitterSample)
 	}
 	if c.Dataplane != DataplaneXDP {
 		// The default is socketless; without the XDP program no AF_XDP

@@ -54,8 +54,9 @@ type metrics struct {
 	// in use (native, generic, userspace) — a generic fallback shows here.
 	mode *prometheus.GaugeVec
 	// xtrunk_relay_leg_jitter_seconds, xtrunk_relay_leg_loss_ratio: per
-	// RTP leg at the end of each call (RFC 3550 interarrival jitter, lost
-	// over expected); xtrunk_relay_rtp_lost_packets_total sums the loss.
+	// RTP leg at the end of each call (RFC 3550 interarrival jitter, on
+	// the fast path from two arrivals in --jitter-sample; lost over
+	// expected); xtrunk_relay_rtp_lost_packets_total sums the loss.
 	legJitter, legLoss prometheus.Histogram
 	lostTotal          prometheus.Counter
 	// xtrunk_relay_recordings_active, xtrunk_relay_recording_copies_lost_total
@@ -95,7 +96,7 @@ func newMetrics(r *Relay) *metrics {
 	m.timeoutDeletes.WithLabelValues("final_timeout")
 	m.fpErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_relay_fastpath_errors_total", Help: "Failed fast-path (BPF map) updates."})
 	m.mode = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "xtrunk_relay_dataplane_info", Help: "Dataplane in use per device: native or generic XDP, or userspace."}, []string{"device", "mode"})
-	m.legJitter = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_jitter_seconds", Help: "RFC 3550 interarrival jitter per RTP leg at call end.",
+	m.legJitter = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_jitter_seconds", Help: "RFC 3550 interarrival jitter per RTP leg at call end (fast path: sampled, --jitter-sample).",
 		Buckets: []float64{.001, .002, .005, .01, .02, .03, .05, .1, .2}})
 	m.legLoss = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "xtrunk_relay_leg_loss_ratio", Help: "Lost over expected RTP packets per leg at call end.",
 		Buckets: []float64{0, .001, .005, .01, .02, .05, .1, .2, .5}})

@@ -63,7 +63,10 @@ func (q *rtpQuality) update(p []byte, nowNs int64, rate uint32) {
 	}
 	q.received++
 	transit := arrival - int64(ts)
-	d := transit - q.transit
+	// modulo 2^32, as RFC 3550 A.8's int arithmetic: the timestamp wraps
+	// (it starts anywhere), and a 64-bit difference across the wrap would
+	// read as 2^32 of jitter
+	d := int64(int32(uint32(transit) - uint32(q.transit)))
 	q.transit = transit
 	if d < 0 {
 		d = -d

@@ -17,11 +17,19 @@ import (
 
 // The generator drops 5 % of the packets and delays each by 0–40 ms; the
 // relay's loss must be within one point and its jitter within 20 % of what
-// RFC 3550 gives for the packets as actually sent.
+// its estimator (jitterModel: RFC 3550 A.8, sampled on the fast path per
+// --jitter-sample) gives for the packets as actually sent, and within 60 %
+// of RFC 3550 on every packet: a guard against gross errors (a factor of
+// N), not a statement of accuracy — one call's two estimates scatter
+// ±20 % each around the truth, and the xdp mode's seeded delays put the
+// sampled one at ~1.35 times the per-packet one; TestSampledJitterAccuracy
+// states how close the sampled estimate is. xdp-sample=1 times every
+// packet on the fast path, as RFC 3550 has it.
 func TestLossAndJitter(t *testing.T) {
 	for _, mode := range labModes {
-		t.Run(mode, func(t *testing.T) { testQuality(t, mode) })
+		t.Run(mode, func(t *testing.T) { testQuality(t, mode, DefaultJitterSample) })
 	}
+	t.Run(DataplaneXDP+"-sample=1", func(t *testing.T) { testQuality(t, DataplaneXDP, 1) })
 }
 
 type sent struct {
@@ -29,9 +37,14 @@ type sent struct {
 	at  time.Time
 }
 
-func testQuality(t *testing.T, mode string) {
+func testQuality(t *testing.T, mode string, jitterSample int) {
 	tri := labtest.NewTriangle(t)
-	lr := startLabRelay(t, tri, labConfig(t, tri, mode))
+	cfg := labConfig(t, tri, mode)
+	cfg.JitterSample = jitterSample
+	lr := startLabRelay(t, tri, cfg)
+	if !isXDP(mode) {
+		jitterSample = 1 // userspace times every packet
+	}
 	c := lr.ngClient(t)
 	// The truth is taken from userspace send times: on a loaded 2-vCPU
 	// box (the suite runs packages in parallel) a send can reach the relay
@@ -39,7 +52,7 @@ func testQuality(t *testing.T, mode string) {
 	// again, a fresh call each time; every attempt must get the loss right.
 	const attempts = 3
 	for i := 1; ; i++ {
-		off := qualityRun(t, c, tri, mode, fmt.Sprintf("q%d", i))
+		off := qualityRun(t, c, tri, mode, jitterSample, fmt.Sprintf("q%d", i))
 		if off == "" {
 			return
 		}
@@ -53,7 +66,7 @@ func testQuality(t *testing.T, mode string) {
 
 // qualityRun places one call with the generator's loss and delay and
 // checks the relay's figures, returning the jitter mismatch if any.
-func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode, callID string) (jitterOff string) {
+func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode string, jitterSample int, callID string) (jitterOff string) {
 	do(t, c, ng.Dict{"command": "offer", "call-id": callID, "from-tag": "caller", "sdp": g711SDP(tri.CallerIP, 20000), "direction": []any{"customer", "carrier"}})
 	ans := do(t, c, ng.Dict{"command": "answer", "call-id": callID, "from-tag": "caller", "to-tag": "callee", "sdp": g711SDP(tri.CalleeIP, 40000)})
 	to := mediaOf(t, ans.Str("sdp"))
@@ -97,18 +110,11 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode, callID 
 	}
 
 	// RFC 3550 A.8 on the packets in the order and at the times they left
-	var jitter float64
-	var prev float64
+	transits := make([]float64, len(log))
 	for i, s := range log {
-		arrival := s.at.Sub(start).Seconds() * 8000
-		transit := arrival - float64(uint32(s.seq)*160)
-		if i > 0 {
-			d := math.Abs(transit - prev)
-			jitter += (d - jitter) / 16
-		}
-		prev = transit
+		transits[i] = s.at.Sub(start).Seconds()*8000 - float64(uint32(s.seq)*160)
 	}
-	trueJitterMs := jitter / 8
+	rfcJitterMs := jitterModel(transits, 1) / 8
 	trueLossPct := 100 * float64(dropped) / n
 
 	// the last packets may still be on their way (a fixed 100 ms raced a
@@ -117,13 +123,19 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode, callID 
 	st := streamStats(t, q, "caller")
 	expected, lost := statInt(st, "expected"), statInt(st, "lost")
 	jitterUs := statInt(st, "jitter us")
+	// the estimator as the relay runs it: the fast path's count starts
+	// with its first packet, after those userspace forwarded (latching)
+	trueJitterMs := rfcJitterMs
+	if user := int(statInt(st, "userspace")); jitterSample > 1 && user < len(transits) {
+		trueJitterMs = jitterModel(transits[user:], jitterSample) / 8
+	}
 	if expected != n {
 		t.Errorf("expected %d packets, relay says %d", n, expected)
 	}
 	lossPct := 100 * float64(lost) / float64(expected)
 	gotJitterMs := float64(jitterUs) / 1000
-	t.Logf("%s: loss %.2f%% (truth %.2f%%), jitter %.2f ms (truth %.2f ms); fast path %d, userspace %d",
-		mode, lossPct, trueLossPct, gotJitterMs, trueJitterMs, statInt(st, "fast path"), statInt(st, "userspace"))
+	t.Logf("%s, sample %d: loss %.2f%% (truth %.2f%%), jitter %.2f ms (truth %.2f ms, RFC 3550 per packet %.2f ms); fast path %d, userspace %d",
+		mode, jitterSample, lossPct, trueLossPct, gotJitterMs, trueJitterMs, rfcJitterMs, statInt(st, "fast path"), statInt(st, "userspace"))
 	if math.Abs(lossPct-trueLossPct) > 1 {
 		t.Errorf("loss %.2f%%, truth %.2f%%: more than one point off", lossPct, trueLossPct)
 	}
@@ -132,6 +144,9 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode, callID 
 	}
 	if math.Abs(gotJitterMs-trueJitterMs) > 0.2*trueJitterMs {
 		return fmt.Sprintf("jitter %.2f ms, truth %.2f ms: more than 20%% off", gotJitterMs, trueJitterMs)
+	}
+	if math.Abs(gotJitterMs-rfcJitterMs) > 0.6*rfcJitterMs {
+		return fmt.Sprintf("jitter %.2f ms, RFC 3550 per packet %.2f ms: more than 60%% off", gotJitterMs, rfcJitterMs)
 	}
 	return ""
 }

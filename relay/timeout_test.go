@@ -1,11 +1,13 @@
 package relay
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/xtrunk/xtrunk/bpf"
 	"github.com/xtrunk/xtrunk/control/ng"
 )
 
@@ -115,5 +117,27 @@ func TestTimeoutConfig(t *testing.T) {
 	cfg.FinalTimeout = -time.Second
 	if err := cfg.Validate(); err == nil {
 		t.Error("negative final timeout accepted")
+	}
+}
+
+// TestJitterSampleConfig: --jitter-sample is 1 or a power of two up to
+// bpf.MaxJitterSample; anything else is refused before the program loads.
+func TestJitterSampleConfig(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Interfaces = []Interface{{Name: "x", Addr: netip.MustParseAddr("127.0.0.1")}}
+	if cfg.JitterSample != DefaultJitterSample {
+		t.Errorf("default jitter sample %d, want %d", cfg.JitterSample, DefaultJitterSample)
+	}
+	for _, n := range []int{1, 2, 8, 16, bpf.MaxJitterSample} {
+		cfg.JitterSample = n
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("--jitter-sample %d refused: %v", n, err)
+		}
+	}
+	for _, n := range []int{0, -8, 3, 12, 2 * bpf.MaxJitterSample} {
+		cfg.JitterSample = n
+		if err := cfg.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("--jitter-sample %d: %v, want ErrConfig", n, err)
+		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 // recorder's reader and, socketless, the AF_XDP path; then re-adopts the
 // pinned calls. On error whatever it opened is closed again.
 func (r *Relay) openXDP() error {
-	dp, err := bpf.Open(bpf.Options{PinDir: r.cfg.PinPath, PortMin: uint16(r.cfg.PortMin), PortMax: uint16(r.cfg.PortMax)})
+	dp, err := bpf.Open(bpf.Options{PinDir: r.cfg.PinPath, PortMin: uint16(r.cfg.PortMin), PortMax: uint16(r.cfg.PortMax), JitterSample: r.cfg.JitterSample})
 	if err != nil {
 		return err
 	}

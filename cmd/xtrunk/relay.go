@@ -76,6 +76,7 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	fs.BoolVar(&cfg.Socketless, "socketless", cfg.Socketless, "xdp: no socket per call, userspace media through AF_XDP sockets (one per device and RX queue); --socketless=false: bound sockets per call (the previous behaviour)")
 	fs.StringVar(&cfg.XDPMode, "xdp-mode", cfg.XDPMode, "auto (native, generic where the driver has none), native or generic")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "directory for call recordings (WAV + JSON sidecar)")
+	fs.IntVar(&cfg.JitterSample, "jitter-sample", cfg.JitterSample, "xdp: time two consecutive RTP arrivals in every N packets of a stream for RFC 3550 jitter (1: every packet, exact; a power of two up to 64: cheaper per packet, the estimate converges N times slower)")
 	fs.BoolVar(&cfg.RemoveOnExit, "remove-on-exit", cfg.RemoveOnExit, "detach XDP and remove pins on a clean exit (ends fast-path media)")
 	if err := cmd.parse(args, &cfg); err != nil {
 		return cfg, nil, err
