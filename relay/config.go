@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 )
 
 // Dataplane modes.
@@ -43,24 +45,30 @@ type Config struct {
 	// NGAllow are the sources (CIDRs) whose NG commands are served;
 	// others are dropped unanswered (NG has no authentication).
 	NGAllow []string `yaml:"ng-allow"`
+	// NGReceiveBuffer is the receive buffer (bytes) asked for on the NG
+	// socket (<= 0: the kernel's default, which a burst of commands
+	// overflows while the reader is stalled; each dropped command costs
+	// its call the client's retransmit, 500 ms with sip's).
+	NGReceiveBuffer int `yaml:"ng-rcvbuf"`
 }
 
 // DefaultConfig is the relay's configuration without flags.
 func DefaultConfig() Config {
 	return Config{
-		ListenNG:      "127.0.0.1:2223",
-		PortMin:       30000,
-		PortMax:       39999,
-		Timeout:       60 * time.Second,
-		TimeoutLinger: 10 * time.Second,
-		LearnWindow:   3 * time.Second,
-		PinPath:       "/sys/fs/bpf/xtrunk/relay",
-		Metrics:       "127.0.0.1:9101",
-		Dataplane:     DataplaneXDP,
-		XDPMode:       "auto",
-		Socketless:    true,
-		RecordingDir:  "/var/lib/xtrunk/recordings",
-		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
+		ListenNG:        "127.0.0.1:2223",
+		PortMin:         30000,
+		PortMax:         39999,
+		Timeout:         60 * time.Second,
+		TimeoutLinger:   10 * time.Second,
+		LearnWindow:     3 * time.Second,
+		PinPath:         "/sys/fs/bpf/xtrunk/relay",
+		Metrics:         "127.0.0.1:9101",
+		Dataplane:       DataplaneXDP,
+		XDPMode:         "auto",
+		Socketless:      true,
+		RecordingDir:    "/var/lib/xtrunk/recordings",
+		NGAllow:         []string{"127.0.0.1/32", "::1/128"},
+		NGReceiveBuffer: sockbuf.DefaultReceive,
 	}
 }
 
