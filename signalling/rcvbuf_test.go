@@ -17,6 +17,7 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	p := provision(t)
 	cfg := testConfig(t)
 	cfg.UDPReceiveBuffer = 1 << 20
+	cfg.NGReceiveBuffer = 1 << 20
 	s := serve(t, cfg, p.st)
 	sipConn := s.lis.udp.(*net.UDPConn)
 	got, err := sockbuf.Receive(sipConn)

@@ -190,7 +190,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
-	nc, err := ng.Dial(cfg.RelayNG, ng.WithReceiveBuffer(cfg.UDPReceiveBuffer))
+	nc, err := ng.Dial(cfg.RelayNG, ng.WithReceiveBuffer(cfg.NGReceiveBuffer))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
