@@ -54,22 +54,23 @@ type Config struct {
 
 // DefaultConfig is the relay's configuration without flags.
 func DefaultConfig() Config {
-	return Config{
-		ListenNG:        "127.0.0.1:2223",
-		PortMin:         30000,
-		PortMax:         39999,
-		Timeout:         60 * time.Second,
-		TimeoutLinger:   10 * time.Second,
-		LearnWindow:     3 * time.Second,
-		PinPath:         "/sys/fs/bpf/xtrunk/relay",
-		Metrics:         "127.0.0.1:9101",
-		Dataplane:       DataplaneXDP,
-		XDPMode:         "auto",
-		Socketless:      true,
-		RecordingDir:    "/var/lib/xtrunk/recordings",
-		NGAllow:         []string{"127.0.0.1/32", "::1/128"},
-		NGReceiveBuffer: sockbuf.DefaultReceive,
+	c := Config{
+		ListenNG:      "127.0.0.1:2223",
+		PortMin:       30000,
+		PortMax:       39999,
+		Timeout:       60 * time.Second,
+		TimeoutLinger: 10 * time.Second,
+		LearnWindow:   3 * time.Second,
+		PinPath:       "/sys/fs/bpf/xtrunk/relay",
+		Metrics:       "127.0.0.1:9101",
+		Dataplane:     DataplaneXDP,
+		XDPMode:       "auto",
+		Socketless:    true,
+		RecordingDir:  "/var/lib/xtrunk/recordings",
+		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
 	}
+	c.NGReceiveBuffer = sockbuf.DefaultReceive
+	return c
 }
 
 // Validate checks the configuration and resolves interface devices.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/ng"
@@ -48,7 +49,8 @@ func listen(cfg Config, tlsConf *tls.Config) (*listeners, error) {
 		if l.udp, err = net.ListenPacket("udp", udp); err != nil {
 			return nil, fmt.Errorf("%w: listen_udp: %w", ErrConfig, err)
 		}
-		if l.udpBuf, err = sockbuf.SetReceive(l.udp.(*net.UDPConn), cfg.UDPReceiveBuffer); err != nil {
+		sc, _ := l.udp.(syscall.Conn) // a *net.UDPConn; a nil sc fails in SetReceive
+		if l.udpBuf, err = sockbuf.SetReceive(sc, cfg.UDPReceiveBuffer); err != nil {
 			l.close()
 			return nil, fmt.Errorf("%w: udp-rcvbuf: %w", ErrConfig, err)
 		}
@@ -85,8 +87,8 @@ func (s *Server) watchReceiveBuffers(nc *ng.Client) {
 		ev.Str("socket", socket).Int("requested", r.Requested).Int("granted", r.Granted).Bool("forced", r.Forced).
 			Msg("UDP receive buffer (granted as the kernel counts it: twice the usable size)")
 	}
-	if s.lis.udp != nil {
-		col.Add("sip-udp", s.lis.udp.(*net.UDPConn))
+	if sc, ok := s.lis.udp.(syscall.Conn); ok {
+		col.Add("sip-udp", sc)
 		report("sip-udp", s.lis.udpBuf)
 	}
 	report("ng", nc.ReceiveBuffer())

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -29,7 +30,8 @@ func serveRelay(p *process, cfg relay.Config) error {
 		r.Close()
 		return fmt.Errorf("--listen-ng: %w", err)
 	}
-	if err := watchNGBuffer(log, r.Metrics().Registry(), pc.(*net.UDPConn), cfg.NGReceiveBuffer); err != nil {
+	sc, _ := pc.(syscall.Conn) // a *net.UDPConn; a nil sc fails in SetReceive
+	if err := watchNGBuffer(log, r.Metrics().Registry(), sc, cfg.NGReceiveBuffer); err != nil {
 		_ = pc.Close()
 		r.Close()
 		return err
@@ -64,7 +66,7 @@ func serveRelay(p *process, cfg relay.Config) error {
 // kernel granted (a warning when net.core.rmem_max capped it) and exports
 // its drops and size (xtrunk_relay_udp_receive_drops_total{socket="ng"},
 // xtrunk_relay_udp_receive_buffer_bytes; control/sockbuf.Collector).
-func watchNGBuffer(log zerolog.Logger, reg prometheus.Registerer, pc *net.UDPConn, size int) error {
+func watchNGBuffer(log zerolog.Logger, reg prometheus.Registerer, pc syscall.Conn, size int) error {
 	res, err := sockbuf.SetReceive(pc, size)
 	if err != nil {
 		return fmt.Errorf("--ng-rcvbuf: %w", err)

@@ -123,6 +123,9 @@ func Drops(c syscall.Conn) (uint32, error) {
 
 // control runs f on c's file descriptor.
 func control(c syscall.Conn, f func(fd int) error) error {
+	if c == nil {
+		return fmt.Errorf("sockbuf: %w", ErrNotSocket)
+	}
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("sockbuf: %w", err)
