@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/xtrunk/xtrunk/bpf"
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 )
 
 // Dataplane modes.
@@ -49,6 +50,11 @@ type Config struct {
 	// every JitterSample RTP packets of a stream for its RFC 3550 jitter
 	// (1: every packet); see bpf.Options.JitterSample.
 	JitterSample int `yaml:"jitter-sample"`
+	// NGReceiveBuffer is the receive buffer (bytes) asked for on the NG
+	// socket (<= 0: the kernel's default, which a burst of commands
+	// overflows while the reader is stalled; each dropped command costs
+	// its call the client's retransmit, 500 ms with sip's).
+	NGReceiveBuffer int `yaml:"ng-rcvbuf"`
 }
 
 // DefaultJitterSample is --jitter-sample's default, chosen by measurement
@@ -57,7 +63,7 @@ const DefaultJitterSample = 8
 
 // DefaultConfig is the relay's configuration without flags.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		ListenNG:      "127.0.0.1:2223",
 		PortMin:       30000,
 		PortMax:       39999,
@@ -73,6 +79,8 @@ func DefaultConfig() Config {
 		NGAllow:       []string{"127.0.0.1/32", "::1/128"},
 		JitterSample:  DefaultJitterSample,
 	}
+	c.NGReceiveBuffer = sockbuf.DefaultReceive
+	return c
 }
 
 // Validate checks the configuration and resolves interface devices.

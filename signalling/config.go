@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/limit"
 	"github.com/xtrunk/xtrunk/signalling/route"
@@ -103,8 +104,17 @@ type Config struct {
 	// transaction for its 32 s timers, so the live heap grows with CPS; at
 	// Go's default of 100 the collector's assists stalled calls for
 	// hundreds of ms near capacity (BENCHMARKS.md).
-	GCPercent     int      `yaml:"gc-percent"`
-	GuardScanners []string `yaml:"guard-scanner"`
+	GCPercent int `yaml:"gc-percent"`
+	// UDPReceiveBuffer and NGReceiveBuffer are the receive buffers
+	// (bytes) asked for on the SIP UDP listener and on the NG client's
+	// socket (<= 0: the kernel's default, 208 KiB, which a short stall of
+	// the reader overflows at a few hundred CPS: every datagram dropped
+	// costs a retransmission of 500 ms or more). Capped by
+	// net.core.rmem_max unless the process has CAP_NET_ADMIN; what was
+	// granted is logged and exported (xtrunk_sip_udp_receive_buffer_bytes).
+	UDPReceiveBuffer int      `yaml:"udp-rcvbuf"`
+	NGReceiveBuffer  int      `yaml:"ng-rcvbuf"`
+	GuardScanners    []string `yaml:"guard-scanner"`
 	// FinishLiveCalls: at start, end the live-call rows (ringing,
 	// in-progress) a previous run of this edge left in the store. Only
 	// sound when no other sip of this edge's name runs on the store:
@@ -142,6 +152,17 @@ type Config struct {
 	EdgeHeartbeat  time.Duration `yaml:"edge-heartbeat"`
 }
 
+// DefaultSIPReceiveBuffer is the SIP UDP listener's receive buffer by
+// default: 1 MiB (2 MiB as the kernel counts it, ~900 SIP datagrams),
+// some 200 ms of a 600 CPS load's messages. Enough to ride out a stalled
+// reader, and short of SIP's T1 (500 ms): a deeper queue, once the
+// process falls behind, holds requests their senders have already
+// retransmitted, and working through those stale copies deepens an
+// overload (BENCHMARKS.md, "Setup tail"). The NG sockets have no such
+// limit: the client's requests time out on their own and the relay
+// answers a retransmit from its reply cache.
+const DefaultSIPReceiveBuffer = 1 << 20
+
 // ListenAuto is the ListenTCP/ListenTLS value that follows ListenUDP.
 const ListenAuto = "auto"
 
@@ -177,6 +198,8 @@ func DefaultConfig() Config {
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
 		GCPercent:            400,
+		UDPReceiveBuffer:     DefaultSIPReceiveBuffer,
+		NGReceiveBuffer:      sockbuf.DefaultReceive,
 		TCPIdleTimeout:       120 * time.Second,
 		TCPMaxPerSource:      32,
 		TCPMax:               10000,

@@ -11,8 +11,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 	"github.com/xtrunk/xtrunk/signalling/limit"
 )
 
@@ -33,6 +36,7 @@ type listeners struct {
 	tcp     net.Listener
 	tls     net.Listener // plain TCP; TLS is layered on in serve
 	tlsConf *tls.Config
+	udpBuf  sockbuf.Result // what the UDP listener got of UDPReceiveBuffer
 	once    sync.Once
 }
 
@@ -44,6 +48,11 @@ func listen(cfg Config, tlsConf *tls.Config) (*listeners, error) {
 	if udp != "" {
 		if l.udp, err = net.ListenPacket("udp", udp); err != nil {
 			return nil, fmt.Errorf("%w: listen_udp: %w", ErrConfig, err)
+		}
+		sc, _ := l.udp.(syscall.Conn) // a *net.UDPConn; a nil sc fails in SetReceive
+		if l.udpBuf, err = sockbuf.SetReceive(sc, cfg.UDPReceiveBuffer); err != nil {
+			l.close()
+			return nil, fmt.Errorf("%w: udp-rcvbuf: %w", ErrConfig, err)
 		}
 	}
 	if tcp != "" {
@@ -59,6 +68,30 @@ func listen(cfg Config, tlsConf *tls.Config) (*listeners, error) {
 		}
 	}
 	return l, nil
+}
+
+// watchReceiveBuffers logs what the SIP UDP listener and the NG client
+// socket got of UDPReceiveBuffer (a warning when net.core.rmem_max
+// capped it) and exports their buffers and kernel drops
+// (xtrunk_sip_udp_receive_drops_total{socket="sip-udp"|"ng"},
+// control/sockbuf.Collector): a drop there costs a call a retransmission.
+func (s *Server) watchReceiveBuffers(nc *ng.Client) {
+	col := sockbuf.NewCollector("xtrunk_sip")
+	s.metrics.reg.MustRegister(col)
+	col.Add("ng", nc)
+	report := func(socket string, r sockbuf.Result) {
+		ev := s.log.Info()
+		if r.Capped() {
+			ev = s.log.Warn().Str("fix", "raise net.core.rmem_max, or run with CAP_NET_ADMIN")
+		}
+		ev.Str("socket", socket).Int("requested", r.Requested).Int("granted", r.Granted).Bool("forced", r.Forced).
+			Msg("UDP receive buffer (granted as the kernel counts it: twice the usable size)")
+	}
+	if sc, ok := s.lis.udp.(syscall.Conn); ok {
+		col.Add("sip-udp", sc)
+		report("sip-udp", s.lis.udpBuf)
+	}
+	report("ng", nc.ReceiveBuffer())
 }
 
 // transports lists the transports listened on, UDP first.

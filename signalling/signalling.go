@@ -191,7 +191,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond
-	nc, err := ng.Dial(cfg.RelayNG)
+	nc, err := ng.Dial(cfg.RelayNG, ng.WithReceiveBuffer(cfg.NGReceiveBuffer))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -200,6 +200,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		s.ng.Close()
 		return nil, err
 	}
+	s.watchReceiveBuffers(nc)
 	fail := func(err error) (*Server, error) {
 		s.lis.close()
 		if s.ua != nil {

@@ -51,7 +51,7 @@ func TestDebPackage(t *testing.T) {
 		t.Fatalf("dpkg -x: %v\n%s", err, out)
 	}
 	units := []string{"xtrunk.service", "xtrunk-relay.service", "xtrunk-sip.service", "xtrunk-api.service"}
-	for _, p := range append([]string{"usr/bin/xtrunk", "etc/xtrunk", "usr/share/doc/xtrunk/examples/xtrunk.yaml", "var/lib/xtrunk"}, prefixed("lib/systemd/system/", units)...) {
+	for _, p := range append([]string{"usr/bin/xtrunk", "etc/xtrunk", "usr/share/doc/xtrunk/examples/xtrunk.yaml", "var/lib/xtrunk", "usr/lib/sysctl.d/60-xtrunk.conf"}, prefixed("lib/systemd/system/", units)...) {
 		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
 			t.Errorf("package lacks /%s: %v", p, err)
 		}

@@ -60,6 +60,8 @@ var layerRules = []struct {
 	{"control/domain/...", []string{"..."}},
 	// AF_XDP rings: a leaf over x/sys, nothing of ours.
 	{"relay/xsk/...", []string{"..."}},
+	// UDP receive buffers and their drop counters: a leaf over x/sys.
+	{"control/sockbuf/...", []string{"..."}},
 	{"control/store/...", []string{"control/ng/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
 	{"control/ng/...", []string{"control/store/...", "control/api/...", "bpf/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},
 	{"bpf/...", []string{"control/...", "relay/...", "signalling/...", "bench/...", "cmd/..."}},

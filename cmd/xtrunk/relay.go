@@ -5,8 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/ng"
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 	"github.com/xtrunk/xtrunk/relay"
 )
 
@@ -24,6 +29,12 @@ func serveRelay(p *process, cfg relay.Config) error {
 	if err != nil {
 		r.Close()
 		return fmt.Errorf("--listen-ng: %w", err)
+	}
+	sc, _ := pc.(syscall.Conn) // a *net.UDPConn; a nil sc fails in SetReceive
+	if err := watchNGBuffer(log, r.Metrics().Registry(), sc, cfg.NGReceiveBuffer); err != nil {
+		_ = pc.Close()
+		r.Close()
+		return err
 	}
 	closeHTTP, metricsAddr, err := serveMetricsAdmin(cfg.Metrics, r.Metrics().Registry(), relayAdmin(r.Metrics().Registry(), envOperator()),
 		check{name: "dataplane", fn: func(context.Context) error { return r.Ready() }},
@@ -51,6 +62,26 @@ func serveRelay(p *process, cfg relay.Config) error {
 	return cerr
 }
 
+// watchNGBuffer sizes the NG socket's receive buffer, logs what the
+// kernel granted (a warning when net.core.rmem_max capped it) and exports
+// its drops and size (xtrunk_relay_udp_receive_drops_total{socket="ng"},
+// xtrunk_relay_udp_receive_buffer_bytes; control/sockbuf.Collector).
+func watchNGBuffer(log zerolog.Logger, reg prometheus.Registerer, pc syscall.Conn, size int) error {
+	res, err := sockbuf.SetReceive(pc, size)
+	if err != nil {
+		return fmt.Errorf("--ng-rcvbuf: %w", err)
+	}
+	ev := log.Info()
+	if res.Capped() {
+		ev = log.Warn().Str("fix", "raise net.core.rmem_max, or run with CAP_NET_ADMIN")
+	}
+	ev.Str("socket", "ng").Int("requested", res.Requested).Int("granted", res.Granted).Bool("forced", res.Forced).
+		Msg("UDP receive buffer (granted as the kernel counts it: twice the usable size)")
+	col := sockbuf.NewCollector("xtrunk_relay")
+	col.Add("ng", pc)
+	return reg.Register(col)
+}
+
 // relayConfig is xtrunk relay's configuration from args, the
 // environment and the config file.
 func relayConfig(args []string) (relay.Config, *command, error) {
@@ -65,6 +96,7 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	ngAllow := cfg.NGAllow
 	fs.Var(&listFlag{vals: &ngAllow}, "ng-allow", "source CIDR allowed to send NG commands (repeatable; default 127.0.0.1/32 and ::1/128); others are dropped")
 	fs.StringVar(&cfg.ListenNG, "listen-ng", cfg.ListenNG, "NG control address (UDP)")
+	fs.IntVar(&cfg.NGReceiveBuffer, "ng-rcvbuf", cfg.NGReceiveBuffer, "receive buffer in bytes of the NG socket (0: the kernel's default); capped by net.core.rmem_max without CAP_NET_ADMIN; drops show in xtrunk_relay_udp_receive_drops_total")
 	fs.IntVar(&cfg.PortMin, "port-min", cfg.PortMin, "lowest media port")
 	fs.IntVar(&cfg.PortMax, "port-max", cfg.PortMax, "highest media port")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "media timeout: a call without packets this long is marked timed out")

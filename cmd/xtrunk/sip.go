@@ -168,6 +168,8 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.IntVar(&cfg.TCPMax, "tcp-max", cfg.TCPMax, "TCP+TLS connections open at once in all; more are closed at accept (0: no cap)")
 	fs.DurationVar(&cfg.TLSHandshakeTimeout, "tls-handshake-timeout", cfg.TLSHandshakeTimeout, "a TLS client must finish its handshake within this")
 	fs.BoolVar(&cfg.FinishLiveCalls, "finish-live-calls", cfg.FinishLiveCalls, "at start, end the live-call rows a previous run of this edge left in the store (CDR cause 'system: signalling restarted'); only when no other sip of this --edge name uses the store (xtrunk up sets it)")
+	fs.IntVar(&cfg.UDPReceiveBuffer, "udp-rcvbuf", cfg.UDPReceiveBuffer, "receive buffer in bytes of the SIP UDP listener (0: the kernel's default); capped by net.core.rmem_max without CAP_NET_ADMIN; drops show in xtrunk_sip_udp_receive_drops_total")
+	fs.IntVar(&cfg.NGReceiveBuffer, "ng-rcvbuf", cfg.NGReceiveBuffer, "receive buffer in bytes of the socket sip sends NG commands to the relay from (0: the kernel's default); capped as --udp-rcvbuf")
 	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
 	fs.StringVar(&cfg.CNAMURL, "cnam-url", cfg.CNAMURL, "CNAM source answering as Twilio Lookup v2 (caller_name), {number} replaced by the caller's E.164 number, e.g. https://AC…:token@lookups.twilio.com/v2/PhoneNumbers/{number}?Fields=caller_name (empty: no CNAM)")
 	fs.DurationVar(&cfg.CNAMTimeout, "cnam-timeout", cfg.CNAMTimeout, "the longest a CNAM lookup holds a call; later, the call goes on without a name")

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 )
 
 // Defaults for the client's options.
@@ -30,6 +32,8 @@ type Client struct {
 	timeout    time.Duration
 	retransmit time.Duration
 	laddr      string // WithLocalAddr
+	rcvbuf     int    // WithReceiveBuffer
+	rcv        sockbuf.Result
 
 	mu      sync.Mutex
 	pending map[string]chan string
@@ -68,6 +72,14 @@ func WithLocalAddr(addr string) ClientOption {
 	return func(c *Client) { c.laddr = addr }
 }
 
+// WithReceiveBuffer asks for a receive buffer of n bytes on the client's
+// socket (default sockbuf.DefaultReceive; <= 0: the kernel's default):
+// replies arriving in a burst while the reader is stalled are dropped
+// when it is full, and each costs its request a retransmission.
+func WithReceiveBuffer(n int) ClientOption {
+	return func(c *Client) { c.rcvbuf = n }
+}
+
 // Dial returns a client for the NG port at addr ("host:port").
 func Dial(addr string, opts ...ClientOption) (*Client, error) {
 	raddr, err := net.ResolveUDPAddr("udp", addr)
@@ -77,6 +89,7 @@ func Dial(addr string, opts ...ClientOption) (*Client, error) {
 	c := &Client{
 		timeout:    DefaultTimeout,
 		retransmit: DefaultRetransmit,
+		rcvbuf:     sockbuf.DefaultReceive,
 		pending:    make(map[string]chan string),
 		done:       make(chan struct{}),
 	}
@@ -92,9 +105,19 @@ func Dial(addr string, opts ...ClientOption) (*Client, error) {
 	if c.conn, err = net.DialUDP("udp", laddr, raddr); err != nil {
 		return nil, fmt.Errorf("ng: dial %s: %w", addr, err)
 	}
+	if c.rcv, err = sockbuf.SetReceive(c.conn, c.rcvbuf); err != nil {
+		_ = c.conn.Close()
+		return nil, fmt.Errorf("ng: dial %s: %w", addr, err)
+	}
 	go c.readLoop()
 	return c, nil
 }
+
+// ReceiveBuffer is what the client's socket got of WithReceiveBuffer.
+func (c *Client) ReceiveBuffer() sockbuf.Result { return c.rcv }
+
+// SyscallConn is the client socket's, for sockbuf.Collector (its drops).
+func (c *Client) SyscallConn() (syscall.RawConn, error) { return c.conn.SyscallConn() }
 
 // LocalAddr returns the client socket's address.
 func (c *Client) LocalAddr() net.Addr { return c.conn.LocalAddr() }

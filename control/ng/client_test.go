@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/xtrunk/xtrunk/control/sockbuf"
 )
 
 // fakeDaemon is a UDP socket that hands every datagram to fn, which may
@@ -291,6 +293,36 @@ func TestClassOf(t *testing.T) {
 	} {
 		if got := ClassOf(reason); got != want {
 			t.Errorf("ClassOf(%q) = %v, want %v", reason, got, want)
+		}
+	}
+}
+
+// The client's socket gets the receive buffer asked for (getsockopt
+// reads back twice the request), the default without the option.
+func TestClientReceiveBuffer(t *testing.T) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, tc := range []struct {
+		opts []ClientOption
+		want int
+	}{
+		{[]ClientOption{WithReceiveBuffer(1 << 20)}, 1 << 20},
+		{nil, sockbuf.DefaultReceive},
+	} {
+		c, err := Dial(srv.LocalAddr().String(), tc.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sockbuf.Receive(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := c.ReceiveBuffer(); got != 2*tc.want || r.Granted != got || r.Requested != tc.want {
+			t.Errorf("asked %d: getsockopt %d, %+v; want %d", tc.want, got, r, 2*tc.want)
 		}
 	}
 }
