@@ -40,11 +40,9 @@ func rmemMax(t *testing.T) int {
 	return n
 }
 
-// The buffer asked for is the one the socket has: getsockopt reads back
-// twice the request (the kernel's bookkeeping), within net.core.rmem_max.
-func TestSetReceiveWithinRmemMax(t *testing.T) {
-	c := loopbackUDP(t)
-	size := min(rmemMax(t), 1<<20)
+// setAndRead asks for size on c and reads back what the socket has.
+func setAndRead(t *testing.T, c *net.UDPConn, size int) (sockbuf.Result, int) {
+	t.Helper()
 	res, err := sockbuf.SetReceive(c, size)
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +51,15 @@ func TestSetReceiveWithinRmemMax(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return res, got
+}
+
+// The buffer asked for is the one the socket has: getsockopt reads back
+// twice the request (the kernel's bookkeeping), within net.core.rmem_max.
+func TestSetReceiveWithinRmemMax(t *testing.T) {
+	c := loopbackUDP(t)
+	size := min(rmemMax(t), 1<<20)
+	res, got := setAndRead(t, c, size)
 	if res.Requested != size || res.Granted != 2*size || got != res.Granted || res.Capped() || res.Forced {
 		t.Fatalf("asked %d: %+v, getsockopt %d; want granted %d, not capped or forced", size, res, got, 2*size)
 	}
@@ -63,14 +70,7 @@ func TestSetReceiveForcedPastRmemMax(t *testing.T) {
 	labtest.RequirePrivileged(t)
 	c := loopbackUDP(t)
 	size := 2 * rmemMax(t)
-	res, err := sockbuf.SetReceive(c, size)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := sockbuf.Receive(c)
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, got := setAndRead(t, c, size)
 	if !res.Forced || res.Capped() || res.Granted != 2*size || got != res.Granted {
 		t.Fatalf("asked %d (rmem_max %d): %+v, getsockopt %d; want forced, granted %d", size, size/2, res, got, 2*size)
 	}
