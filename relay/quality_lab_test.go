@@ -32,6 +32,10 @@ func TestLossAndJitter(t *testing.T) {
 	t.Run(DataplaneXDP+"-sample=1", func(t *testing.T) { testQuality(t, DataplaneXDP, 1) })
 }
 
+// labSSRC is the generator's stream (the fast path's sampled pairs
+// depend on it: bpf.JitterPairAt).
+const labSSRC = 0x7777
+
 type sent struct {
 	seq uint16
 	at  time.Time
@@ -103,7 +107,7 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode string, 
 	for _, p := range plans {
 		time.Sleep(time.Until(start.Add(p.at)))
 		at := time.Now()
-		if _, err := conn.WriteToUDPAddrPort(rtpgen.Packet(buf, 0x7777, p.seq), to); err != nil {
+		if _, err := conn.WriteToUDPAddrPort(rtpgen.Packet(buf, labSSRC, p.seq), to); err != nil {
 			t.Fatal(err)
 		}
 		log = append(log, sent{p.seq, at})
@@ -114,7 +118,7 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode string, 
 	for i, s := range log {
 		transits[i] = s.at.Sub(start).Seconds()*8000 - float64(uint32(s.seq)*160)
 	}
-	rfcJitterMs := jitterModel(transits, 1) / 8
+	rfcJitterMs := jitterModel(transits, 1, labSSRC) / 8
 	trueLossPct := 100 * float64(dropped) / n
 
 	// the last packets may still be on their way (a fixed 100 ms raced a
@@ -127,7 +131,7 @@ func qualityRun(t *testing.T, c *ng.Client, tri *testbed.Triangle, mode string, 
 	// with its first packet, after those userspace forwarded (latching)
 	trueJitterMs := rfcJitterMs
 	if user := int(statInt(st, "userspace")); jitterSample > 1 && user < len(transits) {
-		trueJitterMs = jitterModel(transits[user:], jitterSample) / 8
+		trueJitterMs = jitterModel(transits[user:], jitterSample, labSSRC) / 8
 	}
 	if expected != n {
 		t.Errorf("expected %d packets, relay says %d", n, expected)
