@@ -44,17 +44,17 @@ static __always_inline __s64 rtp_arrival(__u64 now, __u32 rate)
 	return (__s64)(now / 1000 * rate / 1000000);
 }
 
-/* jitter_pair_at is where the timed pair starts in block k of a stream's
- * packets (counts k N + 1 to k N + N): offset 0 to N - 1 (at N - 1 its
- * second packet is the next block's first), from a hash of k and the
- * SSRC. A fixed offset would alias with a sender whose packets leave in
+/* jitter_pair_at is where the timed pair starts in the block of N of a
+ * stream's packets that starts at 0-based count c (a multiple of N):
+ * offset 0 to N - 1 (at N - 1 its second packet is the next block's
+ * first), from a hash of c and the SSRC (c, not c / N: no division). A fixed offset would alias with a sender whose packets leave in
  * bursts of a period dividing N (four 20 ms packets every 80 ms): every
  * pair would time the same phase of the burst, the gap inside it or the
  * one between bursts, never their mean. Computed once per block.
  * bpf.JitterPairAt is the same in Go (the tests' model). */
-static __always_inline __u32 jitter_pair_at(__u32 k, __u32 ssrc, __u32 mask)
+static __always_inline __u32 jitter_pair_at(__u32 c, __u32 ssrc, __u32 mask)
 {
-	__u32 h = (k * 0x9E3779B1u) ^ ssrc;
+	__u32 h = (c * 0x9E3779B1u) ^ ssrc;
 
 	h ^= h >> 15;
 	h *= 0x2C1B3C6Du;
@@ -148,7 +148,7 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 		__u32 o = c & mask;
 		second = o == ((q->pair_at + 1) & mask); /* the block's pair_at or the last */
 		if (o == 0)
-			q->pair_at = jitter_pair_at(c / (mask + 1), ssrc, mask);
+			q->pair_at = jitter_pair_at(c, ssrc, mask);
 		if (o != q->pair_at && !second)
 			return;
 		now = bpf_ktime_get_ns();

@@ -32,7 +32,7 @@ func jitterModel(transits []float64, sample int, ssrc uint32) float64 {
 		o := c & mask
 		second := i > 0 && o == (at+1)&mask // at is still the previous block's at o == 0
 		if o == 0 {
-			at = bpf.JitterPairAt(c/uint32(sample), ssrc, mask)
+			at = bpf.JitterPairAt(c, ssrc, mask)
 		}
 		if second {
 			d := math.Abs(tr - stored)
