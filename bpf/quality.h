@@ -146,7 +146,7 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 	if (mask) {
 		__u32 c = (__u32)q->received - 1;
 		__u32 o = c & mask;
-		second = o == ((q->pair_at + 1) & mask); /* the block's pair_at or the last */
+		second = o == ((q->pair_at + 1) & mask); /* at o 0: the last block's pair_at */
 		if (o == 0)
 			q->pair_at = jitter_pair_at(c, ssrc, mask);
 		if (o != q->pair_at && !second)
