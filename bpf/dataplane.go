@@ -54,6 +54,20 @@ func jitterMask(n int) (uint32, error) {
 	return uint32(n - 1), nil
 }
 
+// JitterPairAt is where the fast path's timed pair of arrivals starts in
+// the block of a stream's RTP packets (SSRC ssrc) that begins at 0-based
+// count c (a multiple of mask+1), sampled at mask+1 (jitter_pair_at in bpf/quality.h, which it mirrors for the
+// tests' model of the estimator): an offset from 0 to mask (at mask the
+// pair's second packet is the next block's first), spread by a hash so the
+// pairs do not alias with a sender's bursts.
+func JitterPairAt(c, ssrc, mask uint32) uint32 {
+	h := (c * 0x9E3779B1) ^ ssrc
+	h ^= h >> 15
+	h *= 0x2C1B3C6D
+	h ^= h >> 12
+	return h & mask
+}
+
 // Dataplane is the loaded fast path: program, maps and links.
 type Dataplane struct {
 	objs relayObjects

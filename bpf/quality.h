@@ -17,11 +17,12 @@
 
 /* xtr_jitter_mask is the jitter sample interval N minus one (N a power of
  * two, set by the relay at load: --jitter-sample): 0 times every RTP
- * packet (RFC 3550 A.8 as written); otherwise only two packets in N read
- * the precise clock, the two that arrive one after the other at a
- * stream's packet counts 1 and 2 modulo N, and the estimate is fed their
- * transit difference D(i-1,i) alone. The clock read is what quality costs
- * a forwarded packet (~30 ns under kvm-clock, a third of the program).
+ * packet (RFC 3550 A.8 as written); otherwise only two packets in N (on
+ * average) read the precise clock, two that arrive one after the other
+ * in each block of N of a stream's packets (at jitter_pair_at), and the
+ * estimate is fed their transit difference D(i-1,i) alone. The clock
+ * read is what quality costs a forwarded packet (~30 ns under kvm-clock,
+ * a third of the program).
  * The pairs are the RFC's consecutive arrivals, so |D| is the same
  * quantity and the running estimate converges on the same value: the
  * 1/16 gain now spans 16 pairs, 16 N packets (at N = 8 and 50 packets/s
@@ -43,6 +44,24 @@ static __always_inline __s64 rtp_arrival(__u64 now, __u32 rate)
 	return (__s64)(now / 1000 * rate / 1000000);
 }
 
+/* jitter_pair_at is where the timed pair starts in the block of N of a
+ * stream's packets that starts at 0-based count c (a multiple of N):
+ * offset 0 to N - 1 (at N - 1 its second packet is the next block's
+ * first), from a hash of c and the SSRC (c, not c / N: no division). A fixed offset would alias with a sender whose packets leave in
+ * bursts of a period dividing N (four 20 ms packets every 80 ms): every
+ * pair would time the same phase of the burst, the gap inside it or the
+ * one between bursts, never their mean. Computed once per block.
+ * bpf.JitterPairAt is the same in Go (the tests' model). */
+static __always_inline __u32 jitter_pair_at(__u32 c, __u32 ssrc, __u32 mask)
+{
+	__u32 h = (c * 0x9E3779B1u) ^ ssrc;
+
+	h ^= h >> 15;
+	h *= 0x2C1B3C6Du;
+	h ^= h >> 12;
+	return h & mask;
+}
+
 /* jitter_update feeds the estimate one transit difference d (RTP clock
  * units). RFC 3550's J += (|D| - J)/16, kept scaled by 16 as its A.8
  * code does. Sampled (mask != 0), the first 16 pairs of a stream set J
@@ -53,7 +72,8 @@ static __always_inline __s64 rtp_arrival(__u64 now, __u32 rate)
 static __always_inline void jitter_update(struct xtr_leg *q, __u64 d, __u32 mask)
 {
 	if (mask) {
-		/* pairs before this one: counts 2, N+2, 2N+2, ... */
+		/* pairs before this one: one per block of N packets, this
+		 * one's in the block of its first packet (count received - 1) */
 		__u64 m = (q->received - 2) / (mask + 1);
 		if (m < 15) {
 			__u64 j = q->jitter, t = d << 4;
@@ -88,9 +108,12 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 
 	if (q->received == 0 || q->ssrc != ssrc || q->clock_rate != rate) {
 		/* a new stream (or a new source after a re-offer) starts
-		 * afresh: its first packet is count 1, the first of a pair */
-		if (mask)
-			now = bpf_ktime_get_ns();
+		 * afresh: its first packet is count 1, block 0's offset 0 */
+		if (mask) {
+			q->pair_at = jitter_pair_at(0, ssrc, mask);
+			if (q->pair_at == 0)
+				now = bpf_ktime_get_ns();
+		}
 		q->ssrc = ssrc;
 		q->clock_rate = rate;
 		q->base_seq = seq;
@@ -107,20 +130,26 @@ static __always_inline void quality(struct pkt *p, struct xtr_leg *q, __u32 rate
 			q->cycles += 1 << 16;
 		q->max_seq = seq;
 	} else if (delta <= (__u16)(65535 - RTP_MAX_MISORDER)) {
-		/* a very large jump: the sender restarted; resync */
+		/* a very large jump: the sender restarted; resync (and no
+		 * sampled pair across the restart) */
 		q->base_seq = seq;
 		q->max_seq = seq;
 		q->cycles = 0;
 		q->received = 0;
+		q->pair_at = 0;
 	} /* else: duplicate or reordered, max stays */
 	q->received++;
-	/* the pair: count 1 mod N stores its transit, count 2 mod N (the
-	 * next arrival) takes the difference; with mask 0 every packet does
-	 * both, with mask 1 the odd counts store and the even ones differ */
-	__u32 ph = (__u32)q->received & mask;
-	int second = ph == (2 & mask);
+	/* the pair: offset pair_at of the block stores its transit, the next
+	 * arrival (the next block's first after offset N - 1) takes the
+	 * difference; with mask 0 every packet does both */
+	int second = 1;
 	if (mask) {
-		if (ph != 1 && !second)
+		__u32 c = (__u32)q->received - 1;
+		__u32 o = c & mask;
+		second = o == ((q->pair_at + 1) & mask); /* at o 0: the last block's pair_at */
+		if (o == 0)
+			q->pair_at = jitter_pair_at(c, ssrc, mask);
+		if (o != q->pair_at && !second)
 			return;
 		now = bpf_ktime_get_ns();
 	}

@@ -60,7 +60,7 @@ type relayXtrLeg struct {
 	MaxSeq    uint32
 	Cycles    uint32
 	ClockRate uint32
-	Pad       uint32
+	PairAt    uint32
 	Received  uint64
 	Transit   int64
 	Jitter    uint64

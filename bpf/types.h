@@ -124,7 +124,10 @@ struct xtr_leg {
 	__u32 max_seq;    /* highest sequence number seen (16 bits) */
 	__u32 cycles;     /* sequence number wraps, shifted left 16 */
 	__u32 clock_rate;
-	__u32 pad;
+	/* sampled jitter: where in the current block of N packets the timed
+	 * pair starts (jitter_pair_at in quality.h); 0 in a leg adopted from
+	 * a program without it, which times offset 0 until the next block */
+	__u32 pair_at;
 	__u64 received;
 	__s64 transit;    /* previous timed arrival - timestamp, RTP clock units */
 	__u64 jitter;     /* RFC 3550 interarrival jitter, scaled by 16 (sampled: xtr_jitter_mask) */

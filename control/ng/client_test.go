@@ -119,6 +119,32 @@ func TestClientTimeout(t *testing.T) {
 	}
 }
 
+// TestClientTimeoutBetweenRetransmits: a timeout that falls between two
+// retransmits (250 ms at 100 ms intervals) ends the request at the
+// timeout, with the one timer's last wait shortened to it: never a
+// retransmit at or after the deadline (at most the sends at 0, 100 and
+// 200 ms), never an early ErrTimeout.
+func TestClientTimeoutBetweenRetransmits(t *testing.T) {
+	var sent atomic.Int64
+	addr := fakeDaemon(t, func(*net.UDPConn, netip.AddrPort, []byte) { sent.Add(1) })
+	const timeout, every = 250 * time.Millisecond, 100 * time.Millisecond
+	c := dial(t, addr, WithTimeout(timeout), WithRetransmit(every))
+	start := time.Now()
+	_, err := c.Do(context.Background(), Dict{"command": "offer"})
+	el := time.Since(start)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Do = %v, want ErrTimeout", err)
+	}
+	if el < timeout {
+		t.Errorf("timed out after %v, before the timeout of %v", el, timeout)
+	}
+	// the datagrams are on loopback: give the daemon time to count them
+	time.Sleep(50 * time.Millisecond)
+	if n := sent.Load(); n < 1 || n > 3 {
+		t.Errorf("sent %d datagrams in %v at %v intervals, want 1 to 3", n, timeout, every)
+	}
+}
+
 func TestClientNobodyListening(t *testing.T) {
 	// Find a free port, then free it.
 	l, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
