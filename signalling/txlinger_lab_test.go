@@ -18,7 +18,7 @@ import (
 // A real UDP peer in the caller namespace sends the same bytes (same Via
 // branch) 2 s after its ACK, past a linger of 500 ms.
 func TestTxLingerInviteRetransmitLab(t *testing.T) {
-	l := newTrunkLab(t, "xdp")
+	l := newTrunkLab(t, relayXtrunk)
 	tri := l.tri
 	addSecondAddr(t, tri.Caller, tri.CallerIP, betaIP)
 	betaHost := l.betaTrunk(t)
