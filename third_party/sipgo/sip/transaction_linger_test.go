@@ -74,6 +74,11 @@ func exchange(t *testing.T, c net.Conn, b []byte) string {
 // The same holds for an answered INVITE in Accepted (Timer L).
 func TestTransactionLingerRetransmission(t *testing.T) {
 	const gap = 1500 * time.Millisecond
+	// RFC timers (T1 500 ms: Timer J 32 s); other tests of the package
+	// shrink the globals and do not restore them.
+	t1, t2, t4 := T1, T2, T4
+	SetTimers(500*time.Millisecond, 4*time.Second, 5*time.Second)
+	t.Cleanup(func() { SetTimers(t1, t2, t4) })
 	for _, tc := range []struct {
 		method string
 		linger time.Duration
