@@ -115,6 +115,12 @@ type Config struct {
 	UDPReceiveBuffer int      `yaml:"udp-rcvbuf"`
 	NGReceiveBuffer  int      `yaml:"ng-rcvbuf"`
 	GuardScanners    []string `yaml:"guard-scanner"`
+	// TxLinger is how long a finished SIP transaction is kept to absorb
+	// retransmissions (sipgo's Timers J, L, M, D; RFC 3261: 64*T1 = 32 s
+	// on UDP). 5 s, Kamailio tm's wait timer: at 32 s every transaction
+	// of the last 32 s, with its messages, is live heap the GC marks on
+	// every cycle (BENCHMARKS.md, "Transaction linger"). <= 0: the RFC's.
+	TxLinger time.Duration `yaml:"tx-linger"`
 	// FinishLiveCalls: at start, end the live-call rows (ringing,
 	// in-progress) a previous run of this edge left in the store. Only
 	// sound when no other sip of this edge's name runs on the store:
@@ -167,6 +173,9 @@ const DefaultSIPReceiveBuffer = 1 << 20
 const ListenAuto = "auto"
 
 // DefaultConfig is the configuration before the file and flags.
+// DefaultTxLinger is Config.TxLinger's default: Kamailio tm's wait timer.
+const DefaultTxLinger = 5 * time.Second
+
 func DefaultConfig() Config {
 	g := limit.DefaultGuard()
 	return Config{
@@ -200,6 +209,7 @@ func DefaultConfig() Config {
 		GCPercent:            400,
 		UDPReceiveBuffer:     DefaultSIPReceiveBuffer,
 		NGReceiveBuffer:      sockbuf.DefaultReceive,
+		TxLinger:             DefaultTxLinger,
 		TCPIdleTimeout:       120 * time.Second,
 		TCPMaxPerSource:      32,
 		TCPMax:               10000,

@@ -211,7 +211,8 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	host := s.advertisedHost()
 	uaOpts := []sipgo.UserAgentOption{sipgo.WithUserAgent("xtrunk"), sipgo.WithUserAgenTLSConfig(tlsClient),
-		sipgo.WithUserAgentTransportLayerOptions(s.transportLayerOptions()...)}
+		sipgo.WithUserAgentTransportLayerOptions(s.transportLayerOptions()...),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLinger(cfg.TxLinger))}
 	if s.resolver != nil {
 		uaOpts = append(uaOpts, sipgo.WithUserAgentDNSResolver(s.resolver))
 	}

@@ -173,6 +173,10 @@ type baseTx struct {
 
 	log         *slog.Logger
 	onTerminate FnTxTerminate
+
+	// linger caps the timers of the absorbing states (J, L, M, D); 0
+	// keeps the RFC values. See WithTransactionLayerLinger.
+	linger time.Duration
 }
 
 func (tx *baseTx) String() string {
@@ -476,4 +480,13 @@ func (store *transactionStore[T]) terminateAll() {
 		tx.Terminate() // Calls on terminate to be deleted from store. It is deadlock if called inside loop
 		store.mu.RLock()
 	}
+}
+
+// absorbing returns how long the transaction stays in an absorbing state
+// whose RFC timer is rfc: rfc, or the layer's linger when that is shorter.
+func (tx *baseTx) absorbing(rfc time.Duration) time.Duration {
+	if tx.linger > 0 && tx.linger < rfc {
+		return tx.linger
+	}
+	return rfc
 }

@@ -60,7 +60,7 @@ func (tx *ClientTx) Init() error {
 			tx.spinFsm(client_input_timer_a)
 		})
 		// Timer D is set to 32 seconds for unreliable transports
-		tx.timer_d_time = Timer_D
+		tx.timer_d_time = tx.absorbing(Timer_D)
 		tx.mu.Unlock()
 	}
 

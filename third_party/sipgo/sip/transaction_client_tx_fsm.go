@@ -414,7 +414,7 @@ func (tx *ClientTx) actPassupAccept() fsmInput {
 		tx.timer_b = nil
 	}
 
-	tx.timer_m = time.AfterFunc(Timer_M, func() {
+	tx.timer_m = time.AfterFunc(tx.absorbing(Timer_M), func() {
 		tx.spinFsm(client_input_timer_m)
 	})
 	tx.mu.Unlock()

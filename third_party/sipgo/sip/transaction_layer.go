@@ -30,6 +30,9 @@ type TransactionLayer struct {
 
 	terminateOnConnClose bool
 
+	// linger caps Timers J, L, M and D of the layer's transactions.
+	linger time.Duration
+
 	log *slog.Logger
 }
 
@@ -57,6 +60,23 @@ func WithTransactionLayerUnhandledResponseHandler(f func(r *Response)) Transacti
 func WithTransactionLayerTerminateOnConnClose() TransactionLayerOption {
 	return func(txl *TransactionLayer) {
 		txl.terminateOnConnClose = true
+	}
+}
+
+// WithTransactionLayerLinger caps how long a finished transaction lingers
+// in its absorbing state to absorb retransmissions: Timer J (non-INVITE
+// server, Completed), Timer L (INVITE server, Accepted, RFC 6026), Timer M
+// (INVITE client, Accepted) and Timer D (INVITE client, Completed after a
+// non-2xx) are min(RFC value, d). Timers G, H, I, K and the retransmission
+// timers are untouched. d <= 0 keeps the RFC values (the default).
+//
+// A request retransmitted after the linger is no longer matched to its
+// transaction and reaches the application as a new request; in exchange a
+// busy server keeps far fewer finished transactions (and their messages)
+// alive: at 64*T1 = 32 s, every transaction of the last 32 s.
+func WithTransactionLayerLinger(d time.Duration) TransactionLayerOption {
+	return func(txl *TransactionLayer) {
+		txl.linger = d
 	}
 }
 
@@ -266,6 +286,7 @@ func (txl *TransactionLayer) serverTxRequest(req *Request, key string) error {
 	}
 
 	tx = NewServerTx(key, req, conn, txl.log)
+	tx.linger = txl.linger
 	if err := tx.Init(); err != nil {
 		txl.serverTransactions.unlock()
 		// Init failed: this tx never reaches delete(), so release the connection
@@ -296,6 +317,7 @@ func (txl *TransactionLayer) serverTxCreate(req *Request, key string) (*ServerTx
 	}
 
 	tx := NewServerTx(key, req, conn, txl.log)
+	tx.linger = txl.linger
 	if err := tx.Init(); err != nil {
 		// Init failed: this tx never reaches delete(), so release the connection
 		// reference serverRequestConnection took here (mirrors the conn.TryClose
@@ -376,6 +398,7 @@ func (txl *TransactionLayer) clientTxRequest(ctx context.Context, req *Request, 
 		return nil, fmt.Errorf("client transaction %q already exists", key)
 	}
 	tx = NewClientTx(key, req, conn, txl.log)
+	tx.linger = txl.linger
 
 	txl.clientTransactions.items[key] = tx
 	tx.OnTerminate(txl.clientTxTerminate)

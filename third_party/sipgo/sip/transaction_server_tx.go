@@ -45,7 +45,7 @@ func (tx *ServerTx) Init() error {
 	if !tx.reliable {
 		tx.timer_g_time = Timer_G
 		tx.timer_i_time = Timer_I
-		tx.timer_j_time = Timer_J
+		tx.timer_j_time = tx.absorbing(Timer_J)
 	}
 	tx.mu.Unlock()
 

@@ -216,7 +216,7 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	}
 
 	tx.mu.Lock()
-	tx.timer_l = time.AfterFunc(Timer_L, func() {
+	tx.timer_l = time.AfterFunc(tx.absorbing(Timer_L), func() {
 		tx.spinFsm(server_input_timer_l)
 	})
 	tx.mu.Unlock()
