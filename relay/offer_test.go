@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ func loopbackRelay(t testing.TB) *Relay {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Dataplane = DataplaneUserspace
-	cfg.PortMin, cfg.PortMax = 42000, 42999
+	cfg.PortMin, cfg.PortMax = loopbackPortMin, loopbackPortMax
 	cfg.Interfaces = []Interface{
 		{Name: "pub", Addr: netip.MustParseAddr("127.0.0.1"), Advertised: netip.MustParseAddr("203.0.113.7")},
 		{Name: "priv", Addr: netip.MustParseAddr("127.0.0.1"), Advertised: netip.MustParseAddr("127.0.0.1")},
@@ -26,6 +27,36 @@ func loopbackRelay(t testing.TB) *Relay {
 	}
 	t.Cleanup(func() { r.Close() })
 	return r
+}
+
+// loopbackRelay's media port range.
+const loopbackPortMin, loopbackPortMax = 42000, 42999
+
+// loopbackParty binds a party's UDP socket on 127.0.0.1 outside
+// loopbackRelay's media range: the relay refuses an SDP naming a port of
+// its own range on its host (ErrSelfTarget), and an ephemeral port can
+// fall inside it (the kernel's ephemeral range covers 42000–42999).
+func loopbackParty(t testing.TB) *net.UDPConn {
+	t.Helper()
+	var inRange []*net.UDPConn
+	defer func() {
+		for _, c := range inRange {
+			c.Close()
+		}
+	}()
+	for range 100 {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := c.LocalAddr().(*net.UDPAddr).Port; p < loopbackPortMin || p > loopbackPortMax {
+			t.Cleanup(func() { c.Close() })
+			return c
+		}
+		inRange = append(inRange, c) // held until the end, so the next bind gets another port
+	}
+	t.Fatal("no ephemeral port outside the relay's media range in 100 binds")
+	return nil
 }
 
 func serve(r *Relay, d ng.Dict) ng.Dict {

@@ -157,11 +157,7 @@ func (sc *srtpCall) endpoint(side int) *endpoint { return sc.custSide.ep.st.ep[s
 // reason of its own. The relay's encrypt context is bounded the same way.
 func TestSRTPStateBounded(t *testing.T) {
 	r := loopbackRelay(t)
-	cust, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cust.Close()
+	cust := loopbackParty(t)
 	sc := newSRTPCall(t, r, "bounded", cust)
 	e := sc.endpoint(0)
 
@@ -287,11 +283,7 @@ func TestSRTPReanswerKeepsContext(t *testing.T) {
 // customer still authenticates every packet and no index is used twice.
 func TestSRTPRestartNoIndexReuse(t *testing.T) {
 	fp := newMemFastPath()
-	cust, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cust.Close()
+	cust := loopbackParty(t)
 
 	first := loopbackRelay(t)
 	first.fp = fp
