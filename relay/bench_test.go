@@ -34,6 +34,10 @@ func newBenchCall(b *testing.B) *benchCall {
 	lo := netip.MustParseAddr("127.0.0.1")
 	cfg := DefaultConfig()
 	cfg.Dataplane = DataplaneUserspace
+	// Below the netns's ephemeral range (32768–60999), where the parties'
+	// ports come from: a party port inside the media range is refused
+	// (ErrSelfTarget).
+	cfg.PortMin, cfg.PortMax = 20000, 29999
 	cfg.Interfaces = []Interface{
 		{Name: "customer", Addr: lo, Advertised: lo},
 		{Name: "carrier", Addr: lo, Advertised: lo},
