@@ -34,7 +34,9 @@ const frameLen = 14 + 20 + 8 + RTPBytes
 // generator sends the benchmark's RTP from one side of the lab: the xm_gen
 // XDP program run with BPF_PROG_TEST_RUN in live-frames mode, so each frame
 // is built and transmitted in the kernel, at rates a socket loop cannot
-// reach. One generator is driven by one goroutine at a time.
+// reach. Where the kernel refuses live frames, the same frames are built
+// in Go and sent on AF_PACKET instead (packetTx). One generator is driven
+// by one goroutine at a time.
 type generator struct {
 	end, peer *testbed.End // the generator's veth end and the relay's end facing it
 	ssrcBase  uint32
@@ -46,6 +48,8 @@ type generator struct {
 
 	frame  []byte
 	ncalls int
+
+	pk *packetTx // the fallback where the kernel refuses live frames; nil when it takes them
 }
 
 type genObjects struct {
@@ -62,12 +66,19 @@ func newGenerator(end, peer *testbed.End, ssrcBase uint32) (*generator, error) {
 	}
 	g := &generator{end: end, peer: peer, ssrcBase: ssrcBase, prog: o.Prog, cfg: o.Cfg, calls: o.Calls, state: o.State,
 		frame: make([]byte, frameLen)}
+	if liveFrames() != nil {
+		var err error
+		if g.pk, err = newPacketTx(end, ssrcBase); err != nil {
+			g.Close()
+			return nil, err
+		}
+	}
 	return g, nil
 }
 
 // Close releases the program and maps.
 func (g *generator) Close() error {
-	return errors.Join(g.prog.Close(), g.cfg.Close(), g.calls.Close(), g.state.Close())
+	return errors.Join(g.prog.Close(), g.cfg.Close(), g.calls.Close(), g.state.Close(), g.pk.Close())
 }
 
 // genCall is where one call's packets go from this side: from our port to
@@ -108,12 +119,18 @@ func (g *generator) setCalls(calls []genCall, from int) error {
 		return fmt.Errorf("media: generator config: %w", err)
 	}
 	g.ncalls = len(calls)
+	if g.pk != nil {
+		g.pk.setCalls(g.end, g.peer, calls, from)
+	}
 	return nil
 }
 
 // sent returns how many frames the program has built and transmitted so
 // far.
 func (g *generator) sent() (uint64, error) {
+	if g.pk != nil {
+		return g.pk.seq, nil
+	}
 	var st xmXmGenState
 	if err := g.state.Lookup(uint32(0), &st); err != nil {
 		return 0, fmt.Errorf("media: generator state: %w", err)
@@ -127,6 +144,9 @@ func (g *generator) sent() (uint64, error) {
 func (g *generator) burst(n uint32) error {
 	if n == 0 {
 		return nil
+	}
+	if g.pk != nil {
+		return g.pk.send(n)
 	}
 	_, err := g.prog.Run(&ebpf.RunOptions{
 		Data:      g.frame,

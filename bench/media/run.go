@@ -65,13 +65,13 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		PacketsPerCall: cfg.PacketsPerCall,
 		FDLimit:        fdLimit,
 		MaxRelayCalls:  relayCalls,
-		Generator:      fmt.Sprintf("XDP live frames (BPF_PROG_TEST_RUN), paced in %v chunks", cfg.Chunk),
+		Generator:      fmt.Sprintf("%s, paced in %v chunks", generatorKind(), cfg.Chunk),
 		SRTP:           cfg.SRTP,
 		Saturate:       cfg.Saturate,
 		ProgStats:      cfg.ProgStats,
 	}
 	if cfg.Saturate {
-		res.Generator = "XDP live frames (BPF_PROG_TEST_RUN), back to back (--saturate)"
+		res.Generator = generatorKind() + ", back to back (--saturate)"
 	}
 	if cfg.ProgStats {
 		// Held for the whole run: the kernel counts while the descriptor
