@@ -60,26 +60,13 @@ type packetTx struct {
 	iovs   [genBatch]unix.Iovec
 }
 
-// newPacketTx opens the socket in end's namespace. protocol 0: it sends
-// only.
+// newPacketTx opens the socket in end's namespace.
 func newPacketTx(end *testbed.End, ssrcBase uint32) (*packetTx, error) {
-	t := &packetTx{fd: -1, ssrcBase: ssrcBase}
-	err := end.NS.Do(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("media: generator socket: %w", err)
-		}
-		t.fd = fd
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: end.Index}); err != nil {
-			return fmt.Errorf("media: generator bind %s: %w", end, err)
-		}
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-		return nil
-	})
+	fd, err := packetSocket(end)
 	if err != nil {
-		t.Close()
-		return nil, err
+		return nil, fmt.Errorf("media: generator: %w", err)
 	}
+	t := &packetTx{fd: fd, ssrcBase: ssrcBase}
 	for i := range t.msgs {
 		t.iovs[i].Base = &t.frames[i][0]
 		t.iovs[i].SetLen(frameLen)
@@ -155,4 +142,26 @@ func (t *packetTx) send(n uint32) error {
 		left -= int(r)
 	}
 	return nil
+}
+
+// packetSocket opens an AF_PACKET socket bound to end, in end's
+// namespace, with room for a few batches in flight (the veth frees each
+// frame as the relay's side takes it). protocol 0: it sends only.
+func packetSocket(end *testbed.End) (int, error) {
+	fd := -1
+	err := end.NS.Do(func() error {
+		var err error
+		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
+			return fmt.Errorf("socket: %w", err)
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: end.Index}); err != nil {
+			return fmt.Errorf("bind %s: %w", end, err)
+		}
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
+		return nil
+	})
+	if err != nil && fd >= 0 {
+		unix.Close(fd)
+	}
+	return fd, err
 }

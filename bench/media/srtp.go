@@ -81,28 +81,13 @@ type srtpSender struct {
 	iovs [srtpBatch]unix.Iovec
 }
 
-// newSRTPSender opens the sender's socket in end's namespace. protocol 0:
-// the socket sends only, it receives nothing.
+// newSRTPSender opens the sender's socket in end's namespace.
 func newSRTPSender(end, peer *testbed.End, ssrcBase uint32) (*srtpSender, error) {
-	s := &srtpSender{end: end, peer: peer, ssrcBase: ssrcBase, fd: -1}
-	err := end.NS.Do(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("media: srtp sender socket: %w", err)
-		}
-		s.fd = fd
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: end.Index}); err != nil {
-			return fmt.Errorf("media: srtp sender bind %s: %w", end, err)
-		}
-		// Room for a few batches in flight; the veth frees each frame as
-		// the relay's side takes it.
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, 4<<20)
-		return nil
-	})
+	fd, err := packetSocket(end)
 	if err != nil {
-		s.Close()
-		return nil, err
+		return nil, fmt.Errorf("media: srtp sender: %w", err)
 	}
+	s := &srtpSender{end: end, peer: peer, ssrcBase: ssrcBase, fd: fd}
 	for i := range s.hdrs {
 		s.hdrs[i].Hdr.Iov = &s.iovs[i]
 		s.hdrs[i].Hdr.SetIovlen(1)
