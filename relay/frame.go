@@ -165,19 +165,27 @@ func buildUDPFrame(buf []byte, srcMAC, dstMAC [6]byte, src, dst netip.AddrPort, 
 }
 
 // csumAdd adds b to the one's complement sum acc (RFC 1071), b taken as
-// big-endian 16-bit words, an odd last byte padded with zero.
+// big-endian 16-bit words, an odd last byte padded with zero. It sums
+// 32-bit words into 64 bits (2^16 ≡ 1 mod 0xffff, so the folded sum is
+// the same) and returns the sum folded below 2^17, so callers can keep
+// adding.
 func csumAdd(acc uint32, b []byte) uint32 {
+	s := uint64(acc)
+	for len(b) >= 8 {
+		s += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
 	for len(b) >= 2 {
-		acc += uint32(b[0])<<8 | uint32(b[1])
+		s += uint64(b[0])<<8 | uint64(b[1])
 		b = b[2:]
-		if acc >= 1<<31 {
-			acc = acc&0xffff + acc>>16
-		}
 	}
 	if len(b) == 1 {
-		acc += uint32(b[0]) << 8
+		s += uint64(b[0]) << 8
 	}
-	return acc
+	s = s&0xffffffff + s>>32 // < 2^33
+	s = s&0xffff + s>>16     // < 2^18
+	s = s&0xffff + s>>16     // < 2^17
+	return uint32(s)
 }
 
 // csumFold folds acc to 16 bits, complemented: 0 for a header whose

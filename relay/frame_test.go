@@ -130,3 +130,56 @@ func FuzzParseUDPFrame(f *testing.F) {
 		}
 	})
 }
+
+// csumAdd16 is RFC 1071's sum word by word, the reference csumAdd must
+// agree with.
+func csumAdd16(acc uint32, b []byte) uint64 {
+	s := uint64(acc)
+	for ; len(b) >= 2; b = b[2:] {
+		s += uint64(b[0])<<8 | uint64(b[1])
+	}
+	if len(b) == 1 {
+		s += uint64(b[0]) << 8
+	}
+	return s
+}
+
+func fold64(s uint64) uint16 {
+	for s > 0xffff {
+		s = s&0xffff + s>>16
+	}
+	return ^uint16(s)
+}
+
+func FuzzCsumAdd(f *testing.F) {
+	f.Add(uint32(0), []byte{})
+	f.Add(uint32(0xffff), []byte{0xff})
+	f.Add(uint32(1<<17-1), bytes.Repeat([]byte{0xff}, 1500))
+	f.Add(uint32(12345), []byte("an odd-length RTP payload of some bytes."))
+	f.Fuzz(func(t *testing.T, acc uint32, b []byte) {
+		acc %= 1 << 17 // what csumAdd returns and callers pass back in
+		got := csumAdd(acc, b)
+		if got >= 1<<17 {
+			t.Fatalf("csumAdd returned %#x, not below 2^17", got)
+		}
+		if csumFold(got) != fold64(csumAdd16(acc, b)) {
+			t.Fatalf("csumAdd(%#x, %x) folds to %#04x, RFC 1071 word by word to %#04x", acc, b, csumFold(got), fold64(csumAdd16(acc, b)))
+		}
+		// Chained over a split at an even offset, as the pseudo-header and
+		// the datagram are summed.
+		k := len(b) / 2 &^ 1
+		if c := csumFold(csumAdd(csumAdd(acc, b[:k]), b[k:])); c != csumFold(got) {
+			t.Fatalf("split at %d: %#04x, whole %#04x", k, c, csumFold(got))
+		}
+	})
+}
+
+func BenchmarkCsumAdd(b *testing.B) {
+	p := bytes.Repeat([]byte{0xa5, 0x3c}, 91) // a 182-byte SRTP packet
+	b.SetBytes(int64(len(p)))
+	var s uint32
+	for b.Loop() {
+		s = csumAdd(s&0xffff, p)
+	}
+	_ = s
+}
