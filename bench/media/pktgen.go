@@ -33,11 +33,14 @@ var liveFrames = sync.OnceValue(func() error {
 	return err
 })
 
+// packetTxKind starts the results' generator when packetTx sends.
+const packetTxKind = "sendmmsg on AF_PACKET"
+
 // generatorKind describes how the generators send on this kernel, for
 // the results.
 func generatorKind() string {
 	if err := liveFrames(); err != nil {
-		return fmt.Sprintf("sendmmsg on AF_PACKET, frames built in Go (this kernel refuses XDP live frames: %v; rates above ~1 Mpps per generator are the generator's limit, not the relay's)", err)
+		return fmt.Sprintf(packetTxKind+", frames built in Go (this kernel refuses XDP live frames: %v; rates above ~1 Mpps per generator are the generator's limit, not the relay's)", err)
 	}
 	return "XDP live frames (BPF_PROG_TEST_RUN)"
 }

@@ -274,6 +274,9 @@ func (r *Results) writeSaturation(w io.Writer) {
 			fmt.Fprintf(w, "xdp/ceiling at saturation, %d calls: median %.2f (%.2f–%.2f over %d rounds; target ≥ 0.80)\n", n, med, lo, hi, len(v))
 		}
 	}
+	if len(ratios) > 0 && strings.HasPrefix(r.Generator, packetTxKind) {
+		fmt.Fprintln(w, "generators: AF_PACKET (this kernel refuses XDP live frames): both modes get what the generators can send, so xdp/ceiling measures the generators, not the relay")
+	}
 }
 
 // modeOrder is the run's modes in first-run order, each once.

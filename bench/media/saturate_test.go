@@ -126,4 +126,12 @@ func TestSmokeSaturate(t *testing.T) {
 	if len(sat) != 2 || sat[0].XDPOverCeiling <= 0 || sat[1].XDPOverCeiling <= 0 {
 		t.Errorf("summary %+v: want two rounds with xdp/ceiling", sat)
 	}
+	// Where the generators fall back to AF_PACKET, the printed ratio says
+	// what it measures.
+	var out strings.Builder
+	res.writeSaturation(&out)
+	warned := strings.Contains(out.String(), "measures the generators")
+	if fallback := liveFrames() != nil; warned != fallback {
+		t.Errorf("live frames refused: %v, yet the summary warns: %v\n%s", fallback, warned, out.String())
+	}
 }
