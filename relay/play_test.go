@@ -41,7 +41,11 @@ func partySDP(addr netip.AddrPort) string {
 // "b" on hold; it returns the socket and the relay's port facing "a".
 func playCall(t *testing.T, r *Relay, id string) (*net.UDPConn, int) {
 	t.Helper()
-	pc := loopbackParty(t)
+	pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
 	a := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	rep := serve(r, ng.Dict{"command": "offer", "call-id": id, "from-tag": "a", "sdp": partySDP(a), "direction": []any{"priv", "pub"}})
 	if rep.Str("result") != "ok" {
