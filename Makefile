@@ -17,13 +17,13 @@ DEPS_PKGS := clang llvm iproute2
 # Their services (Kamailio on 5060, rtpengine on NG 2223 and media
 # 30000-40000, PostgreSQL) are installed without starting, then disabled:
 # the tests run them as their own processes.
-TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd prometheus tmux
+TEST_PKGS := sip-tester rtpengine-daemon baresip kamailio sipvicious postgresql systemd prometheus tmux openssl
 TEST_SERVICES := kamailio rtpengine-daemon rtpengine-recording-daemon postgresql prometheus prometheus-node-exporter
 # make demo's peers: SIPp (the PBX and the carrier) and baresip (the
 # TLS + SRTP PBX). Neither ships a service.
 DEMO_PKGS := sip-tester baresip
 
-.PHONY: deps test-deps demo-deps generate check-generate build deb vet test bench demo clean postgres postgres-stop rules-check grafana-check noc-screenshots
+.PHONY: deps test-deps demo-deps generate check-generate build deb vet test sipgo-test bench demo clean postgres postgres-stop rules-check grafana-check noc-screenshots
 
 deps:
 	@sh deploy/apt-install.sh -- $(DEPS_PKGS)
@@ -71,9 +71,16 @@ vet:
 
 # Privileged tests (XDP, namespaces) must run: a skip is a failure here.
 # The throwaway PostgreSQL is stopped whether the tests pass or not.
-test: test-deps rules-check check-generate vet build postgres
+test: test-deps rules-check check-generate vet sipgo-test build postgres
 	XTRUNK_REQUIRE_PRIVILEGED=1 $(GO) test -count=1 -timeout 25m ./... || { $(MAKE) -s postgres-stop; exit 1; }
 	@$(MAKE) -s postgres-stop
+
+# The sipgo fork (third_party/sipgo, its own module: ./... above leaves it
+# out) and its tests, with the TLS certificates its tests embed made first
+# (openssl; the certificates are not committed).
+sipgo-test:
+	cd third_party/sipgo/testdata && bash generate_certs_rsa.sh >/dev/null 2>&1
+	cd third_party/sipgo && $(GO) test -count=1 ./...
 
 # A throwaway PostgreSQL (Debian's package) for the control/store tests:
 # its own cluster in $(PG_DIR), run as the postgres user (initdb refuses

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
@@ -409,9 +410,18 @@ func (s *DialogClientSession) WriteAck(ctx context.Context, ack *sip.Request) er
 	// Snapshot the fully routed ACK once; Clone pins the current destination.
 	// Replay fresh copies without rebuilding dialog headers to avoid races and header accumulation.
 	ackTemplate := ack.Clone()
+	// The hook reaches the dialog through a weak pointer (fork): the
+	// transaction, and its hooks, stay Timer M (64*T1) after the 2xx, and
+	// a strong one kept every answered dialog in memory that long after
+	// the application let go of it. A dialog nobody holds is over.
+	ws := weak.Make(s)
 	s.inviteTx.OnRetransmission(func(r *sip.Response) {
 		// Detect retransmission
 		if r.StatusCode != 200 {
+			return
+		}
+		s := ws.Value()
+		if s == nil {
 			return
 		}
 

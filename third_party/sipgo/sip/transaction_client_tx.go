@@ -29,19 +29,20 @@ func NewClientTx(key string, origin *Request, conn Connection, logger *slog.Logg
 	tx.done = make(chan struct{})
 	tx.log = logger
 
-	tx.origin = origin // TODO:Due to subsequent request like ack we need to use clone to avoid races
+	tx.origin.Store(origin) // TODO:Due to subsequent request like ack we need to use clone to avoid races
 	return tx
 }
 
 func (tx *ClientTx) Init() error {
 	tx.initFSM()
 
-	if err := tx.conn.WriteMsg(tx.origin); err != nil {
-		e := fmt.Errorf("fail to write request on init req=%q: %w", tx.origin.StartLine(), err)
+	origin := tx.Origin()
+	if err := tx.conn.WriteMsg(origin); err != nil {
+		e := fmt.Errorf("fail to write request on init req=%q: %w", origin.StartLine(), err)
 		return wrapTransportError(e)
 	}
 
-	reliable := IsReliable(tx.origin.Transport())
+	reliable := IsReliable(origin.Transport())
 	if reliable {
 		tx.mu.Lock()
 		tx.timer_d_time = 0
@@ -76,7 +77,7 @@ func (tx *ClientTx) Init() error {
 
 // Initialises the correct kind of FSM based on request method.
 func (tx *ClientTx) initFSM() {
-	if tx.origin.IsInvite() {
+	if tx.Origin().IsInvite() {
 		tx.baseTx.initFSM(tx.inviteStateCalling)
 	} else {
 		tx.baseTx.initFSM(tx.stateCalling)
@@ -181,7 +182,8 @@ func (tx *ClientTx) ack() {
 		panic("Response in ack should not be nil")
 	}
 
-	ack := newAckRequestNon2xx(tx.origin, resp, nil)
+	origin := tx.Origin()
+	ack := newAckRequestNon2xx(origin, resp, nil)
 	tx.fsmAck = ack // NOTE: this could be incorect property to use but it helps preventing loops in some cases
 
 	// https://github.com/emiago/sipgo/issues/168
@@ -189,12 +191,12 @@ func (tx *ClientTx) ack() {
 	// Per https://datatracker.ietf.org/doc/html/rfc3261#section-17.1.1.2
 	// The ACK MUST be sent to the same address, port, and transport to which the original request was sent
 	// This is only needed for UDP
-	ack.raddr = tx.origin.raddr
+	ack.raddr = origin.raddr
 
 	err := tx.conn.WriteMsg(ack)
 	if err != nil {
 		tx.log.Error("send ACK request failed", "tx", tx.Key(),
-			slog.String("invite_request", tx.origin.Short()),
+			slog.String("invite_request", origin.Short()),
 			slog.String("invite_response", resp.Short()),
 			slog.String("cancel_request", ack.Short()),
 		)
@@ -212,9 +214,10 @@ func (tx *ClientTx) resend() {
 
 	// tx.log.Debug("resend origin request")
 
-	err := tx.conn.WriteMsg(tx.origin)
+	origin := tx.Origin()
+	err := tx.conn.WriteMsg(origin)
 	if err != nil {
-		tx.log.Debug("Fail to resend request", "error", err, "req", tx.origin.StartLine())
+		tx.log.Debug("Fail to resend request", "error", err, "req", origin.StartLine())
 		err := wrapTransportError(err)
 		go tx.spinFsmWithError(client_input_transport_err, err)
 	}

@@ -300,6 +300,9 @@ func (tx *ClientTx) actFinal() fsmInput {
 	// tx.Log().Debug("actFinal")
 
 	tx.fsmPassUp()
+	// A non-INVITE's Completed absorbs retransmitted responses and needs
+	// nothing else (fork: shed).
+	tx.shed(false)
 
 	tx.mu.Lock()
 	defer tx.mu.Unlock()
@@ -392,6 +395,7 @@ func (tx *ClientTx) actPassup() fsmInput {
 
 func (tx *ClientTx) actPassupRetransmission() fsmInput {
 	tx.passUpRetransmission()
+	tx.fsmResp = nil // fork: see shed
 	return FsmInputNone
 }
 
@@ -403,6 +407,9 @@ func (tx *ClientTx) actPassupDelete() fsmInput {
 
 func (tx *ClientTx) actPassupAccept() fsmInput {
 	tx.fsmPassUp()
+	// Accepted passes retransmitted 2xx to the TU's hook and needs
+	// nothing else (fork: shed).
+	tx.shed(false)
 
 	tx.mu.Lock()
 	if tx.timer_a != nil {

@@ -169,7 +169,7 @@ func TestTransactionLayerClientTx(t *testing.T) {
 				return
 			}
 			atomic.AddInt32(&count, 1)
-			require.Equal(t, req, tx.origin)
+			require.Equal(t, req, tx.Origin())
 		}()
 	}
 

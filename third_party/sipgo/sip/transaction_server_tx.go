@@ -21,6 +21,9 @@ type ServerTx struct {
 	timer_1xx    *time.Timer
 	timer_l      *time.Timer
 	reliable     bool
+	// final: a final response was sent (fork: shed may have dropped it
+	// from fsmResp). Under fsmMu.
+	final bool
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {
@@ -33,7 +36,7 @@ func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logg
 	// tx.cancels = make(chan *Request)
 	tx.done = make(chan struct{})
 	tx.log = logger
-	tx.origin = origin // NOTE: user may do some changes on this request which creates RACE
+	tx.origin.Store(origin) // NOTE: user may do some changes on this request which creates RACE
 	tx.reliable = IsReliable(origin.Transport())
 	return tx
 }
@@ -87,7 +90,7 @@ func (tx *ServerTx) Receive(req *Request) error {
 
 	var input fsmInput
 	switch {
-	case req.Method == tx.origin.Method:
+	case req.Method == tx.Origin().Method:
 		input = server_input_request
 	case req.IsAck(): // ACK for non-2xx response
 		input = server_input_ack
@@ -176,7 +179,7 @@ func (tx *ServerTx) TerminateGracefully() {
 
 	// Check did we receive final response
 	tx.fsmMu.Lock()
-	finalized := tx.fsmResp != nil && !tx.fsmResp.IsProvisional()
+	finalized := tx.final || tx.fsmResp != nil && !tx.fsmResp.IsProvisional()
 	tx.fsmMu.Unlock()
 	if !finalized {
 		tx.Terminate()

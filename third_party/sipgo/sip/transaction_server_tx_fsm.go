@@ -77,7 +77,7 @@ func (tx *ServerTx) inviteStateAccepted(s fsmInput) fsmInput {
 		// own.  Any retransmission of the 2xx response passed from the TU to
 		// the transaction while in the "Accepted" state MUST be passed to the
 		// transport layer for transmission.
-		tx.fsmState, spinfn = tx.inviteStateAccepted, tx.actRespond
+		tx.fsmState, spinfn = tx.inviteStateAccepted, tx.actRespondAccepted
 	case server_input_timer_l:
 		tx.fsmState, spinfn = tx.inviteStateTerminated, tx.actDelete
 	default:
@@ -214,6 +214,10 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	if err := tx.passResp(); err != nil {
 		return server_input_transport_err
 	}
+	// Accepted absorbs retransmitted INVITEs and passes ACKs up; the TU,
+	// not the transaction, retransmits the 2xx (fork: shed).
+	tx.final = true
+	tx.shed(false)
 
 	tx.mu.Lock()
 	tx.timer_l = time.AfterFunc(tx.absorbing(Timer_L), func() {
@@ -221,6 +225,17 @@ func (tx *ServerTx) actRespondAccept() fsmInput {
 	})
 	tx.mu.Unlock()
 
+	return FsmInputNone
+}
+
+// actRespondAccepted passes a 2xx the TU retransmits in Accepted, and
+// keeps no reference to it (fork: see shed).
+func (tx *ServerTx) actRespondAccepted() fsmInput {
+	err := tx.passResp()
+	tx.fsmResp = nil
+	if err != nil {
+		return server_input_transport_err
+	}
 	return FsmInputNone
 }
 
@@ -234,6 +249,11 @@ func (tx *ServerTx) actFinal() fsmInput {
 	if err := tx.passResp(); err != nil {
 		return server_input_transport_err
 	}
+
+	// Completed resends the final response to a retransmitted request
+	// and needs nothing else (fork: shed).
+	tx.final = true
+	tx.shed(true)
 
 	// https://datatracker.ietf.org/doc/html/rfc3261#section-17.2.2
 	//  When the server transaction enters the "Completed" state, it MUST set
@@ -301,7 +321,7 @@ func (tx *ServerTx) actCancel() fsmInput {
 	}
 
 	tx.log.Debug("Passing 487 on CANCEL", "tx", tx.Key())
-	tx.fsmResp = NewResponseFromRequest(tx.origin, StatusRequestTerminated, "Request Terminated", nil)
+	tx.fsmResp = NewResponseFromRequest(tx.Origin(), StatusRequestTerminated, "Request Terminated", nil)
 	tx.fsmErr = ErrTransactionCanceled // For now only informative
 
 	// Check is there some listener on cancel

@@ -1,0 +1,143 @@
+package sip
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/fakes"
+	"github.com/stretchr/testify/require"
+)
+
+// requireShed: the transaction keeps of its request only the method (fork:
+// shed), and of its responses only what keepResp says.
+func requireShed(t *testing.T, tx *baseTx, method RequestMethod, keepResp bool) {
+	t.Helper()
+	o := tx.Origin()
+	require.NotNil(t, o)
+	require.Equal(t, method, o.Method)
+	require.Nil(t, o.CallID(), "headers of the request kept")
+	require.Nil(t, o.Body(), "body of the request kept")
+	tx.fsmMu.Lock()
+	defer tx.fsmMu.Unlock()
+	require.Equal(t, keepResp, tx.fsmResp != nil, "last response kept")
+}
+
+// TestServerTxShed: a non-INVITE server transaction in Completed keeps its
+// final response and resends it to a retransmission, which the handler
+// does not see again; an INVITE server transaction in Accepted keeps
+// neither request nor 2xx, absorbs a retransmitted INVITE without an
+// answer, and is still held for Timer L by TerminateGracefully.
+func TestServerTxShed(t *testing.T) {
+	t1, t2, t4 := T1, T2, T4
+	SetTimers(500*time.Millisecond, 4*time.Second, 5*time.Second)
+	t.Cleanup(func() { SetTimers(t1, t2, t4) })
+	for _, method := range []RequestMethod{OPTIONS, INVITE} {
+		t.Run(string(method), func(t *testing.T) {
+			pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+			require.NoError(t, err)
+			tp := NewTransportLayer(net.DefaultResolver, NewParser(), nil)
+			txl := NewTransactionLayer(tp)
+			seen := make(chan *ServerTx, 4)
+			txl.OnRequest(func(req *Request, tx *ServerTx) {
+				if req.IsAck() {
+					return
+				}
+				res := NewResponseFromRequest(req, 200, "OK", []byte("v=0\r\n"))
+				if req.IsInvite() {
+					res.To().Params.Add("tag", "uas")
+					res.AppendHeader(&ContactHeader{Address: Uri{Host: "127.0.0.1", Port: 5060}})
+				}
+				require.NoError(t, tx.Respond(res))
+				seen <- tx
+			})
+			go tp.ServeUDP(pc)
+			t.Cleanup(func() { txl.Close(); tp.Close() })
+			addr := pc.LocalAddr().String()
+
+			c, err := net.Dial("udp4", addr)
+			require.NoError(t, err)
+			defer c.Close()
+			req := rawRequest(string(method), c.LocalAddr().String(), addr)
+			require.Equal(t, "SIP/2.0 200 OK", exchange(t, c, req))
+			tx := <-seen
+			requireShed(t, &tx.baseTx, method, method != INVITE)
+
+			_, err = c.Write(req) // a retransmission
+			require.NoError(t, err)
+			buf := make([]byte, 4096)
+			require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Second)))
+			n, err := c.Read(buf)
+			if method == INVITE {
+				require.Error(t, err, "Accepted answered a retransmitted INVITE: %q", buf[:n])
+				tx.TerminateGracefully()
+				select {
+				case <-tx.Done():
+					t.Fatal("TerminateGracefully ended an answered INVITE transaction before Timer L")
+				default:
+				}
+			} else {
+				require.NoError(t, err, "Completed did not resend its 200")
+				require.True(t, bytes.HasPrefix(buf[:n], []byte("SIP/2.0 200 OK")), "%q", buf[:n])
+			}
+			select {
+			case <-seen:
+				t.Fatal("the handler saw the retransmission")
+			default:
+			}
+		})
+	}
+}
+
+// TestClientTxShed: an INVITE client transaction in Accepted keeps neither
+// request nor 2xx and still passes a retransmitted 2xx to the hook; a
+// non-INVITE one in Completed keeps neither.
+func TestClientTxShed(t *testing.T) {
+	t1, t2, t4 := T1, T2, T4
+	SetTimers(500*time.Millisecond, 4*time.Second, 5*time.Second)
+	t.Cleanup(func() { SetTimers(t1, t2, t4) })
+	newTx := func(req *Request) *ClientTx {
+		req.raddr = Addr{IP: net.ParseIP("127.0.0.99"), Port: 5060}
+		conn := &UDPConnection{PacketConn: &fakes.UDPConn{
+			Reader:  bytes.NewBuffer(nil),
+			Writers: map[string]io.Writer{"127.0.0.99:5060": io.Discard},
+		}}
+		tx := NewClientTx("shed", req, conn, slog.Default())
+		require.NoError(t, tx.Init())
+		t.Cleanup(tx.Terminate)
+		return tx
+	}
+
+	t.Run("INVITE", func(t *testing.T) {
+		req, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+		req.SetBody([]byte("v=0\r\n"))
+		tx := newTx(req)
+		again := make(chan *Response, 1)
+		require.True(t, tx.OnRetransmission(func(r *Response) { again <- r }))
+		res := NewResponseFromRequest(req, StatusOK, "OK", nil)
+		go tx.Receive(res)
+		require.Same(t, res, <-tx.Responses())
+		require.Eventually(t, func() bool { return compareFunctions(tx.currentFsmState(), tx.inviteStateAccepted) == nil }, time.Second, time.Millisecond)
+		requireShed(t, &tx.baseTx, INVITE, false)
+
+		retr := NewResponseFromRequest(req, StatusOK, "OK", nil)
+		tx.Receive(retr)
+		require.Same(t, retr, <-again)
+		requireShed(t, &tx.baseTx, INVITE, false)
+	})
+	t.Run("BYE", func(t *testing.T) {
+		inv, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+		req := inv.Clone()
+		req.Method = BYE
+		req.CSeq().MethodName = BYE
+		tx := newTx(req)
+		res := NewResponseFromRequest(req, StatusOK, "OK", nil)
+		go tx.Receive(res)
+		require.Same(t, res, <-tx.Responses())
+		require.Eventually(t, func() bool { return compareFunctions(tx.currentFsmState(), tx.stateCompleted) == nil }, time.Second, time.Millisecond)
+		requireShed(t, &tx.baseTx, BYE, false)
+	})
+}
