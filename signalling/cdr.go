@@ -137,40 +137,88 @@ type cdrItem struct {
 // batches: what queues up within cdrLinger of a batch's first row (or
 // while the previous commit ran) goes in one commit, so calls cost a
 // commit (fsync) per batch instead of one each. close flushes it.
+//
+// Queuing never waits: a call's setup must not stall behind the store
+// (a full channel here held 200s to the PBX for up to 170 ms while a
+// commit ran through a GC cycle). The queue is a slice, as long as the
+// backlog: past cdrQueueMax rows, live rows (a snapshot the CDR will
+// replace anyway) are dropped and counted; CDRs are always queued.
 type cdrWriter struct {
 	life context.Context // the server's: batches end with it
 	st   *store.Store
 	log  zerolog.Logger
-	ch   chan cdrItem
+	wake chan struct{} // cap 1: rows are queued, or closing
 	done chan struct{}
 
-	mu     sync.Mutex
-	closed bool
+	mu      sync.Mutex
+	pending []cdrItem
+	closed  bool
 	// failed counts a CDR not written (xtrunk_sip_cdr_write_failures_total).
 	failed func()
+	// dropped counts a live row not queued (xtrunk_sip_cdr_live_rows_dropped_total).
+	dropped func()
 }
 
 // cdrBatch bounds one commit.
 const cdrBatch = 256
 
+// cdrQueueMax is the backlog (rows) past which live rows are dropped:
+// 30 s of 1,000 CPS' rows, a store that slow or gone.
+const cdrQueueMax = 1 << 16
+
 func newCDRWriter(life context.Context, st *store.Store, log zerolog.Logger) *cdrWriter {
-	w := &cdrWriter{life: life, st: st, log: log, ch: make(chan cdrItem, 4*cdrBatch), done: make(chan struct{}), failed: func() {}}
+	w := &cdrWriter{life: life, st: st, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}),
+		failed: func() {}, dropped: func() {}}
 	go w.run()
 	return w
 }
 
-// add queues a CDR; after close it is written at once.
+// add queues a CDR or live row without waiting; after close it is written
+// at once.
 func (w *cdrWriter) add(it cdrItem) {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
+	switch w.queue(it, cdrQueueMax) {
+	case cdrFull:
+		w.dropped()
+	case cdrClosed:
 		// A call that ended after Close (it outlived closeWithWait) still
 		// gets its CDR, though the server's life may be over.
 		w.flushIn(context.WithoutCancel(w.life), []cdrItem{it})
-		return
 	}
-	w.ch <- it // under mu so close cannot close ch in between; blocks only when the store falls behind
+}
+
+// What queue did with a row.
+const (
+	cdrQueued = iota
+	cdrFull   // a live row, and the backlog at the limit
+	cdrClosed // the writer is closed
+)
+
+// queue adds it unless the writer is closed, or it is a live row and
+// limit rows wait already.
+func (w *cdrWriter) queue(it cdrItem, limit int) int {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return cdrClosed
+	}
+	if len(w.pending) >= limit && live(it.call.Status) {
+		w.mu.Unlock()
+		return cdrFull
+	}
+	w.pending = append(w.pending, it)
 	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return cdrQueued
+}
+
+// backlog is how many rows wait (xtrunk_sip_cdr_queue_rows).
+func (w *cdrWriter) backlog() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
 }
 
 // cdrLinger is how long a batch waits for more rows after its first:
@@ -182,26 +230,29 @@ const cdrLinger = 50 * time.Millisecond
 
 func (w *cdrWriter) run() {
 	defer close(w.done)
-	batch := make([]cdrItem, 0, cdrBatch)
-	linger := time.NewTimer(cdrLinger)
-	linger.Stop()
-	for it := range w.ch {
-		batch = append(batch[:0], it)
-		linger.Reset(cdrLinger)
-	more:
-		for len(batch) < cdrBatch {
-			select {
-			case it, ok := <-w.ch:
-				if !ok {
-					break more // closing: write what there is now
-				}
-				batch = append(batch, it)
-			case <-linger.C:
-				break more
-			}
+	var spare []cdrItem
+	for range w.wake {
+		w.mu.Lock()
+		closing := w.closed
+		w.mu.Unlock()
+		if !closing {
+			time.Sleep(cdrLinger)
 		}
-		linger.Stop()
-		w.flush(coalesce(batch))
+		w.mu.Lock()
+		batch := w.pending
+		w.pending, spare = spare[:0], nil
+		closing = w.closed
+		w.mu.Unlock()
+		for rest := batch; len(rest) > 0; {
+			n := min(len(rest), cdrBatch)
+			w.flush(coalesce(rest[:n]))
+			rest = rest[n:]
+		}
+		clear(batch) // the rows' loggers and recordings go with them
+		spare = batch[:0]
+		if closing {
+			return
+		}
 	}
 }
 
@@ -271,11 +322,12 @@ func (w *cdrWriter) flushIn(parent context.Context, batch []cdrItem) {
 // close writes what is queued and returns when it is in the store.
 func (w *cdrWriter) close() {
 	w.mu.Lock()
-	if !w.closed {
-		w.closed = true
-		close(w.ch)
-	}
+	w.closed = true
 	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default: // a wake is pending: run sees closed when it takes it
+	}
 	<-w.done
 }
 

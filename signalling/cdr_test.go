@@ -2,6 +2,9 @@ package signalling
 
 import (
 	"context"
+	"database/sql"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -137,5 +140,84 @@ func writeCallRows(w *cdrWriter, calls []store.Call, pace ...func()) {
 			c.Status, c.Duration, c.SIPResponseCode, c.HangupCause = "completed", 1, 200, "caller: BYE"
 			w.add(cdrItem{call: c})
 		}
+	}
+}
+
+// TestCDRWriterNeverWaits: with the store locked by another writer (its
+// commits wait on SQLite's busy timeout), queuing a call's rows returns
+// at once however many wait — call setup never stalls behind the store
+// — the backlog is visible, and once the lock goes every CDR is written.
+// Past the queue's limit live rows are dropped and counted; CDRs never.
+func TestCDRWriterNeverWaits(t *testing.T) {
+	p := provision(t)
+	lock, err := sql.Open("sqlite", "file:"+strings.TrimPrefix(p.dsn, "sqlite:")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	ctx := context.Background()
+	conn, err := lock.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer unlock()
+
+	w := newCDRWriter(ctx, p.st, zerolog.Nop())
+	var dropped atomic.Int64
+	w.dropped = func() { dropped.Add(1) }
+	calls := cdrCalls(p, 2000) // 6,000 rows: the old channel took 1,024 and then blocked
+	queued := make(chan struct{})
+	go func() {
+		defer close(queued)
+		writeCallRows(w, calls)
+	}()
+	select {
+	case <-queued:
+	case <-time.After(8 * time.Second): // under the 10 s busy timeout: the lock still holds
+		t.Fatal("queuing rows waited for the locked store")
+	}
+	if n := w.backlog(); n < len(calls) {
+		t.Errorf("backlog %d rows with the store locked, want at least the %d CDRs", n, len(calls))
+	}
+	// At the limit a live row is refused, a CDR queued.
+	live := calls[0]
+	live.Status = store.CallInProgress
+	if got := w.queue(cdrItem{call: live}, 1); got != cdrFull {
+		t.Errorf("a live row past the limit: %d, want cdrFull", got)
+	}
+	cdr := calls[0]
+	cdr.Status, cdr.Duration = "completed", 1
+	if got := w.queue(cdrItem{call: cdr}, 1); got != cdrQueued {
+		t.Errorf("a CDR past the limit: %d, want cdrQueued", got)
+	}
+	unlock()
+	w.close()
+	if dropped.Load() != 0 {
+		t.Errorf("%d live rows dropped under the default limit", dropped.Load())
+	}
+	for _, c := range calls {
+		got, err := p.st.Call(ctx, p.account, c.Sid)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Sid, err)
+		}
+		if got.Status != "completed" {
+			t.Fatalf("%s: status %q, want completed", c.Sid, got.Status)
+		}
+	}
+	if n := w.backlog(); n != 0 {
+		t.Errorf("backlog %d after close", n)
 	}
 }

@@ -79,19 +79,7 @@ func withMOS(legs []store.LegQuality, codec string) []store.LegQuality {
 	return legs
 }
 
-// tryAdd queues it unless the writer is closed or its queue full: a
-// refresh of quality so far is skipped rather than hold up the calls'
-// own rows and CDRs behind a slow store.
-func (w *cdrWriter) tryAdd(it cdrItem) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.closed {
-		return false
-	}
-	select {
-	case w.ch <- it:
-		return true
-	default:
-		return false
-	}
-}
+// tryAdd queues it unless the writer is closed or 4*cdrBatch rows wait
+// already: a refresh of quality so far is skipped rather than add to a
+// slow store's backlog.
+func (w *cdrWriter) tryAdd(it cdrItem) bool { return w.queue(it, 4*cdrBatch) == cdrQueued }

@@ -82,7 +82,8 @@ type metrics struct {
 	carrierSetup                              *prometheus.HistogramVec
 	// xtrunk_sip_cdr_write_failures_total: CDRs that could not be
 	// written to the store (lost).
-	cdrFailed prometheus.Counter
+	cdrFailed  prometheus.Counter
+	cdrDropped prometheus.Counter
 	// Call quality at call end, per trunk and leg (customer, carrier: what
 	// that party sent to the relay): xtrunk_sip_call_loss_ratio (lost over
 	// expected), xtrunk_sip_call_jitter_seconds (RFC 3550 interarrival
@@ -157,7 +158,9 @@ func newMetrics(s *Server, certs *certLoader) *metrics {
 	m.transfers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_transfers_total", Help: "Call transfers (REFER) by trunk and result: refused, completed, failed."}, []string{"trunk", "result"})
 	m.reg.MustRegister(m.attempts, m.answered, m.failed, m.active, m.setup, m.duration, m.refusals, m.ignoredC, m.bans,
 		m.requests, m.ngErrors, m.tlsFail, m.draining, m.sessionExpired, m.transfers, m.failovers, m.carrierUpG, m.carrierAttempts,
-		m.carrierAnswers, m.carrierF, m.carrierSetup, m.cdrFailed, m.qLoss, m.qJitter, m.qMOS,
+		m.carrierAnswers, m.carrierF, m.carrierSetup, m.cdrFailed, m.cdrDropped, m.qLoss, m.qJitter, m.qMOS,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_cdr_queue_rows", Help: "CDRs and live call rows waiting to be written to the store."},
+			func() float64 { return float64(s.cdrs.backlog()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "xtrunk_sip_relay_up", Help: "1 if the relay answered an NG ping within the last 5 s (pinged every 2 s)."},
 			func() float64 {
 				if s.relayUp() {

@@ -31,6 +31,8 @@ func (m *metrics) newNOC() {
 		Help: "From the INVITE sent to the carrier gateway to its 200.", Buckets: []float64{.1, .25, .5, 1, 2, 3, 5, 8, 13, 20, 30, 60}}, gw)
 	m.cdrFailed = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_sip_cdr_write_failures_total",
 		Help: "CDRs that could not be written to the store."})
+	m.cdrDropped = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_sip_cdr_live_rows_dropped_total",
+		Help: "Live call rows (ringing, in-progress) not written because the store's backlog was full; the call's CDR still is."})
 	tl := []string{"trunk", "leg"}
 	m.qLoss = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "xtrunk_sip_call_loss_ratio",
 		Help: "Per call and leg at call end: RTP packets lost over expected.", Buckets: []float64{0, .001, .005, .01, .02, .03, .05, .1, .2}}, tl)

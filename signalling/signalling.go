@@ -177,7 +177,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = newMetrics(s, certs)
-	s.cdrs.failed = s.metrics.cdrFailed.Inc
+	s.cdrs.failed, s.cdrs.dropped = s.metrics.cdrFailed.Inc, s.metrics.cdrDropped.Inc
 	rctx, rcancel := s.within(startupStoreTimeout)
 	s.startRev, _ = st.Revision(rctx) // on failure 0: a replay of the feed, whose deletes are of trunks without series
 	if cfg.FinishLiveCalls {
