@@ -154,9 +154,11 @@ type baseTx struct {
 	mu sync.Mutex
 
 	key string
-	// origin is the request the transaction was made for; once the
-	// transaction reaches an absorbing state (shed), a stub of it (fork).
+	// origin is the request the transaction was made for; nil once the
+	// transaction reaches an absorbing state (fork: see shed). method is
+	// its method, for good.
 	origin atomic.Pointer[Request]
+	method RequestMethod
 
 	conn   Connection
 	done   chan struct{}
@@ -190,30 +192,28 @@ func (tx *baseTx) String() string {
 	return tx.key
 }
 
-// Origin is the request the transaction was made for. Once the
+// Origin is the request the transaction was made for: nil once the
 // transaction has reached an absorbing state (a final response sent, or
-// a 2xx received), only its method and addresses remain (fork: see shed).
+// a 2xx received; fork: see shed).
 func (tx *baseTx) Origin() *Request {
 	return tx.origin.Load()
 }
 
+// setOrigin sets the request the transaction is made for.
+func (tx *baseTx) setOrigin(r *Request) {
+	tx.method = r.Method
+	tx.origin.Store(r)
+}
+
 // shed drops what a transaction in an absorbing state (Timers J, L, M and
 // a non-INVITE client's Completed) no longer needs: the request it was
-// made for but for its method and addresses, and the last response
-// unless keepResp (a non-INVITE server transaction resends it to a
-// retransmitted request). Fork: those states last the layer's linger, a
-// busy B2BUA holds thousands of such transactions, and their parsed
-// messages were most of the heap its GC marked (issue 13). Called from
-// the FSM (fsmMu held).
+// made for (its method stays), and the last response unless keepResp (a
+// non-INVITE server transaction resends it to a retransmitted request).
+// Fork: those states last the layer's linger, a busy B2BUA holds
+// thousands of such transactions, and their parsed messages were most of
+// the heap its GC marked (issue 13). Called from the FSM (fsmMu held).
 func (tx *baseTx) shed(keepResp bool) {
-	if o := tx.origin.Load(); o != nil {
-		tx.origin.Store(&Request{
-			MessageData: MessageData{SipVersion: o.SipVersion, tp: o.tp, src: o.src, dest: o.dest},
-			Method:      o.Method,
-			Laddr:       o.Laddr,
-			raddr:       o.raddr,
-		})
-	}
+	tx.origin.Store(nil)
 	if !keepResp {
 		tx.fsmResp = nil
 	}

@@ -29,7 +29,7 @@ func NewClientTx(key string, origin *Request, conn Connection, logger *slog.Logg
 	tx.done = make(chan struct{})
 	tx.log = logger
 
-	tx.origin.Store(origin) // TODO:Due to subsequent request like ack we need to use clone to avoid races
+	tx.setOrigin(origin) // TODO:Due to subsequent request like ack we need to use clone to avoid races
 	return tx
 }
 
@@ -77,7 +77,7 @@ func (tx *ClientTx) Init() error {
 
 // Initialises the correct kind of FSM based on request method.
 func (tx *ClientTx) initFSM() {
-	if tx.Origin().IsInvite() {
+	if tx.method == INVITE {
 		tx.baseTx.initFSM(tx.inviteStateCalling)
 	} else {
 		tx.baseTx.initFSM(tx.stateCalling)

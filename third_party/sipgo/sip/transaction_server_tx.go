@@ -36,7 +36,7 @@ func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logg
 	// tx.cancels = make(chan *Request)
 	tx.done = make(chan struct{})
 	tx.log = logger
-	tx.origin.Store(origin) // NOTE: user may do some changes on this request which creates RACE
+	tx.setOrigin(origin) // NOTE: user may do some changes on this request which creates RACE
 	tx.reliable = IsReliable(origin.Transport())
 	return tx
 }
@@ -53,11 +53,15 @@ func (tx *ServerTx) Init() error {
 	tx.mu.Unlock()
 
 	// RFC 3261 - 17.2.1
-	if tx.Origin().IsInvite() {
+	if tx.method == INVITE {
 		tx.mu.Lock()
 		tx.timer_1xx = time.AfterFunc(Timer_1xx, func() {
+			origin := tx.Origin()
+			if origin == nil {
+				return // answered meanwhile (fork: see shed)
+			}
 			trying := NewResponseFromRequest(
-				tx.Origin(),
+				origin,
 				100,
 				"Trying",
 				nil,
@@ -90,7 +94,7 @@ func (tx *ServerTx) Receive(req *Request) error {
 
 	var input fsmInput
 	switch {
-	case req.Method == tx.Origin().Method:
+	case req.Method == tx.method:
 		input = server_input_request
 	case req.IsAck(): // ACK for non-2xx response
 		input = server_input_ack
@@ -223,7 +227,7 @@ func (tx *ServerTx) registerOnCancel(f FnTxCancel) {
 
 // Choose the right FSM init function depending on request method.
 func (tx *ServerTx) initFSM() {
-	if tx.Origin().IsInvite() {
+	if tx.method == INVITE {
 		tx.baseTx.initFSM(tx.inviteStateProcceeding)
 	} else {
 		tx.baseTx.initFSM(tx.stateTrying)
