@@ -105,6 +105,7 @@ type call struct {
 	ladder ladder // the SIP messages so far, for the console (admin.go)
 
 	start, answer time.Time
+	qualityAt     time.Time // the live row's quality last refreshed (livequality.go), under mu
 	once          sync.Once
 	done          chan struct{}
 

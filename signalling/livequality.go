@@ -2,13 +2,15 @@ package signalling
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/xtrunk/xtrunk/control/store"
 )
 
-// Live quality in the API: every liveQualityEvery, sip asks the relay for
+// Live quality in the API: liveQualityEvery after its answer and every
+// period after (paced: see liveQualityRate), sip asks the relay for
 // the media so far of each answered call (one NG query per call, at most
 // maxAdminQueries at once) and rewrites the call's live row with each
 // leg's packets, loss, jitter and MOS, so that
@@ -17,37 +19,75 @@ import (
 // per answered call per period, never one per packet; a row queued as the
 // call ends never overwrites its CDR (store.UpsertCalls).
 
-// liveQualityEvery is how often the live rows' quality is refreshed:
-// fresh enough for a NOC watching a bad call, cheap enough at thousands
-// of calls (a row and a query per call per period).
-const liveQualityEvery = 5 * time.Second
+// liveQualityEvery is how often an answered call's live row is
+// refreshed, from its answer on: fresh enough for a NOC watching a bad
+// call. liveQualityRate bounds the queries (and rows) a second, spread
+// over liveQualityTick: with more than liveQualityRate × 5 s calls up,
+// each is refreshed less often, every calls/liveQualityRate seconds. The
+// cost is the relay's and the store's, so it must not grow with the calls
+// up (at 20,000 calls a refresh of all every 5 s was 4,000 queries and
+// rows a second), nor come in bursts that call setups queue behind.
+const (
+	liveQualityEvery = 5 * time.Second
+	liveQualityRate  = 200
+	liveQualityTick  = 200 * time.Millisecond
+)
 
 // refreshLiveQuality runs until ctx ends.
 func (s *Server) refreshLiveQuality(ctx context.Context) {
-	t := time.NewTicker(liveQualityEvery)
+	t := time.NewTicker(liveQualityTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			s.refreshLiveOnce(ctx)
+		case now := <-t.C:
+			s.refreshLiveOnce(ctx, now, liveQualityRate*int(liveQualityTick/time.Millisecond)/1000)
 		}
 	}
 }
 
-// refreshLiveOnce rewrites the live rows of the answered calls with
-// their quality so far.
-func (s *Server) refreshLiveOnce(ctx context.Context) {
-	sem := make(chan struct{}, maxAdminQueries)
-	var wg sync.WaitGroup
+// dueForQuality is the answered calls whose live row is due for a
+// refresh at now, at most max of them, the longest due first; each is
+// marked refreshed.
+func (s *Server) dueForQuality(now time.Time, max int) []*call {
+	type due struct {
+		c  *call
+		at time.Time
+	}
+	var all []due
 	for _, c := range s.callsInProgress() {
 		c.mu.Lock()
-		answered := c.answered
-		c.mu.Unlock()
-		if !answered || c.p.fromEdge != "" {
-			continue // ringing: no media to speak of; a hand-over's row is the other edge's
+		at := c.answer
+		if c.qualityAt.After(at) {
+			at = c.qualityAt
 		}
+		ok := c.answered && c.p.fromEdge == "" // ringing: no media to speak of; a hand-over's row is the other edge's
+		c.mu.Unlock()
+		if ok && !at.IsZero() && !now.Before(at.Add(liveQualityEvery)) {
+			all = append(all, due{c, at})
+		}
+	}
+	if len(all) > max {
+		slices.SortFunc(all, func(a, b due) int { return a.at.Compare(b.at) })
+		all = all[:max]
+	}
+	out := make([]*call, len(all))
+	for i, d := range all {
+		d.c.mu.Lock()
+		d.c.qualityAt = now
+		d.c.mu.Unlock()
+		out[i] = d.c
+	}
+	return out
+}
+
+// refreshLiveOnce rewrites the live rows of up to max answered calls due
+// at now with their quality so far.
+func (s *Server) refreshLiveOnce(ctx context.Context, now time.Time, max int) {
+	sem := make(chan struct{}, maxAdminQueries)
+	var wg sync.WaitGroup
+	for _, c := range s.dueForQuality(now, max) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
