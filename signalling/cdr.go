@@ -147,7 +147,10 @@ type cdrWriter struct {
 	life context.Context // the server's: batches end with it
 	st   *store.Store
 	log  zerolog.Logger
-	wake chan struct{} // cap 1: rows are queued, or closing
+	// upsert writes rows: st.UpsertCalls (a test holds it up to play a
+	// store that falls behind).
+	upsert func(context.Context, []store.Call) ([]store.Call, error)
+	wake   chan struct{} // cap 1: rows are queued, or closing
 	done chan struct{}
 
 	mu      sync.Mutex
@@ -167,7 +170,7 @@ const cdrBatch = 256
 const cdrQueueMax = 1 << 16
 
 func newCDRWriter(life context.Context, st *store.Store, log zerolog.Logger) *cdrWriter {
-	w := &cdrWriter{life: life, st: st, log: log, wake: make(chan struct{}, 1), done: make(chan struct{}),
+	w := &cdrWriter{life: life, st: st, log: log, upsert: st.UpsertCalls, wake: make(chan struct{}, 1), done: make(chan struct{}),
 		failed: func() {}, dropped: func() {}}
 	go w.run()
 	return w
@@ -300,10 +303,10 @@ func (w *cdrWriter) flushIn(parent context.Context, batch []cdrItem) {
 		calls[i] = it.call
 	}
 	// upserts: a CDR replaces its call's live row (writeLive)
-	if _, err := w.st.UpsertCalls(ctx, calls); err != nil {
+	if _, err := w.upsert(ctx, calls); err != nil {
 		w.log.Warn().Err(err).Int("calls", len(batch)).Msg("CDR batch failed; writing one by one")
 		for _, it := range batch {
-			if _, err := w.st.UpsertCalls(ctx, []store.Call{it.call}); err != nil {
+			if _, err := w.upsert(ctx, []store.Call{it.call}); err != nil {
 				it.log.Error().Err(err).Msg("CDR not written")
 				w.failed()
 			}
