@@ -246,6 +246,12 @@ func (tx *ClientTx) delete(err error) bool {
 		tx.timer_d.Stop()
 		tx.timer_d = nil
 	}
+	// Timer M too (fork): left running, its callback kept the terminated
+	// transaction (WriteBye ends the INVITE's) alive until it fired.
+	if tx.timer_m != nil {
+		tx.timer_m.Stop()
+		tx.timer_m = nil
+	}
 	tx.mu.Unlock()
 	// Maybe there is better way
 	if onterm != nil {

@@ -264,6 +264,12 @@ func (tx *ServerTx) delete(err error) bool {
 		tx.timer_1xx.Stop()
 		tx.timer_1xx = nil
 	}
+	// Timer L too (fork): left running, its callback kept the terminated
+	// transaction (ReadBye ends the INVITE's) alive until it fired.
+	if tx.timer_l != nil {
+		tx.timer_l.Stop()
+		tx.timer_l = nil
+	}
 
 	key := tx.key
 	onterm := tx.onTerminate

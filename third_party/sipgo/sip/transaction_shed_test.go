@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -136,5 +137,67 @@ func TestClientTxShed(t *testing.T) {
 		require.Same(t, res, <-tx.Responses())
 		require.Eventually(t, func() bool { return compareFunctions(tx.currentFsmState(), tx.stateCompleted) == nil }, time.Second, time.Millisecond)
 		requireShed(t, &tx.baseTx, BYE, false)
+	})
+}
+
+// collectedSoon reports whether the object whose cleanup closes done is
+// collected within a few GC cycles.
+func collectedSoon(done <-chan struct{}) bool {
+	for i := 0; i < 50; i++ {
+		runtime.GC()
+		select {
+		case <-done:
+			return true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return false
+}
+
+// TestTerminatedTxCollected: a transaction terminated in an absorbing
+// state (ReadBye ends the INVITE server transaction in Accepted, WriteBye
+// the INVITE client one) is garbage at once: its Timer L or M no longer
+// holds it until the timer would have fired (32 s with the RFC timers).
+func TestTerminatedTxCollected(t *testing.T) {
+	t1, t2, t4 := T1, T2, T4
+	SetTimers(500*time.Millisecond, 4*time.Second, 5*time.Second)
+	t.Cleanup(func() { SetTimers(t1, t2, t4) })
+	conn := func() *UDPConnection {
+		return &UDPConnection{PacketConn: &fakes.UDPConn{
+			Reader:  bytes.NewBuffer(nil),
+			Writers: map[string]io.Writer{"127.0.0.99:5060": io.Discard, "127.0.0.2:5060": io.Discard},
+		}}
+	}
+
+	t.Run("server", func(t *testing.T) {
+		done := make(chan struct{})
+		func() {
+			req, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+			req.raddr = Addr{IP: net.ParseIP("127.0.0.2"), Port: 5060}
+			tx := NewServerTx("collect-s", req, conn(), slog.Default())
+			require.NoError(t, tx.Init())
+			res := NewResponseFromRequest(req, StatusOK, "OK", nil)
+			require.NoError(t, tx.Respond(res))
+			require.NoError(t, compareFunctions(tx.currentFsmState(), tx.inviteStateAccepted))
+			tx.Terminate()
+			runtime.AddCleanup(tx, func(ch chan struct{}) { close(ch) }, done)
+		}()
+		require.True(t, collectedSoon(done), "a terminated INVITE server transaction stays alive (Timer L)")
+	})
+	t.Run("client", func(t *testing.T) {
+		done := make(chan struct{})
+		func() {
+			req, _, _ := testCreateInvite(t, "sip:127.0.0.99:5060", "udp", "127.0.0.2:5060")
+			req.raddr = Addr{IP: net.ParseIP("127.0.0.99"), Port: 5060}
+			tx := NewClientTx("collect-c", req, conn(), slog.Default())
+			require.NoError(t, tx.Init())
+			res := NewResponseFromRequest(req, StatusOK, "OK", nil)
+			go tx.Receive(res)
+			<-tx.Responses()
+			require.Eventually(t, func() bool { return compareFunctions(tx.currentFsmState(), tx.inviteStateAccepted) == nil }, time.Second, time.Millisecond)
+			tx.Terminate()
+			runtime.AddCleanup(tx, func(ch chan struct{}) { close(ch) }, done)
+		}()
+		require.True(t, collectedSoon(done), "a terminated INVITE client transaction stays alive (Timer M)")
 	})
 }
