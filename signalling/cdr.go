@@ -151,7 +151,7 @@ type cdrWriter struct {
 	// store that falls behind).
 	upsert func(context.Context, []store.Call) ([]store.Call, error)
 	wake   chan struct{} // cap 1: rows are queued, or closing
-	done chan struct{}
+	done   chan struct{}
 
 	mu      sync.Mutex
 	pending []cdrItem
