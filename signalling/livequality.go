@@ -31,6 +31,8 @@ const (
 	liveQualityEvery = 5 * time.Second
 	liveQualityRate  = 200
 	liveQualityTick  = 200 * time.Millisecond
+	// liveQualityPerTick is the calls one tick refreshes at most.
+	liveQualityPerTick = liveQualityRate * int(liveQualityTick/time.Millisecond) / 1000
 )
 
 // refreshLiveQuality runs until ctx ends.
@@ -42,7 +44,7 @@ func (s *Server) refreshLiveQuality(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.refreshLiveOnce(ctx, now, liveQualityRate*int(liveQualityTick/time.Millisecond)/1000)
+			s.refreshLiveOnce(ctx, now, liveQualityPerTick)
 		}
 	}
 }
