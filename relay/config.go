@@ -55,6 +55,15 @@ type Config struct {
 	// overflows while the reader is stalled; each dropped command costs
 	// its call the client's retransmit, 500 ms with sip's).
 	NGReceiveBuffer int `yaml:"ng-rcvbuf"`
+	// PProf is the Go profiler's HTTP address (/debug/pprof/), loopback
+	// only; empty: off.
+	PProf string `yaml:"pprof"`
+	// GCPercent is the Go garbage collector's target for the process
+	// (GOGC; the environment variable wins; <= 0, the default, keeps
+	// Go's 100). Each collection's mark phase delays the NG replies
+	// queued behind it, and so call setup (BENCHMARKS.md, "Setup tail:
+	// the relay's reply cache").
+	GCPercent int `yaml:"gc-percent"`
 }
 
 // DefaultJitterSample is --jitter-sample's default, chosen by measurement

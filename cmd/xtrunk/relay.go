@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,7 +22,18 @@ import (
 var relayDaemon = daemon[relay.Config]{config: relayConfig, reloadLogLevel: true, serve: serveRelay}
 
 func serveRelay(p *process, cfg relay.Config) error {
+	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	log := p.log
+	if cfg.PProf != "" {
+		closePProf, bound, err := servePProf(cfg.PProf)
+		if err != nil {
+			return err
+		}
+		defer closePProf()
+		log.Info().Str("pprof", bound).Msg("profiler listening")
+	}
 	r, err := relay.New(cfg, relay.WithLogger(log))
 	if err != nil {
 		return err
@@ -104,6 +117,8 @@ func relayConfig(args []string) (relay.Config, *command, error) {
 	fs.DurationVar(&cfg.LearnWindow, "learning-window", cfg.LearnWindow, "latching window after each offer/answer")
 	fs.StringVar(&cfg.PinPath, "pin-path", cfg.PinPath, "bpffs directory for pinned maps and links")
 	fs.StringVar(&cfg.Metrics, "metrics", cfg.Metrics, "Prometheus metrics address (empty: off)")
+	fs.StringVar(&cfg.PProf, "pprof", cfg.PProf, "Go profiler address, served at /debug/pprof/: a loopback IP and port, e.g. 127.0.0.1:6061 (empty: off)")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process (0: Go's default of 100); the GOGC environment variable wins")
 	fs.StringVar(&cfg.Dataplane, "dataplane", cfg.Dataplane, "xdp or userspace")
 	fs.BoolVar(&cfg.Socketless, "socketless", cfg.Socketless, "xdp: no socket per call, userspace media through AF_XDP sockets (one per device and RX queue); --socketless=false: bound sockets per call (the previous behaviour)")
 	fs.StringVar(&cfg.XDPMode, "xdp-mode", cfg.XDPMode, "auto (native, generic where the driver has none), native or generic")

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"reflect"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -123,4 +125,120 @@ func TestReplyCacheKeyOwnsCookie(t *testing.T) {
 	if _, st := c.beginKey(cacheKey{cookie: "cookie"}, time.Unix(0, 0)); st != lookupPending {
 		t.Fatalf("lookup after buffer reuse = %v, want pending", st)
 	}
+}
+
+func TestReplyCacheCopiesReply(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newReplyCache(time.Hour, 100, 1<<20)
+	k := testKey(1)
+	c.beginKey(k, now)
+	buf := []byte("reply one")
+	c.finish(k, buf, now)
+	copy(buf, "REUSED!!!") // the server reuses its reply buffer
+	if r, st := c.beginKey(k, now); st != lookupCached || string(r) != "reply one" {
+		t.Fatalf("cached = %q, %v; want the reply as it was when finished", r, st)
+	}
+}
+
+// A done entry found under a request's hash but recorded for another
+// source or cookie (a hash collision) is not that request's reply.
+func TestReplyCacheCollisionIsMiss(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newReplyCache(time.Hour, 100, 1<<20)
+	a, b := testKey(1), testKey(2)
+	c.beginKey(a, now)
+	c.finish(a, []byte("reply to a"), now)
+	// Make b's hash lead to a's record.
+	hb := c.hash(b.from, []byte(b.cookie))
+	c.m[hb] = c.m[c.hash(a.from, []byte(a.cookie))]
+	c.done++
+	c.bytes += int(c.m[hb].n)
+	c.live[c.m[hb].chunk-c.base]++
+	if r, st := c.beginKey(b, now); st != lookupNew {
+		t.Fatalf("begin(b) = %q, %v; want new: the record is a's", r, st)
+	}
+	if r, st := c.beginKey(a, now); st != lookupCached || string(r) != "reply to a" {
+		t.Fatalf("begin(a) = %q, %v; want a's reply", r, st)
+	}
+}
+
+// The arena drops a chunk once none of its records is cached, and a reply
+// larger than a chunk gets one of its own.
+func TestReplyCacheArenaChunks(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := newReplyCache(time.Second, 1<<20, 1<<30)
+	reply := bytes.Repeat([]byte("r"), 1000)
+	n := 3 * arenaChunk / 1000
+	for i := range n {
+		c.beginKey(testKey(i), now)
+		c.finish(testKey(i), reply, now)
+	}
+	if len(c.chunks) < 3 {
+		t.Fatalf("%d records of ~1 KB in %d chunks, want at least 3", n, len(c.chunks))
+	}
+	huge := bytes.Repeat([]byte("h"), 2*arenaChunk)
+	later := now.Add(2 * time.Second) // every earlier record expired
+	c.beginKey(testKey(-1), later)
+	c.finish(testKey(-1), huge, later)
+	if len(c.chunks) != 1 || c.done != 1 || c.bytes != keyRecordLen(len(testKey(-1).cookie))+len(huge) {
+		t.Fatalf("after expiry: %d chunks, %d entries, %d bytes; want the huge reply's chunk alone", len(c.chunks), c.done, c.bytes)
+	}
+	if r, st := c.beginKey(testKey(-1), later); st != lookupCached || !bytes.Equal(r, huge) {
+		t.Fatalf("huge reply: %v, %d bytes", st, len(r))
+	}
+	for i := range 3 {
+		if _, st := c.beginKey(testKey(i), later); st != lookupNew {
+			t.Errorf("expired entry %d: %v, want new", i, st)
+		}
+	}
+}
+
+// The cache's per-entry state holds no pointers: the collector never scans
+// the map or the FIFO, however many replies are cached (issue 13).
+func TestReplyCacheHoldsNoPointers(t *testing.T) {
+	for _, v := range []any{cacheSlot{}, fifoItem{}, uint64(0)} {
+		if p := pointerIn(reflect.TypeOf(v)); p != "" {
+			t.Errorf("%T holds a pointer: %s", v, p)
+		}
+	}
+}
+
+// pointerIn names a field of t that is or holds a pointer, or "".
+func pointerIn(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	case reflect.Array:
+		return pointerIn(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if p := pointerIn(t.Field(i).Type); p != "" {
+				return t.Field(i).Name + ": " + p
+			}
+		}
+		return ""
+	}
+	return t.String()
+}
+
+// BenchmarkReplyCacheMark times a whole collection with the cache full
+// (DefaultReplyCacheEntries replies of 600 bytes, each its own slice as
+// the server hands them over): the work the cache adds to every
+// collection of the relay's heap.
+func BenchmarkReplyCacheMark(b *testing.B) {
+	c := newReplyCache(time.Hour, DefaultReplyCacheEntries, DefaultReplyCacheBytes)
+	now := time.Unix(1000, 0)
+	reply := bytes.Repeat([]byte("r"), 600)
+	for i := range DefaultReplyCacheEntries {
+		k := testKey(i)
+		c.beginKey(k, now)
+		c.finish(k, bytes.Clone(reply), now)
+	}
+	runtime.GC()
+	for b.Loop() {
+		runtime.GC()
+	}
+	runtime.KeepAlive(c)
 }

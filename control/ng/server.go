@@ -352,9 +352,8 @@ func (s *Server) write(conn net.PacketConn, b []byte, to netip.AddrPort, addr ne
 func (s *Server) handle(ctx context.Context, conn net.PacketConn, j job, buf []byte) []byte {
 	start := time.Now()
 	buf, cmd := s.answer(ctx, j, buf)
-	reply := bytes.Clone(buf) // exact size for the cache; buf is reused
-	s.cache.finish(j.key, reply, time.Now())
-	s.write(conn, reply, j.to, j.addr)
+	s.cache.finish(j.key, buf, time.Now()) // copies it
+	s.write(conn, buf, j.to, j.addr)
 	s.log.Debug().Stringer("from", j.key.from).Str("cookie", j.key.cookie).Str("command", cmd).
 		Dur("elapsed", time.Since(start)).Msg("ng: replied")
 	return buf
