@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -24,6 +25,11 @@ type ServerTx struct {
 	// final: a final response was sent (fork: shed may have dropped it
 	// from fsmResp). Under fsmMu.
 	final bool
+	// wire is the final response as sent, and wireTo where, kept by a
+	// non-INVITE transaction over UDP instead of the parsed response for
+	// its Completed state (fork: see passFinal). Under fsmMu.
+	wire   []byte
+	wireTo netip.AddrPort
 }
 
 func NewServerTx(key string, origin *Request, conn Connection, logger *slog.Logger) *ServerTx {

@@ -25,7 +25,8 @@ func requireShed(t *testing.T, tx *baseTx, method RequestMethod, keepResp bool) 
 }
 
 // TestServerTxShed: a non-INVITE server transaction in Completed keeps its
-// final response and resends it to a retransmission, which the handler
+// final response (over UDP as the datagram sent) and resends it to a
+// retransmission, which the handler
 // does not see again; an INVITE server transaction in Accepted keeps
 // neither request nor 2xx, absorbs a retransmitted INVITE without an
 // answer, and is still held for Timer L by TerminateGracefully.
@@ -62,7 +63,13 @@ func TestServerTxShed(t *testing.T) {
 			req := rawRequest(string(method), c.LocalAddr().String(), addr)
 			require.Equal(t, "SIP/2.0 200 OK", exchange(t, c, req))
 			tx := <-seen
-			requireShed(t, &tx.baseTx, method, method != INVITE)
+			// Over UDP neither keeps the parsed response: Completed
+			// keeps the datagram it sent (passFinal).
+			requireShed(t, &tx.baseTx, method, false)
+			tx.fsmMu.Lock()
+			wire := tx.wire
+			tx.fsmMu.Unlock()
+			require.Equal(t, method != INVITE, wire != nil, "final response's datagram kept")
 
 			_, err = c.Write(req) // a retransmission
 			require.NoError(t, err)
@@ -80,6 +87,8 @@ func TestServerTxShed(t *testing.T) {
 			} else {
 				require.NoError(t, err, "Completed did not resend its 200")
 				require.True(t, bytes.HasPrefix(buf[:n], []byte("SIP/2.0 200 OK")), "%q", buf[:n])
+				require.Equal(t, string(wire), string(buf[:n]), "the resent 200 is not the datagram first sent")
+				require.True(t, bytes.HasSuffix(wire, []byte("\r\n\r\nv=0\r\n")), "%q", wire)
 			}
 			select {
 			case <-seen:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 )
 
@@ -335,27 +336,42 @@ func (c *UDPConnection) WriteMsg(msg Message) error {
 	defer bufPool.Put(buf)
 	buf.Reset()
 	msg.StringWrite(buf)
-	data := buf.Bytes()
+	_, err := c.writeData(msg, buf.Bytes())
+	return err
+}
 
-	if len(data) > UDPMTUSize-200 {
-		return ErrUDPMTUCongestion
+// writeMsgWire is WriteMsg that returns the datagram it sent, a copy of
+// its own, and where it went (fork: see ServerTx.passFinal).
+func (c *UDPConnection) writeMsgWire(msg Message) ([]byte, netip.AddrPort, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	msg.StringWrite(buf)
+	raddr, err := c.writeData(msg, buf.Bytes())
+	if err != nil {
+		return nil, netip.AddrPort{}, err
 	}
+	return bytes.Clone(buf.Bytes()), raddr.AddrPort(), nil
+}
 
-	var n int
-	var err error
+// writeData sends msg's bytes, data, to msg's destination.
+func (c *UDPConnection) writeData(msg Message, data []byte) (*net.UDPAddr, error) {
+	if len(data) > UDPMTUSize-200 {
+		return nil, ErrUDPMTUCongestion
+	}
 
 	a := msg.remoteAddress() // Destination should be already resolved by transport layer
 	if a.IP == nil {
 		// Do fallback
 		host, port, err := ParseAddr(msg.Destination())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		a.IP = net.ParseIP(host)
 		a.Port = port
 	}
 
-	raddr := net.UDPAddr{
+	raddr := &net.UDPAddr{
 		IP:   a.IP,
 		Port: a.Port,
 		Zone: a.Zone,
@@ -363,8 +379,12 @@ func (c *UDPConnection) WriteMsg(msg Message) error {
 	if raddr.Port == 0 {
 		raddr.Port = DefaultUdpPort
 	}
+	return raddr, c.writeDatagram(data, raddr)
+}
 
-	n, err = c.WriteTo(data, &raddr)
+// writeDatagram sends data, a whole message, to raddr.
+func (c *UDPConnection) writeDatagram(data []byte, raddr *net.UDPAddr) error {
+	n, err := c.WriteTo(data, raddr)
 	if err != nil {
 		return fmt.Errorf("udp conn %s err. %w", c.PacketConn.LocalAddr().String(), err)
 	}
