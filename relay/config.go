@@ -61,8 +61,8 @@ type Config struct {
 	// GCPercent is the Go garbage collector's target for the process
 	// (GOGC; the environment variable wins; <= 0, the default, keeps
 	// Go's 100). Each collection's mark phase delays the NG replies
-	// queued behind it, and so call setup (BENCHMARKS.md, "Setup tail:
-	// the relay's reply cache").
+	// queued behind it, and so call setup (BENCHMARKS.md, "The relay's
+	// reply cache").
 	GCPercent int `yaml:"gc-percent"`
 }
 
