@@ -6,8 +6,34 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"time"
+
+	"github.com/rs/zerolog"
 )
+
+// setGCPercent sets the process's GC target, unless GOGC is in the
+// environment (it wins) or pct <= 0 (Go's default stays).
+func setGCPercent(pct int) {
+	if os.Getenv("GOGC") == "" && pct > 0 {
+		debug.SetGCPercent(pct)
+	}
+}
+
+// startProfiler serves the profiler on addr (see servePProf) unless addr
+// is empty; stop closes it.
+func startProfiler(log zerolog.Logger, addr string) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	stop, bound, err := servePProf(addr)
+	if err != nil {
+		return nil, err
+	}
+	log.Info().Str("pprof", bound).Msg("profiler listening")
+	return stop, nil
+}
 
 // servePProf serves Go's profiler (/debug/pprof/: CPU, heap, allocs,
 // goroutines, mutex, block, trace) on addr, which must be a loopback IP

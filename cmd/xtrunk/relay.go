@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,18 +20,13 @@ import (
 var relayDaemon = daemon[relay.Config]{config: relayConfig, reloadLogLevel: true, serve: serveRelay}
 
 func serveRelay(p *process, cfg relay.Config) error {
-	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	setGCPercent(cfg.GCPercent)
 	log := p.log
-	if cfg.PProf != "" {
-		closePProf, bound, err := servePProf(cfg.PProf)
-		if err != nil {
-			return err
-		}
-		defer closePProf()
-		log.Info().Str("pprof", bound).Msg("profiler listening")
+	closePProf, err := startProfiler(log, cfg.PProf)
+	if err != nil {
+		return err
 	}
+	defer closePProf()
 	r, err := relay.New(cfg, relay.WithLogger(log))
 	if err != nil {
 		return err

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -22,9 +20,7 @@ import (
 var sipDaemon = daemon[signalling.Config]{config: sipConfig, serve: serveSIP}
 
 func serveSIP(p *process, cfg signalling.Config) error {
-	if os.Getenv("GOGC") == "" && cfg.GCPercent > 0 {
-		debug.SetGCPercent(cfg.GCPercent)
-	}
+	setGCPercent(cfg.GCPercent)
 	log := p.log
 	// A signal while the store opens is acted on once sip serves (drain
 	// or stop), so the open is not cut short by it.
@@ -51,14 +47,11 @@ func serveSIP(p *process, cfg signalling.Config) error {
 		served <- err
 	}()
 	defer p.reloadOnHUP(sipReload(p.cmd, p.args, srv))()
-	if cfg.PProf != "" {
-		closePProf, bound, err := servePProf(cfg.PProf)
-		if err != nil {
-			return err
-		}
-		defer closePProf()
-		log.Info().Str("pprof", bound).Msg("profiler listening")
+	closePProf, err := startProfiler(log, cfg.PProf)
+	if err != nil {
+		return err
 	}
+	defer closePProf()
 	closeHTTP, metricsAddr, err := serveMetricsAdmin(cfg.Metrics, srv.Registry(), sipAdmin(srv, storeOperator(st)), sipReadiness(srv, st, &serving, cfg.RelayNG)...)
 	if err != nil {
 		return err
