@@ -64,17 +64,34 @@ type SIPEvent struct {
 
 // ladder keeps a call's first SIP messages and its latest ones: a long
 // call's re-INVITEs must not grow it without bound, and its setup stays
-// visible.
+// visible. Every call in progress has one, so its events are compact (a
+// time, two letters and the line: one pointer each, where a SIPEvent has
+// three) and its first ladderCap come in one allocation; snapshot builds
+// the SIPEvents.
 type ladder struct {
 	mu     sync.Mutex
-	events []SIPEvent
+	events []ladderEvent
 	more   int // messages dropped from the middle
 }
 
+type ladderEvent struct {
+	at       int64 // UnixNano
+	leg, dir byte  // "A", "B" or "-"; "in", "out" or "-": the first letter
+	line     string
+}
+
+// ladderCap is the room a ladder starts with: a call's setup and
+// teardown through the B2BUA (INVITE, 100, 180, 200 and ACK each way,
+// then BYE and its 200 each way) without growing.
+const ladderCap = 16
+
 func (l *ladder) add(leg, dir, line string) {
+	ev := ladderEvent{at: time.Now().UnixNano(), leg: leg[0], dir: dir[0], line: line}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	ev := SIPEvent{At: time.Now().UTC(), Leg: leg, Dir: dir, Line: line}
+	if l.events == nil {
+		l.events = make([]ladderEvent, 0, ladderCap)
+	}
 	if len(l.events) < maxLadder {
 		l.events = append(l.events, ev)
 		return
@@ -86,10 +103,25 @@ func (l *ladder) add(leg, dir, line string) {
 	l.more++
 }
 
+// ladderDir is the direction whose first letter is d.
+func ladderDir(d byte) string {
+	switch d {
+	case 'i':
+		return "in"
+	case 'o':
+		return "out"
+	}
+	return string(d)
+}
+
 func (l *ladder) snapshot() []SIPEvent {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]SIPEvent(nil), l.events...)
+	out := make([]SIPEvent, len(l.events))
+	for i, ev := range l.events {
+		out[i] = SIPEvent{At: time.Unix(0, ev.at).UTC(), Leg: string(ev.leg), Dir: ladderDir(ev.dir), Line: ev.line}
+	}
+	return out
 }
 
 // sip notes a message on the call's ladder.
