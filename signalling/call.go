@@ -230,7 +230,12 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
-		log := c.log.With().Str("target", t.Value.String()).Logger()
+		// the target's logger, built only when something is logged: an
+		// answered call logs nothing here
+		log := func() *zerolog.Logger {
+			l := c.log.With().Stringer("target", t.Value).Logger()
+			return &l
+		}
 		gw := gatewayLabel(t.Value)
 		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)
@@ -238,7 +243,7 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			c.s.metrics.targetTried(toCarrier, gw, st, time.Since(sent))
 		}
 		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
-			st, rs, err = c.followRedirect(t.Value, offer, log)
+			st, rs, err = c.followRedirect(t.Value, offer, *log())
 		}
 		if err == nil && st == 200 {
 			return 200, "OK"
@@ -247,14 +252,14 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			c.s.metrics.failedOver(c.p.dir, gw)
 		}
 		if err != nil {
-			log.Warn().Err(err).Msg("attempt failed")
+			log().Warn().Err(err).Msg("attempt failed")
 			if c.ctx.Err() != nil {
 				return 487, "Request Terminated"
 			}
 			status, reason = 408, "Request Timeout"
 			continue // no response: a failover
 		}
-		log.Info().Int("status", st).Msg("target refused")
+		log().Info().Int("status", st).Msg("target refused")
 		status, reason = st, rs
 		if !route.Failover(st) {
 			return st, rs
