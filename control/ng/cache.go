@@ -41,6 +41,10 @@ type replyCache struct {
 	maxEntries int
 	maxBytes   int
 	seed       maphash.Seed
+	// epoch is when the cache was made: times are kept as durations
+	// since (monotonic, unlike a wall-clock UnixNano, so a clock step
+	// neither expires every reply nor keeps them for hours).
+	epoch time.Time
 
 	m     map[uint64]cacheSlot
 	fifo  []fifoItem
@@ -66,7 +70,7 @@ type cacheKey struct {
 // chunk's bytes [off, off+n): the key (keyRecord) then the reply.
 type cacheSlot struct {
 	seq     uint64
-	expires int64 // UnixNano
+	expires time.Duration // since the cache's epoch
 	chunk   uint64
 	off, n  uint32
 	keyLen  uint32
@@ -90,8 +94,11 @@ const (
 const arenaChunk = 256 << 10
 
 func newReplyCache(ttl time.Duration, maxEntries, maxBytes int) *replyCache {
-	return &replyCache{ttl: ttl, maxEntries: maxEntries, maxBytes: maxBytes, seed: maphash.MakeSeed(), m: make(map[uint64]cacheSlot)}
+	return &replyCache{ttl: ttl, maxEntries: maxEntries, maxBytes: maxBytes, seed: maphash.MakeSeed(), epoch: time.Now(), m: make(map[uint64]cacheSlot)}
 }
+
+// since is now as a duration since the cache's epoch.
+func (c *replyCache) since(now time.Time) time.Duration { return now.Sub(c.epoch) }
 
 // keyRecordLen is the length of a key's record: the source's address
 // (16 bytes, IPv4 mapped), its port and the cookie.
@@ -135,7 +142,7 @@ func (c *replyCache) begin(from netip.AddrPort, cookie []byte, now time.Time) ([
 		if s.seq == 0 {
 			return nil, lookupPending, cacheKey{from, string(cookie)}
 		}
-		if now.UnixNano() < s.expires {
+		if c.since(now) < s.expires {
 			var kb [64]byte
 			if key, reply := c.record(s); bytes.Equal(key, appendKeyRecord(kb[:0], from, cookie)) {
 				return reply, lookupCached, cacheKey{from, string(cookie)}
@@ -164,7 +171,7 @@ func (c *replyCache) finish(k cacheKey, reply []byte, now time.Time) {
 	}
 	c.seq++
 	s = c.store(k.from, cookie, reply)
-	s.seq, s.expires = c.seq, now.Add(c.ttl).UnixNano()
+	s.seq, s.expires = c.seq, c.since(now)+c.ttl
 	c.m[h] = s
 	c.done++
 	c.bytes += int(s.n)
@@ -209,7 +216,7 @@ func (c *replyCache) remove(h uint64, s cacheSlot) {
 
 // evict drops expired entries, then the oldest until within bounds.
 func (c *replyCache) evict(now time.Time) {
-	t := now.UnixNano()
+	t := c.since(now)
 	for c.head < len(c.fifo) {
 		it := c.fifo[c.head]
 		if s, ok := c.m[it.hash]; ok && s.seq == it.seq {
