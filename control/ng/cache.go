@@ -104,14 +104,14 @@ func (c *replyCache) since(now time.Time) time.Duration { return now.Sub(c.epoch
 // (16 bytes, IPv4 mapped), its port and the cookie.
 func keyRecordLen(cookie int) int { return 16 + 2 + cookie }
 
-func appendKeyRecord(b []byte, from netip.AddrPort, cookie []byte) []byte {
+func appendKeyRecord(b []byte, from netip.AddrPort, cookie string) []byte {
 	a := from.Addr().As16()
 	b = append(b, a[:]...)
 	b = binary.BigEndian.AppendUint16(b, from.Port())
 	return append(b, cookie...)
 }
 
-func (c *replyCache) hash(from netip.AddrPort, cookie []byte) uint64 {
+func (c *replyCache) hash(from netip.AddrPort, cookie string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(c.seed)
 	a := from.Addr().As16()
@@ -119,7 +119,7 @@ func (c *replyCache) hash(from netip.AddrPort, cookie []byte) uint64 {
 	var p [2]byte
 	binary.BigEndian.PutUint16(p[:], from.Port())
 	h.Write(p[:])
-	h.Write(cookie)
+	h.WriteString(cookie)
 	return h.Sum64()
 }
 
@@ -135,30 +135,30 @@ func (c *replyCache) record(s cacheSlot) (key, reply []byte) {
 // must call finish(key, ...) once the request is answered. A cached reply
 // is the arena's bytes: the caller must not modify it.
 func (c *replyCache) begin(from netip.AddrPort, cookie []byte, now time.Time) ([]byte, lookup, cacheKey) {
-	h := c.hash(from, cookie)
+	k := cacheKey{from, string(cookie)}
+	h := c.hash(from, k.cookie)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if s, ok := c.m[h]; ok {
 		if s.seq == 0 {
-			return nil, lookupPending, cacheKey{from, string(cookie)}
+			return nil, lookupPending, k
 		}
 		if c.since(now) < s.expires {
 			var kb [64]byte
-			if key, reply := c.record(s); bytes.Equal(key, appendKeyRecord(kb[:0], from, cookie)) {
-				return reply, lookupCached, cacheKey{from, string(cookie)}
+			if key, reply := c.record(s); bytes.Equal(key, appendKeyRecord(kb[:0], from, k.cookie)) {
+				return reply, lookupCached, k
 			}
 		}
 		c.remove(h, s) // expired, or another key with the same hash
 	}
 	c.m[h] = cacheSlot{}
-	return nil, lookupNew, cacheKey{from, string(cookie)}
+	return nil, lookupNew, k
 }
 
 // finish stores a copy of the reply to the pending k, or forgets k if
 // reply is nil or caching is off.
 func (c *replyCache) finish(k cacheKey, reply []byte, now time.Time) {
-	cookie := []byte(k.cookie)
-	h := c.hash(k.from, cookie)
+	h := c.hash(k.from, k.cookie)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s, ok := c.m[h]
@@ -170,7 +170,7 @@ func (c *replyCache) finish(k cacheKey, reply []byte, now time.Time) {
 		return
 	}
 	c.seq++
-	s = c.store(k.from, cookie, reply)
+	s = c.store(k.from, k.cookie, reply)
 	s.seq, s.expires = c.seq, c.since(now)+c.ttl
 	c.m[h] = s
 	c.done++
@@ -180,7 +180,7 @@ func (c *replyCache) finish(k cacheKey, reply []byte, now time.Time) {
 }
 
 // store appends the record of (from, cookie, reply) to the arena.
-func (c *replyCache) store(from netip.AddrPort, cookie, reply []byte) cacheSlot {
+func (c *replyCache) store(from netip.AddrPort, cookie string, reply []byte) cacheSlot {
 	kl := keyRecordLen(len(cookie))
 	need := kl + len(reply)
 	last := len(c.chunks) - 1

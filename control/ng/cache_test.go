@@ -149,8 +149,8 @@ func TestReplyCacheCollisionIsMiss(t *testing.T) {
 	c.beginKey(a, now)
 	c.finish(a, []byte("reply to a"), now)
 	// Make b's hash lead to a's record.
-	hb := c.hash(b.from, []byte(b.cookie))
-	c.m[hb] = c.m[c.hash(a.from, []byte(a.cookie))]
+	hb := c.hash(b.from, b.cookie)
+	c.m[hb] = c.m[c.hash(a.from, a.cookie)]
 	c.done++
 	c.bytes += int(c.m[hb].n)
 	c.live[c.m[hb].chunk-c.base]++
