@@ -230,12 +230,6 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
-		// the target's logger, built only when something is logged: an
-		// answered call logs nothing here
-		log := func() *zerolog.Logger {
-			l := c.log.With().Stringer("target", t.Value).Logger()
-			return &l
-		}
 		gw := gatewayLabel(t.Value)
 		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)
@@ -243,7 +237,7 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			c.s.metrics.targetTried(toCarrier, gw, st, time.Since(sent))
 		}
 		if err == nil && st >= 300 && st < 400 && !c.p.customerIsA() {
-			st, rs, err = c.followRedirect(t.Value, offer, *log())
+			st, rs, err = c.followRedirect(t.Value, offer, c.log.With().Stringer("target", t.Value).Logger())
 		}
 		if err == nil && st == 200 {
 			return 200, "OK"
@@ -252,14 +246,14 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 			c.s.metrics.failedOver(c.p.dir, gw)
 		}
 		if err != nil {
-			log().Warn().Err(err).Msg("attempt failed")
+			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("attempt failed")
 			if c.ctx.Err() != nil {
 				return 487, "Request Terminated"
 			}
 			status, reason = 408, "Request Timeout"
 			continue // no response: a failover
 		}
-		log().Info().Int("status", st).Msg("target refused")
+		c.log.Info().Stringer("target", t.Value).Int("status", st).Msg("target refused")
 		status, reason = st, rs
 		if !route.Failover(st) {
 			return st, rs
