@@ -37,11 +37,15 @@ var (
 // sip sends its carrier-leg INVITEs from an ephemeral port and takes the
 // responses there, and an XDP relay drops datagrams to a port in its range
 // that holds no session, so overlapping ranges lose those responses.
+// Each relay takes an RTP and an RTCP port per leg on each interface, so
+// the range holds relayMaxCalls calls in progress (Config.defaults
+// refuses a run that needs more).
 const (
-	ngAddr       = "127.0.0.1:2223"
-	relayMetrics = "127.0.0.1:9101" // xtrunk relay's /metrics
-	relayPortMin = 16000
-	relayPortMax = 32767
+	ngAddr        = "127.0.0.1:2223"
+	relayMetrics  = "127.0.0.1:9101" // xtrunk relay's /metrics
+	relayPortMin  = 10000
+	relayPortMax  = 32767
+	relayMaxCalls = (relayPortMax - relayPortMin + 1) / 2
 )
 
 // startTimeout bounds the wait for an edge process to answer.

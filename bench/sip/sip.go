@@ -191,6 +191,14 @@ func (c *Config) defaults() error {
 	if c.Settle <= 0 {
 		c.Settle = 2 * time.Second
 	}
+	// Every call of the top step is in progress for its hold: past the
+	// relays' port range, calls would fail for want of ports, and the
+	// run would measure that instead of the edges.
+	top := c.CPS[len(c.CPS)-1]
+	if inProgress := float64(top) * c.Hold.Seconds(); inProgress > relayMaxCalls {
+		return fmt.Errorf("%w: %d CPS with a %v hold is ~%.0f calls in progress; the relays' media ports (%d-%d, an RTP and an RTCP port per leg) hold %d: lower --cps or --hold",
+			ErrConfig, top, c.Hold, inProgress, relayPortMin, relayPortMax, relayMaxCalls)
+	}
 	if c.RecvTimeout <= 0 {
 		c.RecvTimeout = 10 * time.Second
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -313,5 +314,25 @@ func TestWireCapturePairs(t *testing.T) {
 	}
 	if s, _, _ := c.take(); len(s) != 0 {
 		t.Errorf("take did not reset: %v", s)
+	}
+}
+
+// TestConfigCallsInProgress: a run whose top step keeps more calls in
+// progress than the relays' port range holds is refused up front, with
+// the numbers; one that fits is not.
+func TestConfigCallsInProgress(t *testing.T) {
+	c := Config{Targets: []string{TargetKamailio}, CPS: []int{200, 400}, Hold: 60 * time.Second}
+	err := c.defaults()
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("400 CPS × 60 s: err %v, want ErrConfig", err)
+	}
+	for _, want := range []string{"~24000 calls in progress", "10000-32767", "hold 11384", "--hold"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	c = Config{Targets: []string{TargetKamailio}, CPS: []int{200, 400}, Hold: 20 * time.Second}
+	if err := c.defaults(); err != nil {
+		t.Fatalf("400 CPS × 20 s (8,000 calls): %v", err)
 	}
 }

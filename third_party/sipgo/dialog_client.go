@@ -409,7 +409,10 @@ func (s *DialogClientSession) WriteAck(ctx context.Context, ack *sip.Request) er
 	}
 	// Snapshot the fully routed ACK once; Clone pins the current destination.
 	// Replay fresh copies without rebuilding dialog headers to avoid races and header accumulation.
-	ackTemplate := ack.Clone()
+	// Fork: the snapshot is the ACK's bytes and routing (sip.RequestWire),
+	// not a parsed clone, which the collector walked on every cycle for
+	// as long as the transaction lasted.
+	ackTemplate := sip.NewRequestWire(ack)
 	// The hook reaches the dialog through a weak pointer (fork): the
 	// transaction, and its hooks, stay Timer M (64*T1) after the 2xx, and
 	// a strong one kept every answered dialog in memory that long after
@@ -425,7 +428,12 @@ func (s *DialogClientSession) WriteAck(ctx context.Context, ack *sip.Request) er
 			return
 		}
 
-		if err := s.UA.Client.WriteRequest(ackTemplate.Clone(), s.requestValidate); err != nil {
+		again, err := ackTemplate.Request()
+		if err != nil {
+			s.endWithCause(fmt.Errorf("ACK retransmission failed: %w", err))
+			return
+		}
+		if err := s.UA.Client.WriteRequest(again, s.requestValidate); err != nil {
 			s.endWithCause(fmt.Errorf("ACK retransmission failed: %w", err))
 		}
 	})

@@ -3,6 +3,7 @@ package sipgo
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -272,9 +273,14 @@ func TestDialogClientMultiResponses(t *testing.T) {
 
 func TestDialogClientACKRetransmission(t *testing.T) {
 	var acks int32
+	var mu sync.Mutex
+	var sent []string
 	client := testClientResponder(t, func(req *sip.Request, w *siptest.ClientTxResponder) {
 		if req.IsAck() {
 			atomic.AddInt32(&acks, 1)
+			mu.Lock()
+			sent = append(sent, req.String())
+			mu.Unlock()
 			return
 		}
 
@@ -303,6 +309,14 @@ func TestDialogClientACKRetransmission(t *testing.T) {
 	state := d.LoadState()
 	assert.Equal(t, sip.DialogStateConfirmed, state)
 	assert.EqualValues(t, 3, atomic.LoadInt32(&acks))
+	// Fork: the ACK is kept as its bytes (sip.RequestWire); each one
+	// resent is the first, byte for byte.
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, sent, 3)
+	assert.Contains(t, sent[0], "ACK sip:test@localhost SIP/2.0\r\n")
+	assert.Equal(t, sent[0], sent[1])
+	assert.Equal(t, sent[0], sent[2])
 }
 
 func BenchmarkDialogDo(b *testing.B) {

@@ -38,7 +38,7 @@ func (c *DialogUA) ReadInvite(inviteRequest *sip.Request, tx sip.ServerTransacti
 		return nil, fmt.Errorf("generating dialog to tag failed: %w", err)
 	}
 	// As we are modifying request we need to perform shallow clone to avoid transaction races
-	inviteReq := inviteRequest.Clone()
+	inviteReq := inviteRequest.CloneOwnTo() // fork: only To changes (see CloneOwnTo)
 	to := inviteReq.To()
 	if to == nil {
 		return nil, fmt.Errorf("no To header present")

@@ -335,6 +335,32 @@ func (r *Request) remoteAddress() Addr {
 	return r.raddr
 }
 
+// CloneOwnTo returns a copy of req that owns a copy of its To header and
+// shares every other header object and the body with req (fork). Only
+// the copy's To may be changed; both must otherwise be treated as
+// read-only, which a received request whose transaction holds it is.
+// A dialog keeps its INVITE for the whole call and tags only its To:
+// Clone copied a dozen headers and their parameters for that, objects
+// every garbage collection walks for as long as the call lasts.
+func (req *Request) CloneOwnTo() *Request {
+	newReq := NewRequest(req.Method, req.Recipient)
+	newReq.SipVersion = req.SipVersion
+	newReq.headerOrder = make([]Header, 0, len(req.headerOrder))
+	for _, h := range req.headerOrder {
+		if n := h.Name(); headerNameIs(n, "to") || headerNameIs(n, "t") {
+			h = h.headerClone()
+		}
+		newReq.AppendHeader(h)
+	}
+	newReq.body = req.body
+	newReq.SetTransport(req.Transport())
+	newReq.SetSource(req.Source())
+	newReq.SetDestination(req.Destination())
+	newReq.raddr = req.raddr
+	newReq.Laddr = req.Laddr
+	return newReq
+}
+
 func cloneRequest(req *Request) *Request {
 	newReq := NewRequest(
 		req.Method,

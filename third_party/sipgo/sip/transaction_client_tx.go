@@ -233,6 +233,11 @@ func (tx *ClientTx) delete(err error) bool {
 
 	close(tx.done)
 	onterm := tx.onTerminate
+	// Fork: a terminated transaction calls no hook again; dropping them
+	// frees what they hold (a dialog keeps its INVITE transaction, and
+	// so its hooks, for the whole call).
+	tx.onTerminate = nil
+	tx.onRetransmission = nil
 
 	if tx.timer_a != nil {
 		tx.timer_a.Stop()
@@ -255,7 +260,7 @@ func (tx *ClientTx) delete(err error) bool {
 	tx.mu.Unlock()
 	// Maybe there is better way
 	if onterm != nil {
-		tx.onTerminate(tx.key, err)
+		onterm(tx.key, err)
 	}
 
 	if _, err := tx.conn.TryClose(); err != nil {

@@ -279,6 +279,11 @@ func (tx *ServerTx) delete(err error) bool {
 
 	key := tx.key
 	onterm := tx.onTerminate
+	// Fork: a terminated transaction calls no hook again; dropping them
+	// frees what they hold (a dialog keeps its INVITE transaction, and
+	// so its hooks, for the whole call).
+	tx.onTerminate = nil
+	tx.onCancel = nil
 	tx.mu.Unlock()
 
 	tx.log.Debug("Server transaction destroyed", "tx", key)
