@@ -175,7 +175,7 @@ func (c *call) run() {
 	switch {
 	case e.Status == 200:
 		c.watchMedia()
-		go c.watchSessionTimers()
+		c.watchSessionTimers()
 	case e.Status > 0:
 		c.closeWith(e)
 	} // 0: disaster recovery ended the call
@@ -495,6 +495,7 @@ func (c *call) closeWith(e Ending) {
 		c.s.metrics.quality(c.p.trunk.Sid, del.quality, c.codec())
 		c.log.Info().Int("status", finalStatus).Str("reason", string(e.Reason)).Str("hangup_by", string(e.By)).Msg("call ended")
 		c.s.writeCDR(c, finalStatus, e, end, del)
+		c.st.stopWatch()
 		close(c.done)
 		c.s.untrack()
 	})

@@ -26,6 +26,10 @@ const (
 func (st *sessionTimers) next() (timerAction, bool, time.Time) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	return st.nextLocked()
+}
+
+func (st *sessionTimers) nextLocked() (timerAction, bool, time.Time) {
 	act, toA, at := actNone, false, time.Time{}
 	for _, leg := range []struct {
 		toA bool
@@ -42,6 +46,41 @@ func (st *sessionTimers) next() (timerAction, bool, time.Time) {
 		}
 	}
 	return act, toA, at
+}
+
+// armLocked sets the watcher's timer for the earliest thing to do, or
+// stops it when there is nothing (or no watcher). Under st.mu.
+func (st *sessionTimers) armLocked() {
+	if st.timer != nil {
+		st.timer.Stop()
+		st.timer = nil
+	}
+	if st.fire == nil {
+		return
+	}
+	if act, _, at := st.nextLocked(); act != actNone {
+		st.timer = time.AfterFunc(time.Until(at), st.fire)
+	}
+}
+
+// rearm is armLocked for callers not holding st.mu.
+func (st *sessionTimers) rearm() {
+	st.mu.Lock()
+	st.armLocked()
+	st.mu.Unlock()
+}
+
+// stopWatch disarms the watcher for good: the call is over, and a timer
+// left armed would keep it in memory until the session would have
+// expired.
+func (st *sessionTimers) stopWatch() {
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	st.fire, st.stopped = nil, true
+	st.armLocked()
+	st.mu.Unlock()
 }
 
 // retryAt moves a leg's next refresh to at (not past its expiry: then
@@ -64,46 +103,45 @@ func (st *sessionTimers) snapshot(toA bool) legTimer {
 
 // watchSessionTimers runs from the answer to the end of the call: it
 // refreshes the legs the edge refreshes and ends the call when a leg's
-// session expires unrefreshed.
+// session expires unrefreshed. A timer, not a goroutine per call: it
+// fires at the earliest thing to do on either leg (sessionTimerFired),
+// and every change to a leg's times re-arms it (set); closeWith stops it.
 func (c *call) watchSessionTimers() {
 	if c.st == nil {
 		return
 	}
-	// one timer for the call's life, reset for each wait (Go 1.23 timers:
-	// Reset and Stop leave no stale tick in t.C)
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	defer t.Stop()
-	for {
-		act, toA, at := c.st.next()
-		if act == actNone {
-			select {
-			case <-c.done:
-				return
-			case <-c.st.kick:
-				continue
-			}
-		}
-		if wait := time.Until(at); wait > 0 {
-			t.Reset(wait)
-			select {
-			case <-c.done:
-				return
-			case <-c.st.kick:
-				t.Stop()
-				continue
-			case <-t.C:
-				continue // look again: a refresh may have come meanwhile
-			}
-		}
-		switch act {
-		case actExpire:
-			c.sessionEnded(toA, reasonSessionExpired)
-			return
-		case actRefresh:
-			c.refresh(toA)
-		}
+	c.st.mu.Lock()
+	if !c.st.stopped { // a call that ended meanwhile (a BYE right after the answer) arms nothing
+		c.st.fire = c.sessionTimerFired
+		c.st.armLocked()
 	}
+	c.st.mu.Unlock()
+}
+
+// sessionTimerFired does what is due, if it still is (a refresh may have
+// come meanwhile), and arms the timer for what comes next.
+func (c *call) sessionTimerFired() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	act, toA, at := c.st.next()
+	if act == actNone {
+		return
+	}
+	if time.Until(at) > 0 {
+		c.st.rearm()
+		return
+	}
+	switch act {
+	case actExpire:
+		c.sessionEnded(toA, reasonSessionExpired)
+		return
+	case actRefresh:
+		c.refresh(toA)
+	}
+	c.st.rearm()
 }
 
 // sessionEnded ends the call for a session timer on one leg: BYE on both.

@@ -281,11 +281,17 @@ type sessionTimers struct {
 	bAsk     time.Duration // Session-Expires asked of the B-leg (0: none)
 	bMinSE   time.Duration // Min-SE toward the B-leg (raised by a 422)
 	bRetried bool          // the B-leg's INVITE was retried after a 422
-	kick     chan struct{} // a leg's times changed
+	// The watcher (sessionrefresh.go): one timer for the earliest thing
+	// to do on either leg, re-armed whenever a leg's times change. fire
+	// is what it runs: set from the answer until the call ends (nil:
+	// nothing is armed); stopped: the call ended, never arm again.
+	timer   *time.Timer
+	fire    func()
+	stopped bool
 }
 
 func (s *Server) newSessionTimers() *sessionTimers {
-	return &sessionTimers{minSE: s.cfg.SessionMinSE, dflt: s.cfg.SessionExpires, bMinSE: s.cfg.SessionMinSE, allow: s.allow, kick: make(chan struct{}, 1)}
+	return &sessionTimers{minSE: s.cfg.SessionMinSE, dflt: s.cfg.SessionExpires, bMinSE: s.cfg.SessionMinSE, allow: s.allow}
 }
 
 func (st *sessionTimers) leg(toA bool) *legTimer {
@@ -295,17 +301,14 @@ func (st *sessionTimers) leg(toA bool) *legTimer {
 	return &st.b
 }
 
-// set replaces a leg's timer, restarting its interval, and wakes the
+// set replaces a leg's timer, restarting its interval, and re-arms the
 // watcher.
 func (st *sessionTimers) set(toA bool, l legTimer) {
 	l.restart(time.Now())
 	st.mu.Lock()
 	*st.leg(toA) = l
+	st.armLocked()
 	st.mu.Unlock()
-	select {
-	case st.kick <- struct{}{}:
-	default:
-	}
 }
 
 // timerHeaders are Session-Expires (with refresher) and Require: timer as

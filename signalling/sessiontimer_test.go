@@ -278,3 +278,55 @@ func TestSessionTimerConfig(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestSessionTimerWatch: the watcher is one timer, armed for the earliest
+// thing to do once there is a watcher, re-armed by every change to a
+// leg, and disarmed for good when the call ends: an ended call leaves no
+// timer that would keep it in memory until its session would expire.
+func TestSessionTimerWatch(t *testing.T) {
+	st := &sessionTimers{}
+	fired := make(chan time.Time, 4)
+	st.set(true, legTimer{interval: 300 * time.Millisecond, edgeRefreshes: true})
+	st.mu.Lock()
+	if st.timer != nil {
+		t.Error("armed before there is a watcher (the answer)")
+	}
+	st.fire = func() { fired <- time.Now() }
+	st.armLocked()
+	st.mu.Unlock()
+
+	start := time.Now()
+	select { // refreshAt: half the interval
+	case at := <-fired:
+		if d := at.Sub(start); d < 100*time.Millisecond {
+			t.Errorf("fired after %v, want about 150 ms (the refresh)", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher never fired")
+	}
+
+	// A change re-arms: a longer interval moves the next refresh.
+	st.set(true, legTimer{interval: time.Hour, edgeRefreshes: true})
+	st.mu.Lock()
+	armed := st.timer != nil
+	st.mu.Unlock()
+	if !armed {
+		t.Fatal("not re-armed by set")
+	}
+	select {
+	case <-fired:
+		t.Fatal("fired for the old interval after set")
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	st.stopWatch()
+	st.set(false, legTimer{interval: 100 * time.Millisecond, edgeRefreshes: true})
+	st.mu.Lock()
+	left := st.timer
+	st.mu.Unlock()
+	if left != nil {
+		t.Error("a timer armed after the call ended")
+	}
+	var nilST *sessionTimers
+	nilST.stopWatch() // a call without session timers
+}
