@@ -122,7 +122,10 @@ type call struct {
 	transferring, transferorGone bool
 }
 
-func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, log zerolog.Logger) (*call, error) {
+// newCall makes the call, with its session timers (st, nil: none), and
+// registers it: from then on anything may end it (closeWith), so every
+// field closeWith reads is set here, before addCall.
+func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, st *sessionTimers, log zerolog.Logger) (*call, error) {
 	ua := s.legUA(req.Transport(), peerOfSource(req))
 	a, err := ua.ReadInvite(req, tx)
 	if err != nil {
@@ -133,7 +136,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, lo
 	src, _ := sourceAddr(req)
 	c := &call{s: s, id: id, aCallID: req.CallID().Value(), aSrc: src, p: p,
 		log: log.With().Str("call", id).Str("trunk", p.trunk.Sid).Str("direction", p.dir).Logger(),
-		ctx: ctx, cancel: cancel, a: a, aUA: ua, aTx: tx, start: time.Now(), done: make(chan struct{})}
+		ctx: ctx, cancel: cancel, a: a, aUA: ua, aTx: tx, st: st, start: time.Now(), done: make(chan struct{})}
 	c.fromTag = fromTagOf(req)
 	c.sip("A", "in", "INVITE %s", req.Recipient.String())
 	if err := s.addCall(c); err != nil {

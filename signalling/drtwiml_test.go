@@ -2,7 +2,10 @@ package signalling
 
 import (
 	"net/url"
+	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // TestTwilioSignatureKnownAnswers checks twilioSignature against the
@@ -36,5 +39,34 @@ func TestResolveTwiMLURL(t *testing.T) {
 		if got := resolve(base, ref); got != want {
 			t.Errorf("resolve(%q) = %q, want %q", ref, got, want)
 		}
+	}
+}
+
+// TestDialCallerID: a <Dial callerId> goes into the B-leg's From only as
+// an E.164 number; anything else (a header smuggled in with character
+// references for CR LF, a URI, a name) is ignored and logged, and the
+// call keeps its own caller ID.
+func TestDialCallerID(t *testing.T) {
+	logs := &syncBuffer{}
+	r := &drRun{c: &call{log: zerolog.New(logs)}}
+	for _, tc := range []struct{ attr, want string }{
+		{`callerId="+15551230000"`, "+15551230000"},
+		{`callerId=" +15551230000 "`, "+15551230000"},
+		{``, ""},
+		{`callerId="+1555&#13;&#10;X-Injected: yes"`, ""},
+		{`callerId="sip:alice@example.com"`, ""},
+		{`callerId="a&gt;b"`, ""},
+		{`callerId="15551230000"`, ""},
+	} {
+		verbs, err := parseTwiML([]byte(`<Response><Dial ` + tc.attr + `><Number>+15557654321</Number></Dial></Response>`))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.attr, err)
+		}
+		if got := r.callerID(verbs[0]); got != tc.want {
+			t.Errorf("%s: caller ID %q, want %q", tc.attr, got, tc.want)
+		}
+	}
+	if n := strings.Count(logs.take(), "is not E.164, ignored"); n != 4 {
+		t.Errorf("%d warnings logged, want 4", n)
 	}
 }

@@ -285,6 +285,19 @@ func (c *call) drShape(req *sip.Request) {
 	}
 }
 
+// callerID is a <Dial>'s callerId when it is an E.164 number, else ""
+// (the call's own caller ID stays). The document is the tenant's: its
+// value goes into the B-leg's From, where anything else could break the
+// header or add new ones (CR LF).
+func (r *drRun) callerID(v twimlVerb) string {
+	id := strings.TrimSpace(v.attr("callerId"))
+	if id == "" || sipmsg.IsE164(id) {
+		return id
+	}
+	r.c.log.Warn().Str("caller_id", id).Msg("disaster recovery: <Dial callerId> is not E.164, ignored")
+	return ""
+}
+
 // drRing is how long a <Dial>'s leg may ring (0: as long as it likes).
 func (c *call) drRing() time.Duration {
 	c.mu.Lock()
@@ -347,7 +360,7 @@ func (r *drRun) dial(v twimlVerb, base *url.URL) (int, string, *drNext) {
 			continue
 		}
 		c.mu.Lock()
-		c.drLeg = &drDialLeg{from: v.attr("callerId"), to: to, ring: ring, bridge: bridge}
+		c.drLeg = &drDialLeg{from: r.callerID(v), to: to, ring: ring, bridge: bridge}
 		c.mu.Unlock()
 		status, reason = c.dialTargets(offer, targets)
 		c.mu.Lock()

@@ -121,10 +121,11 @@ func (c *call) watchSessionTimers() {
 // sessionTimerFired does what is due, if it still is (a refresh may have
 // come meanwhile), and arms the timer for what comes next.
 func (c *call) sessionTimerFired() {
-	select {
-	case <-c.done:
+	// closeWith cancels the call's context first and closes done last,
+	// seconds later (BYEs, the relay, the CDR): a timer firing in
+	// between, or a second one already running, does nothing.
+	if c.ctx.Err() != nil {
 		return
-	default:
 	}
 	act, toA, at := c.st.next()
 	if act == actNone {

@@ -206,10 +206,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, ref.status, ref.reason, hdrs)
 		return
 	}
-	c, err := s.newCall(req, tx, p, log)
-	if err == nil {
-		c.st = st
-	}
+	c, err := s.newCall(req, tx, p, st, log)
 	if err != nil {
 		if p.conc {
 			s.conc.Release(p.trunk.Sid)

@@ -430,7 +430,10 @@ func (s *DialogClientSession) WriteAck(ctx context.Context, ack *sip.Request) er
 
 		again, err := ackTemplate.Request()
 		if err != nil {
-			s.endWithCause(fmt.Errorf("ACK retransmission failed: %w", err))
+			// The ACK sent first did not parse back (a header value
+			// that does not survive its own serialization): this
+			// retransmission goes unanswered, the dialog stays.
+			s.UA.Client.log.Debug("ACK not resent: kept ACK does not parse", "error", err)
 			return
 		}
 		if err := s.UA.Client.WriteRequest(again, s.requestValidate); err != nil {
