@@ -78,7 +78,7 @@ func (st *sessionTimers) stopWatch() {
 		return
 	}
 	st.mu.Lock()
-	st.fire, st.stopped = nil, true
+	st.fire = nil
 	st.armLocked()
 	st.mu.Unlock()
 }
@@ -111,7 +111,9 @@ func (c *call) watchSessionTimers() {
 		return
 	}
 	c.st.mu.Lock()
-	if !c.st.stopped { // a call that ended meanwhile (a BYE right after the answer) arms nothing
+	// A call that ended meanwhile (a BYE right after the answer) arms
+	// nothing: closeWith cancels its context before stopWatch takes mu.
+	if c.ctx.Err() == nil {
 		c.st.fire = c.sessionTimerFired
 		c.st.armLocked()
 	}

@@ -284,10 +284,9 @@ type sessionTimers struct {
 	// The watcher (sessionrefresh.go): one timer for the earliest thing
 	// to do on either leg, re-armed whenever a leg's times change. fire
 	// is what it runs: set from the answer until the call ends (nil:
-	// nothing is armed); stopped: the call ended, never arm again.
-	timer   *time.Timer
-	fire    func()
-	stopped bool
+	// nothing is armed).
+	timer *time.Timer
+	fire  func()
 }
 
 func (s *Server) newSessionTimers() *sessionTimers {
