@@ -44,9 +44,7 @@ func (s *Server) writeCDR(c *call, status int, e Ending, end time.Time, del dele
 		Edge:            s.cfg.Edge,
 		Quality:         withMOS(del.quality, c.codec()),
 	}
-	if !answer.IsZero() {
-		rec.Duration = int(end.Sub(answer).Round(time.Second) / time.Second)
-	}
+	rec.Duration = store.AnsweredSeconds(answer, end)
 	s.cdrs.add(cdrItem{call: rec, rec: recordingOf(c, rec.Sid, del.recording, recStart, answer), log: c.log})
 }
 

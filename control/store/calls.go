@@ -34,7 +34,7 @@ type Call struct {
 	Start           time.Time
 	Answer          time.Time // zero when never answered
 	End             time.Time
-	Duration        int // seconds answered
+	Duration        int // seconds answered, rounded up (AnsweredSeconds)
 	SIPResponseCode int // final SIP status
 	HangupCause     string
 	Edge            string
@@ -49,6 +49,16 @@ type Call struct {
 	// that was not as asked (an unknown, dead or unreachable edge: the
 	// receiving edge dialled itself), or that it was handed over.
 	EdgeNote string
+}
+
+// AnsweredSeconds is a Call's Duration: the seconds from answer to end,
+// rounded up as carriers bill them, so an answered call that lasted
+// 0.4 s counts 1 s, not 0. A call never answered counts 0.
+func AnsweredSeconds(answer, end time.Time) int {
+	if answer.IsZero() || !end.After(answer) {
+		return 0
+	}
+	return int((end.Sub(answer) + time.Second - 1) / time.Second)
 }
 
 // LegQuality is one call leg's media statistics (from the relay's NG
