@@ -211,19 +211,9 @@ func (tc *TrunkConfig) CallerAllowed(ctx context.Context, st *store.Store, numbe
 	if hit {
 		return v, nil
 	}
-	ok, other := false, false
-	n, err := st.PhoneNumberByE164(ctx, number)
-	switch {
-	case err == nil:
-		ok = n.AccountSid == tc.Trunk.AccountSid
-		other = !ok // another account's DID is never this one's caller ID
-	case !errors.Is(err, store.ErrNotFound):
+	ok, err := callerOfAccount(ctx, st, tc.Trunk.AccountSid, number)
+	if err != nil {
 		return false, err
-	}
-	if !ok && !other {
-		if ok, err = st.IsVerifiedCallerID(ctx, tc.Trunk.AccountSid, number); err != nil {
-			return false, err
-		}
 	}
 	tc.mu.Lock()
 	if len(tc.callers) < 10000 {
@@ -231,4 +221,18 @@ func (tc *TrunkConfig) CallerAllowed(ctx context.Context, st *store.Store, numbe
 	}
 	tc.mu.Unlock()
 	return ok, nil
+}
+
+// callerOfAccount reports whether number is a DID of account or one of
+// its verified caller IDs; another account's DID never is, even if
+// account verified it (REQUIREMENTS §2.4).
+func callerOfAccount(ctx context.Context, st *store.Store, account, number string) (bool, error) {
+	n, err := st.PhoneNumberByE164(ctx, number)
+	switch {
+	case err == nil:
+		return n.AccountSid == account, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return false, err
+	}
+	return st.IsVerifiedCallerID(ctx, account, number)
 }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +163,7 @@ func TestDisasterRecoveryLab(t *testing.T) {
 	t.Run("Dial action after a busy PBX: DialCallStatus, its TwiML runs", d.drDialAction)
 	t.Run("Dial timeout: CANCEL after it, action with no-answer", d.drDialTimeout)
 	t.Run("Dial Number goes out through the carrier", d.drDialNumber)
+	t.Run("Dial callerId not the tenant's: the caller's number goes out", d.drDialNumberSpoof)
 	t.Run("Play: the carrier receives the WAV's samples, then BYE", d.drPlay)
 	t.Run("Play then Dial Sip: the answered call is bridged with a re-INVITE", d.drPlayThenDial)
 	t.Run("HTTP timeout is 503, HTTP error 503, bad XML 500", d.drHTTPFailures)
@@ -319,12 +321,27 @@ func (d *drLab) drDialTimeout(t *testing.T) {
 	}
 }
 
-// drDialNumber: Dial Number goes out through the carrier.
+// drDialNumber: Dial Number goes out through the carrier, from the
+// callerId when it is the account's DID.
 func (d *drLab) drDialNumber(t *testing.T) {
-	d.ds.set("/number", `<Response><Dial callerId="`+labDID+`"><Number>+14155550888</Number></Dial></Response>`)
-	_, did := d.drTrunk(t, "dr-number", "/number", "POST")
-	uas := d.l.startUAS(t, d.l.tri.Callee, "dr-number-gw", "uas_carrier.xml", d.l.tri.CalleeIP, d.carrierPort, d.l.port(), "-m", "1")
-	uac := d.l.startSIPp(t, d.l.tri.Callee, "dr-number-carrier", "uac_carrier.xml", d.l.tri.CalleeIP, d.l.port(), d.l.port(),
+	d.dialNumber(t, "dr-number", "uas_carrier.xml", labDID, labDID) // the scenario checks From too
+}
+
+// drDialNumberSpoof: a callerId that is not the tenant's (anyone's
+// number) is ignored: the carrier sees the caller's own number.
+func (d *drLab) drDialNumberSpoof(t *testing.T) {
+	// uas_carrier_options.xml checks no From (uas_carrier.xml wants labDID)
+	d.dialNumber(t, "dr-spoof", "uas_carrier_options.xml", "+12025550199", labCarrierFrom)
+}
+
+// dialNumber runs a DR <Dial callerId><Number> call toward a carrier
+// gateway running SIPp scenario gateway, and checks it got the INVITE
+// from wantFrom.
+func (d *drLab) dialNumber(t *testing.T, name, gateway, callerID, wantFrom string) {
+	d.ds.set("/"+name, `<Response><Dial callerId="`+callerID+`"><Number>+14155550888</Number></Dial></Response>`)
+	_, did := d.drTrunk(t, name, "/"+name, "POST")
+	uas := d.l.startUAS(t, d.l.tri.Callee, name+"-gw", gateway, d.l.tri.CalleeIP, d.carrierPort, d.l.port(), "-m", "1")
+	uac := d.l.startSIPp(t, d.l.tri.Callee, name+"-carrier", "uac_carrier.xml", d.l.tri.CalleeIP, d.l.port(), d.l.port(),
 		append([]string{"-d", "1500"}, carrierArgs(did, d.sipAddr.String())...)...)
 	uac.wait(t)
 	uas.wait(t)
@@ -333,8 +350,9 @@ func (d *drLab) drDialNumber(t *testing.T) {
 		t.Errorf("CDR %s %d %q", c.Status, c.SIPResponseCode, c.HangupCause)
 	}
 	msgs, _ := os.ReadFile(uas.msgs)
-	if !bytes.Contains(msgs, []byte("INVITE sip:+14155550888@")) {
-		t.Errorf("carrier gateway's INVITE:\n%s", lastLines(string(msgs), 40))
+	invite := regexp.MustCompile(`(?m)^INVITE sip:\+14155550888@.*\r?\n(?:[^\r\n]+\r?\n)*?From:[^\r\n]*`).Find(msgs)
+	if invite == nil || !bytes.Contains(invite, []byte("From:")) || !bytes.Contains(invite[bytes.LastIndex(invite, []byte("From:")):], []byte("sip:"+wantFrom+"@")) {
+		t.Errorf("carrier gateway's INVITE, want From %s (callerId %s):\n%s", wantFrom, callerID, lastLines(string(msgs), 40))
 	}
 }
 

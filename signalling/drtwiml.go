@@ -98,6 +98,7 @@ type drRun struct {
 	// bIface is the relay interface of the last <Dial> offer (reoffer).
 	bIface  string
 	offered bool
+	trial   bool // the account is a trial one: <Number> only to its verified caller IDs
 }
 
 // wantsDR reports whether an origination call that no URI took (final
@@ -128,6 +129,7 @@ func (c *call) disasterRecovery(offer []byte, status int, reason string) Ending 
 		return r.fail(500, reasonDRFailed)
 	}
 	r.token = acct.AuthToken
+	r.trial = strings.EqualFold(acct.Type, store.TypeTrial)
 	method := c.p.trunk.DisasterRecoveryMethod
 	c.log.Info().Str("url", c.p.trunk.DisasterRecoveryURL).Int("status", status).Msg("no origination URI took the call: disaster recovery")
 	verbs, base, err := r.fetch(c.p.trunk.DisasterRecoveryURL, method, nil)

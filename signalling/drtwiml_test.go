@@ -1,11 +1,14 @@
 package signalling
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
+
+	"github.com/xtrunk/xtrunk/control/store"
 )
 
 // TestTwilioSignatureKnownAnswers checks twilioSignature against the
@@ -42,17 +45,39 @@ func TestResolveTwiMLURL(t *testing.T) {
 	}
 }
 
+// drTestRun is a DR run of an origination call from caller on trunk,
+// against p's store, logging into logs.
+func drTestRun(p provisioned, trunk store.Trunk, caller string, trial bool, logs *syncBuffer) *drRun {
+	return &drRun{trial: trial, c: &call{s: &Server{st: p.st}, ctx: context.Background(), log: zerolog.New(logs),
+		p: &plan{dir: store.DirectionOriginating, trunk: trunk, from: caller}}}
+}
+
 // TestDialCallerID: a <Dial callerId> goes into the B-leg's From only as
-// an E.164 number; anything else (a header smuggled in with character
-// references for CR LF, a URI, a name) is ignored and logged, and the
-// call keeps its own caller ID.
+// a number the tenant may present (REQUIREMENTS §2.4): the caller's own,
+// a DID of the account, one of its verified caller IDs. Anything else is
+// ignored and logged, and the call keeps its own caller ID: another
+// account's DID or anyone's number (a tenant spoofing the PSTN), a header
+// smuggled in with character references for CR LF, a URI, a name.
 func TestDialCallerID(t *testing.T) {
+	p := provision(t)
+	ctx := context.Background()
+	other, err := p.st.CreateSubaccount(ctx, p.account, "other tenant", store.TypeFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const otherDID, caller = "+14155550177", "+12125550100"
+	if _, err := p.st.CreatePhoneNumber(ctx, store.NewPhoneNumber(other.Sid, otherDID)); err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
-	r := &drRun{c: &call{log: zerolog.New(logs)}}
+	r := drTestRun(p, p.acme, caller, false, logs)
 	for _, tc := range []struct{ attr, want string }{
-		{`callerId="+15551230000"`, "+15551230000"},
-		{`callerId=" +15551230000 "`, "+15551230000"},
+		{`callerId="` + testDID + `"`, testDID},
+		{`callerId=" ` + testVerified + ` "`, testVerified},
+		{`callerId="` + caller + `"`, caller},
 		{``, ""},
+		{`callerId="+15551230000"`, ""},
+		{`callerId="` + otherDID + `"`, ""},
 		{`callerId="+1555&#13;&#10;X-Injected: yes"`, ""},
 		{`callerId="sip:alice@example.com"`, ""},
 		{`callerId="a&gt;b"`, ""},
@@ -66,7 +91,38 @@ func TestDialCallerID(t *testing.T) {
 			t.Errorf("%s: caller ID %q, want %q", tc.attr, got, tc.want)
 		}
 	}
-	if n := strings.Count(logs.take(), "is not E.164, ignored"); n != 4 {
-		t.Errorf("%d warnings logged, want 4", n)
+	out := logs.take()
+	if n := strings.Count(out, "is not E.164, ignored"); n != 4 {
+		t.Errorf("%d not-E.164 warnings logged, want 4", n)
+	}
+	if n := strings.Count(out, "is not the caller's number, a DID or a verified caller ID of the account, ignored"); n != 2 {
+		t.Errorf("%d not-the-account's warnings logged, want 2:\n%s", n, out)
+	}
+}
+
+// TestDialNumberTrial: a trial account's <Dial><Number> rings only its
+// verified caller IDs, as its termination calls may (REQUIREMENTS §1); a
+// full account's any E.164 number.
+func TestDialNumberTrial(t *testing.T) {
+	p := provision(t)
+	logs := &syncBuffer{}
+	trial, full := drTestRun(p, p.acme, "+12125550100", true, logs), drTestRun(p, p.acme, "+12125550100", false, logs)
+	for _, tc := range []struct {
+		r      *drRun
+		number string
+		want   bool
+	}{
+		{trial, testVerified, true},
+		{trial, "+15557654321", false},
+		{trial, testDID, false},
+		{full, "+15557654321", true},
+		{full, testVerified, true},
+	} {
+		if got := tc.r.numberAllowed(tc.number); got != tc.want {
+			t.Errorf("trial %v, %s: allowed %v, want %v", tc.r.trial, tc.number, got, tc.want)
+		}
+	}
+	if n := strings.Count(logs.take(), "trial account, <Number> is not a verified caller ID, skipped"); n != 2 {
+		t.Errorf("%d warnings logged, want 2", n)
 	}
 }

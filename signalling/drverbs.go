@@ -285,17 +285,55 @@ func (c *call) drShape(req *sip.Request) {
 	}
 }
 
-// callerID is a <Dial>'s callerId when it is an E.164 number, else ""
-// (the call's own caller ID stays). The document is the tenant's: its
-// value goes into the B-leg's From, where anything else could break the
-// header or add new ones (CR LF).
+// callerID is a <Dial>'s callerId when the new leg may present it, else
+// "" (the call's own caller ID stays). The document is the tenant's, and
+// the value goes into the From toward a carrier or PBX: it must be an
+// E.164 number (anything else could break the header or, with CR LF, add
+// new ones) that the tenant may present, as termination requires
+// (REQUIREMENTS §2.4): the caller's own number (forwarding the call), a
+// DID of the trunk's account or one of its verified caller IDs. Any other
+// would let a tenant put someone else's number on the PSTN.
 func (r *drRun) callerID(v twimlVerb) string {
+	c := r.c
 	id := strings.TrimSpace(v.attr("callerId"))
-	if id == "" || sipmsg.IsE164(id) {
+	switch {
+	case id == "":
+		return ""
+	case !sipmsg.IsE164(id):
+		c.log.Warn().Str("caller_id", id).Msg("disaster recovery: <Dial callerId> is not E.164, ignored")
+		return ""
+	case id == c.p.from:
 		return id
 	}
-	r.c.log.Warn().Str("caller_id", id).Msg("disaster recovery: <Dial callerId> is not E.164, ignored")
-	return ""
+	ok, err := callerOfAccount(c.ctx, c.s.st, c.p.trunk.AccountSid, id)
+	if err != nil {
+		c.log.Error().Err(err).Str("caller_id", id).Msg("disaster recovery: <Dial callerId> lookup failed, ignored")
+		return ""
+	}
+	if !ok {
+		c.log.Warn().Str("caller_id", id).Msg("disaster recovery: <Dial callerId> is not the caller's number, a DID or a verified caller ID of the account, ignored")
+		return ""
+	}
+	return id
+}
+
+// numberAllowed reports whether a <Dial><Number> may be called: any
+// E.164 number for a full account; only its verified caller IDs for a
+// trial account, as termination allows (REQUIREMENTS §1).
+func (r *drRun) numberAllowed(number string) bool {
+	c := r.c
+	if !r.trial {
+		return true
+	}
+	ok, err := c.s.st.IsVerifiedCallerID(c.ctx, c.p.trunk.AccountSid, number)
+	if err != nil {
+		c.log.Error().Err(err).Str("number", number).Msg("disaster recovery: verified-number lookup failed, <Number> skipped")
+		return false
+	}
+	if !ok {
+		c.log.Warn().Str("number", number).Msg("disaster recovery: trial account, <Number> is not a verified caller ID, skipped")
+	}
+	return ok
 }
 
 // drRing is how long a <Dial>'s leg may ring (0: as long as it likes).
@@ -335,6 +373,9 @@ func (r *drRun) dial(v twimlVerb, base *url.URL) (int, string, *drNext) {
 			to = strings.TrimSpace(n.Text)
 			if !sipmsg.IsE164(to) {
 				c.log.Warn().Str("number", to).Msg("disaster recovery: <Number> is not E.164")
+				continue
+			}
+			if !r.numberAllowed(to) {
 				continue
 			}
 			for _, t := range c.s.order(c.s.settings().carriers) {
