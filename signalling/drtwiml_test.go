@@ -126,3 +126,26 @@ func TestDialNumberTrial(t *testing.T) {
 		t.Errorf("%d warnings logged, want 2", n)
 	}
 }
+
+// TestDRSipDest: a <Sip> may name any SIP URI but the edge itself and a
+// carrier gateway: the tenant's document would otherwise reach the PSTN
+// from the edge's trusted address past termination's checks.
+func TestDRSipDest(t *testing.T) {
+	s := redirectServer(t, Config{Domain: "example.net", Carriers: []string{"sip:gw.carrier.test"}, CarrierSources: []string{"198.18.2.0/24"}})
+	r := &drRun{c: &call{s: s, ctx: context.Background(), log: zerolog.Nop()}}
+	for uri, ok := range map[string]bool{
+		"sip:pbx-b@198.18.1.3:5070":              true,
+		" sip:+14155550100@pbx.example ":         true,
+		"sip:+19005550100@gw.carrier.test":       false,
+		"sip:+19005550100@198.18.2.7":            false,
+		"sip:+14155550100@acme.pstn.example.net": false,
+		"sip:127.0.0.1":                          false,
+		"sip:":                                   false,
+		"not a uri":                              false,
+	} {
+		_, err := r.sipDest(uri)
+		if (err == nil) != ok {
+			t.Errorf("<Sip>%s</Sip>: %v, want allowed %v", uri, err, ok)
+		}
+	}
+}

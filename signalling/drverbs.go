@@ -438,7 +438,8 @@ func (r *drRun) dialDone(v twimlVerb, base *url.URL, status int, reason string, 
 }
 
 // sipDest reads a <Sip> URI into a target: any SIP URI but xtrunk's own
-// domains and addresses (checkNotSelf), which would loop the call back.
+// domains and addresses, which would loop the call back, and carrier
+// gateways, which would bypass termination's checks (checkTenantTarget).
 func (r *drRun) sipDest(text string) (dest, error) {
 	var u sip.Uri
 	if err := sip.ParseUri(strings.TrimSpace(text), &u); err != nil {
@@ -447,7 +448,7 @@ func (r *drRun) sipDest(text string) (dest, error) {
 	if u.Host == "" {
 		return dest{}, fmt.Errorf("%w: %q has no host", ErrBadTwiML, text)
 	}
-	if err := r.c.s.checkNotSelf(r.c.ctx, u.Host); err != nil {
+	if err := r.c.s.checkTenantTarget(r.c.ctx, u.Host); err != nil {
 		return dest{}, err
 	}
 	return destOfURI(u), nil

@@ -158,7 +158,7 @@ func (s *Server) redirectDest(ctx context.Context, res *sip.Response, d dest) (d
 	if sameDest(nd, d) {
 		return dest{}, fmt.Errorf("%w: Contact %s is the redirecting target", ErrRedirectLoop, nd)
 	}
-	if err := s.checkNotSelf(ctx, nd.host); err != nil {
+	if err := s.checkTenantTarget(ctx, nd.host); err != nil {
 		return dest{}, err
 	}
 	return nd, nil
@@ -236,13 +236,20 @@ func sameDest(a, b dest) bool {
 	return strings.EqualFold(a.host, b.host) && port(a) == port(b) && a.user == b.user
 }
 
-// checkNotSelf refuses a redirect toward xtrunk itself: its --domain and
-// every name under it ({prefix}.pstn.DOMAIN and the localized hosts),
-// --advertise, and any address of the edge (listeners, relay interfaces,
-// the host's interfaces, loopback, unspecified). A name is resolved as
-// the dial would resolve it, so a customer's DNS name for the edge is
-// refused too; a name that does not resolve is left for the dial to fail.
-func (s *Server) checkNotSelf(ctx context.Context, host string) error {
+// checkTenantTarget refuses a target a tenant names (a 3xx Contact, a
+// DR <Sip>) that is xtrunk itself or a carrier gateway. Itself: its
+// --domain and every name under it ({prefix}.pstn.DOMAIN and the
+// localized hosts), --advertise, and any address of the edge (listeners,
+// relay interfaces, the host's interfaces, loopback, unspecified), which
+// would loop the call back. A carrier: a --carrier gateway's host or an
+// address in --carrier-source, which would take the call to the PSTN from
+// the edge's address (the carrier trusts it) past termination's checks:
+// caller ID, trial, CPS and concurrency limits — toll fraud. REFER does
+// the same (referDecision, resolvesToCarrier). A name is resolved as the
+// dial would resolve it, so a customer's DNS name for the edge or a
+// carrier is refused too; a name that does not resolve is left for the
+// dial to fail.
+func (s *Server) checkTenantTarget(ctx context.Context, host string) error {
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	dom := strings.ToLower(s.cfg.Domain)
 	if h == dom || strings.HasSuffix(h, "."+dom) {
@@ -250,6 +257,9 @@ func (s *Server) checkNotSelf(ctx context.Context, host string) error {
 	}
 	if adv := strings.ToLower(s.cfg.Advertise); adv != "" && h == strings.Trim(adv, "[]") {
 		return fmt.Errorf("%w: %s is the edge's advertised host", ErrRedirectRefused, host)
+	}
+	if s.carrierHost(h) {
+		return fmt.Errorf("%w: %s is a carrier gateway", ErrRedirectRefused, host)
 	}
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(h); err == nil {
@@ -269,6 +279,9 @@ func (s *Server) checkNotSelf(ctx context.Context, host string) error {
 	for _, a := range addrs {
 		if s.isOwnAddr(a) {
 			return fmt.Errorf("%w: %s is an address of the edge", ErrRedirectRefused, host)
+		}
+		if s.inCarrierNets(a) {
+			return fmt.Errorf("%w: %s is a carrier's address", ErrRedirectRefused, host)
 		}
 	}
 	return nil

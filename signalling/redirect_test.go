@@ -27,8 +27,25 @@ func redirectResponse(t *testing.T, contact string) *sip.Response {
 	return msg.(*sip.Response)
 }
 
+// redirectServer is a Server with cfg's domain, advertised host,
+// carriers and carrier sources in force, and no DNS.
+func redirectServer(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	l, err := newSettings(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Server{cfg: cfg, resolver: noDNS()}
+	s.liveCfg.Store(l)
+	return s
+}
+
+// TestRedirectDest: a 3xx Contact becomes the next target unless it is
+// unusable, the edge itself (a loop) or a carrier gateway (the PSTN from
+// the edge's trusted address, past termination's checks).
 func TestRedirectDest(t *testing.T) {
-	s := &Server{cfg: Config{Domain: "example.net", Advertise: "sbc.example.com"}, resolver: noDNS()}
+	s := redirectServer(t, Config{Domain: "example.net", Advertise: "sbc.example.com",
+		Carriers: []string{"sip:gw.carrier.test:5060", "sip:203.0.113.9"}, CarrierSources: []string{"198.18.2.0/24"}})
 	from := dest{host: "198.18.1.2", port: 5100, transport: "UDP", headers: [][2]string{{"X-Customer", "1"}}}
 	for _, tc := range []struct {
 		contact string
@@ -50,6 +67,10 @@ func TestRedirectDest(t *testing.T) {
 		{"<tel:+14155550100>", "", ErrRedirectRefused},
 		{"<sip:198.18.1.3;transport=sctp>", "", ErrRedirectRefused},
 		{"<sip:198.18.1.2:5100>", "", ErrRedirectLoop},
+		{"<sip:+19005550100@gw.carrier.test>", "", ErrRedirectRefused},
+		{"<sip:+19005550100@GW.Carrier.Test:5070>", "", ErrRedirectRefused},
+		{"<sip:+19005550100@203.0.113.9>", "", ErrRedirectRefused},
+		{"<sip:+19005550100@198.18.2.7:5060>", "", ErrRedirectRefused},
 		{"*", "", ErrRedirectRefused},
 	} {
 		d, err := s.redirectDest(context.Background(), redirectResponse(t, tc.contact), from)
@@ -73,7 +94,7 @@ func FuzzRedirectContact(f *testing.F) {
 		"sip:h;transport=tcp", `"\"" <sip:h>`, "<tel:+1>", "<sip:@>", ","} {
 		f.Add(s)
 	}
-	s := &Server{cfg: Config{Domain: "example.net"}, resolver: noDNS()}
+	s := redirectServer(f, Config{Domain: "example.net"})
 	from := dest{host: "198.18.1.2", transport: "UDP"}
 	f.Fuzz(func(t *testing.T, contact string) {
 		res := sip.NewResponse(302, "Moved Temporarily")
