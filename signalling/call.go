@@ -233,6 +233,14 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
+		if t.Value.sid != "" { // an origination URI: the tenant's to name
+			if err := c.s.checkNotCarrier(c.ctx, t.Value.host); err != nil {
+				c.log.Warn().Stringer("target", t.Value).Err(err).Msg("origination URI not dialled")
+				c.s.carrierTargetRefused(c.p.trunk.Sid, viaOriginationURI, err)
+				status, reason = 480, "Temporarily Unavailable" // as a URI that is not enabled
+				continue
+			}
+		}
 		gw := gatewayLabel(t.Value)
 		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)

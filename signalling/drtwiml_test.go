@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/xtrunk/xtrunk/control/store"
@@ -132,7 +134,8 @@ func TestDialNumberTrial(t *testing.T) {
 // from the edge's trusted address past termination's checks.
 func TestDRSipDest(t *testing.T) {
 	s := redirectServer(t, Config{Domain: "example.net", Carriers: []string{"sip:gw.carrier.test"}, CarrierSources: []string{"198.18.2.0/24"}})
-	r := &drRun{c: &call{s: s, ctx: context.Background(), log: zerolog.Nop()}}
+	s.carrierTargets = newCarrierTargetMetric(prometheus.NewRegistry())
+	r := &drRun{c: &call{s: s, ctx: context.Background(), log: zerolog.Nop(), p: &plan{trunk: store.Trunk{Sid: "TKdr"}}}}
 	for uri, ok := range map[string]bool{
 		"sip:pbx-b@198.18.1.3:5070":              true,
 		" sip:+14155550100@pbx.example ":         true,
@@ -147,5 +150,8 @@ func TestDRSipDest(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("<Sip>%s</Sip>: %v, want allowed %v", uri, err, ok)
 		}
+	}
+	if n := testutil.ToFloat64(s.carrierTargets.WithLabelValues("TKdr", viaDRSip)); n != 2 {
+		t.Errorf("xtrunk_sip_carrier_targets_refused_total{via=dr_sip} = %v, want 2 (the two carrier targets)", n)
 	}
 }

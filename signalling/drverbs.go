@@ -449,6 +449,7 @@ func (r *drRun) sipDest(text string) (dest, error) {
 		return dest{}, fmt.Errorf("%w: %q has no host", ErrBadTwiML, text)
 	}
 	if err := r.c.s.checkTenantTarget(r.c.ctx, u.Host); err != nil {
+		r.c.s.carrierTargetRefused(r.c.p.trunk.Sid, viaDRSip, err)
 		return dest{}, err
 	}
 	return destOfURI(u), nil

@@ -17,6 +17,11 @@ var (
 	// followed (REQUIREMENTS §3.7): no usable Contact, or one toward
 	// xtrunk itself.
 	ErrRedirectRefused = errors.New("signalling: redirect refused")
+	// ErrTargetIsCarrier is a target a tenant names (an origination
+	// URI, a 3xx Contact, a DR <Sip>) that is a carrier gateway: the
+	// edge would carry the call to the PSTN from its trusted address past
+	// termination's checks.
+	ErrTargetIsCarrier = errors.New("signalling: target is a carrier gateway")
 	// ErrRedirectLoop is a redirect back to the target that sent it.
 	ErrRedirectLoop = errors.New("signalling: redirect loop")
 	// ErrCNAM is a CNAM lookup that failed (HTTP error, bad answer).

@@ -45,6 +45,35 @@ func newRedirectMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 	return v
 }
 
+// Where a tenant named a carrier gateway as a target, the via label of
+// xtrunk_sip_carrier_targets_refused_total.
+const (
+	viaOriginationURI = "origination_uri"
+	viaRedirect       = "redirect"
+	viaDRSip          = "dr_sip"
+)
+
+// newCarrierTargetMetric is
+// xtrunk_sip_carrier_targets_refused_total{trunk,via}: targets a tenant
+// named (an origination URI, a PBX's 3xx Contact, a DR <Sip>) that were
+// not dialled because they are a carrier gateway (ErrTargetIsCarrier): a
+// toll-fraud attempt or a misconfigured trunk, for the NOC to look at.
+func newCarrierTargetMetric(reg prometheus.Registerer) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_carrier_targets_refused_total",
+		Help: "Targets a tenant named that are carrier gateways, not dialled, by trunk and via (origination_uri, redirect, dr_sip)."},
+		[]string{"trunk", "via"})
+	reg.MustRegister(v)
+	return v
+}
+
+// carrierTargetRefused counts a refused target when err says it is a
+// carrier's.
+func (s *Server) carrierTargetRefused(trunk, via string, err error) {
+	if s.carrierTargets != nil && errors.Is(err, ErrTargetIsCarrier) {
+		s.carrierTargets.WithLabelValues(trunk, via).Inc()
+	}
+}
+
 // redirectState is a call's one redirect (REQUIREMENTS §3.7: once per
 // call): the 3xx the last dial got, and where the call was redirected.
 type redirectState struct {
@@ -98,6 +127,7 @@ func (c *call) followRedirect(d dest, offer []byte, log zerolog.Logger) (int, st
 			count(redirectLoop)
 		} else {
 			count(redirectRefused)
+			c.s.carrierTargetRefused(c.p.trunk.Sid, viaRedirect, err)
 		}
 		log.Warn().Err(err).Int("status", res.StatusCode).Msg("redirect refused")
 		return redirectFailureStatus, redirectFailureReason, nil
@@ -259,32 +289,58 @@ func (s *Server) checkTenantTarget(ctx context.Context, host string) error {
 		return fmt.Errorf("%w: %s is the edge's advertised host", ErrRedirectRefused, host)
 	}
 	if s.carrierHost(h) {
-		return fmt.Errorf("%w: %s is a carrier gateway", ErrRedirectRefused, host)
+		return fmt.Errorf("%w: %w: %s", ErrRedirectRefused, ErrTargetIsCarrier, host)
 	}
-	var addrs []netip.Addr
-	if a, err := netip.ParseAddr(h); err == nil {
-		addrs = []netip.Addr{a.Unmap()}
-	} else {
-		r := s.resolver
-		if r == nil {
-			r = net.DefaultResolver
-		}
-		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		ips, _ := r.LookupNetIP(rctx, "ip", h)
-		cancel()
-		for _, ip := range ips {
-			addrs = append(addrs, ip.Unmap())
-		}
-	}
-	for _, a := range addrs {
+	for _, a := range s.resolveHost(ctx, h) {
 		if s.isOwnAddr(a) {
 			return fmt.Errorf("%w: %s is an address of the edge", ErrRedirectRefused, host)
 		}
 		if s.inCarrierNets(a) {
-			return fmt.Errorf("%w: %s is a carrier's address", ErrRedirectRefused, host)
+			return fmt.Errorf("%w: %w: %s is in --carrier-source", ErrRedirectRefused, ErrTargetIsCarrier, host)
 		}
 	}
 	return nil
+}
+
+// checkNotCarrier refuses an origination URI's host that is a carrier
+// gateway (ErrTargetIsCarrier), for the reason checkTenantTarget gives.
+// Unlike a redirect's, an origination URI may be the edge's own host (a
+// PBX on the same machine). A name is resolved only when --carrier-source
+// is set: without it a name can match only a --carrier host.
+func (s *Server) checkNotCarrier(ctx context.Context, host string) error {
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	if s.carrierHost(h) {
+		return fmt.Errorf("%w: %s", ErrTargetIsCarrier, host)
+	}
+	if len(s.settings().carrierNets) == 0 {
+		return nil
+	}
+	for _, a := range s.resolveHost(ctx, h) {
+		if s.inCarrierNets(a) {
+			return fmt.Errorf("%w: %s is in --carrier-source", ErrTargetIsCarrier, host)
+		}
+	}
+	return nil
+}
+
+// resolveHost is host's addresses: itself when it is one, else what it
+// resolves to (within resolveTimeout; none when it does not resolve).
+func (s *Server) resolveHost(ctx context.Context, host string) []netip.Addr {
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return []netip.Addr{a.Unmap()}
+	}
+	r := s.resolver
+	if r == nil {
+		r = net.DefaultResolver
+	}
+	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	ips, _ := r.LookupNetIP(rctx, "ip", host)
+	addrs := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		addrs = append(addrs, ip.Unmap())
+	}
+	return addrs
 }
 
 // isOwnAddr reports whether a is an address of this edge.

@@ -13,8 +13,9 @@ import (
 // and as the customer's PBXs, as separate processes in the lab's
 // namespaces: a 302 is followed once (first Contact, its edge=/tnx=
 // dropped) and media flows with the redirected PBX; a 302 toward the
-// edge's own domain is refused and the call fails over to the next
-// origination URI; a second 302 from the redirected PBX fails that
+// edge's own domain or toward a carrier is refused and the call fails
+// over to the next origination URI, as is an origination URI that is a
+// carrier's address; a second 302 from the redirected PBX fails that
 // target and the call fails over too. The CDR (and the API's Call)
 // records the redirect; xtrunk_sip_redirects_total counts each outcome.
 func TestOriginationRedirectLab(t *testing.T) {
@@ -29,6 +30,15 @@ func TestOriginationRedirectLab(t *testing.T) {
 	t.Run("302 toward the edge's own domain refused, next URI", func(t *testing.T) {
 		trunk := l.redirectRefused(t, sipAddr)
 		waitSeries(t, scrape, `xtrunk_sip_redirects_total{result="refused",trunk="`+trunk+`"} 1`)
+	})
+	t.Run("302 toward a carrier gateway refused, next URI", func(t *testing.T) {
+		trunk := l.tollBypass(t, sipAddr, true)
+		waitSeries(t, scrape, `xtrunk_sip_redirects_total{result="refused",trunk="`+trunk+`"} 1`)
+		waitSeries(t, scrape, `xtrunk_sip_carrier_targets_refused_total{trunk="`+trunk+`",via="redirect"} 1`)
+	})
+	t.Run("origination URI at a carrier gateway not dialled, next URI", func(t *testing.T) {
+		trunk := l.tollBypass(t, sipAddr, false)
+		waitSeries(t, scrape, `xtrunk_sip_carrier_targets_refused_total{trunk="`+trunk+`",via="origination_uri"} 1`)
 	})
 	t.Run("second 302 fails the target, next URI", func(t *testing.T) {
 		trunk := l.redirectTwice(t, sipAddr)
@@ -111,6 +121,47 @@ func (l *trunkLab) redirectRefused(t *testing.T, sipAddr netip.AddrPort) string 
 		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
 	if c.RedirectedTo != "" {
 		t.Errorf("CDR redirected_to %q for a refused redirect", c.RedirectedTo)
+	}
+	return trunk
+}
+
+// tollBypass: a tenant points its call at the carrier side — PBX A
+// (priority 1) redirects to a number at an address in --carrier-source
+// (viaRedirect), or the trunk's priority-1 origination URI is that
+// address itself. The edge, which the carrier trusts by source address,
+// must not dial it (the tenant would reach the PSTN past termination's
+// checks): the carrier-side listener gets no INVITE and the call goes to
+// priority 2, which answers.
+func (l *trunkLab) tollBypass(t *testing.T, sipAddr netip.AddrPort, viaRedirect bool) string {
+	tri := l.tri
+	aPort, gwPort, nextPort := l.port(), l.port(), l.port()
+	gw := listenSilent(t, tri.Callee, netip.AddrPortFrom(tri.CalleeIP, uint16(gwPort)))
+	gwURI := "sip:+19005550100@" + netip.AddrPortFrom(tri.CalleeIP, uint16(gwPort)).String()
+	first, name := gwURI, "bypass-uri"
+	if viaRedirect {
+		first, name = l.customerURI(aPort), "bypass-302"
+	}
+	trunk, did := l.origTrunk(t, name, nil, origURL{first, 1, 10}, origURL{l.customerURI(nextPort), 2, 10})
+	var a *sippProc
+	if viaRedirect {
+		a = l.startUAS(t, tri.Caller, name+"-a", "uas_redirect.xml", tri.CallerIP, aPort, 0, "-key", "contact", gwURI, "-m", "1")
+	}
+	next := l.startUAS(t, tri.Caller, name+"-next", "uas_answer.xml", tri.CallerIP, nextPort, l.port(), "-m", "1")
+	uac := l.startSIPp(t, tri.Callee, name+"-carrier", "uac_carrier_quick.xml", tri.CalleeIP, l.port(), l.port(),
+		append([]string{"-d", "1000"}, carrierArgs(did, sipAddr.String())...)...)
+	uac.wait(t)
+	if a != nil {
+		a.wait(t)
+	}
+	next.wait(t)
+	c := l.cdrs(t, did, 1)[0]
+	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
+	if c.RedirectedTo != "" {
+		t.Errorf("CDR redirected_to %q for a refused redirect", c.RedirectedTo)
+	}
+	if n, _ := gw.invites(); n != 0 {
+		t.Errorf("the carrier-side address %s got %d INVITEs from the edge", gwURI, n)
 	}
 	return trunk
 }

@@ -84,7 +84,9 @@ type Server struct {
 	// xtrunk_sip_redirects_total (redirect.go); the CNAM client, nil
 	// without --cnam-url (cnam.go).
 	redirects *prometheus.CounterVec
-	cnam      *cnamClient
+	// carrierTargets counts tenant-named targets refused as carriers'.
+	carrierTargets *prometheus.CounterVec
+	cnam           *cnamClient
 	// This edge in the store and the other edges (edges.go).
 	edges *edgeRegistry
 	dr    *drState // disaster recovery's HTTP client and metric (drtwiml.go)
@@ -185,6 +187,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	}
 	rcancel()
 	s.redirects = newRedirectMetric(s.metrics.reg)
+	s.carrierTargets = newCarrierTargetMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(s.life, cfg, s.metrics.reg, s.log)
 	s.edges = newEdgeRegistry(s)
 	s.dr = newDRState(s.metrics.reg)
