@@ -51,9 +51,11 @@ func startDRServer(t *testing.T, l *trunkLab) *drServer {
 	t.Helper()
 	ds := &drServer{docs: map[string]string{}}
 	var ln net.Listener
-	if err := l.tri.Relay.Do(func() error {
+	// on the customer's side: the edge connects to none of its own
+	// addresses for a tenant's URL (drAddrAllowed)
+	if err := l.tri.Caller.Do(func() error {
 		var err error
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(l.tri.RelayCallerIP, 0).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(l.tri.CallerIP, 0).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -157,6 +159,7 @@ func TestDisasterRecoveryLab(t *testing.T) {
 	d.sipAddr = l.startSIP(t, sipOpts{metrics: metrics,
 		carrier: "sip:" + netip.AddrPortFrom(tri.CalleeIP, uint16(d.carrierPort)).String()})
 	d.scrape = func() string { return httpGetIn(t, tri.Relay, "http://"+metrics+"/metrics") }
+	d.metrics = metrics
 	t.Run("all URIs fail: signed POST with Twilio's parameters, Reject busy", d.drSignedReject)
 	t.Run("GET, Redirect followed, Reject rejected is 603", d.drRedirect)
 	t.Run("Dial Sip reaches PBX B", d.drDialSip)
@@ -167,6 +170,7 @@ func TestDisasterRecoveryLab(t *testing.T) {
 	t.Run("Play: the carrier receives the WAV's samples, then BYE", d.drPlay)
 	t.Run("Play then Dial Sip: the answered call is bridged with a re-INVITE", d.drPlayThenDial)
 	t.Run("HTTP timeout is 503, HTTP error 503, bad XML 500", d.drHTTPFailures)
+	t.Run("DR URL at the edge's own admin endpoint: not requested, 503", d.drOwnAddress)
 }
 
 // drLab is the DR lab: one `xtrunk sip` (with a carrier gateway for
@@ -177,6 +181,7 @@ type drLab struct {
 	sipAddr     netip.AddrPort
 	carrierPort int
 	scrape      func() string
+	metrics     string // sip's --metrics address: its /admin/ answers local clients
 }
 
 // drTrunk makes a trunk whose DR URL is the DR server's path.
@@ -454,4 +459,21 @@ func (d *drLab) drHTTPFailures(t *testing.T) {
 		}
 		waitSeries(t, d.scrape, `xtrunk_sip_dr_requests_total{result="`+tc.result+`",trunk="`+trunk+`"} 1`)
 	}
+}
+
+// drOwnAddress: a tenant's DR URL naming the edge's own address — sip's
+// /admin/, which answers local clients without credentials — is not
+// requested: the call gets 503 (Disaster Recovery Unreachable), counted
+// as an error.
+func (d *drLab) drOwnAddress(t *testing.T) {
+	trunk, did := d.l.origTrunk(t, "dr-own", url.Values{
+		"DisasterRecoveryUrl": {"http://" + d.metrics + "/admin/calls/CA00000000000000000000000000000000/hangup"}, "DisasterRecoveryMethod": {"POST"}})
+	if got := d.refused(t, "dr-own-carrier", did); got != 503 {
+		t.Errorf("carrier got %d, want 503", got)
+	}
+	c := d.l.cdrs(t, did, 1)[0]
+	if c.SIPResponseCode != 503 || c.HangupCause != string(hangupSystem)+": "+string(reasonDRUnreachable) {
+		t.Errorf("CDR %d %q", c.SIPResponseCode, c.HangupCause)
+	}
+	waitSeries(t, d.scrape, `xtrunk_sip_dr_requests_total{result="error",trunk="`+trunk+`"} 1`)
 }

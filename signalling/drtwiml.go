@@ -10,9 +10,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -50,13 +52,44 @@ type drState struct {
 }
 
 // newDRState makes the DR client: redirects followed (Go's default, at
-// most 10), HTTPS verified against the system's roots, drTimeout.
-func newDRState(reg prometheus.Registerer) *drState {
-	d := &drState{hc: &http.Client{Timeout: drTimeout, Transport: http.DefaultTransport.(*http.Transport).Clone()}}
+// most 10), HTTPS verified against the system's roots, drTimeout. Every
+// connection it opens, to the trunk's URL, a redirect's or a <Play>'s, is
+// first checked by allowed with the address the name resolved to (so a
+// name re-pointed after the check cannot slip past it).
+func newDRState(reg prometheus.Registerer, allowed func(netip.Addr) error) *drState {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{Timeout: drTimeout, KeepAlive: 30 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			ap, err := netip.ParseAddrPort(address)
+			if err != nil {
+				return fmt.Errorf("%w: %q", ErrDRAddress, address)
+			}
+			return allowed(ap.Addr().Unmap())
+		}}
+	tr.DialContext = dialer.DialContext
+	d := &drState{hc: &http.Client{Timeout: drTimeout, Transport: tr}}
 	d.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_dr_requests_total",
 		Help: "Disaster-recovery URL requests, by trunk and result (ok, http_error, timeout, bad_twiml, error)."}, []string{"trunk", "result"})
 	reg.MustRegister(d.reqs)
 	return d
+}
+
+// drAddrAllowed refuses what a DR URL (the tenant's to name) must not
+// make the edge connect to: loopback, unspecified, link-local (cloud
+// metadata services live there), multicast, and the edge's own addresses
+// (isOwnAddr), where sip's and the relay's admin endpoints answer local
+// clients without credentials, the API and the store may listen, and a
+// tenant's request would come from the edge itself. Private ranges stay
+// allowed: a customer's DR server on a private interconnect.
+func (s *Server) drAddrAllowed(a netip.Addr) error {
+	switch {
+	case a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsMulticast() ||
+		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%w: %s is a loopback, link-local, multicast or unspecified address", ErrDRAddress, a)
+	case s.isOwnAddr(a):
+		return fmt.Errorf("%w: %s is an address of the edge", ErrDRAddress, a)
+	}
+	return nil
 }
 
 // twilioSignature is X-Twilio-Signature as Twilio documents it (Security,

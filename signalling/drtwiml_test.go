@@ -2,8 +2,16 @@ package signalling
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -153,5 +161,44 @@ func TestDRSipDest(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(s.carrierTargets.WithLabelValues("TKdr", viaDRSip)); n != 2 {
 		t.Errorf("xtrunk_sip_carrier_targets_refused_total{via=dr_sip} = %v, want 2 (the two carrier targets)", n)
+	}
+}
+
+// TestDRAddressRefused: the DR client connects to no address a tenant's
+// URL must not reach — loopback (sip's and the relay's /admin/ answer
+// local clients without credentials), link-local (cloud metadata), the
+// edge's own — whether the URL names it or a name resolves to it; a real
+// server there gets no request. Private and public addresses are fine.
+func TestDRAddressRefused(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		_, _ = io.WriteString(w, "<Response><Reject/></Response>")
+	}))
+	defer srv.Close()
+	s := redirectServer(t, Config{Domain: "example.net"})
+	s.dr = newDRState(prometheus.NewRegistry(), s.drAddrAllowed)
+	r := &drRun{c: &call{s: s, ctx: context.Background(), log: zerolog.Nop(), p: &plan{trunk: store.Trunk{Sid: "TKdr"}}}}
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	for _, u := range []string{srv.URL + "/admin/calls", "http://localhost:" + strconv.Itoa(port) + "/dr"} {
+		_, _, err := r.fetch(u, http.MethodPost, nil)
+		if !errors.Is(err, ErrDRAddress) {
+			t.Errorf("%s: %v, want ErrDRAddress", u, err)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the loopback server got %d requests", n)
+	}
+	if n := testutil.ToFloat64(s.dr.reqs.WithLabelValues("TKdr", drError)); n != 2 {
+		t.Errorf("xtrunk_sip_dr_requests_total{result=error} = %v, want 2", n)
+	}
+	for addr, ok := range map[string]bool{
+		"127.0.0.1": false, "127.9.9.9": false, "::1": false, "0.0.0.0": false, "::": false,
+		"169.254.169.254": false, "fe80::1": false, "224.0.0.251": false, "ff02::1": false, "255.255.255.255": false,
+		"198.18.250.9": true, "203.0.113.7": true, "2001:db8::7": true,
+	} {
+		if err := s.drAddrAllowed(netip.MustParseAddr(addr)); (err == nil) != ok {
+			t.Errorf("%s: %v, want allowed %v", addr, err, ok)
+		}
 	}
 }

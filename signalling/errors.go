@@ -22,6 +22,10 @@ var (
 	// edge would carry the call to the PSTN from its trusted address past
 	// termination's checks.
 	ErrTargetIsCarrier = errors.New("signalling: target is a carrier gateway")
+	// ErrDRAddress is a disaster-recovery URL (or a redirect or <Play> it
+	// leads to) toward an address the edge does not connect to for a
+	// tenant: loopback, link-local, the edge's own (drAddrAllowed).
+	ErrDRAddress = errors.New("signalling: disaster-recovery URL toward a refused address")
 	// ErrRedirectLoop is a redirect back to the target that sent it.
 	ErrRedirectLoop = errors.New("signalling: redirect loop")
 	// ErrCNAM is a CNAM lookup that failed (HTTP error, bad answer).

@@ -736,7 +736,11 @@ func checkCDR(t *testing.T, c store.Call, w cdrWant) {
 		t.Errorf("CDR %s: origination without forwarded_from %q / phone number %q", c.Sid, c.ForwardedFrom, c.PhoneNumberSid)
 	}
 	if w.answered {
-		if c.Answer.IsZero() || c.Answer.Before(c.Start) || c.End.Before(c.Answer) || c.Duration <= 0 {
+		// duration: the answered time rounded to the nearest second
+		// (store.AnsweredSeconds; 0 for a call under half a second)
+		talk := c.End.Sub(c.Answer)
+		if c.Answer.IsZero() || c.Answer.Before(c.Start) || talk < 0 ||
+			(time.Duration(c.Duration)*time.Second-talk).Abs() > time.Second/2+time.Millisecond {
 			t.Errorf("CDR %s: answered call with answer %v, end %v, duration %d s", c.Sid, c.Answer, c.End, c.Duration)
 		}
 	} else if !c.Answer.IsZero() || c.Duration != 0 {

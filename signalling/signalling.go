@@ -190,7 +190,7 @@ func New(cfg Config, st *store.Store, opts ...Option) (*Server, error) {
 	s.carrierTargets = newCarrierTargetMetric(s.metrics.reg)
 	s.cnam = newCNAMClient(s.life, cfg, s.metrics.reg, s.log)
 	s.edges = newEdgeRegistry(s)
-	s.dr = newDRState(s.metrics.reg)
+	s.dr = newDRState(s.metrics.reg, s.drAddrAllowed)
 	s.conns = newConnTracker(cfg.TCPMax, cfg.TCPMaxPerSource)
 	s.tm = newTransportMetrics(s.metrics.reg, s.conns)
 	s.malformedLog.n = malformedLogsPerSecond

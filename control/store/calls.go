@@ -34,7 +34,7 @@ type Call struct {
 	Start           time.Time
 	Answer          time.Time // zero when never answered
 	End             time.Time
-	Duration        int // seconds answered, rounded up (AnsweredSeconds)
+	Duration        int // seconds answered, rounded (AnsweredSeconds)
 	SIPResponseCode int // final SIP status
 	HangupCause     string
 	Edge            string
@@ -52,13 +52,15 @@ type Call struct {
 }
 
 // AnsweredSeconds is a Call's Duration: the seconds from answer to end,
-// rounded up as carriers bill them, so an answered call that lasted
-// 0.4 s counts 1 s, not 0. A call never answered counts 0.
+// rounded to the nearest (a half second up), as the CDR writer and the
+// leftovers finished at a restart both count them. An answered call
+// shorter than half a second counts 0, as Twilio's can. A call never
+// answered counts 0.
 func AnsweredSeconds(answer, end time.Time) int {
 	if answer.IsZero() || !end.After(answer) {
 		return 0
 	}
-	return int((end.Sub(answer) + time.Second - 1) / time.Second)
+	return int((end.Sub(answer) + time.Second/2) / time.Second)
 }
 
 // LegQuality is one call leg's media statistics (from the relay's NG

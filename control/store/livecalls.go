@@ -59,11 +59,11 @@ func (s *Store) UpsertCalls(ctx context.Context, cs []Call) ([]Call, error) {
 // FinishLiveCalls ends the live rows edge left behind (a signalling
 // process that died with calls up): answered ones completed, the others
 // failed, ended at end with cause; the answered ones' duration is
-// rounded up as AnsweredSeconds does. It returns how many there were.
+// rounded as AnsweredSeconds does. It returns how many there were.
 func (s *Store) FinishLiveCalls(ctx context.Context, edge string, end time.Time, cause string) (int64, error) {
 	res, err := s.execWrite(ctx, `UPDATE calls SET status = CASE WHEN answer_us > 0 THEN 'completed' ELSE 'failed' END,
 		end_us = ?, hangup_cause = ?, updated_us = ?,
-		duration = CASE WHEN answer_us > 0 AND ? > answer_us THEN (? - answer_us + 999999) / 1000000 ELSE 0 END
+		duration = CASE WHEN answer_us > 0 AND ? > answer_us THEN (? - answer_us + 500000) / 1000000 ELSE 0 END
 		WHERE edge = ? AND status IN ('`+CallRinging+`', '`+CallInProgress+`')`,
 		end.UnixMicro(), cause, end.UnixMicro(), end.UnixMicro(), end.UnixMicro(), edge)
 	if err != nil {

@@ -59,8 +59,8 @@ func TestLiveCalls(t *testing.T) {
 		if left, err = s.UpsertCalls(c, left); err != nil {
 			t.Fatal(err)
 		}
-		// 29.2 s answered: rounded up to 30, as AnsweredSeconds does.
-		n, err := s.FinishLiveCalls(c, "ashburn", t0.Add(29*time.Second+200*time.Millisecond), "system: signalling restarted")
+		// 29.5 s answered: rounded to 30, as AnsweredSeconds does.
+		n, err := s.FinishLiveCalls(c, "ashburn", t0.Add(29*time.Second+500*time.Millisecond), "system: signalling restarted")
 		if err != nil || n != 2 {
 			t.Fatalf("FinishLiveCalls: %d %v", n, err)
 		}
@@ -76,8 +76,8 @@ func TestLiveCalls(t *testing.T) {
 	})
 }
 
-// An answered call's Duration is its seconds rounded up: a 0.4 s call
-// is 1 s, never 0 (a completed call with duration 0 reads as unanswered).
+// An answered call's Duration is its seconds rounded to the nearest, a
+// half second up.
 func TestAnsweredSeconds(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 21, 42, 7, 0, time.UTC)
 	for _, tc := range []struct {
@@ -88,10 +88,10 @@ func TestAnsweredSeconds(t *testing.T) {
 		{time.Time{}, 5 * time.Second, 0},
 		{t0, 0, 0},
 		{t0, -time.Second, 0},
-		{t0, time.Microsecond, 1},
-		{t0, 499900 * time.Microsecond, 1},
-		{t0, time.Second, 1},
-		{t0, time.Second + time.Microsecond, 2},
+		{t0, 499900 * time.Microsecond, 0},
+		{t0, 500 * time.Millisecond, 1},
+		{t0, time.Second + 499*time.Millisecond, 1},
+		{t0, 2*time.Second + 8*time.Millisecond, 2},
 		{t0, 10 * time.Second, 10},
 	} {
 		if got := store.AnsweredSeconds(tc.answer, t0.Add(tc.end)); got != tc.want {
