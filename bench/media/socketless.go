@@ -44,8 +44,11 @@ func xdpArgs(mode, pinRoot string) []string {
 // kernel's default ephemeral range (32768-60999), and a socket that needs
 // an ephemeral port there (the benchmark's NG client, /metrics scrapes)
 // would get EAGAIN. Below the relay's range, as an operator would
-// configure such a host.
-const ephemeralPorts = "1024 15999"
+// configure such a host, and above the fixed ports the namespace listens
+// on (NG 2223, metrics 9101): from 1024 a client socket opened while the
+// relay started (the NG client waiting for its pong) could take 2223 and
+// the relay's NG bind failed (EADDRINUSE, seen in CI).
+const ephemeralPorts = "10000 15999"
 
 // prepareXDPPorts sets the relay namespace's ephemeral range for the XDP
 // modes.
