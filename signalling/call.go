@@ -233,14 +233,6 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		if c.ctx.Err() != nil {
 			return 487, "Request Terminated"
 		}
-		if t.Value.sid != "" { // an origination URI: the tenant's to name
-			if err := c.s.checkNotCarrier(c.ctx, t.Value.host); err != nil {
-				c.log.Warn().Stringer("target", t.Value).Err(err).Msg("origination URI not dialled")
-				c.s.carrierTargetRefused(c.p.trunk.Sid, viaOriginationURI, err)
-				status, reason = 480, "Temporarily Unavailable" // as a URI that is not enabled
-				continue
-			}
-		}
 		gw := gatewayLabel(t.Value)
 		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)
@@ -255,6 +247,13 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		}
 		if i < len(targets)-1 && c.ctx.Err() == nil && (err != nil || route.Failover(st)) {
 			c.s.metrics.failedOver(c.p.dir, gw)
+		}
+		if err != nil && errors.Is(err, ErrTargetRefused) {
+			// a tenant's target at an address the edge does not call
+			// (tenantDialCheck): nothing was sent; the status stays what
+			// the targets before it said
+			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("target not dialled")
+			continue
 		}
 		if err != nil {
 			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("attempt failed")

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -67,6 +68,10 @@ func newDRState(reg prometheus.Registerer, allowed func(netip.Addr) error) *drSt
 			return allowed(ap.Addr().Unmap())
 		}}
 	tr.DialContext = dialer.DialContext
+	// No proxy from the environment: through one, the check above would
+	// see only the proxy's address and the proxy would fetch whatever the
+	// tenant's URL names.
+	tr.Proxy = nil
 	d := &drState{hc: &http.Client{Timeout: drTimeout, Transport: tr}}
 	d.reqs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_dr_requests_total",
 		Help: "Disaster-recovery URL requests, by trunk and result (ok, http_error, timeout, bad_twiml, error)."}, []string{"trunk", "result"})
@@ -86,11 +91,18 @@ func (s *Server) drAddrAllowed(a netip.Addr) error {
 	case a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsMulticast() ||
 		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("%w: %s is a loopback, link-local, multicast or unspecified address", ErrDRAddress, a)
+	case slices.Contains(metadataAddrs, a):
+		return fmt.Errorf("%w: %s is a cloud metadata service", ErrDRAddress, a)
 	case s.isOwnAddr(a):
 		return fmt.Errorf("%w: %s is an address of the edge", ErrDRAddress, a)
 	}
 	return nil
 }
+
+// metadataAddrs are cloud instance-metadata services outside the
+// link-local range (AWS's IPv6 one, Alibaba Cloud's): a DR URL must not
+// reach them either.
+var metadataAddrs = []netip.Addr{netip.MustParseAddr("fd00:ec2::254"), netip.MustParseAddr("100.100.100.200")}
 
 // twilioSignature is X-Twilio-Signature as Twilio documents it (Security,
 // "Validating Signatures from Twilio"): take the full URL of the request

@@ -194,7 +194,7 @@ func TestDRAddressRefused(t *testing.T) {
 	}
 	for addr, ok := range map[string]bool{
 		"127.0.0.1": false, "127.9.9.9": false, "::1": false, "0.0.0.0": false, "::": false,
-		"169.254.169.254": false, "fe80::1": false, "224.0.0.251": false, "ff02::1": false, "255.255.255.255": false,
+		"169.254.169.254": false, "fd00:ec2::254": false, "100.100.100.200": false, "fe80::1": false, "224.0.0.251": false, "ff02::1": false, "255.255.255.255": false,
 		"198.18.250.9": true, "203.0.113.7": true, "2001:db8::7": true,
 	} {
 		if err := s.drAddrAllowed(netip.MustParseAddr(addr)); (err == nil) != ok {

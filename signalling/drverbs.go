@@ -452,7 +452,9 @@ func (r *drRun) sipDest(text string) (dest, error) {
 		r.c.s.carrierTargetRefused(r.c.p.trunk.Sid, viaDRSip, err)
 		return dest{}, err
 	}
-	return destOfURI(u), nil
+	d := destOfURI(u)
+	d.tenantVia = viaDRSip
+	return d, nil
 }
 
 // sdpAudioPayloadTypes are the payload types of an SDP's first audio

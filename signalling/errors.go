@@ -1,6 +1,9 @@
 package signalling
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrConfig is a bad signalling configuration.
@@ -17,11 +20,16 @@ var (
 	// followed (REQUIREMENTS §3.7): no usable Contact, or one toward
 	// xtrunk itself.
 	ErrRedirectRefused = errors.New("signalling: redirect refused")
-	// ErrTargetIsCarrier is a target a tenant names (an origination
-	// URI, a 3xx Contact, a DR <Sip>) that is a carrier gateway: the
-	// edge would carry the call to the PSTN from its trusted address past
-	// termination's checks.
-	ErrTargetIsCarrier = errors.New("signalling: target is a carrier gateway")
+	// ErrTargetRefused is a target a tenant names (an origination URI, a
+	// 3xx Contact, a DR <Sip>, a REFER's URI) whose address, as it is
+	// about to be dialled, is one the edge does not call for a tenant:
+	// its own, loopback, link-local, multicast, or a carrier's
+	// (tenantDialCheck). Nothing is sent.
+	ErrTargetRefused = errors.New("signalling: target address refused")
+	// ErrTargetIsCarrier is a refused target (ErrTargetRefused) that is a
+	// carrier gateway: the edge would carry the call to the PSTN from its
+	// trusted address past termination's checks.
+	ErrTargetIsCarrier = fmt.Errorf("%w: a carrier gateway", ErrTargetRefused)
 	// ErrDRAddress is a disaster-recovery URL (or a redirect or <Play> it
 	// leads to) toward an address the edge does not connect to for a
 	// tenant: loopback, link-local, the edge's own (drAddrAllowed).

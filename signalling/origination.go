@@ -29,6 +29,11 @@ type dest struct {
 	// An origination URI's sid and the edge its ;edge= (;region=) names
 	// ("" for none): the call leaves from that edge (edges.go).
 	sid, edge string
+	// tenantVia says the target is one a tenant named, and how
+	// (viaOriginationURI, viaRedirect, viaDRSip, viaTransfer): its
+	// address is vetted as it is dialled (tenantDialCheck). "": the
+	// edge's own choice (a carrier gateway, another edge).
+	tenantVia string
 }
 
 func (d dest) String() string {
@@ -136,7 +141,7 @@ func (c *Cache) loadNumber(ctx context.Context, e164 string) (*NumberConfig, err
 				continue // the store validated it on write; a rule change since is not a call failure
 			}
 			d := destOfSipURL(u)
-			d.sid, d.edge = o.Sid, u.Edge()
+			d.sid, d.edge, d.tenantVia = o.Sid, u.Edge(), viaOriginationURI
 			nc.Targets = append(nc.Targets, route.Target[dest]{Priority: o.Priority, Weight: o.Weight, Value: d})
 		}
 		if next == "" {
@@ -244,6 +249,9 @@ func (s *Server) outboundInvite(c *call, d dest, peer netip.Addr) (*sip.Request,
 	from.Params.Add("tag", sip.GenerateTagN(16))
 	req.AppendHeader(&from)
 	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: c.p.to, Host: d.host, Port: port}})
+	if d.tenantVia != "" {
+		req.SetDialCheck(s.tenantDialCheck(c.p.trunk.Sid, d.tenantVia))
+	}
 	cid := sip.CallIDHeader(newLegID()) // the edge's own, unguessable: the B-leg's in-dialog key
 	req.AppendHeader(&cid)
 	mf := sip.MaxForwardsHeader(c.p.maxFwd)

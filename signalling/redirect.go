@@ -51,6 +51,7 @@ const (
 	viaOriginationURI = "origination_uri"
 	viaRedirect       = "redirect"
 	viaDRSip          = "dr_sip"
+	viaTransfer       = "transfer" // a REFER's Refer-To URI
 )
 
 // newCarrierTargetMetric is
@@ -168,7 +169,7 @@ func (s *Server) redirectDest(ctx context.Context, res *sip.Response, d dest) (d
 	if scheme != "sip" && scheme != "sips" {
 		return dest{}, fmt.Errorf("%w: Contact scheme %q", ErrRedirectRefused, u.Scheme)
 	}
-	nd := dest{user: u.User, host: strings.Trim(u.Host, "[]"), port: u.Port, transport: "UDP", headers: d.headers}
+	nd := dest{user: u.User, host: strings.Trim(u.Host, "[]"), port: u.Port, transport: "UDP", headers: d.headers, tenantVia: viaRedirect}
 	if u.UriParams != nil {
 		if v, ok := u.UriParams.Get("transport"); ok && v != "" {
 			switch t := strings.ToUpper(v); t {
@@ -277,8 +278,10 @@ func sameDest(a, b dest) bool {
 // caller ID, trial, CPS and concurrency limits — toll fraud. REFER does
 // the same (referDecision, resolvesToCarrier). A name is resolved as the
 // dial would resolve it, so a customer's DNS name for the edge or a
-// carrier is refused too; a name that does not resolve is left for the
-// dial to fail.
+// carrier is refused too. This is the early, named refusal (counted as a
+// refused redirect); the address actually dialled is vetted again as it
+// is dialled (tenantDialCheck), which also covers SRV answers and a name
+// that resolves differently the second time.
 func (s *Server) checkTenantTarget(ctx context.Context, host string) error {
 	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	dom := strings.ToLower(s.cfg.Domain)
@@ -292,32 +295,14 @@ func (s *Server) checkTenantTarget(ctx context.Context, host string) error {
 		return fmt.Errorf("%w: %w: %s", ErrRedirectRefused, ErrTargetIsCarrier, host)
 	}
 	for _, a := range s.resolveHost(ctx, h) {
+		if s.carrierAddrs.has(s, a) {
+			return fmt.Errorf("%w: %w: %s is a --carrier gateway's address", ErrRedirectRefused, ErrTargetIsCarrier, host)
+		}
 		if s.isOwnAddr(a) {
 			return fmt.Errorf("%w: %s is an address of the edge", ErrRedirectRefused, host)
 		}
 		if s.inCarrierNets(a) {
 			return fmt.Errorf("%w: %w: %s is in --carrier-source", ErrRedirectRefused, ErrTargetIsCarrier, host)
-		}
-	}
-	return nil
-}
-
-// checkNotCarrier refuses an origination URI's host that is a carrier
-// gateway (ErrTargetIsCarrier), for the reason checkTenantTarget gives.
-// Unlike a redirect's, an origination URI may be the edge's own host (a
-// PBX on the same machine). A name is resolved only when --carrier-source
-// is set: without it a name can match only a --carrier host.
-func (s *Server) checkNotCarrier(ctx context.Context, host string) error {
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
-	if s.carrierHost(h) {
-		return fmt.Errorf("%w: %s", ErrTargetIsCarrier, host)
-	}
-	if len(s.settings().carrierNets) == 0 {
-		return nil
-	}
-	for _, a := range s.resolveHost(ctx, h) {
-		if s.inCarrierNets(a) {
-			return fmt.Errorf("%w: %s is in --carrier-source", ErrTargetIsCarrier, host)
 		}
 	}
 	return nil

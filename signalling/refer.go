@@ -172,17 +172,18 @@ func (s *Server) ownHost(host string) bool {
 // rules like a tel: target, anything else is refused. Without this a
 // sip-only trunk could reach the PSTN around them.
 func (s *Server) carrierHost(host string) bool {
-	host = strings.Trim(host, "[]")
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
 	for _, t := range s.settings().carriers {
-		if strings.EqualFold(strings.Trim(t.Value.host, "[]"), host) {
+		if strings.EqualFold(strings.TrimSuffix(strings.Trim(t.Value.host, "[]"), "."), host) {
 			return true
 		}
 	}
 	a, err := netip.ParseAddr(host)
-	return err == nil && s.inCarrierNets(a)
+	return err == nil && (s.inCarrierNets(a.Unmap()) || s.carrierAddrs.has(s, a))
 }
 
 func (s *Server) inCarrierNets(a netip.Addr) bool {
+	a = a.Unmap()
 	for _, p := range s.settings().carrierNets {
 		if p.Contains(a.Unmap()) {
 			return true

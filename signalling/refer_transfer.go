@@ -124,7 +124,9 @@ func (c *call) transferPlan(tt transferTarget) (*plan, []route.Target[dest], int
 			return nil, nil, 403, "Refer-To host is a carrier"
 		}
 		p.to = tt.uri.User
-		return p, []route.Target[dest]{{Priority: 1, Weight: 1, Value: destOfURI(tt.uri)}}, 0, ""
+		d := destOfURI(tt.uri)
+		d.tenantVia = viaTransfer
+		return p, []route.Target[dest]{{Priority: 1, Weight: 1, Value: d}}, 0, ""
 	}
 	// Toward a carrier neither party is the customer: plain RTP, media
 	// where the SDP says.

@@ -64,12 +64,13 @@ type Server struct {
 	reloadMu sync.Mutex
 	// relayIfaces are --relay-interface: the relay's interface NAME by
 	// the address (as text) the signalling uses toward a leg.
-	relayIfaces map[string]string
-	hostAddrs   hostAddrCache             // the host's interface addresses, for isOwnAddr (ownaddr.go)
-	allow       string                    // the Allow header: the methods handled
-	clock       limit.Clock               // the guard's (tests move it)
-	trusted     *limit.TTLSet[trustKey]   // sources that passed digest on a trunk lately: exempt there
-	exempted    *limit.TTLSet[netip.Addr] // sources some trunk exempted lately: parsed under flood bans
+	relayIfaces  map[string]string
+	hostAddrs    hostAddrCache             // the host's interface addresses, for isOwnAddr (ownaddr.go)
+	carrierAddrs carrierAddrCache          // the --carrier gateways' addresses (tenant_target.go)
+	allow        string                    // the Allow header: the methods handled
+	clock        limit.Clock               // the guard's (tests move it)
+	trusted      *limit.TTLSet[trustKey]   // sources that passed digest on a trunk lately: exempt there
+	exempted     *limit.TTLSet[netip.Addr] // sources some trunk exempted lately: parsed under flood bans
 	// banHook and prefixBanHook are told of every ban (WithBanHooks).
 	banHook       func(netip.Addr)
 	prefixBanHook func(netip.Prefix)

@@ -117,6 +117,11 @@ var (
 	broadcast   = netip.MustParseAddr("255.255.255.255")
 )
 
+// SpecialAddr names the class of an address no call may be sent to
+// (loopback, unspecified, link-local, multicast, broadcast), or returns
+// "". A mapped IPv4 address is classed as the IPv4 one.
+func SpecialAddr(a netip.Addr) string { return specialAddr(a.Unmap()) }
+
 // specialAddr names the class of an address no origination may go to, or
 // returns "".
 func specialAddr(a netip.Addr) string {

@@ -3,6 +3,7 @@ package sip
 import (
 	"fmt"
 	"io"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +22,19 @@ type Request struct {
 	// recvConn is the UDP socket the request was read from (fork: see
 	// WithTransportLayerResponseToSource).
 	recvConn Connection
+	// dialCheck, when set, vets the address the request is about to be
+	// sent to (fork: see SetDialCheck).
+	dialCheck func(netip.Addr) error
 }
+
+// SetDialCheck has the transport layer call check with the address this
+// request is about to be sent to, once its destination is resolved (a
+// literal address, A/AAAA or SRV), before any connection is looked up or
+// made; an error from check fails the send with that error and nothing
+// is sent. The address is the one actually dialled, so a name that
+// resolves differently each time cannot pass the check with one answer
+// and be dialled with another. Clones keep the check. (Fork.)
+func (req *Request) SetDialCheck(check func(netip.Addr) error) { req.dialCheck = check }
 
 // NewRequest creates base for building sip Request
 // A Request-Line contains a method name, a Request-URI, and the SIP/2.0 as version
@@ -358,6 +371,7 @@ func (req *Request) CloneOwnTo() *Request {
 	newReq.SetDestination(req.Destination())
 	newReq.raddr = req.raddr
 	newReq.Laddr = req.Laddr
+	newReq.dialCheck = req.dialCheck
 	return newReq
 }
 
@@ -377,6 +391,7 @@ func cloneRequest(req *Request) *Request {
 	newReq.SetDestination(req.Destination())
 	newReq.raddr = req.raddr
 	newReq.Laddr = req.Laddr
+	newReq.dialCheck = req.dialCheck
 
 	return newReq
 }

@@ -415,6 +415,15 @@ func (l *TransportLayer) ClientRequestConnection(ctx context.Context, req *Reque
 	if err := l.resolveRemoteAddr(ctx, network, dhost, dport, req.Recipient.Scheme, &raddr); err != nil {
 		return nil, err
 	}
+	if req.dialCheck != nil { // fork: SetDialCheck
+		ip, ok := netip.AddrFromSlice(raddr.IP)
+		if !ok {
+			return nil, fmt.Errorf("no address to check for %s", raddr.Hostname)
+		}
+		if err := req.dialCheck(ip.Unmap()); err != nil {
+			return nil, err
+		}
+	}
 
 	// Now use Via header to determine our local address
 	// Here is from RFC statement:
