@@ -236,6 +236,13 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		gw := gatewayLabel(t.Value)
 		sent := time.Now()
 		st, rs, err := c.dialFrom(t.Value, offer)
+		if err != nil && errors.Is(err, ErrTargetRefused) {
+			// a tenant's target at an address the edge does not call
+			// (tenantDialCheck): nothing was sent, so no attempt is
+			// counted; the status stays what the targets before it said
+			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("target not dialled")
+			continue
+		}
 		if c.ctx.Err() == nil { // a caller's CANCEL is not the gateway's failure
 			c.s.metrics.targetTried(toCarrier, gw, st, time.Since(sent))
 		}
@@ -248,11 +255,8 @@ func (c *call) dialTargets(offer []byte, targets []route.Target[dest]) (int, str
 		if i < len(targets)-1 && c.ctx.Err() == nil && (err != nil || route.Failover(st)) {
 			c.s.metrics.failedOver(c.p.dir, gw)
 		}
-		if err != nil && errors.Is(err, ErrTargetRefused) {
-			// a tenant's target at an address the edge does not call
-			// (tenantDialCheck): nothing was sent; the status stays what
-			// the targets before it said
-			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("target not dialled")
+		if err != nil && errors.Is(err, ErrTargetRefused) { // the redirect's target (followRedirect)
+			c.log.Warn().Stringer("target", t.Value).Err(err).Msg("redirect target not dialled")
 			continue
 		}
 		if err != nil {

@@ -111,10 +111,22 @@ func (l *trunkLab) redirectRefused(t *testing.T, sipAddr netip.AddrPort) string 
 	a := l.startUAS(t, tri.Caller, "self-a", "uas_redirect.xml", tri.CallerIP, aPort, 0,
 		"-key", "contact", "sip:"+redirectedUser+"@redir-self.pstn."+testDomain, "-m", "1")
 	next := l.startUAS(t, tri.Caller, "self-next", "uas_answer.xml", tri.CallerIP, nextPort, l.port(), "-m", "1")
-	uac := l.startSIPp(t, tri.Callee, "self-carrier", "uac_carrier_quick.xml", tri.CalleeIP, l.port(), l.port(),
+	l.answeredByNext(t, sipAddr, "self", did, a, next)
+	return trunk
+}
+
+// answeredByNext places one carrier call to did, waits for the PBXs
+// (pbx, when not nil, refused or redirected it; next answered), and checks
+// the CDR: answered, and not redirected.
+func (l *trunkLab) answeredByNext(t *testing.T, sipAddr netip.AddrPort, name, did string, pbx, next *sippProc) {
+	t.Helper()
+	tri := l.tri
+	uac := l.startSIPp(t, tri.Callee, name+"-carrier", "uac_carrier_quick.xml", tri.CalleeIP, l.port(), l.port(),
 		append([]string{"-d", "1000"}, carrierArgs(did, sipAddr.String())...)...)
 	uac.wait(t)
-	a.wait(t)
+	if pbx != nil {
+		pbx.wait(t)
+	}
 	next.wait(t)
 	c := l.cdrs(t, did, 1)[0]
 	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
@@ -122,7 +134,6 @@ func (l *trunkLab) redirectRefused(t *testing.T, sipAddr netip.AddrPort) string 
 	if c.RedirectedTo != "" {
 		t.Errorf("CDR redirected_to %q for a refused redirect", c.RedirectedTo)
 	}
-	return trunk
 }
 
 // tollBypass: a tenant points its call at the carrier side — PBX A
@@ -147,19 +158,7 @@ func (l *trunkLab) tollBypass(t *testing.T, sipAddr netip.AddrPort, viaRedirect 
 		a = l.startUAS(t, tri.Caller, name+"-a", "uas_redirect.xml", tri.CallerIP, aPort, 0, "-key", "contact", gwURI, "-m", "1")
 	}
 	next := l.startUAS(t, tri.Caller, name+"-next", "uas_answer.xml", tri.CallerIP, nextPort, l.port(), "-m", "1")
-	uac := l.startSIPp(t, tri.Callee, name+"-carrier", "uac_carrier_quick.xml", tri.CalleeIP, l.port(), l.port(),
-		append([]string{"-d", "1000"}, carrierArgs(did, sipAddr.String())...)...)
-	uac.wait(t)
-	if a != nil {
-		a.wait(t)
-	}
-	next.wait(t)
-	c := l.cdrs(t, did, 1)[0]
-	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
-		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
-	if c.RedirectedTo != "" {
-		t.Errorf("CDR redirected_to %q for a refused redirect", c.RedirectedTo)
-	}
+	l.answeredByNext(t, sipAddr, name, did, a, next)
 	if n, _ := gw.invites(); n != 0 {
 		t.Errorf("the carrier-side address %s got %d INVITEs from the edge", gwURI, n)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -60,14 +61,15 @@ type carrierAddrCache struct {
 // carrierAddrSet is one reading: for the settings in force then (a
 // reload with other carriers reads them again).
 type carrierAddrSet struct {
-	of    *settings
-	at    time.Time
-	addrs []netip.Addr // unmapped
+	of     *settings
+	at     time.Time
+	byHost map[string][]netip.Addr // each gateway host's addresses, unmapped
 }
 
 // has reports whether a is an address of a --carrier gateway. The first
-// use after a start or a reload resolves the names in hand (each bounded
-// by resolveTimeout); later a stale set is refreshed in the background.
+// use after a start or a reload resolves the names in hand, in parallel
+// (each bounded by resolveTimeout); later a stale set is refreshed in the
+// background.
 func (c *carrierAddrCache) has(s *Server, a netip.Addr) bool {
 	live := s.settings()
 	if live == nil {
@@ -86,8 +88,8 @@ func (c *carrierAddrCache) has(s *Server, a netip.Addr) bool {
 		}()
 	}
 	a = a.Unmap()
-	for _, x := range set.addrs {
-		if x == a {
+	for _, addrs := range set.byHost {
+		if slices.Contains(addrs, a) {
 			return true
 		}
 	}
@@ -102,28 +104,46 @@ func (c *carrierAddrCache) refreshLocked(s *Server, live *settings, force bool) 
 	if prev != nil && prev.of == live && !force && time.Since(prev.at) < carrierAddrsFresh {
 		return prev
 	}
-	next := &carrierAddrSet{of: live, at: time.Now()}
+	next := &carrierAddrSet{of: live, at: time.Now(), byHost: map[string][]netip.Addr{}}
 	r := s.resolver
 	if r == nil {
 		r = net.DefaultResolver
 	}
+	var (
+		wg sync.WaitGroup
+		mu sync.Mutex
+	)
+	var names []string
 	for _, t := range live.carriers {
-		host := strings.TrimSuffix(strings.Trim(t.Value.host, "[]"), ".")
+		host := strings.ToLower(strings.TrimSuffix(strings.Trim(t.Value.host, "[]"), "."))
 		if a, err := netip.ParseAddr(host); err == nil {
-			next.addrs = append(next.addrs, a.Unmap())
-			continue
-		}
-		ctx, cancel := context.WithTimeout(s.lifetime(), resolveTimeout)
-		ips, err := r.LookupNetIP(ctx, "ip", host)
-		cancel()
-		if err != nil && prev != nil && prev.of == live {
-			next.addrs = append(next.addrs, prev.addrs...) // keep what it had (duplicates are harmless)
-			continue
-		}
-		for _, ip := range ips {
-			next.addrs = append(next.addrs, ip.Unmap())
+			next.byHost[host] = []netip.Addr{a.Unmap()}
+		} else if !slices.Contains(names, host) {
+			names = append(names, host)
 		}
 	}
+	for _, host := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(s.lifetime(), resolveTimeout)
+			ips, err := r.LookupNetIP(ctx, "ip", host)
+			cancel()
+			var addrs []netip.Addr
+			if err != nil && prev != nil {
+				addrs = prev.byHost[host] // keep what it had
+			}
+			for _, ip := range ips {
+				if a := ip.Unmap(); !slices.Contains(addrs, a) {
+					addrs = append(addrs, a)
+				}
+			}
+			mu.Lock()
+			next.byHost[host] = addrs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
 	c.cur.Store(next)
 	return next
 }

@@ -63,3 +63,36 @@ func TestTenantDialCheck(t *testing.T) {
 		t.Error("carrierHost: a gateway's name in another case, its mapped address, or a PBX misread")
 	}
 }
+
+// TestCarrierAddrsKeptPerName: a gateway name that stops resolving keeps
+// the addresses it had, and only those: refreshes during a DNS outage do
+// not grow the set (an early version kept the whole previous set per
+// failing name, doubling it every refresh).
+func TestCarrierAddrsKeptPerName(t *testing.T) {
+	s := redirectServer(t, Config{Domain: "example.net",
+		Carriers: []string{"sip:203.0.113.9", "sip:localhost", "sip:gw-a.unresolvable.test", "sip:gw-b.unresolvable.test"}})
+	c := &s.carrierAddrs
+	count := func() int {
+		n := 0
+		for _, addrs := range c.cur.Load().byHost {
+			n += len(addrs)
+		}
+		return n
+	}
+	if !c.has(s, netip.MustParseAddr("203.0.113.9")) {
+		t.Fatal("the literal gateway is not known")
+	}
+	first := count()
+	c.cur.Load().byHost["gw-a.unresolvable.test"] = []netip.Addr{netip.MustParseAddr("198.51.100.7")} // as if it had resolved once
+	for range 12 {
+		c.mu.Lock()
+		c.refreshLocked(s, s.settings(), true)
+		c.mu.Unlock()
+	}
+	if n := count(); n != first+1 {
+		t.Errorf("%d addresses after 12 refreshes with two names failing, want %d", n, first+1)
+	}
+	if !c.has(s, netip.MustParseAddr("198.51.100.7")) {
+		t.Error("a name that stopped resolving lost the address it had")
+	}
+}
