@@ -96,3 +96,19 @@ func TestCarrierAddrsKeptPerName(t *testing.T) {
 		t.Error("a name that stopped resolving lost the address it had")
 	}
 }
+
+// BenchmarkTenantDialCheck is what vetting an origination URI's address
+// adds to a call: a PBX's address that passes every check (host
+// addresses and carrier addresses cached, as under load).
+func BenchmarkTenantDialCheck(b *testing.B) {
+	s := redirectServer(b, Config{Domain: "example.net",
+		Carriers: []string{"sip:203.0.113.9", "sip:203.0.113.10"}, CarrierSources: []string{"198.18.2.0/24", "203.0.113.0/28"}})
+	check := s.tenantDialCheck("TKx", viaOriginationURI)
+	pbx := netip.MustParseAddr("198.18.1.3")
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := check(pbx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
