@@ -147,7 +147,14 @@ func TestSelfHost(t *testing.T) {
 		// before a goroutine delayed on a loaded machine sent anything.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		go func() { _, _ = client.Do(ctx, sip.NewRequest(sip.OPTIONS, target)) }()
+		// sipgo takes the listener as its serving goroutine starts: a
+		// request before that got a socket of its own, which from a
+		// goroutine outside the namespace went out of the host's own
+		// interface. Wait for it, and send from inside the namespace.
+		waitUDPRegistered(wild.srv.TransportLayer().Pool("udp"), wild.lis.udp.LocalAddr().String())
+		go func() {
+			_ = tri.Relay.Do(func() error { _, _ = client.Do(ctx, sip.NewRequest(sip.OPTIONS, target)); return nil })
+		}()
 		checkFromListener(t, peer, wild, tri.RelayCalleeIP, "OPTIONS")
 
 		bye := sip.NewRequest(sip.BYE, target)
@@ -159,7 +166,7 @@ func TestSelfHost(t *testing.T) {
 		bye.AppendHeader(&cid)
 		bye.AppendHeader(&sip.CSeqHeader{SeqNo: 2, MethodName: sip.BYE})
 		bye.SetBody(nil)
-		if err := client.WriteRequest(bye, sipgo.ClientRequestAddVia); err != nil {
+		if err := tri.Relay.Do(func() error { return client.WriteRequest(bye, sipgo.ClientRequestAddVia) }); err != nil {
 			t.Fatal(err)
 		}
 		checkFromListener(t, peer, wild, tri.RelayCalleeIP, "BYE")

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emiago/sipgo/sip"
+
 	"github.com/xtrunk/xtrunk/control/ng"
 	"github.com/xtrunk/xtrunk/control/sockbuf"
 	"github.com/xtrunk/xtrunk/signalling/limit"
@@ -138,8 +140,13 @@ func (l *listeners) addr(transport string) netip.AddrPort {
 	return ap
 }
 
-// serve runs sipgo on every listener until ctx ends or one fails.
-func (l *listeners) serve(ctx context.Context, s *Server) error {
+// serve runs sipgo on every listener until ctx ends or one fails. ready
+// is called once sipgo holds the UDP listener (at most
+// listenerRegisterWait after it starts): requests the edge sends on its
+// own before then would not find the listener to leave from and would
+// get a socket of their own, from another port (and, in a test whose
+// goroutine is outside the lab's namespace, another network).
+func (l *listeners) serve(ctx context.Context, s *Server, ready func()) error {
 	type result struct {
 		transport string
 		err       error
@@ -152,7 +159,9 @@ func (l *listeners) serve(ctx context.Context, s *Server) error {
 	}
 	if l.udp != nil {
 		start("UDP", func() error { return s.srv.ServeUDP(l.udp) })
+		waitUDPRegistered(s.srv.TransportLayer().Pool("udp"), l.udp.LocalAddr().String())
 	}
+	ready()
 	if l.tcp != nil {
 		start("TCP", func() error { return s.srv.ServeTCP(&guardedListener{Listener: l.tcp, s: s, idle: true}) })
 	}
@@ -175,6 +184,18 @@ func (l *listeners) serve(ctx context.Context, s *Server) error {
 		return nil
 	}
 	return fmt.Errorf("signalling: %s listener: %w", first.transport, first.err)
+}
+
+// listenerRegisterWait bounds how long serve waits for sipgo to hold the
+// UDP listener (it does so as its serving goroutine starts).
+const listenerRegisterWait = 2 * time.Second
+
+// waitUDPRegistered waits until pool holds the listener at addr, polling
+// every millisecond, at most listenerRegisterWait.
+func waitUDPRegistered(pool *sip.ConnectionPool, addr string) {
+	for deadline := time.Now().Add(listenerRegisterWait); pool != nil && pool.Get(addr) == nil && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (l *listeners) close() {

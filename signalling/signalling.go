@@ -269,10 +269,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	go s.cache.Run(ctx)
 	go s.watchRelay(ctx)
 	go s.edges.run(ctx)
-	go s.probeCarriers(ctx)
 	go s.watchTrunkDeletes(ctx)
 	go s.refreshLiveQuality(ctx)
-	return s.lis.serve(ctx, s)
+	// the carrier probes send from the UDP listener: only once sipgo has
+	// it (serve's ready), else the first ones left from a new socket
+	return s.lis.serve(ctx, s, func() { go s.probeCarriers(ctx) })
 }
 
 // Close ends every call in progress (BYE to answered ones, 503 to the
