@@ -131,6 +131,20 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction, p *plan, st
 	if err != nil {
 		return nil, err
 	}
+	if p.customerIsA() {
+		// the edge's requests to the PBX (BYE, re-INVITE…) go to the
+		// Contact it wrote: vetted as any target a tenant names, but for
+		// the address the PBX sent its INVITE from (a PBX on loopback
+		// beside the edge, admitted by its IP ACL, is answered there)
+		src, _ := sourceAddr(req)
+		check := s.tenantDialCheck(p.trunk.Sid, viaContact)
+		a.InviteRequest.SetDialCheck(func(to netip.Addr) error {
+			if to.Unmap() == src {
+				return nil
+			}
+			return check(to)
+		})
+	}
 	ctx, cancel := context.WithCancel(s.lifetime())
 	id := newLegID()
 	src, _ := sourceAddr(req)

@@ -775,6 +775,7 @@ type silentUDP struct {
 	mu    sync.Mutex
 	first time.Time
 	n     int
+	all   int // every datagram, INVITE or not
 }
 
 func listenSilent(t *testing.T, ns *testbed.NS, addr netip.AddrPort) *silentUDP {
@@ -792,6 +793,9 @@ func listenSilent(t *testing.T, ns *testbed.NS, addr netip.AddrPort) *silentUDP 
 			if err != nil {
 				return
 			}
+			s.mu.Lock()
+			s.all++
+			s.mu.Unlock()
 			if strings.HasPrefix(string(buf[:n]), "INVITE ") {
 				s.mu.Lock()
 				if s.n == 0 {
@@ -803,6 +807,13 @@ func listenSilent(t *testing.T, ns *testbed.NS, addr netip.AddrPort) *silentUDP 
 		}
 	}()
 	return s
+}
+
+// datagrams returns how many datagrams of any kind arrived.
+func (s *silentUDP) datagrams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.all
 }
 
 // invites returns how many INVITEs (retransmissions included) arrived and

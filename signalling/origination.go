@@ -31,8 +31,10 @@ type dest struct {
 	sid, edge string
 	// tenantVia says the target is one a tenant named, and how
 	// (viaOriginationURI, viaRedirect, viaDRSip, viaTransfer): its
-	// address is vetted as it is dialled (tenantDialCheck). "": the
-	// edge's own choice (a carrier gateway, another edge).
+	// address is vetted as it is dialled (tenantDialCheck), and so are
+	// the requests inside the call that follow (the fork's dialogs inherit
+	// the INVITE's check), to whatever Contact the PBX answered with. "":
+	// the edge's own choice (a carrier gateway, another edge).
 	tenantVia string
 }
 

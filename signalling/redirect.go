@@ -52,6 +52,7 @@ const (
 	viaRedirect       = "redirect"
 	viaDRSip          = "dr_sip"
 	viaTransfer       = "transfer" // a REFER's Refer-To URI
+	viaContact        = "contact"  // a termination PBX's Contact (requests inside its call)
 )
 
 // newCarrierTargetMetric is
@@ -61,7 +62,7 @@ const (
 // toll-fraud attempt or a misconfigured trunk, for the NOC to look at.
 func newCarrierTargetMetric(reg prometheus.Registerer) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xtrunk_sip_carrier_targets_refused_total",
-		Help: "Targets a tenant named that are carrier gateways, not dialled, by trunk and via (origination_uri, redirect, dr_sip)."},
+		Help: "Targets a tenant named that are carrier gateways, not dialled, by trunk and via (origination_uri, redirect, dr_sip, transfer, contact)."},
 		[]string{"trunk", "via"})
 	reg.MustRegister(v)
 	return v

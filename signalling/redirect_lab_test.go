@@ -40,6 +40,10 @@ func TestOriginationRedirectLab(t *testing.T) {
 		trunk := l.tollBypass(t, sipAddr, false)
 		waitSeries(t, scrape, `xtrunk_sip_carrier_targets_refused_total{trunk="`+trunk+`",via="origination_uri"} 1`)
 	})
+	t.Run("PBX's 200 Contact at a carrier gateway: no ACK or BYE goes there", func(t *testing.T) {
+		trunk := l.contactAtCarrier(t, sipAddr)
+		waitSeries(t, scrape, `xtrunk_sip_carrier_targets_refused_total{trunk="`+trunk+`",via="origination_uri"} 1`)
+	})
 	t.Run("second 302 fails the target, next URI", func(t *testing.T) {
 		trunk := l.redirectTwice(t, sipAddr)
 		waitSeries(t, scrape, `xtrunk_sip_redirects_total{result="followed",trunk="`+trunk+`"} 1`)
@@ -161,6 +165,33 @@ func (l *trunkLab) tollBypass(t *testing.T, sipAddr netip.AddrPort, viaRedirect 
 	l.answeredByNext(t, sipAddr, name, did, a, next)
 	if n, _ := gw.invites(); n != 0 {
 		t.Errorf("the carrier-side address %s got %d INVITEs from the edge", gwURI, n)
+	}
+	return trunk
+}
+
+// contactAtCarrier: the PBX answers with a Contact at an address in
+// --carrier-source: the edge's requests inside the call (its ACK, and the
+// BYE when the carrier hangs up) would go there from the edge's trusted
+// address. The dialog inherits the INVITE's dial check: the ACK is not
+// sent (and counted), so the dialog is never confirmed and sipgo sends no
+// BYE on it either; nothing reaches that address, and the call still ends
+// with its CDR.
+func (l *trunkLab) contactAtCarrier(t *testing.T, sipAddr netip.AddrPort) string {
+	tri := l.tri
+	pbxPort, gwPort := l.port(), l.port()
+	gw := listenSilent(t, tri.Callee, netip.AddrPortFrom(tri.CalleeIP, uint16(gwPort)))
+	gwURI := "sip:+19005550100@" + netip.AddrPortFrom(tri.CalleeIP, uint16(gwPort)).String()
+	trunk, did := l.origTrunk(t, "contact-gw", nil, origURL{l.customerURI(pbxPort), 1, 10})
+	pbx := l.startUAS(t, tri.Caller, "contact-gw-pbx", "uas_answer_contact.xml", tri.CallerIP, pbxPort, l.port(), "-key", "contact", gwURI, "-m", "1")
+	uac := l.startSIPp(t, tri.Callee, "contact-gw-carrier", "uac_carrier_quick.xml", tri.CalleeIP, l.port(), l.port(),
+		append([]string{"-d", "1000"}, carrierArgs(did, sipAddr.String())...)...)
+	uac.wait(t)
+	pbx.wait(t)
+	c := l.cdrs(t, did, 1)[0]
+	checkCDR(t, c, cdrWant{dir: store.DirectionOriginating, from: labCarrierFrom, to: did, status: "completed", code: 200,
+		hangup: hangupCause(hangupCaller, reasonBye), answered: true})
+	if n := gw.datagrams(); n != 0 {
+		t.Errorf("the carrier-side address %s got %d datagrams from the edge", gwURI, n)
 	}
 	return trunk
 }

@@ -95,6 +95,9 @@ func (s *DialogClientSession) requestValidate(c *Client, req *sip.Request) error
 }
 
 func (s *DialogClientSession) buildReq(req *sip.Request) {
+	if req.DialCheck() == nil { // fork: the dialog's requests are vetted as its INVITE was
+		req.SetDialCheck(s.InviteRequest.DialCheck())
+	}
 	// Keep any request inside dialog
 	// var mustHaveHeaders []sip.Header = nil
 	mustHaveHeaders := make([]sip.Header, 0, 5)
@@ -436,6 +439,7 @@ func (s *DialogClientSession) WriteAck(ctx context.Context, ack *sip.Request) er
 			s.UA.Client.log.Debug("ACK not resent: kept ACK does not parse", "error", err)
 			return
 		}
+		again.SetDialCheck(s.InviteRequest.DialCheck()) // fork: as the ACK first sent
 		if err := s.UA.Client.WriteRequest(again, s.requestValidate); err != nil {
 			s.endWithCause(fmt.Errorf("ACK retransmission failed: %w", err))
 		}
@@ -623,6 +627,7 @@ func newCancelRequest(inviteRequest *sip.Request) *sip.Request {
 	sip.CopyHeaders("Route", inviteRequest, cancelReq)
 	cancelReq.SetSource(inviteRequest.Source())
 	cancelReq.Laddr = inviteRequest.Laddr
+	cancelReq.SetDialCheck(inviteRequest.DialCheck()) // fork: vetted as the INVITE was
 	return cancelReq
 }
 

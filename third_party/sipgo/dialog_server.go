@@ -96,6 +96,9 @@ func (s *DialogServerSession) WriteRequest(req *sip.Request) error {
 }
 
 func (s *DialogServerSession) buildReq(req *sip.Request) {
+	if req.DialCheck() == nil { // fork: see DialogClientSession.buildReq
+		req.SetDialCheck(s.InviteRequest.DialCheck())
+	}
 	// Keep any request inside dialog
 	mustHaveHeaders := make([]sip.Header, 0, 5)
 	if h, invH := req.From(), s.InviteResponse; h == nil && invH != nil {

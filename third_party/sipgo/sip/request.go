@@ -36,6 +36,10 @@ type Request struct {
 // and be dialled with another. Clones keep the check. (Fork.)
 func (req *Request) SetDialCheck(check func(netip.Addr) error) { req.dialCheck = check }
 
+// DialCheck is the request's dial check (SetDialCheck), nil when none.
+// A dialog's requests inherit its INVITE's. (Fork.)
+func (req *Request) DialCheck() func(netip.Addr) error { return req.dialCheck }
+
 // NewRequest creates base for building sip Request
 // A Request-Line contains a method name, a Request-URI, and the SIP/2.0 as version
 // No headers are added. AppendHeader should be called to add Headers.
