@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xtrunk/xtrunk/control/domain"
 	"github.com/xtrunk/xtrunk/control/store"
 	"github.com/xtrunk/xtrunk/signalling/route"
 )
@@ -87,10 +88,10 @@ func newDRState(reg prometheus.Registerer, allowed func(netip.Addr) error) *drSt
 // tenant's request would come from the edge itself. Private ranges stay
 // allowed: a customer's DR server on a private interconnect.
 func (s *Server) drAddrAllowed(a netip.Addr) error {
+	if r := domain.SpecialAddr(a); r != "" {
+		return fmt.Errorf("%w: %s is a %s address", ErrDRAddress, a, r)
+	}
 	switch {
-	case a.IsLoopback() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a.IsMulticast() ||
-		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return fmt.Errorf("%w: %s is a loopback, link-local, multicast or unspecified address", ErrDRAddress, a)
 	case slices.Contains(metadataAddrs, a):
 		return fmt.Errorf("%w: %s is a cloud metadata service", ErrDRAddress, a)
 	case s.isOwnAddr(a):

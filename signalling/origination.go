@@ -180,13 +180,7 @@ func (s *Server) fromCarrier(req *sip.Request) bool {
 	if err != nil {
 		return false
 	}
-	a := src.Addr().Unmap()
-	for _, p := range s.settings().carrierNets {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return s.inCarrierNets(src.Addr())
 }
 
 // admitOrigination runs the checks of REQUIREMENTS §3.1 on a carrier's

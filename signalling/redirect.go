@@ -296,14 +296,11 @@ func (s *Server) checkTenantTarget(ctx context.Context, host string) error {
 		return fmt.Errorf("%w: %w: %s", ErrRedirectRefused, ErrTargetIsCarrier, host)
 	}
 	for _, a := range s.resolveHost(ctx, h) {
-		if s.carrierAddrs.has(s, a) {
-			return fmt.Errorf("%w: %w: %s is a --carrier gateway's address", ErrRedirectRefused, ErrTargetIsCarrier, host)
-		}
 		if s.isOwnAddr(a) {
 			return fmt.Errorf("%w: %s is an address of the edge", ErrRedirectRefused, host)
 		}
-		if s.inCarrierNets(a) {
-			return fmt.Errorf("%w: %w: %s is in --carrier-source", ErrRedirectRefused, ErrTargetIsCarrier, host)
+		if s.isCarrier(a) {
+			return fmt.Errorf("%w: %w: %s is a carrier's address", ErrRedirectRefused, ErrTargetIsCarrier, host)
 		}
 	}
 	return nil

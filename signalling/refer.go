@@ -179,13 +179,19 @@ func (s *Server) carrierHost(host string) bool {
 		}
 	}
 	a, err := netip.ParseAddr(host)
-	return err == nil && (s.inCarrierNets(a.Unmap()) || s.carrierAddrs.has(s, a))
+	return err == nil && s.isCarrier(a)
+}
+
+// isCarrier reports whether a is a carrier's: in --carrier-source, or a
+// --carrier gateway's address (a literal, or a name's as last resolved).
+func (s *Server) isCarrier(a netip.Addr) bool {
+	return s.inCarrierNets(a) || s.carrierAddrs.has(s, a)
 }
 
 func (s *Server) inCarrierNets(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, p := range s.settings().carrierNets {
-		if p.Contains(a.Unmap()) {
+		if p.Contains(a) {
 			return true
 		}
 	}

@@ -2,7 +2,6 @@ package signalling
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -309,14 +308,8 @@ func (s *Server) resolvesToCarrier(ctx context.Context, host string) bool {
 	if _, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil || len(s.settings().carrierNets) == 0 {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return false
-	}
-	for _, ip := range ips {
-		if s.inCarrierNets(ip) {
+	for _, a := range s.resolveHost(ctx, host) {
+		if s.inCarrierNets(a) {
 			return true
 		}
 	}

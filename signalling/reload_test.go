@@ -40,7 +40,7 @@ func TestReload(t *testing.T) {
 			}
 			lv := s.settings()
 			_ = len(lv.carriers) + lv.cfg.DefaultCPS + len(lv.carrierNets)
-			_ = s.isCarrierAddr(netip.MustParseAddr("198.18.3.1"))
+			_ = s.inCarrierNets(netip.MustParseAddr("198.18.3.1"))
 			s.abuse.Check(netip.MustParseAddr("192.0.2.1"), "OPTIONS", "x")
 		}
 	})
@@ -64,7 +64,7 @@ func TestReload(t *testing.T) {
 	if len(lv.carriers) != 2 || lv.carriers[0].Value.host != "198.18.2.3" || lv.carriers[0].Priority != 5 || lv.carriers[1].Value.transport != "TCP" {
 		t.Errorf("carriers after reload: %+v", lv.carriers)
 	}
-	if !s.isCarrierAddr(netip.MustParseAddr("198.18.3.9")) || s.isCarrierAddr(netip.MustParseAddr("198.18.2.2")) {
+	if !s.inCarrierNets(netip.MustParseAddr("198.18.3.9")) || s.inCarrierNets(netip.MustParseAddr("198.18.2.2")) {
 		t.Error("carrier sources not replaced")
 	}
 	if lv.cfg.DefaultCPS != 5 || lv.cfg.DefaultConcurrency != 7 || lv.cfg.MediaTimeout != 30*time.Second || s.DrainTimeout() != 2*time.Minute {

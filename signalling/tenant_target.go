@@ -38,7 +38,7 @@ func (s *Server) tenantDialCheck(trunk, via string) func(netip.Addr) error {
 		if s.isOwnAddr(a) {
 			return fmt.Errorf("%w: %s is an address of the edge", ErrTargetRefused, a)
 		}
-		if s.inCarrierNets(a) || s.carrierAddrs.has(s, a) {
+		if s.isCarrier(a) {
 			s.carrierTargetRefused(trunk, via, ErrTargetIsCarrier)
 			return fmt.Errorf("%w: %s", ErrTargetIsCarrier, a)
 		}

@@ -3,7 +3,6 @@ package signalling
 import (
 	"cmp"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
@@ -114,21 +113,11 @@ func (s *Server) onMalformed(p sip.TransportReadProps, data []byte, err error) {
 		}
 		ev.Msg("malformed SIP message")
 	}
-	if !src.IsValid() || s.isCarrierAddr(src) {
+	if !src.IsValid() || s.inCarrierNets(src) {
 		return
 	}
 	// A ban is counted and logged by the guard's hook (onBan).
 	s.abuse.Check(src, methodMalformed, "")
-}
-
-// isCarrierAddr reports whether a is in a --carrier-source prefix.
-func (s *Server) isCarrierAddr(a netip.Addr) bool {
-	for _, p := range s.settings().carrierNets {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 func truncate(s string, n int) string {
