@@ -131,11 +131,17 @@ type Guard struct {
 }
 
 // source is one source's rate state: a sliding-window counter of its
-// requests (constant size, unlike a list of times) and when it last had
-// an OPTIONS answered.
+// requests (constant size, unlike a list of times), when it last had
+// an OPTIONS answered, and until when (ns) its flood ban holds. The ban
+// is kept here too, under the same lock as the counter: requests of one
+// source are checked concurrently (sipgo handles each datagram in a
+// goroutine), and a request checked between the counter's reset and the
+// ban's entry in the bans table would otherwise start a fresh count and
+// be answered (19 answers to a flood of 40 at a limit of 16, seen in CI).
 type source struct {
 	reqs        window
 	lastOptions int64
+	banned      int64
 }
 
 // failures are a source's last authentication failures (ns), newest at
@@ -304,9 +310,14 @@ func (g *Guard) Check(addr netip.Addr, method, userAgent string) (Verdict, strin
 	sh := g.src.shard(addr)
 	sh.mu.Lock()
 	s, _, evicted := sh.put(addr)
+	if now < s.banned {
+		sh.mu.Unlock()
+		g.countEviction(evicted)
+		return Ignore, ReasonBanned
+	}
 	if c := g.cfg(); c.MaxRequests > 0 && c.RequestWindow > 0 &&
 		s.reqs.add(now, int64(c.RequestWindow)) > float64(c.MaxRequests) {
-		s.reqs = window{}
+		s.reqs, s.banned = window{}, now+int64(c.Ban)
 		sh.mu.Unlock()
 		g.countEviction(evicted)
 		g.ban(addr, false, now)

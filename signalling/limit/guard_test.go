@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -377,5 +378,39 @@ func TestGuardEmptyIsSmall(t *testing.T) {
 	runtime.KeepAlive(g)
 	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 1<<20 {
 		t.Fatalf("an empty guard holds %d KB", grew>>10)
+	}
+}
+
+// TestGuardConcurrentFlood: one source's requests checked at once from
+// many goroutines (as sipgo checks each datagram in its own) get at
+// most MaxRequests accepted and exactly one ban. The counter used to be
+// reset before the ban was entered, so requests checked in between
+// started a fresh count: 19 of a flood of 40 were answered in CI.
+func TestGuardConcurrentFlood(t *testing.T) {
+	for round := range 200 {
+		cfg := DefaultGuard()
+		var bans atomic.Int64
+		cfg.OnBan = func(netip.Addr) {
+			runtime.Gosched() // widen the window a late ban left open
+			bans.Add(1)
+		}
+		g := NewGuard(cfg, nil)
+		flooder := netip.MustParseAddr("198.18.9.1")
+		var accepted atomic.Int64
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Go(func() {
+				if v, _ := g.Check(flooder, "INVITE", ""); v == Accept {
+					accepted.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if n := accepted.Load(); n != int64(cfg.MaxRequests) {
+			t.Fatalf("round %d: %d of 40 concurrent requests accepted, want %d", round, n, cfg.MaxRequests)
+		}
+		if n := bans.Load(); n != 1 {
+			t.Fatalf("round %d: %d bans, want 1", round, n)
+		}
 	}
 }
