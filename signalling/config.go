@@ -100,11 +100,20 @@ type Config struct {
 	GuardPrefixWindow time.Duration `yaml:"guard-prefix-window"`
 	OptionsInterval   time.Duration `yaml:"options-interval"`
 	// GCPercent is the Go garbage collector's target for the process
-	// (GOGC; the environment's GOGC wins). sipgo keeps every finished
-	// transaction for its 32 s timers, so the live heap grows with CPS; at
-	// Go's default of 100 the collector's assists stalled calls for
-	// hundreds of ms near capacity (BENCHMARKS.md).
+	// (GOGC; the environment's GOGC wins). Each collection's mark phase
+	// slows every call set up during it (tens of ms at 1,200 CPS on 2
+	// vCPUs), so fewer collections are a shorter setup tail: 1,000 (the
+	// heap grows to ~11× what is live before a collection) against 400
+	// took the p99 at 1,200 CPS from 16 to 9.5–15 ms (BENCHMARKS.md).
+	// MemoryLimit bounds what that costs in memory.
 	GCPercent int `yaml:"gc-percent"`
+	// MemoryLimit is the Go runtime's soft memory limit for the process
+	// (GOMEMLIMIT; the environment's GOMEMLIMIT wins): GOMEMLIMIT's
+	// syntax (1536MiB, 2GiB), "auto" (MemoryLimitAuto) or "off". Near it
+	// the collector runs before GCPercent says, so a large live heap
+	// (tens of thousands of calls up) does not grow to GCPercent's
+	// multiple of itself.
+	MemoryLimit string `yaml:"memory-limit"`
 	// UDPReceiveBuffer and NGReceiveBuffer are the receive buffers
 	// (bytes) asked for on the SIP UDP listener and on the NG client's
 	// socket (<= 0: the kernel's default, 208 KiB, which a short stall of
@@ -206,7 +215,8 @@ func DefaultConfig() Config {
 		GuardPrefixWindow:    g.PrefixWindow,
 		OptionsInterval:      g.OptionsEvery,
 		GuardScanners:        g.Scanners,
-		GCPercent:            400,
+		GCPercent:            1000,
+		MemoryLimit:          MemoryLimitAuto,
 		UDPReceiveBuffer:     DefaultSIPReceiveBuffer,
 		NGReceiveBuffer:      sockbuf.DefaultReceive,
 		TxLinger:             DefaultTxLinger,
@@ -289,6 +299,9 @@ func (c Config) validate() error {
 	}
 	if c.GuardPrefixBans > limit.MaxPrefixBans {
 		return fmt.Errorf("%w: guard_prefix_bans above %d", ErrConfig, limit.MaxPrefixBans)
+	}
+	if _, _, err := ParseMemoryLimit(c.MemoryLimit); err != nil {
+		return err
 	}
 	if c.GuardMaxSources < 1 || c.GuardMaxBans < 1 {
 		return fmt.Errorf("%w: guard_max_sources and guard_max_bans must be at least 1", ErrConfig)

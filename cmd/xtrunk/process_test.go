@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,6 +158,19 @@ func waitStatus(t *testing.T, url string, want int) string {
 	return ""
 }
 
+// metricValue is the value of an unlabelled metric in a Prometheus text
+// exposition (NaN: not there).
+func metricValue(exposition, name string) float64 {
+	for line := range strings.SplitSeq(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+				return f
+			}
+		}
+	}
+	return math.NaN()
+}
+
 func freeUDPPort(t *testing.T) string {
 	t.Helper()
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -266,7 +281,11 @@ func TestSIPReadyzFollowsTheRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	sip := startProc(t, nil, "sip", "--config", filepath.Join(dir, "none.yaml"), "--listen-udp", "127.0.0.1:0", "--listen-tcp", "",
-		"--metrics", "127.0.0.1:0", "--relay-ng", ngAddr, "--db", "sqlite:"+filepath.Join(dir, "x.db"), "--log-level", "debug")
+		"--metrics", "127.0.0.1:0", "--relay-ng", ngAddr, "--db", "sqlite:"+filepath.Join(dir, "x.db"), "--log-level", "debug",
+		"--memory-limit", "512MiB")
+	if ml := sip.waitLine(t, "Go memory limit"); ml["memory_limit_bytes"] != float64(512<<20) || ml["gc_percent"] != float64(1000) {
+		t.Errorf("sip's memory limit line: %v, want 512 MiB and the default GC target 1000", ml)
+	}
 	sipURL := "http://" + sip.waitLine(t, "sip ready")["metrics"].(string)
 	if code, _ := get(t, sipURL+"/healthz"); code != 200 {
 		t.Errorf("sip /healthz: %d", code)
@@ -291,6 +310,9 @@ func TestSIPReadyzFollowsTheRelay(t *testing.T) {
 	waitStatus(t, sipURL+"/readyz", 200)
 	if _, m := get(t, sipURL+"/metrics"); !strings.Contains(m, `xtrunk_build_info{`) || !strings.Contains(m, "xtrunk_sip_") {
 		t.Errorf("sip /metrics lacks build info or its own metrics")
+	} else if metricValue(m, "go_gc_gomemlimit_bytes") != 512<<20 || metricValue(m, "go_gc_gogc_percent") != 1000 {
+		t.Errorf("sip /metrics: go_gc_gomemlimit_bytes %v, go_gc_gogc_percent %v; want 512 MiB and 1000 (the runtime's, as set)",
+			metricValue(m, "go_gc_gomemlimit_bytes"), metricValue(m, "go_gc_gogc_percent"))
 	}
 
 	// a call through the relay's NG: one line at its end, with the Call-ID

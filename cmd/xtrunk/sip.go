@@ -22,6 +22,7 @@ var sipDaemon = daemon[signalling.Config]{config: sipConfig, serve: serveSIP}
 func serveSIP(p *process, cfg signalling.Config) error {
 	setGCPercent(cfg.GCPercent)
 	log := p.log
+	setMemoryLimit(log, cfg.MemoryLimit)
 	// A signal while the store opens is acted on once sip serves (drain
 	// or stop), so the open is not cut short by it.
 	openCtx, cancel := context.WithTimeout(context.WithoutCancel(p.ctx), storeOpenTimeout)
@@ -164,7 +165,8 @@ func sipConfig(args []string) (signalling.Config, *command, error) {
 	fs.IntVar(&cfg.UDPReceiveBuffer, "udp-rcvbuf", cfg.UDPReceiveBuffer, "receive buffer in bytes of the SIP UDP listener (0: the kernel's default); capped by net.core.rmem_max without CAP_NET_ADMIN; drops show in xtrunk_sip_udp_receive_drops_total")
 	fs.DurationVar(&cfg.TxLinger, "tx-linger", cfg.TxLinger, "how long a finished SIP transaction absorbs retransmissions (Timers J, L, M, D; 0: RFC 3261's 32 s on UDP); a retransmission after it is handled as a new request")
 	fs.IntVar(&cfg.NGReceiveBuffer, "ng-rcvbuf", cfg.NGReceiveBuffer, "receive buffer in bytes of the socket sip sends NG commands to the relay from (0: the kernel's default); capped as --udp-rcvbuf")
-	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade latency for memory")
+	fs.IntVar(&cfg.GCPercent, "gc-percent", cfg.GCPercent, "Go GC target (GOGC) for the process; the GOGC environment variable wins; lower it to trade setup latency for memory")
+	fs.StringVar(&cfg.MemoryLimit, "memory-limit", cfg.MemoryLimit, "Go soft memory limit (GOMEMLIMIT wins): a size such as 2GiB, off, or auto (a quarter of MemTotal, or 90 % of the cgroup's memory.max if lower); near it the collector runs sooner than --gc-percent says")
 	fs.StringVar(&cfg.CNAMURL, "cnam-url", cfg.CNAMURL, "CNAM source answering as Twilio Lookup v2 (caller_name), {number} replaced by the caller's E.164 number, e.g. https://AC…:token@lookups.twilio.com/v2/PhoneNumbers/{number}?Fields=caller_name (empty: no CNAM)")
 	fs.DurationVar(&cfg.CNAMTimeout, "cnam-timeout", cfg.CNAMTimeout, "the longest a CNAM lookup holds a call; later, the call goes on without a name")
 	fs.DurationVar(&cfg.CNAMTTL, "cnam-ttl", cfg.CNAMTTL, "how long a CNAM name is cached (no name: at most 1h)")

@@ -64,6 +64,8 @@ func TestSIPFlagValidation(t *testing.T) {
 		{[]string{"--tls-cert", "/nonexistent.pem"}, "tls_cert and tls_key"},
 		{[]string{"--listen-udp", "", "--listen-tcp", ""}, "no listener"},
 		{[]string{"--drain-timeout", "-1s"}, "drain_timeout"},
+		{[]string{"--memory-limit", "16MiB"}, "below 64MiB"},
+		{[]string{"--memory-limit", "1.5GiB"}, "want auto, off or a size"},
 		{[]string{"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key", "--listen-udp", "127.0.0.1:0"}, "tls_cert/tls_key"},
 	} {
 		args := append([]string{"--db", db, "--metrics", ""}, tc.args...)
