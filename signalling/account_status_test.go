@@ -456,3 +456,27 @@ func TestWideACLFromOldStore(t *testing.T) {
 		t.Fatalf("a source in an old 0.0.0.0/1 entry: %q", statusLine(got))
 	}
 }
+
+// The same for an IPv6 range that carries IPv4 addresses (a tenant
+// review, 2026-12-08): ::/32 is an IPv6 /32, the widest the store took,
+// and it holds every IPv4-compatible and IPv4-mapped address (as
+// 2001::/32 holds every Teredo client). An old entry of it trusts
+// nobody; ::1, inside it, is refused.
+func TestIPv4CarryingACLFromOldStore(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	pc.Close()
+	p := provision(t)
+	if n := storetest.Exec(t, p.dsn, `UPDATE ip_addresses SET ip_address = '::', cidr_prefix_length = 32 WHERE ip_address = '10.0.0.0'`); n != 1 {
+		t.Fatalf("updated %d rows", n)
+	}
+	cfg := testConfig(t)
+	cfg.ListenUDP = "[::1]:0"
+	edge := serve(t, cfg, p.st).Addr("UDP")
+	got := exchange(t, "[::1]:0", edge.String(), rawRequest{ruri: "sip:+14155550123@" + deniedHost, body: goodSDP}, 3*time.Second)
+	if statusLine(got) != "SIP/2.0 403 Forbidden" {
+		t.Fatalf("::1 under an old ::/32 entry: %q", statusLine(got))
+	}
+}

@@ -42,7 +42,10 @@ func TestACLPrefixLimits(t *testing.T) {
 		for _, c := range []struct {
 			ip   string
 			cidr int
-		}{{"0.0.0.0", 1}, {"0.0.0.0/1", 0}, {"128.0.0.0", 1}, {"10.0.0.0", 7}, {"::", 1}, {"2001::", 31}, {"::/0", 0}} {
+		}{{"0.0.0.0", 1}, {"0.0.0.0/1", 0}, {"128.0.0.0", 1}, {"10.0.0.0", 7}, {"::", 1}, {"2001::", 31}, {"::/0", 0},
+			// IPv6 ranges carrying the IPv4 internet: every Teredo client, every
+			// IPv4 address behind NAT64 (a tenant review, 2026-12-08)
+			{"2001::", 32}, {"64:ff9b::", 96}, {"::", 32}} {
 			twErr(t, add(c.ip, c.cidr), 400, store.CodeInvalidParameter)
 		}
 		if ips := r(tenant.ListSipIpAddress(*acl.Sid, nil)).must(t); len(ips) != 0 {

@@ -229,7 +229,50 @@ func ParseIPAddress(ip string, cidr int) (string, int, error) {
 		// tenant's 0.0.0.0/1 must not open the edge to half the world.
 		return "", 0, invalid("CidrPrefixLength", "CidrPrefixLength must be %d-%d for %s", min, bits, addr)
 	}
+	if r, ok := ipv4Carrying(netip.PrefixFrom(addr, cidr)); ok {
+		// 2001::/32 is a prefix of the IPv6 rule's width, and it is every
+		// Teredo client of the IPv4 internet.
+		return "", 0, invalid("CidrPrefixLength", "%s/%d would trust %s (%s, which carries IPv4 addresses in IPv6): an entry in it must be /%d or narrower, an IPv4 /%d at the widest",
+			addr, cidr, r.Prefix, r.name, r.narrowest, MinPrefixIPv4)
+	}
 	return addr.String(), cidr, nil
+}
+
+// ipv4Range is an IPv6 range whose addresses carry IPv4 addresses: an
+// ACL entry covering much of it trusts much of the IPv4 internet.
+type ipv4Range struct {
+	netip.Prefix
+	name string
+	// narrowest is the shortest prefix an entry inside the range may
+	// have: the embedded IPv4 address's bits up to an IPv4 /8.
+	narrowest int
+}
+
+// ipv4InIPv6 are the IPv6 ranges that carry IPv4 addresses (RFC 4291,
+// 4380, 6052, 8215, 3056). The IPv4 address sits in the last 32 bits in
+// all but 6to4 (bits 16-47); for the local-use NAT64 prefix it may sit
+// elsewhere (RFC 6052's layouts), and the last 32 bits are the narrowest.
+var ipv4InIPv6 = []ipv4Range{
+	{netip.MustParsePrefix("::/96"), "IPv4-compatible addresses", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped addresses", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("64:ff9b::/96"), "the NAT64 well-known prefix", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("64:ff9b:1::/48"), "the local-use NAT64 prefix", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("2001::/32"), "Teredo", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("2002::/16"), "6to4", 16 + MinPrefixIPv4},
+}
+
+// ipv4Carrying returns the IPv4-carrying range p covers too much of: p
+// contains the range, or lies inside it wider than its narrowest.
+func ipv4Carrying(p netip.Prefix) (ipv4Range, bool) {
+	if !p.Addr().Is6() {
+		return ipv4Range{}, false
+	}
+	for _, r := range ipv4InIPv6 {
+		if p.Overlaps(r.Prefix) && (p.Bits() < r.Bits() || p.Bits() < r.narrowest) {
+			return r, true
+		}
+	}
+	return ipv4Range{}, false
 }
 
 // Shortest IP ACL prefixes accepted: an IPv4 /8 (a large carrier's

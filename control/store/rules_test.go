@@ -103,6 +103,11 @@ func TestIPAddresses(t *testing.T) {
 		{"2001:db8::1", 0, "2001:db8::1", 128},
 		{"2001:db8::/32", 32, "2001:db8::", 32},
 		{"10.0.0.0/8", 0, "10.0.0.0", 8},
+		// inside an IPv4-carrying range, narrow enough: one NAT64'd PBX,
+		// one Teredo client, a 6to4 site
+		{"64:ff9b::cb00:7107", 0, "64:ff9b::cb00:7107", 128},
+		{"2001:0:4136:e378:8000:63bf:3f00:0/104", 0, "2001:0:4136:e378:8000:63bf:3f00:0", 104},
+		{"2002:cb00:7107::/48", 0, "2002:cb00:7107::", 48},
 	} {
 		ip, n, err := ParseIPAddress(c.ip, c.cidr)
 		if err != nil || ip != c.out || n != c.n {
@@ -114,7 +119,13 @@ func TestIPAddresses(t *testing.T) {
 		cidr int
 	}{{"", 0}, {"host.example.com", 0}, {"1.2.3.4", 33}, {"1.2.3.4", -1}, {"1.2.3.0/24", 16}, {"1.2.3.4/x", 0}, {"fe80::1%eth0", 0},
 		// issue 10: no prefix shorter than /8 (IPv4) or /32 (IPv6)
-		{"0.0.0.0/1", 0}, {"0.0.0.0", 1}, {"10.0.0.0/7", 0}, {"2001::/31", 0}, {"::/0", 0}, {"::ffff:0.0.0.0/97", 0}} {
+		{"0.0.0.0/1", 0}, {"0.0.0.0", 1}, {"10.0.0.0/7", 0}, {"2001::/31", 0}, {"::/0", 0}, {"::ffff:0.0.0.0/97", 0},
+		// IPv6 ranges that carry IPv4 addresses, at widths that trust
+		// more than an IPv4 /8 (the API review: 2001::/32 is every
+		// Teredo client, 64:ff9b::/96 every IPv4 address behind NAT64)
+		{"2001::/32", 0}, {"2001::", 32}, {"2001:0:4136:e378::/64", 0}, {"2001:0:4136:e378:8000:63bf:3f00:0/103", 0},
+		{"64:ff9b::/96", 0}, {"64:ff9b::/32", 0}, {"64:ff9b::cb00:0/103", 0}, {"64:ff9b:1::/48", 0}, {"64:ff9b:1:ab00::/56", 0},
+		{"::/32", 0}, {"::/96", 0}, {"2002::/16", 0}, {"2002:cb00::/23", 0}} {
 		if _, _, err := ParseIPAddress(c.ip, c.cidr); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q/%d: want ErrInvalid, got %v", c.ip, c.cidr, err)
 		}
@@ -155,7 +166,7 @@ func FuzzParseSipURL(f *testing.F) {
 
 // An accepted ACL entry is never wider than /8 or /32.
 func FuzzParseIPAddress(f *testing.F) {
-	for _, s := range []string{"0.0.0.0/1", "10.0.0.0/8", "::/0", "2001:db8::/32", "::ffff:1.2.3.4/100", "1.2.3.4"} {
+	for _, s := range []string{"0.0.0.0/1", "10.0.0.0/8", "::/0", "2001:db8::/32", "::ffff:1.2.3.4/100", "1.2.3.4", "2001::/32", "64:ff9b::/96", "2002::/24"} {
 		f.Add(s, 0)
 	}
 	f.Fuzz(func(t *testing.T, ip string, cidr int) {
@@ -169,6 +180,14 @@ func FuzzParseIPAddress(f *testing.F) {
 		a := netip.MustParseAddr(out)
 		if min := map[bool]int{true: MinPrefixIPv4, false: MinPrefixIPv6}[a.Is4()]; n < min || n > a.BitLen() {
 			t.Fatalf("%q/%d accepted as %s/%d", ip, cidr, out, n)
+		}
+		for _, r := range []struct {
+			p    string
+			bits int
+		}{{"2001::/32", 104}, {"64:ff9b::/96", 104}, {"::ffff:0:0/96", 104}, {"2002::/16", 24}} {
+			if rp := netip.MustParsePrefix(r.p); rp.Overlaps(netip.PrefixFrom(a, n)) && n < r.bits {
+				t.Fatalf("%q/%d accepted as %s/%d: more than an IPv4 /8 of %s", ip, cidr, out, n, r.p)
+			}
 		}
 	})
 }
