@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -73,7 +74,8 @@ func serveAPI(p *process, settings apiSettings) error {
 	reg := prometheus.NewRegistry()
 	mux := http.NewServeMux()
 	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
-		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs), api.WithRegistry(reg)))
+		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs), api.WithRegistry(reg),
+		api.WithTenantWriteLimit(cfg.TenantWriteRate, cfg.TenantWriteBurst)))
 	addHealth(mux, storeCheck(st))
 	if metrics != "" {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -135,9 +137,14 @@ func apiConfig(args []string) (api.Config, string, *command, error) {
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
 	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
+	fs.Float64Var(&cfg.TenantWriteRate, "tenant-write-rate", cfg.TenantWriteRate, "writes (POST, DELETE) a second each subaccount may make; past it and --tenant-write-burst, 429 (0: no limit; the main account is never limited)")
+	fs.IntVar(&cfg.TenantWriteBurst, "tenant-write-burst", cfg.TenantWriteBurst, "writes a subaccount may make at once before --tenant-write-rate applies")
 	metrics := fs.String("metrics", "", "Prometheus /metrics, /healthz and /readyz address, without auth (empty: off)")
 	if err := cmd.parse(args, &cfg); err != nil {
 		return cfg, "", nil, err
+	}
+	if cfg.TenantWriteBurst < 1 || cfg.TenantWriteRate < 0 || math.IsNaN(cfg.TenantWriteRate) || math.IsInf(cfg.TenantWriteRate, 0) {
+		return cfg, "", nil, fmt.Errorf("%w: --tenant-write-rate must be 0 or more and --tenant-write-burst 1 or more", ErrConfig)
 	}
 	return cfg, *metrics, cmd, nil
 }

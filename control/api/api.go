@@ -21,6 +21,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -45,6 +46,7 @@ type Server struct {
 	hostAddrs    func() ([]netip.Addr, error) // this host's addresses
 	recordingDir string                       // where recordings' files are, by name
 	logins       *loginLimiter                // failed logins per source
+	writes       *writeLimiter                // writes per subaccount
 	metrics      *apiMetrics                  // nil without WithRegistry
 }
 
@@ -60,10 +62,16 @@ func WithPublicURL(u string) Option {
 	return func(s *Server) { s.publicURL = strings.TrimSuffix(u, "/") }
 }
 
+// WithTenantWriteLimit sets the writes a second (rate; <= 0: no limit)
+// and at once (burst) each subaccount may make.
+func WithTenantWriteLimit(rate float64, burst int) Option {
+	return func(s *Server) { s.writes = newWriteLimiter(time.Now, rate, burst) }
+}
+
 // New returns the API over st.
 func New(st *store.Store, opts ...Option) *Server {
 	s := &Server{st: st, log: zerolog.Nop(), hostAddrs: interfaceAddrs, recordingDir: DefaultRecordingDir,
-		logins: newLoginLimiter(time.Now)}
+		logins: newLoginLimiter(time.Now), writes: newWriteLimiter(time.Now, DefaultTenantWriteRate, DefaultTenantWriteBurst)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -157,6 +165,18 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
 		}
 		w.Header().Set("Allow", strings.Join(allow, ", "))
 		return &Error{Status: http.StatusMethodNotAllowed, Code: CodeMethodNotAllowed, Message: "Method not allowed"}
+	}
+	if hr.Method != http.MethodGet && auth.OwnerSid != "" && auth.OwnerSid != auth.Sid {
+		if wait, first, ok := s.writes.take(auth.Sid); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			s.writeLimited()
+			if first {
+				s.log.Warn().Str("account", auth.Sid).Float64("rate", s.writes.rate).Int("burst", int(s.writes.burst)).
+					Msg("api: account over its write limit; its writes get 429 until its bucket refills")
+			}
+			return &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests,
+				Message: fmt.Sprintf("Too many writes from this account: at most %g a second, %d at once; retry later", s.writes.rate, int(s.writes.burst))}
+		}
 	}
 	r := &request{Request: hr, ctx: hr.Context(), auth: auth, account: auth.Sid, p: params, base: s.base(hr)}
 	if ac, ok := params["AC"]; ok {

@@ -24,12 +24,18 @@ type Config struct {
 	PublicURL       string   `yaml:"public-url"`       // scheme://host in absolute URLs (default: from requests)
 	RecordingDir    string   `yaml:"recording-dir"`    // the relay's --recording-dir: recordings are served from here, by name
 	EdgeAddresses   []string `yaml:"edge-address"`     // the edge's addresses beyond this host's interfaces (no origination URI may point at them)
+	// TenantWriteRate and TenantWriteBurst limit each subaccount's writes
+	// (POST, DELETE): a second and at once (rate <= 0: no limit). The
+	// main account is not limited.
+	TenantWriteRate  float64 `yaml:"tenant-write-rate"`
+	TenantWriteBurst int     `yaml:"tenant-write-burst"`
 }
 
 // DefaultConfig is the single-box default: loopback only, SQLite in the
 // working directory.
 func DefaultConfig() Config {
-	return Config{Listen: "127.0.0.1:8080", DB: "sqlite:xtrunk.db", Domain: store.DefaultDomain, RecordingDir: DefaultRecordingDir}
+	return Config{Listen: "127.0.0.1:8080", DB: "sqlite:xtrunk.db", Domain: store.DefaultDomain, RecordingDir: DefaultRecordingDir,
+		TenantWriteRate: DefaultTenantWriteRate, TenantWriteBurst: DefaultTenantWriteBurst}
 }
 
 // StoreOptions derives the store's options.

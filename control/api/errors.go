@@ -16,7 +16,7 @@ const (
 	CodeAccountInactive  = 20005
 	CodeNotFound         = 20404
 	CodeTooLarge         = 20413 // request body too large
-	CodeTooManyRequests  = 20429 // too many failed logins from this source
+	CodeTooManyRequests  = 20429 // too many failed logins from this source, or writes from a subaccount
 	CodeInternal         = 20500
 )
 

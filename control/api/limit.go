@@ -130,3 +130,97 @@ func (f *failures) expire(now time.Time) {
 		f.at = append(f.at[:0], f.at[i:]...)
 	}
 }
+
+// Tenant write limiting: each write (POST, DELETE) by a subaccount takes
+// a token from its account's bucket, refilled at TenantWriteRate a second
+// up to TenantWriteBurst; an empty bucket is 429 (Twilio's 20429) with
+// Retry-After. Every write changes the store's revision, and every edge
+// then drops its whole trunk cache (and, with PostgreSQL, at once), and
+// every write is a store transaction the CDR writers queue behind: one
+// tenant's script renaming a trunk in a loop must not do that to every
+// tenant's calls. The main (operator) account is not limited: it
+// provisions in bulk, and it is the operator.
+const (
+	DefaultTenantWriteRate  = 10  // writes a second per subaccount
+	DefaultTenantWriteBurst = 100 // writes at once
+	// maxWriteBuckets bounds the table; full, buckets that have filled
+	// up again (idle accounts) go first.
+	maxWriteBuckets = 65536
+)
+
+type writeLimiter struct {
+	now   func() time.Time
+	rate  float64 // tokens a second; <= 0: no limit
+	burst float64
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+type bucket struct {
+	tokens  float64
+	at      time.Time
+	limited bool // the last write was refused
+}
+
+func newWriteLimiter(now func() time.Time, rate float64, burst int) *writeLimiter {
+	return &writeLimiter{now: now, rate: rate, burst: float64(max(burst, 1)), buckets: map[string]*bucket{}}
+}
+
+// take spends a write of account; when the bucket is empty it reports
+// how long until the next token, and first whether this refusal starts a
+// run of them (for one log line per run).
+func (l *writeLimiter) take(account string) (wait time.Duration, first, ok bool) {
+	if l == nil || l.rate <= 0 {
+		return 0, false, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b := l.buckets[account]
+	if b == nil {
+		if len(l.buckets) >= maxWriteBuckets {
+			l.evict(now)
+		}
+		b = &bucket{tokens: l.burst, at: now}
+		l.buckets[account] = b
+	}
+	b.refill(now, l.rate, l.burst)
+	if b.tokens < 1 {
+		first = !b.limited
+		b.limited = true
+		return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), first, false
+	}
+	b.tokens--
+	b.limited = false
+	return 0, false, true
+}
+
+func (b *bucket) refill(now time.Time, rate, burst float64) {
+	if d := now.Sub(b.at); d > 0 {
+		b.tokens = min(burst, b.tokens+d.Seconds()*rate)
+	}
+	b.at = now
+}
+
+// evict drops, among a sample of buckets, those full again (as good as
+// absent), else the one used longest ago.
+func (l *writeLimiter) evict(now time.Time) {
+	var oldest string
+	var at time.Time
+	n, freed := 0, false
+	for k, b := range l.buckets {
+		if b.refill(now, l.rate, l.burst); b.tokens >= l.burst {
+			delete(l.buckets, k)
+			freed = true
+		} else if n == 0 || b.at.Before(at) {
+			oldest, at = k, b.at
+		}
+		if n++; n == 64 {
+			break
+		}
+	}
+	if !freed {
+		delete(l.buckets, oldest)
+	}
+}

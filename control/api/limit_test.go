@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -38,5 +39,53 @@ func TestLoginLimiterWindowAndBound(t *testing.T) {
 	}
 	if n := len(l.sources); n > maxLoginSources {
 		t.Fatalf("%d sources held, bound %d", n, maxLoginSources)
+	}
+}
+
+// A subaccount's bucket: the burst at once, then one write per 1/rate,
+// the wait until the next token reported, one "first" per run of
+// refusals; accounts apart; the table bounded.
+func TestWriteLimiter(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	l := newWriteLimiter(func() time.Time { return now }, 2, 5)
+	for i := range 5 {
+		if _, _, ok := l.take("ACa"); !ok {
+			t.Fatalf("write %d of a burst of 5 refused", i+1)
+		}
+	}
+	wait, first, ok := l.take("ACa")
+	if ok || !first || wait != 500*time.Millisecond {
+		t.Fatalf("6th write at once: ok %v first %v wait %v; want refused, first, 500ms", ok, first, wait)
+	}
+	if _, first, ok := l.take("ACa"); ok || first {
+		t.Fatalf("7th: ok %v first %v; want refused, not first", ok, first)
+	}
+	if _, _, ok := l.take("ACb"); !ok {
+		t.Fatal("another account shares the bucket")
+	}
+	now = now.Add(500 * time.Millisecond)
+	if _, _, ok := l.take("ACa"); !ok {
+		t.Fatal("a token after 1/rate: refused")
+	}
+	if _, first, ok := l.take("ACa"); ok || !first {
+		t.Fatalf("refused again after a write got through: ok %v first %v; want a new run", ok, first)
+	}
+	now = now.Add(time.Hour)
+	for i := range 5 {
+		if _, _, ok := l.take("ACa"); !ok {
+			t.Fatalf("after an hour, write %d refused: the bucket did not refill to its burst", i+1)
+		}
+	}
+	for i := range maxWriteBuckets + 100 {
+		l.take(strconv.Itoa(i))
+	}
+	if n := len(l.buckets); n > maxWriteBuckets {
+		t.Fatalf("%d buckets, want at most %d", n, maxWriteBuckets)
+	}
+	if _, _, ok := (*writeLimiter)(nil).take("x"); !ok {
+		t.Fatal("no limiter refused")
+	}
+	if _, _, ok := newWriteLimiter(time.Now, 0, 1).take("x"); !ok {
+		t.Fatal("rate 0 (no limit) refused")
 	}
 }

@@ -23,6 +23,8 @@ type apiMetrics struct {
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
 	storeErrs prometheus.Counter
+	// writesLimited counts subaccount writes refused by the write limit.
+	writesLimited prometheus.Counter
 }
 
 // WithRegistry registers the API's metrics in reg.
@@ -36,7 +38,9 @@ func WithRegistry(reg prometheus.Registerer) Option {
 			storeErrs: prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_api_store_errors_total",
 				Help: "API requests that failed on an internal (store) error."}),
 		}
-		reg.MustRegister(m.requests, m.latency, m.storeErrs)
+		m.writesLimited = prometheus.NewCounter(prometheus.CounterOpts{Name: "xtrunk_api_tenant_writes_limited_total",
+			Help: "Subaccount writes (POST, DELETE) refused with 429 by the per-account write limit (--tenant-write-rate, --tenant-write-burst)."})
+		reg.MustRegister(m.requests, m.latency, m.storeErrs, m.writesLimited)
 		s.metrics = m
 	}
 }
@@ -61,6 +65,13 @@ func (s *Server) observe(hr *http.Request, status int, took time.Duration) {
 	}
 	s.metrics.requests.WithLabelValues(tmpl, method, strconv.Itoa(status)).Inc()
 	s.metrics.latency.WithLabelValues(tmpl).Observe(took.Seconds())
+}
+
+// writeLimited counts a subaccount write refused by the write limit.
+func (s *Server) writeLimited() {
+	if s.metrics != nil {
+		s.metrics.writesLimited.Inc()
+	}
 }
 
 // storeFailed counts an internal error.

@@ -7,12 +7,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	twapi "github.com/twilio/twilio-go/rest/api/v2010"
 	trunking "github.com/twilio/twilio-go/rest/trunking/v1"
@@ -312,5 +314,67 @@ func TestBootstrapToken(t *testing.T) {
 	st := storetest.Open(t, "sqlite", storeOpts)
 	if _, err := api.EnsureMainAccount(ctxT(t), st, "AC"+strings.Repeat("ab", 16), strings.Repeat("0aF9", 8), filepath.Join(t.TempDir(), "c.env"), zerolog.Nop()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A tenant's script writing in a loop (every write drops every edge's
+// trunk cache and queues a store transaction before the CDR writers')
+// gets 429 past its account's burst, with Retry-After and Twilio's
+// 20429; its reads, another tenant's writes and the main account's
+// bulk provisioning go on. A tenant review, 2026-12-08.
+func TestTenantWriteLimit(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, "sqlite", api.WithTenantWriteLimit(0.5, 3), api.WithRegistry(reg))
+	mk := func(name string) (*twapi.ApiV2010Account, *twapi.ApiService) {
+		a := r(e.v10.CreateAccount((&twapi.CreateAccountParams{}).SetFriendlyName(name))).must(t)
+		_, v := e.clients(*a.Sid, *a.AuthToken)
+		return a, v
+	}
+	alice, aliceAPI := mk("alice")
+	_, bobAPI := mk("bob")
+	list := func(api *twapi.ApiService, name string) error {
+		_, err := api.CreateSipIpAccessControlList((&twapi.CreateSipIpAccessControlListParams{}).SetFriendlyName(name))
+		return err
+	}
+	for i := range 3 {
+		noErr(t, list(aliceAPI, "l"+strconv.Itoa(i)))
+	}
+	twErr(t, list(aliceAPI, "over"), 429, api.CodeTooManyRequests)
+
+	// the same as raw HTTP: Retry-After, and nothing written
+	form := url.Values{"FriendlyName": {"raw"}}
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/2010-04-01/Accounts/"+*alice.Sid+"/SIP/IpAccessControlLists.json", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(*alice.Sid, *alice.AuthToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if ra, _ := strconv.Atoi(res.Header.Get("Retry-After")); res.StatusCode != 429 || ra < 1 || ra > 2 || !strings.Contains(string(body), `"code":20429`) {
+		t.Fatalf("over the limit: %d, Retry-After %q, %s", res.StatusCode, res.Header.Get("Retry-After"), body)
+	}
+	if lists := r(aliceAPI.ListSipIpAccessControlList(nil)).must(t); len(lists) != 3 {
+		t.Fatalf("alice has %d lists, want the 3 allowed (a refused write wrote nothing); her reads must work", len(lists))
+	}
+	noErr(t, list(bobAPI, "bob's")) // another account's bucket
+	for i := range 10 {             // the operator provisions in bulk
+		if _, err := e.v10.CreateSipIpAccessControlList((&twapi.CreateSipIpAccessControlListParams{}).SetFriendlyName("m" + strconv.Itoa(i))); err != nil {
+			t.Fatalf("main account's write %d: %v", i+1, err)
+		}
+	}
+	mf, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := -1.0
+	for _, f := range mf {
+		if f.GetName() == "xtrunk_api_tenant_writes_limited_total" {
+			limited = f.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if limited != 2 {
+		t.Errorf("xtrunk_api_tenant_writes_limited_total = %v, want 2", limited)
 	}
 }
