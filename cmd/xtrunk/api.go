@@ -47,6 +47,10 @@ func serveAPI(p *process, settings apiSettings) error {
 	if err != nil {
 		return fmt.Errorf("--edge-address: %w", err)
 	}
+	proxies, err := api.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return fmt.Errorf("--trusted-proxy: %w", err)
+	}
 
 	openCtx, cancel := context.WithTimeout(ctx, storeOpenTimeout)
 	st, err := store.Open(openCtx, cfg.DB, cfg.StoreOptions())
@@ -75,7 +79,7 @@ func serveAPI(p *process, settings apiSettings) error {
 	mux := http.NewServeMux()
 	mux.Handle("/", api.New(st, api.WithLogger(log), api.WithPublicURL(cfg.PublicURL),
 		api.WithRecordingDir(cfg.RecordingDir), api.WithEdgeAddresses(edgeAddrs), api.WithRegistry(reg),
-		api.WithTenantWriteLimit(cfg.TenantWriteRate, cfg.TenantWriteBurst)))
+		api.WithTenantWriteLimit(cfg.TenantWriteRate, cfg.TenantWriteBurst), api.WithTrustedProxies(proxies)))
 	addHealth(mux, storeCheck(st))
 	if metrics != "" {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -137,6 +141,7 @@ func apiConfig(args []string) (api.Config, string, *command, error) {
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
 	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
+	fs.Var(&listFlag{vals: &cfg.TrustedProxies}, "trusted-proxy", "reverse proxies in front of the API (addresses or CIDRs, comma-separated or repeated): X-Forwarded-For from them names the client, for the failed-login limit and the log; from anyone else it is ignored")
 	fs.Float64Var(&cfg.TenantWriteRate, "tenant-write-rate", cfg.TenantWriteRate, "writes (POST, DELETE) a second each subaccount may make; past it and --tenant-write-burst, 429 (0: no limit; the main account is never limited)")
 	fs.IntVar(&cfg.TenantWriteBurst, "tenant-write-burst", cfg.TenantWriteBurst, "writes a subaccount may make at once before --tenant-write-rate applies")
 	metrics := fs.String("metrics", "", "Prometheus /metrics, /healthz and /readyz address, without auth (empty: off)")

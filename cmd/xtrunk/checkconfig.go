@@ -78,7 +78,8 @@ var valueChecks = map[string]map[string]func(string) error{
 	"up": {"metrics": checkHostPortOrEmpty},
 	"api": {
 		"listen": checkAPIListen, "metrics": checkHostPortOrEmpty, "db": checkDSN,
-		"edge-address": func(v string) error { _, err := api.ParseEdgeAddresses([]string{v}); return err },
+		"edge-address":  func(v string) error { _, err := api.ParseEdgeAddresses([]string{v}); return err },
+		"trusted-proxy": func(v string) error { _, err := api.ParseTrustedProxies([]string{v}); return err },
 	},
 }
 

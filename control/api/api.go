@@ -47,6 +47,7 @@ type Server struct {
 	recordingDir string                       // where recordings' files are, by name
 	logins       *loginLimiter                // failed logins per source
 	writes       *writeLimiter                // writes per subaccount
+	proxies      []netip.Prefix               // trusted reverse proxies (X-Forwarded-For)
 	metrics      *apiMetrics                  // nil without WithRegistry
 }
 
@@ -136,7 +137,8 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
-	src := sourceKey(hr.RemoteAddr)
+	client := s.clientAddr(hr)
+	src := sourceKey(client)
 	if wait, limited := s.logins.blocked(src); limited {
 		w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 		return &Error{Status: http.StatusTooManyRequests, Code: CodeTooManyRequests,
@@ -146,7 +148,7 @@ func (s *Server) serve(w http.ResponseWriter, hr *http.Request) error {
 	var ae *Error
 	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized && ae.wrongCredentials {
 		s.logins.failed(src)
-		s.log.Info().Str("src", hr.RemoteAddr).Msg("api authentication failed")
+		s.log.Info().Str("src", client).Str("peer", hr.RemoteAddr).Msg("api authentication failed")
 	}
 	if err != nil {
 		return err

@@ -28,6 +28,9 @@ type Config struct {
 	// (POST, DELETE): a second and at once (rate <= 0: no limit). The
 	// main account is not limited.
 	TenantWriteRate  float64 `yaml:"tenant-write-rate"`
+	// TrustedProxies are the reverse proxies in front of the API
+	// (addresses or CIDRs): X-Forwarded-For is believed from them only.
+	TrustedProxies []string `yaml:"trusted-proxy"`
 	TenantWriteBurst int     `yaml:"tenant-write-burst"`
 }
 

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/xtrunk/xtrunk/control/store"
 )
@@ -21,23 +20,9 @@ func WithEdgeAddresses(p []netip.Prefix) Option {
 // ParseEdgeAddresses reads --edge-address values: addresses or CIDRs,
 // comma-separated or repeated.
 func ParseEdgeAddresses(vals []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, v := range vals {
-		for _, f := range strings.Split(v, ",") {
-			if f = strings.TrimSpace(f); f == "" {
-				continue
-			}
-			if p, err := netip.ParsePrefix(f); err == nil {
-				out = append(out, p.Masked())
-				continue
-			}
-			a, err := netip.ParseAddr(f)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %q is not an address or CIDR", ErrEdgeAddress, f)
-			}
-			a = a.Unmap()
-			out = append(out, netip.PrefixFrom(a, a.BitLen()))
-		}
+	out, err := parsePrefixes(vals)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEdgeAddress, err)
 	}
 	return out, nil
 }

@@ -378,3 +378,50 @@ func TestTenantWriteLimit(t *testing.T) {
 		t.Errorf("xtrunk_api_tenant_writes_limited_total = %v, want 2", limited)
 	}
 }
+
+// Behind a reverse proxy every request comes from the proxy: the failed-
+// login limit must key on the client the proxy names, or ten wrong
+// passwords from anyone lock every user out (a tenant review,
+// 2026-12-08). X-Forwarded-For is believed from --trusted-proxy only:
+// from anyone else it is the client's own text.
+func TestLoginLimitBehindProxy(t *testing.T) {
+	try := func(e *env, xff, user, pass string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/2010-04-01/Accounts/"+user+".json", nil)
+		req.SetBasicAuth(user, pass)
+		if xff != "" {
+			req.Header.Set("X-Forwarded-For", xff)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	// the test server's peer is 127.0.0.1, as nginx on the same host
+	proxied := newEnv(t, "sqlite", api.WithTrustedProxies([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))
+	for range api.MaxLoginFailures {
+		try(proxied, "198.51.100.66, 127.0.0.1", proxied.main.Sid, "wrong")
+	}
+	if code := try(proxied, "198.51.100.66", proxied.main.Sid, proxied.main.AuthToken); code != 429 {
+		t.Errorf("the guesser behind the proxy, right password: %d, want 429", code)
+	}
+	if code := try(proxied, "198.51.100.7", proxied.main.Sid, proxied.main.AuthToken); code != 200 {
+		t.Errorf("another client behind the same proxy: %d, want 200", code)
+	}
+	// the guesser cannot slip out by writing its own X-Forwarded-For
+	// left of what the proxy appends
+	if code := try(proxied, "203.0.113.9, 198.51.100.66", proxied.main.Sid, proxied.main.AuthToken); code != 429 {
+		t.Errorf("a forged hop left of the proxy's: %d, want 429", code)
+	}
+
+	// no trusted proxy: X-Forwarded-For is ignored, the peer is limited
+	direct := newEnv(t, "sqlite")
+	for i := range api.MaxLoginFailures {
+		try(direct, "198.51.100."+strconv.Itoa(i+1), direct.main.Sid, "wrong")
+	}
+	if code := try(direct, "198.51.100.200", direct.main.Sid, direct.main.AuthToken); code != 429 {
+		t.Errorf("without --trusted-proxy a forged X-Forwarded-For escaped the limit: %d, want 429", code)
+	}
+}
