@@ -27,11 +27,11 @@ type Config struct {
 	// TenantWriteRate and TenantWriteBurst limit each subaccount's writes
 	// (POST, DELETE): a second and at once (rate <= 0: no limit). The
 	// main account is not limited.
-	TenantWriteRate  float64 `yaml:"tenant-write-rate"`
+	TenantWriteRate float64 `yaml:"tenant-write-rate"`
 	// TrustedProxies are the reverse proxies in front of the API
 	// (addresses or CIDRs): X-Forwarded-For is believed from them only.
-	TrustedProxies []string `yaml:"trusted-proxy"`
-	TenantWriteBurst int     `yaml:"tenant-write-burst"`
+	TrustedProxies   []string `yaml:"trusted-proxy"`
+	TenantWriteBurst int      `yaml:"tenant-write-burst"`
 }
 
 // DefaultConfig is the single-box default: loopback only, SQLite in the
