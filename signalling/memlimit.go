@@ -20,18 +20,19 @@ const MinMemoryLimit = 64 << 20
 // (math.MaxInt64, Go's "no limit") or a size in GOMEMLIMIT's syntax, a
 // whole number of bytes with an optional B, KiB, MiB, GiB or TiB suffix.
 func ParseMemoryLimit(s string) (limit int64, auto bool, err error) {
-	switch v := strings.TrimSpace(s); v {
+	v := strings.TrimSpace(s)
+	switch v {
 	case "", MemoryLimitAuto:
 		return 0, true, nil
 	case "off":
 		return math.MaxInt64, false, nil
 	}
-	num, unit := s, int64(1)
+	num, unit := v, int64(1)
 	for _, u := range []struct {
 		suffix string
 		n      int64
 	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
-		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
 			num, unit = n, u.n
 			break
 		}

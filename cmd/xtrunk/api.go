@@ -141,7 +141,7 @@ func apiConfig(args []string) (api.Config, string, *command, error) {
 	fs.StringVar(&cfg.PublicURL, "public-url", cfg.PublicURL, "scheme://host for absolute URLs in responses (default: from each request)")
 	fs.StringVar(&cfg.RecordingDir, "recording-dir", cfg.RecordingDir, "the relay's --recording-dir: recordings' WAVs are served from it, by name")
 	fs.Var(&listFlag{vals: &cfg.EdgeAddresses}, "edge-address", "addresses or CIDRs of the edge beyond this host's interfaces (other edges, NAT), comma-separated or repeated: origination URIs may not point at them")
-	fs.Var(&listFlag{vals: &cfg.TrustedProxies}, "trusted-proxy", "reverse proxies in front of the API (addresses or CIDRs, comma-separated or repeated): X-Forwarded-For from them names the client, for the failed-login limit and the log; from anyone else it is ignored")
+	fs.Var(&listFlag{vals: &cfg.TrustedProxies}, "trusted-proxy", "reverse proxies in front of the API (addresses or CIDRs, comma-separated or repeated): X-Forwarded-For from them names the client, for the failed-login limit and the log (the proxy must append the peer it saw: nginx $proxy_add_x_forwarded_for); from anyone else it is ignored")
 	fs.Float64Var(&cfg.TenantWriteRate, "tenant-write-rate", cfg.TenantWriteRate, "writes (POST, DELETE) a second each subaccount may make; past it and --tenant-write-burst, 429 (0: no limit; the main account is never limited)")
 	fs.IntVar(&cfg.TenantWriteBurst, "tenant-write-burst", cfg.TenantWriteBurst, "writes a subaccount may make at once before --tenant-write-rate applies")
 	metrics := fs.String("metrics", "", "Prometheus /metrics, /healthz and /readyz address, without auth (empty: off)")

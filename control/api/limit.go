@@ -143,6 +143,8 @@ func (f *failures) expire(now time.Time) {
 const (
 	DefaultTenantWriteRate  = 10  // writes a second per subaccount
 	DefaultTenantWriteBurst = 100 // writes at once
+	// maxWriteWait caps the Retry-After a very low rate would give.
+	maxWriteWait = time.Hour
 	// maxWriteBuckets bounds the table; full, buckets that have filled
 	// up again (idle accounts) go first.
 	maxWriteBuckets = 65536
@@ -189,7 +191,7 @@ func (l *writeLimiter) take(account string) (wait time.Duration, first, ok bool)
 	if b.tokens < 1 {
 		first = !b.limited
 		b.limited = true
-		return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), first, false
+		return time.Duration(min((1-b.tokens)/l.rate, maxWriteWait.Seconds()) * float64(time.Second)), first, false
 	}
 	b.tokens--
 	b.limited = false
@@ -210,11 +212,12 @@ func (l *writeLimiter) evict(now time.Time) {
 	var at time.Time
 	n, freed := 0, false
 	for k, b := range l.buckets {
+		used := b.at // refill moves it to now
 		if b.refill(now, l.rate, l.burst); b.tokens >= l.burst {
 			delete(l.buckets, k)
 			freed = true
-		} else if n == 0 || b.at.Before(at) {
-			oldest, at = k, b.at
+		} else if n == 0 || used.Before(at) {
+			oldest, at = k, used
 		}
 		if n++; n == 64 {
 			break

@@ -82,6 +82,19 @@ func TestWriteLimiter(t *testing.T) {
 	if n := len(l.buckets); n > maxWriteBuckets {
 		t.Fatalf("%d buckets, want at most %d", n, maxWriteBuckets)
 	}
+	// eviction drops the bucket used longest ago, not the busy one
+	l = newWriteLimiter(func() time.Time { return now }, 1e-4, 1)
+	l.take("old")
+	now = now.Add(time.Minute)
+	l.take("busy")
+	l.evict(now)
+	if _, ok := l.buckets["busy"]; !ok || len(l.buckets) != 1 {
+		t.Errorf("evict kept %v, want busy only", l.buckets)
+	}
+	// a very low rate: Retry-After stays sane
+	if wait, _, _ := l.take("busy"); wait != maxWriteWait {
+		t.Errorf("wait at 1e-4 writes a second: %v, want the cap %v", wait, maxWriteWait)
+	}
 	if _, _, ok := (*writeLimiter)(nil).take("x"); !ok {
 		t.Fatal("no limiter refused")
 	}

@@ -41,6 +41,9 @@ func parsePrefixes(vals []string) ([]netip.Prefix, error) {
 				continue
 			}
 			if p, err := netip.ParsePrefix(f); err == nil {
+				if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
+					p = netip.PrefixFrom(a.Unmap(), p.Bits()-96) // as addresses are compared: unmapped
+				}
 				out = append(out, p.Masked())
 				continue
 			}
@@ -73,7 +76,7 @@ func (s *Server) clientAddr(hr *http.Request) string {
 	}
 	hops := strings.Split(strings.Join(hr.Header.Values("X-Forwarded-For"), ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		a, err := parseHop(strings.TrimSpace(hops[i]))
 		if err != nil {
 			break // a hop that is not an address: trust nothing left of it
 		}
@@ -82,6 +85,20 @@ func (s *Server) clientAddr(hr *http.Request) string {
 		}
 	}
 	return hr.RemoteAddr // only proxies, or no header: the proxy itself
+}
+
+// parseHop reads an X-Forwarded-For hop: an address, or an address and
+// port as some load balancers write it (198.51.100.7:5678,
+// [2001:db8::7]:443).
+func parseHop(h string) (netip.Addr, error) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a, nil
+	}
+	ap, err := netip.ParseAddrPort(h)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return ap.Addr(), nil
 }
 
 func (s *Server) trustedProxy(a netip.Addr) bool {

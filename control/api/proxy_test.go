@@ -33,6 +33,13 @@ func TestClientAddr(t *testing.T) {
 			t.Errorf("peer %s, X-Forwarded-For %q: %q, want %q", c.peer, c.xff, got, c.want)
 		}
 	}
+	mapped, err := ParseTrustedProxies([]string{"::ffff:10.0.0.0/104"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := (&Server{proxies: mapped}).clientAddr(&http.Request{RemoteAddr: "10.1.1.1:1", Header: http.Header{"X-Forwarded-For": {"198.51.100.7"}}}); got != "198.51.100.7" {
+		t.Errorf("a proxy given as an IPv4-mapped CIDR: %q, want the client", got)
+	}
 	if got := (&Server{}).clientAddr(&http.Request{RemoteAddr: "10.1.1.1:1", Header: http.Header{"X-Forwarded-For": {"1.2.3.4"}}}); got != "10.1.1.1:1" {
 		t.Errorf("no trusted proxies: %q", got)
 	}

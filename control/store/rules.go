@@ -249,16 +249,18 @@ type ipv4Range struct {
 }
 
 // ipv4InIPv6 are the IPv6 ranges that carry IPv4 addresses (RFC 4291,
-// 4380, 6052, 8215, 3056). The IPv4 address sits in the last 32 bits in
-// all but 6to4 (bits 16-47); for the local-use NAT64 prefix it may sit
-// elsewhere (RFC 6052's layouts), and the last 32 bits are the narrowest.
+// 6145, 4380, 6052, 8215) in their last 32 bits; for the local-use
+// NAT64 prefix the address may sit elsewhere (RFC 6052's layouts), and
+// the last 32 bits are the narrowest.
 var ipv4InIPv6 = []ipv4Range{
 	{netip.MustParsePrefix("::/96"), "IPv4-compatible addresses", 96 + MinPrefixIPv4},
 	{netip.MustParsePrefix("::ffff:0:0/96"), "IPv4-mapped addresses", 96 + MinPrefixIPv4},
+	{netip.MustParsePrefix("::ffff:0:0:0/96"), "IPv4-translated addresses (SIIT)", 96 + MinPrefixIPv4},
 	{netip.MustParsePrefix("64:ff9b::/96"), "the NAT64 well-known prefix", 96 + MinPrefixIPv4},
 	{netip.MustParsePrefix("64:ff9b:1::/48"), "the local-use NAT64 prefix", 96 + MinPrefixIPv4},
 	{netip.MustParsePrefix("2001::/32"), "Teredo", 96 + MinPrefixIPv4},
-	{netip.MustParsePrefix("2002::/16"), "6to4", 16 + MinPrefixIPv4},
+	// 6to4 (2002::/16) carries the IPv4 address in bits 16-47: the /32
+	// minimum already holds an entry inside it to an IPv4 /16.
 }
 
 // ipv4Carrying returns the IPv4-carrying range p covers too much of: p

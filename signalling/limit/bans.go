@@ -77,6 +77,9 @@ func (g *Guard) Unban(s string) bool {
 	fsh.mu.Unlock()
 	ssh := g.src.shard(addr)
 	ssh.mu.Lock()
+	if src := ssh.peek(addr); src != nil && g.now().UnixNano() < src.banned {
+		ok = true // a flood ban the full bans table had pushed out: Check still held it
+	}
 	ssh.remove(addr)
 	ssh.mu.Unlock()
 	return ok

@@ -58,3 +58,28 @@ func FuzzUnban(f *testing.F) {
 		}
 	})
 }
+
+// TestUnbanPushedOutFloodBan: with the bans table full, a new ban pushes
+// out the oldest, but its source's flood ban still holds in Check (it is
+// kept with the source's counter); Unban lifts it and says so.
+func TestUnbanPushedOutFloodBan(t *testing.T) {
+	cfg := DefaultGuard()
+	cfg.MaxBans, cfg.PrefixBans = 1, 0
+	g := NewGuard(cfg, nil)
+	a, b := netip.MustParseAddr("198.18.1.1"), netip.MustParseAddr("198.18.2.1")
+	for range cfg.MaxRequests + 1 {
+		g.Check(a, "INVITE", "")
+	}
+	for range cfg.MaxRequests + 1 {
+		g.Check(b, "INVITE", "")
+	}
+	if v, _ := g.Check(a, "INVITE", ""); v != Ignore {
+		t.Fatal("a's flood ban ended when the bans table pushed it out")
+	}
+	if !g.Unban(a.String()) {
+		t.Error("Unban of a source Check still ignores: reported not banned")
+	}
+	if v, r := g.Check(a, "INVITE", ""); v != Accept {
+		t.Errorf("after Unban: %v %s", v, r)
+	}
+}
