@@ -32,6 +32,9 @@ type Error struct {
 // ErrEdgeAddress: an --edge-address value is not an address or CIDR.
 var ErrEdgeAddress = errors.New("api: bad edge address")
 
+// ErrTrustedProxy: a --trusted-proxy value is not an address or CIDR.
+var ErrTrustedProxy = errors.New("api: bad trusted proxy")
+
 func (e *Error) Error() string { return fmt.Sprintf("%d %d: %s", e.Status, e.Code, e.Message) }
 
 func badRequest(format string, args ...any) *Error {

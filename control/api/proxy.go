@@ -1,16 +1,12 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 )
-
-// ErrTrustedProxy: a --trusted-proxy value is not an address or CIDR.
-var ErrTrustedProxy = errors.New("api: bad trusted proxy")
 
 // WithTrustedProxies names the reverse proxies (nginx, a load balancer)
 // the API sits behind: for a request from one of them, the client is the
