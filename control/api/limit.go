@@ -98,18 +98,32 @@ func (l *loginLimiter) failed(src netip.Prefix) {
 	f.at = append(f.at, now)
 }
 
-// evict makes room with O(1) work: among a sample of sources (map order
-// is random), those with no live failures go, else the one whose last
-// failure is oldest.
+// evict makes room: sources with no live failures go, else the one
+// whose last failure is oldest (evictSampled).
 func (l *loginLimiter) evict(now time.Time) {
-	var oldest netip.Prefix
+	evictSampled(l.sources, func(f *failures) (time.Time, bool) {
+		var last time.Time
+		if len(f.at) > 0 {
+			last = f.at[len(f.at)-1]
+		}
+		f.expire(now)
+		return last, len(f.at) == 0
+	})
+}
+
+// evictSampled makes room in m with O(1) work: among a sample of 64
+// entries (map order is random), those use calls idle go; if none is,
+// the one used longest ago. use reports when an entry was last used
+// (read before it decides idleness) and whether it is idle.
+func evictSampled[K comparable, V any](m map[K]V, use func(V) (last time.Time, idle bool)) {
+	var oldest K
 	var at time.Time
 	n, freed := 0, false
-	for k, f := range l.sources {
-		if f.expire(now); len(f.at) == 0 {
-			delete(l.sources, k)
+	for k, v := range m {
+		if last, idle := use(v); idle {
+			delete(m, k)
 			freed = true
-		} else if last := f.at[len(f.at)-1]; n == 0 || last.Before(at) {
+		} else if n == 0 || last.Before(at) {
 			oldest, at = k, last
 		}
 		if n++; n == 64 {
@@ -117,7 +131,7 @@ func (l *loginLimiter) evict(now time.Time) {
 		}
 	}
 	if !freed {
-		delete(l.sources, oldest)
+		delete(m, oldest)
 	}
 }
 
@@ -205,25 +219,12 @@ func (b *bucket) refill(now time.Time, rate, burst float64) {
 	b.at = now
 }
 
-// evict drops, among a sample of buckets, those full again (as good as
-// absent), else the one used longest ago.
+// evict drops buckets full again (as good as absent), else the one
+// used longest ago (evictSampled).
 func (l *writeLimiter) evict(now time.Time) {
-	var oldest string
-	var at time.Time
-	n, freed := 0, false
-	for k, b := range l.buckets {
+	evictSampled(l.buckets, func(b *bucket) (time.Time, bool) {
 		used := b.at // refill moves it to now
-		if b.refill(now, l.rate, l.burst); b.tokens >= l.burst {
-			delete(l.buckets, k)
-			freed = true
-		} else if n == 0 || used.Before(at) {
-			oldest, at = k, used
-		}
-		if n++; n == 64 {
-			break
-		}
-	}
-	if !freed {
-		delete(l.buckets, oldest)
-	}
+		b.refill(now, l.rate, l.burst)
+		return used, b.tokens >= l.burst
+	})
 }
