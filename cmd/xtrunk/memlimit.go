@@ -1,16 +1,16 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/xtrunk/xtrunk/signalling"
 )
@@ -31,9 +31,9 @@ func setMemoryLimit(log zerolog.Logger, spec string) {
 		}
 		debug.SetMemoryLimit(limit)
 	}
-	limit := debug.SetMemoryLimit(-1) // negative: read, no change
-	pct := debug.SetGCPercent(-1)     // this one has no read: put it back
-	debug.SetGCPercent(pct)
+	in := []metrics.Sample{{Name: "/gc/gogc:percent"}, {Name: "/gc/gomemlimit:bytes"}}
+	metrics.Read(in)
+	pct, limit := int(in[0].Value.Uint64()), int64(in[1].Value.Uint64())
 	ev := log.Info().Int("gc_percent", pct).Str("memory_limit_from", from)
 	if limit == math.MaxInt64 {
 		ev = ev.Str("memory_limit", "off")
@@ -59,28 +59,13 @@ func autoMemoryLimit(total, cgroupMax int64) (int64, string) {
 	return max(limit, signalling.MinMemoryLimit), from
 }
 
-// memTotal is /proc/meminfo's MemTotal in bytes (0: unknown).
+// memTotal is the machine's memory in bytes (0: unknown).
 func memTotal() int64 {
-	b, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
+	var si unix.Sysinfo_t
+	if unix.Sysinfo(&si) != nil {
 		return 0
 	}
-	return parseMemTotal(b)
-}
-
-func parseMemTotal(b []byte) int64 {
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			if err != nil || kb <= 0 {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
+	return int64(si.Totalram) * int64(si.Unit)
 }
 
 // cgroupMemoryMax is the lowest memory.max (bytes) on the process's
